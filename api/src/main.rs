@@ -1,0 +1,1 @@
+fn main() { eprintln!("api: not built yet (issue 5)"); std::process::exit(2); }

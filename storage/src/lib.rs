@@ -1,0 +1,1 @@
+//! SQLite storage for payments (see issue 4).
