@@ -1,0 +1,100 @@
+//! The SQL of every read, and the small pool of read connections it runs on.
+//!
+//! Reads never go through the writer: in WAL mode they see the last committed state of
+//! both workers without waiting for any write, so a summary is not delayed by a batch.
+//! Each read runs on tokio's blocking pool, never on a runtime thread.
+
+use crate::error::StorageError;
+use crate::model::HealthRecord;
+use payment::{Cents, Millis, Processor, ProcessorTotals, Summary};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::Semaphore;
+
+/// Read connections handed out one per query; at most `readers` queries run at once.
+pub struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl Readers {
+    pub fn open(path: PathBuf, count: usize) -> Result<Arc<Readers>, StorageError> {
+        let count = count.max(1);
+        let idle = (0..count).map(|_| crate::schema::open_reader(&path)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Arc::new(Readers { path, idle: Mutex::new(idle), permits: Semaphore::new(count) }))
+    }
+
+    /// Runs `query` on an idle read connection in the blocking pool.
+    pub async fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        operation: &'static str,
+        query: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let lost = || StorageError::ReaderLost { path: self.path.clone(), operation };
+        // The semaphore is never closed, so acquiring only waits for a free connection.
+        let _permit = self.permits.acquire().await.map_err(|_| lost())?;
+        let readers = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.take().ok_or_else(|| StorageError::ReaderLost { path: readers.path.clone(), operation })?;
+            let result = query(&conn).map_err(|e| StorageError::sqlite(&readers.path, operation, e));
+            readers.give_back(conn);
+            result
+        })
+        .await
+        .map_err(|_| lost())?
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    fn take(&self) -> Option<Connection> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop()
+    }
+
+    fn give_back(&self, conn: Connection) {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(conn);
+    }
+}
+
+/// Totals of processed payments per processor with `requested_at` in `[from, to]`
+/// (inclusive; a missing bound is open). One range scan of the covering index.
+pub fn summary(conn: &Connection, from: Option<Millis>, to: Option<Millis>) -> rusqlite::Result<Summary> {
+    let mut query = conn.prepare_cached(
+        "SELECT processor, count(*), coalesce(sum(amount), 0) FROM payments
+         WHERE status = 'processed' AND requested_at BETWEEN ?1 AND ?2
+         GROUP BY processor",
+    )?;
+    let from = from.map_or(i64::MIN, |m| m.0);
+    let to = to.map_or(i64::MAX, |m| m.0);
+    let mut summary = Summary::default();
+    let mut rows = query.query(params![from, to])?;
+    while let Some(row) = rows.next()? {
+        let name: String = row.get(0)?;
+        if let Some(processor) = Processor::from_name(&name) {
+            *summary.get_mut(processor) = ProcessorTotals { requests: row.get(1)?, amount: Cents(row.get(2)?) };
+        }
+    }
+    Ok(summary)
+}
+
+pub fn health(conn: &Connection, processor: Processor) -> rusqlite::Result<Option<HealthRecord>> {
+    conn.prepare_cached(
+        "SELECT failing, min_response_time_ms, checked_at FROM health_records WHERE processor = ?1",
+    )?
+    .query_row(params![processor.name()], |row| {
+        Ok(HealthRecord {
+            failing: row.get(0)?,
+            min_response_time_ms: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+            checked_at: Millis(row.get(2)?),
+        })
+    })
+    .optional()
+}
+
+pub fn pending_count(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT count(*) FROM payments WHERE status = 'pending'")?
+        .query_row([], |row| row.get(0))
+}

@@ -1,0 +1,186 @@
+//! Opening the database file: connection settings (pragmas) and the versioned schema.
+//!
+//! Every connection, writer or reader, in either worker process, is opened here so they
+//! all agree on the settings below.
+//!
+//! # Pragmas and durability
+//!
+//! - `journal_mode = WAL`: readers never block the writer and the writer never blocks
+//!   readers, which is what lets two worker processes write the same file while both
+//!   answer summaries. It is a property of the file, so it is set once and kept.
+//! - `synchronous = NORMAL`: in WAL mode a commit appends to the WAL without fsync; the
+//!   WAL is fsynced when it is checkpointed into the database. What a crash can lose:
+//!   * the process dying (SIGKILL, panic, OOM kill): **nothing committed** — the WAL
+//!     frames are in the OS page cache and the next open replays them (tested in
+//!     `tests/crash.rs`);
+//!   * the machine dying (power loss, kernel panic, VM reset): the transactions committed
+//!     since the last checkpoint may be lost (never a corrupt file, only a shorter one).
+//!
+//!   We accept the second because the system already does: the lb answers 202 from
+//!   memory (design invariant 6, fast accept) and forwards afterwards, so a power loss
+//!   loses the last accepted payments whatever SQLite does. `FULL` would add one fsync
+//!   per batch on the dispatch path (attempts and results) to protect only the part of
+//!   that window which had reached the disk. The known cost: a power loss right after a
+//!   processor was called may forget that attempt, so the payment is sent again after
+//!   restart with a new requestedAt (the processor answers 422 if it goes to the same one).
+//!   A deployment that cannot accept that should change `SYNCHRONOUS` to `FULL`.
+//! - `busy_timeout = 5 s`: the other worker holds the write lock for one batch (a few
+//!   milliseconds); waiting is right, failing is not. The writer also retries `SQLITE_BUSY`
+//!   with a bounded backoff on top of this (see `writer`).
+//! - `cache_size = 8 MiB` per connection (default is 2 MiB): the hot pages are the tail of
+//!   the summary index and of the table; three connections per worker stay far below the
+//!   contest's memory limit, and pages are only allocated when touched.
+//! - `temp_store = MEMORY`: the small GROUP BY / sort structures never touch the disk.
+//! - `journal_size_limit = 64 MiB`: after a checkpoint the WAL file is truncated to this, so a
+//!   burst does not leave a huge WAL behind.
+//! - readers get `query_only = ON`: a read connection that tries to write is a bug.
+
+use crate::error::StorageError;
+use rusqlite::{Connection, OpenFlags};
+use std::path::Path;
+use std::time::Duration;
+
+/// The schema version this program creates and understands (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SYNCHRONOUS: &str = "NORMAL";
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+const CACHE_SIZE_KIB: i64 = 8 * 1024;
+const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// Version 1. Times are integer milliseconds since the epoch (UTC), amounts integer cents.
+const SCHEMA_V1: &str = r#"
+CREATE TABLE payments (
+    correlation_id TEXT PRIMARY KEY NOT NULL,       -- lowercase hyphenated uuid
+    amount         INTEGER NOT NULL CHECK (amount > 0),   -- cents
+    processor      TEXT CHECK (processor IN ('default', 'fallback')),  -- NULL until the first attempt
+    requested_at   INTEGER,                         -- ms UTC, the requestedAt sent; NULL until the first attempt
+    status         TEXT NOT NULL CHECK (status IN ('pending', 'processed')),
+    accepted_at    INTEGER NOT NULL,                -- ms UTC, when the lb accepted it
+    owner          TEXT                             -- worker dispatching it while pending
+);
+
+-- The summary: a range over processed rows by requested_at, answered from the index alone.
+CREATE INDEX payments_processed_by_requested_at
+    ON payments (requested_at, processor, amount) WHERE status = 'processed';
+
+-- Recovery and queue depth: only pending rows, by owner.
+CREATE INDEX payments_pending_by_owner ON payments (owner) WHERE status = 'pending';
+
+CREATE TABLE workers (
+    id           TEXT PRIMARY KEY NOT NULL,
+    heartbeat_at INTEGER NOT NULL                   -- ms UTC of the last heartbeat
+);
+
+-- The health-check budget shared by all workers: who may call a processor's health endpoint.
+CREATE TABLE health_turns (
+    processor    TEXT PRIMARY KEY NOT NULL CHECK (processor IN ('default', 'fallback')),
+    last_turn_at INTEGER NOT NULL                   -- ms UTC of the last call taken
+);
+
+-- The last health answer per processor, for the worker that did not make the call.
+CREATE TABLE health_records (
+    processor            TEXT PRIMARY KEY NOT NULL CHECK (processor IN ('default', 'fallback')),
+    failing              INTEGER NOT NULL,
+    min_response_time_ms INTEGER NOT NULL,
+    checked_at           INTEGER NOT NULL
+);
+
+-- For people at the sqlite3 prompt: decimal amounts and ISO-8601 UTC times.
+CREATE VIEW payments_view AS
+SELECT correlation_id,
+       printf('%d.%02d', amount / 100, amount % 100) AS amount,
+       processor,
+       status,
+       strftime('%Y-%m-%dT%H:%M:%S', requested_at / 1000, 'unixepoch')
+           || printf('.%03dZ', requested_at % 1000) AS requested_at,
+       strftime('%Y-%m-%dT%H:%M:%S', accepted_at / 1000, 'unixepoch')
+           || printf('.%03dZ', accepted_at % 1000) AS accepted_at
+FROM payments;
+"#;
+
+/// Opens the write connection: creates the directory and the file if missing, sets WAL
+/// and the pragmas, creates or migrates the schema.
+pub fn open_writer(path: &Path) -> Result<Connection, StorageError> {
+    create_parent_dir(path)?;
+    let err = |operation| move |e| StorageError::sqlite(path, operation, e);
+    let conn = Connection::open(path).map_err(err("open the database file"))?;
+    apply_pragmas(&conn, path)?;
+    enable_wal(&conn, path)?;
+    migrate(&conn, path)?;
+    Ok(conn)
+}
+
+/// Opens a read connection on a database `open_writer` already prepared.
+pub fn open_reader(path: &Path) -> Result<Connection, StorageError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| StorageError::sqlite(path, "open a read connection", e))?;
+    apply_pragmas(&conn, path)?;
+    conn.pragma_update(None, "query_only", "ON")
+        .map_err(|e| StorageError::sqlite(path, "make the read connection read-only", e))?;
+    Ok(conn)
+}
+
+fn create_parent_dir(path: &Path) -> Result<(), StorageError> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir).map_err(|source| {
+            StorageError::CreateDir { dir: dir.to_path_buf(), path: path.to_path_buf(), source }
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn apply_pragmas(conn: &Connection, path: &Path) -> Result<(), StorageError> {
+    let err = |e| StorageError::sqlite(path, "set the connection pragmas", e);
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+    conn.pragma_update(None, "synchronous", SYNCHRONOUS).map_err(err)?;
+    conn.pragma_update(None, "cache_size", -CACHE_SIZE_KIB).map_err(err)?;
+    conn.pragma_update(None, "temp_store", "MEMORY").map_err(err)?;
+    Ok(())
+}
+
+/// Switches the file to WAL. The first statement that reads the file, so a file that is
+/// not a database fails here.
+fn enable_wal(conn: &Connection, path: &Path) -> Result<(), StorageError> {
+    let mode: String = crate::busy::retry(|| conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)))
+        .map_err(|e| StorageError::sqlite(path, "switch the database to WAL mode", e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        // SQLite answers with the mode it kept, e.g. for an in-memory database.
+        return Err(StorageError::sqlite(
+            path,
+            "switch the database to WAL mode",
+            rusqlite::Error::InvalidParameterName(format!("journal_mode stayed `{mode}`")),
+        ));
+    }
+    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
+        .map_err(|e| StorageError::sqlite(path, "set the WAL size limit", e))
+}
+
+/// Creates or upgrades the schema inside one IMMEDIATE transaction, so two workers
+/// starting at once on a fresh file create it exactly once.
+fn migrate(conn: &Connection, path: &Path) -> Result<(), StorageError> {
+    let err = |e| StorageError::sqlite(path, "create or migrate the schema", e);
+    crate::busy::retry(|| conn.execute_batch("BEGIN IMMEDIATE")).map_err(err)?;
+    let result = migrate_in_transaction(conn, path);
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(err),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn migrate_in_transaction(conn: &Connection, path: &Path) -> Result<(), StorageError> {
+    let err = |e| StorageError::sqlite(path, "create or migrate the schema", e);
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(err)?;
+    if found > SCHEMA_VERSION {
+        return Err(StorageError::SchemaTooNew { path: path.to_path_buf(), found, known: SCHEMA_VERSION });
+    }
+    if found < 1 {
+        conn.execute_batch(SCHEMA_V1).map_err(err)?;
+    }
+    // Later versions: `if found < 2 { ... }`, each step moving the schema one version on.
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(err)
+}

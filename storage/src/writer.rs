@@ -1,0 +1,177 @@
+//! The single writer: one thread owns the write connection and commits whatever is queued
+//! in one transaction (group commit).
+//!
+//! Why: a commit costs about the same for one row or a thousand, so the write rate is
+//! bounded by batches, not rows. Callers send a job through a channel and await a oneshot;
+//! the thread takes everything queued (up to `max_batch` jobs), runs it inside
+//! `BEGIN IMMEDIATE … COMMIT`, and answers every caller only after the commit, so an
+//! answer means "durable" (see `schema` for what durable means here). A job that fails
+//! must not take its neighbours down with it: the batch is rolled back and its jobs are
+//! run again one per transaction, so each caller gets its own result.
+//!
+//! Async callers never touch SQLite: sending and awaiting the answer are plain channel
+//! operations. The other worker process has its own writer; `BEGIN IMMEDIATE` plus
+//! `busy_timeout` plus `busy::retry` make the two take turns.
+
+use crate::busy;
+use crate::error::StorageError;
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// One queued write: runs its SQL (possibly twice, if its first batch was rolled back)
+/// and then answers its caller.
+trait Queued: Send {
+    fn run(&mut self, conn: &Connection, owner: &str) -> rusqlite::Result<()>;
+    /// `None` after a successful commit, else what went wrong.
+    fn answer(self: Box<Self>, path: &Path, failure: Option<rusqlite::Error>);
+}
+
+struct Job<T, F> {
+    operation: &'static str,
+    sql: F,
+    output: Option<T>,
+    reply: oneshot::Sender<Result<T, StorageError>>,
+}
+
+impl<T, F> Queued for Job<T, F>
+where
+    T: Send,
+    F: FnMut(&Connection, &str) -> rusqlite::Result<T> + Send,
+{
+    fn run(&mut self, conn: &Connection, owner: &str) -> rusqlite::Result<()> {
+        self.output = Some((self.sql)(conn, owner)?);
+        Ok(())
+    }
+
+    fn answer(self: Box<Self>, path: &Path, failure: Option<rusqlite::Error>) {
+        let result = match (failure, self.output) {
+            (Some(e), _) => Err(StorageError::sqlite(path, self.operation, e)),
+            (None, Some(output)) => Ok(output),
+            // Committed without having run cannot happen; dropping the reply makes the
+            // caller see `Closed` rather than a made-up value.
+            (None, None) => return,
+        };
+        // The caller may have given up waiting; the write stands either way.
+        let _ = self.reply.send(result);
+    }
+}
+
+enum Message {
+    Job(Box<dyn Queued>),
+    /// Finish what was queued before, close the connection, then acknowledge.
+    Close(oneshot::Sender<()>),
+}
+
+/// The handle to the writer thread; cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<Message>,
+    path: Arc<PathBuf>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn` (already migrated, see `schema::open_writer`).
+    pub fn start(conn: Connection, path: PathBuf, owner: String, max_batch: usize) -> Result<Writer, StorageError> {
+        let max_batch = max_batch.max(1);
+        // Room for a few batches; beyond that callers wait, which is the backpressure we want.
+        let (queue, jobs) = mpsc::channel(max_batch.saturating_mul(4));
+        let thread_path = path.clone();
+        std::thread::Builder::new()
+            .name("storage-writer".into())
+            .spawn(move || write_loop(conn, &thread_path, &owner, max_batch, jobs))
+            .map_err(|source| StorageError::WriterThread { path: path.clone(), source })?;
+        Ok(Writer { queue, path: Arc::new(path) })
+    }
+
+    /// Queues `sql` and waits until it is committed (or failed). `sql` gets the open
+    /// transaction's connection and the store's owner id.
+    pub async fn run<T, F>(&self, operation: &'static str, sql: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection, &str) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let closed = || StorageError::Closed { path: self.path.to_path_buf(), operation };
+        let (reply, answer) = oneshot::channel();
+        let job = Job { operation, sql, output: None, reply };
+        self.queue.send(Message::Job(Box::new(job))).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// Flushes everything queued so far and stops the thread; later writes get `Closed`.
+    pub async fn close(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.queue.send(Message::Close(ack)).await.is_ok() {
+            // An error here means the thread is already gone, which is what we want.
+            let _ = done.await;
+        }
+    }
+}
+
+fn write_loop(conn: Connection, path: &Path, owner: &str, max_batch: usize, mut jobs: mpsc::Receiver<Message>) {
+    let mut batch: Vec<Box<dyn Queued>> = Vec::with_capacity(max_batch);
+    let mut close_ack = None;
+    // blocking_recv is fine: this is our own thread, not a runtime thread.
+    while let Some(message) = jobs.blocking_recv() {
+        let mut next = Some(message);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Job(job) => batch.push(job),
+                Message::Close(ack) => close_ack = Some(ack),
+            }
+            if close_ack.is_none() && batch.len() < max_batch {
+                next = jobs.try_recv().ok();
+            }
+        }
+        commit_batch(&conn, path, owner, &mut batch);
+        if close_ack.is_some() {
+            break;
+        }
+    }
+    // Closing the last connection checkpoints the WAL into the database file.
+    if let Err((_, e)) = conn.close() {
+        tracing::warn!("closing the write connection to {} failed: {e}", path.display());
+    }
+    if let Some(ack) = close_ack {
+        let _ = ack.send(());
+    }
+}
+
+/// Commits the whole batch in one transaction; if that fails, runs each job alone so
+/// each caller gets its own result.
+fn commit_batch(conn: &Connection, path: &Path, owner: &str, batch: &mut Vec<Box<dyn Queued>>) {
+    if batch.is_empty() {
+        return;
+    }
+    let outcome = in_transaction(conn, |conn| batch.iter_mut().try_for_each(|job| job.run(conn, owner)));
+    match outcome {
+        Ok(()) => batch.drain(..).for_each(|job| job.answer(path, None)),
+        Err(e) if batch.len() == 1 => {
+            if let Some(job) = batch.pop() {
+                job.answer(path, Some(e));
+            }
+        }
+        Err(e) => {
+            tracing::warn!("a batch of {} writes to {} failed ({e}); retrying them one by one", batch.len(), path.display());
+            for mut job in batch.drain(..) {
+                let failure = in_transaction(conn, |conn| job.run(conn, owner)).err();
+                job.answer(path, failure);
+            }
+        }
+    }
+}
+
+/// `BEGIN IMMEDIATE` takes the file's write lock up front (waiting for the other worker),
+/// so nothing inside can fail for lack of it; busy errors restart the whole transaction.
+fn in_transaction(conn: &Connection, mut body: impl FnMut(&Connection) -> rusqlite::Result<()>) -> rusqlite::Result<()> {
+    busy::retry(|| {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let result = body(conn).and_then(|()| conn.execute_batch("COMMIT"));
+        if result.is_err() && !conn.is_autocommit() {
+            // A failed rollback leaves nothing to undo that SQLite would not undo itself.
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        result
+    })
+}

@@ -1,0 +1,146 @@
+//! The SQL of every write. Each function runs inside the writer's open transaction (see
+//! `writer`), so it sees and changes the database atomically with the rest of its batch,
+//! and two processes never interleave inside one function.
+
+use crate::model::{Attempt, HealthRecord, Pending};
+use payment::intake::Accepted;
+use payment::{Cents, Millis, Payment, Processor, Uuid};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+/// Inserts the payments as pending, owned by `owner`; returns those that were new.
+pub fn record_pending(conn: &Connection, owner: &str, batch: &[Accepted]) -> rusqlite::Result<Vec<Accepted>> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO payments (correlation_id, amount, status, accepted_at, owner)
+         VALUES (?1, ?2, 'pending', ?3, ?4)
+         ON CONFLICT (correlation_id) DO NOTHING",
+    )?;
+    let mut new = Vec::with_capacity(batch.len());
+    for accepted in batch {
+        let id = id_text(&accepted.payment.correlation_id);
+        let changed = insert.execute(params![id.as_str(), accepted.payment.amount.0, accepted.accepted_at.0, owner])?;
+        if changed == 1 {
+            new.push(*accepted);
+        }
+    }
+    Ok(new)
+}
+
+/// Records where each pending payment is being sent. The first requestedAt is kept forever.
+pub fn record_attempts(conn: &Connection, batch: &[(Uuid, Attempt)]) -> rusqlite::Result<()> {
+    let mut update = conn.prepare_cached(
+        "UPDATE payments SET processor = ?2, requested_at = coalesce(requested_at, ?3)
+         WHERE correlation_id = ?1 AND status = 'pending'",
+    )?;
+    for (id, attempt) in batch {
+        update.execute(params![id_text(id).as_str(), attempt.processor.name(), attempt.requested_at.0])?;
+    }
+    Ok(())
+}
+
+/// Marks payments processed; recreates a row purged meanwhile; a processed row is unchanged.
+pub fn mark_processed(conn: &Connection, batch: &[(Payment, Attempt)]) -> rusqlite::Result<()> {
+    // A recreated row's acceptance time is unknown; its requestedAt is the closest known.
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO payments (correlation_id, amount, processor, requested_at, status, accepted_at, owner)
+         VALUES (?1, ?2, ?3, ?4, 'processed', ?4, NULL)
+         ON CONFLICT (correlation_id) DO UPDATE
+            SET status = 'processed', processor = excluded.processor,
+                requested_at = excluded.requested_at, owner = NULL
+            WHERE payments.status = 'pending'",
+    )?;
+    for (payment, attempt) in batch {
+        let id = id_text(&payment.correlation_id);
+        upsert.execute(params![id.as_str(), payment.amount.0, attempt.processor.name(), attempt.requested_at.0])?;
+    }
+    Ok(())
+}
+
+pub fn heartbeat(conn: &Connection, owner: &str, now: Millis) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO workers (id, heartbeat_at) VALUES (?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+    )?
+    .execute(params![owner, now.0])?;
+    Ok(())
+}
+
+pub fn retire(conn: &Connection, owner: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM workers WHERE id = ?1")?.execute(params![owner])?;
+    Ok(())
+}
+
+/// Gives `owner` the pending payments whose owner shows no heartbeat newer than
+/// `now - dead_after_ms` (or none at all, or no owner). One statement inside the writer's
+/// IMMEDIATE transaction: no other process can claim the same rows in between.
+pub fn claim_orphans(
+    conn: &Connection,
+    owner: &str,
+    now: Millis,
+    dead_after_ms: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<Pending>> {
+    let mut claim = conn.prepare_cached(
+        "UPDATE payments SET owner = ?1
+         WHERE rowid IN (
+             SELECT p.rowid FROM payments p
+             WHERE p.status = 'pending'
+               AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = p.owner AND w.heartbeat_at > ?2)
+             LIMIT ?3)
+         RETURNING correlation_id, amount, accepted_at, processor, requested_at",
+    )?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = claim.query_map(params![owner, now.0.saturating_sub(dead_after_ms), limit], pending_from_row)?;
+    rows.collect()
+}
+
+fn pending_from_row(row: &Row<'_>) -> rusqlite::Result<Pending> {
+    let id: String = row.get(0)?;
+    let correlation_id = Uuid::try_parse(&id)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?;
+    let processor: Option<String> = row.get(3)?;
+    let requested_at: Option<i64> = row.get(4)?;
+    let attempt = match (processor.as_deref().and_then(Processor::from_name), requested_at) {
+        (Some(processor), Some(at)) => Some(Attempt { processor, requested_at: Millis(at) }),
+        _ => None,
+    };
+    Ok(Pending {
+        payment: Payment { correlation_id, amount: Cents(row.get(1)?) },
+        accepted_at: Millis(row.get(2)?),
+        attempt,
+    })
+}
+
+/// True iff nobody took a turn for `processor` in the last `window_ms`; then records `now`.
+pub fn take_health_turn(conn: &Connection, processor: Processor, now: Millis, window_ms: i64) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "INSERT INTO health_turns (processor, last_turn_at) VALUES (?1, ?2)
+         ON CONFLICT (processor) DO UPDATE SET last_turn_at = excluded.last_turn_at
+            WHERE health_turns.last_turn_at <= excluded.last_turn_at - ?3
+         RETURNING 1",
+    )?
+    .query_row(params![processor.name(), now.0, window_ms], |_| Ok(()))
+    .optional()
+    .map(|taken| taken.is_some())
+}
+
+pub fn save_health(conn: &Connection, processor: Processor, record: &HealthRecord) -> rusqlite::Result<()> {
+    let min_response_time_ms = i64::try_from(record.min_response_time_ms).unwrap_or(i64::MAX);
+    conn.prepare_cached(
+        "INSERT INTO health_records (processor, failing, min_response_time_ms, checked_at)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (processor) DO UPDATE SET failing = excluded.failing,
+            min_response_time_ms = excluded.min_response_time_ms, checked_at = excluded.checked_at",
+    )?
+    .execute(params![processor.name(), record.failing, min_response_time_ms, record.checked_at.0])?;
+    Ok(())
+}
+
+pub fn purge(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM payments", [])?;
+    Ok(())
+}
+
+/// The text form stored in `correlation_id`: lowercase, hyphenated, as a person types it.
+pub fn id_text(id: &Uuid) -> String {
+    id.hyphenated().to_string()
+}
