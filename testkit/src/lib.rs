@@ -68,6 +68,23 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// Path of one of the workspace's examples (`target/<profile>/examples/<name>`), which
+/// `cargo test` of the example's crate builds before it runs the tests.
+pub fn example(name: &str) -> PathBuf {
+    let path = binary_dir().join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --examples -p <its crate>` (cargo test builds it too)",
+        path.display()
+    );
+    path
+}
+
+fn binary_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent().and_then(|d| d.parent()).expect("target/<profile> directory").to_path_buf()
+}
+
 /// A running child process, stopped by PID on drop.
 pub struct Service {
     pub name: String,
@@ -85,6 +102,15 @@ impl Service {
         }
         let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
         Service { name: bin.to_string(), child: Some(child) }
+    }
+
+    /// Starts any program (e.g. an [`example`]) with its stdout piped to the caller, who
+    /// reads what the process reports; stderr is inherited as in [`Service::start`].
+    pub fn start_piped(name: &str, mut cmd: Command) -> (Service, std::process::ChildStdout) {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let stdout = child.stdout.take().expect("stdout was piped");
+        (Service { name: name.to_string(), child: Some(child) }, stdout)
     }
 
     pub fn pid(&self) -> i32 {

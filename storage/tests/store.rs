@@ -1,0 +1,297 @@
+//! One process, real files: opening, idempotent writes, the summary windows, recovery
+//! claims and the health budget, as the api would call them.
+
+mod common;
+
+use common::{accepted, attempt, count, db_path, id, open, payment};
+use payment::{Cents, Millis, Processor};
+use storage::{HealthRecord, StorageError, Store, StoreConfig};
+
+#[tokio::test]
+async fn opening_creates_the_directory_and_reopening_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let store = open(&path, "w1");
+    store.record_pending(vec![accepted(1, 1990, 1_000)]).await.unwrap();
+    store.close().await.unwrap();
+
+    let store = open(&path, "w1");
+    assert_eq!(store.pending_count().await.unwrap(), 1);
+    assert_eq!(count(&path, "PRAGMA user_version"), storage::schema::SCHEMA_VERSION);
+    let mode: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_refused_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("payments.db");
+    std::fs::write(&path, "these are my holiday notes, not a database\n".repeat(200)).unwrap();
+    let err = Store::open(StoreConfig::new(&path, "w1")).err().expect("must be refused");
+    assert!(matches!(err, StorageError::NotADatabase { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains(&path.display().to_string()) && message.contains("DATABASE_PATH"), "{message}");
+    // And the file is left as it was.
+    assert!(std::fs::read_to_string(&path).unwrap().starts_with("these are my holiday notes"));
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    open(&path, "w1").close().await.unwrap();
+    rusqlite::Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+    let err = Store::open(StoreConfig::new(&path, "w1")).err().expect("must be refused");
+    assert!(matches!(err, StorageError::SchemaTooNew { found: 99, .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn the_same_payment_twice_is_one_row_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let store = open(&path, "w1");
+
+    let first = store.record_pending(vec![accepted(1, 1990, 1_000), accepted(2, 1990, 1_000)]).await.unwrap();
+    assert_eq!(first.len(), 2);
+    // Re-sent batch (to this or the other worker), plus one new payment.
+    let again = store.record_pending(vec![accepted(1, 1990, 5_000), accepted(3, 500, 5_000)]).await.unwrap();
+    assert_eq!(again, vec![accepted(3, 500, 5_000)]);
+
+    let done = attempt(Processor::Default, 2_000);
+    store.mark_processed(vec![(payment(1, 1990), done)]).await.unwrap();
+    store.mark_processed(vec![(payment(1, 1990), done)]).await.unwrap();
+    // A late duplicate answer from the other processor does not move it.
+    store.mark_processed(vec![(payment(1, 1990), attempt(Processor::Fallback, 9_000))]).await.unwrap();
+    // Pending again after processed changes nothing either.
+    assert!(store.record_pending(vec![accepted(1, 1990, 7_000)]).await.unwrap().is_empty());
+
+    assert_eq!(count(&path, "SELECT count(*) FROM payments"), 3);
+    let summary = store.summary(None, None).await.unwrap();
+    assert_eq!((summary.default.requests, summary.default.amount), (1, Cents(1990)));
+    assert_eq!(summary.fallback.requests, 0);
+    assert_eq!(store.pending_count().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_retry_keeps_the_first_requested_at_and_a_purged_row_comes_back_when_processed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let store = open(&path, "w1");
+    store.record_pending(vec![accepted(1, 1990, 1_000)]).await.unwrap();
+
+    store.record_attempts(vec![(id(1), attempt(Processor::Default, 2_000))]).await.unwrap();
+    store.record_attempts(vec![(id(1), attempt(Processor::Fallback, 3_000))]).await.unwrap();
+    let claimed = store.claim_orphans(Millis(10_000), 1_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].attempt, Some(attempt(Processor::Fallback, 2_000)));
+
+    store.purge().await.unwrap();
+    assert_eq!(store.pending_count().await.unwrap(), 0);
+    store.mark_processed(vec![(payment(1, 1990), attempt(Processor::Fallback, 2_000))]).await.unwrap();
+    let summary = store.summary(Some(Millis(2_000)), Some(Millis(2_000))).await.unwrap();
+    assert_eq!((summary.fallback.requests, summary.fallback.amount), (1, Cents(1990)));
+}
+
+#[tokio::test]
+async fn summary_windows_are_inclusive_at_both_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db_path(&dir), "w1");
+    let rows: Vec<_> = (0..10).map(|n| accepted(n, 100 + n as i64, 0)).collect();
+    store.record_pending(rows).await.unwrap();
+    // Payment n requested at 1000 + 10n; even ones on default, odd ones on fallback.
+    let processed = (0..10)
+        .map(|n| {
+            let processor = if n % 2 == 0 { Processor::Default } else { Processor::Fallback };
+            (payment(n, 100 + n as i64), attempt(processor, 1_000 + 10 * n as i64))
+        })
+        .collect();
+    store.mark_processed(processed).await.unwrap();
+
+    let window = |from: Option<i64>, to: Option<i64>| store.summary(from.map(Millis), to.map(Millis));
+    // [1020, 1050] holds n = 2, 3, 4, 5: both ends included.
+    let s = window(Some(1_020), Some(1_050)).await.unwrap();
+    assert_eq!((s.default.requests, s.default.amount), (2, Cents(102 + 104)));
+    assert_eq!((s.fallback.requests, s.fallback.amount), (2, Cents(103 + 105)));
+    // Between two payments, and before everything: nothing.
+    assert_eq!(window(Some(1_021), Some(1_029)).await.unwrap(), payment::Summary::default());
+    assert_eq!(window(Some(0), Some(999)).await.unwrap(), payment::Summary::default());
+    // No window and half-open windows.
+    let all = window(None, None).await.unwrap();
+    assert_eq!((all.default.requests, all.fallback.requests), (5, 5));
+    assert_eq!(all.default.amount.0 + all.fallback.amount.0, (100..110).sum::<i64>());
+    let from = window(Some(1_090), None).await.unwrap();
+    assert_eq!((from.default.requests, from.fallback.requests), (0, 1));
+    let to = window(None, Some(1_000)).await.unwrap();
+    assert_eq!((to.default.requests, to.fallback.requests), (1, 0));
+}
+
+#[tokio::test]
+async fn pending_payments_are_not_in_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db_path(&dir), "w1");
+    store.record_pending(vec![accepted(1, 1990, 1_000)]).await.unwrap();
+    store.record_attempts(vec![(id(1), attempt(Processor::Default, 1_000))]).await.unwrap();
+    assert_eq!(store.summary(None, None).await.unwrap(), payment::Summary::default());
+}
+
+#[tokio::test]
+async fn one_hundred_thousand_payments_of_19_90_sum_to_exact_cents() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db_path(&dir), "w1");
+    const N: u64 = 100_000;
+    for chunk in (0..N).collect::<Vec<_>>().chunks(10_000) {
+        store.record_pending(chunk.iter().map(|&n| accepted(n, 1990, 0)).collect()).await.unwrap();
+        let processed = chunk.iter().map(|&n| (payment(n, 1990), attempt(Processor::Default, n as i64))).collect();
+        store.mark_processed(processed).await.unwrap();
+    }
+    let s = store.summary(None, None).await.unwrap();
+    assert_eq!(s.default.requests, 100_000);
+    assert_eq!(s.default.amount, Cents(199_000_000));
+    assert_eq!(s.default.amount.to_string(), "1990000.00");
+    assert!(s.to_json().contains(r#""totalAmount":1990000.00"#));
+}
+
+#[tokio::test]
+async fn a_failing_write_does_not_take_its_batch_neighbours_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let store = open(&path, "w1");
+    // Sent together so the writer folds them into one transaction; a zero amount breaks
+    // the table's CHECK, the others are fine.
+    let good = (0..50).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move { store.record_pending(vec![accepted(n, 1990, 0)]).await })
+    });
+    let good: Vec<_> = good.collect();
+    let bad = store.mark_processed(vec![(payment(999, 0), attempt(Processor::Default, 1))]);
+    assert!(matches!(bad.await, Err(StorageError::Sqlite { .. })));
+    for task in good {
+        assert_eq!(task.await.unwrap().unwrap().len(), 1);
+    }
+    assert_eq!(count(&path, "SELECT count(*) FROM payments"), 50);
+}
+
+#[tokio::test]
+async fn claims_take_a_dead_workers_payments_but_not_a_live_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let live = open(&path, "live");
+    let dead = open(&path, "dead");
+    let rescuer = open(&path, "rescuer");
+    live.heartbeat(Millis(10_000)).await.unwrap();
+    dead.heartbeat(Millis(1_000)).await.unwrap();
+    rescuer.heartbeat(Millis(10_000)).await.unwrap();
+    live.record_pending((0..5).map(|n| accepted(n, 1990, 0)).collect()).await.unwrap();
+    dead.record_pending((10..15).map(|n| accepted(n, 1990, 0)).collect()).await.unwrap();
+    dead.record_attempts(vec![(id(10), attempt(Processor::Default, 900))]).await.unwrap();
+
+    let mut claimed = rescuer.claim_orphans(Millis(10_500), 2_000, 100).await.unwrap();
+    claimed.sort_by_key(|p| p.payment.correlation_id);
+    let ids: Vec<_> = claimed.iter().map(|p| p.payment.correlation_id).collect();
+    assert_eq!(ids, (10..15).map(id).collect::<Vec<_>>());
+    assert_eq!(claimed[0].attempt, Some(attempt(Processor::Default, 900)));
+    assert!(claimed[1..].iter().all(|p| p.attempt.is_none()));
+    // Now owned by a live worker: nobody else gets them.
+    assert!(live.claim_orphans(Millis(10_600), 2_000, 100).await.unwrap().is_empty());
+
+    // A worker that retires hands its payments over at once.
+    live.retire().await.unwrap();
+    assert_eq!(rescuer.claim_orphans(Millis(10_700), 2_000, 100).await.unwrap().len(), 5);
+    assert_eq!(count(&path, "SELECT count(*) FROM payments WHERE owner = 'rescuer'"), 10);
+}
+
+#[tokio::test]
+async fn concurrent_claimers_never_get_the_same_payment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    open(&path, "gone").record_pending((0..2_000).map(|n| accepted(n, 1990, 0)).collect()).await.unwrap();
+    let claimers: Vec<_> = ["a", "b", "c"]
+        .into_iter()
+        .map(|owner| {
+            let store = open(&path, owner);
+            tokio::spawn(async move {
+                store.heartbeat(Millis::now()).await.unwrap();
+                let mut mine = Vec::new();
+                loop {
+                    let got = store.claim_orphans(Millis::now(), 60_000, 50).await.unwrap();
+                    if got.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(got.into_iter().map(|p| p.payment.correlation_id));
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for claimer in claimers {
+        all.extend(claimer.await.unwrap());
+    }
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!((total, all.len()), (2_000, 2_000));
+}
+
+#[tokio::test]
+async fn one_health_turn_per_window_and_the_record_is_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let w1 = open(&path, "w1");
+    let w2 = open(&path, "w2");
+    let (d, f) = (Processor::Default, Processor::Fallback);
+    assert!(w1.take_health_turn(d, Millis(10_000), 5_000).await.unwrap());
+    assert!(!w2.take_health_turn(d, Millis(10_001), 5_000).await.unwrap());
+    assert!(!w1.take_health_turn(d, Millis(14_999), 5_000).await.unwrap());
+    // The other processor has its own budget.
+    assert!(w2.take_health_turn(f, Millis(10_001), 5_000).await.unwrap());
+    assert!(w2.take_health_turn(d, Millis(15_000), 5_000).await.unwrap());
+
+    assert_eq!(w2.health(d).await.unwrap(), None);
+    let record = HealthRecord { failing: true, min_response_time_ms: 120, checked_at: Millis(15_010) };
+    w1.save_health(d, record).await.unwrap();
+    assert_eq!(w2.health(d).await.unwrap(), Some(record));
+    assert_eq!(w2.health(f).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn writes_after_close_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db_path(&dir), "w1");
+    let other = store.clone();
+    store.close().await.unwrap();
+    let err = other.record_pending(vec![accepted(1, 1990, 0)]).await.unwrap_err();
+    assert!(matches!(err, StorageError::Closed { .. }), "{err:?}");
+    // Reads still work.
+    assert_eq!(other.pending_count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn the_view_reads_well_in_the_sqlite3_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let store = open(&path, "w1");
+    let at = Millis::parse_iso("2025-07-10T12:34:56.789Z").unwrap();
+    let accepted_at = Millis::parse_iso("2025-07-10T12:34:56.005Z").unwrap();
+    store.record_pending(vec![accepted(1, 1990, accepted_at.0), accepted(2, 5, accepted_at.0)]).await.unwrap();
+    store.mark_processed(vec![(payment(1, 1990), attempt(Processor::Fallback, at.0))]).await.unwrap();
+    store.close().await.unwrap();
+
+    let output = std::process::Command::new("sqlite3")
+        .arg(&path)
+        .arg("SELECT * FROM payments_view ORDER BY correlation_id;")
+        .output()
+        .expect("the sqlite3 shell (make deps installs it)");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!("{}|19.90|fallback|processed|2025-07-10T12:34:56.789Z|2025-07-10T12:34:56.005Z", id(1)),
+            format!("{}|0.05||pending||2025-07-10T12:34:56.005Z", id(2)),
+        ]
+    );
+}
