@@ -1,0 +1,304 @@
+//! Dispatch: pays the payments of this worker's in-memory queue through the processors.
+//!
+//! Intake and recovery push payments (already pending in SQLite) into the [`Queue`]; one
+//! dispatcher task takes them in rounds and starts a bounded number of concurrent calls
+//! (`DISPATCH_CONCURRENCY` permits). The rules that keep a payment from being charged twice
+//! (invariant 2) live here:
+//!
+//! - Before a payment's first send its attempt (processor, `requestedAt` = now) is made
+//!   durable with `record_attempts`, one batch per round (group commit). Every later send
+//!   reuses that `requestedAt`.
+//! - 200 or 422 -> `mark_processed` on that processor with that `requestedAt`.
+//! - 500 (or another non-2xx): the processor did not store it. The payment is free again:
+//!   the routing policy may later move it to the other processor (the attempt's processor
+//!   is updated with `record_attempts` before that send, `requestedAt` kept).
+//! - Timeout / dropped connection: the processor may have stored it. The payment is
+//!   **pinned**: it goes back only to that processor, until that processor answers.
+//!   Payments claimed from a dead worker with an attempt are pinned too (we cannot know
+//!   how their last call ended).
+//! - 429: pinned, retried after a short backoff.
+//!
+//! Waiting payments sit in lanes: one for payments free to go anywhere, one per processor
+//! for pinned ones. A round empties what the routing policy lets through; the rest waits
+//! for the next wake-up (a push, a finished call, or the probe timer).
+
+use crate::metrics::{CallOutcome, Metrics};
+use crate::processor::ProcessorClient;
+use crate::routing::{Lane, Routing};
+use crate::shutdown::Shutdown;
+use payment::{Millis, Processor, Uuid};
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use storage::{Attempt, Pending, Store};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+/// Wait before re-queueing a payment a processor answered 429, or one whose database
+/// write failed: long enough not to spin, short against the contest's 1.5 s audit lag.
+const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+
+/// A payment in this worker's hands.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub pending: Pending,
+    /// May only be sent to `pending.attempt`'s processor (its last call's fate is unknown).
+    pub pinned: bool,
+}
+
+impl Job {
+    /// A payment just recorded by intake: never sent, free to go anywhere.
+    pub fn fresh(pending: Pending) -> Job {
+        Job { pending, pinned: false }
+    }
+
+    /// A payment claimed from a dead worker: if it had an attempt, it may be at that
+    /// processor already, so it is pinned there.
+    pub fn claimed(pending: Pending) -> Job {
+        let pinned = pending.attempt.is_some();
+        Job { pending, pinned }
+    }
+}
+
+#[derive(Default)]
+struct Lanes {
+    free: VecDeque<Job>,
+    pinned: [VecDeque<Job>; 2],
+}
+
+fn index(processor: Processor) -> usize {
+    match processor {
+        Processor::Default => 0,
+        Processor::Fallback => 1,
+    }
+}
+
+/// The in-memory queue of one worker.
+pub struct Queue {
+    lanes: Mutex<Lanes>,
+    wake: Notify,
+    metrics: Arc<Metrics>,
+}
+
+impl Queue {
+    pub fn new(metrics: Arc<Metrics>) -> Queue {
+        Queue { lanes: Mutex::new(Lanes::default()), wake: Notify::new(), metrics }
+    }
+
+    fn lanes(&self) -> std::sync::MutexGuard<'_, Lanes> {
+        // The lanes are plain deques; a panic elsewhere cannot leave them half-updated.
+        self.lanes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds payments that were not in the queue before.
+    pub fn push_new(&self, jobs: impl IntoIterator<Item = Job>) {
+        let mut count = 0;
+        {
+            let mut lanes = self.lanes();
+            for job in jobs {
+                lanes.put(job);
+                count += 1;
+            }
+        }
+        self.metrics.queued.fetch_add(count, Relaxed);
+        self.wake.notify_one();
+    }
+
+    /// Puts back a payment taken by the dispatcher.
+    fn put_back(&self, job: Job) {
+        self.lanes().put(job);
+        self.wake.notify_one();
+    }
+
+    /// A payment left the queue for good (processed).
+    fn done(&self) {
+        self.metrics.queued.fetch_sub(1, Relaxed);
+        self.wake.notify_one();
+    }
+}
+
+impl Lanes {
+    fn put(&mut self, job: Job) {
+        match (job.pinned, job.pending.attempt) {
+            (true, Some(attempt)) => self.pinned[index(attempt.processor)].push_back(job),
+            _ => self.free.push_back(job),
+        }
+    }
+}
+
+/// One call the dispatcher decided to make.
+struct Send {
+    job: Job,
+    processor: Processor,
+    lane: Lane,
+    permit: OwnedSemaphorePermit,
+}
+
+/// Everything a call needs; shared by the dispatcher and its call tasks.
+pub struct Dispatcher {
+    pub queue: Arc<Queue>,
+    pub store: Store,
+    pub routing: Arc<Routing>,
+    pub metrics: Arc<Metrics>,
+    pub clients: [Arc<ProcessorClient>; 2],
+    pub permits: Arc<Semaphore>,
+    pub probe_interval: Duration,
+}
+
+impl Dispatcher {
+    /// Runs rounds until shutdown. Calls already started keep running; see [`Dispatcher::drain`].
+    pub async fn run(self: Arc<Self>, mut shutdown: Shutdown) {
+        while !shutdown.is_shutdown() {
+            self.round();
+            tokio::select! {
+                _ = self.queue.wake.notified() => {}
+                _ = tokio::time::sleep(self.probe_interval) => {}
+                _ = shutdown.recv() => {}
+            }
+        }
+    }
+
+    /// Waits until every started call finished, at most `grace`. True if all did.
+    pub async fn drain(&self, total_permits: usize, grace: Duration) -> bool {
+        let all = u32::try_from(total_permits).unwrap_or(u32::MAX);
+        tokio::time::timeout(grace, self.permits.acquire_many(all)).await.is_ok()
+    }
+
+    /// Takes what may be sent now and starts it.
+    fn round(self: &Arc<Self>) {
+        let sends = self.plan(Millis::now());
+        if sends.is_empty() {
+            return;
+        }
+        let now = Millis::now();
+        let (ready, to_record): (Vec<Send>, Vec<Send>) = sends.into_iter().partition(|s| {
+            matches!(s.job.pending.attempt, Some(a) if a.processor == s.processor)
+        });
+        for send in ready {
+            self.spawn_call(send);
+        }
+        if !to_record.is_empty() {
+            let this = Arc::clone(self);
+            tokio::spawn(async move { this.record_then_call(to_record, now).await });
+        }
+    }
+
+    /// Chooses the calls of this round, within the free permits and the routing policy.
+    fn plan(&self, now: Millis) -> Vec<Send> {
+        let mut sends = Vec::new();
+        let mut lanes = self.queue.lanes();
+        // Pinned payments first: they can go nowhere else.
+        for processor in Processor::ALL {
+            while !lanes.pinned[index(processor)].is_empty() {
+                let Some((lane, permit)) = self.grant(processor, now) else { break };
+                if let Some(job) = lanes.pinned[index(processor)].pop_front() {
+                    sends.push(Send { job, processor, lane, permit });
+                }
+                if lane == Lane::Probe {
+                    break;
+                }
+            }
+        }
+        while !lanes.free.is_empty() {
+            let Some(processor) = self.routing.preferred(now) else { break };
+            let Some((lane, permit)) = self.grant(processor, now) else { break };
+            if let Some(job) = lanes.free.pop_front() {
+                sends.push(Send { job, processor, lane, permit });
+            }
+        }
+        // Nowhere to send free payments: probe the processors we want back with one of them.
+        if !lanes.free.is_empty() && self.routing.preferred(now).is_none() {
+            for processor in Processor::ALL {
+                if !self.routing.wanted(processor, now) {
+                    continue;
+                }
+                if let Some((lane, permit)) = self.grant(processor, now) {
+                    if let Some(job) = lanes.free.pop_front() {
+                        sends.push(Send { job, processor, lane, permit });
+                    }
+                }
+            }
+        }
+        sends
+    }
+
+    /// A permit and the routing's consent for one call to `processor`.
+    fn grant(&self, processor: Processor, now: Millis) -> Option<(Lane, OwnedSemaphorePermit)> {
+        let permit = Arc::clone(&self.permits).try_acquire_owned().ok()?;
+        let lane = self.routing.may_call(processor, now)?;
+        Some((lane, permit))
+    }
+
+    /// Makes the attempts of payments going to a processor for the first time durable,
+    /// then sends them. If the database refuses, nothing is sent and they wait.
+    async fn record_then_call(self: Arc<Self>, mut sends: Vec<Send>, now: Millis) {
+        for send in &mut sends {
+            let requested_at = send.job.pending.attempt.map_or(now, |a| a.requested_at);
+            send.job.pending.attempt = Some(Attempt { processor: send.processor, requested_at });
+        }
+        let batch: Vec<(Uuid, Attempt)> = sends
+            .iter()
+            .filter_map(|s| s.job.pending.attempt.map(|a| (s.job.pending.payment.correlation_id, a)))
+            .collect();
+        match self.store.record_attempts(batch).await {
+            Ok(()) => sends.into_iter().for_each(|send| self.spawn_call(send)),
+            Err(e) => {
+                tracing::error!("cannot record attempts, {} payments wait: {e}", sends.len());
+                tokio::time::sleep(RETRY_BACKOFF).await;
+                for send in sends {
+                    if send.lane == Lane::Probe {
+                        self.routing.probe_abandoned(send.processor);
+                    }
+                    // The attempt may or may not be durable; sending it later to the same
+                    // processor with the same requestedAt is right either way.
+                    self.queue.put_back(Job { pinned: true, ..send.job });
+                }
+            }
+        }
+    }
+
+    fn spawn_call(self: &Arc<Self>, send: Send) {
+        let this = Arc::clone(self);
+        tokio::spawn(async move { this.call(send).await });
+    }
+
+    /// One processor call and what follows from its answer.
+    async fn call(&self, send: Send) {
+        let Send { mut job, processor, lane, permit } = send;
+        let Some(attempt) = job.pending.attempt else {
+            // plan/record_then_call always set the attempt before a call; keep the payment.
+            self.queue.put_back(job);
+            return;
+        };
+        let payment = job.pending.payment;
+        let started = Instant::now();
+        let outcome = self.clients[index(processor)].pay(&payment, attempt.requested_at).await;
+        self.metrics.call(processor, outcome, started.elapsed());
+        self.routing.report(processor, outcome, lane, Millis::now());
+        match outcome {
+            CallOutcome::Processed | CallOutcome::AlreadyProcessed => {
+                match self.store.mark_processed(vec![(payment, attempt)]).await {
+                    Ok(()) => {
+                        self.metrics.processed(processor);
+                        drop(permit);
+                        self.queue.done();
+                        return;
+                    }
+                    Err(e) => {
+                        // The processor has it; asking it again will answer 422 and we retry the write.
+                        tracing::error!(%processor, "cannot mark {} processed, will ask again: {e}", payment.correlation_id);
+                        job.pinned = true;
+                    }
+                }
+            }
+            CallOutcome::Failed => job.pinned = false,
+            CallOutcome::Timeout | CallOutcome::Busy => job.pinned = true,
+        }
+        self.metrics.retries.fetch_add(1, Relaxed);
+        drop(permit);
+        if matches!(outcome, CallOutcome::Busy | CallOutcome::Processed | CallOutcome::AlreadyProcessed) {
+            tokio::time::sleep(RETRY_BACKOFF).await;
+        }
+        self.queue.put_back(job);
+    }
+}

@@ -1,0 +1,85 @@
+//! The health poller: keeps this worker's routing view in step with the processors'
+//! `GET /payments/service-health`, without ever exceeding its budget.
+//!
+//! The processors allow one health call per 5 s per processor, shared by BOTH workers. So
+//! a worker calls only when `store.take_health_turn` grants it the turn (an atomic check
+//! and update of one row in the shared SQLite file: whoever takes it, the other waits a
+//! whole window), saves the answer with `store.save_health`, and every worker reads the
+//! saved record every `HEALTH_READ_MS` and applies it to its routing (a newer record wins
+//! over an older call answer, never the reverse). A 429 here would be a bug: it is logged
+//! as a warning and counted in `/metrics`.
+
+use crate::metrics::Metrics;
+use crate::processor::{HealthError, ProcessorClient};
+use crate::routing::Routing;
+use crate::shutdown::Shutdown;
+use payment::Millis;
+use std::sync::Arc;
+use std::time::Duration;
+use storage::{HealthRecord, Store};
+
+pub struct HealthPoller {
+    pub store: Store,
+    pub routing: Arc<Routing>,
+    pub metrics: Arc<Metrics>,
+    pub window: Duration,
+    pub read_every: Duration,
+}
+
+impl HealthPoller {
+    /// Polls one processor until shutdown.
+    pub async fn run(self: Arc<Self>, client: Arc<ProcessorClient>, mut shutdown: Shutdown) {
+        let mut ticks = tokio::time::interval(self.read_every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = shutdown.recv() => return,
+            }
+            self.check(&client).await;
+            self.refresh(&client).await;
+        }
+    }
+
+    /// Calls the health endpoint if this worker holds the shared turn.
+    async fn check(&self, client: &ProcessorClient) {
+        let processor = client.processor();
+        let window_ms = self.window.as_millis() as i64;
+        match self.store.take_health_turn(processor, Millis::now(), window_ms).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(%processor, "cannot take the health turn: {e}");
+                return;
+            }
+        }
+        self.metrics.health_call(processor);
+        match client.health().await {
+            Ok(health) => {
+                let record = HealthRecord {
+                    failing: health.failing,
+                    min_response_time_ms: health.min_response_time_ms,
+                    checked_at: Millis::now(),
+                };
+                if let Err(e) = self.store.save_health(processor, record).await {
+                    tracing::warn!(%processor, "cannot save the health record: {e}");
+                }
+            }
+            Err(e @ HealthError::TooManyRequests { .. }) => {
+                self.metrics.health_429(processor);
+                tracing::warn!("{e}");
+            }
+            Err(e) => tracing::debug!("{e}"),
+        }
+    }
+
+    /// Applies the latest shared record (saved by any worker) to the routing.
+    async fn refresh(&self, client: &ProcessorClient) {
+        let processor = client.processor();
+        match self.store.health(processor).await {
+            Ok(Some(record)) => self.routing.apply_health(processor, &record),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(%processor, "cannot read the health record: {e}"),
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Counters for `GET /metrics`, rendered in the Prometheus text format.
+//!
+//! Plain atomics: every update is one relaxed add on the hot path, and the format is
+//! simple enough that a metrics crate would cost more than it saves.
+
+use payment::Processor;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Upper bounds (ms) of the processor call latency histogram buckets.
+const LATENCY_BUCKETS_MS: [u64; 12] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
+
+/// How a processor call ended, as counted in `api_processor_calls_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// 200: stored now.
+    Processed,
+    /// 422: it already had the payment (counts as processed there).
+    AlreadyProcessed,
+    /// 5xx or another status: not stored.
+    Failed,
+    /// 429: too busy, retried later.
+    Busy,
+    /// No answer in time or the connection broke: unknown, the payment stays pinned.
+    Timeout,
+}
+
+impl CallOutcome {
+    const ALL: [CallOutcome; 5] = [
+        CallOutcome::Processed,
+        CallOutcome::AlreadyProcessed,
+        CallOutcome::Failed,
+        CallOutcome::Busy,
+        CallOutcome::Timeout,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            CallOutcome::Processed => "processed",
+            CallOutcome::AlreadyProcessed => "already_processed",
+            CallOutcome::Failed => "failed",
+            CallOutcome::Busy => "busy",
+            CallOutcome::Timeout => "timeout",
+        }
+    }
+}
+
+#[derive(Default)]
+struct PerProcessor {
+    calls: [AtomicU64; 5],
+    processed: AtomicU64,
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len()],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+    health_calls: AtomicU64,
+    health_429: AtomicU64,
+}
+
+/// All counters of one worker process.
+#[derive(Default)]
+pub struct Metrics {
+    processors: [PerProcessor; 2],
+    /// Payments in this worker's in-memory dispatch queue (waiting or in flight).
+    pub queued: AtomicI64,
+    /// Calls that did not pay the payment, which was queued again.
+    pub retries: AtomicU64,
+    /// Payments recorded by `POST /intake` (new ones only).
+    pub recorded: AtomicU64,
+    /// Payments claimed from dead workers.
+    pub claimed: AtomicU64,
+}
+
+fn index(processor: Processor) -> usize {
+    match processor {
+        Processor::Default => 0,
+        Processor::Fallback => 1,
+    }
+}
+
+impl Metrics {
+    fn of(&self, processor: Processor) -> &PerProcessor {
+        &self.processors[index(processor)]
+    }
+
+    pub fn call(&self, processor: Processor, outcome: CallOutcome, latency: Duration) {
+        let p = self.of(processor);
+        let slot = CallOutcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
+        p.calls[slot].fetch_add(1, Relaxed);
+        let ms = latency.as_millis() as u64;
+        // Cumulative buckets are computed at render time; store per-bucket counts here.
+        if let Some(bucket) = LATENCY_BUCKETS_MS.iter().position(|b| ms <= *b) {
+            p.latency_buckets[bucket].fetch_add(1, Relaxed);
+        }
+        p.latency_count.fetch_add(1, Relaxed);
+        p.latency_sum_us.fetch_add(latency.as_micros() as u64, Relaxed);
+    }
+
+    pub fn processed(&self, processor: Processor) {
+        self.of(processor).processed.fetch_add(1, Relaxed);
+    }
+
+    pub fn health_call(&self, processor: Processor) {
+        self.of(processor).health_calls.fetch_add(1, Relaxed);
+    }
+
+    pub fn health_429(&self, processor: Processor) {
+        self.of(processor).health_429.fetch_add(1, Relaxed);
+    }
+
+    /// The Prometheus text exposition; `pending_in_db` is every worker's pending rows.
+    pub fn render(&self, pending_in_db: i64) -> String {
+        let mut out = String::with_capacity(4096);
+        let gauge = |out: &mut String, name: &str, help: &str, value: i64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        };
+        let counter = |out: &mut String, name: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+        };
+        gauge(&mut out, "api_queue_depth", "Payments in this worker's dispatch queue.", self.queued.load(Relaxed));
+        gauge(&mut out, "api_pending_payments", "Pending payments in the database (all workers).", pending_in_db);
+        counter(&mut out, "api_recorded_total", "New payments recorded by intake.", self.recorded.load(Relaxed));
+        counter(&mut out, "api_claimed_total", "Payments claimed from dead workers.", self.claimed.load(Relaxed));
+        counter(&mut out, "api_retries_total", "Calls that did not pay the payment (it was queued again).", self.retries.load(Relaxed));
+        self.render_per_processor(&mut out);
+        out
+    }
+
+    fn render_per_processor(&self, out: &mut String) {
+        type Family = (&'static str, &'static str, fn(&PerProcessor) -> u64);
+        let families: [Family; 3] = [
+            ("api_processed_total", "Payments marked processed, per processor.", |p| p.processed.load(Relaxed)),
+            ("api_health_calls_total", "Health checks made, per processor.", |p| p.health_calls.load(Relaxed)),
+            ("api_health_429_total", "Health checks answered 429 (must stay 0).", |p| p.health_429.load(Relaxed)),
+        ];
+        for (name, help, read) in families {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for processor in Processor::ALL {
+                let _ = writeln!(out, "{name}{{processor=\"{processor}\"}} {}", read(self.of(processor)));
+            }
+        }
+        let name = "api_processor_calls_total";
+        let _ = writeln!(out, "# HELP {name} Processor payment calls by outcome.\n# TYPE {name} counter");
+        for processor in Processor::ALL {
+            for (slot, outcome) in CallOutcome::ALL.iter().enumerate() {
+                let value = self.of(processor).calls[slot].load(Relaxed);
+                let _ = writeln!(out, "{name}{{processor=\"{processor}\",outcome=\"{}\"}} {value}", outcome.label());
+            }
+        }
+        let name = "api_processor_call_seconds";
+        let _ = writeln!(out, "# HELP {name} Processor payment call latency.\n# TYPE {name} histogram");
+        for processor in Processor::ALL {
+            let p = self.of(processor);
+            let mut cumulative = 0;
+            for (bucket, bound) in LATENCY_BUCKETS_MS.iter().enumerate() {
+                cumulative += p.latency_buckets[bucket].load(Relaxed);
+                let le = *bound as f64 / 1000.0;
+                let _ = writeln!(out, "{name}_bucket{{processor=\"{processor}\",le=\"{le}\"}} {cumulative}");
+            }
+            let count = p.latency_count.load(Relaxed);
+            let sum = p.latency_sum_us.load(Relaxed) as f64 / 1_000_000.0;
+            let _ = writeln!(out, "{name}_bucket{{processor=\"{processor}\",le=\"+Inf\"}} {count}");
+            let _ = writeln!(out, "{name}_sum{{processor=\"{processor}\"}} {sum}");
+            let _ = writeln!(out, "{name}_count{{processor=\"{processor}\"}} {count}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let m = Metrics::default();
+        m.call(Processor::Default, CallOutcome::Processed, Duration::from_millis(3));
+        m.call(Processor::Default, CallOutcome::Failed, Duration::from_millis(30_000));
+        let text = m.render(7);
+        assert!(text.contains("api_pending_payments 7"));
+        assert!(text.contains(r#"api_processor_call_seconds_bucket{processor="default",le="0.005"} 1"#));
+        assert!(text.contains(r#"api_processor_call_seconds_bucket{processor="default",le="5"} 1"#));
+        assert!(text.contains(r#"api_processor_call_seconds_bucket{processor="default",le="+Inf"} 2"#));
+        assert!(text.contains(r#"api_processor_calls_total{processor="default",outcome="failed"} 1"#));
+    }
+}

@@ -1,0 +1,151 @@
+//! HTTP client for one payment processor: `POST /payments` and
+//! `GET /payments/service-health`.
+//!
+//! One hyper-util pooled client per processor keeps connections alive between calls, so a
+//! payment costs one request on a warm connection, not a TCP handshake. Every call is
+//! bounded by the processor timeout; a timeout drops that connection (the pool opens a
+//! new one), and the caller treats the payment's fate as unknown.
+
+use crate::metrics::CallOutcome;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::http::uri::InvalidUri;
+use hyper::{Method, Request, StatusCode, Uri};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use payment::{Millis, Payment, Processor};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// What `GET /payments/service-health` said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    pub failing: bool,
+    pub min_response_time_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    #[error("{processor} health check answered 429: the shared health budget was exceeded")]
+    TooManyRequests { processor: Processor },
+    #[error("{processor} health check answered {status}")]
+    Status { processor: Processor, status: StatusCode },
+    #[error("{processor} health check failed: {why}")]
+    Transport { processor: Processor, why: String },
+    #[error("{processor} health check answer is not {{failing, minResponseTime}}: {why}")]
+    BadBody { processor: Processor, why: String },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HealthBody {
+    failing: bool,
+    min_response_time: u64,
+}
+
+/// A client for one processor.
+pub struct ProcessorClient {
+    processor: Processor,
+    payments_uri: Uri,
+    health_uri: Uri,
+    client: Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+impl ProcessorClient {
+    /// `base_url` is `http://host:port` (validated by config).
+    pub fn new(
+        processor: Processor,
+        base_url: &str,
+        timeout: Duration,
+        pool_size: usize,
+    ) -> Result<ProcessorClient, InvalidUri> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(pool_size)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Ok(ProcessorClient {
+            processor,
+            payments_uri: format!("{base_url}/payments").parse()?,
+            health_uri: format!("{base_url}/payments/service-health").parse()?,
+            client,
+            timeout,
+        })
+    }
+
+    pub fn processor(&self) -> Processor {
+        self.processor
+    }
+
+    /// Sends one payment with its `requestedAt`.
+    pub async fn pay(&self, payment: &Payment, requested_at: Millis) -> CallOutcome {
+        let body = format!(
+            r#"{{"correlationId":"{}","amount":{},"requestedAt":"{}"}}"#,
+            payment.correlation_id, payment.amount, requested_at
+        );
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(self.payments_uri.clone())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)));
+        let Ok(request) = request else {
+            // Only a malformed URI could get here, and config validated it.
+            return CallOutcome::Failed;
+        };
+        match tokio::time::timeout(self.timeout, self.exchange(request)).await {
+            Ok(Ok((status, _))) => self.outcome(status),
+            Ok(Err(why)) => {
+                tracing::debug!(processor = %self.processor, "payment call failed: {why}");
+                CallOutcome::Timeout
+            }
+            Err(_) => CallOutcome::Timeout,
+        }
+    }
+
+    fn outcome(&self, status: StatusCode) -> CallOutcome {
+        match status.as_u16() {
+            200..=299 => CallOutcome::Processed,
+            422 => CallOutcome::AlreadyProcessed,
+            429 => CallOutcome::Busy,
+            500..=599 => CallOutcome::Failed,
+            other => {
+                tracing::warn!(processor = %self.processor, status = other, "unexpected answer to a payment; retrying it later");
+                CallOutcome::Failed
+            }
+        }
+    }
+
+    /// Calls the health endpoint. The caller must hold the shared health turn.
+    pub async fn health(&self) -> Result<Health, HealthError> {
+        let processor = self.processor;
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(self.health_uri.clone())
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| HealthError::Transport { processor, why: e.to_string() })?;
+        let (status, body) = tokio::time::timeout(self.timeout, self.exchange(request))
+            .await
+            .map_err(|_| HealthError::Transport { processor, why: "timed out".into() })?
+            .map_err(|why| HealthError::Transport { processor, why })?;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(HealthError::TooManyRequests { processor });
+        }
+        if status != StatusCode::OK {
+            return Err(HealthError::Status { processor, status });
+        }
+        let parsed: HealthBody = serde_json::from_slice(&body)
+            .map_err(|e| HealthError::BadBody { processor, why: e.to_string() })?;
+        Ok(Health { failing: parsed.failing, min_response_time_ms: parsed.min_response_time })
+    }
+
+    /// One request, with the whole answer body read so the connection can be reused.
+    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), String> {
+        let response = self.client.request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok((status, body))
+    }
+}

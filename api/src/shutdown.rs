@@ -1,0 +1,57 @@
+//! Telling long-running tasks to stop, in the style of tokio's mini-redis: the owner of a
+//! [`Trigger`] fires it once; every task holds a cheap [`Shutdown`] clone and either polls
+//! [`Shutdown::is_shutdown`] or awaits [`Shutdown::recv`] in its `select!`.
+
+use tokio::sync::watch;
+
+/// Fires the shutdown; dropping it without firing also counts as a shutdown.
+pub struct Trigger(watch::Sender<bool>);
+
+/// A task's view of the shutdown.
+#[derive(Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+/// A new, not yet fired, trigger and its listener.
+pub fn channel() -> (Trigger, Shutdown) {
+    let (tx, rx) = watch::channel(false);
+    (Trigger(tx), Shutdown(rx))
+}
+
+impl Trigger {
+    pub fn fire(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+impl Shutdown {
+    pub fn is_shutdown(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Returns once the shutdown was fired (at once if it already was).
+    pub async fn recv(&mut self) {
+        // An error means the trigger is gone, which also means: stop.
+        let _ = self.0.wait_for(|fired| *fired).await;
+    }
+}
+
+/// SIGTERM and SIGINT (Ctrl-C), installed at start so an early signal is not lost.
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
+    }
+
+    /// Returns at the first SIGTERM or SIGINT.
+    pub async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = self.int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+    }
+}
