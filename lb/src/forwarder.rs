@@ -1,0 +1,172 @@
+//! The forwarder: a Pingora background service that moves accepted payments from the
+//! queue to the workers' `POST /intake`.
+//!
+//! - **Batches without waiting**: it takes whatever is queued (up to `LB_BATCH_MAX`) the
+//!   moment anything is; under load the batches grow by themselves while the previous one
+//!   is in flight, when idle each payment goes alone and at once.
+//! - **Round robin with failover**: each attempt goes to the next worker in turn, so a
+//!   failed attempt is retried on the other worker first. When every worker failed, it
+//!   waits (exponential backoff from 10 ms, capped at `LB_BACKOFF_MAX_MS`) and goes round
+//!   again, for as long as it takes.
+//! - **Never drops what got a 202**: a batch leaves the lb only when a worker answered
+//!   200 (committed). Sending a batch twice is harmless, intake is idempotent, so a
+//!   timeout is simply retried. The one exception is a 400, which means the lb and the
+//!   worker disagree on the wire format (a bug): retrying cannot help, so the batch is
+//!   logged as an error with the worker's answer, counted, and dropped.
+//! - **Drains on shutdown**: when [`Shutdown`] starts draining, it closes the queue (new
+//!   payments get 503) and keeps delivering until the queue is empty, then says so.
+
+use crate::intake_client::{IntakeClient, IntakeReply};
+use crate::metrics::Metrics;
+use crate::queue::QueueReceiver;
+use crate::shutdown::Shutdown;
+use crate::workers::WorkerAddr;
+use async_trait::async_trait;
+use bytes::Bytes;
+use payment::intake::{self, Accepted};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+
+/// How the forwarder delivers.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub workers: Vec<WorkerAddr>,
+    pub batch_max: usize,
+    pub timeout: Duration,
+    pub backoff_max: Duration,
+}
+
+pub struct Forwarder {
+    /// Taken once when the service starts.
+    queue: Mutex<Option<QueueReceiver>>,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    shutdown: Arc<Shutdown>,
+}
+
+impl Forwarder {
+    pub fn new(queue: QueueReceiver, settings: Settings, metrics: Arc<Metrics>, shutdown: Arc<Shutdown>) -> Self {
+        Forwarder { queue: Mutex::new(Some(queue)), settings, metrics, shutdown }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Forwarder {
+    /// Pingora's own shutdown broadcast comes only after our drain finished (see
+    /// [`crate::shutdown`]), so the forwarder listens to [`Shutdown`] instead.
+    async fn start(&self, _pingora_shutdown: ShutdownWatch) {
+        let taken = self.queue.lock().map(|mut q| q.take()).unwrap_or(None);
+        let Some(mut queue) = taken else {
+            tracing::error!("forwarder started twice; the second start does nothing");
+            return;
+        };
+        let mut delivery = Delivery::new(&self.settings, self.metrics.clone());
+        let mut draining = self.shutdown.draining();
+        let mut closed = false;
+        let mut batch = Vec::with_capacity(self.settings.batch_max);
+        loop {
+            tokio::select! {
+                biased;
+                _ = draining.wait_for(|d| *d), if !closed => {
+                    queue.close();
+                    closed = true;
+                    continue;
+                }
+                taken = queue.next_batch(&mut batch, self.settings.batch_max) => {
+                    if taken == 0 {
+                        break;
+                    }
+                }
+            }
+            delivery.deliver(&batch).await;
+            batch.clear();
+        }
+        self.shutdown.mark_drained();
+    }
+}
+
+/// The forwarder's connections and its place in the rotation.
+struct Delivery {
+    clients: Vec<IntakeClient>,
+    /// Whether the last attempt to each worker failed (to log changes, not every retry).
+    failing: Vec<bool>,
+    next: usize,
+    timeout: Duration,
+    backoff_max: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl Delivery {
+    fn new(settings: &Settings, metrics: Arc<Metrics>) -> Delivery {
+        Delivery {
+            clients: settings.workers.iter().cloned().map(IntakeClient::new).collect(),
+            failing: vec![false; settings.workers.len()],
+            next: 0,
+            timeout: settings.timeout,
+            backoff_max: settings.backoff_max,
+            metrics,
+        }
+    }
+
+    /// Returns once a worker recorded the batch (or refused it as malformed).
+    async fn deliver(&mut self, batch: &[Accepted]) {
+        let mut wire = Vec::with_capacity(batch.len() * 64);
+        batch.iter().for_each(|a| intake::encode(a, &mut wire));
+        let body = Bytes::from(wire);
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            for _ in 0..self.clients.len() {
+                if self.attempt(body.clone(), batch.len()).await {
+                    return;
+                }
+                self.metrics.retried();
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(self.backoff_max);
+        }
+    }
+
+    /// One try on the next worker in turn; true when the batch is done with.
+    async fn attempt(&mut self, body: Bytes, payments: usize) -> bool {
+        let i = self.next;
+        self.next = (self.next + 1) % self.clients.len();
+        let started = Instant::now();
+        let client = &mut self.clients[i];
+        let outcome = client.post(body, self.timeout).await;
+        let addr = client.addr().clone();
+        match outcome {
+            Ok(IntakeReply::Recorded) => {
+                self.metrics.forwarded(payments, started.elapsed());
+                if std::mem::replace(&mut self.failing[i], false) {
+                    tracing::warn!("worker {addr} takes intake again");
+                }
+                true
+            }
+            Ok(IntakeReply::Refused(answer)) => {
+                tracing::error!("worker {addr} refused an intake batch as malformed, dropping its {payments} payments (a bug in lb or api): {answer}");
+                self.metrics.dropped(payments);
+                true
+            }
+            Ok(IntakeReply::Unavailable(status)) => {
+                self.note_failure(i, || format!("worker {addr} answered intake with {status}"));
+                false
+            }
+            Err(e) => {
+                self.note_failure(i, || e.to_string());
+                false
+            }
+        }
+    }
+
+    fn note_failure(&mut self, i: usize, what: impl FnOnce() -> String) {
+        if std::mem::replace(&mut self.failing[i], true) {
+            tracing::debug!("{}; still retrying", what());
+        } else {
+            tracing::warn!("{}; retrying on the other worker / later", what());
+        }
+    }
+}

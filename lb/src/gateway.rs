@@ -1,0 +1,157 @@
+//! The public port: a Pingora [`ProxyHttp`] whose filters read top to bottom like the
+//! life of a request.
+//!
+//! 1. [`request_filter`](ProxyHttp::request_filter) routes it. `POST /payments` and
+//!    `GET /metrics` are answered right here and never reach a worker; unknown paths
+//!    and wrong methods get their 404/405.
+//! 2. [`upstream_peer`](ProxyHttp::upstream_peer) picks a worker for the summary and the
+//!    purge: round robin over the workers the health check last saw up, skipping any
+//!    that already refused this request's connection.
+//! 3. [`fail_to_connect`](ProxyHttp::fail_to_connect) marks a refused connection as
+//!    retryable while an untried worker is left, so the summary keeps answering while
+//!    one worker is down, even before the health check notices.
+//! 4. [`fail_to_proxy`](ProxyHttp::fail_to_proxy) answers what could not be proxied
+//!    with a JSON error, like every other error of ours.
+
+use crate::accept::Acceptor;
+use crate::metrics::Metrics;
+use crate::queue::QueueSender;
+use crate::reply;
+use crate::routes::{route, Miss, Route};
+use async_trait::async_trait;
+use pingora::lb::{selection::RoundRobin, Backend, LoadBalancer};
+use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorSource, ErrorType, Result};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A worker that does not accept the connection within this is skipped for the request.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+pub struct Gateway {
+    acceptor: Acceptor,
+    workers: Arc<LoadBalancer<RoundRobin>>,
+    worker_count: usize,
+    queue: QueueSender,
+    metrics: Arc<Metrics>,
+}
+
+/// What one request carries between the filters.
+#[derive(Default)]
+pub struct RequestCtx {
+    /// The worker the current proxy attempt goes to.
+    current: Option<Backend>,
+    /// Workers that refused this request's connection.
+    refused: Vec<Backend>,
+}
+
+impl Gateway {
+    pub fn new(
+        queue: QueueSender,
+        workers: Arc<LoadBalancer<RoundRobin>>,
+        worker_count: usize,
+        metrics: Arc<Metrics>,
+    ) -> Gateway {
+        let acceptor = Acceptor::new(queue.clone(), metrics.clone());
+        Gateway { acceptor, workers, worker_count, queue, metrics }
+    }
+
+    fn pick_worker(&self, ctx: &RequestCtx) -> Option<Backend> {
+        let untried = |b: &Backend| !ctx.refused.contains(b);
+        self.workers
+            .select_with(b"", 256, |b, healthy| healthy && untried(b))
+            // The health check's view is up to one interval old: before giving up, try the
+            // workers it last saw down.
+            .or_else(|| self.workers.select_with(b"", 256, |b, _| untried(b)))
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::default()
+    }
+
+    async fn request_filter(&self, session: &mut Session, _ctx: &mut RequestCtx) -> Result<bool> {
+        let header = session.req_header();
+        match route(&header.method, header.uri.path()) {
+            Ok(Route::Payments) => self.acceptor.answer(session).await?,
+            Ok(Route::Metrics) => {
+                let body = self.metrics.render(self.queue.depth());
+                reply::text(session, 200, "text/plain; version=0.0.4", body).await?
+            }
+            Ok(Route::Summary | Route::Purge) => return Ok(false),
+            Err(miss) => {
+                let message = match miss {
+                    Miss::NotFound => format!("no route {}", header.uri.path()),
+                    Miss::MethodNotAllowed { allowed } => {
+                        format!("{} takes {allowed} only", header.uri.path())
+                    }
+                };
+                reply::error(session, miss.status(), miss.kind(), &message, false).await?
+            }
+        }
+        Ok(true)
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        let backend = self
+            .pick_worker(ctx)
+            .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(502), "no api worker accepts connections"))?;
+        let peer = peer_of(&backend)?;
+        ctx.current = Some(backend);
+        Ok(peer)
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        ctx.refused.extend(ctx.current.take());
+        if ctx.refused.len() < self.worker_count {
+            e.set_retry(true);
+        }
+        e
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut RequestCtx) -> FailToProxy {
+        let (code, kind) = match (e.etype(), e.esource()) {
+            (ErrorType::HTTPStatus(code), _) => (*code, "worker_unavailable"),
+            (ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed, ErrorSource::Downstream) => {
+                (0, "client_gone")
+            }
+            (_, ErrorSource::Downstream) => (400, "bad_request"),
+            (_, ErrorSource::Upstream) => (502, "worker_unavailable"),
+            (_, ErrorSource::Internal | ErrorSource::Unset) => (500, "internal"),
+        };
+        if code > 0 {
+            let message = e.to_string();
+            if let Err(write) = reply::error(session, code, kind, &message, true).await {
+                tracing::debug!("cannot send the error answer: {write}");
+            }
+        }
+        FailToProxy { error_code: code, can_reuse_downstream: false }
+    }
+}
+
+/// How Pingora reaches a worker.
+fn peer_of(backend: &Backend) -> Result<Box<HttpPeer>> {
+    let mut peer = match &backend.addr {
+        PingoraAddr::Inet(addr) => HttpPeer::new(*addr, false, String::new()),
+        PingoraAddr::Unix(addr) => {
+            let path = addr.as_pathname().and_then(|p| p.to_str()).ok_or_else(|| {
+                Error::explain(ErrorType::InternalError, "worker socket address has no path")
+            })?;
+            HttpPeer::new_uds(path, false, String::new())?
+        }
+    };
+    peer.options.connection_timeout = Some(CONNECT_TIMEOUT);
+    Ok(Box::new(peer))
+}

@@ -1,0 +1,21 @@
+//! The lb: the only public port (9999). It answers `POST /payments` itself with 202
+//! once the body is valid and queued in memory, forwards queued payments in batches to
+//! the api workers' `POST /intake`, and proxies the summary and the purge to a healthy
+//! worker. Built on Cloudflare's Pingora.
+//!
+//! The life of a payment: [`gateway`] routes it, [`accept`] validates and queues it
+//! ([`queue`]), [`forwarder`] delivers it ([`intake_client`]) to a worker ([`workers`]).
+//! [`shutdown`] drains the queue on SIGTERM; [`server`] puts the parts together.
+
+pub mod accept;
+pub mod config;
+pub mod forwarder;
+pub mod gateway;
+pub mod intake_client;
+pub mod metrics;
+pub mod queue;
+pub mod reply;
+pub mod routes;
+pub mod server;
+pub mod shutdown;
+pub mod workers;

@@ -1,0 +1,92 @@
+//! The bounded in-memory queue between the 202 and the forwarder.
+//!
+//! The accept path only ever calls [`QueueSender::push`], which never waits: a full
+//! queue is an immediate "no" (the client gets 503 and retries) instead of a payment
+//! accepted that the lb could not keep. It is a tokio bounded channel: `try_send` is a
+//! few atomic operations and shares no lock with the forwarder's network I/O, and
+//! closing the receiving side makes every later push fail while what is already queued
+//! can still be drained, which is exactly what graceful shutdown needs.
+
+use payment::intake::Accepted;
+use tokio::sync::mpsc;
+
+/// Why a payment could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushError {
+    /// The queue holds its capacity already.
+    Full,
+    /// The lb is shutting down and takes no more payments.
+    Closed,
+}
+
+/// The accept path's end: cheap to clone, never blocks.
+#[derive(Clone)]
+pub struct QueueSender {
+    tx: mpsc::Sender<Accepted>,
+}
+
+/// The forwarder's end.
+pub struct QueueReceiver {
+    rx: mpsc::Receiver<Accepted>,
+}
+
+/// A queue holding at most `capacity` payments.
+pub fn bounded(capacity: usize) -> (QueueSender, QueueReceiver) {
+    let (tx, rx) = mpsc::channel(capacity);
+    (QueueSender { tx }, QueueReceiver { rx })
+}
+
+impl QueueSender {
+    pub fn push(&self, accepted: Accepted) -> Result<(), PushError> {
+        self.tx.try_send(accepted).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => PushError::Full,
+            mpsc::error::TrySendError::Closed(_) => PushError::Closed,
+        })
+    }
+
+    /// Payments queued and not yet taken by the forwarder.
+    pub fn depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+}
+
+impl QueueReceiver {
+    /// Waits until at least one payment is queued, then moves whatever is queued (up to
+    /// `max`) into `batch`: no waiting for a batch to fill. Returns 0 once the queue is
+    /// closed and empty.
+    pub async fn next_batch(&mut self, batch: &mut Vec<Accepted>, max: usize) -> usize {
+        self.rx.recv_many(batch, max).await
+    }
+
+    /// Refuses every later push; what is queued stays available to [`Self::next_batch`].
+    pub fn close(&mut self) {
+        self.rx.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use payment::{Cents, Millis, Payment, Uuid};
+
+    fn accepted() -> Accepted {
+        Accepted {
+            payment: Payment { correlation_id: Uuid::new_v4(), amount: Cents(1990) },
+            accepted_at: Millis(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn full_then_closed_but_drainable() {
+        let (tx, mut rx) = bounded(2);
+        assert_eq!(tx.push(accepted()), Ok(()));
+        assert_eq!(tx.push(accepted()), Ok(()));
+        assert_eq!(tx.push(accepted()), Err(PushError::Full));
+        assert_eq!(tx.depth(), 2);
+        rx.close();
+        assert_eq!(tx.push(accepted()), Err(PushError::Closed));
+        let mut batch = Vec::new();
+        assert_eq!(rx.next_batch(&mut batch, 10).await, 2);
+        assert_eq!(rx.next_batch(&mut batch, 10).await, 0);
+    }
+}

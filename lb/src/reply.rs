@@ -1,0 +1,43 @@
+//! The answers the lb writes itself (everything but the proxied routes): an empty status,
+//! a JSON error `{"error":kind,"message":...}`, or a text body.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::Result;
+
+/// A status with an empty body (the 202 of an accepted payment).
+pub async fn empty(session: &mut Session, status: u16) -> Result<()> {
+    let mut header = ResponseHeader::build(status, Some(1))?;
+    header.insert_header("content-length", "0")?;
+    session.write_response_header(Box::new(header), true).await
+}
+
+/// A JSON error body; `close` also ends the connection (when the request body was not
+/// read to its end, the connection cannot carry another request).
+pub async fn error(session: &mut Session, status: u16, kind: &str, message: &str, close: bool) -> Result<()> {
+    let body = serde_json::json!({ "error": kind, "message": message }).to_string();
+    let mut header = ResponseHeader::build(status, Some(4))?;
+    header.insert_header("content-type", "application/json")?;
+    if status == 503 {
+        header.insert_header("retry-after", "1")?;
+    }
+    if close {
+        // Pingora then answers `connection: close` and does not wait for the rest.
+        session.set_keepalive(None);
+    }
+    with_body(session, header, Bytes::from(body)).await
+}
+
+/// A text body with the given content type.
+pub async fn text(session: &mut Session, status: u16, content_type: &str, body: String) -> Result<()> {
+    let mut header = ResponseHeader::build(status, Some(2))?;
+    header.insert_header("content-type", content_type)?;
+    with_body(session, header, Bytes::from(body)).await
+}
+
+async fn with_body(session: &mut Session, mut header: ResponseHeader, body: Bytes) -> Result<()> {
+    header.insert_header("content-length", body.len().to_string())?;
+    session.write_response_header(Box::new(header), false).await?;
+    session.write_response_body(Some(body), true).await
+}

@@ -1,0 +1,71 @@
+//! The lb's URL map: which paths exist, the method each takes, and (by the variant) who
+//! answers: the lb itself (`Payments`, `Metrics`) or a worker through the proxy
+//! (`Summary`, `Purge`). Everything else is 404, or 405 on a known path.
+
+use pingora::http::Method;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `POST /payments`: answered 202 by the lb, forwarded later.
+    Payments,
+    /// `GET /payments-summary`: proxied to a worker, query string and all.
+    Summary,
+    /// `POST /purge-payments`: proxied to a worker.
+    Purge,
+    /// `GET /metrics`: the lb's own counters.
+    Metrics,
+}
+
+/// A request no route takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Miss {
+    NotFound,
+    MethodNotAllowed { allowed: &'static str },
+}
+
+impl Miss {
+    pub fn status(self) -> u16 {
+        match self {
+            Miss::NotFound => 404,
+            Miss::MethodNotAllowed { .. } => 405,
+        }
+    }
+
+    pub fn kind(self) -> &'static str {
+        match self {
+            Miss::NotFound => "not_found",
+            Miss::MethodNotAllowed { .. } => "method_not_allowed",
+        }
+    }
+}
+
+const TABLE: [(&str, Method, Route); 4] = [
+    ("/payments", Method::POST, Route::Payments),
+    ("/payments-summary", Method::GET, Route::Summary),
+    ("/purge-payments", Method::POST, Route::Purge),
+    ("/metrics", Method::GET, Route::Metrics),
+];
+
+/// The route for `method path` (path without the query string).
+pub fn route(method: &Method, path: &str) -> Result<Route, Miss> {
+    let (_, wanted, route) = TABLE.iter().find(|(p, _, _)| *p == path).ok_or(Miss::NotFound)?;
+    if method == wanted {
+        Ok(*route)
+    } else {
+        Err(Miss::MethodNotAllowed { allowed: wanted.as_str() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_paths_with_their_method_only() {
+        assert_eq!(route(&Method::POST, "/payments"), Ok(Route::Payments));
+        assert_eq!(route(&Method::GET, "/payments-summary"), Ok(Route::Summary));
+        assert_eq!(route(&Method::GET, "/payments"), Err(Miss::MethodNotAllowed { allowed: "POST" }));
+        assert_eq!(route(&Method::POST, "/payments/"), Err(Miss::NotFound));
+        assert_eq!(route(&Method::GET, "/intake"), Err(Miss::NotFound));
+    }
+}

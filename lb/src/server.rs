@@ -1,0 +1,97 @@
+//! Assembles the lb from its parts and runs it: one Pingora server with three services,
+//!
+//! - the HTTP service on `LB_LISTEN` ([`Gateway`]), on `LB_THREADS` threads;
+//! - the workers' TCP health check (Pingora's load balancer as a background service),
+//!   which the gateway consults to proxy the summary and the purge;
+//! - the [`Forwarder`], a background service draining the queue into the workers,
+//!
+//! and our [`DrainOnSignal`] as the server's shutdown trigger.
+
+use crate::config::Config;
+use crate::forwarder::{self, Forwarder};
+use crate::gateway::Gateway;
+use crate::metrics::Metrics;
+use crate::queue;
+use crate::shutdown::{DrainOnSignal, Shutdown};
+use crate::workers::AddrError;
+use pingora::lb::discovery::Static;
+use pingora::lb::health_check::TcpHealthCheck;
+use pingora::lb::{selection::RoundRobin, Backend, Backends, LoadBalancer};
+use pingora::proxy::http_proxy_service;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server};
+use pingora::services::background::background_service;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Worker(#[from] AddrError),
+    #[error("cannot load the worker list into the load balancer: {0}")]
+    Backends(String),
+    #[error("cannot start a runtime to prepare the load balancer: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// How the lb ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Every accepted payment reached a worker before the lb stopped.
+    Drained,
+    /// The drain timed out; payments were left behind (logged).
+    PaymentsLeft,
+}
+
+/// Runs the lb until SIGTERM/SIGINT and its drain are over.
+pub fn run(config: Config) -> Result<Exit, StartError> {
+    let server_conf = ServerConf {
+        threads: config.threads,
+        // Our drain already ran when Pingora hears about the shutdown (see `shutdown`).
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, server_conf);
+    server.bootstrap();
+
+    let metrics = Arc::new(Metrics::default());
+    let shutdown = Shutdown::new();
+    let (queue_tx, queue_rx) = queue::bounded(config.queue_capacity);
+
+    let health = background_service("worker health check", health_checked_workers(&config)?);
+    let gateway = Gateway::new(queue_tx, health.task(), config.workers.len(), metrics.clone());
+    let mut http = http_proxy_service(&server.configuration, gateway);
+    http.add_tcp(&config.listen);
+
+    let settings = forwarder::Settings {
+        workers: config.workers.clone(),
+        batch_max: config.batch_max,
+        timeout: config.forward_timeout,
+        backoff_max: config.backoff_max,
+    };
+    let forwarder = Forwarder::new(queue_rx, settings, metrics.clone(), shutdown.clone());
+
+    server.add_service(http);
+    server.add_service(health);
+    server.add_service(background_service("forwarder", forwarder));
+    let trigger = DrainOnSignal::new(shutdown.clone(), config.drain_timeout, metrics);
+    server.run(RunArgs { shutdown_signal: Box::new(trigger) });
+    Ok(if shutdown.is_drained() { Exit::Drained } else { Exit::PaymentsLeft })
+}
+
+/// The workers as a round-robin load balancer with a TCP health check every
+/// `LB_HEALTH_INTERVAL_MS`.
+fn health_checked_workers(config: &Config) -> Result<LoadBalancer<RoundRobin>, StartError> {
+    let backends: BTreeSet<Backend> = config.workers.iter().map(|w| w.backend()).collect::<Result<_, _>>()?;
+    let mut workers = LoadBalancer::<RoundRobin>::from_backends(Backends::new(Static::new(backends)));
+    // Static discovery answers at once; run it now so the first request finds the workers.
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(StartError::Runtime)?
+        .block_on(workers.update())
+        .map_err(|e| StartError::Backends(e.to_string()))?;
+    workers.set_health_check(TcpHealthCheck::new());
+    workers.health_check_frequency = Some(config.health_interval);
+    Ok(workers)
+}

@@ -1,0 +1,101 @@
+//! Graceful shutdown: on SIGTERM (or SIGINT) stop accepting payments, deliver every
+//! queued one to the workers, then let Pingora close the port and exit.
+//!
+//! Why not just Pingora's own SIGTERM handling: it broadcasts shutdown to the services
+//! and then sleeps a *fixed* grace period before tearing the runtimes down (cancelling
+//! whatever still runs), and it treats SIGINT as "drop everything now". We want "as
+//! long as the drain takes, bounded by `LB_DRAIN_TIMEOUT_MS`" for both signals. So the
+//! lb hands Pingora a custom [`ShutdownSignalWatch`], [`DrainOnSignal`], which on a
+//! signal first runs the drain and only then reports `GracefulTerminate`; Pingora is
+//! configured with a zero grace period, so its part (stop listening, close idle
+//! keep-alive connections, stop runtimes) follows at once.
+//!
+//! During the drain the port still answers: the summary keeps working and new payments
+//! get 503 (the forwarder closed the queue), so nothing is accepted that could be lost.
+
+use crate::metrics::Metrics;
+use async_trait::async_trait;
+use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+/// The drain's two moments, shared by the signal watch and the forwarder.
+pub struct Shutdown {
+    draining: watch::Sender<bool>,
+    drained: watch::Sender<bool>,
+}
+
+impl Shutdown {
+    pub fn new() -> Arc<Shutdown> {
+        Arc::new(Shutdown { draining: watch::Sender::new(false), drained: watch::Sender::new(false) })
+    }
+
+    /// Becomes true when the drain starts.
+    pub fn draining(&self) -> watch::Receiver<bool> {
+        self.draining.subscribe()
+    }
+
+    /// The forwarder calls this once the queue is closed and empty.
+    pub fn mark_drained(&self) {
+        self.drained.send_replace(true);
+    }
+
+    pub fn is_drained(&self) -> bool {
+        *self.drained.borrow()
+    }
+
+    /// Starts the drain and waits for it, at most `timeout`; true if it finished.
+    async fn drain(&self, timeout: Duration) -> bool {
+        self.draining.send_replace(true);
+        let mut drained = self.drained.subscribe();
+        let finished = tokio::time::timeout(timeout, drained.wait_for(|d| *d)).await;
+        matches!(finished, Ok(Ok(_)))
+    }
+}
+
+/// Pingora's shutdown trigger: a signal, then the drain, then Pingora's own shutdown.
+pub struct DrainOnSignal {
+    shutdown: Arc<Shutdown>,
+    timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl DrainOnSignal {
+    pub fn new(shutdown: Arc<Shutdown>, timeout: Duration, metrics: Arc<Metrics>) -> DrainOnSignal {
+        DrainOnSignal { shutdown, timeout, metrics }
+    }
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for DrainOnSignal {
+    async fn recv(&self) -> ShutdownSignal {
+        let name = terminating_signal().await;
+        tracing::info!("{name}: delivering {} payments to the workers", self.metrics.undelivered());
+        if !self.shutdown.drain(self.timeout).await {
+            tracing::error!(
+                "drain timed out after {:?}: {} accepted payments reached no worker and are lost",
+                self.timeout,
+                self.metrics.undelivered()
+            );
+        }
+        ShutdownSignal::GracefulTerminate
+    }
+}
+
+/// Waits for SIGTERM or SIGINT and returns its name.
+async fn terminating_signal() -> &'static str {
+    let (term, int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(term), Ok(int)) => (term, int),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!("cannot listen for SIGTERM/SIGINT, graceful shutdown is off: {e}");
+            return std::future::pending().await;
+        }
+    };
+    let (mut term, mut int) = (term, int);
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
