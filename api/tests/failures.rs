@@ -1,0 +1,104 @@
+//! Processors failing, slow or timing out: nothing is lost, nothing is paid twice, our
+//! summary ends equal to the processors', and the fallback is paid only when the policy
+//! allows it.
+
+mod common;
+
+use api::config::{FALLBACK_AFTER_MS, PROCESSOR_TIMEOUT_MS};
+use common::{payments, Stack};
+use std::time::Duration;
+
+const SETTLE: Duration = Duration::from_secs(40);
+
+#[test]
+fn a_failing_default_is_waited_for_not_flooded_and_the_fallback_stays_unpaid() {
+    let stack = Stack::start(&[]);
+    stack.default.set_failure(true);
+    let worker = stack.worker(&[]);
+    let sent = payments(300);
+    worker.send(&sent, 100);
+
+    std::thread::sleep(Duration::from_millis(1000));
+    let failed_before = stack.default.stat("payments500");
+    std::thread::sleep(Duration::from_millis(2000));
+    let probes = stack.default.stat("payments500") - failed_before;
+    // One probe per 100 ms is about 20 calls in 2 s; resending the waiting payments would be hundreds.
+    assert!(probes < 60, "{probes} calls to the failing default in 2 s while 300 payments wait");
+    assert_eq!(worker.processed(), 0);
+    assert_eq!(stack.fallback.stat("paymentsStored"), 0, "the default policy does not pay the 15 % fee for an outage");
+
+    stack.default.set_failure(false);
+    worker.wait_processed(sent.len(), SETTLE);
+    stack.assert_settled(&worker, &sent);
+    assert_eq!(stack.fallback.summary("").requests, 0);
+}
+
+#[test]
+fn with_a_short_fallback_threshold_a_failing_default_sends_payments_to_the_fallback() {
+    let stack = Stack::start(&[]);
+    stack.default.set_failure(true);
+    let worker = stack.worker(&[(FALLBACK_AFTER_MS, "300")]);
+    let sent = payments(300);
+    worker.send(&sent, 100);
+    worker.wait_processed(sent.len(), SETTLE);
+    stack.assert_settled(&worker, &sent);
+    assert_eq!(stack.default.summary("").requests, 0);
+    assert_eq!(stack.fallback.summary("").requests, 300);
+}
+
+#[test]
+fn both_failing_then_recovering_loses_nothing() {
+    let stack = Stack::start(&[]);
+    stack.default.set_failure(true);
+    stack.fallback.set_failure(true);
+    let worker = stack.worker(&[(FALLBACK_AFTER_MS, "300")]);
+    let sent = payments(300);
+    worker.send(&sent, 100);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(worker.processed(), 0);
+    assert_eq!(stack.sims_total(), 0);
+
+    stack.fallback.set_failure(false);
+    stack.default.set_failure(false);
+    worker.wait_processed(sent.len(), SETTLE);
+    stack.assert_settled(&worker, &sent);
+}
+
+#[test]
+fn a_slow_default_keeps_getting_the_payments() {
+    let stack = Stack::start(&[]);
+    stack.default.set_delay(2000);
+    let worker = stack.worker(&[]);
+    let sent = payments(400);
+    worker.send(&sent, 100);
+    worker.wait_processed(sent.len(), SETTLE);
+    stack.assert_settled(&worker, &sent);
+    assert_eq!(stack.fallback.summary("").requests, 0, "slow is not down");
+    assert_eq!(stack.default.stat("payments422"), 0);
+}
+
+#[test]
+fn a_timed_out_payment_goes_back_only_to_its_processor() {
+    let stack = Stack::start(&[]);
+    // Slower than our timeout: every call times out, yet the processor stores the payment.
+    stack.default.set_delay(2000);
+    let worker = stack.worker(&[(PROCESSOR_TIMEOUT_MS, "1000"), (FALLBACK_AFTER_MS, "300")]);
+    let first = payments(100);
+    worker.send(&first, 100);
+    std::thread::sleep(Duration::from_millis(2500));
+    // The default is now down for us (timeouts) and the fallback is allowed: new payments
+    // may go there, the timed-out ones may not.
+    let second = payments(100);
+    worker.send(&second, 100);
+    std::thread::sleep(Duration::from_millis(1000));
+    stack.default.set_delay(0);
+
+    let sent: Vec<_> = first.iter().chain(&second).copied().collect();
+    worker.wait_processed(sent.len(), SETTLE);
+    stack.assert_settled(&worker, &sent);
+    assert!(
+        stack.default.stat("payments422") > 0,
+        "payments stored during a timeout are confirmed by asking the same processor again (422)"
+    );
+    assert!(stack.default.summary("").requests >= 100, "the timed-out payments stayed on the default");
+}
