@@ -4,6 +4,7 @@ SHELL := /bin/bash
 
 WORKERS ?= 550
 CARGO ?= cargo
+CONTEST_LIMITS ?=
 
 .PHONY: help deps build release run check test bench images
 
@@ -11,7 +12,8 @@ help:
 	@echo "make run            build and start the whole stack on this machine (Ctrl-C stops it)"
 	@echo "make check          install what is missing, then run the whole test suite"
 	@echo "make test WORKERS=N the contest load test against the running stack (default 550)"
-	@echo "make bench          fresh stack, contest scenario, figures in bench/results/"
+	@echo "make bench          fresh stack, contest scenario, figures in bench/results/ (CONTEST_LIMITS=1: compose.yml's limits)"
+	@echo "make images         the docker images of compose.yml and compose.sim.yml (needs Docker)"
 	@echo "make deps           install cmake, sqlite3 and k6 if missing"
 
 # Installs only what is missing: cmake (Pingora's build), sqlite3 (to read the database),
@@ -31,12 +33,16 @@ run: deps release
 check: deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
+	python3 scripts/check_deploy.py
+	bash scripts/smoke.sh
 
 test: deps
 	@bash scripts/contest.sh $(WORKERS)
 
 bench: deps release
-	@bash scripts/bench.sh
+	@CONTEST_LIMITS=$(CONTEST_LIMITS) bash scripts/bench.sh
 
+# Image names and build settings live in the compose files; linux/amd64 is pinned there too.
 images:
-	@echo "make images: not built yet (issue 7)"
+	docker compose -f compose.sim.yml build
+	docker compose -f compose.yml build
