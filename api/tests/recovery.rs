@@ -1,0 +1,69 @@
+//! A worker dies (SIGKILL) or leaves (SIGTERM) with payments in its hands: another
+//! worker on the same database pays each of them exactly once.
+
+mod common;
+
+use api::config::{WORKER_DEAD_AFTER_MS, WORKER_ID};
+use common::{payments, Stack};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+use testkit::wait_for;
+
+#[test]
+fn a_killed_workers_payments_are_paid_exactly_once_by_its_successor() {
+    let stack = Stack::start(&[]);
+    stack.default.set_delay(1000);
+    // Same label for both: each process start is still a distinct owner.
+    let mut first = stack.worker(&[(WORKER_ID, "api-1")]);
+    let sent = payments(300);
+    first.send(&sent, 100);
+    wait_for("payments in flight at the processor", Duration::from_secs(10), || {
+        stack.default.stat("paymentsRunning") > 0
+    });
+    first.service.kill();
+
+    stack.default.set_delay(0);
+    let second = stack.worker(&[(WORKER_ID, "api-1")]);
+    second.wait_processed(sent.len(), Duration::from_secs(40));
+    stack.assert_settled(&second, &sent);
+    assert!(second.metric("api_claimed_total") > 0.0);
+    assert!(
+        stack.default.stat("payments422") > 0,
+        "payments the processor stored for the killed worker are confirmed with 422, not paid again"
+    );
+}
+
+#[test]
+fn sigterm_refuses_new_intake_exits_0_and_the_other_worker_takes_over_at_once() {
+    let stack = Stack::start(&[]);
+    stack.default.set_failure(true);
+    stack.default.set_delay(1500);
+    // Workers are dead only after a minute here: the takeover below is due to retiring.
+    let never_stale = [(WORKER_DEAD_AFTER_MS, "60000")];
+    let mut leaving = stack.worker(&never_stale);
+    let staying = stack.worker(&never_stale);
+    let sent = payments(200);
+    leaving.send(&sent, 100);
+    wait_for("payments in flight at the processor", Duration::from_secs(10), || {
+        stack.default.stat("paymentsRunning") > 0
+    });
+
+    let mut open = TcpStream::connect(&leaving.addr).expect("connect before the shutdown");
+    leaving.service.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut body = Vec::new();
+    payments(1).iter().for_each(|a| payment::intake::encode(a, &mut body));
+    let head = format!("POST /intake HTTP/1.1\r\nHost: api\r\nConnection: close\r\nContent-Length: {}\r\n\r\n", body.len());
+    open.write_all(head.as_bytes()).and_then(|_| open.write_all(&body)).expect("send on the open connection");
+    let mut answer = String::new();
+    open.read_to_string(&mut answer).expect("read the answer");
+    assert!(answer.starts_with("HTTP/1.1 503"), "intake while shutting down: {answer}");
+    assert_eq!(leaving.service.wait_exit(Duration::from_secs(10)), Some(0));
+
+    stack.default.set_failure(false);
+    stack.default.set_delay(0);
+    staying.wait_processed(sent.len(), Duration::from_secs(30));
+    stack.assert_settled(&staying, &sent);
+    assert_eq!(staying.metric("api_claimed_total"), sent.len() as f64);
+}
