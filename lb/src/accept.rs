@@ -16,6 +16,11 @@ use payment::request::MAX_BODY_BYTES;
 use payment::{Millis, PaymentRequest, RequestError};
 use pingora::proxy::Session;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// After a 413, how long the unread rest of the body may take to arrive and be discarded
+/// before the connection is closed instead.
+const TOO_LARGE_DRAIN: Duration = Duration::from_secs(1);
 
 pub struct Acceptor {
     queue: QueueSender,
@@ -43,8 +48,12 @@ impl Acceptor {
             }
             Err(Refusal { why, message }) => {
                 self.metrics.rejected(why);
-                let close = why == Rejection::BodyTooLarge;
-                reply::error(session, why.status(), why.kind(), &message, close).await
+                if why == Rejection::BodyTooLarge {
+                    // Pingora reads the rest of the body after the answer so the
+                    // connection can carry the next request; not for longer than this.
+                    session.set_total_drain_timeout(Some(TOO_LARGE_DRAIN));
+                }
+                reply::error(session, why.status(), why.kind(), &message).await
             }
         }
     }

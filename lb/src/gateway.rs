@@ -92,7 +92,7 @@ impl ProxyHttp for Gateway {
                         format!("{} takes {allowed} only", header.uri.path())
                     }
                 };
-                reply::error(session, miss.status(), miss.kind(), &message, false).await?
+                reply::error(session, miss.status(), miss.kind(), &message).await?
             }
         }
         Ok(true)
@@ -133,7 +133,8 @@ impl ProxyHttp for Gateway {
         };
         if code > 0 {
             let message = e.to_string();
-            if let Err(write) = reply::error(session, code, kind, &message, true).await {
+            session.set_keepalive(None);
+            if let Err(write) = reply::error(session, code, kind, &message).await {
                 tracing::debug!("cannot send the error answer: {write}");
             }
         }

@@ -13,18 +13,13 @@ pub async fn empty(session: &mut Session, status: u16) -> Result<()> {
     session.write_response_header(Box::new(header), true).await
 }
 
-/// A JSON error body; `close` also ends the connection (when the request body was not
-/// read to its end, the connection cannot carry another request).
-pub async fn error(session: &mut Session, status: u16, kind: &str, message: &str, close: bool) -> Result<()> {
+/// A JSON error body.
+pub async fn error(session: &mut Session, status: u16, kind: &str, message: &str) -> Result<()> {
     let body = serde_json::json!({ "error": kind, "message": message }).to_string();
     let mut header = ResponseHeader::build(status, Some(4))?;
     header.insert_header("content-type", "application/json")?;
     if status == 503 {
         header.insert_header("retry-after", "1")?;
-    }
-    if close {
-        // Pingora then answers `connection: close` and does not wait for the rest.
-        session.set_keepalive(None);
     }
     with_body(session, header, Bytes::from(body)).await
 }

@@ -1,0 +1,232 @@
+//! What every lb test needs: two simulators (default 5 %, fallback 15 %), api workers on
+//! one database file in a temporary directory (restartable on the same address), the lb
+//! in front, and the calls a client makes, all over real sockets on 127.0.0.1.
+//! Run `cargo build -p sim -p api -p lb --bins` first.
+
+// Each test file uses a different part of this module.
+#![allow(dead_code)]
+
+use api::config as api_env;
+use lb::config as lb_env;
+use payment::{Cents, Uuid};
+use serde_json::Value;
+use sim::config::{SIM_FEE, SIM_LISTEN};
+use sim::routes::TOKEN_HEADER;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use testkit::{free_addr, http, wait_for, wait_listening, Service};
+
+/// The simulators' initial admin token.
+const TOKEN: &str = "123";
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Count and exact amount of one processor's payments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    pub requests: i64,
+    pub amount: Cents,
+}
+
+impl Totals {
+    fn from_json(value: &Value) -> Totals {
+        let requests = value["totalRequests"].as_i64().unwrap_or_else(|| panic!("no totalRequests in {value}"));
+        let amount = value["totalAmount"].as_f64().unwrap_or_else(|| panic!("no totalAmount in {value}"));
+        Totals { requests, amount: Cents::round_from_f64(amount) }
+    }
+}
+
+/// `{"default":..,"fallback":..}` as [default, fallback].
+fn both(json: &Value) -> [Totals; 2] {
+    [Totals::from_json(&json["default"]), Totals::from_json(&json["fallback"])]
+}
+
+/// One simulated processor.
+pub struct Sim {
+    pub service: Service,
+    pub addr: String,
+}
+
+impl Sim {
+    fn start(fee: &str) -> Sim {
+        let addr = free_addr();
+        let service = Service::start("sim", &[], &[(SIM_LISTEN, addr.as_str()), (SIM_FEE, fee)]);
+        wait_listening(&addr, START_TIMEOUT);
+        Sim { service, addr }
+    }
+
+    /// The processor's admin summary of everything it stored.
+    pub fn summary(&self) -> Totals {
+        let headers = [(TOKEN_HEADER, TOKEN)];
+        let answer = http::request(&self.addr, "GET", "/admin/payments-summary", &headers, b"")
+            .unwrap_or_else(|e| panic!("admin summary of sim {}: {e}", self.addr));
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        Totals::from_json(&answer.json())
+    }
+}
+
+/// Where a worker listens: TCP, or a Unix socket (as in the compose deployment).
+#[derive(Debug, Clone)]
+pub enum Listen {
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+impl Listen {
+    /// The `API_LISTEN` / `API_ADDRS` spelling.
+    pub fn spelled(&self) -> String {
+        match self {
+            Listen::Tcp(addr) => addr.clone(),
+            Listen::Unix(path) => format!("unix:{}", path.display()),
+        }
+    }
+
+    fn wait(&self) {
+        match self {
+            Listen::Tcp(addr) => wait_listening(addr, START_TIMEOUT),
+            Listen::Unix(path) => wait_for(&format!("worker on {}", path.display()), START_TIMEOUT, || {
+                std::os::unix::net::UnixStream::connect(path).is_ok()
+            }),
+        }
+    }
+}
+
+/// Two simulators and a database directory; workers and the lb are started on demand.
+pub struct Stack {
+    pub default: Sim,
+    pub fallback: Sim,
+    pub dir: tempfile::TempDir,
+}
+
+impl Stack {
+    pub fn start() -> Stack {
+        Stack {
+            default: Sim::start("0.05"),
+            fallback: Sim::start("0.15"),
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        }
+    }
+
+    /// A fresh TCP address for a worker.
+    pub fn tcp(&self) -> Listen {
+        Listen::Tcp(free_addr())
+    }
+
+    /// A fresh Unix socket path for a worker, inside this stack's directory.
+    pub fn unix(&self, name: &str) -> Listen {
+        Listen::Unix(self.dir.path().join(format!("{name}.sock")))
+    }
+
+    /// Starts an api worker on `listen` (again after a kill: same address, same
+    /// database), with the fast recovery knobs the api's own tests use.
+    pub fn worker(&self, listen: &Listen) -> Service {
+        if let Listen::Unix(path) = listen {
+            // A killed worker leaves its socket file behind.
+            let _ = std::fs::remove_file(path);
+        }
+        let db = self.dir.path().join("payments.db").display().to_string();
+        let (spelled, default_url, fallback_url) =
+            (listen.spelled(), format!("http://{}", self.default.addr), format!("http://{}", self.fallback.addr));
+        let env: [(&str, &str); 7] = [
+            (api_env::API_LISTEN, &spelled),
+            (api_env::DATABASE_PATH, &db),
+            (api_env::PROCESSOR_DEFAULT_URL, &default_url),
+            (api_env::PROCESSOR_FALLBACK_URL, &fallback_url),
+            (api_env::HEARTBEAT_MS, "200"),
+            (api_env::WORKER_DEAD_AFTER_MS, "1000"),
+            (api_env::ORPHAN_SCAN_MS, "200"),
+        ];
+        let service = Service::start("api", &[], &env);
+        listen.wait();
+        service
+    }
+
+    /// Both simulators' admin summaries, [default, fallback].
+    pub fn sims_summary(&self) -> [Totals; 2] {
+        [self.default.summary(), self.fallback.summary()]
+    }
+
+    /// Payments stored by the two simulators together.
+    pub fn sims_total(&self) -> i64 {
+        self.sims_summary().iter().map(|t| t.requests).sum()
+    }
+}
+
+/// The lb process.
+pub struct Lb {
+    pub service: Service,
+    pub addr: String,
+}
+
+impl Lb {
+    /// Starts the lb in front of `workers`, with `env` on top.
+    pub fn start(workers: &[&Listen], env: &[(&str, &str)]) -> Lb {
+        let addr = free_addr();
+        let api_addrs = workers.iter().map(|w| w.spelled()).collect::<Vec<_>>().join(",");
+        let mut all = vec![(lb_env::LB_LISTEN, addr.as_str()), (lb_env::API_ADDRS, api_addrs.as_str())];
+        all.extend_from_slice(env);
+        let service = Service::start("lb", &[], &all);
+        wait_listening(&addr, START_TIMEOUT);
+        Lb { service, addr }
+    }
+
+    /// `POST /payments` with a raw body.
+    pub fn post(&self, body: &str) -> http::Response {
+        http::post(&self.addr, "/payments", body)
+    }
+
+    /// Posts one fresh payment of 19.90 and returns the status.
+    pub fn pay(&self) -> u16 {
+        self.post(&payment_body(Uuid::new_v4(), "19.90")).status
+    }
+
+    /// Posts `n` fresh payments and returns how many got 202 (panics on any other 2xx).
+    pub fn pay_many(&self, n: usize) -> usize {
+        (0..n).map(|_| self.pay()).inspect(|s| assert!(*s == 202 || *s >= 400, "status {s}")).filter(|s| *s == 202).count()
+    }
+
+    /// Our summary through the lb, [default, fallback]; panics unless 200.
+    pub fn summary(&self) -> [Totals; 2] {
+        let answer = http::get(&self.addr, "/payments-summary");
+        assert_eq!(answer.status, 200, "summary through the lb: {}", answer.body);
+        both(&answer.json())
+    }
+
+    /// Payments processed according to our summary.
+    pub fn processed(&self) -> i64 {
+        self.summary().iter().map(|t| t.requests).sum()
+    }
+
+    /// One sample of the lb's `/metrics`, e.g. `lb_payments_accepted_total`.
+    pub fn metric(&self, sample: &str) -> u64 {
+        let text = http::get(&self.addr, "/metrics").body;
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no sample {sample} in /metrics:\n{text}"))
+    }
+}
+
+/// A `POST /payments` body; `amount` is spliced in as written.
+pub fn payment_body(id: Uuid, amount: &str) -> String {
+    format!(r#"{{"correlationId":"{id}","amount":{amount}}}"#)
+}
+
+/// Waits (bounded) until our summary through the lb and the simulators both count
+/// `n` payments, then asserts they agree per processor, in count and amount.
+pub fn assert_settled(stack: &Stack, lb: &Lb, n: usize, timeout: Duration) {
+    let start = Instant::now();
+    wait_for(&format!("{n} payments processed"), timeout, || lb.processed() >= n as i64 && stack.sims_total() >= n as i64);
+    assert_eq!(lb.summary(), stack.sims_summary(), "our summary (left) differs from the processors' (right)");
+    assert_eq!(lb.processed(), n as i64, "every accepted payment processed exactly once (after {:?})", start.elapsed());
+    let amount: i64 = lb.summary().iter().map(|t| t.amount.0).sum();
+    assert_eq!(amount, 1990 * n as i64, "the amounts add up");
+}
+
+/// One api worker's `/metrics` sample, over TCP.
+pub fn worker_metric(addr: &str, sample: &str) -> f64 {
+    let text = http::get(addr, "/metrics").body;
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample {sample} in the worker's /metrics:\n{text}"))
+}
