@@ -5,9 +5,14 @@
 //! accepted that the lb could not keep. It is a tokio bounded channel: `try_send` is a
 //! few atomic operations and shares no lock with the forwarder's network I/O, and
 //! closing the receiving side makes every later push fail while what is already queued
-//! can still be drained, which is exactly what graceful shutdown needs.
+//! can still be drained, which is exactly what graceful shutdown needs. Because the
+//! forwarder may be busy retrying a batch when shutdown starts, the sending side can
+//! also refuse new payments at once ([`QueueSender::refuse_new`]); the receiver's close
+//! is still what makes the final drain airtight.
 
 use payment::intake::Accepted;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Why a payment could not be queued.
@@ -23,6 +28,7 @@ pub enum PushError {
 #[derive(Clone)]
 pub struct QueueSender {
     tx: mpsc::Sender<Accepted>,
+    refusing: Arc<AtomicBool>,
 }
 
 /// The forwarder's end.
@@ -33,15 +39,24 @@ pub struct QueueReceiver {
 /// A queue holding at most `capacity` payments.
 pub fn bounded(capacity: usize) -> (QueueSender, QueueReceiver) {
     let (tx, rx) = mpsc::channel(capacity);
-    (QueueSender { tx }, QueueReceiver { rx })
+    (QueueSender { tx, refusing: Arc::default() }, QueueReceiver { rx })
 }
 
 impl QueueSender {
     pub fn push(&self, accepted: Accepted) -> Result<(), PushError> {
+        if self.refusing.load(Ordering::Relaxed) {
+            return Err(PushError::Closed);
+        }
         self.tx.try_send(accepted).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => PushError::Full,
             mpsc::error::TrySendError::Closed(_) => PushError::Closed,
         })
+    }
+
+    /// Makes every later push (from any clone) fail as closed. A push racing with this
+    /// may still land; the receiver's [`QueueReceiver::close`] then drains it.
+    pub fn refuse_new(&self) {
+        self.refusing.store(true, Ordering::Relaxed);
     }
 
     /// Payments queued and not yet taken by the forwarder.
@@ -83,6 +98,8 @@ mod tests {
         assert_eq!(tx.push(accepted()), Ok(()));
         assert_eq!(tx.push(accepted()), Err(PushError::Full));
         assert_eq!(tx.depth(), 2);
+        tx.clone().refuse_new();
+        assert_eq!(tx.push(accepted()), Err(PushError::Closed));
         rx.close();
         assert_eq!(tx.push(accepted()), Err(PushError::Closed));
         let mut batch = Vec::new();

@@ -60,7 +60,7 @@ pub fn run(config: Config) -> Result<Exit, StartError> {
     let (queue_tx, queue_rx) = queue::bounded(config.queue_capacity);
 
     let health = background_service("worker health check", health_checked_workers(&config)?);
-    let gateway = Gateway::new(queue_tx, health.task(), config.workers.len(), metrics.clone());
+    let gateway = Gateway::new(queue_tx.clone(), health.task(), config.workers.len(), metrics.clone());
     let mut http = http_proxy_service(&server.configuration, gateway);
     http.add_tcp(&config.listen);
 
@@ -75,7 +75,7 @@ pub fn run(config: Config) -> Result<Exit, StartError> {
     server.add_service(http);
     server.add_service(health);
     server.add_service(background_service("forwarder", forwarder));
-    let trigger = DrainOnSignal::new(shutdown.clone(), config.drain_timeout, metrics);
+    let trigger = DrainOnSignal::new(shutdown.clone(), config.drain_timeout, queue_tx, metrics);
     server.run(RunArgs { shutdown_signal: Box::new(trigger) });
     Ok(if shutdown.is_drained() { Exit::Drained } else { Exit::PaymentsLeft })
 }

@@ -11,9 +11,11 @@
 //! keep-alive connections, stop runtimes) follows at once.
 //!
 //! During the drain the port still answers: the summary keeps working and new payments
-//! get 503 (the forwarder closed the queue), so nothing is accepted that could be lost.
+//! get 503 (the queue refuses them from the signal on), so nothing is accepted that
+//! could be lost.
 
 use crate::metrics::Metrics;
+use crate::queue::QueueSender;
 use async_trait::async_trait;
 use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
 use std::sync::Arc;
@@ -59,12 +61,13 @@ impl Shutdown {
 pub struct DrainOnSignal {
     shutdown: Arc<Shutdown>,
     timeout: Duration,
+    queue: QueueSender,
     metrics: Arc<Metrics>,
 }
 
 impl DrainOnSignal {
-    pub fn new(shutdown: Arc<Shutdown>, timeout: Duration, metrics: Arc<Metrics>) -> DrainOnSignal {
-        DrainOnSignal { shutdown, timeout, metrics }
+    pub fn new(shutdown: Arc<Shutdown>, timeout: Duration, queue: QueueSender, metrics: Arc<Metrics>) -> Self {
+        DrainOnSignal { shutdown, timeout, queue, metrics }
     }
 }
 
@@ -72,6 +75,8 @@ impl DrainOnSignal {
 impl ShutdownSignalWatch for DrainOnSignal {
     async fn recv(&self) -> ShutdownSignal {
         let name = terminating_signal().await;
+        // At once, even while the forwarder is still busy retrying a batch.
+        self.queue.refuse_new();
         tracing::info!("{name}: delivering {} payments to the workers", self.metrics.undelivered());
         if !self.shutdown.drain(self.timeout).await {
             tracing::error!(
