@@ -21,6 +21,16 @@
 //! Waiting payments sit in lanes: one for payments free to go anywhere, one per processor
 //! for pinned ones. A round empties what the routing policy lets through; the rest waits
 //! for the next wake-up (a push, a finished call, or the probe timer).
+//!
+//! A payment that comes back from a call goes to the front of its lane, so while a
+//! processor is down every probe is the SAME payment. This matters for the contest's audit
+//! (summaries for `[now - 15 s, now - 1.5 s]` compared with the processors'): a retry that
+//! succeeds is stored by the processor a moment before we record it, and it carries its
+//! first `requestedAt`; if that instant fell inside an audit window, an audit landing in
+//! that moment would count it there and not here. Probing with a new payment each time
+//! would give hundreds of payments `requestedAt`s spread over the outage, all stored in the
+//! same burst when the processor recovers; reusing one probe payment leaves one, whose
+//! `requestedAt` is from the start of the outage (outside the window once it lasted 15 s).
 
 use crate::metrics::{CallOutcome, Metrics};
 use crate::processor::ProcessorClient;
@@ -104,9 +114,11 @@ impl Queue {
         self.wake.notify_one();
     }
 
-    /// Puts back a payment taken by the dispatcher.
+    /// Puts back a payment taken by the dispatcher, at the FRONT of its lane: it is older
+    /// than what waits behind it, and while a processor is down the next probe is the same
+    /// payment again (see the module doc: audit windows).
     fn put_back(&self, job: Job) {
-        self.lanes().put(job);
+        self.lanes().put_front(job);
         self.wake.notify_one();
     }
 
@@ -118,11 +130,19 @@ impl Queue {
 }
 
 impl Lanes {
-    fn put(&mut self, job: Job) {
+    fn lane(&mut self, job: &Job) -> &mut VecDeque<Job> {
         match (job.pinned, job.pending.attempt) {
-            (true, Some(attempt)) => self.pinned[index(attempt.processor)].push_back(job),
-            _ => self.free.push_back(job),
+            (true, Some(attempt)) => &mut self.pinned[index(attempt.processor)],
+            _ => &mut self.free,
         }
+    }
+
+    fn put(&mut self, job: Job) {
+        self.lane(&job).push_back(job);
+    }
+
+    fn put_front(&mut self, job: Job) {
+        self.lane(&job).push_front(job);
     }
 }
 

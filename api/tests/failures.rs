@@ -5,7 +5,8 @@
 mod common;
 
 use api::config::{FALLBACK_AFTER_MS, PROCESSOR_TIMEOUT_MS};
-use common::{payments, Stack};
+use common::{payments, window, Stack, Totals};
+use payment::Millis;
 use std::time::Duration;
 
 const SETTLE: Duration = Duration::from_secs(40);
@@ -101,4 +102,31 @@ fn a_timed_out_payment_goes_back_only_to_its_processor() {
         "payments stored during a timeout are confirmed by asking the same processor again (422)"
     );
     assert!(stack.default.summary("").requests >= 100, "the timed-out payments stayed on the default");
+}
+
+#[test]
+fn payments_retried_after_an_outage_carry_no_requested_at_from_inside_it() {
+    // The contest audits [now - 15 s, now - 1.5 s]. Probing a down processor with a new
+    // payment each time would date hundreds of payments inside the outage, all stored in
+    // one burst at recovery, a moment before we record them: an audit in that moment
+    // disagrees. One reused probe payment keeps the outage window empty.
+    let stack = Stack::start(&[]);
+    let worker = stack.worker(&[]);
+    stack.default.set_failure(true);
+    let failed_at = Millis::now();
+    let mut sent = payments(1);
+    worker.send(&sent, 1);
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_millis(500));
+        let more = payments(10);
+        worker.send(&more, 10);
+        sent.extend(more);
+    }
+    let recovered_at = Millis::now();
+    stack.default.set_failure(false);
+    worker.wait_processed(sent.len(), SETTLE);
+    stack.assert_settled(&worker, &sent);
+
+    let outage = window(Millis(failed_at.0 + 500), Millis(recovered_at.0 - 100));
+    assert_eq!(stack.sims_summary(&outage), [Totals::default(); 2], "payments dated inside the outage");
 }
