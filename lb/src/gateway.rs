@@ -20,6 +20,7 @@ use crate::reply;
 use crate::routes::{route, Miss, Route};
 use async_trait::async_trait;
 use pingora::lb::{selection::RoundRobin, Backend, LoadBalancer};
+use pingora::modules::http::HttpModules;
 use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
@@ -75,6 +76,10 @@ impl ProxyHttp for Gateway {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx::default()
     }
+
+    /// No downstream modules: Pingora's default is a (disabled) compression module that
+    /// every response would pass through; our answers are a few bytes.
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
     async fn request_filter(&self, session: &mut Session, _ctx: &mut RequestCtx) -> Result<bool> {
         let header = session.req_header();

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# p99 of `POST /payments` through the lb next to the bare `floor` responder, same load,
+# same k6 run (lb/benches/accept.js). Starts from BIN_DIR (default target/release): two
+# simulators, two api workers on one fresh SQLite file, the lb in front, and `floor`;
+# all on free loopback ports. Appends the figures, with the machine and commit, to
+# RESULT (default bench/results/lb-vs-floor.txt).
+#
+#   cargo build --release -p sim -p api -p lb --bins && bash lb/benches/lb-vs-floor.sh
+#
+# Variables: RATE (500 requests/s), BENCH_SECONDS (20 per target), LB_THREADS (1), BIN_DIR, RESULT.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN_DIR=${BIN_DIR:-target/release}
+RESULT=${RESULT:-bench/results/lb-vs-floor.txt}
+export RATE=${RATE:-500} SECONDS_PER_TARGET=${BENCH_SECONDS:-20} LB_THREADS=${LB_THREADS:-1}
+
+for bin in sim floor api lb; do
+  [ -x "$BIN_DIR/$bin" ] || { echo "lb-vs-floor: $BIN_DIR/$bin is missing; build it first" >&2; exit 1; }
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/lb-vs-floor.XXXXXX")
+pids=()
+cleanup() {
+  local rc=$?
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ "$rc" -eq 0 ]; then rm -rf "$work"; else echo "lb-vs-floor: failed; logs in $work" >&2; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+read -r p_default p_fallback p_api1 p_api2 p_lb p_floor < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(6)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])')
+
+wait_port() {
+  for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+  echo "lb-vs-floor: nothing listens on 127.0.0.1:$1" >&2; return 1
+}
+
+start() { # name, port, env assignments...; the binary is the name's first word
+  local name=$1 port=$2; shift 2
+  env "$@" "$BIN_DIR/${name%%-*}" >"$work/$name.log" 2>&1 &
+  pids+=($!)
+  wait_port "$port"
+}
+
+start sim-default "$p_default" SIM_LISTEN="127.0.0.1:$p_default" SIM_FEE=0.05
+start sim-fallback "$p_fallback" SIM_LISTEN="127.0.0.1:$p_fallback" SIM_FEE=0.15
+for n in 1 2; do
+  port_var=p_api$n
+  start "api-$n" "${!port_var}" API_LISTEN="127.0.0.1:${!port_var}" DATABASE_PATH="$work/payments.db" \
+    PROCESSOR_DEFAULT_URL="http://127.0.0.1:$p_default" PROCESSOR_FALLBACK_URL="http://127.0.0.1:$p_fallback"
+done
+start lb "$p_lb" LB_LISTEN="127.0.0.1:$p_lb" API_ADDRS="127.0.0.1:$p_api1,127.0.0.1:$p_api2" LB_THREADS="$LB_THREADS"
+start floor "$p_floor" FLOOR_LISTEN="127.0.0.1:$p_floor"
+
+mkdir -p "$(dirname "$RESULT")"
+{
+  echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit $(git rev-parse --short HEAD)  LB_THREADS=$LB_THREADS  $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  echo "   command: RATE=$RATE BENCH_SECONDS=$SECONDS_PER_TARGET LB_THREADS=$LB_THREADS bash lb/benches/lb-vs-floor.sh (release build, lb with 2 api workers + 2 sims behind it)"
+} >>"$RESULT"
+k6 run --quiet --no-color -e RATE="$RATE" -e SECONDS="$SECONDS_PER_TARGET" -e K6_VERSION="$(k6 version | cut -d' ' -f2)" \
+  -e FLOOR_URL="http://127.0.0.1:$p_floor" -e LB_URL="http://127.0.0.1:$p_lb" \
+  -e RESULT_FILE="$work/k6.txt" lb/benches/accept.js >/dev/null
+cat "$work/k6.txt" | tee -a "$RESULT"
+# Every payment the lb accepted reached a worker (a benchmark that lost payments would be no figure).
+sleep 2
+curl -s "http://127.0.0.1:$p_lb/metrics" | grep -E '^lb_(payments_accepted|payments_forwarded|queue_depth|forward_retries)' | tr '\n' ' ' | sed 's/^/   lb: /' | tee -a "$RESULT"
+echo | tee -a "$RESULT"
