@@ -1,0 +1,65 @@
+//! Which handler answers which request. Every request is handled on a task of its own,
+//! as a real server does: if the client hangs up mid-delay, the payment is still stored
+//! (our api's crash tests depend on that).
+
+use crate::reply::{self, Reply};
+use crate::state::Sim;
+use crate::{admin, health, payments};
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use std::sync::Arc;
+
+/// The header every `/admin/` call must carry, equal to the current token.
+pub const TOKEN_HEADER: &str = "X-Rinha-Token";
+
+/// Handles `req` on its own task, so a dropped connection cannot cancel it.
+pub async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Reply {
+    match tokio::spawn(route(sim, req)).await {
+        Ok(reply) => reply,
+        Err(e) => {
+            tracing::error!("request handler failed: {e}");
+            reply::error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the handler failed")
+        }
+    }
+}
+
+async fn route(sim: Arc<Sim>, req: Request<Incoming>) -> Reply {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path();
+    let method = &parts.method;
+    if let Some(admin_path) = path.strip_prefix("/admin/") {
+        let token = parts.headers.get(TOKEN_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+        if !sim.settings.token_matches(token) {
+            return reply::error(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong X-Rinha-Token");
+        }
+        return route_admin(&sim, method, admin_path, parts.uri.query(), body).await;
+    }
+    match path {
+        "/payments" if method == Method::POST => payments::create(&sim, body).await,
+        "/payments" => reply::method_not_allowed("POST"),
+        "/payments/service-health" if method == Method::GET => health::service_health(&sim).await,
+        "/payments/service-health" => reply::method_not_allowed("GET"),
+        _ => match path.strip_prefix("/payments/").filter(|id| !id.contains('/')) {
+            Some(id) if method == Method::GET => payments::find(&sim, id),
+            Some(_) => reply::method_not_allowed("GET"),
+            None => reply::not_found(),
+        },
+    }
+}
+
+async fn route_admin(sim: &Sim, method: &Method, path: &str, query: Option<&str>, body: Incoming) -> Reply {
+    match (path, method) {
+        ("payments-summary", &Method::GET) => admin::summary(sim, query),
+        ("configurations/token", &Method::PUT) => admin::set_token(sim, body).await,
+        ("configurations/delay", &Method::PUT) => admin::set_delay(sim, body).await,
+        ("configurations/failure", &Method::PUT) => admin::set_failure(sim, body).await,
+        ("purge-payments", &Method::POST) => admin::purge(sim),
+        ("stats", &Method::GET) => admin::stats(sim),
+        ("payments-summary" | "stats", _) => reply::method_not_allowed("GET"),
+        ("configurations/token" | "configurations/delay" | "configurations/failure", _) => {
+            reply::method_not_allowed("PUT")
+        }
+        ("purge-payments", _) => reply::method_not_allowed("POST"),
+        _ => reply::not_found(),
+    }
+}
