@@ -17,6 +17,8 @@
 //!   Payments claimed from a dead worker with an attempt are pinned too (we cannot know
 //!   how their last call ended).
 //! - 429: pinned, retried after a short backoff.
+//! - Another 4xx (the processor refused the request itself): not stored, retried after a
+//!   second from the back of the queue; the processor is not marked down for it.
 //!
 //! Waiting payments sit in lanes: one for payments free to go anywhere, one per processor
 //! for pinned ones. A round empties what the routing policy lets through; the rest waits
@@ -47,6 +49,10 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 /// Wait before re-queueing a payment a processor answered 429, or one whose database
 /// write failed: long enough not to spin, short against the contest's 1.5 s audit lag.
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Wait before retrying a payment the processor refused as malformed (a 4xx other than
+/// 422/429: a bug on one side; the payment stays pending, retried now and then).
+const REJECTED_BACKOFF: Duration = Duration::from_secs(1);
 
 /// A payment in this worker's hands.
 #[derive(Debug, Clone)]
@@ -119,6 +125,12 @@ impl Queue {
     /// payment again (see the module doc: audit windows).
     fn put_back(&self, job: Job) {
         self.lanes().put_front(job);
+        self.wake.notify_one();
+    }
+
+    /// Puts back a payment at the END of its lane.
+    fn put_last(&self, job: Job) {
+        self.lanes().put(job);
         self.wake.notify_one();
     }
 
@@ -295,7 +307,7 @@ impl Dispatcher {
         let outcome = self.clients[index(processor)].pay(&payment, attempt.requested_at).await;
         self.metrics.call(processor, outcome, started.elapsed());
         self.routing.report(processor, outcome, lane, Millis::now());
-        match outcome {
+        let wait = match outcome {
             CallOutcome::Processed | CallOutcome::AlreadyProcessed => {
                 match self.store.mark_processed(vec![(payment, attempt)]).await {
                     Ok(()) => {
@@ -308,17 +320,35 @@ impl Dispatcher {
                         // The processor has it; asking it again will answer 422 and we retry the write.
                         tracing::error!(%processor, "cannot mark {} processed, will ask again: {e}", payment.correlation_id);
                         job.pinned = true;
+                        RETRY_BACKOFF
                     }
                 }
             }
-            CallOutcome::Failed => job.pinned = false,
-            CallOutcome::Timeout | CallOutcome::Busy => job.pinned = true,
-        }
+            CallOutcome::Failed => {
+                job.pinned = false;
+                Duration::ZERO
+            }
+            CallOutcome::Timeout => {
+                job.pinned = true;
+                Duration::ZERO
+            }
+            CallOutcome::Busy => {
+                job.pinned = true;
+                RETRY_BACKOFF
+            }
+            CallOutcome::Rejected => {
+                job.pinned = false;
+                REJECTED_BACKOFF
+            }
+        };
         self.metrics.retries.fetch_add(1, Relaxed);
         drop(permit);
-        if matches!(outcome, CallOutcome::Busy | CallOutcome::Processed | CallOutcome::AlreadyProcessed) {
-            tokio::time::sleep(RETRY_BACKOFF).await;
+        tokio::time::sleep(wait).await;
+        if outcome == CallOutcome::Rejected {
+            // Behind everything else: a payment the processor refuses must not block the others.
+            self.queue.put_last(job);
+        } else {
+            self.queue.put_back(job);
         }
-        self.queue.put_back(job);
     }
 }

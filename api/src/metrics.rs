@@ -18,8 +18,10 @@ pub enum CallOutcome {
     Processed,
     /// 422: it already had the payment (counts as processed there).
     AlreadyProcessed,
-    /// 5xx or another status: not stored.
+    /// 5xx: not stored, the processor is failing.
     Failed,
+    /// Another 4xx: the processor refused this request; not stored.
+    Rejected,
     /// 429: too busy, retried later.
     Busy,
     /// No answer in time or the connection broke: unknown, the payment stays pinned.
@@ -27,10 +29,11 @@ pub enum CallOutcome {
 }
 
 impl CallOutcome {
-    const ALL: [CallOutcome; 5] = [
+    const ALL: [CallOutcome; 6] = [
         CallOutcome::Processed,
         CallOutcome::AlreadyProcessed,
         CallOutcome::Failed,
+        CallOutcome::Rejected,
         CallOutcome::Busy,
         CallOutcome::Timeout,
     ];
@@ -40,6 +43,7 @@ impl CallOutcome {
             CallOutcome::Processed => "processed",
             CallOutcome::AlreadyProcessed => "already_processed",
             CallOutcome::Failed => "failed",
+            CallOutcome::Rejected => "rejected",
             CallOutcome::Busy => "busy",
             CallOutcome::Timeout => "timeout",
         }
@@ -48,7 +52,7 @@ impl CallOutcome {
 
 #[derive(Default)]
 struct PerProcessor {
-    calls: [AtomicU64; 5],
+    calls: [AtomicU64; 6],
     processed: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len()],
     latency_count: AtomicU64,

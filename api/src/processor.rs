@@ -110,11 +110,12 @@ impl ProcessorClient {
             200..=299 => CallOutcome::Processed,
             422 => CallOutcome::AlreadyProcessed,
             429 => CallOutcome::Busy,
-            500..=599 => CallOutcome::Failed,
-            other => {
-                tracing::warn!(processor = %self.processor, status = other, "unexpected answer to a payment; retrying it later");
-                CallOutcome::Failed
+            400..=499 => {
+                tracing::warn!(processor = %self.processor, status = status.as_u16(), "the processor refused a payment; retrying it later");
+                CallOutcome::Rejected
             }
+            // 5xx, and anything a processor should never answer (1xx, 3xx): not stored.
+            _ => CallOutcome::Failed,
         }
     }
 

@@ -17,7 +17,8 @@
 //!   the 15 % fee; a real deployment lowers it to trade fee for latency.
 //! - **Slow is not down.** A slow default still answers 200; the dispatch concurrency
 //!   covers the latency, so it keeps getting the payments.
-//! - 429 (processor busy) changes nothing here; the payment retries later.
+//! - 429 (processor busy) and other 4xx (this request refused) change nothing here; the
+//!   payment retries later.
 //!
 //! Pinning (a payment whose last call timed out may only go back to that processor) is
 //! the dispatcher's business; this module only says which processor may be called now.
@@ -141,7 +142,7 @@ impl Routing {
             match outcome {
                 CallOutcome::Processed | CallOutcome::AlreadyProcessed => mark(processor, state, false, now),
                 CallOutcome::Failed | CallOutcome::Timeout => mark(processor, state, true, now),
-                CallOutcome::Busy => {}
+                CallOutcome::Busy | CallOutcome::Rejected => {}
             }
         });
     }
