@@ -1,2 +1,161 @@
 #!/usr/bin/env bash
-echo "make bench: not built yet (issue 7)"
+# `make bench`: the contest scenario (k6/contest.js, MAX_REQUESTS=550) against a fresh
+# stack (scripts/run.sh from target/release, fresh database in a temp dir), then the same
+# scenario against the bare `floor` responder (+ the simulators), for the ratio of our p99
+# to the floor's. Writes bench/results/<date>-contest[-limits].json (score, p99, lag,
+# inconsistencies, default/fallback counts, CPU seconds and peak RSS of every process, the
+# machine) and an SVG of latency and queue depth over the run next to it.
+#
+# Variables: CONTEST_LIMITS=1 (run lb/api1/api2 each in a cgroup with the cpu and memory
+# limits compose.yml gives its service; needs writable cgroup v1/v2 cpu+memory controllers),
+# BENCH_REQUESTS (550), BENCH_TIME_SCALE (1: k6/contest.js's TIME_SCALE, for a quick try),
+# BIN_DIR (target/release), BENCH_KEEP=1 (keep the work dir: k6 points, samples, logs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export BIN_DIR=${BIN_DIR:-target/release}
+requests=${BENCH_REQUESTS:-550}
+time_scale=${BENCH_TIME_SCALE:-1}
+limits=${CONTEST_LIMITS:-}
+
+for bin in sim floor api lb; do
+  [ -x "$BIN_DIR/$bin" ] || { echo "bench: $BIN_DIR/$bin is missing; build it first (make bench does)" >&2; exit 1; }
+done
+
+stamp=$(date -u +%Y-%m-%d-%H%M)
+name=$stamp-contest; [ "$limits" = 1 ] && name=$stamp-contest-limits
+out=bench/results/$name.json
+mkdir -p bench/results
+work=$(mktemp -d "${TMPDIR:-/tmp}/rinha-bench.XXXXXX")
+cgroup_parent=""
+pids=()
+
+cleanup() {
+  local rc=$?
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ -n "$cgroup_parent" ]; then
+    for svc in $(python3 scripts/compose_limits.py compose.yml | cut -d' ' -f1); do
+      bash scripts/cgroup.sh remove "$cgroup_parent/$svc"
+    done
+    bash scripts/cgroup.sh remove "$cgroup_parent"
+  fi
+  if [ "$rc" -eq 0 ] && [ "${BENCH_KEEP:-}" != 1 ]; then rm -rf "$work"; else echo "bench: work dir kept: $work" >&2; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_ports() {
+  python3 -c '
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])' "$1"
+}
+
+wait_port() {
+  for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+  echo "bench: nothing listens on 127.0.0.1:$1" >&2; return 1
+}
+
+# Drops a PID from the cleanup list once it is reaped (it may then be reused by others).
+forget() {
+  local keep=() p
+  for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  pids=("${keep[@]}")
+}
+
+# Stops one of our children and forgets its PID.
+stop_pid() {
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  forget "$1"
+}
+
+# One contest run with the sampler around it: $1 = label, $2 = backend port, $3/$4 =
+# processor ports, $5 = run dir with the pid files, $6... = NAME=URL metrics endpoints.
+contest_run() {
+  local label=$1 backend=$2 def=$3 fb=$4 run_dir=$5; shift 5
+  # k6 is sampled too (its own pid dir, which run.sh never reads): it shares the machine.
+  local k6_dir=$work/$label-k6
+  mkdir -p "$k6_dir"
+  python3 scripts/bench_sampler.py --run-dir "$run_dir" "$k6_dir" --out "$work/$label-samples.json" --metrics "$@" &
+  local sampler=$!
+  pids+=("$sampler")
+  echo "bench: $label: k6/contest.js MAX_REQUESTS=$requests TIME_SCALE=$time_scale (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  BACKEND_URL=http://127.0.0.1:$backend PROCESSOR_DEFAULT_URL=http://127.0.0.1:$def \
+    PROCESSOR_FALLBACK_URL=http://127.0.0.1:$fb RESULT_FILE=$work/$label-result.json K6_CSV_TIME_FORMAT=unix_milli \
+    k6 run --quiet --out "csv=$work/$label-points.csv" -e MAX_REQUESTS="$requests" -e TIME_SCALE="$time_scale" k6/contest.js \
+    2>"$work/$label-k6.log" &
+  local k6_pid=$!
+  pids+=("$k6_pid")
+  echo "$k6_pid" >"$k6_dir/k6.pid"
+  local rc=0
+  wait "$k6_pid" || rc=$?
+  rm -f "$k6_dir/k6.pid"
+  forget "$k6_pid"
+  stop_pid "$sampler"
+  [ "$rc" -eq 0 ] || { echo "bench: k6 failed ($rc):" >&2; tail -n 20 "$work/$label-k6.log" >&2; return 1; }
+}
+
+# ---- limits ----
+limits_note="unlimited"
+if [ "$limits" = 1 ]; then
+  if mode=$(bash scripts/cgroup.sh available 2>"$work/cgroup.err"); then
+    cgroup_parent=rinha-bench-$$
+    while read -r svc cpus bytes; do
+      bash scripts/cgroup.sh create "$cgroup_parent/$svc" "$cpus" "$bytes"
+      echo "bench: $svc limited to $cpus CPU and $((bytes / 1048576)) MiB (cgroup $mode, from compose.yml)"
+    done < <(python3 scripts/compose_limits.py compose.yml)
+    limits_note="compose.yml limits via cgroup $mode"
+  else
+    echo "bench: CONTEST_LIMITS=1, but this machine does not let us limit cpu and memory ($(cat "$work/cgroup.err")); running unlimited"
+  fi
+else
+  echo "bench: running unlimited (CONTEST_LIMITS=1 runs each service under compose.yml's limits)"
+fi
+
+# ---- our stack ----
+read -r p_lb p_api1 p_api2 p_def p_fb < <(free_ports 5)
+DATA_DIR=$work/stack CGROUP_PARENT=$cgroup_parent LB_LISTEN=127.0.0.1:$p_lb \
+  API1_LISTEN=127.0.0.1:$p_api1 API2_LISTEN=127.0.0.1:$p_api2 \
+  SIM_DEFAULT_LISTEN=127.0.0.1:$p_def SIM_FALLBACK_LISTEN=127.0.0.1:$p_fb \
+  bash scripts/run.sh >"$work/stack.log" 2>&1 &
+stack=$!
+pids+=("$stack")
+for _ in $(seq 600); do grep -q '^run: ready' "$work/stack.log" && break; sleep 0.1; done
+grep -q '^run: ready' "$work/stack.log" || { echo "bench: the stack did not start" >&2; cat "$work/stack.log" >&2; exit 1; }
+contest_run stack "$p_lb" "$p_def" "$p_fb" "$work/stack/run" \
+  "lb=http://127.0.0.1:$p_lb/metrics" "api1=http://127.0.0.1:$p_api1/metrics" "api2=http://127.0.0.1:$p_api2/metrics"
+cgroup_stats="{}"
+if [ -n "$cgroup_parent" ]; then
+  cgroup_stats=$(for svc in $(python3 scripts/compose_limits.py compose.yml | cut -d' ' -f1); do
+    echo "$svc $(bash scripts/cgroup.sh stats "$cgroup_parent/$svc")"
+  done | python3 -c '
+import json, sys
+print(json.dumps({s: {"peak_memory_mb": round(int(m) / 2**20, 1), "cpu_throttled_periods": int(t)}
+                  for s, m, t in (l.split() for l in sys.stdin)}))')
+fi
+stop_pid "$stack"
+
+# ---- the floor ----
+read -r f_back f_def f_fb < <(free_ports 3)
+mkdir -p "$work/floor/run"
+start_floor_part() {
+  local name=$1; shift
+  env "$@" >>"$work/floor.log" 2>&1 &
+  pids+=($!)
+  echo $! >"$work/floor/run/$name.pid"
+}
+start_floor_part sim-default SIM_LISTEN=127.0.0.1:$f_def SIM_FEE=0.05 "$BIN_DIR/sim"
+start_floor_part sim-fallback SIM_LISTEN=127.0.0.1:$f_fb SIM_FEE=0.15 "$BIN_DIR/sim"
+start_floor_part floor FLOOR_LISTEN=127.0.0.1:$f_back "$BIN_DIR/floor"
+wait_port "$f_def"; wait_port "$f_fb"; wait_port "$f_back"
+contest_run floor "$f_back" "$f_def" "$f_fb" "$work/floor/run"
+for f in "$work"/floor/run/*.pid; do stop_pid "$(cat "$f")"; done
+
+# ---- report ----
+python3 scripts/bench_report.py --work "$work" --out "$out" --limits "$limits_note" --cgroups "$cgroup_stats"
+python3 scripts/bench_plot.py --work "$work" --label stack --out "${out%.json}.svg"
+echo "bench: wrote $out and ${out%.json}.svg"

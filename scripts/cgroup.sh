@@ -6,6 +6,7 @@
 #
 #   cgroup.sh available              prints v2 or v1 and exits 0 when limits can be set here
 #   cgroup.sh create PATH CPUS BYTES creates PATH limited to CPUS (e.g. 0.45) and BYTES of memory
+#   cgroup.sh exists PATH            exits 0 when PATH was created
 #   cgroup.sh exec PATH -- CMD...    moves this process into PATH, then execs CMD (same PID)
 #   cgroup.sh stats PATH             prints: peak_memory_bytes throttled_periods
 #   cgroup.sh remove PATH            removes PATH (its processes must have exited)
@@ -71,6 +72,10 @@ create() {
   fi
 }
 
+exists() {
+  if [ "$(mode)" = v2 ]; then [ -d "$(v2_root)/$1" ]; else [ -d "$CG/cpu/$1" ] && [ -d "$CG/memory/$1" ]; fi
+}
+
 join_and_exec() {
   local path=$1; shift
   [ "${1:-}" = -- ] && shift
@@ -109,8 +114,9 @@ cmd=${1:-}; shift || true
 case $cmd in
   available) available ;;
   create) create "$@" ;;
+  exists) exists "$@" ;;
   exec) join_and_exec "$@" ;;
   stats) stats "$@" ;;
   remove) remove "$@" ;;
-  *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,13p' "$0" >&2; exit 2 ;;
 esac

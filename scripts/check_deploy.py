@@ -26,6 +26,8 @@ from pathlib import Path
 
 import yaml
 
+from compose_limits import memory_bytes
+
 ROOT = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent)
 MUSL = "x86_64-unknown-linux-musl"
 MAX_CPUS = 1.5
@@ -41,15 +43,6 @@ results = []
 def check(name, ok, why=""):
     results.append(bool(ok))
     print(f"{'ok  ' if ok else 'FAIL'} {name}{'' if ok or not why else ': ' + why}")
-
-
-def memory_mb(text):
-    """Docker's byte notation (b, k, m, g, optionally followed by b; powers of 1024) in MB."""
-    m = re.fullmatch(r"\s*([0-9.]+)\s*([bkmg]?)b?\s*", str(text).lower())
-    if not m:
-        raise ValueError(f"unreadable memory limit {text!r}")
-    scale = {"": 1 / 2**20, "b": 1 / 2**20, "k": 1 / 1024, "m": 1, "g": 1024}[m.group(2)]
-    return float(m.group(1)) * scale
 
 
 def env_of(service):
@@ -224,7 +217,7 @@ def check_compose(dockerfile_bins, crate_of_bin):
         check(f"compose.yml: {name} has deploy.resources.limits cpus and memory", has, f"limits={limits}")
         if has:
             cpus += float(limits["cpus"])
-            mem += memory_mb(limits["memory"])
+            mem += memory_bytes(limits["memory"]) / 2**20
     check(f"compose.yml: CPU limits sum to {cpus:g} <= {MAX_CPUS}", cpus <= MAX_CPUS + 1e-9)
     check(f"compose.yml: memory limits sum to {mem:g} MB <= {MAX_MEMORY_MB} MB", mem <= MAX_MEMORY_MB + 1e-9)
 

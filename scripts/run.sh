@@ -36,7 +36,9 @@ supervisors=()
 supervise() {
   local name=$1; shift
   local launch=()
-  if [ -n "${CGROUP_PARENT:-}" ]; then launch=(bash scripts/cgroup.sh exec "$CGROUP_PARENT/$name" --); fi
+  if [ -n "${CGROUP_PARENT:-}" ] && bash scripts/cgroup.sh exists "$CGROUP_PARENT/$name"; then
+    launch=(bash scripts/cgroup.sh exec "$CGROUP_PARENT/$name" --)
+  fi
   while :; do
     "${launch[@]}" "$@" &
     local pid=$!

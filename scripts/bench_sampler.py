@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Samples the processes of a running stack while scripts/bench.sh loads it: CPU seconds
+(utime + stime from /proc/<pid>/stat) and memory (VmRSS, and VmHWM, the kernel's own peak,
+from /proc/<pid>/status) of every process that scripts/run.sh lists in <run dir>/<name>.pid,
+and the queue gauges (`*_queue_depth`, `*_pending_payments`) of the services' GET /metrics.
+A restarted process (new PID) is followed; its predecessor's last reading is kept. The
+whole machine's busy CPU (/proc/stat) is sampled too: on a shared machine it shows how much
+of the load was not ours (k6 itself, or anything else running).
+
+Runs until SIGTERM or SIGINT, then takes a last sample and writes the JSON to --out.
+
+Usage: bench_sampler.py --run-dir DIR [DIR ...] --out FILE [--interval 0.5] [--metrics NAME=URL ...]
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import time
+import urllib.request
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK")
+GAUGE = re.compile(r"^(\w+_(?:queue_depth|pending_payments))(?:\{[^}]*\})?\s+([0-9.eE+-]+)\s*$", re.M)
+
+
+def read_proc(pid):
+    """(cpu seconds, rss kB, peak rss kB) of a live process, or None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces; the fields after it are fixed.
+    fields = stat[stat.rindex(")") + 2:].split()
+    cpu = (int(fields[11]) + int(fields[12])) / TICKS
+    kb = dict(re.findall(r"^(VmRSS|VmHWM):\s+(\d+) kB", status, re.M))
+    return cpu, int(kb.get("VmRSS", 0)), int(kb.get("VmHWM", 0))
+
+
+def machine_busy_seconds():
+    """CPU seconds all cores have spent not idle since boot (the first line of /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / TICKS
+
+
+def read_gauges(url):
+    try:
+        with urllib.request.urlopen(url, timeout=0.3) as res:
+            return {name: float(v) for name, v in GAUGE.findall(res.read().decode())}
+    except (OSError, ValueError):
+        return None
+
+
+class Process:
+    """One service of the stack across restarts."""
+
+    def __init__(self):
+        self.pids = {}  # pid -> last (cpu, rss, hwm)
+        self.series = []  # [t, cpu seconds so far, rss kB]
+
+    def sample(self, t, pid):
+        reading = read_proc(pid)
+        if reading is None:
+            return
+        self.pids[pid] = reading
+        self.series.append([round(t, 3), round(self.cpu_seconds(), 3), reading[1]])
+
+    def cpu_seconds(self):
+        return sum(r[0] for r in self.pids.values())
+
+    def summary(self):
+        return {
+            "cpu_seconds": round(self.cpu_seconds(), 3),
+            "peak_rss_mb": round(max((r[2] for r in self.pids.values()), default=0) / 1024, 1),
+            "restarts": max(len(self.pids) - 1, 0),
+        }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run-dir", required=True, type=Path, nargs="+")
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--interval", type=float, default=0.5)
+    ap.add_argument("--metrics", nargs="*", default=[], help="NAME=URL of a GET /metrics")
+    args = ap.parse_args()
+    endpoints = dict(m.split("=", 1) for m in args.metrics)
+
+    stop = False
+
+    def on_signal(*_):
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    start = time.time()
+    procs, gauges = {}, {name: {} for name in endpoints}
+    busy0, machine = machine_busy_seconds(), []
+    while True:
+        t = time.time() - start
+        machine.append([round(t, 3), round(machine_busy_seconds() - busy0, 3), 0])
+        for f in sorted(p for d in args.run_dir for p in d.glob("*.pid")):
+            try:
+                pid = int(f.read_text().strip())
+            except (OSError, ValueError):
+                continue
+            procs.setdefault(f.stem, Process()).sample(t, pid)
+        for name, url in endpoints.items():
+            for metric, value in (read_gauges(url) or {}).items():
+                gauges[name].setdefault(metric, []).append([round(t, 3), value])
+        if stop:
+            break
+        time.sleep(args.interval)
+
+    args.out.write_text(json.dumps({
+        "started_at_ms": int(start * 1000),
+        "interval_s": args.interval,
+        "processes": {name: p.summary() for name, p in procs.items()},
+        "machine_cpu_seconds": round(machine[-1][1], 3),
+        "series": {**{name: p.series for name, p in procs.items()}, "machine (all)": machine},
+        "gauges": gauges,
+    }))
+
+
+if __name__ == "__main__":
+    main()
