@@ -39,7 +39,11 @@ fn decimal(value: i128, scale: u32) -> String {
     let sign = if value < 0 { "-" } else { "" };
     let frac = format!("{:0width$}", (value % unit).abs(), width = scale as usize);
     let trimmed = frac.trim_end_matches('0');
-    let places = if trimmed.len() < 2 { &frac[..2] } else { trimmed };
+    let places = if trimmed.len() < 2 {
+        &frac[..2]
+    } else {
+        trimmed
+    };
     format!("{sign}{}.{places}", (value / unit).abs())
 }
 
@@ -53,7 +57,8 @@ fn window(query: Option<&str>) -> Result<(Option<Millis>, Option<Millis>), Strin
             "to" => &mut to,
             _ => continue,
         };
-        let text = percent_decode(value).ok_or_else(|| format!("{key}: bad percent-encoding in `{value}`"))?;
+        let text = percent_decode(value)
+            .ok_or_else(|| format!("{key}: bad percent-encoding in `{value}`"))?;
         *slot = Some(Millis::parse_iso(&text).map_err(|e| format!("{key}: {e}"))?);
     }
     Ok((from, to))
@@ -103,9 +108,11 @@ struct FailureBody {
 /// `PUT /admin/configurations/token` `{"token"}` → 204.
 pub async fn set_token(sim: &Sim, body: Incoming) -> Reply {
     match json_body::<TokenBody>(body).await {
-        Ok(TokenBody { token }) if token.is_empty() => {
-            reply::error(StatusCode::BAD_REQUEST, "bad_body", "token must not be empty")
-        }
+        Ok(TokenBody { token }) if token.is_empty() => reply::error(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            "token must not be empty",
+        ),
         Ok(TokenBody { token }) => {
             sim.settings.set_token(token);
             reply::empty(StatusCode::NO_CONTENT)
@@ -125,7 +132,9 @@ pub async fn set_delay(sim: &Sim, body: Incoming) -> Reply {
 /// `PUT /admin/configurations/failure` `{"failure":bool}` → `{"config":"failure","was","is"}`.
 pub async fn set_failure(sim: &Sim, body: Incoming) -> Reply {
     match json_body::<FailureBody>(body).await {
-        Ok(FailureBody { failure }) => changed("failure", sim.settings.swap_failing(failure), failure),
+        Ok(FailureBody { failure }) => {
+            changed("failure", sim.settings.swap_failing(failure), failure)
+        }
         Err(refused) => refused,
     }
 }
@@ -143,7 +152,9 @@ pub fn purge(sim: &Sim) -> Reply {
 
 /// `GET /admin/stats`: our counters since start, plus the concurrency gauges.
 pub fn stats(sim: &Sim) -> Reply {
-    let body = sim.stats.to_json(sim.admission.running(), sim.admission.waiting());
+    let body = sim
+        .stats
+        .to_json(sim.admission.running(), sim.admission.waiting());
     reply::json(StatusCode::OK, body)
 }
 
@@ -157,14 +168,20 @@ mod tests {
         assert_eq!(decimal(50_000, 6), "0.05");
         assert_eq!(decimal(0, 8), "0.00");
         assert_eq!(decimal(1_000_000, 6), "1.00");
-        assert_eq!(decimal(1234_50_000_000, 8), "1234.50");
+        assert_eq!(decimal(123_450_000_000, 8), "1234.50");
     }
 
     #[test]
     fn reads_windows() {
         let t = Millis::parse_iso("2025-07-10T12:34:56.000Z").unwrap();
-        assert_eq!(window(Some("from=2025-07-10T12:34:56.000Z")), Ok((Some(t), None)));
-        assert_eq!(window(Some("to=2025-07-10T12%3A34%3A56.000Z&x=1")), Ok((None, Some(t))));
+        assert_eq!(
+            window(Some("from=2025-07-10T12:34:56.000Z")),
+            Ok((Some(t), None))
+        );
+        assert_eq!(
+            window(Some("to=2025-07-10T12%3A34%3A56.000Z&x=1")),
+            Ok((None, Some(t)))
+        );
         assert_eq!(window(None), Ok((None, None)));
         assert!(window(Some("from=yesterday")).is_err());
         assert!(window(Some("from=%zz")).is_err());

@@ -55,7 +55,10 @@ impl Admission {
         // The semaphore is never closed, so acquire only fails in theory.
         let permit = self.running.acquire().await.ok()?;
         place.0 = None;
-        Some(Ticket { _permit: permit, admitted: &self.admitted })
+        Some(Ticket {
+            _permit: permit,
+            admitted: &self.admitted,
+        })
     }
 
     /// Requests holding a running slot now.
@@ -65,7 +68,9 @@ impl Admission {
 
     /// Requests waiting for a running slot now.
     pub fn waiting(&self) -> usize {
-        self.admitted.load(Ordering::Acquire).saturating_sub(self.running())
+        self.admitted
+            .load(Ordering::Acquire)
+            .saturating_sub(self.running())
     }
 }
 
@@ -79,7 +84,10 @@ mod tests {
         let first = admission.enter().await;
         assert!(first.is_some());
         let mut second = Box::pin(admission.enter());
-        assert!(futures_poll_once(second.as_mut()).await.is_none(), "second must wait");
+        assert!(
+            futures_poll_once(second.as_mut()).await.is_none(),
+            "second must wait"
+        );
         assert_eq!((admission.running(), admission.waiting()), (1, 1));
         assert!(admission.enter().await.is_none(), "third is refused");
         drop(first);
@@ -89,10 +97,12 @@ mod tests {
 
     /// Polls a future once, returning its output if it was ready.
     async fn futures_poll_once<F: std::future::Future + Unpin>(mut f: F) -> Option<F::Output> {
-        std::future::poll_fn(|cx| std::task::Poll::Ready(match std::pin::Pin::new(&mut f).poll(cx) {
-            std::task::Poll::Ready(v) => Some(v),
-            std::task::Poll::Pending => None,
-        }))
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut f).poll(cx) {
+                std::task::Poll::Ready(v) => Some(v),
+                std::task::Poll::Pending => None,
+            })
+        })
         .await
     }
 }

@@ -35,7 +35,8 @@ const DEFAULT_MAX_WAITING: &str = "500";
 const DEFAULT_FLOOR_LISTEN: &str = "127.0.0.1:9999";
 const DEFAULT_THREADS: &str = "1";
 
-pub const SIM_USAGE: &str = "usage: sim [--listen ADDR] [--fee F] [--token T] [--health-window-secs N]
+pub const SIM_USAGE: &str =
+    "usage: sim [--listen ADDR] [--fee F] [--token T] [--health-window-secs N]
   each flag may also be given as an environment variable (the flag wins):
   SIM_LISTEN (127.0.0.1:8001), SIM_FEE (0.05), SIM_TOKEN (123), SIM_HEALTH_WINDOW_SECS (5);
   environment only: SIM_THREADS (1), SIM_MAX_RUNNING (800), SIM_MAX_WAITING (500)";
@@ -43,7 +44,11 @@ pub const SIM_USAGE: &str = "usage: sim [--listen ADDR] [--fee F] [--token T] [-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("{name}=`{value}` is not valid: {why}")]
-    BadValue { name: String, value: String, why: String },
+    BadValue {
+        name: String,
+        value: String,
+        why: String,
+    },
     #[error("unknown argument `{0}`\n{SIM_USAGE}")]
     UnknownArgument(String),
     #[error("flag {0} needs a value\n{SIM_USAGE}")]
@@ -59,7 +64,10 @@ pub struct FeePpm(pub i64);
 impl FeePpm {
     /// Accepts a fraction between 0 and 1 with at most six decimal places (`0.05`).
     fn parse(text: &str) -> Result<FeePpm, String> {
-        let value: f64 = text.trim().parse().map_err(|_| "expected a fraction like 0.05".to_string())?;
+        let value: f64 = text
+            .trim()
+            .parse()
+            .map_err(|_| "expected a fraction like 0.05".to_string())?;
         if !(0.0..=1.0).contains(&value) {
             return Err("expected a fraction between 0 and 1".into());
         }
@@ -103,7 +111,10 @@ impl Source<'_> {
         if let Some((_, flag, v)) = self.flags.iter().rev().find(|(n, _, _)| *n == name) {
             return Ok((flag.clone(), v.clone()));
         }
-        Ok((name.to_string(), (self.env)(name)?.unwrap_or_else(|| default.to_string())))
+        Ok((
+            name.to_string(),
+            (self.env)(name)?.unwrap_or_else(|| default.to_string()),
+        ))
     }
 
     fn parsed<T>(
@@ -113,7 +124,11 @@ impl Source<'_> {
         parse: impl Fn(&str) -> Result<T, String>,
     ) -> Result<T, ConfigError> {
         let (origin, value) = self.get(name, default)?;
-        parse(&value).map_err(|why| ConfigError::BadValue { name: origin, value, why })
+        parse(&value).map_err(|why| ConfigError::BadValue {
+            name: origin,
+            value,
+            why,
+        })
     }
 }
 
@@ -126,7 +141,9 @@ fn process_env(name: &str) -> Result<Option<String>, ConfigError> {
 }
 
 fn parse_addr(text: &str) -> Result<SocketAddr, String> {
-    text.trim().parse().map_err(|_| "expected ip:port like 127.0.0.1:8001".to_string())
+    text.trim()
+        .parse()
+        .map_err(|_| "expected ip:port like 127.0.0.1:8001".to_string())
 }
 
 fn parse_count(min: usize) -> impl Fn(&str) -> Result<usize, String> {
@@ -159,7 +176,10 @@ fn parse_flags(args: &[String]) -> Result<Vec<(&'static str, String, String)>, C
         let name = flag_name(flag).ok_or_else(|| ConfigError::UnknownArgument(arg.clone()))?;
         let value = match inline {
             Some(v) => v,
-            None => rest.next().cloned().ok_or_else(|| ConfigError::MissingValue(flag.to_string()))?,
+            None => rest
+                .next()
+                .cloned()
+                .ok_or_else(|| ConfigError::MissingValue(flag.to_string()))?,
         };
         flags.push((name, flag.to_string(), value));
     }
@@ -176,16 +196,25 @@ impl SimConfig {
         args: &[String],
         env: &dyn Fn(&str) -> Result<Option<String>, ConfigError>,
     ) -> Result<SimConfig, ConfigError> {
-        let src = Source { flags: parse_flags(args)?, env };
+        let src = Source {
+            flags: parse_flags(args)?,
+            env,
+        };
         Ok(SimConfig {
             listen: src.parsed(SIM_LISTEN, DEFAULT_SIM_LISTEN, parse_addr)?,
             fee: src.parsed(SIM_FEE, DEFAULT_FEE, FeePpm::parse)?,
             token: src.parsed(SIM_TOKEN, DEFAULT_TOKEN, |t| {
-                if t.is_empty() { Err("must not be empty".to_string()) } else { Ok(t.to_string()) }
+                if t.is_empty() {
+                    Err("must not be empty".to_string())
+                } else {
+                    Ok(t.to_string())
+                }
             })?,
-            health_window_secs: src.parsed(SIM_HEALTH_WINDOW_SECS, DEFAULT_HEALTH_WINDOW_SECS, |t| {
-                parse_count(1)(t).map(|n| n as u64)
-            })?,
+            health_window_secs: src.parsed(
+                SIM_HEALTH_WINDOW_SECS,
+                DEFAULT_HEALTH_WINDOW_SECS,
+                |t| parse_count(1)(t).map(|n| n as u64),
+            )?,
             threads: src.parsed(SIM_THREADS, DEFAULT_THREADS, parse_count(1))?,
             max_running: src.parsed(SIM_MAX_RUNNING, DEFAULT_MAX_RUNNING, parse_count(1))?,
             max_waiting: src.parsed(SIM_MAX_WAITING, DEFAULT_MAX_WAITING, parse_count(0))?,
@@ -196,7 +225,10 @@ impl SimConfig {
 impl FloorConfig {
     /// Reads the environment (`floor` takes no flags).
     pub fn from_env() -> Result<FloorConfig, ConfigError> {
-        let src = Source { flags: Vec::new(), env: &process_env };
+        let src = Source {
+            flags: Vec::new(),
+            env: &process_env,
+        };
         Ok(FloorConfig {
             listen: src.parsed(FLOOR_LISTEN, DEFAULT_FLOOR_LISTEN, parse_addr)?,
             threads: src.parsed(FLOOR_THREADS, DEFAULT_THREADS, parse_count(1))?,
@@ -210,7 +242,10 @@ mod tests {
 
     fn load(args: &[&str], env: &[(&str, &str)]) -> Result<SimConfig, ConfigError> {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         SimConfig::load(&args, &move |name| {
             Ok(env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
         })
@@ -222,7 +257,15 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8001");
         assert_eq!(c.fee, FeePpm(50_000));
         assert_eq!(c.token, "123");
-        assert_eq!((c.health_window_secs, c.threads, c.max_running, c.max_waiting), (5, 1, 800, 500));
+        assert_eq!(
+            (
+                c.health_window_secs,
+                c.threads,
+                c.max_running,
+                c.max_waiting
+            ),
+            (5, 1, 800, 500)
+        );
     }
 
     #[test]
@@ -242,8 +285,14 @@ mod tests {
         assert!(err.to_string().contains("--fee=`1.5`"), "{err}");
         assert!(load(&["--fee", "0.0000001"], &[]).is_err());
         assert!(load(&["--health-window-secs", "0"], &[]).is_err());
-        assert!(matches!(load(&["--bogus"], &[]), Err(ConfigError::UnknownArgument(_))));
-        assert!(matches!(load(&["--token"], &[]), Err(ConfigError::MissingValue(_))));
+        assert!(matches!(
+            load(&["--bogus"], &[]),
+            Err(ConfigError::UnknownArgument(_))
+        ));
+        assert!(matches!(
+            load(&["--token"], &[]),
+            Err(ConfigError::MissingValue(_))
+        ));
         assert!(load(&[], &[(SIM_LISTEN, "localhost")]).is_err());
     }
 }

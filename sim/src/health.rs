@@ -35,7 +35,10 @@ pub struct HealthBudget {
 
 impl HealthBudget {
     pub fn new(window_secs: u64) -> HealthBudget {
-        HealthBudget { window_ms: window_secs as i64 * 1000, next_free: Mutex::new(i64::MIN) }
+        HealthBudget {
+            window_ms: window_secs as i64 * 1000,
+            next_free: Mutex::new(i64::MIN),
+        }
     }
 
     /// Takes the first free window's slot for a call arriving at `now`, if it is the
@@ -47,7 +50,9 @@ impl HealthBudget {
         if window - current > MAX_WAITING {
             let free_at = *next_free * self.window_ms;
             let secs = (free_at - now.0 + 999) / 1000;
-            return Slot::Refused { retry_after_secs: secs.max(1) as u64 };
+            return Slot::Refused {
+                retry_after_secs: secs.max(1) as u64,
+            };
         }
         *next_free = window + 1;
         if window == current {
@@ -64,7 +69,9 @@ pub async fn service_health(sim: &Sim) -> Reply {
     let now = Millis::now();
     match sim.health.claim(now) {
         Slot::Now => {}
-        Slot::At(opens) => tokio::time::sleep(Duration::from_millis((opens.0 - now.0).max(0) as u64)).await,
+        Slot::At(opens) => {
+            tokio::time::sleep(Duration::from_millis((opens.0 - now.0).max(0) as u64)).await
+        }
         Slot::Refused { retry_after_secs } => {
             bump(&sim.stats.health_429);
             let mut refused = reply::error(
@@ -72,7 +79,9 @@ pub async fn service_health(sim: &Sim) -> Reply {
                 "too_many_requests",
                 "health-check budget exhausted: one call per window",
             );
-            refused.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            refused
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
             return refused;
         }
     }
@@ -96,7 +105,12 @@ mod tests {
         assert_eq!(budget.claim(t), Slot::Now);
         assert_eq!(budget.claim(t), Slot::At(Millis(1_005_000)));
         assert_eq!(budget.claim(t), Slot::At(Millis(1_010_000)));
-        assert_eq!(budget.claim(t), Slot::Refused { retry_after_secs: 14 });
+        assert_eq!(
+            budget.claim(t),
+            Slot::Refused {
+                retry_after_secs: 14
+            }
+        );
         // In the next window its slot is already taken, but one more may wait.
         assert_eq!(budget.claim(Millis(1_005_000)), Slot::At(Millis(1_015_000)));
         // A quiet period frees the budget again.

@@ -28,7 +28,9 @@ impl Ledger {
     fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, StoredPayment>> {
         // A panic while holding the lock cannot leave the map half-updated (single
         // insert/remove calls), so a poisoned lock is still safe to use.
-        self.payments.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.payments
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Stores the payment unless the id is already known; returns false for a duplicate
@@ -58,7 +60,10 @@ impl Ledger {
         self.lock()
             .values()
             .filter(|p| p.requested_at >= from && p.requested_at <= to)
-            .fold(Totals::default(), |t, p| Totals { requests: t.requests + 1, amount: Cents(t.amount.0 + p.amount.0) })
+            .fold(Totals::default(), |t, p| Totals {
+                requests: t.requests + 1,
+                amount: Cents(t.amount.0 + p.amount.0),
+            })
     }
 }
 
@@ -70,11 +75,35 @@ mod tests {
     fn refuses_duplicates_and_sums_inclusive_windows() {
         let ledger = Ledger::default();
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        assert!(ledger.insert(a, StoredPayment { amount: Cents(1990), requested_at: Millis(10) }));
-        assert!(ledger.insert(b, StoredPayment { amount: Cents(10), requested_at: Millis(20) }));
-        assert!(!ledger.insert(a, StoredPayment { amount: Cents(5), requested_at: Millis(15) }));
+        assert!(ledger.insert(
+            a,
+            StoredPayment {
+                amount: Cents(1990),
+                requested_at: Millis(10)
+            }
+        ));
+        assert!(ledger.insert(
+            b,
+            StoredPayment {
+                amount: Cents(10),
+                requested_at: Millis(20)
+            }
+        ));
+        assert!(!ledger.insert(
+            a,
+            StoredPayment {
+                amount: Cents(5),
+                requested_at: Millis(15)
+            }
+        ));
         assert_eq!(ledger.get(&a).map(|p| p.amount), Some(Cents(1990)));
-        assert_eq!(ledger.totals(Some(Millis(10)), Some(Millis(20))), Totals { requests: 2, amount: Cents(2000) });
+        assert_eq!(
+            ledger.totals(Some(Millis(10)), Some(Millis(20))),
+            Totals {
+                requests: 2,
+                amount: Cents(2000)
+            }
+        );
         assert_eq!(ledger.totals(Some(Millis(11)), None).requests, 1);
         assert_eq!(ledger.totals(None, Some(Millis(19))).requests, 1);
         ledger.purge();

@@ -5,11 +5,11 @@
 //! A malformed body is refused with 400 before the delay, as a framework's model binding
 //! would. Never 422: our api reads 422 as "already processed here".
 
+use crate::body;
 use crate::ledger::StoredPayment;
 use crate::reply::{self, Reply};
 use crate::state::Sim;
 use crate::stats::bump;
-use crate::body;
 use hyper::body::Incoming;
 use hyper::StatusCode;
 use payment::{Cents, Millis, TimeError, Uuid};
@@ -58,7 +58,8 @@ struct Body<'a> {
 /// Parses `{"correlationId","amount","requestedAt"}`: the amount rounded to cents, the
 /// `requestedAt` kept exactly as sent (to the millisecond).
 pub fn parse(body: &[u8]) -> Result<(Uuid, StoredPayment), PaymentError> {
-    let parsed: Body<'_> = serde_json::from_slice(body).map_err(|e| PaymentError::BadJson(e.to_string()))?;
+    let parsed: Body<'_> =
+        serde_json::from_slice(body).map_err(|e| PaymentError::BadJson(e.to_string()))?;
     let id = Uuid::try_parse(&parsed.correlation_id)
         .map_err(|_| PaymentError::BadCorrelationId(parsed.correlation_id.to_string()))?;
     let amount = Cents::round_from_f64(parsed.amount);
@@ -66,14 +67,24 @@ pub fn parse(body: &[u8]) -> Result<(Uuid, StoredPayment), PaymentError> {
         return Err(PaymentError::BadAmount(parsed.amount));
     }
     let requested_at = Millis::parse_iso(&parsed.requested_at)?;
-    Ok((id, StoredPayment { amount, requested_at }))
+    Ok((
+        id,
+        StoredPayment {
+            amount,
+            requested_at,
+        },
+    ))
 }
 
 /// `POST /payments`.
 pub async fn create(sim: &Sim, body: Incoming) -> Reply {
     let Some(_ticket) = sim.admission.enter().await else {
         bump(&sim.stats.payments_429);
-        return reply::error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", "too many payments in flight");
+        return reply::error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "too many payments in flight",
+        );
     };
     let (id, payment) = match read_and_parse(body).await {
         Ok(parsed) => parsed,
@@ -85,11 +96,19 @@ pub async fn create(sim: &Sim, body: Incoming) -> Reply {
     }
     if sim.settings.failing() {
         bump(&sim.stats.payments_500);
-        return reply::error(StatusCode::INTERNAL_SERVER_ERROR, "failure", "the processor is failing");
+        return reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "failure",
+            "the processor is failing",
+        );
     }
     if !sim.ledger.insert(id, payment) {
         bump(&sim.stats.payments_422);
-        return reply::error(StatusCode::UNPROCESSABLE_ENTITY, "duplicate", "correlationId already processed");
+        return reply::error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "duplicate",
+            "correlationId already processed",
+        );
     }
     bump(&sim.stats.payments_stored);
     reply::json(StatusCode::OK, PROCESSED)
@@ -102,8 +121,15 @@ async fn read_and_parse(body: Incoming) -> Result<(Uuid, StoredPayment), Payment
 
 /// `GET /payments/{id}`: the stored payment, or 404 (also for an id that is no UUID).
 pub fn find(sim: &Sim, id: &str) -> Reply {
-    let Some((id, stored)) = Uuid::try_parse(id).ok().and_then(|id| Some((id, sim.ledger.get(&id)?))) else {
-        return reply::error(StatusCode::NOT_FOUND, "not_found", "no payment with this correlationId");
+    let Some((id, stored)) = Uuid::try_parse(id)
+        .ok()
+        .and_then(|id| Some((id, sim.ledger.get(&id)?)))
+    else {
+        return reply::error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no payment with this correlationId",
+        );
     };
     let body = format!(
         r#"{{"correlationId":"{id}","amount":{},"requestedAt":"{}"}}"#,
@@ -121,7 +147,13 @@ mod tests {
         let body = br#"{"correlationId":"4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3","amount":19.899,"requestedAt":"2025-07-10T12:34:56.789Z"}"#;
         let (id, p) = parse(body).unwrap();
         assert_eq!(id.to_string(), "4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3");
-        assert_eq!(p, StoredPayment { amount: Cents(1990), requested_at: Millis(1_752_150_896_789) });
+        assert_eq!(
+            p,
+            StoredPayment {
+                amount: Cents(1990),
+                requested_at: Millis(1_752_150_896_789)
+            }
+        );
     }
 
     #[test]
@@ -130,11 +162,26 @@ mod tests {
         let at = "2025-07-10T12:34:56.789Z";
         let cases = [
             ("{".to_string(), "bad_json"),
-            (format!(r#"{{"correlationId":"{id}","amount":1}}"#), "bad_json"),
-            (format!(r#"{{"correlationId":"x","amount":1,"requestedAt":"{at}"}}"#), "bad_correlation_id"),
-            (format!(r#"{{"correlationId":"{id}","amount":"1","requestedAt":"{at}"}}"#), "bad_json"),
-            (format!(r#"{{"correlationId":"{id}","amount":0.001,"requestedAt":"{at}"}}"#), "bad_amount"),
-            (format!(r#"{{"correlationId":"{id}","amount":1,"requestedAt":"now"}}"#), "bad_requested_at"),
+            (
+                format!(r#"{{"correlationId":"{id}","amount":1}}"#),
+                "bad_json",
+            ),
+            (
+                format!(r#"{{"correlationId":"x","amount":1,"requestedAt":"{at}"}}"#),
+                "bad_correlation_id",
+            ),
+            (
+                format!(r#"{{"correlationId":"{id}","amount":"1","requestedAt":"{at}"}}"#),
+                "bad_json",
+            ),
+            (
+                format!(r#"{{"correlationId":"{id}","amount":0.001,"requestedAt":"{at}"}}"#),
+                "bad_amount",
+            ),
+            (
+                format!(r#"{{"correlationId":"{id}","amount":1,"requestedAt":"now"}}"#),
+                "bad_requested_at",
+            ),
         ];
         for (body, kind) in cases {
             assert_eq!(parse(body.as_bytes()).unwrap_err().kind(), kind, "{body}");

@@ -12,7 +12,9 @@ pub type Reply = Response<Full<Bytes>>;
 pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Reply {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
@@ -35,8 +37,13 @@ pub fn not_found() -> Reply {
 
 /// 405 naming the methods the path does take.
 pub fn method_not_allowed(allow: &'static str) -> Reply {
-    let mut response =
-        error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &format!("this path takes {allow}"));
-    response.headers_mut().insert(hyper::header::ALLOW, HeaderValue::from_static(allow));
+    let mut response = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        &format!("this path takes {allow}"),
+    );
+    response
+        .headers_mut()
+        .insert(hyper::header::ALLOW, HeaderValue::from_static(allow));
     response
 }

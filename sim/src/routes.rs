@@ -18,7 +18,11 @@ pub async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Reply {
         Ok(reply) => reply,
         Err(e) => {
             tracing::error!("request handler failed: {e}");
-            reply::error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the handler failed")
+            reply::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the handler failed",
+            )
         }
     }
 }
@@ -28,9 +32,17 @@ async fn route(sim: Arc<Sim>, req: Request<Incoming>) -> Reply {
     let path = parts.uri.path();
     let method = &parts.method;
     if let Some(admin_path) = path.strip_prefix("/admin/") {
-        let token = parts.headers.get(TOKEN_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+        let token = parts
+            .headers
+            .get(TOKEN_HEADER)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
         if !sim.settings.token_matches(token) {
-            return reply::error(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong X-Rinha-Token");
+            return reply::error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or wrong X-Rinha-Token",
+            );
         }
         return route_admin(&sim, method, admin_path, parts.uri.query(), body).await;
     }
@@ -39,7 +51,10 @@ async fn route(sim: Arc<Sim>, req: Request<Incoming>) -> Reply {
         "/payments" => reply::method_not_allowed("POST"),
         "/payments/service-health" if method == Method::GET => health::service_health(&sim).await,
         "/payments/service-health" => reply::method_not_allowed("GET"),
-        _ => match path.strip_prefix("/payments/").filter(|id| !id.contains('/')) {
+        _ => match path
+            .strip_prefix("/payments/")
+            .filter(|id| !id.contains('/'))
+        {
             Some(id) if method == Method::GET => payments::find(&sim, id),
             Some(_) => reply::method_not_allowed("GET"),
             None => reply::not_found(),
@@ -47,7 +62,13 @@ async fn route(sim: Arc<Sim>, req: Request<Incoming>) -> Reply {
     }
 }
 
-async fn route_admin(sim: &Sim, method: &Method, path: &str, query: Option<&str>, body: Incoming) -> Reply {
+async fn route_admin(
+    sim: &Sim,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    body: Incoming,
+) -> Reply {
     match (path, method) {
         ("payments-summary", &Method::GET) => admin::summary(sim, query),
         ("configurations/token", &Method::PUT) => admin::set_token(sim, body).await,

@@ -18,7 +18,10 @@ pub enum ServeError {
     #[error("cannot start the tokio runtime: {0}")]
     Runtime(#[source] std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot install the signal handlers: {0}")]
     Signal(#[source] std::io::Error),
 }
@@ -37,7 +40,9 @@ pub fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, ServeError> {
 }
 
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
-    TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
 }
 
 /// Accepts connections forever, each served on its own task with `handler` per request.
@@ -66,7 +71,10 @@ where
                 let reply = handler(req);
                 async move { Ok::<_, Infallible>(reply.await) }
             });
-            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
                 tracing::debug!("connection ended with an error: {e}");
             }
         });

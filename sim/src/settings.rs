@@ -12,7 +12,11 @@ pub struct Settings {
 
 impl Settings {
     pub fn new(token: String) -> Settings {
-        Settings { delay_ms: AtomicU64::new(0), failing: AtomicBool::new(false), token: Mutex::new(token) }
+        Settings {
+            delay_ms: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
+            token: Mutex::new(token),
+        }
     }
 
     pub fn delay_ms(&self) -> u64 {
@@ -34,7 +38,11 @@ impl Settings {
     }
 
     pub fn token_matches(&self, given: &[u8]) -> bool {
-        self.token.lock().unwrap_or_else(|p| p.into_inner()).as_bytes() == given
+        self.token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_bytes()
+            == given
     }
 
     pub fn set_token(&self, token: String) {

@@ -1,0 +1,82 @@
+//! Starting `sim` and `floor`: flags win over the environment, bad values exit with 2 and
+//! say what is wrong.
+
+use sim::config::{FLOOR_LISTEN, SIM_FEE, SIM_HEALTH_WINDOW_SECS, SIM_LISTEN, SIM_THREADS};
+use std::process::{Command, Output};
+use std::time::Duration;
+use testkit::Service;
+
+fn run(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(testkit::binary(bin));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"))
+}
+
+fn assert_refused(output: &Output, says: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(says),
+        "stderr should mention `{says}`: {stderr}"
+    );
+}
+
+#[test]
+fn bad_configuration_exits_with_2_and_names_the_value() {
+    assert_refused(&run("sim", &[], &[(SIM_FEE, "five")]), "SIM_FEE=`five`");
+    assert_refused(&run("sim", &["--fee", "2"], &[]), "--fee=`2`");
+    assert_refused(&run("sim", &[], &[(SIM_LISTEN, "nowhere")]), "SIM_LISTEN");
+    assert_refused(
+        &run("sim", &[], &[(SIM_HEALTH_WINDOW_SECS, "0")]),
+        "SIM_HEALTH_WINDOW_SECS",
+    );
+    assert_refused(&run("sim", &[], &[(SIM_THREADS, "many")]), "SIM_THREADS");
+    assert_refused(
+        &run("sim", &["--colour"], &[]),
+        "unknown argument `--colour`",
+    );
+    assert_refused(&run("sim", &["--token"], &[]), "--token needs a value");
+    assert_refused(
+        &run("floor", &[], &[(FLOOR_LISTEN, "nowhere")]),
+        "FLOOR_LISTEN",
+    );
+    let help = run("sim", &["--help"], &[]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--health-window-secs"));
+}
+
+#[test]
+fn a_flag_wins_over_its_environment_variable() {
+    let (env_addr, flag_addr) = (testkit::free_addr(), testkit::free_addr());
+    let _sim = Service::start(
+        "sim",
+        &["--listen", &flag_addr, "--token", "from-flag"],
+        &[
+            (SIM_LISTEN, &env_addr),
+            (sim::config::SIM_TOKEN, "from-env"),
+            (SIM_THREADS, "2"),
+        ],
+    );
+    testkit::wait_listening(&flag_addr, Duration::from_secs(10));
+    let stats = |token: &str| {
+        testkit::http::request(
+            &flag_addr,
+            "GET",
+            "/admin/stats",
+            &[("X-Rinha-Token", token)],
+            b"",
+        )
+        .expect("stats")
+        .status
+    };
+    assert_eq!(stats("from-flag"), 200);
+    assert_eq!(stats("from-env"), 401);
+    assert!(
+        std::net::TcpStream::connect(&env_addr).is_err(),
+        "nothing should listen on the env address"
+    );
+}
