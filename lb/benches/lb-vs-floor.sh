@@ -61,10 +61,10 @@ start floor "$p_floor" FLOOR_LISTEN="127.0.0.1:$p_floor"
 
 mkdir -p "$(dirname "$RESULT")"
 {
-  echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit $(git rev-parse --short HEAD)  LB_THREADS=$LB_THREADS  $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit $(git rev-parse --short HEAD)  LB_THREADS=$LB_THREADS  load $(cut -d' ' -f1-3 /proc/loadavg)  $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
   echo "   command: RATE=$RATE BENCH_SECONDS=$SECONDS_PER_TARGET LB_THREADS=$LB_THREADS bash lb/benches/lb-vs-floor.sh (release build, lb with 2 api workers + 2 sims behind it)"
 } >>"$RESULT"
-k6 run --quiet --no-color -e RATE="$RATE" -e SECONDS="$SECONDS_PER_TARGET" -e K6_VERSION="$(k6 version | cut -d' ' -f2)" \
+k6 run --quiet --no-color --address 127.0.0.1:0 -e RATE="$RATE" -e SECONDS="$SECONDS_PER_TARGET" -e K6_VERSION="$(k6 version | cut -d' ' -f2)" \
   -e FLOOR_URL="http://127.0.0.1:$p_floor" -e LB_URL="http://127.0.0.1:$p_lb" \
   -e RESULT_FILE="$work/k6.txt" lb/benches/accept.js >/dev/null
 cat "$work/k6.txt" | tee -a "$RESULT"
