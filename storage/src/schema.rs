@@ -60,9 +60,10 @@ CREATE TABLE payments (
     owner          TEXT                             -- worker dispatching it while pending
 );
 
--- The summary: a range over processed rows by requested_at, answered from the index alone.
+-- The summary: per processor, a range over processed rows by requested_at, answered from
+-- the index alone and already grouped (no sort).
 CREATE INDEX payments_processed_by_requested_at
-    ON payments (requested_at, processor, amount) WHERE status = 'processed';
+    ON payments (processor, requested_at, amount) WHERE status = 'processed';
 
 -- Recovery and queue depth: only pending rows, by owner.
 CREATE INDEX payments_pending_by_owner ON payments (owner) WHERE status = 'pending';
