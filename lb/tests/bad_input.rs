@@ -88,6 +88,11 @@ fn bad_requests_get_their_4xx_and_change_nothing() {
     assert_eq!(lb.post(&payment_body(id, "19.90")).status, 202);
     assert_settled(&stack, &lb, 1, Duration::from_secs(20));
     assert_eq!(lb.metric(r#"lb_payments_rejected_total{reason="bad_amount"}"#), 4);
+
+    // The purge is proxied to a worker too.
+    let purge = http::post(&lb.addr, "/purge-payments", "");
+    assert!((200..300).contains(&purge.status), "purge through the lb: {} {}", purge.status, purge.body);
+    assert_eq!(lb.processed(), 0);
 }
 
 #[test]

@@ -17,6 +17,9 @@ fn sigterm_delivers_the_whole_queue_before_exiting() {
     let mut workers = [stack.worker(&one), stack.worker(&two)];
     let lb = Lb::start(&[&one, &two], &[(lb_env::LB_DRAIN_TIMEOUT_MS, "20000")]);
     let mut accepted = lb.pay_many(20);
+    for _ in 0..4 {
+        let _ = lb.summary(); // proxied round robin, over TCP and over the Unix socket
+    }
 
     // The workers stop; payments keep being accepted into the lb's queue.
     workers.iter_mut().for_each(|w| w.kill());
