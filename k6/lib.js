@@ -48,14 +48,24 @@ export function setProcessorToken(which, fromToken, toToken) {
   }
 }
 
-/** Sets one processor's delay (ms) and failure flag; throws unless both answer 200. */
-export function setProcessorState(which, token, delayMs, failure) {
-  const delay = http.put(`${PROCESSOR_URL[which]}/admin/configurations/delay`, JSON.stringify({ delay: delayMs }),
+/** PUT /admin/configurations/delay on one processor; throws unless 200. */
+export function setProcessorDelay(which, token, delayMs) {
+  const res = http.put(`${PROCESSOR_URL[which]}/admin/configurations/delay`, JSON.stringify({ delay: delayMs }),
     adminParams(token, "admin_delay"));
-  if (delay.status !== 200) fail(`setting the ${which} processor's delay`, delay);
-  const failing = http.put(`${PROCESSOR_URL[which]}/admin/configurations/failure`, JSON.stringify({ failure }),
+  if (res.status !== 200) fail(`setting the ${which} processor's delay`, res);
+}
+
+/** PUT /admin/configurations/failure on one processor; throws unless 200. */
+export function setProcessorFailure(which, token, failure) {
+  const res = http.put(`${PROCESSOR_URL[which]}/admin/configurations/failure`, JSON.stringify({ failure }),
     adminParams(token, "admin_failure"));
-  if (failing.status !== 200) fail(`setting the ${which} processor's failure`, failing);
+  if (res.status !== 200) fail(`setting the ${which} processor's failure`, res);
+}
+
+/** Sets one processor's delay (ms) and failure flag. */
+export function setProcessorState(which, token, delayMs, failure) {
+  setProcessorDelay(which, token, delayMs);
+  setProcessorFailure(which, token, failure);
 }
 
 /** POST /admin/purge-payments on one processor; throws unless 200. */
