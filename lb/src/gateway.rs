@@ -30,6 +30,9 @@ use std::time::Duration;
 
 /// A worker that does not accept the connection within this is skipped for the request.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// A worker that accepted the connection but stays silent this long (hung, stopped) gets
+/// the request a 502 instead of holding it forever.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Gateway {
     acceptor: Acceptor,
@@ -159,5 +162,6 @@ fn peer_of(backend: &Backend) -> Result<Box<HttpPeer>> {
         }
     };
     peer.options.connection_timeout = Some(CONNECT_TIMEOUT);
+    peer.options.read_timeout = Some(READ_TIMEOUT);
     Ok(Box::new(peer))
 }
