@@ -80,3 +80,14 @@ fn a_flag_wins_over_its_environment_variable() {
         "nothing should listen on the env address"
     );
 }
+
+#[test]
+fn sigterm_stops_sim_and_floor_cleanly() {
+    for (bin, listen) in [("sim", SIM_LISTEN), ("floor", FLOOR_LISTEN)] {
+        let addr = testkit::free_addr();
+        let mut service = Service::start(bin, &[], &[(listen, &addr)]);
+        testkit::wait_listening(&addr, Duration::from_secs(10));
+        service.signal(libc::SIGTERM);
+        assert_eq!(service.wait_exit(Duration::from_secs(10)), Some(0), "{bin}");
+    }
+}

@@ -240,3 +240,46 @@ fn unknown_paths_are_404_and_wrong_methods_405() {
     );
     assert_eq!(call("GET", "/payments").header("allow"), Some("POST"));
 }
+
+#[test]
+fn one_connection_carries_many_requests() {
+    use std::io::Read;
+    let sim = TestSim::start();
+    let mut stream = TcpStream::connect(&sim.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let mut requests = String::new();
+    for _ in 0..2 {
+        let body = payment_body(&Uuid::new_v4(), "10", AT);
+        requests.push_str(&format!(
+            "POST /payments HTTP/1.1\r\nHost: sim\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+    }
+    stream.write_all(requests.as_bytes()).expect("send");
+    let mut received = Vec::new();
+    let answered = |r: &[u8]| {
+        String::from_utf8_lossy(r)
+            .matches("payment processed successfully")
+            .count()
+    };
+    for _ in 0..50 {
+        let mut chunk = [0u8; 4096];
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&chunk[..n]),
+            Err(_) => {} // read timeout: poll again
+        }
+        if answered(&received) == 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        answered(&received),
+        2,
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+    assert_eq!(sim.stats()["paymentsStored"], 2);
+}
