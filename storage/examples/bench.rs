@@ -75,7 +75,8 @@ async fn main() -> Result<(), Error> {
     line(format!("  (for scale: no window at {filled} rows: {:.1} ms)", ms(start.elapsed())));
     store.close().await?;
 
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results/storage-bench.txt");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("no workspace")?;
+    let out = workspace.join("bench/results/storage-bench.txt");
     std::fs::create_dir_all(out.parent().ok_or("no parent")?)?;
     std::fs::write(&out, report)?;
     println!("written to {}", out.display());
