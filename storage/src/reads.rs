@@ -37,7 +37,11 @@ impl Readers {
         let _permit = self.permits.acquire().await.map_err(|_| lost())?;
         let readers = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
-            let conn = readers.take().ok_or_else(|| StorageError::ReaderLost { path: readers.path.clone(), operation })?;
+            // None only if a query panicked and took its connection along: open a new one.
+            let conn = match readers.take() {
+                Some(conn) => conn,
+                None => crate::schema::open_reader(&readers.path)?,
+            };
             let result = query(&conn).map_err(|e| StorageError::sqlite(&readers.path, operation, e));
             readers.give_back(conn);
             result

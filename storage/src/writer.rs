@@ -138,8 +138,8 @@ fn write_loop(conn: Connection, path: &Path, owner: &str, max_batch: usize, mut 
     }
 }
 
-/// Commits the whole batch in one transaction; if that fails, runs each job alone so
-/// each caller gets its own result.
+/// Commits the whole batch in one transaction; if a write inside fails, runs each job
+/// alone so each caller gets its own result.
 fn commit_batch(conn: &Connection, path: &Path, owner: &str, batch: &mut Vec<Box<dyn Queued>>) {
     if batch.is_empty() {
         return;
@@ -147,31 +147,58 @@ fn commit_batch(conn: &Connection, path: &Path, owner: &str, batch: &mut Vec<Box
     let outcome = in_transaction(conn, |conn| batch.iter_mut().try_for_each(|job| job.run(conn, owner)));
     match outcome {
         Ok(()) => batch.drain(..).for_each(|job| job.answer(path, None)),
-        Err(e) if batch.len() == 1 => {
-            if let Some(job) = batch.pop() {
-                job.answer(path, Some(e));
-            }
-        }
-        Err(e) => {
+        // The file stayed locked through busy_timeout and the retries (someone holds a
+        // write transaction open, e.g. in the sqlite3 shell): trying each job alone would
+        // only wait that long again, once per job.
+        Err(Failure::Lock(e)) => batch.drain(..).for_each(|job| job.answer(path, Some(duplicate(&e)))),
+        Err(Failure::Work(e)) if batch.len() == 1 => batch.drain(..).for_each(|job| job.answer(path, Some(duplicate(&e)))),
+        Err(Failure::Work(e)) => {
             tracing::warn!("a batch of {} writes to {} failed ({e}); retrying them one by one", batch.len(), path.display());
             for mut job in batch.drain(..) {
                 let failure = in_transaction(conn, |conn| job.run(conn, owner)).err();
-                job.answer(path, failure);
+                job.answer(path, failure.map(Failure::into_error));
             }
         }
     }
 }
 
-/// `BEGIN IMMEDIATE` takes the file's write lock up front (waiting for the other worker),
-/// so nothing inside can fail for lack of it; busy errors restart the whole transaction.
-fn in_transaction(conn: &Connection, mut body: impl FnMut(&Connection) -> rusqlite::Result<()>) -> rusqlite::Result<()> {
-    busy::retry(|| {
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        let result = body(conn).and_then(|()| conn.execute_batch("COMMIT"));
-        if result.is_err() && !conn.is_autocommit() {
+enum Failure {
+    /// The write lock could not be had.
+    Lock(rusqlite::Error),
+    /// A write, or the commit, failed; the transaction was rolled back.
+    Work(rusqlite::Error),
+}
+
+impl Failure {
+    fn into_error(self) -> rusqlite::Error {
+        match self {
+            Failure::Lock(e) | Failure::Work(e) => e,
+        }
+    }
+}
+
+/// `BEGIN IMMEDIATE` takes the file's write lock up front (waiting for the other worker,
+/// retrying busy), so nothing inside can fail for lack of it.
+fn in_transaction(conn: &Connection, body: impl FnOnce(&Connection) -> rusqlite::Result<()>) -> Result<(), Failure> {
+    busy::retry(|| conn.execute_batch("BEGIN IMMEDIATE")).map_err(Failure::Lock)?;
+    let result = body(conn).and_then(|()| conn.execute_batch("COMMIT"));
+    if let Err(e) = result {
+        if !conn.is_autocommit() {
             // A failed rollback leaves nothing to undo that SQLite would not undo itself.
             let _ = conn.execute_batch("ROLLBACK");
         }
-        result
-    })
+        return Err(Failure::Work(e));
+    }
+    Ok(())
+}
+
+/// One error for many callers (`rusqlite::Error` is not `Clone`).
+fn duplicate(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, message) => rusqlite::Error::SqliteFailure(*code, message.clone()),
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
+    }
 }

@@ -295,3 +295,18 @@ async fn the_view_reads_well_in_the_sqlite3_shell() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_write_lock_held_by_someone_else_gives_a_clear_error_then_writes_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let store = open(&path, "w1");
+    // Someone at the sqlite3 prompt typed BEGIN IMMEDIATE and went to lunch.
+    let lunch = rusqlite::Connection::open(&path).unwrap();
+    lunch.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let err = store.record_pending(vec![accepted(1, 1990, 0)]).await.unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("locked") && message.contains("record pending payments"), "{message}");
+    lunch.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(store.record_pending(vec![accepted(1, 1990, 0)]).await.unwrap().len(), 1);
+}
