@@ -46,14 +46,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_ports() {
-  python3 -c '
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])' "$1"
-}
-
 wait_port() {
   for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
   echo "bench: nothing listens on 127.0.0.1:$1" >&2; return 1
@@ -117,7 +109,7 @@ else
 fi
 
 # ---- our stack ----
-read -r p_lb p_api1 p_api2 p_def p_fb < <(free_ports 5)
+read -r p_lb p_api1 p_api2 p_def p_fb < <(python3 scripts/free_ports.py 5)
 DATA_DIR=$work/stack CGROUP_PARENT=$cgroup_parent LB_LISTEN=127.0.0.1:$p_lb \
   API1_LISTEN=127.0.0.1:$p_api1 API2_LISTEN=127.0.0.1:$p_api2 \
   SIM_DEFAULT_LISTEN=127.0.0.1:$p_def SIM_FALLBACK_LISTEN=127.0.0.1:$p_fb \
@@ -140,7 +132,7 @@ fi
 stop_pid "$stack"
 
 # ---- the floor ----
-read -r f_back f_def f_fb < <(free_ports 3)
+read -r f_back f_def f_fb < <(python3 scripts/free_ports.py 3)
 mkdir -p "$work/floor/run"
 start_floor_part() {
   local name=$1; shift

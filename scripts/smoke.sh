@@ -13,11 +13,7 @@ requests=${SMOKE_REQUESTS:-40}
 scale=${SMOKE_TIME_SCALE:-0.25}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/rinha-smoke.XXXXXX")
-read -r p_lb p_api1 p_api2 p_def p_fb < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(5)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])')
+read -r p_lb p_api1 p_api2 p_def p_fb < <(python3 scripts/free_ports.py 5)
 
 run_pid=""
 finish() {
