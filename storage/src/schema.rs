@@ -31,6 +31,11 @@
 //!   the summary index and of the table; three connections per worker stay far below the
 //!   contest's memory limit, and pages are only allocated when touched.
 //! - `temp_store = MEMORY`: the small GROUP BY / sort structures never touch the disk.
+//! - `wal_autocheckpoint = 10000` pages (40 MiB; default 1000): payment ids are random, so
+//!   each row of a batch dirties its own index page; a longer WAL lets one checkpoint copy
+//!   a page once for many commits. Measured 1.8× the rows/s with one payment per call
+//!   (`examples/bench.rs`); the price is a longer WAL to replay after a crash and a larger
+//!   checkpoint now and then.
 //! - `journal_size_limit = 64 MiB`: after a checkpoint the WAL file is truncated to this, so a
 //!   burst does not leave a huge WAL behind.
 //! - readers get `query_only = ON`: a read connection that tries to write is a bug.
@@ -47,6 +52,7 @@ const SYNCHRONOUS: &str = "NORMAL";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const CACHE_SIZE_KIB: i64 = 8 * 1024;
 const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
 
 /// Version 1. Times are integer milliseconds since the epoch (UTC), amounts integer cents.
 const SCHEMA_V1: &str = r#"
@@ -155,7 +161,9 @@ fn enable_wal(conn: &Connection, path: &Path) -> Result<(), StorageError> {
         ));
     }
     conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
-        .map_err(|e| StorageError::sqlite(path, "set the WAL size limit", e))
+        .map_err(|e| StorageError::sqlite(path, "set the WAL size limit", e))?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
+        .map_err(|e| StorageError::sqlite(path, "set the WAL checkpoint interval", e))
 }
 
 /// Creates or upgrades the schema inside one IMMEDIATE transaction, so two workers
