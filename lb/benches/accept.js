@@ -1,5 +1,6 @@
 // p99 of `POST /payments` through the lb next to the bare `floor` responder (a hyper
-// server answering 202 with no work), under the same load in one k6 run: a constant
+// server answering 202 with no work), under the same load in one k6 run (TARGETS, by
+// default `floor` and `lb`): a constant
 // arrival rate of RATE requests/s with a fresh uuid per payment, SECONDS s per target,
 // taken in ROUNDS alternating slices (floor, lb, floor, lb, ...) so that whatever else
 // the machine does falls on both alike. Run by lb/benches/lb-vs-floor.sh, which starts
@@ -13,11 +14,13 @@ const ROUNDS = Number(__ENV.ROUNDS || 4);
 const SLICE = SECONDS / ROUNDS;
 // Seconds between slices, so one slice's stragglers do not overlap the next.
 const GAP = 1;
-const TARGETS = {
-  floor: __ENV.FLOOR_URL || "http://127.0.0.1:9998",
-  lb: __ENV.LB_URL || "http://127.0.0.1:9999",
-};
-const ORDER = ["floor", "lb"];
+// `name=url` pairs, comma-separated, in slice order.
+const TARGETS = Object.fromEntries(
+  (__ENV.TARGETS || "floor=http://127.0.0.1:9998,lb=http://127.0.0.1:9999")
+    .split(",")
+    .map((pair) => pair.split("=")),
+);
+const ORDER = Object.keys(TARGETS);
 const STATS = ["avg", "med", "p(90)", "p(99)", "max"];
 
 function slice(name, index) {
@@ -69,11 +72,11 @@ function row(data, name) {
   const ms = STATS.map((s) => (d[s] === undefined ? "-" : d[s].toFixed(3)).padStart(8));
   const count = String(values("http_reqs").count || 0).padStart(8);
   const failed = `${((values("http_req_failed").rate || 0) * 100).toFixed(2)}%`.padStart(7);
-  return `${name.padEnd(6)} ${count} ${failed} ${ms.join(" ")}`;
+  return `${name.padEnd(8)} ${count} ${failed} ${ms.join(" ")}`;
 }
 
 export function handleSummary(data) {
-  const header = `target requests  failed ${STATS.map((s) => s.padStart(8)).join(" ")}   (ms)`;
+  const header = `target   requests  failed ${STATS.map((s) => s.padStart(8)).join(" ")}   (ms)`;
   const lines = [
     `POST /payments, constant arrival ${RATE}/s, ${SECONDS} s per target in ${ROUNDS} alternating slices, fresh uuid each, k6 ${__ENV.K6_VERSION || ""}`.trim(),
     header,

@@ -2,8 +2,10 @@
 # p99 of `POST /payments` through the lb next to the bare `floor` responder, same load,
 # same k6 run (lb/benches/accept.js). Starts from BIN_DIR (default target/release): two
 # simulators, two api workers on one fresh SQLite file, the lb in front, and `floor`;
-# all on free loopback ports. Appends the figures, with the machine and commit, to
-# RESULT (default bench/results/lb-vs-floor.txt).
+# all on free loopback ports. A third target, `lb-alone`, is a second lb whose workers
+# never answer: its accept path without the rest of the stack working behind it, to
+# tell the lb's own cost from the cost of sharing the machine with the workers. Appends
+# the figures, with the machine and commit, to RESULT (default bench/results/lb-vs-floor.txt).
 #
 #   cargo build --release -p sim -p api -p lb --bins && bash lb/benches/lb-vs-floor.sh
 #
@@ -31,9 +33,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-read -r p_default p_fallback p_api1 p_api2 p_lb p_floor < <(python3 -c '
+read -r p_default p_fallback p_api1 p_api2 p_lb p_floor p_alone p_nowhere < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(6)]
+socks = [socket.socket() for _ in range(8)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])')
 
@@ -58,6 +60,8 @@ for n in 1 2; do
 done
 start lb "$p_lb" LB_LISTEN="127.0.0.1:$p_lb" API_ADDRS="127.0.0.1:$p_api1,127.0.0.1:$p_api2" LB_THREADS="$LB_THREADS"
 start floor "$p_floor" FLOOR_LISTEN="127.0.0.1:$p_floor"
+start lb-alone "$p_alone" LB_LISTEN="127.0.0.1:$p_alone" API_ADDRS="127.0.0.1:$p_nowhere" LB_THREADS="$LB_THREADS" \
+  LB_DRAIN_TIMEOUT_MS=100 RUST_LOG=error
 
 mkdir -p "$(dirname "$RESULT")"
 {
@@ -65,10 +69,10 @@ mkdir -p "$(dirname "$RESULT")"
   echo "   command: RATE=$RATE BENCH_SECONDS=$SECONDS_PER_TARGET LB_THREADS=$LB_THREADS bash lb/benches/lb-vs-floor.sh (release build, lb with 2 api workers + 2 sims behind it)"
 } >>"$RESULT"
 k6 run --quiet --no-color --address 127.0.0.1:0 -e RATE="$RATE" -e SECONDS="$SECONDS_PER_TARGET" -e K6_VERSION="$(k6 version | cut -d' ' -f2)" \
-  -e FLOOR_URL="http://127.0.0.1:$p_floor" -e LB_URL="http://127.0.0.1:$p_lb" \
+  -e TARGETS="floor=http://127.0.0.1:$p_floor,lb=http://127.0.0.1:$p_lb,lb-alone=http://127.0.0.1:$p_alone" \
   -e RESULT_FILE="$work/k6.txt" lb/benches/accept.js >/dev/null
 cat "$work/k6.txt" | tee -a "$RESULT"
 # Every payment the lb accepted reached a worker (a benchmark that lost payments would be no figure).
 sleep 2
-curl -s "http://127.0.0.1:$p_lb/metrics" | grep -E '^lb_(payments_accepted|payments_forwarded|queue_depth|forward_retries)' | tr '\n' ' ' | sed 's/^/   lb: /' | tee -a "$RESULT"
+curl -s "http://127.0.0.1:$p_lb/metrics" | grep -E '^lb_(payments_accepted|payments_forwarded|forward_batches|queue_depth|forward_retries)' | tr '\n' ' ' | sed 's/^/   lb: /' | tee -a "$RESULT"
 echo | tee -a "$RESULT"
