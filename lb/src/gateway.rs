@@ -130,14 +130,18 @@ impl ProxyHttp for Gateway {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut RequestCtx) -> FailToProxy {
-        let (code, kind) = match (e.etype(), e.esource()) {
-            (ErrorType::HTTPStatus(code), _) => (*code, "worker_unavailable"),
-            (ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed, ErrorSource::Downstream) => {
-                (0, "client_gone")
-            }
-            (_, ErrorSource::Downstream) => (400, "bad_request"),
-            (_, ErrorSource::Upstream) => (502, "worker_unavailable"),
-            (_, ErrorSource::Internal | ErrorSource::Unset) => (500, "internal"),
+        let code = match (e.etype(), e.esource()) {
+            (ErrorType::HTTPStatus(code), _) => *code,
+            // The client is gone: nobody to answer.
+            (ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed, ErrorSource::Downstream) => 0,
+            (_, ErrorSource::Downstream) => 400,
+            (_, ErrorSource::Upstream) => 502,
+            (_, ErrorSource::Internal | ErrorSource::Unset) => 500,
+        };
+        let kind = match code {
+            400..=499 => "bad_request",
+            502..=504 => "worker_unavailable",
+            _ => "internal",
         };
         if code > 0 {
             let message = e.to_string();
