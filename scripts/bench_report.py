@@ -16,6 +16,10 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
+import yaml
+
+from compose_limits import service_limits
+
 
 def machine():
     cpuinfo = Path("/proc/cpuinfo").read_text()
@@ -53,8 +57,11 @@ def main():
     ours, floor = load("stack-result.json"), load("floor-result.json")
     samples, floor_samples = load("stack-samples.json"), load("floor-samples.json")
     our_procs, floor_procs = samples["processes"], floor_samples["processes"]
-    for name, stats in json.loads(args.cgroups).items():
-        our_procs.setdefault(name, {})["cgroup"] = stats
+    cgroups = json.loads(args.cgroups)
+    limits = service_limits(yaml.safe_load(Path("compose.yml").read_text())) if cgroups else {}
+    for name, stats in cgroups.items():
+        cpus, mem = limits.get(name, (None, 0))
+        our_procs.setdefault(name, {})["cgroup"] = {"cpus": cpus, "memory_limit_mb": round(mem / 2**20, 1), **stats}
 
     report = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -107,7 +114,8 @@ def main():
     print(f"  {'process':<14}{'cpu s':>8}{'peak rss MB':>13}{'restarts':>10}")
     for name, p in sorted(our_procs.items()):
         cg = p.get("cgroup")
-        extra = f"  cgroup peak {cg['peak_memory_mb']} MB, throttled {cg['cpu_throttled_periods']}" if cg else ""
+        extra = (f"  limit {cg['cpus']} CPU / {cg['memory_limit_mb']} MB: cgroup peak {cg['peak_memory_mb']} MB, "
+                 f"throttled {cg['cpu_throttled_periods']} periods") if cg else ""
         print(f"  {name:<14}{p.get('cpu_seconds', 0):>8.2f}{p.get('peak_rss_mb', 0):>13.1f}{p.get('restarts', 0):>10}{extra}")
     print(f"  other load on the machine meanwhile: {report['other_cpu_seconds']} cpu s "
           f"(floor run: {report['floor']['other_cpu_seconds']})")
