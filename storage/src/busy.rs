@@ -1,6 +1,6 @@
 //! Bounded retry of `SQLITE_BUSY` / `SQLITE_LOCKED`.
 //!
-//! `busy_timeout` already makes SQLite wait for the other worker's write lock, but a few
+//! [`wait_for_lock`] makes SQLite wait for the other worker's write lock, but a few
 //! paths return BUSY at once without calling the busy handler (WAL recovery after a crash,
 //! a journal-mode switch racing another opener). Those last microseconds to milliseconds,
 //! so a short backoff turns them into a wait instead of an error for the caller. A BUSY
@@ -8,6 +8,25 @@
 //! lock is really held (someone left a transaction open) and the caller should hear so.
 
 use std::time::{Duration, Instant};
+
+/// Short waits first: the other worker's batch usually ends within a millisecond.
+const SHORT_WAITS: i32 = 100;
+const SHORT_WAIT: Duration = Duration::from_micros(100);
+/// Then 1 ms waits, up to about 5 s in all.
+const LONG_WAITS: i32 = 5_000;
+const LONG_WAIT: Duration = Duration::from_millis(1);
+
+/// SQLite's busy handler for every connection: `attempts` is how many times it was called
+/// for this lock; returning false gives up with `SQLITE_BUSY`.
+pub fn wait_for_lock(attempts: i32) -> bool {
+    let wait = match attempts {
+        n if n < SHORT_WAITS => SHORT_WAIT,
+        n if n < SHORT_WAITS + LONG_WAITS => LONG_WAIT,
+        _ => return false,
+    };
+    std::thread::sleep(wait);
+    true
+}
 
 /// Attempts in all, with backoff 1, 2, 4 … 256 ms between them (about half a second).
 const ATTEMPTS: u32 = 10;

@@ -24,9 +24,11 @@
 //!   processor was called may forget that attempt, so the payment is sent again after
 //!   restart with a new requestedAt (the processor answers 422 if it goes to the same one).
 //!   A deployment that cannot accept that should change `SYNCHRONOUS` to `FULL`.
-//! - `busy_timeout = 5 s`: the other worker holds the write lock for one batch (a few
-//!   milliseconds); waiting is right, failing is not. The writer also retries `SQLITE_BUSY`
-//!   with a bounded backoff on top of this (see `writer`).
+//! - a busy handler that waits about 5 s for the lock ([`crate::busy::wait_for_lock`]):
+//!   the other worker holds the write lock for one batch (a few milliseconds); waiting is
+//!   right, failing is not. It polls every 100 µs at first (SQLite's own `busy_timeout`
+//!   sleeps 1, 2, 5, 10 … 100 ms, far longer than a batch). `busy::retry` adds a short
+//!   backoff for the few BUSY cases that bypass the handler.
 //! - `cache_size = 8 MiB` per connection (default is 2 MiB): the hot pages are the tail of
 //!   the summary index and of the table; three connections per worker stay far below the
 //!   contest's memory limit, and pages are only allocated when touched.
@@ -43,13 +45,11 @@
 use crate::error::StorageError;
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
-use std::time::Duration;
 
 /// The schema version this program creates and understands (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = 1;
 
 const SYNCHRONOUS: &str = "NORMAL";
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const CACHE_SIZE_KIB: i64 = 8 * 1024;
 const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
@@ -140,7 +140,7 @@ fn create_parent_dir(path: &Path) -> Result<(), StorageError> {
 
 fn apply_pragmas(conn: &Connection, path: &Path) -> Result<(), StorageError> {
     let err = |e| StorageError::sqlite(path, "set the connection pragmas", e);
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+    conn.busy_handler(Some(crate::busy::wait_for_lock)).map_err(err)?;
     conn.pragma_update(None, "synchronous", SYNCHRONOUS).map_err(err)?;
     conn.pragma_update(None, "cache_size", -CACHE_SIZE_KIB).map_err(err)?;
     conn.pragma_update(None, "temp_store", "MEMORY").map_err(err)?;

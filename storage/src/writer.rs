@@ -11,7 +11,7 @@
 //!
 //! Async callers never touch SQLite: sending and awaiting the answer are plain channel
 //! operations. The other worker process has its own writer; `BEGIN IMMEDIATE` plus
-//! `busy_timeout` plus `busy::retry` make the two take turns.
+//! the busy handler (`busy::wait_for_lock`) plus `busy::retry` make the two take turns.
 
 use crate::busy;
 use crate::error::StorageError;
@@ -147,7 +147,7 @@ fn commit_batch(conn: &Connection, path: &Path, owner: &str, batch: &mut Vec<Box
     let outcome = in_transaction(conn, |conn| batch.iter_mut().try_for_each(|job| job.run(conn, owner)));
     match outcome {
         Ok(()) => batch.drain(..).for_each(|job| job.answer(path, None)),
-        // The file stayed locked through busy_timeout and the retries (someone holds a
+        // The file stayed locked through the busy handler's wait and the retries (someone holds a
         // write transaction open, e.g. in the sqlite3 shell): trying each job alone would
         // only wait that long again, once per job.
         Err(Failure::Lock(e)) => batch.drain(..).for_each(|job| job.answer(path, Some(duplicate(&e)))),
