@@ -33,6 +33,7 @@ run: deps release
 check: deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
+	python3 -m unittest discover -s scripts -p 'test_*.py'
 	python3 scripts/check_deploy.py
 	bash scripts/smoke.sh
 

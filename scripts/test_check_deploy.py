@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Proves scripts/check_deploy.py can fail: the repository's deployment files pass, and each
+breach of a contest rule, written into a copy of them, fails with the check that names it.
+
+Run: python3 -m unittest discover -s scripts -p 'test_*.py'   (part of `make check`)
+"""
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECK = ROOT / "scripts" / "check_deploy.py"
+DEPLOY_FILES = ["compose.yml", "compose.sim.yml", "Dockerfile.lb", "Dockerfile.api", "Dockerfile.sim",
+                ".dockerignore", "Cargo.toml", "Cargo.lock"]
+
+
+def workspace_members():
+    text = (ROOT / "Cargo.toml").read_text()
+    return re.findall(r'"([^"]+)"', re.search(r"members\s*=\s*\[([^\]]*)\]", text).group(1))
+
+
+class CheckDeploy(unittest.TestCase):
+    def setUp(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="check-deploy-"))
+        for name in DEPLOY_FILES:
+            shutil.copy2(ROOT / name, self.dir / name)
+        for member in workspace_members():  # cargo metadata needs the manifests and their targets
+            shutil.copytree(ROOT / member, self.dir / member, ignore=shutil.ignore_patterns("target"))
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def run_check(self):
+        res = subprocess.run([sys.executable, str(CHECK), str(self.dir)], capture_output=True, text=True)
+        return res.returncode, res.stdout + res.stderr
+
+    def edit(self, name, old, new):
+        path = self.dir / name
+        text = path.read_text()
+        self.assertIn(old, text, f"{name} no longer contains {old!r}: update this test")
+        path.write_text(text.replace(old, new, 1))
+
+    def assert_fails(self, check_name):
+        code, out = self.run_check()
+        self.assertEqual(code, 1, out)
+        failed = [line for line in out.splitlines() if line.startswith("FAIL")]
+        self.assertTrue(any(check_name in line for line in failed), f"no FAIL line with {check_name!r}:\n{out}")
+
+    def test_the_repository_passes(self):
+        code, out = self.run_check()
+        self.assertEqual(code, 0, out)
+        self.assertRegex(out, r"deploy: \d+ passed, 0 failed")
+
+    def test_memory_over_350_mb(self):
+        self.edit("compose.yml", 'memory: "100MB"', 'memory: "101MB"')
+        self.assert_fails("memory limits sum")
+
+    def test_cpus_over_1_5(self):
+        self.edit("compose.yml", 'cpus: "0.50", memory: "100MB"', 'cpus: "0.6", memory: "100MB"')
+        self.assert_fails("CPU limits sum")
+
+    def test_port_9999_not_published(self):
+        self.edit("compose.yml", '"9999:9999"', '"9998:9999"')
+        self.assert_fails("lb publishes port 9999")
+
+    def test_privileged(self):
+        self.edit("compose.yml", "    restart: always\n    depends_on", "    restart: always\n    privileged: true\n    depends_on")
+        self.assert_fails("lb is not privileged")
+
+    def test_host_network_mode(self):
+        self.edit("compose.yml", "    restart: always\n    depends_on", "    restart: always\n    network_mode: host\n    depends_on")
+        self.assert_fails("lb has no network_mode")
+
+    def test_replicas(self):
+        self.edit("compose.yml", "  deploy:\n    resources:", "  deploy:\n    replicas: 2\n    resources:")
+        self.assert_fails("has no replicas")
+
+    def test_processor_network_not_external(self):
+        self.edit("compose.yml", "external: true", "driver: bridge")
+        self.assert_fails("payment-processor network is external")
+
+    def test_env_var_no_binary_reads(self):
+        self.edit("compose.yml", "      WORKER_ID: api1", "      WORKER_ID: api1\n      WORKER_NAME: api1")
+        self.assert_fails("api1 sets WORKER_NAME")
+
+    def test_lb_pointing_at_a_socket_no_worker_listens_on(self):
+        self.edit("compose.yml", "API_ADDRS: unix:/run/rinha/api1.sock", "API_ADDRS: unix:/run/rinha/apiX.sock")
+        self.assert_fails("API_ADDRS are the workers' API_LISTEN")
+
+    def test_root_user(self):
+        self.edit("Dockerfile.api", "USER 10001:10001", "USER root")
+        self.assert_fails("Dockerfile.api: non-root user")
+
+    def test_fat_runtime_image(self):
+        self.edit("Dockerfile.lb", "FROM --platform=linux/amd64 scratch", "FROM --platform=linux/amd64 debian:12")
+        self.assert_fails("Dockerfile.lb: minimal runtime image")
+
+    def test_copy_of_a_missing_binary(self):
+        self.edit("Dockerfile.sim", "release/sim /sim", "release/simulator /sim")
+        self.assert_fails("Dockerfile.sim: COPY /src/target/x86_64-unknown-linux-musl/release/simulator")
+
+
+if __name__ == "__main__":
+    unittest.main()
