@@ -34,6 +34,7 @@ check: deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
 	python3 -m unittest discover -s scripts -p 'test_*.py'
+	k6 run --quiet k6/score_check.js
 	python3 scripts/check_deploy.py
 	bash scripts/smoke.sh
 

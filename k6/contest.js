@@ -160,7 +160,13 @@ export async function teardown(data) {
   }
 }
 
-const round2 = (x) => Math.round(x * 100) / 100;
+// Rounds half away from zero at two decimal places of the number's shortest decimal
+// form, as big.js's round(2) in the official script does (1.255 -> 1.26, where
+// Math.round(1.255 * 100) would give 1.25).
+const round2 = (x) => {
+  const shifted = Number(`${Math.abs(x)}e2`); // NaN when the number prints with an exponent (< 1e-6)
+  return Number.isNaN(shifted) ? Math.round(x * 100) / 100 : Math.sign(x) * Number(`${Math.round(shifted)}e-2`);
+};
 
 /** The contest's score from the end-of-test data (the official script rounds p99 and bonus to 2 places). */
 export function score(data) {
