@@ -15,6 +15,7 @@ fn two_workers_share_the_health_budget_without_a_429() {
     let stack = Stack::start(&[(SIM_HEALTH_WINDOW_SECS, "1")]);
     // Both workers try for the turn every 50 ms; only the shared turn keeps them at one call per second.
     let knobs = [(HEALTH_WINDOW_MS, "1000"), (HEALTH_READ_MS, "50")];
+    let started = Instant::now();
     let workers = [stack.worker(&knobs), stack.worker(&knobs)];
     std::thread::sleep(Duration::from_secs(6));
 
@@ -22,7 +23,9 @@ fn two_workers_share_the_health_budget_without_a_429() {
         let sim = stack.sim(processor);
         assert_eq!(sim.stat("health429"), 0, "{processor}: {}", sim.stats());
         let answered = sim.stat("healthAnswered");
-        assert!((4..=8).contains(&answered), "{processor}: {answered} health calls in about 6 s with a 1 s budget");
+        // Calls at least 1 s apart: at most one per started second, plus the first.
+        let budget = started.elapsed().as_secs() + 1;
+        assert!((2..=budget).contains(&answered), "{processor}: {answered} health calls, budget {budget}");
         for worker in &workers {
             assert_eq!(worker.metric(&format!(r#"api_health_429_total{{processor="{processor}"}}"#)), 0.0);
         }
