@@ -39,6 +39,10 @@ available() {
   m=$(mode) || { echo "no writable cgroup v1/v2 cpu+memory controllers" >&2; return 1; }
   if [ "$m" = v2 ]; then
     local root; root=$(v2_root)
+    # Enabling the controllers for children fails where the root holds processes (a
+    # container's cgroup namespace): then nothing can be limited.
+    echo "+cpu +memory" 2>/dev/null >"$root/cgroup.subtree_control" \
+      || { echo "cgroup v2: cannot enable cpu and memory for child cgroups" >&2; return 1; }
     mkdir "$root/$probe" 2>/dev/null && rmdir "$root/$probe" || { echo "cgroup v2: cannot create cgroups" >&2; return 1; }
   else
     mkdir "$CG/cpu/$probe" 2>/dev/null && rmdir "$CG/cpu/$probe" || { echo "cgroup v1: cannot create cgroups" >&2; return 1; }
