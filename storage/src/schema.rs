@@ -12,7 +12,7 @@
 //!   WAL is fsynced when it is checkpointed into the database. What a crash can lose:
 //!   * the process dying (SIGKILL, panic, OOM kill): **nothing committed** — the WAL
 //!     frames are in the OS page cache and the next open replays them (tested in
-//!     `tests/crash.rs`);
+//!     `tests/processes.rs`, a writer killed with SIGKILL in the middle of batches);
 //!   * the machine dying (power loss, kernel panic, VM reset): the transactions committed
 //!     since the last checkpoint may be lost (never a corrupt file, only a shorter one).
 //!
@@ -24,7 +24,7 @@
 //!   processor was called may forget that attempt, so the payment is sent again after
 //!   restart with a new requestedAt (the processor answers 422 if it goes to the same one).
 //!   A deployment that cannot accept that should change `SYNCHRONOUS` to `FULL`.
-//! - a busy handler that waits about 5 s for the lock ([`crate::busy::wait_for_lock`]):
+//! - a busy handler that waits about 5 s for the lock (`busy::wait_for_lock`):
 //!   the other worker holds the write lock for one batch (a few milliseconds); waiting is
 //!   right, failing is not. It polls every 100 µs at first (SQLite's own `busy_timeout`
 //!   sleeps 1, 2, 5, 10 … 100 ms, far longer than a batch). `busy::retry` adds a short
@@ -35,7 +35,7 @@
 //! - `temp_store = MEMORY`: the small GROUP BY / sort structures never touch the disk.
 //! - `wal_autocheckpoint = 10000` pages (40 MiB; default 1000): payment ids are random, so
 //!   each row of a batch dirties its own index page; a longer WAL lets one checkpoint copy
-//!   a page once for many commits. Measured 1.8× the rows/s with one payment per call
+//!   a page once for many commits. Measured about 1.8× the rows/s with one payment per call
 //!   (`examples/bench.rs`); the price is a longer WAL to replay after a crash and a larger
 //!   checkpoint now and then.
 //! - `journal_size_limit = 64 MiB`: after a checkpoint the WAL file is truncated to this, so a
