@@ -62,7 +62,11 @@ impl Listen {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{name}=`{value}` is invalid: {why}")]
-    Invalid { name: &'static str, value: String, why: &'static str },
+    Invalid {
+        name: &'static str,
+        value: String,
+        why: &'static str,
+    },
 }
 
 /// Everything the worker needs to know, with defaults applied.
@@ -120,7 +124,10 @@ impl Config {
 }
 
 fn text(name: &'static str, default: &str) -> String {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
 }
 
 /// A positive integer (0 makes no sense for any of our counts or durations).
@@ -128,7 +135,11 @@ fn number(name: &'static str, default: u64) -> Result<u64, ConfigError> {
     let value = text(name, &default.to_string());
     match value.parse::<u64>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(ConfigError::Invalid { name, value, why: "expected a positive integer" }),
+        _ => Err(ConfigError::Invalid {
+            name,
+            value,
+            why: "expected a positive integer",
+        }),
     }
 }
 
@@ -140,7 +151,11 @@ fn millis(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
 fn url(name: &'static str, default: &str) -> Result<String, ConfigError> {
     let value = text(name, default);
     if !value.starts_with("http://") || value.parse::<hyper::Uri>().is_err() {
-        return Err(ConfigError::Invalid { name, value, why: "expected http://host:port" });
+        return Err(ConfigError::Invalid {
+            name,
+            value,
+            why: "expected http://host:port",
+        });
     }
     Ok(value.trim_end_matches('/').to_string())
 }
@@ -151,8 +166,14 @@ mod tests {
 
     #[test]
     fn parses_listen_forms() {
-        assert_eq!(Listen::parse("127.0.0.1:9101"), Some(Listen::Tcp("127.0.0.1:9101".parse().unwrap())));
-        assert_eq!(Listen::parse("unix:/tmp/api.sock"), Some(Listen::Unix("/tmp/api.sock".into())));
+        assert_eq!(
+            Listen::parse("127.0.0.1:9101"),
+            Some(Listen::Tcp("127.0.0.1:9101".parse().unwrap()))
+        );
+        assert_eq!(
+            Listen::parse("unix:/tmp/api.sock"),
+            Some(Listen::Unix("/tmp/api.sock".into()))
+        );
         assert_eq!(Listen::parse("unix:"), None);
         assert_eq!(Listen::parse("localhost"), None);
     }

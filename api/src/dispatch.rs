@@ -65,7 +65,10 @@ pub struct Job {
 impl Job {
     /// A payment just recorded by intake: never sent, free to go anywhere.
     pub fn fresh(pending: Pending) -> Job {
-        Job { pending, pinned: false }
+        Job {
+            pending,
+            pinned: false,
+        }
     }
 
     /// A payment claimed from a dead worker: if it had an attempt, it may be at that
@@ -98,7 +101,11 @@ pub struct Queue {
 
 impl Queue {
     pub fn new(metrics: Arc<Metrics>) -> Queue {
-        Queue { lanes: Mutex::new(Lanes::default()), wake: Notify::new(), metrics }
+        Queue {
+            lanes: Mutex::new(Lanes::default()),
+            wake: Notify::new(),
+            metrics,
+        }
     }
 
     fn lanes(&self) -> std::sync::MutexGuard<'_, Lanes> {
@@ -193,7 +200,9 @@ impl Dispatcher {
     /// Waits until every started call finished, at most `grace`. True if all did.
     pub async fn drain(&self, total_permits: usize, grace: Duration) -> bool {
         let all = u32::try_from(total_permits).unwrap_or(u32::MAX);
-        tokio::time::timeout(grace, self.permits.acquire_many(all)).await.is_ok()
+        tokio::time::timeout(grace, self.permits.acquire_many(all))
+            .await
+            .is_ok()
     }
 
     /// Takes what may be sent now and starts it.
@@ -203,9 +212,9 @@ impl Dispatcher {
             return;
         }
         let now = Millis::now();
-        let (ready, to_record): (Vec<Send>, Vec<Send>) = sends.into_iter().partition(|s| {
-            matches!(s.job.pending.attempt, Some(a) if a.processor == s.processor)
-        });
+        let (ready, to_record): (Vec<Send>, Vec<Send>) = sends
+            .into_iter()
+            .partition(|s| matches!(s.job.pending.attempt, Some(a) if a.processor == s.processor));
         for send in ready {
             self.spawn_call(send);
         }
@@ -222,9 +231,16 @@ impl Dispatcher {
         // Pinned payments first: they can go nowhere else.
         for processor in Processor::ALL {
             while !lanes.pinned[index(processor)].is_empty() {
-                let Some((lane, permit)) = self.grant(processor, now) else { break };
+                let Some((lane, permit)) = self.grant(processor, now) else {
+                    break;
+                };
                 if let Some(job) = lanes.pinned[index(processor)].pop_front() {
-                    sends.push(Send { job, processor, lane, permit });
+                    sends.push(Send {
+                        job,
+                        processor,
+                        lane,
+                        permit,
+                    });
                 }
                 if lane == Lane::Probe {
                     break;
@@ -232,10 +248,19 @@ impl Dispatcher {
             }
         }
         while !lanes.free.is_empty() {
-            let Some(processor) = self.routing.preferred(now) else { break };
-            let Some((lane, permit)) = self.grant(processor, now) else { break };
+            let Some(processor) = self.routing.preferred(now) else {
+                break;
+            };
+            let Some((lane, permit)) = self.grant(processor, now) else {
+                break;
+            };
             if let Some(job) = lanes.free.pop_front() {
-                sends.push(Send { job, processor, lane, permit });
+                sends.push(Send {
+                    job,
+                    processor,
+                    lane,
+                    permit,
+                });
             }
         }
         // Nowhere to send free payments: probe the processors we want back with one of them.
@@ -246,7 +271,12 @@ impl Dispatcher {
                 }
                 if let Some((lane, permit)) = self.grant(processor, now) {
                     if let Some(job) = lanes.free.pop_front() {
-                        sends.push(Send { job, processor, lane, permit });
+                        sends.push(Send {
+                            job,
+                            processor,
+                            lane,
+                            permit,
+                        });
                     }
                 }
             }
@@ -266,11 +296,19 @@ impl Dispatcher {
     async fn record_then_call(self: Arc<Self>, mut sends: Vec<Send>, now: Millis) {
         for send in &mut sends {
             let requested_at = send.job.pending.attempt.map_or(now, |a| a.requested_at);
-            send.job.pending.attempt = Some(Attempt { processor: send.processor, requested_at });
+            send.job.pending.attempt = Some(Attempt {
+                processor: send.processor,
+                requested_at,
+            });
         }
         let batch: Vec<(Uuid, Attempt)> = sends
             .iter()
-            .filter_map(|s| s.job.pending.attempt.map(|a| (s.job.pending.payment.correlation_id, a)))
+            .filter_map(|s| {
+                s.job
+                    .pending
+                    .attempt
+                    .map(|a| (s.job.pending.payment.correlation_id, a))
+            })
             .collect();
         match self.store.record_attempts(batch).await {
             Ok(()) => sends.into_iter().for_each(|send| self.spawn_call(send)),
@@ -283,7 +321,10 @@ impl Dispatcher {
                     }
                     // The attempt may or may not be durable; sending it later to the same
                     // processor with the same requestedAt is right either way.
-                    self.queue.put_back(Job { pinned: true, ..send.job });
+                    self.queue.put_back(Job {
+                        pinned: true,
+                        ..send.job
+                    });
                 }
             }
         }
@@ -296,7 +337,12 @@ impl Dispatcher {
 
     /// One processor call and what follows from its answer.
     async fn call(&self, send: Send) {
-        let Send { mut job, processor, lane, permit } = send;
+        let Send {
+            mut job,
+            processor,
+            lane,
+            permit,
+        } = send;
         let Some(attempt) = job.pending.attempt else {
             // plan/record_then_call always set the attempt before a call; keep the payment.
             self.queue.put_back(job);
@@ -304,7 +350,9 @@ impl Dispatcher {
         };
         let payment = job.pending.payment;
         let started = Instant::now();
-        let outcome = self.clients[index(processor)].pay(&payment, attempt.requested_at).await;
+        let outcome = self.clients[index(processor)]
+            .pay(&payment, attempt.requested_at)
+            .await;
         self.metrics.call(processor, outcome, started.elapsed());
         self.routing.report(processor, outcome, lane, Millis::now());
         let wait = match outcome {

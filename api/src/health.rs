@@ -45,7 +45,11 @@ impl HealthPoller {
     async fn check(&self, client: &ProcessorClient) {
         let processor = client.processor();
         let window_ms = self.window.as_millis() as i64;
-        match self.store.take_health_turn(processor, Millis::now(), window_ms).await {
+        match self
+            .store
+            .take_health_turn(processor, Millis::now(), window_ms)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {

@@ -24,7 +24,11 @@ pub struct Intake {
 impl Intake {
     pub async fn handle(&self, body: &[u8]) -> Reply {
         if self.shutdown.is_shutdown() {
-            return reply::error(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "this worker is shutting down; send to the other one");
+            return reply::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "this worker is shutting down; send to the other one",
+            );
         }
         let batch = match payment::intake::decode(body) {
             Ok(batch) => batch,
@@ -43,7 +47,11 @@ impl Intake {
         let recorded = new.len();
         self.metrics.recorded.fetch_add(recorded as u64, Relaxed);
         self.queue.push_new(new.into_iter().map(|a| {
-            Job::fresh(Pending { payment: a.payment, accepted_at: a.accepted_at, attempt: None })
+            Job::fresh(Pending {
+                payment: a.payment,
+                accepted_at: a.accepted_at,
+                attempt: None,
+            })
         }));
         reply::json(StatusCode::OK, format!(r#"{{"recorded":{recorded}}}"#))
     }

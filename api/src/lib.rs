@@ -36,9 +36,15 @@ use tokio::sync::Semaphore;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("database {path}: {source}")]
-    Storage { path: std::path::PathBuf, source: StorageError },
+    Storage {
+        path: std::path::PathBuf,
+        source: StorageError,
+    },
     #[error("cannot listen on {listen:?}: {source}")]
-    Listen { listen: Listen, source: std::io::Error },
+    Listen {
+        listen: Listen,
+        source: std::io::Error,
+    },
     #[error("bad processor URL: {0}")]
     ProcessorUrl(#[from] InvalidUri),
     #[error("cannot install the SIGTERM/SIGINT handlers: {0}")]
@@ -50,20 +56,39 @@ pub enum ApiError {
 /// so the other worker claims what is left at once, flush and close the store.
 pub async fn run(config: Config) -> Result<(), ApiError> {
     let mut signals = Signals::install().map_err(ApiError::Signals)?;
-    let storage_error = |source| ApiError::Storage { path: config.database_path.clone(), source };
-    let store = Store::open(StoreConfig::new(&config.database_path, &config.owner)).map_err(storage_error)?;
-    store.heartbeat(Millis::now()).await.map_err(storage_error)?;
+    let storage_error = |source| ApiError::Storage {
+        path: config.database_path.clone(),
+        source,
+    };
+    let store = Store::open(StoreConfig::new(&config.database_path, &config.owner))
+        .map_err(storage_error)?;
+    store
+        .heartbeat(Millis::now())
+        .await
+        .map_err(storage_error)?;
     let listener = Listener::bind(&config.listen)
         .await
-        .map_err(|source| ApiError::Listen { listen: config.listen.clone(), source })?;
+        .map_err(|source| ApiError::Listen {
+            listen: config.listen.clone(),
+            source,
+        })?;
 
     let metrics = Arc::new(metrics::Metrics::default());
     let routing = Arc::new(Routing::new(config.probe_interval, config.fallback_after));
     let queue = Arc::new(Queue::new(Arc::clone(&metrics)));
     let client = |processor, url: &str| {
-        ProcessorClient::new(processor, url, config.processor_timeout, config.dispatch_concurrency).map(Arc::new)
+        ProcessorClient::new(
+            processor,
+            url,
+            config.processor_timeout,
+            config.dispatch_concurrency,
+        )
+        .map(Arc::new)
     };
-    let clients = [client(Processor::Default, &config.default_url)?, client(Processor::Fallback, &config.fallback_url)?];
+    let clients = [
+        client(Processor::Default, &config.default_url)?,
+        client(Processor::Fallback, &config.fallback_url)?,
+    ];
     let (stop_work, work) = shutdown::channel();
     let (stop_heartbeat, heartbeat) = shutdown::channel();
 
@@ -87,7 +112,11 @@ pub async fn run(config: Config) -> Result<(), ApiError> {
     for client in clients {
         tokio::spawn(Arc::clone(&poller).run(client, work.clone()));
     }
-    tokio::spawn(recovery::heartbeat(store.clone(), config.heartbeat, heartbeat));
+    tokio::spawn(recovery::heartbeat(
+        store.clone(),
+        config.heartbeat,
+        heartbeat,
+    ));
     let recovery = Recovery {
         store: store.clone(),
         queue: Arc::clone(&queue),
@@ -96,7 +125,12 @@ pub async fn run(config: Config) -> Result<(), ApiError> {
     };
     tokio::spawn(recovery.run(config.orphan_scan, work.clone()));
     let app = Arc::new(App {
-        intake: intake::Intake { store: store.clone(), queue, metrics: Arc::clone(&metrics), shutdown: work.clone() },
+        intake: intake::Intake {
+            store: store.clone(),
+            queue,
+            metrics: Arc::clone(&metrics),
+            shutdown: work.clone(),
+        },
         store: store.clone(),
         metrics,
     });
@@ -105,7 +139,10 @@ pub async fn run(config: Config) -> Result<(), ApiError> {
 
     signals.recv().await;
     stop_work.fire();
-    if !dispatcher.drain(config.dispatch_concurrency, config.shutdown_grace).await {
+    if !dispatcher
+        .drain(config.dispatch_concurrency, config.shutdown_grace)
+        .await
+    {
         tracing::warn!("processor calls still in flight at shutdown; their payments stay pending for the other worker");
     }
     stop_heartbeat.fire();

@@ -89,7 +89,10 @@ impl Metrics {
 
     pub fn call(&self, processor: Processor, outcome: CallOutcome, latency: Duration) {
         let p = self.of(processor);
-        let slot = CallOutcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
+        let slot = CallOutcome::ALL
+            .iter()
+            .position(|o| *o == outcome)
+            .unwrap_or(0);
         p.calls[slot].fetch_add(1, Relaxed);
         let ms = latency.as_millis() as u64;
         // Cumulative buckets are computed at render time; store per-bucket counts here.
@@ -97,7 +100,8 @@ impl Metrics {
             p.latency_buckets[bucket].fetch_add(1, Relaxed);
         }
         p.latency_count.fetch_add(1, Relaxed);
-        p.latency_sum_us.fetch_add(latency.as_micros() as u64, Relaxed);
+        p.latency_sum_us
+            .fetch_add(latency.as_micros() as u64, Relaxed);
     }
 
     pub fn processed(&self, processor: Processor) {
@@ -116,16 +120,47 @@ impl Metrics {
     pub fn render(&self, pending_in_db: i64) -> String {
         let mut out = String::with_capacity(4096);
         let gauge = |out: &mut String, name: &str, help: &str, value: i64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
         };
         let counter = |out: &mut String, name: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
         };
-        gauge(&mut out, "api_queue_depth", "Payments in this worker's dispatch queue.", self.queued.load(Relaxed));
-        gauge(&mut out, "api_pending_payments", "Pending payments in the database (all workers).", pending_in_db);
-        counter(&mut out, "api_recorded_total", "New payments recorded by intake.", self.recorded.load(Relaxed));
-        counter(&mut out, "api_claimed_total", "Payments claimed from dead workers.", self.claimed.load(Relaxed));
-        counter(&mut out, "api_retries_total", "Calls that did not pay the payment (it was queued again).", self.retries.load(Relaxed));
+        gauge(
+            &mut out,
+            "api_queue_depth",
+            "Payments in this worker's dispatch queue.",
+            self.queued.load(Relaxed),
+        );
+        gauge(
+            &mut out,
+            "api_pending_payments",
+            "Pending payments in the database (all workers).",
+            pending_in_db,
+        );
+        counter(
+            &mut out,
+            "api_recorded_total",
+            "New payments recorded by intake.",
+            self.recorded.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "api_claimed_total",
+            "Payments claimed from dead workers.",
+            self.claimed.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "api_retries_total",
+            "Calls that did not pay the payment (it was queued again).",
+            self.retries.load(Relaxed),
+        );
         self.render_per_processor(&mut out);
         out
     }
@@ -133,37 +168,69 @@ impl Metrics {
     fn render_per_processor(&self, out: &mut String) {
         type Family = (&'static str, &'static str, fn(&PerProcessor) -> u64);
         let families: [Family; 3] = [
-            ("api_processed_total", "Payments marked processed, per processor.", |p| p.processed.load(Relaxed)),
-            ("api_health_calls_total", "Health checks made, per processor.", |p| p.health_calls.load(Relaxed)),
-            ("api_health_429_total", "Health checks answered 429 (must stay 0).", |p| p.health_429.load(Relaxed)),
+            (
+                "api_processed_total",
+                "Payments marked processed, per processor.",
+                |p| p.processed.load(Relaxed),
+            ),
+            (
+                "api_health_calls_total",
+                "Health checks made, per processor.",
+                |p| p.health_calls.load(Relaxed),
+            ),
+            (
+                "api_health_429_total",
+                "Health checks answered 429 (must stay 0).",
+                |p| p.health_429.load(Relaxed),
+            ),
         ];
         for (name, help, read) in families {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for processor in Processor::ALL {
-                let _ = writeln!(out, "{name}{{processor=\"{processor}\"}} {}", read(self.of(processor)));
+                let _ = writeln!(
+                    out,
+                    "{name}{{processor=\"{processor}\"}} {}",
+                    read(self.of(processor))
+                );
             }
         }
         let name = "api_processor_calls_total";
-        let _ = writeln!(out, "# HELP {name} Processor payment calls by outcome.\n# TYPE {name} counter");
+        let _ = writeln!(
+            out,
+            "# HELP {name} Processor payment calls by outcome.\n# TYPE {name} counter"
+        );
         for processor in Processor::ALL {
             for (slot, outcome) in CallOutcome::ALL.iter().enumerate() {
                 let value = self.of(processor).calls[slot].load(Relaxed);
-                let _ = writeln!(out, "{name}{{processor=\"{processor}\",outcome=\"{}\"}} {value}", outcome.label());
+                let _ = writeln!(
+                    out,
+                    "{name}{{processor=\"{processor}\",outcome=\"{}\"}} {value}",
+                    outcome.label()
+                );
             }
         }
         let name = "api_processor_call_seconds";
-        let _ = writeln!(out, "# HELP {name} Processor payment call latency.\n# TYPE {name} histogram");
+        let _ = writeln!(
+            out,
+            "# HELP {name} Processor payment call latency.\n# TYPE {name} histogram"
+        );
         for processor in Processor::ALL {
             let p = self.of(processor);
             let mut cumulative = 0;
             for (bucket, bound) in LATENCY_BUCKETS_MS.iter().enumerate() {
                 cumulative += p.latency_buckets[bucket].load(Relaxed);
                 let le = *bound as f64 / 1000.0;
-                let _ = writeln!(out, "{name}_bucket{{processor=\"{processor}\",le=\"{le}\"}} {cumulative}");
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{processor=\"{processor}\",le=\"{le}\"}} {cumulative}"
+                );
             }
             let count = p.latency_count.load(Relaxed);
             let sum = p.latency_sum_us.load(Relaxed) as f64 / 1_000_000.0;
-            let _ = writeln!(out, "{name}_bucket{{processor=\"{processor}\",le=\"+Inf\"}} {count}");
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{processor=\"{processor}\",le=\"+Inf\"}} {count}"
+            );
             let _ = writeln!(out, "{name}_sum{{processor=\"{processor}\"}} {sum}");
             let _ = writeln!(out, "{name}_count{{processor=\"{processor}\"}} {count}");
         }
@@ -177,13 +244,27 @@ mod tests {
     #[test]
     fn histogram_buckets_are_cumulative() {
         let m = Metrics::default();
-        m.call(Processor::Default, CallOutcome::Processed, Duration::from_millis(3));
-        m.call(Processor::Default, CallOutcome::Failed, Duration::from_millis(30_000));
+        m.call(
+            Processor::Default,
+            CallOutcome::Processed,
+            Duration::from_millis(3),
+        );
+        m.call(
+            Processor::Default,
+            CallOutcome::Failed,
+            Duration::from_millis(30_000),
+        );
         let text = m.render(7);
         assert!(text.contains("api_pending_payments 7"));
-        assert!(text.contains(r#"api_processor_call_seconds_bucket{processor="default",le="0.005"} 1"#));
+        assert!(
+            text.contains(r#"api_processor_call_seconds_bucket{processor="default",le="0.005"} 1"#)
+        );
         assert!(text.contains(r#"api_processor_call_seconds_bucket{processor="default",le="5"} 1"#));
-        assert!(text.contains(r#"api_processor_call_seconds_bucket{processor="default",le="+Inf"} 2"#));
-        assert!(text.contains(r#"api_processor_calls_total{processor="default",outcome="failed"} 1"#));
+        assert!(
+            text.contains(r#"api_processor_call_seconds_bucket{processor="default",le="+Inf"} 2"#)
+        );
+        assert!(
+            text.contains(r#"api_processor_calls_total{processor="default",outcome="failed"} 1"#)
+        );
     }
 }

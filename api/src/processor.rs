@@ -29,7 +29,10 @@ pub enum HealthError {
     #[error("{processor} health check answered 429: the shared health budget was exceeded")]
     TooManyRequests { processor: Processor },
     #[error("{processor} health check answered {status}")]
-    Status { processor: Processor, status: StatusCode },
+    Status {
+        processor: Processor,
+        status: StatusCode,
+    },
     #[error("{processor} health check failed: {why}")]
     Transport { processor: Processor, why: String },
     #[error("{processor} health check answer is not {{failing, minResponseTime}}: {why}")]
@@ -126,10 +129,16 @@ impl ProcessorClient {
             .method(Method::GET)
             .uri(self.health_uri.clone())
             .body(Full::new(Bytes::new()))
-            .map_err(|e| HealthError::Transport { processor, why: e.to_string() })?;
+            .map_err(|e| HealthError::Transport {
+                processor,
+                why: e.to_string(),
+            })?;
         let (status, body) = tokio::time::timeout(self.timeout, self.exchange(request))
             .await
-            .map_err(|_| HealthError::Transport { processor, why: "timed out".into() })?
+            .map_err(|_| HealthError::Transport {
+                processor,
+                why: "timed out".into(),
+            })?
             .map_err(|why| HealthError::Transport { processor, why })?;
         if status == StatusCode::TOO_MANY_REQUESTS {
             return Err(HealthError::TooManyRequests { processor });
@@ -137,16 +146,31 @@ impl ProcessorClient {
         if status != StatusCode::OK {
             return Err(HealthError::Status { processor, status });
         }
-        let parsed: HealthBody = serde_json::from_slice(&body)
-            .map_err(|e| HealthError::BadBody { processor, why: e.to_string() })?;
-        Ok(Health { failing: parsed.failing, min_response_time_ms: parsed.min_response_time })
+        let parsed: HealthBody =
+            serde_json::from_slice(&body).map_err(|e| HealthError::BadBody {
+                processor,
+                why: e.to_string(),
+            })?;
+        Ok(Health {
+            failing: parsed.failing,
+            min_response_time_ms: parsed.min_response_time,
+        })
     }
 
     /// One request, with the whole answer body read so the connection can be reused.
     async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), String> {
-        let response = self.client.request(request).await.map_err(|e| e.to_string())?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| e.to_string())?;
         let status = response.status();
-        let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
         Ok((status, body))
     }
 }

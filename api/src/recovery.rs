@@ -60,7 +60,10 @@ impl Recovery {
     async fn claim_all(&self) -> Result<(), StorageError> {
         let dead_after_ms = self.dead_after.as_millis() as i64;
         loop {
-            let claimed = self.store.claim_orphans(Millis::now(), dead_after_ms, CLAIM_BATCH).await?;
+            let claimed = self
+                .store
+                .claim_orphans(Millis::now(), dead_after_ms, CLAIM_BATCH)
+                .await?;
             let count = claimed.len();
             if count > 0 {
                 tracing::info!(count, "claimed payments of a dead worker");

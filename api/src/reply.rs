@@ -10,7 +10,10 @@ pub type Reply = Response<Full<Bytes>>;
 fn with_body(status: StatusCode, content_type: &'static str, body: String) -> Reply {
     let mut reply = Response::new(Full::new(Bytes::from(body)));
     *reply.status_mut() = status;
-    reply.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    reply.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
     reply
 }
 

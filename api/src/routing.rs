@@ -89,7 +89,9 @@ impl Routing {
             let fallback = s[index(Processor::Fallback)];
             match default.down_since {
                 None => Some(Processor::Default),
-                Some(since) if now.0 - since.0 >= self.fallback_after && fallback.down_since.is_none() => {
+                Some(since)
+                    if now.0 - since.0 >= self.fallback_after && fallback.down_since.is_none() =>
+                {
                     Some(Processor::Fallback)
                 }
                 Some(_) => None,
@@ -117,7 +119,9 @@ impl Routing {
             if state.down_since.is_none() {
                 return Some(Lane::Open);
             }
-            let due = state.last_probe.is_none_or(|last| now.0 - last.0 >= self.probe_interval);
+            let due = state
+                .last_probe
+                .is_none_or(|last| now.0 - last.0 >= self.probe_interval);
             if state.probe_in_flight || !due {
                 return None;
             }
@@ -140,7 +144,9 @@ impl Routing {
                 state.probe_in_flight = false;
             }
             match outcome {
-                CallOutcome::Processed | CallOutcome::AlreadyProcessed => mark(processor, state, false, now),
+                CallOutcome::Processed | CallOutcome::AlreadyProcessed => {
+                    mark(processor, state, false, now)
+                }
                 CallOutcome::Failed | CallOutcome::Timeout => mark(processor, state, true, now),
                 CallOutcome::Busy | CallOutcome::Rejected => {}
             }
@@ -185,37 +191,97 @@ mod tests {
     fn waits_for_the_default_before_paying_the_fallback() {
         let r = routing();
         assert_eq!(r.preferred(Millis(0)), Some(Processor::Default));
-        r.report(Processor::Default, CallOutcome::Failed, Lane::Open, Millis(10));
+        r.report(
+            Processor::Default,
+            CallOutcome::Failed,
+            Lane::Open,
+            Millis(10),
+        );
         assert_eq!(r.preferred(Millis(500)), None);
         assert!(!r.wanted(Processor::Fallback, Millis(500)));
         assert_eq!(r.preferred(Millis(1010)), Some(Processor::Fallback));
-        r.report(Processor::Default, CallOutcome::Processed, Lane::Open, Millis(1020));
+        r.report(
+            Processor::Default,
+            CallOutcome::Processed,
+            Lane::Open,
+            Millis(1020),
+        );
         assert_eq!(r.preferred(Millis(1030)), Some(Processor::Default));
     }
 
     #[test]
     fn probes_a_down_processor_one_at_a_time() {
         let r = routing();
-        r.report(Processor::Default, CallOutcome::Timeout, Lane::Open, Millis(0));
+        r.report(
+            Processor::Default,
+            CallOutcome::Timeout,
+            Lane::Open,
+            Millis(0),
+        );
         assert_eq!(r.may_call(Processor::Default, Millis(1)), Some(Lane::Probe));
-        assert_eq!(r.may_call(Processor::Default, Millis(500)), None, "probe still in flight");
-        r.report(Processor::Default, CallOutcome::Failed, Lane::Probe, Millis(501));
-        assert_eq!(r.may_call(Processor::Default, Millis(502)), Some(Lane::Probe));
-        r.report(Processor::Default, CallOutcome::Failed, Lane::Probe, Millis(510));
-        assert_eq!(r.may_call(Processor::Default, Millis(550)), None, "interval not over");
-        assert_eq!(r.may_call(Processor::Default, Millis(602)), Some(Lane::Probe));
-        r.report(Processor::Default, CallOutcome::AlreadyProcessed, Lane::Probe, Millis(610));
-        assert_eq!(r.may_call(Processor::Default, Millis(611)), Some(Lane::Open));
+        assert_eq!(
+            r.may_call(Processor::Default, Millis(500)),
+            None,
+            "probe still in flight"
+        );
+        r.report(
+            Processor::Default,
+            CallOutcome::Failed,
+            Lane::Probe,
+            Millis(501),
+        );
+        assert_eq!(
+            r.may_call(Processor::Default, Millis(502)),
+            Some(Lane::Probe)
+        );
+        r.report(
+            Processor::Default,
+            CallOutcome::Failed,
+            Lane::Probe,
+            Millis(510),
+        );
+        assert_eq!(
+            r.may_call(Processor::Default, Millis(550)),
+            None,
+            "interval not over"
+        );
+        assert_eq!(
+            r.may_call(Processor::Default, Millis(602)),
+            Some(Lane::Probe)
+        );
+        r.report(
+            Processor::Default,
+            CallOutcome::AlreadyProcessed,
+            Lane::Probe,
+            Millis(610),
+        );
+        assert_eq!(
+            r.may_call(Processor::Default, Millis(611)),
+            Some(Lane::Open)
+        );
     }
 
     #[test]
     fn an_older_health_record_does_not_undo_a_newer_answer() {
         let r = routing();
-        r.report(Processor::Default, CallOutcome::Failed, Lane::Open, Millis(100));
-        let stale = HealthRecord { failing: false, min_response_time_ms: 0, checked_at: Millis(50) };
+        r.report(
+            Processor::Default,
+            CallOutcome::Failed,
+            Lane::Open,
+            Millis(100),
+        );
+        let stale = HealthRecord {
+            failing: false,
+            min_response_time_ms: 0,
+            checked_at: Millis(50),
+        };
         r.apply_health(Processor::Default, &stale);
         assert!(!r.is_up(Processor::Default));
-        let fresh = HealthRecord { failing: false, min_response_time_ms: 0, checked_at: Millis(150) };
+        let fresh = HealthRecord {
+            failing: false,
+            min_response_time_ms: 0,
+            checked_at: Millis(150),
+        };
         r.apply_health(Processor::Default, &fresh);
         assert!(r.is_up(Processor::Default));
     }

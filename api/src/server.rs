@@ -98,7 +98,11 @@ where
             let app = Arc::clone(&app);
             async move { Ok::<_, Infallible>(route(&app, request).await) }
         });
-        if let Err(e) = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await {
+        if let Err(e) = http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service)
+            .await
+        {
             tracing::debug!("connection ended: {e}");
         }
     });
@@ -110,7 +114,13 @@ async fn route(app: &App, request: Request<Incoming>) -> Reply {
     let (allowed, allow) = match path.as_str() {
         "/intake" | "/purge-payments" => (Method::POST, "POST"),
         "/payments-summary" | "/metrics" => (Method::GET, "GET"),
-        _ => return reply::error(StatusCode::NOT_FOUND, "not_found", format!("no route {path}")),
+        _ => {
+            return reply::error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no route {path}"),
+            )
+        }
     };
     if method != allowed {
         let mut answer = reply::error(
@@ -118,7 +128,10 @@ async fn route(app: &App, request: Request<Incoming>) -> Reply {
             "method_not_allowed",
             format!("{path} takes {allowed}, not {method}"),
         );
-        answer.headers_mut().insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static(allow));
+        answer.headers_mut().insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static(allow),
+        );
         return answer;
     }
     match path.as_str() {
@@ -139,12 +152,18 @@ async fn route(app: &App, request: Request<Incoming>) -> Reply {
 }
 
 async fn read_body(request: Request<Incoming>) -> Result<bytes::Bytes, Reply> {
-    match Limited::new(request.into_body(), intake::MAX_BODY_BYTES).collect().await {
+    match Limited::new(request.into_body(), intake::MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
         Ok(body) => Ok(body.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(reply::error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
-            format!("an intake batch may be at most {} bytes", intake::MAX_BODY_BYTES),
+            format!(
+                "an intake batch may be at most {} bytes",
+                intake::MAX_BODY_BYTES
+            ),
         )),
         Err(e) => Err(reply::error(StatusCode::BAD_REQUEST, "bad_body", e)),
     }

@@ -28,7 +28,10 @@ pub enum QueryError {
     #[error("query parameter `{0}` is not valid percent-encoding")]
     Encoding(String),
     #[error("`{name}`: {source}")]
-    Date { name: &'static str, source: payment::TimeError },
+    Date {
+        name: &'static str,
+        source: payment::TimeError,
+    },
 }
 
 impl Window {
@@ -45,9 +48,13 @@ impl Window {
             if std::mem::replace(seen, true) {
                 return Err(QueryError::Repeated(name));
             }
-            let value = percent_decode(raw).ok_or_else(|| QueryError::Encoding(name.to_string()))?;
+            let value =
+                percent_decode(raw).ok_or_else(|| QueryError::Encoding(name.to_string()))?;
             if !value.is_empty() {
-                *slot = Some(Millis::parse_iso(&value).map_err(|source| QueryError::Date { name, source })?);
+                *slot = Some(
+                    Millis::parse_iso(&value)
+                        .map_err(|source| QueryError::Date { name, source })?,
+                );
             }
         }
         Ok(window)
@@ -88,7 +95,10 @@ pub async fn summary(store: &Store, query: Option<&str>) -> Reply {
 
 pub async fn purge(store: &Store) -> Reply {
     match store.purge().await {
-        Ok(()) => reply::json(StatusCode::OK, r#"{"message":"All payments purged."}"#.into()),
+        Ok(()) => reply::json(
+            StatusCode::OK,
+            r#"{"message":"All payments purged."}"#.into(),
+        ),
         Err(e) => {
             tracing::error!("purge failed: {e}");
             reply::error(StatusCode::SERVICE_UNAVAILABLE, "storage", e)
@@ -102,7 +112,10 @@ mod tests {
 
     #[test]
     fn parses_the_contest_query() {
-        let w = Window::parse(Some("from=2025-07-10T12:34:56.000Z&to=2025-07-10T12%3A35%3A56.000Z")).unwrap();
+        let w = Window::parse(Some(
+            "from=2025-07-10T12:34:56.000Z&to=2025-07-10T12%3A35%3A56.000Z",
+        ))
+        .unwrap();
         assert_eq!(w.from, Some(Millis(1_752_150_896_000)));
         assert_eq!(w.to, Some(Millis(1_752_150_956_000)));
         assert_eq!(Window::parse(None).unwrap(), Window::default());
@@ -113,13 +126,25 @@ mod tests {
 
     #[test]
     fn refuses_what_it_does_not_understand() {
-        assert!(matches!(Window::parse(Some("from=yesterday")), Err(QueryError::Date { name: "from", .. })));
-        assert_eq!(Window::parse(Some("since=x")), Err(QueryError::Unknown("since".into())));
-        assert_eq!(Window::parse(Some("to=&to=")), Err(QueryError::Repeated("to")));
+        assert!(matches!(
+            Window::parse(Some("from=yesterday")),
+            Err(QueryError::Date { name: "from", .. })
+        ));
+        assert_eq!(
+            Window::parse(Some("since=x")),
+            Err(QueryError::Unknown("since".into()))
+        );
+        assert_eq!(
+            Window::parse(Some("to=&to=")),
+            Err(QueryError::Repeated("to"))
+        );
         assert!(matches!(
             Window::parse(Some("to=2025-07-10T12:34:56Z&to=2025-07-10T12:34:56Z")),
             Err(QueryError::Repeated("to"))
         ));
-        assert!(matches!(Window::parse(Some("to=%zz")), Err(QueryError::Encoding(_))));
+        assert!(matches!(
+            Window::parse(Some("to=%zz")),
+            Err(QueryError::Encoding(_))
+        ));
     }
 }

@@ -18,13 +18,23 @@ fn healthy_processors_get_everything_on_the_default_exactly_once() {
     worker.send(&sent, 100);
     worker.wait_processed(sent.len(), Duration::from_secs(30));
     stack.assert_settled(&worker, &sent);
-    assert_eq!(stack.fallback.summary("").requests, 0, "nothing goes to the fallback while the default is fine");
+    assert_eq!(
+        stack.fallback.summary("").requests,
+        0,
+        "nothing goes to the fallback while the default is fine"
+    );
     assert_eq!(stack.default.stat("payments422"), 0);
 
     // A re-sent batch is recorded once: nothing new, nothing sent again.
     let again = worker.intake(&sent[..100]);
-    assert_eq!((again.status, again.json()["recorded"].as_i64()), (200, Some(0)));
-    assert_eq!(worker.metric(r#"api_processed_total{processor="default"}"#), 600.0);
+    assert_eq!(
+        (again.status, again.json()["recorded"].as_i64()),
+        (200, Some(0))
+    );
+    assert_eq!(
+        worker.metric(r#"api_processed_total{processor="default"}"#),
+        600.0
+    );
     assert_eq!(worker.metric("api_pending_payments"), 0.0);
     stack.assert_settled(&worker, &sent);
 }
@@ -41,7 +51,10 @@ fn summary_windows_and_purge() {
 
     let all = worker.summary(&window(Millis(before.0 - 1000), Millis(after.0 + 1000)));
     assert_eq!(all[0].requests, 50);
-    assert_eq!(all, stack.sims_summary(&window(Millis(before.0 - 1000), Millis(after.0 + 1000))));
+    assert_eq!(
+        all,
+        stack.sims_summary(&window(Millis(before.0 - 1000), Millis(after.0 + 1000)))
+    );
     let earlier = worker.summary(&window(Millis(before.0 - 60_000), Millis(before.0 - 1000)));
     assert_eq!(earlier, [Totals::default(); 2]);
     let open_ended = worker.summary(&format!("?from={}", Millis(before.0 - 1000)));
@@ -49,7 +62,13 @@ fn summary_windows_and_purge() {
 
     let purged = http::post(&worker.addr, "/purge-payments", "");
     assert_eq!(purged.status, 200, "{}", purged.body);
-    assert_eq!(worker.summary(""), [Totals { requests: 0, amount: Cents(0) }; 2]);
+    assert_eq!(
+        worker.summary(""),
+        [Totals {
+            requests: 0,
+            amount: Cents(0)
+        }; 2]
+    );
 }
 
 #[test]
@@ -58,24 +77,44 @@ fn bad_input_gets_a_json_error_and_changes_nothing() {
     let worker = stack.worker(&[]);
     let good = payments(3);
     let mut body = Vec::new();
-    good.iter().for_each(|a| payment::intake::encode(a, &mut body));
+    good.iter()
+        .for_each(|a| payment::intake::encode(a, &mut body));
     body.extend_from_slice(b"not-a-uuid 1990 1\n");
-    let refused = http::request(&worker.addr, "POST", "/intake", &[], &body).expect("intake answers");
+    let refused =
+        http::request(&worker.addr, "POST", "/intake", &[], &body).expect("intake answers");
     assert_eq!(refused.status, 400, "{}", refused.body);
     assert_eq!(refused.json()["error"], "bad_intake");
-    assert_eq!(worker.metric("api_pending_payments"), 0.0, "no line of a refused batch is recorded");
+    assert_eq!(
+        worker.metric("api_pending_payments"),
+        0.0,
+        "no line of a refused batch is recorded"
+    );
     assert_eq!(worker.metric("api_recorded_total"), 0.0);
 
-    for query in ["?from=yesterday", "?to=2025-13-01T00:00:00Z", "?since=2025-07-10T12:34:56.000Z", "?to=%zz"] {
+    for query in [
+        "?from=yesterday",
+        "?to=2025-13-01T00:00:00Z",
+        "?since=2025-07-10T12:34:56.000Z",
+        "?to=%zz",
+    ] {
         let answer = http::get(&worker.addr, &format!("/payments-summary{query}"));
         assert_eq!(answer.status, 400, "{query}: {}", answer.body);
         assert_eq!(answer.json()["error"], "bad_query", "{query}");
     }
     let unknown = http::get(&worker.addr, "/payments");
-    assert_eq!((unknown.status, unknown.json()["error"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        (unknown.status, unknown.json()["error"].as_str()),
+        (404, Some("not_found"))
+    );
     let wrong = http::get(&worker.addr, "/intake");
-    assert_eq!((wrong.status, wrong.json()["error"].as_str()), (405, Some("method_not_allowed")));
-    assert_eq!(http::post(&worker.addr, "/payments-summary", "").status, 405);
+    assert_eq!(
+        (wrong.status, wrong.json()["error"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+    assert_eq!(
+        http::post(&worker.addr, "/payments-summary", "").status,
+        405
+    );
     assert_eq!(stack.sims_total(), 0);
 }
 
@@ -98,12 +137,16 @@ fn listens_on_a_unix_socket() {
     wait_for("the socket file", Duration::from_secs(10), || {
         std::os::unix::net::UnixStream::connect(&socket).is_ok()
     });
-    let mut stream = std::os::unix::net::UnixStream::connect(&socket).expect("connect to the socket");
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(&socket).expect("connect to the socket");
     stream
         .write_all(b"GET /payments-summary HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n")
         .expect("write the request");
     let mut answer = String::new();
     stream.read_to_string(&mut answer).expect("read the answer");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(answer.contains(r#""default":{"totalRequests":0"#), "{answer}");
+    assert!(
+        answer.contains(r#""default":{"totalRequests":0"#),
+        "{answer}"
+    );
 }

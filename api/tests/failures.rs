@@ -24,9 +24,16 @@ fn a_failing_default_is_waited_for_not_flooded_and_the_fallback_stays_unpaid() {
     std::thread::sleep(Duration::from_millis(2000));
     let probes = stack.default.stat("payments500") - failed_before;
     // One probe per 100 ms is about 20 calls in 2 s; resending the waiting payments would be hundreds.
-    assert!(probes < 60, "{probes} calls to the failing default in 2 s while 300 payments wait");
+    assert!(
+        probes < 60,
+        "{probes} calls to the failing default in 2 s while 300 payments wait"
+    );
     assert_eq!(worker.processed(), 0);
-    assert_eq!(stack.fallback.stat("paymentsStored"), 0, "the default policy does not pay the 15 % fee for an outage");
+    assert_eq!(
+        stack.fallback.stat("paymentsStored"),
+        0,
+        "the default policy does not pay the 15 % fee for an outage"
+    );
 
     stack.default.set_failure(false);
     worker.wait_processed(sent.len(), SETTLE);
@@ -101,7 +108,10 @@ fn a_timed_out_payment_goes_back_only_to_its_processor() {
         stack.default.stat("payments422") > 0,
         "payments stored during a timeout are confirmed by asking the same processor again (422)"
     );
-    assert!(stack.default.summary("").requests >= 100, "the timed-out payments stayed on the default");
+    assert!(
+        stack.default.summary("").requests >= 100,
+        "the timed-out payments stayed on the default"
+    );
 }
 
 #[test]
@@ -128,5 +138,9 @@ fn payments_retried_after_an_outage_carry_no_requested_at_from_inside_it() {
     stack.assert_settled(&worker, &sent);
 
     let outage = window(Millis(failed_at.0 + 500), Millis(recovered_at.0 - 100));
-    assert_eq!(stack.sims_summary(&outage), [Totals::default(); 2], "payments dated inside the outage");
+    assert_eq!(
+        stack.sims_summary(&outage),
+        [Totals::default(); 2],
+        "payments dated inside the outage"
+    );
 }

@@ -18,9 +18,11 @@ fn a_killed_workers_payments_are_paid_exactly_once_by_its_successor() {
     let mut first = stack.worker(&[(WORKER_ID, "api-1")]);
     let sent = payments(300);
     first.send(&sent, 100);
-    wait_for("payments in flight at the processor", Duration::from_secs(10), || {
-        stack.default.stat("paymentsRunning") > 0
-    });
+    wait_for(
+        "payments in flight at the processor",
+        Duration::from_secs(10),
+        || stack.default.stat("paymentsRunning") > 0,
+    );
     first.service.kill();
 
     stack.default.set_delay(0);
@@ -45,20 +47,32 @@ fn sigterm_refuses_new_intake_exits_0_and_the_other_worker_takes_over_at_once() 
     let staying = stack.worker(&never_stale);
     let sent = payments(200);
     leaving.send(&sent, 100);
-    wait_for("payments in flight at the processor", Duration::from_secs(10), || {
-        stack.default.stat("paymentsRunning") > 0
-    });
+    wait_for(
+        "payments in flight at the processor",
+        Duration::from_secs(10),
+        || stack.default.stat("paymentsRunning") > 0,
+    );
 
     let mut open = TcpStream::connect(&leaving.addr).expect("connect before the shutdown");
     leaving.service.signal(libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));
     let mut body = Vec::new();
-    payments(1).iter().for_each(|a| payment::intake::encode(a, &mut body));
-    let head = format!("POST /intake HTTP/1.1\r\nHost: api\r\nConnection: close\r\nContent-Length: {}\r\n\r\n", body.len());
-    open.write_all(head.as_bytes()).and_then(|_| open.write_all(&body)).expect("send on the open connection");
+    payments(1)
+        .iter()
+        .for_each(|a| payment::intake::encode(a, &mut body));
+    let head = format!(
+        "POST /intake HTTP/1.1\r\nHost: api\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    open.write_all(head.as_bytes())
+        .and_then(|_| open.write_all(&body))
+        .expect("send on the open connection");
     let mut answer = String::new();
     open.read_to_string(&mut answer).expect("read the answer");
-    assert!(answer.starts_with("HTTP/1.1 503"), "intake while shutting down: {answer}");
+    assert!(
+        answer.starts_with("HTTP/1.1 503"),
+        "intake while shutting down: {answer}"
+    );
     assert_eq!(leaving.service.wait_exit(Duration::from_secs(10)), Some(0));
 
     stack.default.set_failure(false);

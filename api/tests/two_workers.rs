@@ -25,9 +25,17 @@ fn two_workers_share_the_health_budget_without_a_429() {
         let answered = sim.stat("healthAnswered");
         // Calls at least 1 s apart: at most one per started second, plus the first.
         let budget = started.elapsed().as_secs() + 1;
-        assert!((2..=budget).contains(&answered), "{processor}: {answered} health calls, budget {budget}");
+        assert!(
+            (2..=budget).contains(&answered),
+            "{processor}: {answered} health calls, budget {budget}"
+        );
         for worker in &workers {
-            assert_eq!(worker.metric(&format!(r#"api_health_429_total{{processor="{processor}"}}"#)), 0.0);
+            assert_eq!(
+                worker.metric(&format!(
+                    r#"api_health_429_total{{processor="{processor}"}}"#
+                )),
+                0.0
+            );
         }
     }
 }

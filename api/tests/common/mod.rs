@@ -26,9 +26,16 @@ pub struct Totals {
 
 impl Totals {
     fn from_json(value: &Value) -> Totals {
-        let requests = value["totalRequests"].as_i64().unwrap_or_else(|| panic!("no totalRequests in {value}"));
-        let amount = value["totalAmount"].as_f64().unwrap_or_else(|| panic!("no totalAmount in {value}"));
-        Totals { requests, amount: Cents::round_from_f64(amount) }
+        let requests = value["totalRequests"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no totalRequests in {value}"));
+        let amount = value["totalAmount"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no totalAmount in {value}"));
+        Totals {
+            requests,
+            amount: Cents::round_from_f64(amount),
+        }
     }
 }
 
@@ -56,13 +63,22 @@ impl Sim {
         let headers = [(TOKEN_HEADER, TOKEN), ("Content-Type", "application/json")];
         let response = http::request(&self.addr, method, path, &headers, body.as_bytes())
             .unwrap_or_else(|e| panic!("{method} {path} on sim {}: {e}", self.addr));
-        assert!(response.status < 300, "{method} {path}: {} {}", response.status, response.body);
+        assert!(
+            response.status < 300,
+            "{method} {path}: {} {}",
+            response.status,
+            response.body
+        );
         response
     }
 
     /// The processor's admin summary; `query` like `?from=..&to=..` or empty.
     pub fn summary(&self, query: &str) -> Totals {
-        Totals::from_json(&self.admin("GET", &format!("/admin/payments-summary{query}"), "").json())
+        Totals::from_json(
+            &self
+                .admin("GET", &format!("/admin/payments-summary{query}"), "")
+                .json(),
+        )
     }
 
     /// The simulator's counters since start (`paymentsStored`, `payments422`, `health429`, ...).
@@ -72,15 +88,25 @@ impl Sim {
 
     pub fn stat(&self, name: &str) -> u64 {
         let stats = self.stats();
-        stats[name].as_u64().unwrap_or_else(|| panic!("no {name} in {stats}"))
+        stats[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {name} in {stats}"))
     }
 
     pub fn set_failure(&self, failing: bool) {
-        self.admin("PUT", "/admin/configurations/failure", &format!(r#"{{"failure":{failing}}}"#));
+        self.admin(
+            "PUT",
+            "/admin/configurations/failure",
+            &format!(r#"{{"failure":{failing}}}"#),
+        );
     }
 
     pub fn set_delay(&self, ms: u64) {
-        self.admin("PUT", "/admin/configurations/delay", &format!(r#"{{"delay":{ms}}}"#));
+        self.admin(
+            "PUT",
+            "/admin/configurations/delay",
+            &format!(r#"{{"delay":{ms}}}"#),
+        );
     }
 }
 
@@ -147,11 +173,21 @@ impl Stack {
     pub fn assert_settled(&self, worker: &Worker, sent: &[Accepted]) {
         let ours = worker.summary("");
         let theirs = self.sims_summary("");
-        assert_eq!(ours, theirs, "our summary (left) differs from the processors' (right)");
+        assert_eq!(
+            ours, theirs,
+            "our summary (left) differs from the processors' (right)"
+        );
         let count: i64 = ours.iter().map(|t| t.requests).sum();
         let amount: i64 = ours.iter().map(|t| t.amount.0).sum();
-        assert_eq!(count, sent.len() as i64, "every payment processed exactly once");
-        assert_eq!(Cents(amount), Cents(sent.iter().map(|a| a.payment.amount.0).sum()));
+        assert_eq!(
+            count,
+            sent.len() as i64,
+            "every payment processed exactly once"
+        );
+        assert_eq!(
+            Cents(amount),
+            Cents(sent.iter().map(|a| a.payment.amount.0).sum())
+        );
     }
 }
 
@@ -184,7 +220,10 @@ impl Worker {
         let answer = http::get(&self.addr, &format!("/payments-summary{query}"));
         assert_eq!(answer.status, 200, "{}", answer.body);
         let json = answer.json();
-        [Totals::from_json(&json["default"]), Totals::from_json(&json["fallback"])]
+        [
+            Totals::from_json(&json["default"]),
+            Totals::from_json(&json["fallback"]),
+        ]
     }
 
     pub fn processed(&self) -> i64 {
@@ -193,14 +232,19 @@ impl Worker {
 
     /// Waits (bounded) until `n` payments are processed in all.
     pub fn wait_processed(&self, n: usize, timeout: Duration) {
-        wait_for(&format!("{n} payments processed"), timeout, || self.processed() >= n as i64);
+        wait_for(&format!("{n} payments processed"), timeout, || {
+            self.processed() >= n as i64
+        });
     }
 
     /// One sample of `/metrics`, e.g. `api_health_429_total{processor="default"}`.
     pub fn metric(&self, sample: &str) -> f64 {
         let text = http::get(&self.addr, "/metrics").body;
         text.lines()
-            .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
+            .find_map(|l| {
+                l.strip_prefix(sample)
+                    .and_then(|rest| rest.strip_prefix(' '))
+            })
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or_else(|| panic!("no sample {sample} in /metrics:\n{text}"))
     }
@@ -211,7 +255,10 @@ pub fn payments(n: usize) -> Vec<Accepted> {
     let now = Millis::now();
     (0..n)
         .map(|i| Accepted {
-            payment: Payment { correlation_id: Uuid::new_v4(), amount: Cents(1990 + (i % 7) as i64) },
+            payment: Payment {
+                correlation_id: Uuid::new_v4(),
+                amount: Cents(1990 + (i % 7) as i64),
+            },
             accepted_at: now,
         })
         .collect()
