@@ -43,11 +43,15 @@ pub enum Listener {
 }
 
 impl Listener {
-    /// Binds; a stale Unix socket file left by a killed worker is removed first.
+    /// Binds; for a Unix socket the directory is created if missing and a stale socket
+    /// file left by a killed worker is removed first.
     pub async fn bind(listen: &Listen) -> std::io::Result<Listener> {
         match listen {
             Listen::Tcp(addr) => Ok(Listener::Tcp(TcpListener::bind(addr).await?)),
             Listen::Unix(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)?;
+                }
                 match std::fs::remove_file(path) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                     _ => {}

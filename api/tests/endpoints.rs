@@ -121,7 +121,8 @@ fn bad_input_gets_a_json_error_and_changes_nothing() {
 #[test]
 fn listens_on_a_unix_socket() {
     let stack = Stack::start(&[]);
-    let socket = stack.dir.path().join("api.sock");
+    // In a directory that does not exist yet: the worker creates it.
+    let socket = stack.dir.path().join("run").join("api.sock");
     let listen = format!("unix:{}", socket.display());
     let (db, default_url, fallback_url) = (stack.db(), stack.default.url(), stack.fallback.url());
     let _worker = testkit::Service::start(
