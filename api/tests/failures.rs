@@ -7,6 +7,7 @@ mod common;
 use api::config::{FALLBACK_AFTER_MS, PROCESSOR_TIMEOUT_MS};
 use common::{payments, window, Stack, Totals};
 use payment::Millis;
+use sim::config::{SIM_MAX_RUNNING, SIM_MAX_WAITING};
 use std::time::Duration;
 
 const SETTLE: Duration = Duration::from_secs(40);
@@ -143,4 +144,21 @@ fn payments_retried_after_an_outage_carry_no_requested_at_from_inside_it() {
         [Totals::default(); 2],
         "payments dated inside the outage"
     );
+}
+
+#[test]
+fn a_processor_answering_429_is_retried_until_it_takes_everything() {
+    // Five running, none waiting: most of our 256 concurrent calls get 429 at first.
+    let stack = Stack::start(&[(SIM_MAX_RUNNING, "5"), (SIM_MAX_WAITING, "0")]);
+    stack.default.set_delay(50);
+    let worker = stack.worker(&[]);
+    let sent = payments(300);
+    worker.send(&sent, 100);
+    worker.wait_processed(sent.len(), SETTLE);
+    stack.assert_settled(&worker, &sent);
+    assert!(
+        stack.default.stat("payments429") > 0,
+        "the scenario produced 429s"
+    );
+    assert_eq!(stack.fallback.summary("").requests, 0, "busy is not down");
 }
