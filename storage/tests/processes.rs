@@ -127,7 +127,6 @@ fn two_processes_hammering_the_health_budget_get_one_turn_per_window() {
         .collect();
     turns.sort();
     assert!(turns.len() >= 2, "2 s of hammering with a 200 ms window should give several turns: {turns:?}");
-    assert!(turns.len() <= 11, "at most one turn per 200 ms in 2 s: {turns:?}");
     for pair in turns.windows(2) {
         assert!(pair[1] - pair[0] >= 200, "two turns within one window: {turns:?}");
     }
