@@ -53,7 +53,9 @@ impl Acceptor {
                     // connection can carry the next request; not for longer than this.
                     session.set_total_drain_timeout(Some(TOO_LARGE_DRAIN));
                 }
-                reply::error(session, why.status(), why.kind(), &message).await
+                // A client told 503 may try again shortly: the queue drains fast.
+                let retry: &[(&str, &str)] = if why.status() == 503 { &[("retry-after", "1")] } else { &[] };
+                reply::error(session, why.status(), why.kind(), &message, retry).await
             }
         }
     }

@@ -94,13 +94,13 @@ impl ProxyHttp for Gateway {
             }
             Ok(Route::Summary | Route::Purge) => return Ok(false),
             Err(miss) => {
-                let message = match miss {
-                    Miss::NotFound => format!("no route {}", header.uri.path()),
-                    Miss::MethodNotAllowed { allowed } => {
-                        format!("{} takes {allowed} only", header.uri.path())
-                    }
+                let path = header.uri.path();
+                let (message, allow) = match miss {
+                    Miss::NotFound => (format!("no route {path}"), None),
+                    Miss::MethodNotAllowed { allowed } => (format!("{path} takes {allowed} only"), Some(("allow", allowed))),
                 };
-                reply::error(session, miss.status(), miss.kind(), &message).await?
+                let headers: Vec<_> = allow.into_iter().collect();
+                reply::error(session, miss.status(), miss.kind(), &message, &headers).await?
             }
         }
         Ok(true)
@@ -146,7 +146,7 @@ impl ProxyHttp for Gateway {
         if code > 0 {
             let message = e.to_string();
             session.set_keepalive(None);
-            if let Err(write) = reply::error(session, code, kind, &message).await {
+            if let Err(write) = reply::error(session, code, kind, &message, &[]).await {
                 tracing::debug!("cannot send the error answer: {write}");
             }
         }

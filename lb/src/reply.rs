@@ -13,13 +13,19 @@ pub async fn empty(session: &mut Session, status: u16) -> Result<()> {
     session.write_response_header(Box::new(header), true).await
 }
 
-/// A JSON error body.
-pub async fn error(session: &mut Session, status: u16, kind: &str, message: &str) -> Result<()> {
+/// A JSON error body, with `headers` added (`retry-after`, `allow`).
+pub async fn error(
+    session: &mut Session,
+    status: u16,
+    kind: &str,
+    message: &str,
+    headers: &[(&'static str, &str)],
+) -> Result<()> {
     let body = serde_json::json!({ "error": kind, "message": message }).to_string();
-    let mut header = ResponseHeader::build(status, Some(4))?;
+    let mut header = ResponseHeader::build(status, Some(3 + headers.len()))?;
     header.insert_header("content-type", "application/json")?;
-    if status == 503 {
-        header.insert_header("retry-after", "1")?;
+    for (name, value) in headers {
+        header.insert_header(*name, *value)?;
     }
     with_body(session, header, Bytes::from(body)).await
 }

@@ -67,16 +67,17 @@ fn bad_requests_get_their_4xx_and_change_nothing() {
     assert!(raw.starts_with("HTTP/1.1 413"), "chunked oversized body: {raw:.200}");
 
     let routes = [
-        ("GET", "/nope", 404, "not_found"),
-        ("POST", "/payments/", 404, "not_found"),
-        ("POST", "/intake", 404, "not_found"),
-        ("GET", "/payments", 405, "method_not_allowed"),
-        ("DELETE", "/payments-summary", 405, "method_not_allowed"),
-        ("GET", "/purge-payments", 405, "method_not_allowed"),
+        ("GET", "/nope", 404, "not_found", None),
+        ("POST", "/payments/", 404, "not_found", None),
+        ("POST", "/intake", 404, "not_found", None),
+        ("GET", "/payments", 405, "method_not_allowed", Some("POST")),
+        ("DELETE", "/payments-summary", 405, "method_not_allowed", Some("GET")),
+        ("GET", "/purge-payments", 405, "method_not_allowed", Some("POST")),
     ];
-    for (method, path, status, kind) in routes {
+    for (method, path, status, kind, allow) in routes {
         let answer = http::request(&lb.addr, method, path, &[], b"").expect("the lb answers");
         assert_error(&answer, status, kind, &format!("{method} {path}"));
+        assert_eq!(answer.header("allow"), allow, "{method} {path}");
     }
 
     // Nothing reached a worker or a processor...
