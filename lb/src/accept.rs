@@ -54,7 +54,11 @@ impl Acceptor {
                     session.set_total_drain_timeout(Some(TOO_LARGE_DRAIN));
                 }
                 // A client told 503 may try again shortly: the queue drains fast.
-                let retry: &[(&str, &str)] = if why.status() == 503 { &[("retry-after", "1")] } else { &[] };
+                let retry: &[(&str, &str)] = if why.status() == 503 {
+                    &[("retry-after", "1")]
+                } else {
+                    &[]
+                };
                 reply::error(session, why.status(), why.kind(), &message, retry).await
             }
         }
@@ -68,7 +72,10 @@ impl Acceptor {
             Ok(payment) => payment,
             Err(e) => return Ok(Err(refusal(e))),
         };
-        let accepted = Accepted { payment, accepted_at: Millis::now() };
+        let accepted = Accepted {
+            payment,
+            accepted_at: Millis::now(),
+        };
         Ok(self.queue.push(accepted).map_err(|e| match e {
             PushError::Full => Refusal {
                 why: Rejection::QueueFull,
@@ -89,7 +96,10 @@ fn refusal(e: RequestError) -> Refusal {
         RequestError::BadCorrelationId(_) => Rejection::BadCorrelationId,
         RequestError::BadAmount(_) => Rejection::BadAmount,
     };
-    Refusal { why, message: e.to_string() }
+    Refusal {
+        why,
+        message: e.to_string(),
+    }
 }
 
 /// The whole request body, or `None` as soon as it is known to exceed

@@ -42,7 +42,11 @@ const DEFAULT_HEALTH_INTERVAL_MS: u64 = 1_000;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{name}=`{value}` is invalid: {why}")]
-    Invalid { name: &'static str, value: String, why: String },
+    Invalid {
+        name: &'static str,
+        value: String,
+        why: String,
+    },
 }
 
 /// Everything the lb needs to know, with defaults applied.
@@ -80,7 +84,11 @@ fn text(name: &str, default: &str) -> String {
 }
 
 fn workers(list: &str) -> Result<Vec<WorkerAddr>, ConfigError> {
-    let invalid = |why: String| ConfigError::Invalid { name: API_ADDRS, value: list.to_string(), why };
+    let invalid = |why: String| ConfigError::Invalid {
+        name: API_ADDRS,
+        value: list.to_string(),
+        why,
+    };
     let addrs = list
         .split(',')
         .map(str::trim)
@@ -99,7 +107,11 @@ fn positive(name: &'static str, default: usize) -> Result<usize, ConfigError> {
         Err(_) => Ok(default),
         Ok(value) => match value.trim().parse::<usize>() {
             Ok(n) if n > 0 => Ok(n),
-            _ => Err(ConfigError::Invalid { name, value, why: "expected a positive integer".into() }),
+            _ => Err(ConfigError::Invalid {
+                name,
+                value,
+                why: "expected a positive integer".into(),
+            }),
         },
     }
 }

@@ -49,8 +49,18 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    pub fn new(queue: QueueReceiver, settings: Settings, metrics: Arc<Metrics>, shutdown: Arc<Shutdown>) -> Self {
-        Forwarder { queue: Mutex::new(Some(queue)), settings, metrics, shutdown }
+    pub fn new(
+        queue: QueueReceiver,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        shutdown: Arc<Shutdown>,
+    ) -> Self {
+        Forwarder {
+            queue: Mutex::new(Some(queue)),
+            settings,
+            metrics,
+            shutdown,
+        }
     }
 }
 
@@ -103,7 +113,12 @@ struct Delivery {
 impl Delivery {
     fn new(settings: &Settings, metrics: Arc<Metrics>) -> Delivery {
         Delivery {
-            clients: settings.workers.iter().cloned().map(IntakeClient::new).collect(),
+            clients: settings
+                .workers
+                .iter()
+                .cloned()
+                .map(IntakeClient::new)
+                .collect(),
             failing: vec![false; settings.workers.len()],
             next: 0,
             timeout: settings.timeout,

@@ -59,7 +59,13 @@ impl Gateway {
         metrics: Arc<Metrics>,
     ) -> Gateway {
         let acceptor = Acceptor::new(queue.clone(), metrics.clone());
-        Gateway { acceptor, workers, worker_count, queue, metrics }
+        Gateway {
+            acceptor,
+            workers,
+            worker_count,
+            queue,
+            metrics,
+        }
     }
 
     fn pick_worker(&self, ctx: &RequestCtx) -> Option<Backend> {
@@ -97,7 +103,10 @@ impl ProxyHttp for Gateway {
                 let path = header.uri.path();
                 let (message, allow) = match miss {
                     Miss::NotFound => (format!("no route {path}"), None),
-                    Miss::MethodNotAllowed { allowed } => (format!("{path} takes {allowed} only"), Some(("allow", allowed))),
+                    Miss::MethodNotAllowed { allowed } => (
+                        format!("{path} takes {allowed} only"),
+                        Some(("allow", allowed)),
+                    ),
                 };
                 let headers: Vec<_> = allow.into_iter().collect();
                 reply::error(session, miss.status(), miss.kind(), &message, &headers).await?
@@ -106,10 +115,17 @@ impl ProxyHttp for Gateway {
         Ok(true)
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        let backend = self
-            .pick_worker(ctx)
-            .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(502), "no api worker accepts connections"))?;
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let backend = self.pick_worker(ctx).ok_or_else(|| {
+            Error::explain(
+                ErrorType::HTTPStatus(502),
+                "no api worker accepts connections",
+            )
+        })?;
         let peer = peer_of(&backend)?;
         ctx.current = Some(backend);
         Ok(peer)
@@ -129,11 +145,19 @@ impl ProxyHttp for Gateway {
         e
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut RequestCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        _ctx: &mut RequestCtx,
+    ) -> FailToProxy {
         let code = match (e.etype(), e.esource()) {
             (ErrorType::HTTPStatus(code), _) => *code,
             // The client is gone: nobody to answer.
-            (ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed, ErrorSource::Downstream) => 0,
+            (
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
+                ErrorSource::Downstream,
+            ) => 0,
             (_, ErrorSource::Downstream) => 400,
             (_, ErrorSource::Upstream) => 502,
             (_, ErrorSource::Internal | ErrorSource::Unset) => 500,
@@ -150,7 +174,10 @@ impl ProxyHttp for Gateway {
                 tracing::debug!("cannot send the error answer: {write}");
             }
         }
-        FailToProxy { error_code: code, can_reuse_downstream: false }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
     }
 }
 
@@ -160,7 +187,10 @@ fn peer_of(backend: &Backend) -> Result<Box<HttpPeer>> {
         PingoraAddr::Inet(addr) => HttpPeer::new(*addr, false, String::new()),
         PingoraAddr::Unix(addr) => {
             let path = addr.as_pathname().and_then(|p| p.to_str()).ok_or_else(|| {
-                Error::explain(ErrorType::InternalError, "worker socket address has no path")
+                Error::explain(
+                    ErrorType::InternalError,
+                    "worker socket address has no path",
+                )
             })?;
             HttpPeer::new_uds(path, false, String::new())?
         }

@@ -29,9 +29,15 @@ pub enum IntakeReply {
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
     #[error("cannot connect to worker {addr}: {source}")]
-    Connect { addr: WorkerAddr, source: std::io::Error },
+    Connect {
+        addr: WorkerAddr,
+        source: std::io::Error,
+    },
     #[error("HTTP exchange with worker {addr} failed: {source}")]
-    Http { addr: WorkerAddr, source: hyper::Error },
+    Http {
+        addr: WorkerAddr,
+        source: hyper::Error,
+    },
     #[error("worker {addr} did not answer within {timeout:?}")]
     Timeout { addr: WorkerAddr, timeout: Duration },
 }
@@ -52,10 +58,19 @@ impl IntakeClient {
 
     /// Posts one batch (lines in the `payment::intake` format). Any failure drops the
     /// connection, so the next call starts on a fresh one.
-    pub async fn post(&mut self, batch: Bytes, timeout: Duration) -> Result<IntakeReply, LinkError> {
-        let result = tokio::time::timeout(timeout, self.exchange(batch)).await.unwrap_or_else(|_| {
-            Err(LinkError::Timeout { addr: self.addr.clone(), timeout })
-        });
+    pub async fn post(
+        &mut self,
+        batch: Bytes,
+        timeout: Duration,
+    ) -> Result<IntakeReply, LinkError> {
+        let result = tokio::time::timeout(timeout, self.exchange(batch))
+            .await
+            .unwrap_or_else(|_| {
+                Err(LinkError::Timeout {
+                    addr: self.addr.clone(),
+                    timeout,
+                })
+            });
         if result.is_err() {
             self.conn = None;
         }
@@ -63,7 +78,10 @@ impl IntakeClient {
     }
 
     async fn exchange(&mut self, batch: Bytes) -> Result<IntakeReply, LinkError> {
-        let http = |source| LinkError::Http { addr: self.addr.clone(), source };
+        let http = |source| LinkError::Http {
+            addr: self.addr.clone(),
+            source,
+        };
         let conn = match &mut self.conn {
             Some(conn) if !conn.is_closed() => conn,
             _ => self.conn.insert(connect(&self.addr).await?),
@@ -72,7 +90,12 @@ impl IntakeClient {
         let request = intake_request(batch);
         let response = conn.send_request(request).await.map_err(http)?;
         let status = response.status().as_u16();
-        let body = response.into_body().collect().await.map_err(http)?.to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(http)?
+            .to_bytes();
         Ok(match status {
             200 => IntakeReply::Recorded,
             400 => IntakeReply::Refused(String::from_utf8_lossy(&body).into_owned()),
@@ -92,10 +115,16 @@ fn intake_request(batch: Bytes) -> Request<Full<Bytes>> {
 }
 
 async fn connect(addr: &WorkerAddr) -> Result<SendRequest<Full<Bytes>>, LinkError> {
-    let stream = addr.connect().await.map_err(|source| LinkError::Connect { addr: addr.clone(), source })?;
+    let stream = addr.connect().await.map_err(|source| LinkError::Connect {
+        addr: addr.clone(),
+        source,
+    })?;
     let (sender, connection) = http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|source| LinkError::Http { addr: addr.clone(), source })?;
+        .map_err(|source| LinkError::Http {
+            addr: addr.clone(),
+            source,
+        })?;
     let addr = addr.clone();
     // The connection task ends when the worker closes it or the sender is dropped.
     tokio::spawn(async move {

@@ -13,7 +13,10 @@ fn main() -> ExitCode {
     // worker that stops (or resumes) taking intake.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("warn,pingora_load_balancing=error"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 
     let config = match Config::from_env() {
         Ok(config) => config,

@@ -51,8 +51,9 @@ impl Rejection {
 }
 
 /// Upper bounds (seconds) of the forward latency histogram's buckets.
-const LATENCY_BUCKETS: [f64; 12] =
-    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
 
 #[derive(Default)]
 pub struct Metrics {
@@ -81,9 +82,13 @@ impl Metrics {
         self.forwarded.fetch_add(payments as u64, Relaxed);
         self.batches.fetch_add(1, Relaxed);
         let seconds = took.as_secs_f64();
-        let bucket = LATENCY_BUCKETS.iter().position(|&le| seconds <= le).unwrap_or(LATENCY_BUCKETS.len());
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|&le| seconds <= le)
+            .unwrap_or(LATENCY_BUCKETS.len());
         self.latency[bucket].fetch_add(1, Relaxed);
-        self.latency_sum_micros.fetch_add(took.as_micros() as u64, Relaxed);
+        self.latency_sum_micros
+            .fetch_add(took.as_micros() as u64, Relaxed);
     }
 
     /// An intake attempt failed and the batch will be sent again.
@@ -106,33 +111,79 @@ impl Metrics {
     pub fn render(&self, queue_depth: usize) -> String {
         let mut out = String::with_capacity(2048);
         let counter = |out: &mut String, name: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
         };
-        counter(&mut out, "lb_payments_accepted_total", "Payments answered 202.", self.accepted.load(Relaxed));
-        let _ = writeln!(out, "# HELP lb_payments_rejected_total Payments answered 4xx/5xx, by reason.");
+        counter(
+            &mut out,
+            "lb_payments_accepted_total",
+            "Payments answered 202.",
+            self.accepted.load(Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP lb_payments_rejected_total Payments answered 4xx/5xx, by reason."
+        );
         let _ = writeln!(out, "# TYPE lb_payments_rejected_total counter");
         for why in Rejection::ALL {
             let value = self.rejected[why as usize].load(Relaxed);
-            let _ = writeln!(out, "lb_payments_rejected_total{{reason=\"{}\"}} {value}", why.kind());
+            let _ = writeln!(
+                out,
+                "lb_payments_rejected_total{{reason=\"{}\"}} {value}",
+                why.kind()
+            );
         }
-        let _ = writeln!(out, "# HELP lb_queue_depth Payments accepted and not yet handed to the forwarder.");
-        let _ = writeln!(out, "# TYPE lb_queue_depth gauge\nlb_queue_depth {queue_depth}");
-        counter(&mut out, "lb_payments_forwarded_total", "Payments recorded by a worker.", self.forwarded.load(Relaxed));
-        counter(&mut out, "lb_forward_batches_total", "Intake batches recorded by a worker.", self.batches.load(Relaxed));
-        counter(&mut out, "lb_forward_retries_total", "Intake attempts that failed and were retried.", self.retries.load(Relaxed));
-        counter(&mut out, "lb_payments_dropped_total", "Payments in batches a worker refused as malformed.", self.dropped.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "# HELP lb_queue_depth Payments accepted and not yet handed to the forwarder."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE lb_queue_depth gauge\nlb_queue_depth {queue_depth}"
+        );
+        counter(
+            &mut out,
+            "lb_payments_forwarded_total",
+            "Payments recorded by a worker.",
+            self.forwarded.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "lb_forward_batches_total",
+            "Intake batches recorded by a worker.",
+            self.batches.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "lb_forward_retries_total",
+            "Intake attempts that failed and were retried.",
+            self.retries.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "lb_payments_dropped_total",
+            "Payments in batches a worker refused as malformed.",
+            self.dropped.load(Relaxed),
+        );
         self.render_latency(&mut out);
         out
     }
 
     fn render_latency(&self, out: &mut String) {
         let name = "lb_forward_seconds";
-        let _ = writeln!(out, "# HELP {name} Round trip of one intake batch that a worker recorded.");
+        let _ = writeln!(
+            out,
+            "# HELP {name} Round trip of one intake batch that a worker recorded."
+        );
         let _ = writeln!(out, "# TYPE {name} histogram");
         let mut cumulative = 0;
         for (i, count) in self.latency.iter().enumerate() {
             cumulative += count.load(Relaxed);
-            let le = LATENCY_BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
+            let le = LATENCY_BUCKETS
+                .get(i)
+                .map_or("+Inf".to_string(), |b| b.to_string());
             let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
         }
         let sum = self.latency_sum_micros.load(Relaxed) as f64 / 1e6;
@@ -153,12 +204,24 @@ mod tests {
         m.forwarded(1, Duration::from_secs(5));
         let text = m.render(7);
         assert!(text.contains("lb_payments_accepted_total 1\n"), "{text}");
-        assert!(text.contains("lb_payments_rejected_total{reason=\"bad_amount\"} 1\n"), "{text}");
+        assert!(
+            text.contains("lb_payments_rejected_total{reason=\"bad_amount\"} 1\n"),
+            "{text}"
+        );
         assert!(text.contains("lb_queue_depth 7\n"), "{text}");
         assert!(text.contains("lb_payments_forwarded_total 4\n"), "{text}");
-        assert!(text.contains("lb_forward_seconds_bucket{le=\"0.001\"} 1\n"), "{text}");
-        assert!(text.contains("lb_forward_seconds_bucket{le=\"2.5\"} 1\n"), "{text}");
-        assert!(text.contains("lb_forward_seconds_bucket{le=\"+Inf\"} 2\n"), "{text}");
+        assert!(
+            text.contains("lb_forward_seconds_bucket{le=\"0.001\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lb_forward_seconds_bucket{le=\"2.5\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lb_forward_seconds_bucket{le=\"+Inf\"} 2\n"),
+            "{text}"
+        );
         assert!(text.contains("lb_forward_seconds_count 2\n"), "{text}");
     }
 }

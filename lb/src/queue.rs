@@ -39,7 +39,13 @@ pub struct QueueReceiver {
 /// A queue holding at most `capacity` payments.
 pub fn bounded(capacity: usize) -> (QueueSender, QueueReceiver) {
     let (tx, rx) = mpsc::channel(capacity);
-    (QueueSender { tx, refusing: Arc::default() }, QueueReceiver { rx })
+    (
+        QueueSender {
+            tx,
+            refusing: Arc::default(),
+        },
+        QueueReceiver { rx },
+    )
 }
 
 impl QueueSender {
@@ -86,7 +92,10 @@ mod tests {
 
     fn accepted() -> Accepted {
         Accepted {
-            payment: Payment { correlation_id: Uuid::new_v4(), amount: Cents(1990) },
+            payment: Payment {
+                correlation_id: Uuid::new_v4(),
+                amount: Cents(1990),
+            },
             accepted_at: Millis(1),
         }
     }

@@ -31,7 +31,12 @@ pub async fn error(
 }
 
 /// A text body with the given content type.
-pub async fn text(session: &mut Session, status: u16, content_type: &str, body: String) -> Result<()> {
+pub async fn text(
+    session: &mut Session,
+    status: u16,
+    content_type: &str,
+    body: String,
+) -> Result<()> {
     let mut header = ResponseHeader::build(status, Some(2))?;
     header.insert_header("content-type", content_type)?;
     with_body(session, header, Bytes::from(body)).await
@@ -39,6 +44,8 @@ pub async fn text(session: &mut Session, status: u16, content_type: &str, body: 
 
 async fn with_body(session: &mut Session, mut header: ResponseHeader, body: Bytes) -> Result<()> {
     header.insert_header("content-length", body.len().to_string())?;
-    session.write_response_header(Box::new(header), false).await?;
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
     session.write_response_body(Some(body), true).await
 }

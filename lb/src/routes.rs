@@ -48,11 +48,16 @@ const TABLE: [(&str, Method, Route); 4] = [
 
 /// The route for `method path` (path without the query string).
 pub fn route(method: &Method, path: &str) -> Result<Route, Miss> {
-    let (_, wanted, route) = TABLE.iter().find(|(p, _, _)| *p == path).ok_or(Miss::NotFound)?;
+    let (_, wanted, route) = TABLE
+        .iter()
+        .find(|(p, _, _)| *p == path)
+        .ok_or(Miss::NotFound)?;
     if method == wanted {
         Ok(*route)
     } else {
-        Err(Miss::MethodNotAllowed { allowed: wanted.as_str() })
+        Err(Miss::MethodNotAllowed {
+            allowed: wanted.as_str(),
+        })
     }
 }
 
@@ -64,7 +69,10 @@ mod tests {
     fn known_paths_with_their_method_only() {
         assert_eq!(route(&Method::POST, "/payments"), Ok(Route::Payments));
         assert_eq!(route(&Method::GET, "/payments-summary"), Ok(Route::Summary));
-        assert_eq!(route(&Method::GET, "/payments"), Err(Miss::MethodNotAllowed { allowed: "POST" }));
+        assert_eq!(
+            route(&Method::GET, "/payments"),
+            Err(Miss::MethodNotAllowed { allowed: "POST" })
+        );
         assert_eq!(route(&Method::POST, "/payments/"), Err(Miss::NotFound));
         assert_eq!(route(&Method::GET, "/intake"), Err(Miss::NotFound));
     }

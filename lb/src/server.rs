@@ -60,7 +60,12 @@ pub fn run(config: Config) -> Result<Exit, StartError> {
     let (queue_tx, queue_rx) = queue::bounded(config.queue_capacity);
 
     let health = background_service("worker health check", health_checked_workers(&config)?);
-    let gateway = Gateway::new(queue_tx.clone(), health.task(), config.workers.len(), metrics.clone());
+    let gateway = Gateway::new(
+        queue_tx.clone(),
+        health.task(),
+        config.workers.len(),
+        metrics.clone(),
+    );
     let mut http = http_proxy_service(&server.configuration, gateway);
     http.add_tcp(&config.listen);
 
@@ -76,15 +81,26 @@ pub fn run(config: Config) -> Result<Exit, StartError> {
     server.add_service(health);
     server.add_service(background_service("forwarder", forwarder));
     let trigger = DrainOnSignal::new(shutdown.clone(), config.drain_timeout, queue_tx, metrics);
-    server.run(RunArgs { shutdown_signal: Box::new(trigger) });
-    Ok(if shutdown.is_drained() { Exit::Drained } else { Exit::PaymentsLeft })
+    server.run(RunArgs {
+        shutdown_signal: Box::new(trigger),
+    });
+    Ok(if shutdown.is_drained() {
+        Exit::Drained
+    } else {
+        Exit::PaymentsLeft
+    })
 }
 
 /// The workers as a round-robin load balancer with a TCP health check every
 /// `LB_HEALTH_INTERVAL_MS`.
 fn health_checked_workers(config: &Config) -> Result<LoadBalancer<RoundRobin>, StartError> {
-    let backends: BTreeSet<Backend> = config.workers.iter().map(|w| w.backend()).collect::<Result<_, _>>()?;
-    let mut workers = LoadBalancer::<RoundRobin>::from_backends(Backends::new(Static::new(backends)));
+    let backends: BTreeSet<Backend> = config
+        .workers
+        .iter()
+        .map(|w| w.backend())
+        .collect::<Result<_, _>>()?;
+    let mut workers =
+        LoadBalancer::<RoundRobin>::from_backends(Backends::new(Static::new(backends)));
     // Static discovery answers at once; run it now so the first request finds the workers.
     tokio::runtime::Builder::new_current_thread()
         .build()

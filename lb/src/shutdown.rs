@@ -31,7 +31,10 @@ pub struct Shutdown {
 
 impl Shutdown {
     pub fn new() -> Arc<Shutdown> {
-        Arc::new(Shutdown { draining: watch::Sender::new(false), drained: watch::Sender::new(false) })
+        Arc::new(Shutdown {
+            draining: watch::Sender::new(false),
+            drained: watch::Sender::new(false),
+        })
     }
 
     /// Becomes true when the drain starts.
@@ -66,8 +69,18 @@ pub struct DrainOnSignal {
 }
 
 impl DrainOnSignal {
-    pub fn new(shutdown: Arc<Shutdown>, timeout: Duration, queue: QueueSender, metrics: Arc<Metrics>) -> Self {
-        DrainOnSignal { shutdown, timeout, queue, metrics }
+    pub fn new(
+        shutdown: Arc<Shutdown>,
+        timeout: Duration,
+        queue: QueueSender,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        DrainOnSignal {
+            shutdown,
+            timeout,
+            queue,
+            metrics,
+        }
     }
 }
 
@@ -77,7 +90,10 @@ impl ShutdownSignalWatch for DrainOnSignal {
         let name = terminating_signal().await;
         // At once, even while the forwarder is still busy retrying a batch.
         self.queue.refuse_new();
-        tracing::info!("{name}: delivering {} payments to the workers", self.metrics.undelivered());
+        tracing::info!(
+            "{name}: delivering {} payments to the workers",
+            self.metrics.undelivered()
+        );
         if !self.shutdown.drain(self.timeout).await {
             tracing::error!(
                 "drain timed out after {:?}: {} accepted payments reached no worker and are lost",
@@ -91,7 +107,10 @@ impl ShutdownSignalWatch for DrainOnSignal {
 
 /// Waits for SIGTERM or SIGINT and returns its name.
 async fn terminating_signal() -> &'static str {
-    let (term, int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    let (term, int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(term), Ok(int)) => (term, int),
         (Err(e), _) | (_, Err(e)) => {
             tracing::error!("cannot listen for SIGTERM/SIGINT, graceful shutdown is off: {e}");

@@ -26,7 +26,10 @@ pub enum AddrError {
     #[error("`{0}` is neither `host:port` nor `unix:/path`")]
     Malformed(String),
     #[error("cannot resolve worker `{addr}`: {source}")]
-    Resolve { addr: String, source: std::io::Error },
+    Resolve {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 impl std::str::FromStr for WorkerAddr {
@@ -66,17 +69,29 @@ impl WorkerAddr {
     pub fn backend(&self) -> Result<Backend, AddrError> {
         let addr = match self {
             WorkerAddr::Tcp(hostport) => {
-                let resolve = |source| AddrError::Resolve { addr: hostport.clone(), source };
+                let resolve = |source| AddrError::Resolve {
+                    addr: hostport.clone(),
+                    source,
+                };
                 let first = hostport.to_socket_addrs().map_err(resolve)?.next();
                 let not_found = || resolve(std::io::ErrorKind::NotFound.into());
                 PingoraAddr::Inet(first.ok_or_else(not_found)?)
             }
             WorkerAddr::Unix(path) => {
-                let resolve = |source| AddrError::Resolve { addr: self.to_string(), source };
-                PingoraAddr::Unix(std::os::unix::net::SocketAddr::from_pathname(path).map_err(resolve)?)
+                let resolve = |source| AddrError::Resolve {
+                    addr: self.to_string(),
+                    source,
+                };
+                PingoraAddr::Unix(
+                    std::os::unix::net::SocketAddr::from_pathname(path).map_err(resolve)?,
+                )
             }
         };
-        Ok(Backend { addr, weight: 1, ext: Default::default() })
+        Ok(Backend {
+            addr,
+            weight: 1,
+            ext: Default::default(),
+        })
     }
 
     /// Opens a new connection to the worker (resolving a host name again).
@@ -109,9 +124,17 @@ mod tests {
 
     #[test]
     fn becomes_a_backend() {
-        let tcp = "127.0.0.1:9101".parse::<WorkerAddr>().unwrap().backend().unwrap();
+        let tcp = "127.0.0.1:9101"
+            .parse::<WorkerAddr>()
+            .unwrap()
+            .backend()
+            .unwrap();
         assert_eq!(tcp.addr.to_string(), "127.0.0.1:9101");
-        let uds = "unix:/tmp/x.sock".parse::<WorkerAddr>().unwrap().backend().unwrap();
+        let uds = "unix:/tmp/x.sock"
+            .parse::<WorkerAddr>()
+            .unwrap()
+            .backend()
+            .unwrap();
         assert!(matches!(uds.addr, PingoraAddr::Unix(_)));
     }
 }

@@ -16,18 +16,27 @@ fn assert_error(answer: &http::Response, status: u16, kind: &str, what: &str) {
     assert_eq!(answer.status, status, "{what}: {}", answer.body);
     let json = answer.json();
     assert_eq!(json["error"], kind, "{what}: {}", answer.body);
-    assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: {}", answer.body);
+    assert!(
+        json["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{what}: {}",
+        answer.body
+    );
 }
 
 /// A chunked `POST /payments` (no Content-Length up front), `total` bytes in 1 KiB chunks.
 fn post_chunked(addr: &str, total: usize) -> String {
     let mut stream = std::net::TcpStream::connect(addr).expect("connect to the lb");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
     let head = format!("POST /payments HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
     stream.write_all(head.as_bytes()).expect("write head");
     for _ in 0..total / 1024 {
         // The lb may answer and stop reading before the last chunks.
-        if stream.write_all(format!("400\r\n{}\r\n", " ".repeat(1024)).as_bytes()).is_err() {
+        if stream
+            .write_all(format!("400\r\n{}\r\n", " ".repeat(1024)).as_bytes())
+            .is_err()
+        {
             break;
         }
     }
@@ -51,28 +60,68 @@ fn bad_requests_get_their_4xx_and_change_nothing() {
         ("[]".into(), 400, "bad_json"),
         (format!(r#"{{"correlationId":"{id}"}}"#), 400, "bad_json"),
         (r#"{"amount":19.90}"#.into(), 400, "bad_json"),
-        (format!(r#"{{"correlationId":"{id}","amount":19.90,"extra":1}}"#), 400, "bad_json"),
-        (r#"{"correlationId":42,"amount":19.90}"#.into(), 422, "bad_correlation_id"),
+        (
+            format!(r#"{{"correlationId":"{id}","amount":19.90,"extra":1}}"#),
+            400,
+            "bad_json",
+        ),
+        (
+            r#"{"correlationId":42,"amount":19.90}"#.into(),
+            422,
+            "bad_correlation_id",
+        ),
         (payment_body(id, "\"19.90\""), 422, "bad_amount"),
-        (r#"{"correlationId":"not-a-uuid","amount":19.90}"#.into(), 422, "bad_correlation_id"),
+        (
+            r#"{"correlationId":"not-a-uuid","amount":19.90}"#.into(),
+            422,
+            "bad_correlation_id",
+        ),
         (payment_body(id, "0"), 422, "bad_amount"),
         (payment_body(id, "-19.90"), 422, "bad_amount"),
         (payment_body(id, "19.999"), 422, "bad_amount"),
-        (format!("{}{}", payment_body(id, "19.90"), " ".repeat(MAX_BODY_BYTES)), 413, "body_too_large"),
+        (
+            format!(
+                "{}{}",
+                payment_body(id, "19.90"),
+                " ".repeat(MAX_BODY_BYTES)
+            ),
+            413,
+            "body_too_large",
+        ),
     ];
     for (body, status, kind) in &bodies {
-        assert_error(&lb.post(body), *status, kind, &format!("POST /payments {body:.80}"));
+        assert_error(
+            &lb.post(body),
+            *status,
+            kind,
+            &format!("POST /payments {body:.80}"),
+        );
     }
     let raw = post_chunked(&lb.addr, 4 * MAX_BODY_BYTES);
-    assert!(raw.starts_with("HTTP/1.1 413"), "chunked oversized body: {raw:.200}");
+    assert!(
+        raw.starts_with("HTTP/1.1 413"),
+        "chunked oversized body: {raw:.200}"
+    );
 
     let routes = [
         ("GET", "/nope", 404, "not_found", None),
         ("POST", "/payments/", 404, "not_found", None),
         ("POST", "/intake", 404, "not_found", None),
         ("GET", "/payments", 405, "method_not_allowed", Some("POST")),
-        ("DELETE", "/payments-summary", 405, "method_not_allowed", Some("GET")),
-        ("GET", "/purge-payments", 405, "method_not_allowed", Some("POST")),
+        (
+            "DELETE",
+            "/payments-summary",
+            405,
+            "method_not_allowed",
+            Some("GET"),
+        ),
+        (
+            "GET",
+            "/purge-payments",
+            405,
+            "method_not_allowed",
+            Some("POST"),
+        ),
     ];
     for (method, path, status, kind, allow) in routes {
         let answer = http::request(&lb.addr, method, path, &[], b"").expect("the lb answers");
@@ -88,11 +137,19 @@ fn bad_requests_get_their_4xx_and_change_nothing() {
     // ...while the same stack does process a good payment, the one with the id used above.
     assert_eq!(lb.post(&payment_body(id, "19.90")).status, 202);
     assert_settled(&stack, &lb, 1, Duration::from_secs(20));
-    assert_eq!(lb.metric(r#"lb_payments_rejected_total{reason="bad_amount"}"#), 4);
+    assert_eq!(
+        lb.metric(r#"lb_payments_rejected_total{reason="bad_amount"}"#),
+        4
+    );
 
     // The purge is proxied to a worker too.
     let purge = http::post(&lb.addr, "/purge-payments", "");
-    assert!((200..300).contains(&purge.status), "purge through the lb: {} {}", purge.status, purge.body);
+    assert!(
+        (200..300).contains(&purge.status),
+        "purge through the lb: {} {}",
+        purge.status,
+        purge.body
+    );
     assert_eq!(lb.processed(), 0);
 }
 
@@ -101,15 +158,21 @@ fn a_full_queue_answers_503_and_keeps_what_it_accepted() {
     // Workers that never answer, a queue of 3 and batches of 1: one payment in flight
     // (retried forever) and three queued is all the lb may accept.
     let nowhere = format!("{},{}", free_addr(), free_addr());
-    let lb = Lb::start(&[], &[
-        (lb_env::API_ADDRS, &nowhere),
-        (lb_env::LB_QUEUE_CAPACITY, "3"),
-        (lb_env::LB_BATCH_MAX, "1"),
-        (lb_env::LB_DRAIN_TIMEOUT_MS, "300"),
-    ]);
+    let lb = Lb::start(
+        &[],
+        &[
+            (lb_env::API_ADDRS, &nowhere),
+            (lb_env::LB_QUEUE_CAPACITY, "3"),
+            (lb_env::LB_BATCH_MAX, "1"),
+            (lb_env::LB_DRAIN_TIMEOUT_MS, "300"),
+        ],
+    );
     let statuses: Vec<u16> = (0..10).map(|_| lb.pay()).collect();
     let accepted = statuses.iter().filter(|s| **s == 202).count();
-    assert!((3..=4).contains(&accepted), "accepted {accepted}: {statuses:?}");
+    assert!(
+        (3..=4).contains(&accepted),
+        "accepted {accepted}: {statuses:?}"
+    );
     let full = lb.post(&payment_body(Uuid::new_v4(), "19.90"));
     assert_error(&full, 503, "queue_full", "POST /payments with a full queue");
     assert_eq!(full.header("retry-after"), Some("1"));
@@ -118,10 +181,19 @@ fn a_full_queue_answers_503_and_keeps_what_it_accepted() {
 
     // The summary cannot be proxied anywhere: a JSON 502, not a hang.
     let summary = http::get(&lb.addr, "/payments-summary");
-    assert_error(&summary, 502, "worker_unavailable", "summary with no worker");
+    assert_error(
+        &summary,
+        502,
+        "worker_unavailable",
+        "summary with no worker",
+    );
 
     // SIGTERM cannot deliver them either: the lb says so with its exit code.
     let mut service = lb.service;
     service.signal(libc::SIGTERM);
-    assert_eq!(service.wait_exit(Duration::from_secs(10)), Some(1), "payments were left behind");
+    assert_eq!(
+        service.wait_exit(Duration::from_secs(10)),
+        Some(1),
+        "payments were left behind"
+    );
 }

@@ -22,14 +22,20 @@ fn one_worker_down_the_other_carries_on_and_the_restarted_one_rejoins() {
     first.kill();
     let mut accepted = 50;
     for _ in 0..5 {
-        assert_eq!(lb.pay_many(20), 20, "payments are accepted with one worker down");
+        assert_eq!(
+            lb.pay_many(20),
+            20,
+            "payments are accepted with one worker down"
+        );
         let _ = lb.summary(); // answers 200 (asserted inside) with one worker down
         accepted += 20;
     }
     assert_settled(&stack, &lb, accepted, SETTLE);
 
     let _first = stack.worker(&one);
-    let Listen::Tcp(first_addr) = &one else { unreachable!("a TCP worker") };
+    let Listen::Tcp(first_addr) = &one else {
+        unreachable!("a TCP worker")
+    };
     assert_eq!(lb.pay_many(50), 50);
     accepted += 50;
     wait_for("the restarted worker takes intake again", SETTLE, || {
@@ -53,10 +59,16 @@ fn both_workers_down_for_three_seconds_loses_nothing() {
         during += lb.pay_many(5);
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(lb.metric("lb_queue_depth") > 0, "payments wait in the lb during the outage");
+    assert!(
+        lb.metric("lb_queue_depth") > 0,
+        "payments wait in the lb during the outage"
+    );
     let _workers = [stack.worker(&one), stack.worker(&two)];
     accepted += during;
-    assert!(during >= 50, "only {during} payments were accepted during the outage");
+    assert!(
+        during >= 50,
+        "only {during} payments were accepted during the outage"
+    );
     assert_settled(&stack, &lb, accepted, SETTLE);
     assert_eq!(lb.metric("lb_payments_accepted_total"), accepted as u64);
 }

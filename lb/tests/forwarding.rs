@@ -49,7 +49,10 @@ impl StandIn {
 
     fn batches(&self) -> Vec<Vec<Accepted>> {
         let bodies = self.bodies.lock().expect("bodies lock");
-        bodies.iter().map(|b| intake::decode(b).expect("intake lines the api can read")).collect()
+        bodies
+            .iter()
+            .map(|b| intake::decode(b).expect("intake lines the api can read"))
+            .collect()
     }
 }
 
@@ -84,14 +87,22 @@ fn intake_lines_carry_id_cents_and_accept_time() {
     let before = Millis::now();
     assert_eq!(lb.post(&payment_body(id, "1234.5")).status, 202);
     let after = Millis::now();
-    wait_for("the payment forwarded", Duration::from_secs(10), || lb.metric("lb_payments_forwarded_total") == 1);
+    wait_for("the payment forwarded", Duration::from_secs(10), || {
+        lb.metric("lb_payments_forwarded_total") == 1
+    });
 
     let batches = worker.batches();
     assert_eq!(batches.len(), 1, "one batch, sent once");
-    let [sent] = batches[0][..] else { panic!("one payment in the batch: {:?}", batches[0]) };
+    let [sent] = batches[0][..] else {
+        panic!("one payment in the batch: {:?}", batches[0])
+    };
     assert_eq!(sent.payment.correlation_id, id);
     assert_eq!(sent.payment.amount, Cents(123_450));
-    assert!(before <= sent.accepted_at && sent.accepted_at <= after, "accepted at {:?}", sent.accepted_at);
+    assert!(
+        before <= sent.accepted_at && sent.accepted_at <= after,
+        "accepted at {:?}",
+        sent.accepted_at
+    );
 }
 
 #[test]
@@ -99,8 +110,14 @@ fn a_batch_the_worker_calls_malformed_is_dropped_and_counted() {
     let worker = StandIn::start(400);
     let lb = Lb::start(&[&Listen::Tcp(worker.addr.clone())], &[]);
     assert_eq!(lb.pay(), 202);
-    wait_for("the refused batch dropped", Duration::from_secs(10), || lb.metric("lb_payments_dropped_total") == 1);
-    assert_eq!(worker.batches().len(), 1, "a refused batch is not sent again");
+    wait_for("the refused batch dropped", Duration::from_secs(10), || {
+        lb.metric("lb_payments_dropped_total") == 1
+    });
+    assert_eq!(
+        worker.batches().len(),
+        1,
+        "a refused batch is not sent again"
+    );
     assert_eq!(lb.metric("lb_forward_retries_total"), 0);
     assert_eq!(lb.metric("lb_payments_forwarded_total"), 0);
     assert_eq!(lb.metric("lb_queue_depth"), 0);

@@ -30,27 +30,42 @@ fn sigterm_delivers_the_whole_queue_before_exiting() {
     // SIGTERM while no worker can take the queue: new payments are refused at once...
     lb.service.signal(libc::SIGTERM);
     // (A payment posted before the signal lands is still accepted, and counted.)
-    wait_for("the lb refuses new payments", Duration::from_secs(5), || match lb.pay() {
-        202 => {
-            accepted += 1;
-            false
-        }
-        status => status == 503,
-    });
+    wait_for(
+        "the lb refuses new payments",
+        Duration::from_secs(5),
+        || match lb.pay() {
+            202 => {
+                accepted += 1;
+                false
+            }
+            status => status == 503,
+        },
+    );
     let late = lb.post(&payment_body(Uuid::new_v4(), "19.90"));
     assert_eq!(late.json()["error"], "shutting_down", "{}", late.body);
 
     // ...and the queue goes out once the workers are back, before the lb exits.
     let _workers = [stack.worker(&one), stack.worker(&two)];
     let mut service = lb.service;
-    assert_eq!(service.wait_exit(Duration::from_secs(30)), Some(0), "the lb drained and exited 0");
+    assert_eq!(
+        service.wait_exit(Duration::from_secs(30)),
+        Some(0),
+        "the lb drained and exited 0"
+    );
 
-    let common::Listen::Tcp(worker) = &one else { unreachable!("a TCP worker") };
+    let common::Listen::Tcp(worker) = &one else {
+        unreachable!("a TCP worker")
+    };
     let processed = || {
         let json = http::get(worker, "/payments-summary").json();
-        json["default"]["totalRequests"].as_i64().unwrap_or(0) + json["fallback"]["totalRequests"].as_i64().unwrap_or(0)
+        json["default"]["totalRequests"].as_i64().unwrap_or(0)
+            + json["fallback"]["totalRequests"].as_i64().unwrap_or(0)
     };
-    wait_for("every accepted payment processed", Duration::from_secs(30), || processed() >= accepted as i64);
+    wait_for(
+        "every accepted payment processed",
+        Duration::from_secs(30),
+        || processed() >= accepted as i64,
+    );
     assert_eq!(processed(), accepted as i64, "exactly once");
     assert_eq!(stack.sims_total(), accepted as i64);
 }

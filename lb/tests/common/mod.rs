@@ -29,15 +29,25 @@ pub struct Totals {
 
 impl Totals {
     fn from_json(value: &Value) -> Totals {
-        let requests = value["totalRequests"].as_i64().unwrap_or_else(|| panic!("no totalRequests in {value}"));
-        let amount = value["totalAmount"].as_f64().unwrap_or_else(|| panic!("no totalAmount in {value}"));
-        Totals { requests, amount: Cents::round_from_f64(amount) }
+        let requests = value["totalRequests"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no totalRequests in {value}"));
+        let amount = value["totalAmount"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no totalAmount in {value}"));
+        Totals {
+            requests,
+            amount: Cents::round_from_f64(amount),
+        }
     }
 }
 
 /// `{"default":..,"fallback":..}` as [default, fallback].
 fn both(json: &Value) -> [Totals; 2] {
-    [Totals::from_json(&json["default"]), Totals::from_json(&json["fallback"])]
+    [
+        Totals::from_json(&json["default"]),
+        Totals::from_json(&json["fallback"]),
+    ]
 }
 
 /// One simulated processor.
@@ -83,9 +93,11 @@ impl Listen {
     fn wait(&self) {
         match self {
             Listen::Tcp(addr) => wait_listening(addr, START_TIMEOUT),
-            Listen::Unix(path) => wait_for(&format!("worker on {}", path.display()), START_TIMEOUT, || {
-                std::os::unix::net::UnixStream::connect(path).is_ok()
-            }),
+            Listen::Unix(path) => wait_for(
+                &format!("worker on {}", path.display()),
+                START_TIMEOUT,
+                || std::os::unix::net::UnixStream::connect(path).is_ok(),
+            ),
         }
     }
 }
@@ -124,8 +136,11 @@ impl Stack {
             let _ = std::fs::remove_file(path);
         }
         let db = self.dir.path().join("payments.db").display().to_string();
-        let (spelled, default_url, fallback_url) =
-            (listen.spelled(), format!("http://{}", self.default.addr), format!("http://{}", self.fallback.addr));
+        let (spelled, default_url, fallback_url) = (
+            listen.spelled(),
+            format!("http://{}", self.default.addr),
+            format!("http://{}", self.fallback.addr),
+        );
         let env: [(&str, &str); 7] = [
             (api_env::API_LISTEN, &spelled),
             (api_env::DATABASE_PATH, &db),
@@ -161,8 +176,15 @@ impl Lb {
     /// Starts the lb in front of `workers`, with `env` on top.
     pub fn start(workers: &[&Listen], env: &[(&str, &str)]) -> Lb {
         let addr = free_addr();
-        let api_addrs = workers.iter().map(|w| w.spelled()).collect::<Vec<_>>().join(",");
-        let mut all = vec![(lb_env::LB_LISTEN, addr.as_str()), (lb_env::API_ADDRS, api_addrs.as_str())];
+        let api_addrs = workers
+            .iter()
+            .map(|w| w.spelled())
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut all = vec![
+            (lb_env::LB_LISTEN, addr.as_str()),
+            (lb_env::API_ADDRS, api_addrs.as_str()),
+        ];
         all.extend_from_slice(env);
         let service = Service::start("lb", &[], &all);
         wait_listening(&addr, START_TIMEOUT);
@@ -181,13 +203,21 @@ impl Lb {
 
     /// Posts `n` fresh payments and returns how many got 202 (panics on any other 2xx).
     pub fn pay_many(&self, n: usize) -> usize {
-        (0..n).map(|_| self.pay()).inspect(|s| assert!(*s == 202 || *s >= 400, "status {s}")).filter(|s| *s == 202).count()
+        (0..n)
+            .map(|_| self.pay())
+            .inspect(|s| assert!(*s == 202 || *s >= 400, "status {s}"))
+            .filter(|s| *s == 202)
+            .count()
     }
 
     /// Our summary through the lb, [default, fallback]; panics unless 200.
     pub fn summary(&self) -> [Totals; 2] {
         let answer = http::get(&self.addr, "/payments-summary");
-        assert_eq!(answer.status, 200, "summary through the lb: {}", answer.body);
+        assert_eq!(
+            answer.status, 200,
+            "summary through the lb: {}",
+            answer.body
+        );
         both(&answer.json())
     }
 
@@ -200,7 +230,10 @@ impl Lb {
     pub fn metric(&self, sample: &str) -> u64 {
         let text = http::get(&self.addr, "/metrics").body;
         text.lines()
-            .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
+            .find_map(|l| {
+                l.strip_prefix(sample)
+                    .and_then(|rest| rest.strip_prefix(' '))
+            })
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or_else(|| panic!("no sample {sample} in /metrics:\n{text}"))
     }
@@ -215,9 +248,20 @@ pub fn payment_body(id: Uuid, amount: &str) -> String {
 /// `n` payments, then asserts they agree per processor, in count and amount.
 pub fn assert_settled(stack: &Stack, lb: &Lb, n: usize, timeout: Duration) {
     let start = Instant::now();
-    wait_for(&format!("{n} payments processed"), timeout, || lb.processed() >= n as i64 && stack.sims_total() >= n as i64);
-    assert_eq!(lb.summary(), stack.sims_summary(), "our summary (left) differs from the processors' (right)");
-    assert_eq!(lb.processed(), n as i64, "every accepted payment processed exactly once (after {:?})", start.elapsed());
+    wait_for(&format!("{n} payments processed"), timeout, || {
+        lb.processed() >= n as i64 && stack.sims_total() >= n as i64
+    });
+    assert_eq!(
+        lb.summary(),
+        stack.sims_summary(),
+        "our summary (left) differs from the processors' (right)"
+    );
+    assert_eq!(
+        lb.processed(),
+        n as i64,
+        "every accepted payment processed exactly once (after {:?})",
+        start.elapsed()
+    );
     let amount: i64 = lb.summary().iter().map(|t| t.amount.0).sum();
     assert_eq!(amount, 1990 * n as i64, "the amounts add up");
 }
@@ -226,7 +270,10 @@ pub fn assert_settled(stack: &Stack, lb: &Lb, n: usize, timeout: Duration) {
 pub fn worker_metric(addr: &str, sample: &str) -> f64 {
     let text = http::get(addr, "/metrics").body;
     text.lines()
-        .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
+        .find_map(|l| {
+            l.strip_prefix(sample)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no sample {sample} in the worker's /metrics:\n{text}"))
 }
