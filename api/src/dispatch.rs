@@ -5,13 +5,23 @@
 //! (`DISPATCH_CONCURRENCY` permits). The rules that keep a payment from being charged twice
 //! (invariant 2) live here:
 //!
-//! - Before a payment's first send its attempt (processor, `requestedAt` = now) is made
-//!   durable with `record_attempts`, one batch per round (group commit). Every later send
-//!   reuses that `requestedAt`.
+//! - **Ownership is checked at every send.** Another worker may claim this worker's payments
+//!   while they wait in its queue (its heartbeat stalled past `WORKER_DEAD_AFTER_MS`: CPU
+//!   starvation, a slow disk, SIGSTOP). So every payment of a round, first sends and retries
+//!   alike, goes through one `take_for_sending` (one group commit per round): it makes the
+//!   attempt (processor, `requestedAt` = now for a first send) durable on the rows this
+//!   worker still owns, and returns only those, with the attempt as stored. Only those are
+//!   sent; the others are dropped from the queue (another worker owns them now, or a purge
+//!   forgot them), counted in `api_payments_lost_ownership_total`. Every later send reuses
+//!   the stored `requestedAt`.
+//! - The same write renews this worker's heartbeat: no other worker can claim the payments
+//!   for `WORKER_DEAD_AFTER_MS` after it. A call starts only within half of that (else the
+//!   payment goes back to be checked again), so a worker stalled between the check and the
+//!   send cannot race the one that took its payments over.
 //! - 200 or 422 -> `mark_processed` on that processor with that `requestedAt`.
 //! - 500 (or another non-2xx): the processor did not store it. The payment is free again:
-//!   the routing policy may later move it to the other processor (the attempt's processor
-//!   is updated with `record_attempts` before that send, `requestedAt` kept).
+//!   the routing policy may later move it to the other processor (`take_for_sending`
+//!   updates the attempt's processor before that send, `requestedAt` kept).
 //! - Timeout / dropped connection: the processor may have stored it. The payment is
 //!   **pinned**: it goes back only to that processor, until that processor answers.
 //!   Payments claimed from a dead worker with an attempt are pinned too (we cannot know
@@ -39,11 +49,11 @@ use crate::processor::ProcessorClient;
 use crate::routing::{Lane, Routing};
 use crate::shutdown::Shutdown;
 use payment::{Millis, Processor, Uuid};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use storage::{Attempt, Pending, Store};
+use storage::{Attempt, Pending, Store, Taken};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Wait before re-queueing a payment a processor answered 429, or one whose database
@@ -141,7 +151,7 @@ impl Queue {
         self.wake.notify_one();
     }
 
-    /// A payment left the queue for good (processed).
+    /// A payment left the queue for good (processed, or no longer this worker's to send).
     fn done(&self) {
         self.metrics.queued.fetch_sub(1, Relaxed);
         self.wake.notify_one();
@@ -182,6 +192,9 @@ pub struct Dispatcher {
     pub clients: [Arc<ProcessorClient>; 2],
     pub permits: Arc<Semaphore>,
     pub probe_interval: Duration,
+    /// A call must start within this of the proof that this worker owns the payment (half of
+    /// `WORKER_DEAD_AFTER_MS`: before that, no other worker can have claimed it).
+    pub send_within: Duration,
 }
 
 impl Dispatcher {
@@ -205,23 +218,14 @@ impl Dispatcher {
             .is_ok()
     }
 
-    /// Takes what may be sent now and starts it.
+    /// Takes what may be sent now and starts it, once the store confirmed it is still ours.
     fn round(self: &Arc<Self>) {
         let sends = self.plan(Millis::now());
         if sends.is_empty() {
             return;
         }
-        let now = Millis::now();
-        let (ready, to_record): (Vec<Send>, Vec<Send>) = sends
-            .into_iter()
-            .partition(|s| matches!(s.job.pending.attempt, Some(a) if a.processor == s.processor));
-        for send in ready {
-            self.spawn_call(send);
-        }
-        if !to_record.is_empty() {
-            let this = Arc::clone(self);
-            tokio::spawn(async move { this.record_then_call(to_record, now).await });
-        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move { this.take_then_call(sends, Millis::now()).await });
     }
 
     /// Chooses the calls of this round, within the free permits and the routing policy.
@@ -291,9 +295,9 @@ impl Dispatcher {
         Some((lane, permit))
     }
 
-    /// Makes the attempts of payments going to a processor for the first time durable,
-    /// then sends them. If the database refuses, nothing is sent and they wait.
-    async fn record_then_call(self: Arc<Self>, mut sends: Vec<Send>, now: Millis) {
+    /// Makes the attempts of the round durable on the payments this worker still owns, then
+    /// sends those and drops the others. If the database refuses, nothing is sent and they wait.
+    async fn take_then_call(self: Arc<Self>, mut sends: Vec<Send>, now: Millis) {
         for send in &mut sends {
             let requested_at = send.job.pending.attempt.map_or(now, |a| a.requested_at);
             send.job.pending.attempt = Some(Attempt {
@@ -310,10 +314,13 @@ impl Dispatcher {
                     .map(|a| (s.job.pending.payment.correlation_id, a))
             })
             .collect();
-        match self.store.record_attempts(batch).await {
-            Ok(()) => sends.into_iter().for_each(|send| self.spawn_call(send)),
+        match self.store.take_for_sending(batch).await {
+            Ok(taken) => self.call_taken(sends, taken),
             Err(e) => {
-                tracing::error!("cannot record attempts, {} payments wait: {e}", sends.len());
+                tracing::error!(
+                    "cannot take payments for sending, {} payments wait: {e}",
+                    sends.len()
+                );
                 tokio::time::sleep(RETRY_BACKOFF).await;
                 for send in sends {
                     if send.lane == Lane::Probe {
@@ -330,13 +337,48 @@ impl Dispatcher {
         }
     }
 
-    fn spawn_call(self: &Arc<Self>, send: Send) {
-        let this = Arc::clone(self);
-        tokio::spawn(async move { this.call(send).await });
+    /// Sends what the store gave us, with the attempt as stored; drops the rest.
+    fn call_taken(self: &Arc<Self>, sends: Vec<Send>, taken: Taken) {
+        let mut ours: HashMap<Uuid, Attempt> = taken.payments.into_iter().collect();
+        let mut lost = 0;
+        for mut send in sends {
+            match ours.remove(&send.job.pending.payment.correlation_id) {
+                Some(attempt) => {
+                    send.job.pending.attempt = Some(attempt);
+                    self.spawn_call(send, taken.alive_at);
+                }
+                None => {
+                    lost += 1;
+                    self.drop_lost(send);
+                }
+            }
+        }
+        if lost > 0 {
+            tracing::warn!(
+                lost,
+                "payments dropped from the queue: another worker claimed them (our heartbeat was stale) or they were purged"
+            );
+        }
     }
 
-    /// One processor call and what follows from its answer.
-    async fn call(&self, send: Send) {
+    /// A payment this worker may no longer send: it leaves the queue unsent.
+    fn drop_lost(&self, send: Send) {
+        if send.lane == Lane::Probe {
+            self.routing.probe_abandoned(send.processor);
+        }
+        drop(send.permit);
+        self.metrics.lost_ownership.fetch_add(1, Relaxed);
+        self.queue.done();
+    }
+
+    fn spawn_call(self: &Arc<Self>, send: Send, owned_at: Millis) {
+        let this = Arc::clone(self);
+        tokio::spawn(async move { this.call(send, owned_at).await });
+    }
+
+    /// One processor call and what follows from its answer. `owned_at`: when the store
+    /// last proved this worker owns the payment.
+    async fn call(&self, send: Send, owned_at: Millis) {
         let Send {
             mut job,
             processor,
@@ -344,10 +386,24 @@ impl Dispatcher {
             permit,
         } = send;
         let Some(attempt) = job.pending.attempt else {
-            // plan/record_then_call always set the attempt before a call; keep the payment.
+            // take_then_call always sets the attempt before a call; keep the payment.
             self.queue.put_back(job);
             return;
         };
+        let proof_age = Millis::now().0.saturating_sub(owned_at.0);
+        if proof_age > self.send_within.as_millis() as i64 {
+            // Stalled since the check: another worker may be about to claim it. Check again.
+            tracing::warn!(
+                proof_age,
+                "payment not sent: the proof of ownership is too old"
+            );
+            if lane == Lane::Probe {
+                self.routing.probe_abandoned(processor);
+            }
+            drop(permit);
+            self.queue.put_back(job);
+            return;
+        }
         let payment = job.pending.payment;
         let started = Instant::now();
         let outcome = self.clients[index(processor)]

@@ -100,6 +100,7 @@ pub async fn run(config: Config) -> Result<(), ApiError> {
         clients: clients.clone(),
         permits: Arc::new(Semaphore::new(config.dispatch_concurrency)),
         probe_interval: config.probe_interval,
+        send_within: config.worker_dead_after / 2,
     });
     tokio::spawn(Arc::clone(&dispatcher).run(work.clone()));
     let poller = Arc::new(HealthPoller {

@@ -73,6 +73,8 @@ pub struct Metrics {
     pub recorded: AtomicU64,
     /// Payments claimed from dead workers.
     pub claimed: AtomicU64,
+    /// Payments dropped from the queue unsent: claimed by another worker meanwhile, or purged.
+    pub lost_ownership: AtomicU64,
 }
 
 fn index(processor: Processor) -> usize {
@@ -154,6 +156,12 @@ impl Metrics {
             "api_claimed_total",
             "Payments claimed from dead workers.",
             self.claimed.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "api_payments_lost_ownership_total",
+            "Payments dropped unsent: another worker claimed them (our heartbeat was stale) or they were purged.",
+            self.lost_ownership.load(Relaxed),
         );
         counter(
             &mut out,

@@ -6,6 +6,11 @@
 //! attempt: they go back to the same processor with the same `requestedAt`, where a 422
 //! means "already paid" (see `dispatch`). A worker that shuts down cleanly retires its
 //! heartbeat so the other one claims its leftovers at once.
+//!
+//! A live worker whose heartbeat stalls (CPU starvation, a slow disk) can lose payments it
+//! still holds in its queue this way. It simply carries on writing its heartbeat (the
+//! upsert recreates a deleted row): dispatch sends nothing without the store confirming
+//! ownership first, so the lost payments are dropped from its queue, not sent twice.
 
 use crate::dispatch::{Job, Queue};
 use crate::metrics::Metrics;
@@ -26,7 +31,7 @@ pub struct Recovery {
     pub dead_after: Duration,
 }
 
-/// Writes the heartbeat until shutdown.
+/// Writes the heartbeat until shutdown, whatever happened to the row or our payments meanwhile.
 pub async fn heartbeat(store: Store, every: Duration, mut shutdown: Shutdown) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -1,13 +1,14 @@
-//! A worker dies (SIGKILL) or leaves (SIGTERM) with payments in its hands: another
-//! worker on the same database pays each of them exactly once.
+//! A worker dies (SIGKILL), leaves (SIGTERM) or stalls (SIGSTOP) with payments in its hands:
+//! another worker on the same database pays each of them exactly once.
 
 mod common;
 
-use api::config::{WORKER_DEAD_AFTER_MS, WORKER_ID};
-use common::{payments, Stack};
+use api::config::{PROBE_INTERVAL_MS, WORKER_DEAD_AFTER_MS, WORKER_ID};
+use common::{payments, Stack, Worker};
+use payment::Processor;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use testkit::wait_for;
 
 #[test]
@@ -80,4 +81,72 @@ fn sigterm_refuses_new_intake_exits_0_and_the_other_worker_takes_over_at_once() 
     staying.wait_processed(sent.len(), Duration::from_secs(30));
     stack.assert_settled(&staying, &sent);
     assert_eq!(staying.metric("api_claimed_total"), sent.len() as f64);
+}
+
+#[test]
+fn payments_taken_over_from_a_stalled_worker_are_sent_by_one_worker_only() {
+    // A live worker whose heartbeat stalls past WORKER_DEAD_AFTER_MS (CPU starvation or a
+    // slow disk in production, SIGSTOP here) loses the payments queued in it to the other
+    // worker. Running again, it must not send them as well: the processors' 422s would
+    // count the re-sends (a different processor would charge twice).
+    let stack = Stack::start(&[]);
+    stack.default.set_failure(true);
+    // Fast probing, so the stalled worker gets through its queue soon after it resumes.
+    let knobs = [(PROBE_INTERVAL_MS, "10")];
+    let stalled = stack.worker(&knobs);
+    let rescuer = stack.worker(&knobs);
+    let sent = payments(200);
+    stalled.send(&sent, 100);
+    wait_for(
+        "the failing default probed",
+        Duration::from_secs(10),
+        || stack.default.stat("payments500") > 0,
+    );
+
+    stall_until_claimed(&stalled, || {
+        rescuer.metric("api_claimed_total") >= sent.len() as f64
+    });
+    // Resumed while the payments are still pending in both queues: it must let them go.
+    stalled.service.signal(libc::SIGCONT);
+    wait_for(
+        "the stalled worker's queue emptied",
+        Duration::from_secs(15),
+        || stalled.metric("api_queue_depth") == 0.0,
+    );
+    stack.default.set_failure(false);
+    rescuer.wait_processed(sent.len(), Duration::from_secs(20));
+
+    stack.assert_settled(&rescuer, &sent);
+    assert_eq!(
+        stalled.metric("api_payments_lost_ownership_total"),
+        sent.len() as f64
+    );
+    for processor in Processor::ALL {
+        let sim = stack.sim(processor);
+        assert_eq!(
+            sim.stat("payments422"),
+            0,
+            "{processor} was sent payments twice: {}",
+            sim.stats()
+        );
+    }
+}
+
+/// SIGSTOPs `worker` until `claimed()` holds. A worker stopped inside a write transaction
+/// holds the file's write lock, so the other can claim nothing: then it is resumed for a
+/// moment and stopped again (at most three times).
+fn stall_until_claimed(worker: &Worker, claimed: impl Fn() -> bool) {
+    for _ in 0..3 {
+        worker.service.signal(libc::SIGSTOP);
+        let deadline = Instant::now() + Duration::from_secs(4);
+        while Instant::now() < deadline {
+            if claimed() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        worker.service.signal(libc::SIGCONT);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the other worker never claimed the stopped worker's payments");
 }

@@ -3,7 +3,7 @@
 
 use crate::config::StoreConfig;
 use crate::error::StorageError;
-use crate::model::{Attempt, HealthRecord, Pending};
+use crate::model::{Attempt, HealthRecord, Pending, Taken};
 use crate::reads::{self, Readers};
 use crate::writer::Writer;
 use crate::{schema, writes};
@@ -37,11 +37,19 @@ impl Store {
         self.writer.run("record pending payments", move |conn, owner| writes::record_pending(conn, owner, &batch)).await
     }
 
-    /// Makes the first attempt durable BEFORE the payment is sent: sets processor and
-    /// requestedAt on pending rows. A row that already has an attempt keeps its requestedAt;
-    /// its processor is replaced (the api does that only after the first one answered 500).
-    pub async fn record_attempts(&self, batch: Vec<(Uuid, Attempt)>) -> Result<(), StorageError> {
-        self.writer.run("record payment attempts", move |conn, _| writes::record_attempts(conn, &batch)).await
+    /// The ownership check before every send, and the first attempt made durable BEFORE the
+    /// payment is sent. For each payment that is still pending AND owned by this store's
+    /// owner: records the attempt's processor (a row that already has an attempt keeps its
+    /// requestedAt; the processor is replaced, which the api does only after the first one
+    /// answered 500) and returns it with the attempt as stored. Everything else is not
+    /// returned and not changed: payments claimed by another worker (this one's heartbeat
+    /// went stale), processed, or purged. The caller sends only what is returned.
+    ///
+    /// Also renews this worker's heartbeat in the same transaction; [`Taken::alive_at`] is
+    /// that time, the proof of ownership: nobody can claim the returned payments before
+    /// `alive_at + dead_after`.
+    pub async fn take_for_sending(&self, batch: Vec<(Uuid, Attempt)>) -> Result<Taken, StorageError> {
+        self.writer.run("take payments for sending", move |conn, owner| writes::take_for_sending(conn, owner, &batch)).await
     }
 
     /// Marks payments processed on that processor with that requestedAt. A row purged
@@ -86,7 +94,10 @@ impl Store {
         self.writer.run("save a health record", move |conn, _| writes::save_health(conn, processor, &record)).await
     }
 
-    /// Deletes all payments, pending and processed.
+    /// Deletes all payments, pending and processed: the database forgets everything. A
+    /// worker's queued payments are dropped at their next [`Store::take_for_sending`] (the
+    /// rows are gone); one whose call is in flight is recreated by [`Store::mark_processed`]
+    /// if the processor stored it, so our summary keeps matching the processor's.
     pub async fn purge(&self) -> Result<(), StorageError> {
         self.writer.run("purge payments", |conn, _| writes::purge(conn)).await
     }

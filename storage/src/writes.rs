@@ -2,7 +2,7 @@
 //! `writer`), so it sees and changes the database atomically with the rest of its batch,
 //! and two processes never interleave inside one function.
 
-use crate::model::{Attempt, HealthRecord, Pending};
+use crate::model::{Attempt, HealthRecord, Pending, Taken};
 use payment::intake::Accepted;
 use payment::{Cents, Millis, Payment, Processor, Uuid};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -25,16 +25,32 @@ pub fn record_pending(conn: &Connection, owner: &str, batch: &[Accepted]) -> rus
     Ok(new)
 }
 
-/// Records where each pending payment is being sent. The first requestedAt is kept forever.
-pub fn record_attempts(conn: &Connection, batch: &[(Uuid, Attempt)]) -> rusqlite::Result<()> {
+/// Takes for sending the payments `owner` still owns: on each pending row owned by `owner`
+/// records where it is going now (the first requestedAt is kept forever) and returns the
+/// attempt as stored. Rows claimed by another worker, processed or purged are left as they
+/// are and not returned. In the same transaction the owner's heartbeat is renewed to the
+/// time of the write, returned as the proof of ownership: no other worker can claim these
+/// rows until that heartbeat is older than its dead-after.
+pub fn take_for_sending(conn: &Connection, owner: &str, batch: &[(Uuid, Attempt)]) -> rusqlite::Result<Taken> {
+    let alive_at = Millis::now();
+    heartbeat(conn, owner, alive_at)?;
     let mut update = conn.prepare_cached(
         "UPDATE payments SET processor = ?2, requested_at = coalesce(requested_at, ?3)
-         WHERE correlation_id = ?1 AND status = 'pending'",
+         WHERE correlation_id = ?1 AND status = 'pending' AND owner = ?4
+         RETURNING requested_at",
     )?;
+    let mut payments = Vec::with_capacity(batch.len());
     for (id, attempt) in batch {
-        update.execute(params![id_text(id).as_str(), attempt.processor.name(), attempt.requested_at.0])?;
+        let stored = update
+            .query_row(params![id_text(id).as_str(), attempt.processor.name(), attempt.requested_at.0, owner], |row| {
+                row.get::<_, i64>(0)
+            })
+            .optional()?;
+        if let Some(requested_at) = stored {
+            payments.push((*id, Attempt { processor: attempt.processor, requested_at: Millis(requested_at) }));
+        }
     }
-    Ok(())
+    Ok(Taken { alive_at, payments })
 }
 
 /// Marks payments processed; recreates a row purged meanwhile; a processed row is unchanged.

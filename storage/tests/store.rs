@@ -82,8 +82,12 @@ async fn a_retry_keeps_the_first_requested_at_and_a_purged_row_comes_back_when_p
     let store = open(&path, "w1");
     store.record_pending(vec![accepted(1, 1990, 1_000)]).await.unwrap();
 
-    store.record_attempts(vec![(id(1), attempt(Processor::Default, 2_000))]).await.unwrap();
-    store.record_attempts(vec![(id(1), attempt(Processor::Fallback, 3_000))]).await.unwrap();
+    let first = store.take_for_sending(vec![(id(1), attempt(Processor::Default, 2_000))]).await.unwrap();
+    assert_eq!(first.payments, vec![(id(1), attempt(Processor::Default, 2_000))]);
+    // Moved to the other processor after a 500: same requestedAt.
+    let moved = store.take_for_sending(vec![(id(1), attempt(Processor::Fallback, 3_000))]).await.unwrap();
+    assert_eq!(moved.payments, vec![(id(1), attempt(Processor::Fallback, 2_000))]);
+    store.retire().await.unwrap();
     let claimed = store.claim_orphans(Millis(10_000), 1_000, 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].attempt, Some(attempt(Processor::Fallback, 2_000)));
@@ -133,7 +137,7 @@ async fn pending_payments_are_not_in_the_summary() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&db_path(&dir), "w1");
     store.record_pending(vec![accepted(1, 1990, 1_000)]).await.unwrap();
-    store.record_attempts(vec![(id(1), attempt(Processor::Default, 1_000))]).await.unwrap();
+    store.take_for_sending(vec![(id(1), attempt(Processor::Default, 1_000))]).await.unwrap();
     assert_eq!(store.summary(None, None).await.unwrap(), payment::Summary::default());
 }
 
@@ -181,12 +185,13 @@ async fn claims_take_a_dead_workers_payments_but_not_a_live_ones() {
     let live = open(&path, "live");
     let dead = open(&path, "dead");
     let rescuer = open(&path, "rescuer");
+    live.record_pending((0..5).map(|n| accepted(n, 1990, 0)).collect()).await.unwrap();
+    dead.record_pending((10..15).map(|n| accepted(n, 1990, 0)).collect()).await.unwrap();
+    dead.take_for_sending(vec![(id(10), attempt(Processor::Default, 900))]).await.unwrap();
+    // After take_for_sending, which renews the heartbeat to the wall clock.
     live.heartbeat(Millis(10_000)).await.unwrap();
     dead.heartbeat(Millis(1_000)).await.unwrap();
     rescuer.heartbeat(Millis(10_000)).await.unwrap();
-    live.record_pending((0..5).map(|n| accepted(n, 1990, 0)).collect()).await.unwrap();
-    dead.record_pending((10..15).map(|n| accepted(n, 1990, 0)).collect()).await.unwrap();
-    dead.record_attempts(vec![(id(10), attempt(Processor::Default, 900))]).await.unwrap();
 
     let mut claimed = rescuer.claim_orphans(Millis(10_500), 2_000, 100).await.unwrap();
     claimed.sort_by_key(|p| p.payment.correlation_id);
@@ -201,6 +206,49 @@ async fn claims_take_a_dead_workers_payments_but_not_a_live_ones() {
     live.retire().await.unwrap();
     assert_eq!(rescuer.claim_orphans(Millis(10_700), 2_000, 100).await.unwrap().len(), 5);
     assert_eq!(count(&path, "SELECT count(*) FROM payments WHERE owner = 'rescuer'"), 10);
+}
+
+#[tokio::test]
+async fn only_the_owner_takes_a_payment_for_sending_and_the_first_requested_at_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let stalled = open(&path, "stalled");
+    let rescuer = open(&path, "rescuer");
+    let (d, f) = (Processor::Default, Processor::Fallback);
+    stalled.record_pending(vec![accepted(0, 1990, 0), accepted(1, 1990, 0)]).await.unwrap();
+    let sent = stalled.take_for_sending(vec![(id(0), attempt(d, 900))]).await.unwrap();
+    assert_eq!(sent.payments, vec![(id(0), attempt(d, 900))]);
+
+    // Its heartbeat stalls; the rescuer claims both payments while they wait in its queue.
+    stalled.heartbeat(Millis(1_000)).await.unwrap();
+    rescuer.heartbeat(Millis::now()).await.unwrap();
+    assert_eq!(rescuer.claim_orphans(Millis::now(), 3_000, 100).await.unwrap().len(), 2);
+    stalled.record_pending(vec![accepted(2, 1990, 0), accepted(3, 1990, 0)]).await.unwrap();
+
+    let before = Millis::now();
+    let batch = [(0, f), (1, d), (2, d), (3, f)].map(|(n, p)| (id(n), attempt(p, 5_000)));
+    let taken = stalled.take_for_sending(batch.to_vec()).await.unwrap();
+    assert_eq!(taken.payments, vec![(id(2), attempt(d, 5_000)), (id(3), attempt(f, 5_000))]);
+    assert!(taken.alive_at >= before, "the heartbeat is renewed: {taken:?}");
+    // The claimed rows are untouched: payment 0 keeps its attempt, payment 1 has none.
+    let row = |n: u64| format!("SELECT count(*) FROM payments WHERE correlation_id = '{}' AND owner = 'rescuer'", id(n));
+    assert_eq!(count(&path, &format!("{} AND processor = 'default' AND requested_at = 900", row(0))), 1);
+    assert_eq!(count(&path, &format!("{} AND processor IS NULL AND requested_at IS NULL", row(1))), 1);
+    // The renewed heartbeat keeps the stalled worker's own rows from being claimed.
+    assert!(rescuer.claim_orphans(Millis::now(), 3_000, 100).await.unwrap().is_empty());
+
+    // The new owner sends them; a retry gets the first requestedAt back.
+    let rescued = rescuer.take_for_sending(vec![(id(0), attempt(d, 9_000))]).await.unwrap();
+    assert_eq!(rescued.payments, vec![(id(0), attempt(d, 900))]);
+    let retry = stalled.take_for_sending(vec![(id(2), attempt(f, 7_000))]).await.unwrap();
+    assert_eq!(retry.payments, vec![(id(2), attempt(f, 5_000))]);
+
+    // Processed and purged payments are not sent again either.
+    stalled.mark_processed(vec![(payment(3, 1990), attempt(f, 5_000))]).await.unwrap();
+    assert!(stalled.take_for_sending(vec![(id(3), attempt(f, 5_000))]).await.unwrap().payments.is_empty());
+    stalled.purge().await.unwrap();
+    assert!(stalled.take_for_sending(vec![(id(2), attempt(f, 5_000))]).await.unwrap().payments.is_empty());
+    assert_eq!(count(&path, "SELECT count(*) FROM payments"), 0);
 }
 
 #[tokio::test]
