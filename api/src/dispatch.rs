@@ -70,6 +70,8 @@ pub struct Job {
     pub pending: Pending,
     /// May only be sent to `pending.attempt`'s processor (its last call's fate is unknown).
     pub pinned: bool,
+    /// Which copy of the payment this is, set by the queue (see [`Queue::push_new`]).
+    copy: u64,
 }
 
 impl Job {
@@ -78,6 +80,7 @@ impl Job {
         Job {
             pending,
             pinned: false,
+            copy: 0,
         }
     }
 
@@ -85,7 +88,11 @@ impl Job {
     /// processor already, so it is pinned there.
     pub fn claimed(pending: Pending) -> Job {
         let pinned = pending.attempt.is_some();
-        Job { pending, pinned }
+        Job {
+            pending,
+            pinned,
+            copy: 0,
+        }
     }
 }
 
@@ -93,6 +100,9 @@ impl Job {
 struct Lanes {
     free: VecDeque<Job>,
     pinned: [VecDeque<Job>; 2],
+    /// Every payment in this worker's hands (waiting or in flight) and its current copy.
+    held: HashMap<Uuid, u64>,
+    last_copy: u64,
 }
 
 fn index(processor: Processor) -> usize {
@@ -123,14 +133,25 @@ impl Queue {
         self.lanes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds payments that were not in the queue before.
+    /// Adds payments just recorded or claimed. A payment this worker still holds can come
+    /// back in a claim: it lost the payment to another worker (its heartbeat stalled), that
+    /// worker died, and this one claimed it back. The claimed copy carries the attempt as
+    /// stored (maybe another processor, pinned), so it replaces the old one: a waiting old
+    /// copy is removed, one in flight is dropped when its call ends.
     pub fn push_new(&self, jobs: impl IntoIterator<Item = Job>) {
         let mut count = 0;
         {
             let mut lanes = self.lanes();
-            for job in jobs {
+            for mut job in jobs {
+                lanes.last_copy += 1;
+                job.copy = lanes.last_copy;
+                let id = job.pending.payment.correlation_id;
+                if lanes.held.insert(id, job.copy).is_some() {
+                    lanes.remove(id);
+                } else {
+                    count += 1;
+                }
                 lanes.put(job);
-                count += 1;
             }
         }
         self.metrics.queued.fetch_add(count, Relaxed);
@@ -141,19 +162,33 @@ impl Queue {
     /// than what waits behind it, and while a processor is down the next probe is the same
     /// payment again (see the module doc: audit windows).
     fn put_back(&self, job: Job) {
-        self.lanes().put_front(job);
+        let mut lanes = self.lanes();
+        if lanes.is_current(&job) {
+            lanes.put_front(job);
+        }
+        drop(lanes);
         self.wake.notify_one();
     }
 
     /// Puts back a payment at the END of its lane.
     fn put_last(&self, job: Job) {
-        self.lanes().put(job);
+        let mut lanes = self.lanes();
+        if lanes.is_current(&job) {
+            lanes.put(job);
+        }
+        drop(lanes);
         self.wake.notify_one();
     }
 
     /// A payment left the queue for good (processed, or no longer this worker's to send).
-    fn done(&self) {
-        self.metrics.queued.fetch_sub(1, Relaxed);
+    /// A replaced copy leaves nothing: the payment stays in hand as its newer copy.
+    fn done(&self, job: &Job) {
+        let mut lanes = self.lanes();
+        if lanes.is_current(job) {
+            lanes.held.remove(&job.pending.payment.correlation_id);
+            self.metrics.queued.fetch_sub(1, Relaxed);
+        }
+        drop(lanes);
         self.wake.notify_one();
     }
 }
@@ -172,6 +207,19 @@ impl Lanes {
 
     fn put_front(&mut self, job: Job) {
         self.lane(&job).push_front(job);
+    }
+
+    /// False for a copy replaced by a newer one (see [`Queue::push_new`]).
+    fn is_current(&self, job: &Job) -> bool {
+        self.held.get(&job.pending.payment.correlation_id) == Some(&job.copy)
+    }
+
+    /// Removes the waiting copies of a payment (rare: a payment claimed back).
+    fn remove(&mut self, id: Uuid) {
+        let [default, fallback] = &mut self.pinned;
+        for lane in [&mut self.free, default, fallback] {
+            lane.retain(|job| job.pending.payment.correlation_id != id);
+        }
     }
 }
 
@@ -368,7 +416,7 @@ impl Dispatcher {
         }
         drop(send.permit);
         self.metrics.lost_ownership.fetch_add(1, Relaxed);
-        self.queue.done();
+        self.queue.done(&send.job);
     }
 
     fn spawn_call(self: &Arc<Self>, send: Send, owned_at: Millis) {
@@ -417,7 +465,7 @@ impl Dispatcher {
                     Ok(()) => {
                         self.metrics.processed(processor);
                         drop(permit);
-                        self.queue.done();
+                        self.queue.done(&job);
                         return;
                     }
                     Err(e) => {
@@ -454,5 +502,52 @@ impl Dispatcher {
         } else {
             self.queue.put_back(job);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use payment::{Cents, Payment};
+
+    fn pending(attempt: Option<Attempt>) -> Pending {
+        Pending {
+            payment: Payment {
+                correlation_id: Uuid::from_u128(7),
+                amount: Cents(1990),
+            },
+            accepted_at: Millis(0),
+            attempt,
+        }
+    }
+
+    fn queued(queue: &Queue) -> Vec<(bool, Option<Attempt>)> {
+        let lanes = queue.lanes();
+        let all = lanes.free.iter().chain(lanes.pinned.iter().flatten());
+        all.map(|job| (job.pinned, job.pending.attempt)).collect()
+    }
+
+    #[test]
+    fn a_payment_claimed_back_replaces_the_copy_still_held() {
+        let metrics = Arc::new(Metrics::default());
+        let queue = Queue::new(Arc::clone(&metrics));
+        // Lost to another worker that sent it to the fallback, then claimed back from it.
+        let elsewhere = Attempt {
+            processor: Processor::Fallback,
+            requested_at: Millis(5),
+        };
+        queue.push_new([Job::fresh(pending(None))]);
+        queue.push_new([Job::claimed(pending(Some(elsewhere)))]);
+        assert_eq!(queued(&queue), vec![(true, Some(elsewhere))]);
+        assert_eq!(metrics.queued.load(Relaxed), 1);
+
+        // The same with the old copy in flight: when its call ends it is dropped.
+        let in_flight = queue.lanes().pinned[index(Processor::Fallback)].pop_front();
+        let in_flight = in_flight.expect("the claimed copy waits in the fallback lane");
+        queue.push_new([Job::claimed(pending(Some(elsewhere)))]);
+        queue.put_back(in_flight.clone());
+        queue.done(&in_flight);
+        assert_eq!(queued(&queue), vec![(true, Some(elsewhere))]);
+        assert_eq!(metrics.queued.load(Relaxed), 1);
     }
 }
