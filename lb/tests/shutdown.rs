@@ -69,3 +69,31 @@ fn sigterm_delivers_the_whole_queue_before_exiting() {
     assert_eq!(processed(), accepted as i64, "exactly once");
     assert_eq!(stack.sims_total(), accepted as i64);
 }
+
+#[test]
+fn sigterm_while_the_workers_catch_up_still_delivers_everything() {
+    let stack = Stack::start();
+    let (one, two) = (stack.unix("api-1"), stack.unix("api-2"));
+    let mut workers = [stack.worker(&one), stack.worker(&two)];
+    let lb = Lb::start(&[&one, &two], &[(lb_env::LB_BATCH_MAX, "16")]);
+    workers.iter_mut().for_each(|w| w.kill());
+    let accepted = lb.pay_many(300);
+    assert_eq!(accepted, 300);
+
+    // The workers return and the lb is told to stop while it forwards the backlog.
+    let _workers = [stack.worker(&one), stack.worker(&two)];
+    let mut service = lb.service;
+    service.signal(libc::SIGTERM);
+    assert_eq!(
+        service.wait_exit(Duration::from_secs(30)),
+        Some(0),
+        "the lb drained and exited 0"
+    );
+
+    wait_for(
+        "every accepted payment processed",
+        Duration::from_secs(30),
+        || stack.sims_total() >= accepted as i64,
+    );
+    assert_eq!(stack.sims_total(), accepted as i64, "exactly once");
+}
