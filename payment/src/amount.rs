@@ -50,7 +50,11 @@ impl Cents {
         if whole.len() > 12 {
             return Err(AmountError::TooLarge(text.to_string()));
         }
-        let whole: i64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+        let whole: i64 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| bad())?
+        };
         let mut frac_cents: i64 = 0;
         for (i, b) in frac.bytes().enumerate() {
             frac_cents += i64::from(b - b'0') * if i == 0 { 10 } else { 1 };
@@ -100,15 +104,42 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_keep_exactly() {
-        assert!(matches!(Cents::parse_strict("19.901"), Err(AmountError::TooPrecise(_))));
-        assert!(matches!(Cents::parse_strict("0"), Err(AmountError::NotPositive(_))));
-        assert!(matches!(Cents::parse_strict("0.00"), Err(AmountError::NotPositive(_))));
-        assert!(matches!(Cents::parse_strict("-1"), Err(AmountError::NotPositive(_))));
-        assert!(matches!(Cents::parse_strict("1e2"), Err(AmountError::NotDecimal(_))));
-        assert!(matches!(Cents::parse_strict("1."), Err(AmountError::NotDecimal(_))));
-        assert!(matches!(Cents::parse_strict(".5"), Err(AmountError::NotDecimal(_))));
-        assert!(matches!(Cents::parse_strict("\"1\""), Err(AmountError::NotDecimal(_))));
-        assert!(matches!(Cents::parse_strict("99999999999999"), Err(AmountError::TooLarge(_))));
+        assert!(matches!(
+            Cents::parse_strict("19.901"),
+            Err(AmountError::TooPrecise(_))
+        ));
+        assert!(matches!(
+            Cents::parse_strict("0"),
+            Err(AmountError::NotPositive(_))
+        ));
+        assert!(matches!(
+            Cents::parse_strict("0.00"),
+            Err(AmountError::NotPositive(_))
+        ));
+        assert!(matches!(
+            Cents::parse_strict("-1"),
+            Err(AmountError::NotPositive(_))
+        ));
+        assert!(matches!(
+            Cents::parse_strict("1e2"),
+            Err(AmountError::NotDecimal(_))
+        ));
+        assert!(matches!(
+            Cents::parse_strict("1."),
+            Err(AmountError::NotDecimal(_))
+        ));
+        assert!(matches!(
+            Cents::parse_strict(".5"),
+            Err(AmountError::NotDecimal(_))
+        ));
+        assert!(matches!(
+            Cents::parse_strict("\"1\""),
+            Err(AmountError::NotDecimal(_))
+        ));
+        assert!(matches!(
+            Cents::parse_strict("99999999999999"),
+            Err(AmountError::TooLarge(_))
+        ));
     }
 
     #[test]

@@ -25,20 +25,35 @@ pub struct IntakeError {
 pub fn encode(accepted: &Accepted, out: &mut Vec<u8>) {
     use std::io::Write;
     let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    let id = accepted.payment.correlation_id.hyphenated().encode_lower(&mut id);
+    let id = accepted
+        .payment
+        .correlation_id
+        .hyphenated()
+        .encode_lower(&mut id);
     // Writing into a Vec cannot fail.
-    let _ = writeln!(out, "{id} {} {}", accepted.payment.amount.0, accepted.accepted_at.0);
+    let _ = writeln!(
+        out,
+        "{id} {} {}",
+        accepted.payment.amount.0, accepted.accepted_at.0
+    );
 }
 
 /// Parses a whole batch. One bad line rejects the batch: the sender is our own lb, so a
 /// bad line means a bug or a stranger, and half a batch would be harder to reason about.
 pub fn decode(body: &[u8]) -> Result<Vec<Accepted>, IntakeError> {
-    let text = std::str::from_utf8(body)
-        .map_err(|_| IntakeError { line: 0, text: "<not utf-8>".into() })?;
+    let text = std::str::from_utf8(body).map_err(|_| IntakeError {
+        line: 0,
+        text: "<not utf-8>".into(),
+    })?;
     text.lines()
         .filter(|l| !l.is_empty())
         .enumerate()
-        .map(|(i, line)| decode_line(line).ok_or_else(|| IntakeError { line: i + 1, text: line.to_string() }))
+        .map(|(i, line)| {
+            decode_line(line).ok_or_else(|| IntakeError {
+                line: i + 1,
+                text: line.to_string(),
+            })
+        })
         .collect()
 }
 
@@ -51,7 +66,10 @@ fn decode_line(line: &str) -> Option<Accepted> {
         return None;
     }
     Some(Accepted {
-        payment: Payment { correlation_id, amount: Cents(cents) },
+        payment: Payment {
+            correlation_id,
+            amount: Cents(cents),
+        },
         accepted_at: Millis(accepted_at),
     })
 }
@@ -64,7 +82,10 @@ mod tests {
     fn round_trips_a_batch() {
         let batch: Vec<Accepted> = (0..3)
             .map(|i| Accepted {
-                payment: Payment { correlation_id: Uuid::new_v4(), amount: Cents(1990 + i) },
+                payment: Payment {
+                    correlation_id: Uuid::new_v4(),
+                    amount: Cents(1990 + i),
+                },
                 accepted_at: Millis(1_752_150_896_789 + i),
             })
             .collect();

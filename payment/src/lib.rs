@@ -2,8 +2,8 @@
 //!
 //! `lb` validates what clients send with [`PaymentRequest::parse`], forwards accepted
 //! payments to `api` in the [`intake`] wire format, `api` and `storage` keep amounts as
-//! [`Cents`] and times as [`Millis`], and everyone renders the summary the same way
-//! ([`Summary`]). Keeping these in one crate means the rules (two decimal places, UTC
+//! [`Cents`] and times as [`Millis`], and everyone renders the summary and reads its window the same way
+//! ([`Summary`], [`Window`]). Keeping these in one crate means the rules (two decimal places, UTC
 //! millisecond timestamps, inclusive windows) are written exactly once.
 
 pub mod amount;
@@ -11,12 +11,14 @@ pub mod intake;
 pub mod request;
 pub mod summary;
 pub mod time;
+pub mod window;
 
 pub use amount::{AmountError, Cents};
 pub use request::{PaymentRequest, RequestError};
 pub use summary::{ProcessorTotals, Summary};
 pub use time::{Millis, TimeError};
 pub use uuid::Uuid;
+pub use window::{QueryError, Window};
 
 /// One payment as the system knows it after the lb accepted it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -14,7 +14,9 @@ pub enum RequestError {
     TooLarge,
     #[error("body is not a JSON object with correlationId and amount: {0}")]
     BadJson(String),
-    #[error("correlationId must be a UUID string like 4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3, got `{0}`")]
+    #[error(
+        "correlationId must be a UUID string like 4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3, got `{0}`"
+    )]
     BadCorrelationId(String),
     #[error(transparent)]
     BadAmount(#[from] AmountError),
@@ -61,7 +63,10 @@ impl PaymentRequest {
             .and_then(|s| Uuid::try_parse(s).ok())
             .ok_or_else(|| RequestError::BadCorrelationId(id_text.to_string()))?;
         let amount = Cents::parse_strict(parsed.amount.get())?;
-        Ok(Payment { correlation_id, amount })
+        Ok(Payment {
+            correlation_id,
+            amount,
+        })
     }
 }
 
@@ -76,8 +81,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.amount, Cents(1990));
-        assert_eq!(p.correlation_id.to_string(), "4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3");
-        let spaced = br#" { "amount" : 5 , "correlationId" : "4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3" } "#;
+        assert_eq!(
+            p.correlation_id.to_string(),
+            "4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3"
+        );
+        let spaced =
+            br#" { "amount" : 5 , "correlationId" : "4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3" } "#;
         assert_eq!(PaymentRequest::parse(spaced).unwrap().amount, Cents(500));
     }
 
@@ -89,16 +98,34 @@ mod tests {
             ("[]".into(), "bad_json"),
             (format!(r#"{{"correlationId":"{id}"}}"#), "bad_json"),
             (r#"{"amount":1}"#.into(), "bad_json"),
-            (format!(r#"{{"correlationId":"{id}","amount":1,"extra":2}}"#), "bad_json"),
-            (r#"{"correlationId":"nope","amount":1}"#.into(), "bad_correlation_id"),
-            (r#"{"correlationId":42,"amount":1}"#.into(), "bad_correlation_id"),
-            (format!(r#"{{"correlationId":"{id}","amount":"19.90"}}"#), "bad_amount"),
-            (format!(r#"{{"correlationId":"{id}","amount":-1}}"#), "bad_amount"),
+            (
+                format!(r#"{{"correlationId":"{id}","amount":1,"extra":2}}"#),
+                "bad_json",
+            ),
+            (
+                r#"{"correlationId":"nope","amount":1}"#.into(),
+                "bad_correlation_id",
+            ),
+            (
+                r#"{"correlationId":42,"amount":1}"#.into(),
+                "bad_correlation_id",
+            ),
+            (
+                format!(r#"{{"correlationId":"{id}","amount":"19.90"}}"#),
+                "bad_amount",
+            ),
+            (
+                format!(r#"{{"correlationId":"{id}","amount":-1}}"#),
+                "bad_amount",
+            ),
         ];
         for (body, kind) in cases {
             let err = PaymentRequest::parse(body.as_bytes()).unwrap_err();
             assert_eq!(err.kind(), kind, "{body}: {err}");
         }
-        assert_eq!(PaymentRequest::parse(&vec![b' '; MAX_BODY_BYTES + 1]), Err(RequestError::TooLarge));
+        assert_eq!(
+            PaymentRequest::parse(&vec![b' '; MAX_BODY_BYTES + 1]),
+            Err(RequestError::TooLarge)
+        );
     }
 }

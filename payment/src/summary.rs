@@ -29,7 +29,10 @@ impl Summary {
     pub fn to_json(&self) -> String {
         format!(
             r#"{{"default":{{"totalRequests":{},"totalAmount":{}}},"fallback":{{"totalRequests":{},"totalAmount":{}}}}}"#,
-            self.default.requests, self.default.amount, self.fallback.requests, self.fallback.amount
+            self.default.requests,
+            self.default.amount,
+            self.fallback.requests,
+            self.fallback.amount
         )
     }
 }
@@ -41,7 +44,10 @@ mod tests {
     #[test]
     fn renders_valid_contest_json() {
         let mut s = Summary::default();
-        *s.get_mut(Processor::Default) = ProcessorTotals { requests: 2, amount: Cents(3980) };
+        *s.get_mut(Processor::Default) = ProcessorTotals {
+            requests: 2,
+            amount: Cents(3980),
+        };
         let json: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
         assert_eq!(json["default"]["totalRequests"], 2);
         assert_eq!(json["default"]["totalAmount"].as_f64(), Some(39.8));

@@ -21,14 +21,19 @@ pub struct TimeError {
 
 impl Millis {
     pub fn now() -> Millis {
-        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         Millis(since.as_millis() as i64)
     }
 
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`. Fractions beyond milliseconds
     /// are truncated; an offset is converted to UTC.
     pub fn parse_iso(text: &str) -> Result<Millis, TimeError> {
-        let err = |why| TimeError { text: text.to_string(), why };
+        let err = |why| TimeError {
+            text: text.to_string(),
+            why,
+        };
         let b = text.as_bytes();
         if b.len() < 20 {
             return Err(err("too short"));
@@ -40,8 +45,11 @@ impl Millis {
             }
             Ok(part.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
         };
-        if b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b't' && b[10] != b' ')
-            || b[13] != b':' || b[16] != b':'
+        if b[4] != b'-'
+            || b[7] != b'-'
+            || (b[10] != b'T' && b[10] != b't' && b[10] != b' ')
+            || b[13] != b':'
+            || b[16] != b':'
         {
             return Err(err("wrong separators"));
         }
@@ -80,7 +88,11 @@ impl Millis {
                 }
                 let h = i64::from(h1 - b'0') * 10 + i64::from(h2 - b'0');
                 let m = i64::from(m1 - b'0') * 10 + i64::from(m2 - b'0');
-                if *sign == b'+' { h * 60 + m } else { -(h * 60 + m) }
+                if *sign == b'+' {
+                    h * 60 + m
+                } else {
+                    -(h * 60 + m)
+                }
             }
             _ => return Err(err("expected Z or an offset like +00:00 at the end")),
         };
@@ -162,14 +174,24 @@ mod tests {
         assert_eq!(Millis::parse_iso("2025-07-10T12:34:56Z"), Ok(base));
         assert_eq!(Millis::parse_iso("2025-07-10T12:34:56.000123Z"), Ok(base));
         assert_eq!(Millis::parse_iso("2025-07-10T14:34:56.000+02:00"), Ok(base));
-        assert_eq!(Millis::parse_iso("2025-07-10T12:34:56.5Z"), Ok(Millis(base.0 + 500)));
+        assert_eq!(
+            Millis::parse_iso("2025-07-10T12:34:56.5Z"),
+            Ok(Millis(base.0 + 500))
+        );
     }
 
     #[test]
     fn refuses_nonsense() {
         for bad in [
-            "", "yesterday", "2025-13-01T00:00:00Z", "2025-02-30T00:00:00Z", "2025-07-10T25:00:00Z",
-            "2025-07-10T12:34:56", "2025-07-10T12:34:56.Z", "2025/07/10T12:34:56Z", "2025-07-10T12:34:56.000Zjunk",
+            "",
+            "yesterday",
+            "2025-13-01T00:00:00Z",
+            "2025-02-30T00:00:00Z",
+            "2025-07-10T25:00:00Z",
+            "2025-07-10T12:34:56",
+            "2025-07-10T12:34:56.Z",
+            "2025/07/10T12:34:56Z",
+            "2025-07-10T12:34:56.000Zjunk",
         ] {
             assert!(Millis::parse_iso(bad).is_err(), "{bad} should be refused");
         }

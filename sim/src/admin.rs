@@ -8,18 +8,19 @@ use crate::state::Sim;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::StatusCode;
-use payment::Millis;
+use payment::Window;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 /// `GET /admin/payments-summary?from&to`: totals over `requestedAt` in `[from, to]`, the
 /// fee computed exactly from cents and the fee in parts per million.
 pub fn summary(sim: &Sim, query: Option<&str>) -> Reply {
-    let (from, to) = match window(query) {
+    // The processors ignore parameters other than from/to.
+    let window = match Window::parse_lenient(query) {
         Ok(w) => w,
-        Err(e) => return reply::error(StatusCode::BAD_REQUEST, "bad_window", &e),
+        Err(e) => return reply::error(StatusCode::BAD_REQUEST, "bad_window", &e.to_string()),
     };
-    let totals = sim.ledger.totals(from, to);
+    let totals = sim.ledger.totals(window);
     // cents × ppm is the fee in units of 1e-8.
     let fee = i128::from(totals.amount.0) * i128::from(sim.fee.0);
     let body = format!(
@@ -45,42 +46,6 @@ fn decimal(value: i128, scale: u32) -> String {
         trimmed
     };
     format!("{sign}{}.{places}", (value / unit).abs())
-}
-
-/// Reads `from` and `to` (each optional) from the query string.
-fn window(query: Option<&str>) -> Result<(Option<Millis>, Option<Millis>), String> {
-    let (mut from, mut to) = (None, None);
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let slot = match key {
-            "from" => &mut from,
-            "to" => &mut to,
-            _ => continue,
-        };
-        let text = percent_decode(value)
-            .ok_or_else(|| format!("{key}: bad percent-encoding in `{value}`"))?;
-        *slot = Some(Millis::parse_iso(&text).map_err(|e| format!("{key}: {e}"))?);
-    }
-    Ok((from, to))
-}
-
-/// Decodes `%XX` escapes (clients may encode the `:` of a timestamp); `+` stays `+`, as it
-/// can only be a UTC offset sign here.
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Reads a small JSON body into `T`, or the 400 to answer.
@@ -169,21 +134,5 @@ mod tests {
         assert_eq!(decimal(0, 8), "0.00");
         assert_eq!(decimal(1_000_000, 6), "1.00");
         assert_eq!(decimal(123_450_000_000, 8), "1234.50");
-    }
-
-    #[test]
-    fn reads_windows() {
-        let t = Millis::parse_iso("2025-07-10T12:34:56.000Z").unwrap();
-        assert_eq!(
-            window(Some("from=2025-07-10T12:34:56.000Z")),
-            Ok((Some(t), None))
-        );
-        assert_eq!(
-            window(Some("to=2025-07-10T12%3A34%3A56.000Z&x=1")),
-            Ok((None, Some(t)))
-        );
-        assert_eq!(window(None), Ok((None, None)));
-        assert!(window(Some("from=yesterday")).is_err());
-        assert!(window(Some("from=%zz")).is_err());
     }
 }

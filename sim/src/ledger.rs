@@ -1,7 +1,7 @@
 //! The payments a processor has accepted: what `GET /payments/{id}` and the admin summary
 //! read, and what makes a repeated correlationId a 422.
 
-use payment::{Cents, Millis, Uuid};
+use payment::{Cents, Millis, Uuid, Window};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
@@ -52,14 +52,11 @@ impl Ledger {
         self.lock().clear();
     }
 
-    /// Totals of the payments whose `requestedAt` lies in `[from, to]`, both ends
-    /// inclusive and each optional.
-    pub fn totals(&self, from: Option<Millis>, to: Option<Millis>) -> Totals {
-        let from = from.unwrap_or(Millis(i64::MIN));
-        let to = to.unwrap_or(Millis(i64::MAX));
+    /// Totals of the payments whose `requestedAt` lies in the window (bounds inclusive).
+    pub fn totals(&self, window: Window) -> Totals {
         self.lock()
             .values()
-            .filter(|p| p.requested_at >= from && p.requested_at <= to)
+            .filter(|p| window.contains(p.requested_at))
             .fold(Totals::default(), |t, p| Totals {
                 requests: t.requests + 1,
                 amount: Cents(t.amount.0 + p.amount.0),
@@ -98,15 +95,40 @@ mod tests {
         ));
         assert_eq!(ledger.get(&a).map(|p| p.amount), Some(Cents(1990)));
         assert_eq!(
-            ledger.totals(Some(Millis(10)), Some(Millis(20))),
+            ledger.totals(Window {
+                from: Some(Millis(10)),
+                to: Some(Millis(20))
+            }),
             Totals {
                 requests: 2,
                 amount: Cents(2000)
             }
         );
-        assert_eq!(ledger.totals(Some(Millis(11)), None).requests, 1);
-        assert_eq!(ledger.totals(None, Some(Millis(19))).requests, 1);
+        assert_eq!(
+            ledger
+                .totals(Window {
+                    from: Some(Millis(11)),
+                    to: None
+                })
+                .requests,
+            1
+        );
+        assert_eq!(
+            ledger
+                .totals(Window {
+                    from: None,
+                    to: Some(Millis(19))
+                })
+                .requests,
+            1
+        );
         ledger.purge();
-        assert_eq!(ledger.totals(None, None), Totals::default());
+        assert_eq!(
+            ledger.totals(Window {
+                from: None,
+                to: None
+            }),
+            Totals::default()
+        );
     }
 }
