@@ -20,7 +20,10 @@ impl Response {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -62,8 +65,14 @@ pub fn get(addr: &str, path: &str) -> Response {
 
 /// POST of a JSON (or any) body, panicking on I/O errors.
 pub fn post(addr: &str, path: &str, body: &str) -> Response {
-    request(addr, "POST", path, &[("Content-Type", "application/json")], body.as_bytes())
-        .unwrap_or_else(|e| panic!("POST {addr}{path}: {e}"))
+    request(
+        addr,
+        "POST",
+        path,
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+    .unwrap_or_else(|e| panic!("POST {addr}{path}: {e}"))
 }
 
 fn parse(raw: &[u8]) -> Option<Response> {
@@ -82,7 +91,11 @@ fn parse(raw: &[u8]) -> Option<Response> {
     if chunked {
         body = dechunk(&body)?;
     }
-    Some(Response { status, headers, body: String::from_utf8_lossy(&body).into_owned() })
+    Some(Response {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
 }
 
 fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {

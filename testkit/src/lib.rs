@@ -1,15 +1,17 @@
 //! Support for the integration tests in `*/tests/`: they drive the real binaries over
-//! real sockets, so they all need the same three things, written once here:
+//! real sockets, so they all need the same things, written once here:
 //!
 //! - [`Service`]: a child process started from `target/<profile>/<bin>`, stopped by PID
 //!   when dropped (also when the test panics);
 //! - [`free_port`] / [`wait_listening`]: no fixed ports, no sleeps-and-hope;
-//! - [`http`]: a tiny blocking HTTP/1.1 client, so tests read like curl sessions.
+//! - [`http`]: a tiny blocking HTTP/1.1 client, so tests read like curl sessions;
+//! - [`processors`]: the two simulated payment processors and their admin API.
 //!
 //! Binaries of other crates are not built by `cargo test` of one crate: run
 //! `cargo build --workspace --bins` first (`make check` does).
 
 pub mod http;
+pub mod processors;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -58,7 +60,10 @@ pub fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) 
 pub fn binary(name: &str) -> PathBuf {
     // The test executable lives in target/<profile>/deps/; binaries in target/<profile>/.
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile> directory");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile> directory");
     let path = dir.join(name);
     assert!(
         path.exists(),
@@ -82,7 +87,10 @@ pub fn example(name: &str) -> PathBuf {
 
 fn binary_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    exe.parent().and_then(|d| d.parent()).expect("target/<profile> directory").to_path_buf()
+    exe.parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile> directory")
+        .to_path_buf()
 }
 
 /// A running child process, stopped by PID on drop.
@@ -96,21 +104,39 @@ impl Service {
     /// inherited so a failing test shows the service's own error.
     pub fn start(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Service {
         let mut cmd = Command::new(binary(bin));
-        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-        Service { name: bin.to_string(), child: Some(child) }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        Service {
+            name: bin.to_string(),
+            child: Some(child),
+        }
     }
 
     /// Starts any program (e.g. an [`example`]) with its stdout piped to the caller, who
     /// reads what the process reports; stderr is inherited as in [`Service::start`].
     pub fn start_piped(name: &str, mut cmd: Command) -> (Service, std::process::ChildStdout) {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         let stdout = child.stdout.take().expect("stdout was piped");
-        (Service { name: name.to_string(), child: Some(child) }, stdout)
+        (
+            Service {
+                name: name.to_string(),
+                child: Some(child),
+            },
+            stdout,
+        )
     }
 
     pub fn pid(&self) -> i32 {

@@ -8,107 +8,10 @@
 use api::config as knobs;
 use payment::intake::{self, Accepted};
 use payment::{Cents, Millis, Payment, Processor, Uuid};
-use serde_json::Value;
-use sim::config::{SIM_FEE, SIM_LISTEN};
-use sim::routes::TOKEN_HEADER;
 use std::time::Duration;
 use testkit::{free_addr, http, wait_for, wait_listening, Service};
 
-/// The simulators' initial admin token.
-const TOKEN: &str = "123";
-
-/// Count and exact amount of one processor's payments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Totals {
-    pub requests: i64,
-    pub amount: Cents,
-}
-
-impl Totals {
-    fn from_json(value: &Value) -> Totals {
-        let requests = value["totalRequests"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("no totalRequests in {value}"));
-        let amount = value["totalAmount"]
-            .as_f64()
-            .unwrap_or_else(|| panic!("no totalAmount in {value}"));
-        Totals {
-            requests,
-            amount: Cents::round_from_f64(amount),
-        }
-    }
-}
-
-/// One simulated processor.
-pub struct Sim {
-    pub service: Service,
-    pub addr: String,
-}
-
-impl Sim {
-    pub fn start(fee: &str, env: &[(&str, &str)]) -> Sim {
-        let addr = free_addr();
-        let mut all = vec![(SIM_LISTEN, addr.as_str()), (SIM_FEE, fee)];
-        all.extend_from_slice(env);
-        let service = Service::start("sim", &[], &all);
-        wait_listening(&addr, Duration::from_secs(10));
-        Sim { service, addr }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn admin(&self, method: &str, path: &str, body: &str) -> http::Response {
-        let headers = [(TOKEN_HEADER, TOKEN), ("Content-Type", "application/json")];
-        let response = http::request(&self.addr, method, path, &headers, body.as_bytes())
-            .unwrap_or_else(|e| panic!("{method} {path} on sim {}: {e}", self.addr));
-        assert!(
-            response.status < 300,
-            "{method} {path}: {} {}",
-            response.status,
-            response.body
-        );
-        response
-    }
-
-    /// The processor's admin summary; `query` like `?from=..&to=..` or empty.
-    pub fn summary(&self, query: &str) -> Totals {
-        Totals::from_json(
-            &self
-                .admin("GET", &format!("/admin/payments-summary{query}"), "")
-                .json(),
-        )
-    }
-
-    /// The simulator's counters since start (`paymentsStored`, `payments422`, `health429`, ...).
-    pub fn stats(&self) -> Value {
-        self.admin("GET", "/admin/stats", "").json()
-    }
-
-    pub fn stat(&self, name: &str) -> u64 {
-        let stats = self.stats();
-        stats[name]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no {name} in {stats}"))
-    }
-
-    pub fn set_failure(&self, failing: bool) {
-        self.admin(
-            "PUT",
-            "/admin/configurations/failure",
-            &format!(r#"{{"failure":{failing}}}"#),
-        );
-    }
-
-    pub fn set_delay(&self, ms: u64) {
-        self.admin(
-            "PUT",
-            "/admin/configurations/delay",
-            &format!(r#"{{"delay":{ms}}}"#),
-        );
-    }
-}
+pub use testkit::processors::{Sim, Totals};
 
 /// Two simulators and a database directory; workers are started on demand.
 pub struct Stack {
@@ -219,11 +122,7 @@ impl Worker {
     pub fn summary(&self, query: &str) -> [Totals; 2] {
         let answer = http::get(&self.addr, &format!("/payments-summary{query}"));
         assert_eq!(answer.status, 200, "{}", answer.body);
-        let json = answer.json();
-        [
-            Totals::from_json(&json["default"]),
-            Totals::from_json(&json["fallback"]),
-        ]
+        Totals::pair(&answer.json())
     }
 
     pub fn processed(&self) -> i64 {
@@ -239,14 +138,7 @@ impl Worker {
 
     /// One sample of `/metrics`, e.g. `api_health_429_total{processor="default"}`.
     pub fn metric(&self, sample: &str) -> f64 {
-        let text = http::get(&self.addr, "/metrics").body;
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(sample)
-                    .and_then(|rest| rest.strip_prefix(' '))
-            })
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no sample {sample} in /metrics:\n{text}"))
+        testkit::processors::metric(&self.addr, sample)
     }
 }
 

@@ -8,71 +8,14 @@
 
 use api::config as api_env;
 use lb::config as lb_env;
-use payment::{Cents, Uuid};
-use serde_json::Value;
-use sim::config::{SIM_FEE, SIM_LISTEN};
-use sim::routes::TOKEN_HEADER;
+use payment::Uuid;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use testkit::{free_addr, http, wait_for, wait_listening, Service};
 
-/// The simulators' initial admin token.
-const TOKEN: &str = "123";
+use testkit::processors::{Sim, Totals};
+
 const START_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Count and exact amount of one processor's payments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Totals {
-    pub requests: i64,
-    pub amount: Cents,
-}
-
-impl Totals {
-    fn from_json(value: &Value) -> Totals {
-        let requests = value["totalRequests"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("no totalRequests in {value}"));
-        let amount = value["totalAmount"]
-            .as_f64()
-            .unwrap_or_else(|| panic!("no totalAmount in {value}"));
-        Totals {
-            requests,
-            amount: Cents::round_from_f64(amount),
-        }
-    }
-}
-
-/// `{"default":..,"fallback":..}` as [default, fallback].
-fn both(json: &Value) -> [Totals; 2] {
-    [
-        Totals::from_json(&json["default"]),
-        Totals::from_json(&json["fallback"]),
-    ]
-}
-
-/// One simulated processor.
-pub struct Sim {
-    pub service: Service,
-    pub addr: String,
-}
-
-impl Sim {
-    fn start(fee: &str) -> Sim {
-        let addr = free_addr();
-        let service = Service::start("sim", &[], &[(SIM_LISTEN, addr.as_str()), (SIM_FEE, fee)]);
-        wait_listening(&addr, START_TIMEOUT);
-        Sim { service, addr }
-    }
-
-    /// The processor's admin summary of everything it stored.
-    pub fn summary(&self) -> Totals {
-        let headers = [(TOKEN_HEADER, TOKEN)];
-        let answer = http::request(&self.addr, "GET", "/admin/payments-summary", &headers, b"")
-            .unwrap_or_else(|e| panic!("admin summary of sim {}: {e}", self.addr));
-        assert_eq!(answer.status, 200, "{}", answer.body);
-        Totals::from_json(&answer.json())
-    }
-}
 
 /// Where a worker listens: TCP, or a Unix socket (as in the compose deployment).
 #[derive(Debug, Clone)]
@@ -112,8 +55,8 @@ pub struct Stack {
 impl Stack {
     pub fn start() -> Stack {
         Stack {
-            default: Sim::start("0.05"),
-            fallback: Sim::start("0.15"),
+            default: Sim::start("0.05", &[]),
+            fallback: Sim::start("0.15", &[]),
             dir: tempfile::tempdir().expect("a temporary directory"),
         }
     }
@@ -136,11 +79,8 @@ impl Stack {
             let _ = std::fs::remove_file(path);
         }
         let db = self.dir.path().join("payments.db").display().to_string();
-        let (spelled, default_url, fallback_url) = (
-            listen.spelled(),
-            format!("http://{}", self.default.addr),
-            format!("http://{}", self.fallback.addr),
-        );
+        let (spelled, default_url, fallback_url) =
+            (listen.spelled(), self.default.url(), self.fallback.url());
         let env: [(&str, &str); 7] = [
             (api_env::API_LISTEN, &spelled),
             (api_env::DATABASE_PATH, &db),
@@ -157,7 +97,7 @@ impl Stack {
 
     /// Both simulators' admin summaries, [default, fallback].
     pub fn sims_summary(&self) -> [Totals; 2] {
-        [self.default.summary(), self.fallback.summary()]
+        [self.default.summary(""), self.fallback.summary("")]
     }
 
     /// Payments stored by the two simulators together.
@@ -218,7 +158,7 @@ impl Lb {
             "summary through the lb: {}",
             answer.body
         );
-        both(&answer.json())
+        Totals::pair(&answer.json())
     }
 
     /// Payments processed according to our summary.
@@ -228,14 +168,7 @@ impl Lb {
 
     /// One sample of the lb's `/metrics`, e.g. `lb_payments_accepted_total`.
     pub fn metric(&self, sample: &str) -> u64 {
-        let text = http::get(&self.addr, "/metrics").body;
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(sample)
-                    .and_then(|rest| rest.strip_prefix(' '))
-            })
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no sample {sample} in /metrics:\n{text}"))
+        testkit::processors::metric(&self.addr, sample) as u64
     }
 }
 
@@ -268,12 +201,5 @@ pub fn assert_settled(stack: &Stack, lb: &Lb, n: usize, timeout: Duration) {
 
 /// One api worker's `/metrics` sample, over TCP.
 pub fn worker_metric(addr: &str, sample: &str) -> f64 {
-    let text = http::get(addr, "/metrics").body;
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(sample)
-                .and_then(|rest| rest.strip_prefix(' '))
-        })
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no sample {sample} in the worker's /metrics:\n{text}"))
+    testkit::processors::metric(addr, sample)
 }
