@@ -1,5 +1,9 @@
 //! The answers the lb writes itself (everything but the proxied routes): an empty status,
 //! a JSON error `{"error":kind,"message":...}`, or a text body.
+//!
+//! Headers are built without Pingora's case map (HTTP/1.1 names are case-insensitive, so
+//! they go out in lower case) and with room for the two Pingora adds (`date`,
+//! `connection`): the 202 then costs one small header map, never grown.
 
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
@@ -8,7 +12,7 @@ use pingora::Result;
 
 /// A status with an empty body (the 202 of an accepted payment).
 pub async fn empty(session: &mut Session, status: u16) -> Result<()> {
-    let mut header = ResponseHeader::build(status, Some(1))?;
+    let mut header = head(status, 1)?;
     header.insert_header("content-length", "0")?;
     session.write_response_header(Box::new(header), true).await
 }
@@ -22,7 +26,7 @@ pub async fn error(
     headers: &[(&'static str, &str)],
 ) -> Result<()> {
     let body = serde_json::json!({ "error": kind, "message": message }).to_string();
-    let mut header = ResponseHeader::build(status, Some(3 + headers.len()))?;
+    let mut header = head(status, 3 + headers.len())?;
     header.insert_header("content-type", "application/json")?;
     for (name, value) in headers {
         header.insert_header(*name, *value)?;
@@ -37,9 +41,14 @@ pub async fn text(
     content_type: &str,
     body: String,
 ) -> Result<()> {
-    let mut header = ResponseHeader::build(status, Some(2))?;
+    let mut header = head(status, 2)?;
     header.insert_header("content-type", content_type)?;
     with_body(session, header, Bytes::from(body)).await
+}
+
+/// A response head with room for `ours` headers plus Pingora's two.
+fn head(status: u16, ours: usize) -> Result<ResponseHeader> {
+    ResponseHeader::build_no_case(status, Some(ours + 2))
 }
 
 async fn with_body(session: &mut Session, mut header: ResponseHeader, body: Bytes) -> Result<()> {
