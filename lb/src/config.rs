@@ -19,6 +19,8 @@ pub const LB_THREADS: &str = "LB_THREADS";
 pub const LB_QUEUE_CAPACITY: &str = "LB_QUEUE_CAPACITY";
 /// Most payments in one `POST /intake` batch.
 pub const LB_BATCH_MAX: &str = "LB_BATCH_MAX";
+/// How long the forwarder waits after the first queued payment for more to join its batch.
+pub const LB_BATCH_LINGER_MS: &str = "LB_BATCH_LINGER_MS";
 /// One intake round trip (connect, send, answer) not done within this counts as failed.
 pub const LB_FORWARD_TIMEOUT_MS: &str = "LB_FORWARD_TIMEOUT_MS";
 /// Cap of the exponential backoff between delivery rounds while no worker takes intake.
@@ -34,6 +36,7 @@ const DEFAULT_THREADS: usize = 1;
 /// About two minutes of the contest's peak rate (550/s); 32 bytes each.
 const DEFAULT_QUEUE_CAPACITY: usize = 65_536;
 const DEFAULT_BATCH_MAX: usize = 256;
+const DEFAULT_BATCH_LINGER_MS: u64 = 20;
 const DEFAULT_FORWARD_TIMEOUT_MS: u64 = 2_000;
 const DEFAULT_BACKOFF_MAX_MS: u64 = 500;
 const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 8_000;
@@ -57,6 +60,7 @@ pub struct Config {
     pub threads: usize,
     pub queue_capacity: usize,
     pub batch_max: usize,
+    pub batch_linger: Duration,
     pub forward_timeout: Duration,
     pub backoff_max: Duration,
     pub drain_timeout: Duration,
@@ -71,6 +75,7 @@ impl Config {
             threads: positive(LB_THREADS, DEFAULT_THREADS)?,
             queue_capacity: positive(LB_QUEUE_CAPACITY, DEFAULT_QUEUE_CAPACITY)?,
             batch_max: positive(LB_BATCH_MAX, DEFAULT_BATCH_MAX)?,
+            batch_linger: linger(DEFAULT_BATCH_LINGER_MS)?,
             forward_timeout: millis(LB_FORWARD_TIMEOUT_MS, DEFAULT_FORWARD_TIMEOUT_MS)?,
             backoff_max: millis(LB_BACKOFF_MAX_MS, DEFAULT_BACKOFF_MAX_MS)?,
             drain_timeout: millis(LB_DRAIN_TIMEOUT_MS, DEFAULT_DRAIN_TIMEOUT_MS)?,
@@ -118,6 +123,21 @@ fn positive(name: &'static str, default: usize) -> Result<usize, ConfigError> {
 
 fn millis(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
     positive(name, default as usize).map(|ms| Duration::from_millis(ms as u64))
+}
+
+/// `LB_BATCH_LINGER_MS`: any whole number of ms, 0 included (no linger).
+fn linger(default: u64) -> Result<Duration, ConfigError> {
+    match std::env::var(LB_BATCH_LINGER_MS) {
+        Err(_) => Ok(Duration::from_millis(default)),
+        Ok(value) => match value.trim().parse::<u64>() {
+            Ok(ms) => Ok(Duration::from_millis(ms)),
+            Err(_) => Err(ConfigError::Invalid {
+                name: LB_BATCH_LINGER_MS,
+                value,
+                why: "expected a whole number of milliseconds (0 = no linger)".into(),
+            }),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -79,6 +79,14 @@ impl QueueReceiver {
         self.rx.recv_many(batch, max).await
     }
 
+    /// Moves whatever is queued now (up to `max` in `batch` in all) into `batch`, without
+    /// waiting.
+    pub async fn top_up(&mut self, batch: &mut Vec<Accepted>, max: usize) {
+        if batch.len() < max && !self.rx.is_empty() {
+            self.rx.recv_many(batch, max - batch.len()).await;
+        }
+    }
+
     /// Refuses every later push; what is queued stays available to [`Self::next_batch`].
     pub fn close(&mut self) {
         self.rx.close();

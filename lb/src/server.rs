@@ -82,6 +82,7 @@ pub fn run(config: Config) -> Result<Exit, StartError> {
     let settings = forwarder::Settings {
         workers: config.workers.clone(),
         batch_max: config.batch_max,
+        linger: config.batch_linger,
         timeout: config.forward_timeout,
         backoff_max: config.backoff_max,
     };
