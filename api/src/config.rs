@@ -40,6 +40,8 @@ pub const WORKER_DEAD_AFTER_MS: &str = "WORKER_DEAD_AFTER_MS";
 pub const ORPHAN_SCAN_MS: &str = "ORPHAN_SCAN_MS";
 /// Longest wait for in-flight processor calls on graceful shutdown.
 pub const SHUTDOWN_GRACE_MS: &str = "SHUTDOWN_GRACE_MS";
+/// How long the database writer waits after a write for more to share its commit (0: none).
+pub const WRITE_LINGER_US: &str = "WRITE_LINGER_US";
 
 /// Where the worker listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +93,7 @@ pub struct Config {
     pub worker_dead_after: Duration,
     pub orphan_scan: Duration,
     pub shutdown_grace: Duration,
+    pub write_linger: Duration,
 }
 
 impl Config {
@@ -119,6 +122,7 @@ impl Config {
             worker_dead_after: millis(WORKER_DEAD_AFTER_MS, 3000)?,
             orphan_scan: millis(ORPHAN_SCAN_MS, 1000)?,
             shutdown_grace: millis(SHUTDOWN_GRACE_MS, 3000)?,
+            write_linger: micros_or_zero(WRITE_LINGER_US, 5000)?,
         })
     }
 }
@@ -145,6 +149,19 @@ fn number(name: &'static str, default: u64) -> Result<u64, ConfigError> {
 
 fn millis(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
     number(name, default).map(Duration::from_millis)
+}
+
+/// A duration where 0 means "none".
+fn micros_or_zero(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    let value = text(name, &default.to_string());
+    value
+        .parse::<u64>()
+        .map(Duration::from_micros)
+        .map_err(|_| ConfigError::Invalid {
+            name,
+            value,
+            why: "expected a whole number of microseconds (0 or more)",
+        })
 }
 
 /// An `http://host:port` base URL, without a trailing slash.

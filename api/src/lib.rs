@@ -60,8 +60,11 @@ pub async fn run(config: Config) -> Result<(), ApiError> {
         path: config.database_path.clone(),
         source,
     };
-    let store = Store::open(StoreConfig::new(&config.database_path, &config.owner))
-        .map_err(storage_error)?;
+    let store = Store::open(StoreConfig {
+        linger: config.write_linger,
+        ..StoreConfig::new(&config.database_path, &config.owner)
+    })
+    .map_err(storage_error)?;
     store
         .heartbeat(Millis::now())
         .await

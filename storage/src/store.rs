@@ -27,7 +27,7 @@ impl Store {
     pub fn open(config: StoreConfig) -> Result<Store, StorageError> {
         let conn = schema::open_writer(&config.path)?;
         let readers = Readers::open(config.path.clone(), config.readers)?;
-        let writer = Writer::start(conn, config.path, config.owner, config.max_batch)?;
+        let writer = Writer::start(conn, config.path, config.owner, config.max_batch, config.linger)?;
         Ok(Store { writer, readers })
     }
 

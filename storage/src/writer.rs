@@ -9,6 +9,15 @@
 //! must not take its neighbours down with it: the batch is rolled back and its jobs are
 //! run again one per transaction, so each caller gets its own result.
 //!
+//! At a low steady rate (the contest sends a worker one payment every few milliseconds, and
+//! each payment needs three writes) the queue rarely holds more than one job when the
+//! thread wakes, so every write would pay a whole commit: the lock round trip, one WAL frame
+//! per dirty page (two `pwrite`s each), the wake-ups. So the thread may *linger* (`linger`,
+//! the api's `WRITE_LINGER_US`): after the first job of a batch it waits that long for
+//! more before committing. Neighbouring payments then share the commit and most of its
+//! pages (the table's last page, the pending and processed indexes, the heartbeat row);
+//! each caller waits at most `linger` longer for its answer. Zero turns it off.
+//!
 //! Async callers never touch SQLite: sending and awaiting the answer are plain channel
 //! operations. The other worker process has its own writer; `BEGIN IMMEDIATE` plus
 //! the busy handler (`busy::wait_for_lock`) plus `busy::retry` make the two take turns.
@@ -18,6 +27,7 @@ use crate::error::StorageError;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// One queued write: runs its SQL (possibly twice, if its first batch was rolled back)
@@ -73,14 +83,15 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer thread on `conn` (already migrated, see `schema::open_writer`).
-    pub fn start(conn: Connection, path: PathBuf, owner: String, max_batch: usize) -> Result<Writer, StorageError> {
+    pub fn start(conn: Connection, path: PathBuf, owner: String, max_batch: usize, linger: Duration) -> Result<Writer, StorageError> {
         let max_batch = max_batch.max(1);
         // Room for a few batches; beyond that callers wait, which is the backpressure we want.
         let (queue, jobs) = mpsc::channel(max_batch.saturating_mul(4));
         let thread_path = path.clone();
+        let batching = Batching { max_batch, linger };
         std::thread::Builder::new()
             .name("storage-writer".into())
-            .spawn(move || write_loop(conn, &thread_path, &owner, max_batch, jobs))
+            .spawn(move || write_loop(conn, &thread_path, &owner, batching, jobs))
             .map_err(|source| StorageError::WriterThread { path: path.clone(), source })?;
         Ok(Writer { queue, path: Arc::new(path) })
     }
@@ -109,20 +120,23 @@ impl Writer {
     }
 }
 
-fn write_loop(conn: Connection, path: &Path, owner: &str, max_batch: usize, mut jobs: mpsc::Receiver<Message>) {
-    let mut batch: Vec<Box<dyn Queued>> = Vec::with_capacity(max_batch);
+/// How the thread forms a batch: at most `max_batch` jobs, waiting `linger` after the first.
+#[derive(Clone, Copy)]
+struct Batching {
+    max_batch: usize,
+    linger: Duration,
+}
+
+fn write_loop(conn: Connection, path: &Path, owner: &str, batching: Batching, mut jobs: mpsc::Receiver<Message>) {
+    let mut batch: Vec<Box<dyn Queued>> = Vec::with_capacity(batching.max_batch);
     let mut close_ack = None;
     // blocking_recv is fine: this is our own thread, not a runtime thread.
     while let Some(message) = jobs.blocking_recv() {
-        let mut next = Some(message);
-        while let Some(message) = next.take() {
-            match message {
-                Message::Job(job) => batch.push(job),
-                Message::Close(ack) => close_ack = Some(ack),
-            }
-            if close_ack.is_none() && batch.len() < max_batch {
-                next = jobs.try_recv().ok();
-            }
+        take(message, &mut batch, &mut close_ack);
+        take_queued(&mut jobs, &mut batch, &mut close_ack, batching.max_batch);
+        if close_ack.is_none() && batch.len() < batching.max_batch && !batching.linger.is_zero() {
+            std::thread::sleep(batching.linger);
+            take_queued(&mut jobs, &mut batch, &mut close_ack, batching.max_batch);
         }
         commit_batch(&conn, path, owner, &mut batch);
         if close_ack.is_some() {
@@ -135,6 +149,28 @@ fn write_loop(conn: Connection, path: &Path, owner: &str, max_batch: usize, mut 
     }
     if let Some(ack) = close_ack {
         let _ = ack.send(());
+    }
+}
+
+fn take(message: Message, batch: &mut Vec<Box<dyn Queued>>, close_ack: &mut Option<oneshot::Sender<()>>) {
+    match message {
+        Message::Job(job) => batch.push(job),
+        Message::Close(ack) => *close_ack = Some(ack),
+    }
+}
+
+/// Adds what is queued now to the batch, until it is full or a close request came.
+fn take_queued(
+    jobs: &mut mpsc::Receiver<Message>,
+    batch: &mut Vec<Box<dyn Queued>>,
+    close_ack: &mut Option<oneshot::Sender<()>>,
+    max_batch: usize,
+) {
+    while close_ack.is_none() && batch.len() < max_batch {
+        match jobs.try_recv() {
+            Ok(message) => take(message, batch, close_ack),
+            Err(_) => return,
+        }
     }
 }
 
