@@ -112,10 +112,17 @@ where
     });
 }
 
+/// Every answer, errors included, is sent only after the whole request body was read: a
+/// connection closed with unread bytes in its receive buffer is reset by the kernel, and a
+/// client still writing its body then sees a broken pipe or a reset instead of our answer.
 async fn route(app: &App, request: Request<Incoming>) -> Reply {
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    let (allowed, allow) = match path.as_str() {
+    let (head, body) = request.into_parts();
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(answer) => return answer,
+    };
+    let path = head.uri.path();
+    let (allowed, allow) = match path {
         "/intake" | "/purge-payments" => (Method::POST, "POST"),
         "/payments-summary" | "/metrics" => (Method::GET, "GET"),
         _ => {
@@ -126,11 +133,11 @@ async fn route(app: &App, request: Request<Incoming>) -> Reply {
             )
         }
     };
-    if method != allowed {
+    if head.method != allowed {
         let mut answer = reply::error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
-            format!("{path} takes {allowed}, not {method}"),
+            format!("{path} takes {allowed}, not {}", head.method),
         );
         answer.headers_mut().insert(
             hyper::header::ALLOW,
@@ -138,12 +145,9 @@ async fn route(app: &App, request: Request<Incoming>) -> Reply {
         );
         return answer;
     }
-    match path.as_str() {
-        "/intake" => match read_body(request).await {
-            Ok(body) => app.intake.handle(&body).await,
-            Err(answer) => answer,
-        },
-        "/payments-summary" => summary::summary(&app.store, request.uri().query()).await,
+    match path {
+        "/intake" => app.intake.handle(&body).await,
+        "/payments-summary" => summary::summary(&app.store, head.uri.query()).await,
         "/purge-payments" => summary::purge(&app.store).await,
         _ => {
             let pending = app.store.pending_count().await.unwrap_or_else(|e| {
@@ -155,17 +159,16 @@ async fn route(app: &App, request: Request<Incoming>) -> Reply {
     }
 }
 
-async fn read_body(request: Request<Incoming>) -> Result<bytes::Bytes, Reply> {
-    match Limited::new(request.into_body(), intake::MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
+/// The whole body, at most `intake::MAX_BODY_BYTES` (beyond that 413, and the connection
+/// is closed with the rest unread: that client may see a reset).
+async fn read_body(body: Incoming) -> Result<bytes::Bytes, Reply> {
+    match Limited::new(body, intake::MAX_BODY_BYTES).collect().await {
         Ok(body) => Ok(body.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(reply::error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             format!(
-                "an intake batch may be at most {} bytes",
+                "a request body may be at most {} bytes",
                 intake::MAX_BODY_BYTES
             ),
         )),

@@ -118,6 +118,31 @@ fn bad_input_gets_a_json_error_and_changes_nothing() {
     assert_eq!(stack.sims_total(), 0);
 }
 
+/// An error is answered only after the request body was read: a server that answers and
+/// closes with the body still arriving makes the kernel reset the connection, and the
+/// client sees a broken pipe instead of the answer (it did, for bodies of a few MB).
+#[test]
+fn errors_reach_a_client_still_sending_its_body() {
+    let stack = Stack::start(&[]);
+    let worker = stack.worker(&[]);
+    let big = vec![b'x'; 4 * 1024 * 1024];
+    for (method, path, status, kind) in [
+        ("POST", "/payments", 404, "not_found"),
+        ("POST", "/metrics", 405, "method_not_allowed"),
+        ("PUT", "/intake", 405, "method_not_allowed"),
+        ("POST", "/intake", 400, "bad_intake"),
+    ] {
+        let answer = http::request(&worker.addr, method, path, &[], &big)
+            .unwrap_or_else(|e| panic!("{method} {path} with a 4 MiB body: {e}"));
+        assert_eq!(
+            (answer.status, answer.json()["error"].as_str()),
+            (status, Some(kind)),
+            "{method} {path}"
+        );
+    }
+    assert_eq!(worker.metric("api_pending_payments"), 0.0);
+}
+
 #[test]
 fn listens_on_a_unix_socket() {
     let stack = Stack::start(&[]);
