@@ -28,17 +28,13 @@ pub struct HealthPoller {
 
 impl HealthPoller {
     /// Polls one processor until shutdown.
-    pub async fn run(self: Arc<Self>, client: Arc<ProcessorClient>, mut shutdown: Shutdown) {
-        let mut ticks = tokio::time::interval(self.read_every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                _ = shutdown.recv() => return,
-            }
-            self.check(&client).await;
-            self.refresh(&client).await;
-        }
+    pub async fn run(self: Arc<Self>, client: Arc<ProcessorClient>, shutdown: Shutdown) {
+        shutdown
+            .every(self.read_every, || async {
+                self.check(&client).await;
+                self.refresh(&client).await;
+            })
+            .await
     }
 
     /// Calls the health endpoint if this worker holds the shared turn.

@@ -32,34 +32,26 @@ pub struct Recovery {
 }
 
 /// Writes the heartbeat until shutdown, whatever happened to the row or our payments meanwhile.
-pub async fn heartbeat(store: Store, every: Duration, mut shutdown: Shutdown) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = shutdown.recv() => return,
-        }
-        if let Err(e) = store.heartbeat(Millis::now()).await {
-            tracing::warn!("cannot write the heartbeat: {e}");
-        }
-    }
+pub async fn heartbeat(store: Store, every: Duration, shutdown: Shutdown) {
+    shutdown
+        .every(every, || async {
+            if let Err(e) = store.heartbeat(Millis::now()).await {
+                tracing::warn!("cannot write the heartbeat: {e}");
+            }
+        })
+        .await
 }
 
 impl Recovery {
     /// Claims orphans now and then every `every`, until shutdown.
-    pub async fn run(self, every: Duration, mut shutdown: Shutdown) {
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                _ = shutdown.recv() => return,
-            }
-            if let Err(e) = self.claim_all().await {
-                tracing::warn!("cannot claim orphaned payments: {e}");
-            }
-        }
+    pub async fn run(self, every: Duration, shutdown: Shutdown) {
+        shutdown
+            .every(every, || async {
+                if let Err(e) = self.claim_all().await {
+                    tracing::warn!("cannot claim orphaned payments: {e}");
+                }
+            })
+            .await
     }
 
     async fn claim_all(&self) -> Result<(), StorageError> {

@@ -33,6 +33,24 @@ impl Shutdown {
         // An error means the trigger is gone, which also means: stop.
         let _ = self.0.wait_for(|fired| *fired).await;
     }
+
+    /// Runs `tick` at once and then every `every` until the shutdown. A tick that ran late
+    /// delays the next one rather than being followed by a burst of catch-up ticks.
+    pub async fn every<F: std::future::Future<Output = ()>>(
+        mut self,
+        every: std::time::Duration,
+        mut tick: impl FnMut() -> F,
+    ) {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = self.recv() => return,
+            }
+            tick().await;
+        }
+    }
 }
 
 /// SIGTERM and SIGINT (Ctrl-C), installed at start so an early signal is not lost.
