@@ -162,19 +162,19 @@ impl Queue {
     /// than what waits behind it, and while a processor is down the next probe is the same
     /// payment again (see the module doc: audit windows).
     fn put_back(&self, job: Job) {
-        let mut lanes = self.lanes();
-        if lanes.is_current(&job) {
-            lanes.put_front(job);
-        }
-        drop(lanes);
-        self.wake.notify_one();
+        self.requeue(job, Lanes::put_front);
     }
 
     /// Puts back a payment at the END of its lane.
     fn put_last(&self, job: Job) {
+        self.requeue(job, Lanes::put);
+    }
+
+    /// Returns `job` to its lane with `place`, unless a newer copy replaced it meanwhile.
+    fn requeue(&self, job: Job, place: fn(&mut Lanes, Job)) {
         let mut lanes = self.lanes();
         if lanes.is_current(&job) {
-            lanes.put(job);
+            place(&mut lanes, job);
         }
         drop(lanes);
         self.wake.notify_one();
