@@ -10,7 +10,7 @@ import { sleep } from "k6";
 import exec from "k6/execution";
 import { Counter } from "k6/metrics";
 import {
-  accepted, drainAndRecord, endCounters, freshRun, openReport, postPayment, setProcessorState,
+  drainAndRecord, endCounters, freshRun, openLoad, openReport, paymentSender, setProcessorState,
 } from "./lib.js";
 
 const RATE = parseInt(__ENV.RATE || "300", 10);
@@ -27,19 +27,11 @@ const PATTERN = [
   { default: [1200, true], fallback: [50, false] },
 ];
 
+const { report, load } = openLoad(RATE, DURATION_SECS, 300, 1000);
 export const options = {
-  summaryTrendStats: ["avg", "p(50)", "p(90)", "p(99)", "p(99.9)", "max", "count"],
-  thresholds: { "http_req_duration{name:payments}": ["p(99)>=0"] },
+  ...report,
   scenarios: {
-    load: {
-      exec: "payments",
-      executor: "constant-arrival-rate",
-      rate: RATE,
-      timeUnit: "1s",
-      duration: `${DURATION_SECS}s`,
-      preAllocatedVUs: Math.min(RATE, 300),
-      maxVUs: 1000,
-    },
+    load,
     flapper: {
       exec: "flap",
       executor: "per-vu-iterations",
@@ -50,17 +42,12 @@ export const options = {
   },
 };
 
-const paymentsSent = new Counter("payments_sent");
-const paymentsFailed = new Counter("payments_failed");
 const flaps = new Counter("flaps");
 const counters = endCounters(Counter);
 
 export const setup = freshRun;
 
-export function payments() {
-  if (accepted(postPayment(19.9))) paymentsSent.add(1);
-  else paymentsFailed.add(1);
-}
+export const payments = paymentSender(Counter);
 
 export function flap(data) {
   const end = Date.now() + DURATION_SECS * 1000;

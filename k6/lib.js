@@ -220,6 +220,41 @@ export function endCounters(Counter) {
   };
 }
 
+/**
+ * The open-model load of stress.js and faults.js: `rate` payments/s for `durationSecs`
+ * (it runs the script's exported `payments`), and the report settings both use.
+ */
+export function openLoad(rate, durationSecs, preAllocatedCap, maxVUs) {
+  return {
+    report: {
+      summaryTrendStats: ["avg", "p(50)", "p(90)", "p(99)", "p(99.9)", "max", "count"],
+      thresholds: { "http_req_duration{name:payments}": ["p(99)>=0"] },
+    },
+    load: {
+      exec: "payments",
+      executor: "constant-arrival-rate",
+      rate,
+      timeUnit: "1s",
+      duration: `${durationSecs}s`,
+      preAllocatedVUs: Math.min(rate, preAllocatedCap),
+      maxVUs,
+    },
+  };
+}
+
+/**
+ * One payment of 19.90 per call, counted in `payments_sent` / `payments_failed` (which
+ * openReport reads); call it in the init context.
+ */
+export function paymentSender(Counter) {
+  const sent = new Counter("payments_sent");
+  const failed = new Counter("payments_failed");
+  return () => {
+    if (accepted(postPayment(19.9))) sent.add(1);
+    else failed.add(1);
+  };
+}
+
 /** handleSummary of an open-model run: latency percentiles, errors, lag, consistency. */
 export function openReport(data, scenario, extra) {
   const c = (name) => metric(data, name, "count");

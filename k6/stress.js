@@ -7,37 +7,19 @@
 // Variables (-e): RATE (payments/s, 1000), DURATION_SECS (10), MAX_VUS (2000), DRAIN_SECS (30),
 // RESULT_FILE, and the addresses of lib.js (BACKEND_URL, PROCESSOR_*_URL, TOKEN).
 import { Counter } from "k6/metrics";
-import { accepted, drainAndRecord, endCounters, freshRun, openReport, postPayment } from "./lib.js";
+import { drainAndRecord, endCounters, freshRun, openLoad, openReport, paymentSender } from "./lib.js";
 
 const RATE = parseInt(__ENV.RATE || "1000", 10);
 const DURATION_SECS = parseInt(__ENV.DURATION_SECS || "10", 10);
 
-export const options = {
-  summaryTrendStats: ["avg", "p(50)", "p(90)", "p(99)", "p(99.9)", "max", "count"],
-  thresholds: { "http_req_duration{name:payments}": ["p(99)>=0"] },
-  scenarios: {
-    load: {
-      exec: "payments",
-      executor: "constant-arrival-rate",
-      rate: RATE,
-      timeUnit: "1s",
-      duration: `${DURATION_SECS}s`,
-      preAllocatedVUs: Math.min(RATE, 500),
-      maxVUs: parseInt(__ENV.MAX_VUS || "2000", 10),
-    },
-  },
-};
+const { report, load } = openLoad(RATE, DURATION_SECS, 500, parseInt(__ENV.MAX_VUS || "2000", 10));
+export const options = { ...report, scenarios: { load } };
 
-const paymentsSent = new Counter("payments_sent");
-const paymentsFailed = new Counter("payments_failed");
 const counters = endCounters(Counter);
 
 export const setup = freshRun;
 
-export function payments() {
-  if (accepted(postPayment(19.9))) paymentsSent.add(1);
-  else paymentsFailed.add(1);
-}
+export const payments = paymentSender(Counter);
 
 export async function teardown(data) {
   await drainAndRecord(data, counters);
