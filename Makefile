@@ -6,13 +6,14 @@ WORKERS ?= 550
 CARGO ?= cargo
 CONTEST_LIMITS ?=
 
-.PHONY: help deps build release run check test bench images
+.PHONY: help deps build release run check test bench stress images
 
 help:
 	@echo "make run            build and start the whole stack on this machine (Ctrl-C stops it)"
 	@echo "make check          install what is missing, then run the whole test suite"
 	@echo "make test WORKERS=N the contest load test against the running stack (default 550)"
 	@echo "make bench          fresh stack, contest scenario, figures in bench/results/ (CONTEST_LIMITS=1: compose.yml's limits)"
+	@echo "make stress         open-model load at rising rates: where p99 passes 5 ms, stack vs floor"
 	@echo "make images         the docker images of compose.yml and compose.sim.yml (needs Docker)"
 	@echo "make deps           install cmake, sqlite3 and k6 if missing"
 
@@ -43,6 +44,9 @@ test: deps
 
 bench: deps release
 	@CONTEST_LIMITS=$(CONTEST_LIMITS) bash scripts/bench.sh
+
+stress: deps release
+	@python3 scripts/stress_sweep.py
 
 # Image names and build settings live in the compose files; linux/amd64 is pinned there too.
 images:
