@@ -14,14 +14,20 @@ Two load generators, because the generator shares the two cores with what it mea
 - `open-load`: target/release/open-load (testkit), a one-thread generator that needs a
   fraction of that, so the stack's own limit shows. The drain check is done here.
 
+STRESS_REALTIME=1 (root only) runs the lb, the floor and open-load under SCHED_FIFO, so
+they get a core the moment they wake: what is left is the lb's own latency, without the
+wait for the api workers' and the simulators' time slices on two shared cores (the
+contest gives every service its own CPU quota). k6 is never run that way (it would starve
+the stack).
+
 Every run is bounded (STRESS_SECS of load, at most DRAIN_SECS of drain). Each row also
 has the CPU seconds of the generator (rusage of the child) and of every stack process
 (schedstat), per 1,000 payments. Prints a table and writes
 bench/results/<date>-stress.json.
 
 Variables: STRESS_RATES ("1000 2000 4000 6000 8000 10000 12000"), STRESS_SECS (10),
-STRESS_TOOLS ("k6 open-load"), STRESS_TARGETS ("lb floor"), DRAIN_SECS (30),
-BIN_DIR (target/release).
+STRESS_TOOLS ("k6 open-load"), STRESS_TARGETS ("lb floor"), STRESS_REALTIME (unset),
+DRAIN_SECS (30), BIN_DIR (target/release).
 """
 import datetime
 import json
@@ -45,6 +51,9 @@ SECS = int(os.environ.get("STRESS_SECS", "10"))
 TOOLS = os.environ.get("STRESS_TOOLS", "k6 open-load").split()
 TARGETS = os.environ.get("STRESS_TARGETS", "lb floor").split()
 DRAIN_SECS = int(os.environ.get("DRAIN_SECS", "30"))
+REALTIME = os.environ.get("STRESS_REALTIME") == "1"
+# SCHED_FIFO priorities of STRESS_REALTIME: the generator above the servers it measures.
+SERVER_RT, GENERATOR_RT = "10", "20"
 P99_LIMIT_MS = 5.0
 # The simulators' admin token (sim's default, as the contest's processors boot with).
 TOKEN = "123"
@@ -96,6 +105,9 @@ class Stack:
                     "floor.log")
         for port in (self.lb, self.floor):
             wait_port(port)
+        if REALTIME:
+            for pid in (self.pids()["lb"], self.procs[1].pid):
+                subprocess.run(["chrt", "--all-tasks", "--fifo", "--pid", SERVER_RT, str(pid)], check=True)
 
     def _spawn(self, argv, env, log):
         with open(self.work / log, "w") as out:
@@ -183,7 +195,8 @@ def run_open_load(stack, target, rate, work):
     since = datetime.datetime.now(datetime.timezone.utc)
     if target == "lb":
         stack.purge()
-    argv = [str(BIN_DIR / "open-load"), "--target", stack.url(target), "--rate", str(rate),
+    argv = ["chrt", "--fifo", GENERATOR_RT] if REALTIME else []
+    argv += [str(BIN_DIR / "open-load"), "--target", stack.url(target), "--rate", str(rate),
             "--secs", str(SECS), "--out", str(result)]
     subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
     r = json.loads(result.read_text())
@@ -259,10 +272,10 @@ def report(rows):
     for key, rate in best.items():
         print(f"  {key:16} {rate}/s")
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d-%H%M")
-    out = ROOT / "bench" / "results" / f"{stamp}-stress.json"
+    out = ROOT / "bench" / "results" / f"{stamp}-stress{'-realtime' if REALTIME else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    out.write_text(json.dumps({"commit": commit, "secs": SECS, "rates": RATES, "best": best, "rows": rows,
+    out.write_text(json.dumps({"commit": commit, "secs": SECS, "realtime": REALTIME, "rates": RATES, "best": best, "rows": rows,
                                "cores": os.cpu_count(), "loadavg_end": os.getloadavg()}, indent=2) + "\n")
     print(f"stress: written to {out.relative_to(ROOT)}")
 
