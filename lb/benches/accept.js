@@ -32,8 +32,10 @@ function slice(name, index) {
     timeUnit: "1s",
     duration: `${SLICE}s`,
     startTime: `${index * (SLICE + GAP)}s`,
-    preAllocatedVUs: 50,
-    maxVUs: 500,
+    // PRE_VUS / MAX_VUS: scripts/stress_sweep.py sizes them as k6/stress.js does, so
+    // both targets see the same connection count.
+    preAllocatedVUs: Number(__ENV.PRE_VUS || 50),
+    maxVUs: Number(__ENV.MAX_VUS || 500),
     exec: "pay",
     env: { TARGET: TARGETS[name] },
     tags: { target: name },

@@ -3,7 +3,7 @@
 use sim::config::{SimConfig, SIM_USAGE};
 use sim::server::{self, ServeError};
 use sim::state::Sim;
-use sim::{logging, routes, shutdown};
+use sim::{routes, shutdown};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -13,22 +13,12 @@ fn main() -> ExitCode {
         println!("{SIM_USAGE}");
         return ExitCode::SUCCESS;
     }
-    let config = match SimConfig::from_args_and_env(&args) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("sim: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    logging::init();
-    let result = server::runtime(config.threads).and_then(|rt| rt.block_on(run(config)));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("sim: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    server::run_service(
+        "sim",
+        SimConfig::from_args_and_env(&args),
+        |c| c.threads,
+        run,
+    )
 }
 
 async fn run(config: SimConfig) -> Result<(), ServeError> {

@@ -1,5 +1,6 @@
-//! The HTTP/1.1 plumbing shared by `sim` and `floor`: a tokio runtime of the configured
-//! size and an accept loop that serves keep-alive connections with a handler.
+//! The HTTP/1.1 plumbing shared by `sim` and `floor`: their `main` ([`run_service`]), a
+//! tokio runtime of the configured size and an accept loop that serves keep-alive
+//! connections with a handler.
 
 use crate::reply::Reply;
 use hyper::body::Incoming;
@@ -10,6 +11,7 @@ use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -24,6 +26,37 @@ pub enum ServeError {
     },
     #[error("cannot install the signal handlers: {0}")]
     Signal(#[source] std::io::Error),
+}
+
+/// What `sim` and `floor` do once they have read their configuration: a bad one exits 2;
+/// otherwise logging starts and `serve` runs on a runtime of `threads(&config)` threads
+/// until it returns; an error starting or serving exits 1. Errors go to stderr, prefixed
+/// with `name`.
+pub fn run_service<C, E, Served>(
+    name: &str,
+    config: Result<C, E>,
+    threads: impl FnOnce(&C) -> usize,
+    serve: impl FnOnce(C) -> Served,
+) -> ExitCode
+where
+    E: std::fmt::Display,
+    Served: Future<Output = Result<(), ServeError>>,
+{
+    let config = match config {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::logging::init();
+    match runtime(threads(&config)).and_then(|rt| rt.block_on(serve(config))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// One thread runs everything on the caller's thread (the cheapest for one core); more

@@ -9,26 +9,11 @@ use hyper::{Method, Request, StatusCode};
 use sim::config::FloorConfig;
 use sim::reply::{self, Reply};
 use sim::server::{self, ServeError};
-use sim::{logging, shutdown};
+use sim::shutdown;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let config = match FloorConfig::from_env() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("floor: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    logging::init();
-    let result = server::runtime(config.threads).and_then(|rt| rt.block_on(run(config)));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("floor: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    server::run_service("floor", FloorConfig::from_env(), |c| c.threads, run)
 }
 
 async fn run(config: FloorConfig) -> Result<(), ServeError> {
