@@ -262,8 +262,8 @@ def line(r):
             f"gen {r['generator_cpu_s_per_1k'] * 1000:.0f} µs/req  {'PASS' if r['pass'] else 'fail'}")
 
 
-def report(rows):
-    # The highest rate that passed with every lower rate tried passing too.
+def best_rates(rows):
+    """{"tool/target": the highest rate that passed with every lower rate tried passing too}."""
     best, failed = {}, set()
     for r in sorted(rows, key=lambda r: r["rate"]):
         key = f"{r['tool']}/{r['target']}"
@@ -272,6 +272,11 @@ def report(rows):
             failed.add(key)
         elif key not in failed:
             best[key] = r["rate"]
+    return best
+
+
+def report(rows):
+    best = best_rates(rows)
     print("\nhighest rate (and all below it) with p99 < 5 ms, no error, no drop (and for lb: lag 0, consistent):")
     for key, rate in best.items():
         print(f"  {key:16} {rate}/s")

@@ -6,7 +6,7 @@ mod common;
 use common::{assert_settled, worker_metric, Lb, Listen, Stack};
 use lb::config as lb_env;
 use std::time::{Duration, Instant};
-use testkit::wait_for;
+use testkit::{http, wait_for};
 
 const SETTLE: Duration = Duration::from_secs(30);
 
@@ -71,4 +71,31 @@ fn both_workers_down_for_three_seconds_loses_nothing() {
     );
     assert_settled(&stack, &lb, accepted, SETTLE);
     assert_eq!(lb.metric("lb_payments_accepted_total"), accepted as u64);
+}
+
+#[test]
+fn a_purge_right_after_a_worker_died_is_answered_by_the_other() {
+    let stack = Stack::start();
+    let (one, two) = (stack.tcp(), stack.tcp());
+    let mut first = stack.worker(&one);
+    let _second = stack.worker(&two);
+    // The health check never runs during the test: only the proxy's own handling of a
+    // dead worker is at work.
+    let lb = Lb::start(&[&one, &two], &[(lb_env::LB_HEALTH_INTERVAL_MS, "600000")]);
+    // Round robin leaves a pooled keep-alive connection to each worker.
+    for _ in 0..4 {
+        let _ = lb.summary();
+    }
+
+    first.kill();
+    for round in 0..4 {
+        let purge = http::post(&lb.addr, "/purge-payments", "");
+        assert!(
+            (200..300).contains(&purge.status),
+            "purge {round} after a worker died: {} {}",
+            purge.status,
+            purge.body
+        );
+        let _ = lb.summary(); // answers 200 (asserted inside)
+    }
 }
