@@ -12,7 +12,9 @@ Two load generators, because the generator shares the two cores with what it mea
   the contest's own tool, but it needs about 130 µs of CPU per request (200 before the
   scenario was trimmed), so here it saturates the machine itself near 5,000/s.
 - `open-load`: target/release/open-load (testkit), a one-thread generator that needs a
-  fraction of that, so the stack's own limit shows. The drain check is done here.
+  fraction of that, so the stack's own limit shows. It opens STRESS_CONNECTIONS
+  keep-alive connections first and rotates its requests over them, as k6 spreads its
+  requests over 500 VUs' connections. The drain check is done here.
 
 STRESS_REALTIME=1 (root only) runs the lb, the floor and open-load under SCHED_FIFO, so
 they get a core the moment they wake: what is left is the lb's own latency, without the
@@ -26,7 +28,8 @@ has the CPU seconds of the generator (rusage of the child) and of every stack pr
 bench/results/<date>-stress.json.
 
 Variables: STRESS_RATES ("1000 2000 4000 6000 8000 10000 12000"), STRESS_SECS (10),
-STRESS_TOOLS ("k6 open-load"), STRESS_TARGETS ("lb floor"), STRESS_REALTIME (unset),
+STRESS_TOOLS ("k6 open-load"), STRESS_TARGETS ("lb floor"), STRESS_CONNECTIONS (500),
+STRESS_REALTIME (unset),
 DRAIN_SECS (30), BIN_DIR (target/release).
 """
 import datetime
@@ -52,6 +55,7 @@ TOOLS = os.environ.get("STRESS_TOOLS", "k6 open-load").split()
 TARGETS = os.environ.get("STRESS_TARGETS", "lb floor").split()
 DRAIN_SECS = int(os.environ.get("DRAIN_SECS", "30"))
 REALTIME = os.environ.get("STRESS_REALTIME") == "1"
+CONNECTIONS = int(os.environ.get("STRESS_CONNECTIONS", "500"))
 # SCHED_FIFO priorities of STRESS_REALTIME: the generator above the servers it measures.
 SERVER_RT, GENERATOR_RT = "10", "20"
 P99_LIMIT_MS = 5.0
@@ -199,7 +203,7 @@ def run_open_load(stack, target, rate, work):
         stack.purge()
     argv = ["chrt", "--fifo", GENERATOR_RT] if REALTIME else []
     argv += [str(BIN_DIR / "open-load"), "--target", stack.url(target), "--rate", str(rate),
-            "--secs", str(SECS), "--out", str(result)]
+            "--secs", str(SECS), "--connections", str(CONNECTIONS), "--out", str(result)]
     subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
     r = json.loads(result.read_text())
     row = {k: r[k] for k in ("sent", "ok", "failed", "dropped", "p50_ms", "p99_ms", "p999_ms", "max_ms")}
@@ -284,7 +288,7 @@ def report(rows):
     out = ROOT / "bench" / "results" / f"{stamp}-stress{'-realtime' if REALTIME else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    out.write_text(json.dumps({"commit": commit, "secs": SECS, "realtime": REALTIME, "rates": RATES, "best": best, "rows": rows,
+    out.write_text(json.dumps({"commit": commit, "secs": SECS, "realtime": REALTIME, "connections": CONNECTIONS, "rates": RATES, "best": best, "rows": rows,
                                "cores": os.cpu_count(), "loadavg_end": os.getloadavg()}, indent=2) + "\n")
     print(f"stress: written to {out.relative_to(ROOT)}")
 

@@ -7,14 +7,18 @@
 //! limit shows. k6 (k6/stress.js) stays the reference; scripts/stress_sweep.py runs both.
 //!
 //! Request `i` is due at `t0 + i / rate`. Every millisecond the due requests go out, each
-//! on an idle keep-alive connection, or a new one up to `--max-connections`; beyond that
-//! the request is dropped and counted, as k6 counts dropped iterations. Latency is taken
+//! on the longest-idle keep-alive connection, or a new one up to `--max-connections`;
+//! beyond that the request is dropped and counted, as k6 counts dropped iterations.
+//! `--connections N` opens N connections before the start: the requests then rotate over
+//! all of them, as k6's requests spread over its VUs' connections (500 in k6/stress.js),
+//! so the server sees one request per connection wakeup as it does under k6. Latency is taken
 //! from the write (as k6's `http_req_duration`) and from the due time (which also counts
 //! the wait for a connection).
 //!
 //!   open-load --target http://127.0.0.1:9999 --rate 10000 --secs 10 [--out result.json]
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,13 +33,14 @@ const REQUEST_TIMEOUT: Duration = Duration::from_millis(1500);
 /// After the last request is due, answers still on their way get this long.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(5);
 const USAGE: &str = "usage: open-load [--target http://HOST:PORT] [--rate N/s] [--secs N] \
-                     [--max-connections N] [--amount X.YY] [--out FILE]";
+                     [--connections N] [--max-connections N] [--amount X.YY] [--out FILE]";
 
 struct Args {
     target: String,
     addr: SocketAddr,
     rate: u64,
     secs: u64,
+    connections: usize,
     max_connections: usize,
     amount: String,
     out: Option<PathBuf>,
@@ -44,6 +49,7 @@ struct Args {
 fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut target = "http://127.0.0.1:9999".to_string();
     let (mut rate, mut secs, mut max_connections) = (1000u64, 10u64, 1024usize);
+    let mut connections = 1usize;
     let (mut amount, mut out) = ("19.90".to_string(), None);
     while let Some(flag) = argv.next() {
         let value = argv.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -58,6 +64,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             "--target" => target = value.clone(),
             "--rate" => rate = number("--rate")?,
             "--secs" => secs = number("--secs")?,
+            "--connections" => connections = number("--connections")? as usize,
             "--max-connections" => max_connections = number("--max-connections")? as usize,
             "--amount" => amount = value.clone(),
             "--out" => out = Some(PathBuf::from(&value)),
@@ -70,7 +77,8 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         addr,
         rate,
         secs,
-        max_connections,
+        connections,
+        max_connections: max_connections.max(connections),
         amount,
         out,
     })
@@ -115,7 +123,8 @@ struct Load {
     host: String,
     amount: String,
     max_connections: usize,
-    idle: RefCell<Vec<TcpStream>>,
+    /// Oldest idle first, so requests rotate over every open connection.
+    idle: RefCell<VecDeque<TcpStream>>,
     tally: Tally,
     ids: RefCell<Ids>,
 }
@@ -164,7 +173,7 @@ impl Load {
 
     /// Hands the request due at `due` to a connection, or drops it when all are busy.
     fn dispatch(self: &Rc<Self>, due: Instant) {
-        let stream = self.idle.borrow_mut().pop();
+        let stream = self.idle.borrow_mut().pop_front();
         if stream.is_none() && self.tally.open.get() >= self.max_connections {
             Tally::bump(&self.tally.dropped);
             return;
@@ -188,7 +197,7 @@ impl Load {
                     Tally::bump(&tally.failed);
                 }
                 match stream {
-                    Some(s) => self.idle.borrow_mut().push(s),
+                    Some(s) => self.idle.borrow_mut().push_back(s),
                     None => tally.open.set(tally.open.get() - 1),
                 }
             }
@@ -380,7 +389,7 @@ fn main() -> ExitCode {
             .to_string(),
         amount: args.amount.clone(),
         max_connections: args.max_connections,
-        idle: RefCell::new(Vec::new()),
+        idle: RefCell::new(VecDeque::new()),
         tally: Tally {
             from_write_us: RefCell::new(Vec::with_capacity(total)),
             from_due_us: RefCell::new(Vec::with_capacity(total)),
@@ -390,11 +399,14 @@ fn main() -> ExitCode {
     });
     let local = tokio::task::LocalSet::new();
     let started = local.block_on(&runtime, async {
-        // One connection up front: a target that is not there is a usage error, not a run of failures.
-        let first = connect(args.addr).await?;
-        load.idle.borrow_mut().push(first);
-        load.tally.open.set(1);
-        load.tally.opened.set(1);
+        // The connections up front: a target that is not there is a usage error, not a run
+        // of failures.
+        for _ in 0..args.connections {
+            let stream = connect(args.addr).await?;
+            load.idle.borrow_mut().push_back(stream);
+        }
+        load.tally.open.set(args.connections);
+        load.tally.opened.set(args.connections);
         run(Rc::clone(&load), args.rate, args.secs).await;
         Ok::<(), std::io::Error>(())
     });
