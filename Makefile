@@ -5,16 +5,31 @@ SHELL := /bin/bash
 WORKERS ?= 550
 CARGO ?= cargo
 CONTEST_LIMITS ?=
+# The release binaries are linked statically (glibc's crt-static on the gnu target): the
+# same files run natively (make run, bench, stress) and in the `FROM scratch` images.
+TARGET := x86_64-unknown-linux-gnu
+export BIN_DIR ?= target/$(TARGET)/release
 
-.PHONY: help deps build release run check test bench stress images
+DEPLOY ?= native
+# make submission / publish: empty means scripts/submission.py's defaults
+# (ghcr.io/rinha-pay/, the commit's short hash, participantes/rinha-pay).
+IMAGE_PREFIX ?=
+TAG ?=
+SUBMISSION_DIR ?=
+
+.PHONY: help deps build release run check test bench stress images compose-test submission publish
 
 help:
 	@echo "make run            build and start the whole stack on this machine (Ctrl-C stops it)"
 	@echo "make check          install what is missing, then run the whole test suite"
 	@echo "make test WORKERS=N the contest load test against the running stack (default 550)"
-	@echo "make bench          fresh stack, contest scenario, figures in bench/results/ (CONTEST_LIMITS=1: compose.yml's limits)"
+	@echo "make bench          fresh stack, contest scenario, figures in bench/results/ (CONTEST_LIMITS=1: compose.yml's limits;"
+	@echo "                    DEPLOY=compose: the containers, as the contest runs them)"
 	@echo "make stress         open-model load at rising rates: where p99 passes 5 ms, stack vs floor"
-	@echo "make images         the docker images of compose.yml and compose.sim.yml (needs Docker)"
+	@echo "make images         the docker images of compose.yml and compose.sim.yml (installs and starts Docker)"
+	@echo "make compose-test   the contest run on those images, from the submission's compose file"
+	@echo "make submission     the contest's submission folder (IMAGE_PREFIX=registry/user/ TAG=tag SUBMISSION_DIR=...)"
+	@echo "make publish        make submission, then docker push its images (needs docker login)"
 	@echo "make deps           install cmake, sqlite3 and k6 if missing"
 
 # Installs only what is missing: cmake (Pingora's build), sqlite3 (to read the database),
@@ -26,7 +41,7 @@ build:
 	$(CARGO) build --workspace --bins
 
 release:
-	$(CARGO) build --workspace --bins --release
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --workspace --bins --release --target $(TARGET)
 
 run: deps release
 	@bash scripts/run.sh
@@ -37,18 +52,31 @@ check: deps
 	python3 -m unittest discover -s scripts -p 'test_*.py'
 	k6 run --quiet k6/score_check.js
 	python3 scripts/check_deploy.py
-	bash scripts/smoke.sh
+	BIN_DIR=target/debug bash scripts/smoke.sh
+	$(MAKE) compose-test
 
 test: deps
 	@bash scripts/contest.sh $(WORKERS)
 
 bench: deps release
-	@CONTEST_LIMITS=$(CONTEST_LIMITS) bash scripts/bench.sh
+	@if [ "$(DEPLOY)" = compose ]; then bash scripts/images.sh; fi
+	@DEPLOY=$(DEPLOY) CONTEST_LIMITS=$(CONTEST_LIMITS) bash scripts/bench.sh
 
 stress: deps release
 	@python3 scripts/stress_sweep.py
 
-# Image names and build settings live in the compose files; linux/amd64 is pinned there too.
-images:
-	docker compose -f compose.sim.yml build
-	docker compose -f compose.yml build
+# rinha-pay-{lb,api,sim}:latest, FROM scratch, from the static release binaries.
+images: release
+	@bash scripts/images.sh
+
+compose-test: deps images
+	@bash scripts/compose_test.sh
+
+SUBMISSION_ARGS = $(if $(IMAGE_PREFIX),--prefix $(IMAGE_PREFIX)) $(if $(TAG),--tag $(TAG)) $(if $(SUBMISSION_DIR),--out $(SUBMISSION_DIR))
+
+submission: deps images
+	@python3 scripts/submission.py $(SUBMISSION_ARGS)
+
+# Pushes the images the submission's compose file names (after `docker login` to that registry).
+publish: deps images
+	@python3 scripts/submission.py $(SUBMISSION_ARGS) --push

@@ -1,30 +1,46 @@
 #!/usr/bin/env bash
 # `make bench`: the contest scenario (k6/contest.js, MAX_REQUESTS=550) against a fresh
-# stack (scripts/run.sh from target/release, fresh database in a temp dir), then the same
-# scenario against the bare `floor` responder (+ the simulators), for the ratio of our p99
-# to the floor's. Writes bench/results/<date>-contest[-limits].json (score, p99, lag,
-# inconsistencies, default/fallback counts, CPU seconds and peak RSS of every process, the
-# machine) and an SVG of latency and queue depth over the run next to it.
+# stack, then the same scenario against the bare `floor` responder (+ the simulators), for
+# the ratio of our p99 to the floor's. Writes bench/results/<date>-contest[-limits|-compose].json
+# (score, p99, lag, inconsistencies, default/fallback counts, CPU seconds and peak RSS of
+# every process, the machine) and an SVG of latency and queue depth over the run next to it.
 #
-# Variables: CONTEST_LIMITS=1 (run lb/api1/api2 each in a cgroup with the cpu and memory
-# limits compose.yml gives its service; needs writable cgroup v1/v2 cpu+memory controllers),
-# BENCH_REQUESTS (550), BENCH_TIME_SCALE (1: k6/contest.js's TIME_SCALE, for a quick try),
-# BIN_DIR (target/release), BENCH_KEEP=1 (keep the work dir: k6 points, samples, logs).
+# Two deployments (DEPLOY):
+# - native (default): scripts/run.sh from BIN_DIR, fresh database in a temp dir, free ports;
+#   the floor and the simulators as processes.
+# - compose: the containers the contest runs (scripts/containers.sh): our simulators from
+#   compose.sim.yml, the submission's docker-compose.yml (scripts/submission.py) on :9999,
+#   each container's limits in force; then `floor` in a container under the lb's limits.
+#   Adds each container's limits (from docker inspect), cgroup peak memory and throttling.
+#
+# Variables: DEPLOY (native | compose), CONTEST_LIMITS=1 (native: run lb/api1/api2 each in a
+# cgroup with the cpu and memory limits compose.yml gives its service; needs writable cgroup
+# v1/v2 cpu+memory controllers), BENCH_REQUESTS (550), BENCH_TIME_SCALE (1: k6/contest.js's
+# TIME_SCALE, for a quick try), BIN_DIR (target/x86_64-unknown-linux-gnu/release),
+# BENCH_OUT (the result file), BENCH_KEEP=1 (keep the work dir: k6 points, samples, logs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export BIN_DIR=${BIN_DIR:-target/release}
+export BIN_DIR=${BIN_DIR:-target/x86_64-unknown-linux-gnu/release}
 requests=${BENCH_REQUESTS:-550}
 time_scale=${BENCH_TIME_SCALE:-1}
 limits=${CONTEST_LIMITS:-}
+deploy=${DEPLOY:-native}
+case $deploy in
+  native | compose) ;;
+  *) echo "bench: DEPLOY=$deploy: expected native or compose" >&2; exit 2 ;;
+esac
+[ "$deploy" = compose ] && source scripts/containers.sh
 
-for bin in sim floor api lb; do
-  [ -x "$BIN_DIR/$bin" ] || { echo "bench: $BIN_DIR/$bin is missing; build it first (make bench does)" >&2; exit 1; }
-done
+if [ "$deploy" = native ]; then
+  for bin in sim floor api lb; do
+    [ -x "$BIN_DIR/$bin" ] || { echo "bench: $BIN_DIR/$bin is missing; build it first (make bench does)" >&2; exit 1; }
+  done
+fi
 
 stamp=$(date -u +%Y-%m-%d-%H%M)
-name=$stamp-contest; [ "$limits" = 1 ] && name=$stamp-contest-limits
-out=bench/results/$name.json
-mkdir -p bench/results
+name=$stamp-contest; [ "$limits" = 1 ] && name=$stamp-contest-limits; [ "$deploy" = compose ] && name=$stamp-contest-compose
+out=${BENCH_OUT:-bench/results/$name.json}
+mkdir -p "$(dirname "$out")"
 work=$(mktemp -d "${TMPDIR:-/tmp}/rinha-bench.XXXXXX")
 cgroup_parent=""
 pids=()
@@ -33,6 +49,7 @@ cleanup() {
   local rc=$?
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  [ "$deploy" = compose ] && containers_down
   if [ -n "$cgroup_parent" ]; then
     for svc in $(python3 scripts/compose_limits.py compose.yml | cut -d' ' -f1); do
       bash scripts/cgroup.sh remove "$cgroup_parent/$svc"
@@ -93,7 +110,9 @@ contest_run() {
 
 # ---- limits ----
 limits_note="unlimited"
-if [ "$limits" = 1 ]; then
+if [ "$deploy" = compose ]; then
+  limits_note="the submission's docker-compose.yml, container limits in force"
+elif [ "$limits" = 1 ]; then
   if mode=$(bash scripts/cgroup.sh available 2>"$work/cgroup.err"); then
     cgroup_parent=rinha-bench-$$
     while read -r svc cpus bytes; do
@@ -109,43 +128,70 @@ else
 fi
 
 # ---- our stack ----
-read -r p_lb p_api1 p_api2 p_def p_fb < <(python3 scripts/free_ports.py 5)
-DATA_DIR=$work/stack CGROUP_PARENT=$cgroup_parent LB_LISTEN=127.0.0.1:$p_lb \
-  API1_LISTEN=127.0.0.1:$p_api1 API2_LISTEN=127.0.0.1:$p_api2 \
-  SIM_DEFAULT_LISTEN=127.0.0.1:$p_def SIM_FALLBACK_LISTEN=127.0.0.1:$p_fb \
-  bash scripts/run.sh >"$work/stack.log" 2>&1 &
-stack=$!
-pids+=("$stack")
-for _ in $(seq 600); do grep -q '^run: ready' "$work/stack.log" && break; sleep 0.1; done
-grep -q '^run: ready' "$work/stack.log" || { echo "bench: the stack did not start" >&2; cat "$work/stack.log" >&2; exit 1; }
-contest_run stack "$p_lb" "$p_def" "$p_fb" "$work/stack/run" \
-  "lb=http://127.0.0.1:$p_lb/metrics" "api1=http://127.0.0.1:$p_api1/metrics" "api2=http://127.0.0.1:$p_api2/metrics"
-cgroup_stats="{}"
-if [ -n "$cgroup_parent" ]; then
-  cgroup_stats=$(for svc in $(python3 scripts/compose_limits.py compose.yml | cut -d' ' -f1); do
-    echo "$svc $(bash scripts/cgroup.sh stats "$cgroup_parent/$svc")"
-  done | python3 -c '
+native_stack() {
+  local p_lb p_api1 p_api2 p_def p_fb stack
+  read -r p_lb p_api1 p_api2 p_def p_fb < <(python3 scripts/free_ports.py 5)
+  DATA_DIR=$work/stack CGROUP_PARENT=$cgroup_parent LB_LISTEN=127.0.0.1:$p_lb \
+    API1_LISTEN=127.0.0.1:$p_api1 API2_LISTEN=127.0.0.1:$p_api2 \
+    SIM_DEFAULT_LISTEN=127.0.0.1:$p_def SIM_FALLBACK_LISTEN=127.0.0.1:$p_fb \
+    bash scripts/run.sh >"$work/stack.log" 2>&1 &
+  stack=$!
+  pids+=("$stack")
+  for _ in $(seq 600); do grep -q '^run: ready' "$work/stack.log" && break; sleep 0.1; done
+  grep -q '^run: ready' "$work/stack.log" || { echo "bench: the stack did not start" >&2; cat "$work/stack.log" >&2; exit 1; }
+  contest_run stack "$p_lb" "$p_def" "$p_fb" "$work/stack/run" \
+    "lb=http://127.0.0.1:$p_lb/metrics" "api1=http://127.0.0.1:$p_api1/metrics" "api2=http://127.0.0.1:$p_api2/metrics"
+  if [ -n "$cgroup_parent" ]; then
+    cgroup_stats=$(for svc in $(python3 scripts/compose_limits.py compose.yml | cut -d' ' -f1); do
+      echo "$svc $(bash scripts/cgroup.sh stats "$cgroup_parent/$svc")"
+    done | python3 -c '
 import json, sys
 print(json.dumps({s: {"peak_memory_mb": round(int(m) / 2**20, 1), "cpu_throttled_periods": int(t)}
                   for s, m, t in (l.split() for l in sys.stdin)}))')
-fi
-stop_pid "$stack"
+  fi
+  stop_pid "$stack"
+}
+
+compose_stack() {
+  containers_up "$work"
+  containers_pids "$work/stack/run"
+  contest_run stack 9999 8001 8002 "$work/stack/run" "lb=http://127.0.0.1:9999/metrics"
+  cgroup_stats=$(containers_limits_json)
+  containers_stack_down
+}
 
 # ---- the floor ----
-read -r f_back f_def f_fb < <(python3 scripts/free_ports.py 3)
-mkdir -p "$work/floor/run"
+native_floor() {
+  local f_back f_def f_fb f
+  read -r f_back f_def f_fb < <(python3 scripts/free_ports.py 3)
+  mkdir -p "$work/floor/run"
+  start_floor_part sim-default SIM_LISTEN=127.0.0.1:$f_def SIM_FEE=0.05 "$BIN_DIR/sim"
+  start_floor_part sim-fallback SIM_LISTEN=127.0.0.1:$f_fb SIM_FEE=0.15 "$BIN_DIR/sim"
+  start_floor_part floor FLOOR_LISTEN=127.0.0.1:$f_back "$BIN_DIR/floor"
+  wait_port "$f_def"; wait_port "$f_fb"; wait_port "$f_back"
+  contest_run floor "$f_back" "$f_def" "$f_fb" "$work/floor/run"
+  for f in "$work"/floor/run/*.pid; do stop_pid "$(cat "$f")"; done
+}
+
 start_floor_part() {
   local name=$1; shift
   env "$@" >>"$work/floor.log" 2>&1 &
   pids+=($!)
   echo $! >"$work/floor/run/$name.pid"
 }
-start_floor_part sim-default SIM_LISTEN=127.0.0.1:$f_def SIM_FEE=0.05 "$BIN_DIR/sim"
-start_floor_part sim-fallback SIM_LISTEN=127.0.0.1:$f_fb SIM_FEE=0.15 "$BIN_DIR/sim"
-start_floor_part floor FLOOR_LISTEN=127.0.0.1:$f_back "$BIN_DIR/floor"
-wait_port "$f_def"; wait_port "$f_fb"; wait_port "$f_back"
-contest_run floor "$f_back" "$f_def" "$f_fb" "$work/floor/run"
-for f in "$work"/floor/run/*.pid; do stop_pid "$(cat "$f")"; done
+
+# The floor container gets the lb's limits: it stands in for the part that answers.
+compose_floor() {
+  local cpus bytes
+  read -r cpus bytes < <(python3 scripts/compose_limits.py compose.yml | awk '$1 == "lb" { print $2, $3 }')
+  floor_up "$cpus" "$bytes"
+  containers_pids "$work/floor/run"
+  contest_run floor 9999 8001 8002 "$work/floor/run"
+}
+
+cgroup_stats="{}"
+"${deploy}_stack"
+"${deploy}_floor"
 
 # ---- report ----
 python3 scripts/bench_report.py --work "$work" --out "$out" --limits "$limits_note" --cgroups "$cgroup_stats"

@@ -84,6 +84,7 @@ def main():
         "payments_failed": ours["payments_failed"],
         "default": ours["default"],
         "fallback": ours["fallback"],
+        "processors": ours["processors"],
         "processes": our_procs,
         # Everything the machine did during the run that was neither the stack nor k6:
         # large means the figures were taken on a busy machine.

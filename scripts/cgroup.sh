@@ -9,6 +9,7 @@
 #   cgroup.sh exists PATH            exits 0 when PATH was created
 #   cgroup.sh exec PATH -- CMD...    moves this process into PATH, then execs CMD (same PID)
 #   cgroup.sh stats PATH             prints: peak_memory_bytes throttled_periods
+#   cgroup.sh of PID                 prints the PATH of the cgroup PID runs in (a container's)
 #   cgroup.sh remove PATH            removes PATH (its processes must have exited)
 set -euo pipefail
 
@@ -105,6 +106,16 @@ stats() {
   echo "$peak ${throttled:-0}"
 }
 
+# v2: the one line `0::/PATH`; v1: the memory hierarchy's line `N:memory:/PATH` (the cpu
+# hierarchy has the same PATH under Docker and under create above).
+of() {
+  if [ "$(mode)" = v2 ]; then
+    sed -n 's#^0::/##p' "/proc/$1/cgroup"
+  else
+    sed -n 's#^[0-9]*:memory:/##p' "/proc/$1/cgroup"
+  fi
+}
+
 remove() {
   local path=$1
   if [ "$(mode)" = v2 ]; then
@@ -121,6 +132,7 @@ case $cmd in
   exists) exists "$@" ;;
   exec) join_and_exec "$@" ;;
   stats) stats "$@" ;;
+  of) of "$@" ;;
   remove) remove "$@" ;;
-  *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
 esac

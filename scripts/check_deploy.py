@@ -26,12 +26,10 @@ from pathlib import Path
 
 import yaml
 
-from compose_limits import memory_bytes
+from compose_limits import CONTEST_MAX_CPUS as MAX_CPUS, CONTEST_MAX_MEMORY_MB as MAX_MEMORY_MB, memory_bytes
 
 ROOT = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent)
 MUSL = "x86_64-unknown-linux-musl"
-MAX_CPUS = 1.5
-MAX_MEMORY_MB = 350
 OFFICIAL = {
     "PROCESSOR_DEFAULT_URL": "http://payment-processor-default:8080",
     "PROCESSOR_FALLBACK_URL": "http://payment-processor-fallback:8080",

@@ -11,6 +11,10 @@ import sys
 
 import yaml
 
+# The contest's budget for all services together.
+CONTEST_MAX_CPUS = 1.5
+CONTEST_MAX_MEMORY_MB = 350
+
 
 def memory_bytes(text):
     """Docker's byte notation: a number and b, k, m or g (optionally followed by b), powers of 1024."""

@@ -5,7 +5,7 @@
 # the lb on :9999. A process that exits is started again after 1 s (compose's
 # `restart: always`). Ctrl-C or SIGTERM stops everything, by PID.
 #
-# Variables: BIN_DIR (target/release), DATA_DIR (./data: the database and run/<name>.pid),
+# Variables: BIN_DIR (target/x86_64-unknown-linux-gnu/release), DATA_DIR (./data: the database and run/<name>.pid),
 # LB_LISTEN (0.0.0.0:9999), API1_LISTEN (127.0.0.1:9101), API2_LISTEN (127.0.0.1:9102),
 # SIM_DEFAULT_LISTEN (127.0.0.1:8001), SIM_FALLBACK_LISTEN (127.0.0.1:8002),
 # PROCESSOR_DEFAULT_URL / PROCESSOR_FALLBACK_URL (use these processors, start no sim),
@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BIN_DIR=${BIN_DIR:-target/release}
+BIN_DIR=${BIN_DIR:-target/x86_64-unknown-linux-gnu/release}
 DATA_DIR=${DATA_DIR:-./data}
 LB_LISTEN=${LB_LISTEN:-0.0.0.0:9999}
 API1_LISTEN=${API1_LISTEN:-127.0.0.1:9101}

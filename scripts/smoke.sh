@@ -49,23 +49,4 @@ BACKEND_URL=http://127.0.0.1:$p_lb PROCESSOR_DEFAULT_URL=http://127.0.0.1:$p_def
   k6 run --quiet -e MAX_REQUESTS="$requests" -e TIME_SCALE="$scale" -e DRAIN_MS=2000 \
   k6/contest.js 2>"$work/k6.log" || { tail -n 20 "$work/k6.log" >&2; exit 1; }
 
-python3 - "$work/result.json" <<'EOF'
-import json, sys
-r = json.load(open(sys.argv[1]))
-checks = [
-    ("payments were accepted", r["payments_sent"] > 0, f"{r['payments_sent']} sent"),
-    ("no POST /payments failed", r["payments_failed"] == 0, f"{r['payments_failed']} not 2xx"),
-    ("the audits ran", r["audits"] > 0, f"{r['audits']} audits"),
-    ("no inconsistency", r["inconsistencies"] == 0, f"{r['inconsistencies']} inconsistencies"),
-    ("no lag", r["lag"] == 0, f"lag {r['lag']}"),
-    ("our summary matches the processors'",
-     (r["default"]["requests"], r["fallback"]["requests"]) == (r["processors"]["default"], r["processors"]["fallback"]),
-     f"ours {r['default']['requests']}/{r['fallback']['requests']}, processors {r['processors']['default']}/{r['processors']['fallback']}"),
-]
-failed = 0
-for name, ok, detail in checks:
-    print(f"{'ok  ' if ok else 'FAIL'} smoke: {name} ({detail})")
-    failed += not ok
-print(f"smoke: {len(checks) - failed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
-EOF
+python3 scripts/verdict.py "$work/result.json" --label smoke

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`make stress`: where the accept path bends. Runs an open-model load of POST /payments
 (a constant arrival rate, whatever the answers' speed) at a series of rates against the
-whole stack (scripts/run.sh from target/release: two simulators at delay 0, two api
+whole stack (scripts/run.sh from target/x86_64-unknown-linux-gnu/release: two simulators at delay 0, two api
 workers on a fresh SQLite file, the lb) and, at the same rates, against the bare `floor`
 responder, and reports the highest rate at which each keeps p99 under 5 ms with no error,
 no dropped request and, for the stack, no lag and no inconsistency after the drain.
@@ -11,7 +11,7 @@ Two load generators, because the generator shares the two cores with what it mea
   summary with the processors'), lb/benches/accept.js against the floor. The reference,
   the contest's own tool, but it needs about 130 µs of CPU per request (200 before the
   scenario was trimmed), so here it saturates the machine itself near 5,000/s.
-- `open-load`: target/release/open-load (testkit), a one-thread generator that needs a
+- `open-load`: target/x86_64-unknown-linux-gnu/release/open-load (testkit), a one-thread generator that needs a
   fraction of that, so the stack's own limit shows. It opens STRESS_CONNECTIONS
   keep-alive connections first and rotates its requests over them, as k6 spreads its
   requests over 500 VUs' connections. The drain check is done here.
@@ -30,7 +30,7 @@ bench/results/<date>-stress.json.
 Variables: STRESS_RATES ("1000 2000 4000 6000 8000 10000 12000"), STRESS_SECS (10),
 STRESS_TOOLS ("k6 open-load"), STRESS_TARGETS ("lb floor"), STRESS_CONNECTIONS (500),
 STRESS_REALTIME (unset),
-DRAIN_SECS (30), BIN_DIR (target/release).
+DRAIN_SECS (30), BIN_DIR (target/x86_64-unknown-linux-gnu/release).
 """
 import datetime
 import json
@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 from bench_sampler import thread_run_seconds  # noqa: E402
 
-BIN_DIR = Path(os.environ.get("BIN_DIR", ROOT / "target" / "release"))
+BIN_DIR = Path(os.environ.get("BIN_DIR", ROOT / "target" / "x86_64-unknown-linux-gnu" / "release"))
 RATES = [int(r) for r in os.environ.get("STRESS_RATES", "1000 2000 4000 6000 8000 10000 12000").split()]
 SECS = int(os.environ.get("STRESS_SECS", "10"))
 TOOLS = os.environ.get("STRESS_TOOLS", "k6 open-load").split()

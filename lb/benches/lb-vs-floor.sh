@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # p99 of `POST /payments` through the lb next to the bare `floor` responder, same load,
-# same k6 run (lb/benches/accept.js). Starts from BIN_DIR (default target/release): two
+# same k6 run (lb/benches/accept.js). Starts from BIN_DIR (default target/x86_64-unknown-linux-gnu/release): two
 # simulators, two api workers on one fresh SQLite file, the lb in front, and `floor`;
 # all on free loopback ports. A third target, `lb-alone`, is a second lb whose workers
 # never answer: its accept path without the rest of the stack working behind it, to
@@ -12,7 +12,7 @@
 # Variables: RATE (500 requests/s), BENCH_SECONDS (20 per target), LB_THREADS (1), BIN_DIR, RESULT.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BIN_DIR=${BIN_DIR:-target/release}
+BIN_DIR=${BIN_DIR:-target/x86_64-unknown-linux-gnu/release}
 RESULT=${RESULT:-bench/results/lb-vs-floor.txt}
 export RATE=${RATE:-500} SECONDS_PER_TARGET=${BENCH_SECONDS:-20} LB_THREADS=${LB_THREADS:-1}
 
