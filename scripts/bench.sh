@@ -155,7 +155,9 @@ print(json.dumps({s: {"peak_memory_mb": round(int(m) / 2**20, 1), "cpu_throttled
 compose_stack() {
   containers_up "$work"
   containers_pids "$work/stack/run"
-  contest_run stack 9999 8001 8002 "$work/stack/run" "lb=http://127.0.0.1:9999/metrics"
+  local metrics
+  mapfile -t metrics < <(containers_metrics)
+  contest_run stack 9999 8001 8002 "$work/stack/run" "${metrics[@]}"
   cgroup_stats=$(containers_limits_json)
   containers_stack_down
 }

@@ -12,10 +12,12 @@ Runs until SIGTERM or SIGINT, then takes a last sample and writes the JSON to --
 Usage: bench_sampler.py --run-dir DIR [DIR ...] --out FILE [--interval 0.5] [--metrics NAME=URL ...]
 """
 import argparse
+import http.client
 import json
 import os
 import re
 import signal
+import socket
 import time
 import urllib.request
 from pathlib import Path
@@ -59,11 +61,36 @@ def machine_busy_seconds():
     return (sum(fields[:8]) - idle) / TICKS
 
 
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a unix socket: the workers of the container deployment listen on one."""
+
+    def __init__(self, path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.socket_path)
+
+
+def get_text(url, timeout=0.3):
+    """GET of an http:// URL, or of /metrics at `unix:/path/to.sock`."""
+    if url.startswith("unix:"):
+        conn = UnixHTTPConnection(url[len("unix:"):], timeout)
+        try:
+            conn.request("GET", "/metrics")
+            return conn.getresponse().read().decode()
+        finally:
+            conn.close()
+    with urllib.request.urlopen(url, timeout=timeout) as res:
+        return res.read().decode()
+
+
 def read_gauges(url):
     try:
-        with urllib.request.urlopen(url, timeout=0.3) as res:
-            return {name: float(v) for name, v in GAUGE.findall(res.read().decode())}
-    except (OSError, ValueError):
+        return {name: float(v) for name, v in GAUGE.findall(get_text(url))}
+    except (OSError, ValueError, http.client.HTTPException):
         return None
 
 
@@ -100,7 +127,7 @@ def main():
     ap.add_argument("--run-dir", required=True, type=Path, nargs="+")
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--interval", type=float, default=0.5)
-    ap.add_argument("--metrics", nargs="*", default=[], help="NAME=URL of a GET /metrics")
+    ap.add_argument("--metrics", nargs="*", default=[], help="NAME=URL of a GET /metrics (URL may be unix:/path/to.sock)")
     args = ap.parse_args()
     endpoints = dict(m.split("=", 1) for m in args.metrics)
 

@@ -1,39 +1,51 @@
 #!/usr/bin/env python3
-"""Checks the deployment files against the contest rules, on a machine without Docker.
+"""Checks the deployment files against the contest's rules, without Docker.
 
-What it checks (one line each, then `N passed, N failed`; exit 1 on any failure):
-- compose.yml: lb + at least two api workers, port 9999 published, `deploy.resources.limits`
-  on every service summing to at most 1.5 CPUs and 350 MB, bridge networks only, no
-  privileged / replicas / network_mode, linux/amd64, restart policies, the external
-  `payment-processor` network with the workers on it and pointed at the official
+What it checks (one line each, then `deploy: N passed, N failed`; exit 1 on any failure):
+- Dockerfiles: one `FROM scratch` stage, a non-root user that owns the directories it
+  copies (rootfs/), every binary copied a binary target of the workspace, the entrypoint one
+  of them (the build context is made by scripts/images.sh from the static release build);
+- compose.yml: lb + at least two api workers, port 9999 published by the lb alone,
+  `deploy.resources.limits` on every service summing to at most 1.5 CPUs and 350 MB, bridge
+  networks only, no privileged / replicas / network_mode, linux/amd64, restart policies, the
+  external `payment-processor` network with the workers on it and pointed at the official
   processors' names, the workers sharing one SQLite volume, the lb's API_ADDRS naming the
-  workers' API_LISTEN;
+  workers' API_LISTEN, every image one `make images` builds (rinha-pay-<x>:latest from
+  Dockerfile.<x>), no `build:`;
 - compose.sim.yml: the simulators on the `payment-processor` network under the official
   names;
 - every environment variable either compose file sets is one the service's binary reads
   (a `pub const` in that crate's `src/config.rs`);
-- Dockerfiles: multi-stage, static musl release build, `scratch`/distroless runtime,
-  non-root user, and every path they COPY exists in the build context or, for the built
-  binary, is a binary target of the package they build.
+- the submission package (written by scripts/submission.py into a temporary folder with its
+  default names, or the folder given with --submission): docker-compose.yml passes every
+  compose.yml rule above, has no `build:`, names every image with a registry and a tag, and
+  has compose.yml's services, limits, networks and volumes; info.json has the contest's
+  fields; README.md links the source repository named in info.json.
 
-Usage: scripts/check_deploy.py [repo root]   (needs PyYAML; `make deps` installs it)
+Usage: scripts/check_deploy.py [repo root] [--submission DIR]   (needs PyYAML: make deps)
 """
+import argparse
+import copy
 import json
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
 
 from compose_limits import CONTEST_MAX_CPUS as MAX_CPUS, CONTEST_MAX_MEMORY_MB as MAX_MEMORY_MB, memory_bytes
+import submission
 
-ROOT = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent)
-MUSL = "x86_64-unknown-linux-musl"
 OFFICIAL = {
     "PROCESSOR_DEFAULT_URL": "http://payment-processor-default:8080",
     "PROCESSOR_FALLBACK_URL": "http://payment-processor-fallback:8080",
 }
+# An image of ours, under any registry and tag: the <x> of Dockerfile.<x>.
+OUR_IMAGE = re.compile(r"^(?:(?P<registry>[^/]+)/(?:[^/]+/)*)?rinha-pay-(?P<x>[a-z]+):(?P<tag>[\w][\w.-]*)$")
+INFO_FIELDS = {"participantes": list, "social": list, "source-code-repo": str, "langs": list,
+               "storages": list, "messaging": list, "load-balancers": list, "other-technologies": list}
 
 results = []
 
@@ -55,11 +67,11 @@ def network_names(service):
     return list(nets) if isinstance(nets, (list, dict)) else []
 
 
-def load_yaml(name):
+def load_yaml(path, label):
     try:
-        return yaml.safe_load((ROOT / name).read_text())
+        return yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as e:
-        check(f"{name} parses", False, str(e))
+        check(f"{label} parses", False, str(e))
         return None
 
 
@@ -82,193 +94,175 @@ def dockerfile_instructions(path):
     return lines
 
 
-def cargo_binaries():
+def cargo_binaries(root):
     """{package name: [binary target names]} of the workspace, from `cargo metadata`."""
     out = subprocess.run(
         ["cargo", "metadata", "--no-deps", "--format-version", "1", "--offline"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=root, capture_output=True, text=True, check=True,
     ).stdout
     meta = json.loads(out)
     return {p["name"]: [t["name"] for t in p["targets"] if "bin" in t["kind"]] for p in meta["packages"]}
 
 
-def dockerignored(first_component):
-    ignore = ROOT / ".dockerignore"
-    if not ignore.exists():
-        return False
-    patterns = [l.strip().rstrip("/") for l in ignore.read_text().splitlines() if l.strip() and not l.startswith("#")]
-    return first_component in patterns
-
-
-def check_dockerfile(name, binaries):
-    path = ROOT / name
+def check_dockerfile(root, name, all_binaries):
+    """Checks Dockerfile <name>; returns the binary its ENTRYPOINT runs, or None."""
+    path = root / name
     if not path.exists():
         check(f"{name} exists", False, "missing")
         return None
     ins = dockerfile_instructions(path)
-    froms = [args for word, args in ins if word == "FROM"]
-    stages = {}
-    for args in froms:
-        m = re.search(r"\bAS\s+(\S+)", args, re.I)
-        if m:
-            stages[m.group(1).lower()] = args
-    check(f"{name}: multi-stage build", len(froms) >= 2, f"{len(froms)} FROM")
-    final = re.sub(r"--platform=\S+\s*", "", froms[-1]).split()[0] if froms else ""
-    check(f"{name}: minimal runtime image ({final})", final == "scratch" or final.startswith("gcr.io/distroless/"),
-          "expected scratch or distroless")
-    # A FROM of an earlier stage inherits its platform; every image pulled must be amd64.
-    pulled = [f for f in froms if re.sub(r"--platform=\S+\s*", "", f).split()[0].lower() not in stages]
-    check(f"{name}: images pinned to linux/amd64", pulled and all("--platform=linux/amd64" in f for f in pulled),
-          "every FROM of an image needs --platform=linux/amd64")
+    froms = [re.sub(r"--platform=\S+\s*", "", args).split()[0] for word, args in ins if word == "FROM"]
+    check(f"{name}: one stage, FROM scratch (nothing pulled, nothing compiled)", froms == ["scratch"], f"FROM {froms}")
     users = [args for word, args in ins if word == "USER"]
-    check(f"{name}: non-root user", users and users[-1].split(":")[0] not in ("0", "root"), f"USER {users}")
-    runs = " ".join(args for word, args in ins if word == "RUN")
-    build = re.search(rf"cargo build --release --target {MUSL} -p (\S+) --bin (\S+)", runs)
-    check(f"{name}: static musl release build", build, f"no `cargo build --release --target {MUSL} -p P --bin B`")
-    check(f"{name}: dependencies in their own layer", "cargo chef cook" in runs, "no `cargo chef cook` step")
-    if not build:
-        return None
-    package, binary = build.group(1), build.group(2)
-    check(f"{name}: builds binary `{binary}` of package `{package}`", binary in binaries.get(package, []),
-          f"cargo metadata has {binaries.get(package)}")
+    user = users[-1] if users else "root"
+    check(f"{name}: non-root user", user.split(":")[0] not in ("0", "root"), f"USER {user}")
+    copied = []
     for word, args in ins:
         if word != "COPY":
             continue
-        parts = [a for a in args.split() if not a.startswith("--chown")]
-        source_stage = next((a.split("=", 1)[1] for a in parts if a.startswith("--from=")), None)
+        parts = args.split()
+        chown = next((a.split("=", 1)[1] for a in parts if a.startswith("--chown=")), None)
         srcs = [a for a in parts if not a.startswith("--")][:-1]
         for src in srcs:
-            if source_stage is None:
-                first = src.lstrip("./").split("/")[0]
-                ok = src in (".", "./") or ((ROOT / src).exists() and not dockerignored(first))
-                check(f"{name}: COPY {src} is in the build context", ok, "missing or excluded by .dockerignore")
-            elif src.startswith(f"/src/target/{MUSL}/release/"):
-                built = src.rsplit("/", 1)[1]
-                local = ROOT / "target" / MUSL / "release" / built
-                where = "built here" if local.exists() else f"{MUSL} not built here; it is a binary target"
-                check(f"{name}: COPY {src} ({where})", built == binary and (built in binaries.get(package, [])),
-                      f"the build stage builds `{binary}`, not `{built}`")
-            elif source_stage.lower() in stages:
-                made = src.rstrip("/")
-                produced = made in runs or made.endswith("recipe.json")
-                check(f"{name}: COPY --from={source_stage} {src} is made by that stage", produced,
-                      "no RUN creates it")
+            if src.rstrip("/") == "rootfs":
+                check(f"{name}: rootfs/ is owned by the runtime user", chown == user, f"--chown={chown}, USER {user}")
             else:
-                check(f"{name}: COPY --from={source_stage} names a stage", False, "unknown stage")
-    return binary
+                check(f"{name}: COPY {src} is a binary of the workspace", src in all_binaries,
+                      "scripts/images.sh puts only workspace binaries in the context")
+                copied.append(src)
+    entry = [args for word, args in ins if word == "ENTRYPOINT"]
+    try:
+        program = json.loads(entry[-1])[0].lstrip("/") if entry else None
+    except (ValueError, IndexError):
+        program = None
+    check(f"{name}: ENTRYPOINT runs a binary it copies", program in copied, f"ENTRYPOINT {entry} of {copied}")
+    return program if program in copied else None
 
 
 # ---- compose files ----
 
-def config_consts(crate):
+def config_consts(root, crate):
     """Environment variable names the crate reads: the `pub const X: &str = "X"` of src/config.rs."""
-    path = ROOT / crate / "src" / "config.rs"
+    path = root / crate / "src" / "config.rs"
     if not path.exists():
         return set()
     return set(re.findall(r'pub const \w+: &str = "([A-Z0-9_]+)"', path.read_text()))
 
 
-def service_binary(service, dockerfile_bins):
-    dockerfile = (service.get("build") or {}).get("dockerfile")
-    return dockerfile, dockerfile_bins.get(dockerfile)
+def image_binary(service, dockerfile_bins):
+    """The binary a service runs: the ENTRYPOINT of Dockerfile.<x> for image rinha-pay-<x>."""
+    m = OUR_IMAGE.match(str(service.get("image", "")))
+    return dockerfile_bins.get(f"Dockerfile.{m.group('x')}") if m else None
 
 
-def check_env_read(file, services, dockerfile_bins, crate_of_bin):
+def check_env_read(root, label, services, dockerfile_bins, crate_of_bin):
     for name, svc in services.items():
-        dockerfile, binary = service_binary(svc, dockerfile_bins)
+        binary = image_binary(svc, dockerfile_bins)
         if binary is None:
-            check(f"{file}: {name} is built from one of our Dockerfiles", False, f"build.dockerfile={dockerfile}")
-            continue
-        known = config_consts(crate_of_bin[binary])
+            continue  # check_images has said so
+        known = config_consts(root, crate_of_bin[binary])
         for var in env_of(svc):
-            check(f"{file}: {name} sets {var}, which `{binary}` reads", var in known,
+            check(f"{label}: {name} sets {var}, which `{binary}` reads", var in known,
                   f"not a pub const in {crate_of_bin[binary]}/src/config.rs")
 
 
-def check_common_service_rules(file, services):
+def check_images(label, services, dockerfile_bins, published):
+    """Local files: rinha-pay-<x>:latest, built by make images. The submission: a registry and a tag."""
     for name, svc in services.items():
-        check(f"{file}: {name} is linux/amd64", svc.get("platform") == "linux/amd64", f"platform={svc.get('platform')}")
-        check(f"{file}: {name} has a restart policy", svc.get("restart") in ("always", "unless-stopped", "on-failure"),
+        image = str(svc.get("image", ""))
+        m = OUR_IMAGE.match(image)
+        check(f"{label}: {name} runs an image of ours ({image})", m and f"Dockerfile.{m.group('x')}" in dockerfile_bins,
+              "expected [registry/user/]rinha-pay-<x>:<tag> with a Dockerfile.<x>")
+        check(f"{label}: {name} has no build:", "build" not in svc, "images come from make images, not compose")
+        if m and published:
+            registry = m.group("registry") or ""
+            check(f"{label}: {name}'s image names a registry and a tag", ("." in registry or ":" in registry
+                  or registry == "localhost") and m.group("tag") != "latest",
+                  "the contest pulls it: registry.example/user/name:tag, not latest")
+        elif m:
+            check(f"{label}: {name}'s image is the one make images tags", m.group("registry") is None
+                  and m.group("tag") == "latest", f"{image}")
+
+
+def check_common_service_rules(label, services):
+    for name, svc in services.items():
+        check(f"{label}: {name} is linux/amd64", svc.get("platform") == "linux/amd64", f"platform={svc.get('platform')}")
+        check(f"{label}: {name} has a restart policy", svc.get("restart") in ("always", "unless-stopped", "on-failure"),
               f"restart={svc.get('restart')}")
-        check(f"{file}: {name} is not privileged", not svc.get("privileged"))
-        check(f"{file}: {name} has no network_mode", "network_mode" not in svc, f"network_mode={svc.get('network_mode')}")
-        check(f"{file}: {name} has no replicas", "replicas" not in (svc.get("deploy") or {}) and "scale" not in svc)
-        dockerfile = (svc.get("build") or {}).get("dockerfile")
-        check(f"{file}: {name} builds from an existing {dockerfile}", dockerfile and (ROOT / dockerfile).exists())
+        check(f"{label}: {name} is not privileged", not svc.get("privileged"))
+        check(f"{label}: {name} has no network_mode", "network_mode" not in svc, f"network_mode={svc.get('network_mode')}")
+        check(f"{label}: {name} has no replicas", "replicas" not in (svc.get("deploy") or {}) and "scale" not in svc)
 
 
-def check_compose(dockerfile_bins, crate_of_bin):
-    doc = load_yaml("compose.yml")
-    if doc is None:
-        return
+def check_stack(label, doc, dockerfile_bins):
+    """The contest's rules on a stack file: compose.yml, or the submission's docker-compose.yml."""
     services = doc.get("services") or {}
     networks = doc.get("networks") or {}
-    workers = [n for n, s in services.items() if dockerfile_bins.get((s.get("build") or {}).get("dockerfile")) == "api"]
-    check("compose.yml: an lb service", "lb" in services)
-    check("compose.yml: at least two api workers", len(workers) >= 2, f"workers: {workers}")
-    check_common_service_rules("compose.yml", services)
+    workers = [n for n, s in services.items() if image_binary(s, dockerfile_bins) == "api"]
+    check(f"{label}: an lb service", "lb" in services)
+    check(f"{label}: at least two api workers", len(workers) >= 2, f"workers: {workers}")
+    check_common_service_rules(label, services)
 
     cpus = mem = 0.0
     for name, svc in services.items():
         limits = ((svc.get("deploy") or {}).get("resources") or {}).get("limits") or {}
         has = "cpus" in limits and "memory" in limits
-        check(f"compose.yml: {name} has deploy.resources.limits cpus and memory", has, f"limits={limits}")
+        check(f"{label}: {name} has deploy.resources.limits cpus and memory", has, f"limits={limits}")
         if has:
             cpus += float(limits["cpus"])
             mem += memory_bytes(limits["memory"]) / 2**20
-    check(f"compose.yml: CPU limits sum to {cpus:g} <= {MAX_CPUS}", cpus <= MAX_CPUS + 1e-9)
-    check(f"compose.yml: memory limits sum to {mem:g} MB <= {MAX_MEMORY_MB} MB", mem <= MAX_MEMORY_MB + 1e-9)
+    check(f"{label}: CPU limits sum to {cpus:g} <= {MAX_CPUS}", cpus <= MAX_CPUS + 1e-9)
+    check(f"{label}: memory limits sum to {mem:g} MB <= {MAX_MEMORY_MB} MB", mem <= MAX_MEMORY_MB + 1e-9)
 
     lb = services.get("lb") or {}
     published = [str(p) for p in lb.get("ports") or []]
-    check("compose.yml: lb publishes port 9999", any(re.fullmatch(r"(\S+:)?9999:\d+(/tcp)?", p) for p in published),
+    check(f"{label}: lb publishes port 9999", any(re.fullmatch(r"(\S+:)?9999:\d+(/tcp)?", p) for p in published),
           f"ports={published}")
     others = [n for n, s in services.items() if n != "lb" and s.get("ports")]
-    check("compose.yml: only the lb publishes a port", not others, f"also: {others}")
+    check(f"{label}: only the lb publishes a port", not others, f"also: {others}")
 
     for net, spec in networks.items():
         spec = spec or {}
         if spec.get("external"):
             continue
-        check(f"compose.yml: network {net} is bridge", spec.get("driver", "bridge") == "bridge", f"driver={spec.get('driver')}")
+        check(f"{label}: network {net} is bridge", spec.get("driver", "bridge") == "bridge", f"driver={spec.get('driver')}")
     pp = networks.get("payment-processor") or {}
-    check("compose.yml: payment-processor network is external", pp.get("external") is True)
+    check(f"{label}: payment-processor network is external", pp.get("external") is True)
     for w in workers:
         svc = services[w]
         env = env_of(svc)
-        check(f"compose.yml: {w} is on the payment-processor network", "payment-processor" in network_names(svc))
+        check(f"{label}: {w} is on the payment-processor network", "payment-processor" in network_names(svc))
         for var, url in OFFICIAL.items():
-            check(f"compose.yml: {w} {var}={url}", env.get(var) == url, f"is {env.get(var)}")
+            check(f"{label}: {w} {var}={url}", env.get(var) == url, f"is {env.get(var)}")
 
     # One SQLite file: every worker mounts the same named volume and points DATABASE_PATH into it.
     mounts = {}
     for w in workers:
-        env = env_of(services[w])
-        db = env.get("DATABASE_PATH", "")
+        db = env_of(services[w]).get("DATABASE_PATH", "")
         vols = [v.split(":") for v in services[w].get("volumes") or [] if isinstance(v, str)]
         mounts[w] = {(src, dst) for src, dst, *_ in vols if src in (doc.get("volumes") or {}) and db.startswith(dst.rstrip("/") + "/")}
     shared = set.intersection(*mounts.values()) if mounts else set()
-    check("compose.yml: the workers share the SQLite file on one named volume", len(shared) == 1, f"mounts={mounts}")
+    check(f"{label}: the workers share the SQLite file on one named volume", len(shared) == 1, f"mounts={mounts}")
 
     listens = {env_of(services[w]).get("API_LISTEN") for w in workers}
     addrs = set(env_of(lb).get("API_ADDRS", "").split(","))
-    check("compose.yml: lb API_ADDRS are the workers' API_LISTEN", listens == addrs and None not in listens,
+    check(f"{label}: lb API_ADDRS are the workers' API_LISTEN", listens == addrs and None not in listens,
           f"API_ADDRS={sorted(addrs)} API_LISTEN={sorted(map(str, listens))}")
     socket_dirs = {a.rsplit("/", 1)[0] for a in addrs if a.startswith("unix:")}
     for d in socket_dirs:
         path = d[len("unix:"):]
         for name in ["lb", *workers]:
             vols = [v.split(":") for v in services[name].get("volumes") or [] if isinstance(v, str)]
-            check(f"compose.yml: {name} mounts the socket directory {path}", any(dst == path for _, dst, *_ in vols))
-    check_env_read("compose.yml", services, dockerfile_bins, crate_of_bin)
+            check(f"{label}: {name} mounts the socket directory {path}", any(dst == path for _, dst, *_ in vols))
 
 
-def check_compose_sim(dockerfile_bins, crate_of_bin):
-    doc = load_yaml("compose.sim.yml")
+def check_compose_sim(root, dockerfile_bins, crate_of_bin):
+    doc = load_yaml(root / "compose.sim.yml", "compose.sim.yml")
     if doc is None:
         return
     services = doc.get("services") or {}
     check_common_service_rules("compose.sim.yml", services)
+    check_images("compose.sim.yml", services, dockerfile_bins, published=False)
     net = (doc.get("networks") or {}).get("payment-processor") or {}
     check("compose.sim.yml: creates the network named payment-processor", net.get("name") == "payment-processor"
           and not net.get("external") and net.get("driver", "bridge") == "bridge")
@@ -278,21 +272,72 @@ def check_compose_sim(dockerfile_bins, crate_of_bin):
         listen = env_of(svc).get("SIM_LISTEN", "")
         check(f"compose.sim.yml: {host} answers on :{port} of the payment-processor network",
               "payment-processor" in network_names(svc) and listen.endswith(f":{port}"), f"SIM_LISTEN={listen}")
-    check_env_read("compose.sim.yml", services, dockerfile_bins, crate_of_bin)
+    check_env_read(root, "compose.sim.yml", services, dockerfile_bins, crate_of_bin)
+
+
+def without_images(doc):
+    """A stack file's services, networks and volumes with the image names left out."""
+    services = {n: {k: v for k, v in s.items() if k != "image"} for n, s in (doc.get("services") or {}).items()}
+    return services, doc.get("networks"), doc.get("volumes")
+
+
+def check_submission(folder, compose, dockerfile_bins, crate_of_bin, root):
+    label = "submission docker-compose.yml"
+    doc = load_yaml(folder / "docker-compose.yml", label)
+    if doc is None:
+        return
+    check_stack(label, doc, dockerfile_bins)
+    check_images(label, doc.get("services") or {}, dockerfile_bins, published=True)
+    check_env_read(root, label, doc.get("services") or {}, dockerfile_bins, crate_of_bin)
+    check(f"{label}: compose.yml's services, limits, networks and volumes",
+          without_images(doc) == without_images(submission.published_compose(copy.deepcopy(compose), "", "x")[0]),
+          "regenerate it: make submission")
+    try:
+        info = json.loads((folder / "info.json").read_text())
+    except (OSError, ValueError) as e:
+        check("submission info.json parses", False, str(e))
+        return
+    for field, kind in INFO_FIELDS.items():
+        check(f"submission info.json: {field} is a {kind.__name__}", isinstance(info.get(field), kind),
+              f"{field}={info.get(field)!r}")
+    source = info.get("source-code-repo") or ""
+    check("submission info.json: source-code-repo is a URL", source.startswith("https://"), source)
+    readme = folder / "README.md"
+    check("submission README.md links the source repository", readme.exists() and source and source in readme.read_text())
 
 
 def main():
-    binaries = cargo_binaries()
+    ap = argparse.ArgumentParser()
+    ap.add_argument("root", nargs="?", type=Path, default=Path(__file__).resolve().parent.parent)
+    ap.add_argument("--submission", type=Path, help="check this folder instead of a freshly written one")
+    args = ap.parse_args()
+    root = args.root
+    binaries = cargo_binaries(root)
     crate_of_bin = {b: pkg for pkg, bins in binaries.items() for b in bins}
-    ignore = ROOT / ".dockerignore"
-    check(".dockerignore keeps target/ out of the build context", ignore.exists() and dockerignored("target"))
     dockerfile_bins = {}
-    for name in ("Dockerfile.lb", "Dockerfile.api", "Dockerfile.sim"):
-        binary = check_dockerfile(name, binaries)
+    for path in sorted(root.glob("Dockerfile.*")):
+        binary = check_dockerfile(root, path.name, crate_of_bin)
         if binary:
-            dockerfile_bins[name] = binary
-    check_compose(dockerfile_bins, crate_of_bin)
-    check_compose_sim(dockerfile_bins, crate_of_bin)
+            dockerfile_bins[path.name] = binary
+
+    compose = load_yaml(root / "compose.yml", "compose.yml")
+    if compose is not None:
+        check_stack("compose.yml", compose, dockerfile_bins)
+        check_images("compose.yml", compose.get("services") or {}, dockerfile_bins, published=False)
+        check_env_read(root, "compose.yml", compose.get("services") or {}, dockerfile_bins, crate_of_bin)
+    check_compose_sim(root, dockerfile_bins, crate_of_bin)
+    if compose is not None:
+        if args.submission:
+            check_submission(args.submission, compose, dockerfile_bins, crate_of_bin, root)
+        else:
+            with tempfile.TemporaryDirectory(prefix="submission-") as folder:
+                try:
+                    submission.write_package(root, Path(folder), submission.DEFAULT_PREFIX, "check")
+                except SystemExit as e:  # compose.yml names an image make images does not build
+                    check("scripts/submission.py writes the package", False, str(e))
+                else:
+                    check_submission(Path(folder), compose, dockerfile_bins, crate_of_bin, root)
+
     passed, failed = results.count(True), results.count(False)
     print(f"deploy: {passed} passed, {failed} failed")
     return 1 if failed else 0

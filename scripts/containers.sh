@@ -10,6 +10,10 @@
 #   containers_pids RUN_DIR   <service>.pid of every running container's process (lb,
 #                             api1, api2, floor, sim-default, sim-fallback: the names
 #                             scripts/run.sh uses), for scripts/bench_sampler.py
+#   containers_metrics        NAME=URL of every service's GET /metrics for
+#                             scripts/bench_sampler.py: the lb on :9999, each worker at its
+#                             unix socket (API_LISTEN in compose.yml) seen from the host, in
+#                             the socket volume's directory
 #   containers_limits_json    {service: {cpus, memory_limit_mb, peak_memory_mb,
 #                             cpu_throttled_periods}} of the stack, from `docker inspect`
 #                             (what the engine enforces) and the containers' cgroups
@@ -87,6 +91,19 @@ containers_pids() {
     [ -n "$id" ] && docker inspect --format '{{.State.Pid}}' "$id" >"$run_dir/$name.pid"
   done
   return 0
+}
+
+containers_metrics() {
+  local sockets
+  sockets=$(docker volume inspect --format '{{.Mountpoint}}' "${CONTAINERS_STACK_PROJECT}_sockets")
+  echo "lb=http://127.0.0.1:9999/metrics"
+  python3 - "$sockets" <<'EOF'
+import sys, yaml
+for name, svc in yaml.safe_load(open("compose.yml"))["services"].items():
+    listen = (svc.get("environment") or {}).get("API_LISTEN", "")
+    if listen.startswith("unix:"):
+        print(f"{name}=unix:{sys.argv[1]}/{listen.rsplit('/', 1)[1]}")
+EOF
 }
 
 containers_limits_json() {

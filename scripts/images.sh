@@ -8,11 +8,10 @@
 # The build context of each image is prepared here, in target/images/<image>/, not the
 # repository: the Dockerfiles copy `rootfs/` and the binaries from it.
 #
-# Variables: BIN_DIR (target/x86_64-unknown-linux-gnu/release), IMAGE_TAG (latest).
+# Variables: BIN_DIR (target/x86_64-unknown-linux-gnu/release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN_DIR=${BIN_DIR:-target/x86_64-unknown-linux-gnu/release}
-tag=${IMAGE_TAG:-latest}
 
 bash scripts/docker_engine.sh
 
@@ -39,10 +38,10 @@ for row in "${images[@]}"; do
     strip --strip-debug -o "$ctx/$bin" "$BIN_DIR/$bin"
   done
   # The engine's own builder: it needs no buildx plugin (its deprecation notice is dropped).
-  if ! docker build --quiet --platform linux/amd64 -f "Dockerfile.$image" -t "rinha-pay-$image:$tag" "$ctx" \
+  if ! docker build --quiet --platform linux/amd64 -f "Dockerfile.$image" -t "rinha-pay-$image:latest" "$ctx" \
       >"$ctx.log" 2>&1; then
     echo "images: docker build of rinha-pay-$image failed:" >&2; cat "$ctx.log" >&2; exit 1
   fi
-  size=$(docker image inspect --format '{{.Size}}' "rinha-pay-$image:$tag")
-  echo "images: rinha-pay-$image:$tag ($((size / 1000000)) MB: $bins)"
+  size=$(docker image inspect --format '{{.Size}}' "rinha-pay-$image:latest")
+  echo "images: rinha-pay-$image:latest ($((size / 1000000)) MB: $bins)"
 done

@@ -102,6 +102,18 @@ Images (linux/amd64, `FROM scratch`, statically linked binaries, non-root):
 """
 
 
+def write_package(root, out, prefix, tag, participant=DEFAULT_PARTICIPANT, social="", source=DEFAULT_SOURCE):
+    """Writes the three files into `out` from root/compose.yml; returns {local image: published}."""
+    compose, renamed = published_compose(yaml.safe_load((root / "compose.yml").read_text()), prefix, tag)
+    out.mkdir(parents=True, exist_ok=True)
+    header = (f"# Rinha de Backend 2025 submission of rinha-pay, written by `make submission` from the\n"
+              f"# project's compose.yml. Source: {source}\n")
+    (out / "docker-compose.yml").write_text(header + yaml.dump(compose, Dumper=PlainDumper, sort_keys=False))
+    (out / "info.json").write_text(json.dumps(info(participant, social, source), indent=2) + "\n")
+    (out / "README.md").write_text(readme(source, sorted(renamed.values())))
+    return renamed
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--prefix", default=DEFAULT_PREFIX, help="registry and user, ending in / (%(default)s)")
@@ -117,14 +129,8 @@ def main():
         args.prefix += "/"
     tag = args.tag or default_tag()
 
-    compose, renamed = published_compose(yaml.safe_load((ROOT / "compose.yml").read_text()), args.prefix, tag)
     out = args.out if args.out.is_absolute() else ROOT / args.out
-    out.mkdir(parents=True, exist_ok=True)
-    header = (f"# Rinha de Backend 2025 submission of rinha-pay, written by `make submission` from the\n"
-              f"# project's compose.yml. Source: {args.source}\n")
-    (out / "docker-compose.yml").write_text(header + yaml.dump(compose, Dumper=PlainDumper, sort_keys=False))
-    (out / "info.json").write_text(json.dumps(info(args.participant, args.social, args.source), indent=2) + "\n")
-    (out / "README.md").write_text(readme(args.source, sorted(renamed.values())))
+    renamed = write_package(ROOT, out, args.prefix, tag, args.participant, args.social, args.source)
     print(f"submission: wrote {out}/docker-compose.yml, info.json, README.md")
 
     if not args.files_only:
