@@ -42,6 +42,9 @@ pub const ORPHAN_SCAN_MS: &str = "ORPHAN_SCAN_MS";
 pub const SHUTDOWN_GRACE_MS: &str = "SHUTDOWN_GRACE_MS";
 /// How long the database writer waits after a write for more to share its commit (0: none).
 pub const WRITE_LINGER_US: &str = "WRITE_LINGER_US";
+/// Most payments a worker holds in its dispatch queue; beyond, intake answers 503 (the lb
+/// keeps the batch) and orphans are left for a later claim.
+pub const DISPATCH_QUEUE_MAX: &str = "DISPATCH_QUEUE_MAX";
 
 /// Where the worker listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +97,7 @@ pub struct Config {
     pub orphan_scan: Duration,
     pub shutdown_grace: Duration,
     pub write_linger: Duration,
+    pub dispatch_queue_max: usize,
 }
 
 impl Config {
@@ -123,6 +127,7 @@ impl Config {
             orphan_scan: millis(ORPHAN_SCAN_MS, 1000)?,
             shutdown_grace: millis(SHUTDOWN_GRACE_MS, 3000)?,
             write_linger: micros_or_zero(WRITE_LINGER_US, 5000)?,
+            dispatch_queue_max: number(DISPATCH_QUEUE_MAX, 100_000)? as usize,
         })
     }
 }

@@ -18,17 +18,15 @@
 //!   for `WORKER_DEAD_AFTER_MS` after it. A call starts only within half of that (else the
 //!   payment goes back to be checked again), so a worker stalled between the check and the
 //!   send cannot race the one that took its payments over.
-//! - 200 or 422 -> `mark_processed` on that processor with that `requestedAt`.
-//! - 500 (or another non-2xx): the processor did not store it. The payment is free again:
-//!   the routing policy may later move it to the other processor (`take_for_sending`
-//!   updates the attempt's processor before that send, `requestedAt` kept).
-//! - Timeout / dropped connection: the processor may have stored it. The payment is
-//!   **pinned**: it goes back only to that processor, until that processor answers.
-//!   Payments claimed from a dead worker with an attempt are pinned too (we cannot know
-//!   how their last call ended).
-//! - 429: pinned, retried after a short backoff.
-//! - Another 4xx (the processor refused the request itself): not stored, retried after a
-//!   second from the back of the queue; the processor is not marked down for it.
+//! - What a call's answer means for the payment is decided in one place, [`after_call`]:
+//!   200 or 422 -> `mark_processed` on that processor with that `requestedAt`; 500, 429 or
+//!   another 4xx -> this call stored nothing, the payment is queued again with its
+//!   destination unchanged; no answer (timeout, connection broken) -> the processor may
+//!   have stored it, and the payment is **pinned** to it for good ([`Destination`]): in
+//!   memory at once and in its row (`Store::pin`), so a restart or a claim keeps the pin.
+//!   Payments claimed from a dead worker with an attempt come back pinned by the store.
+//! - A success recorded for a payment already processed at the other processor means it
+//!   was charged twice: an error log and `api_double_charges_total`, never silence.
 //!
 //! Waiting payments sit in lanes: one for payments free to go anywhere, one per processor
 //! for pinned ones. A round empties what the routing policy lets through; the rest waits
@@ -53,12 +51,15 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use storage::{Attempt, Pending, Store, Taken};
+use storage::{Attempt, Destination, DoubleCharge, Pending, Store, Taken};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Wait before re-queueing a payment a processor answered 429, or one whose database
 /// write failed: long enough not to spin, short against the contest's 1.5 s audit lag.
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+
+/// How often the payments that wait for the processor they are pinned to are logged.
+const PINNED_REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// Wait before retrying a payment the processor refused as malformed (a 4xx other than
 /// 422/429: a bug on one side; the payment stays pending, retried now and then).
@@ -67,32 +68,23 @@ const REJECTED_BACKOFF: Duration = Duration::from_secs(1);
 /// A payment in this worker's hands.
 #[derive(Debug, Clone)]
 pub struct Job {
+    /// The payment as stored, with where it may go (`pending.destination`).
     pub pending: Pending,
-    /// May only be sent to `pending.attempt`'s processor (its last call's fate is unknown).
-    pub pinned: bool,
     /// Which copy of the payment this is, set by the queue (see [`Queue::push_new`]).
-    copy: u64,
+    generation: u64,
 }
 
 impl Job {
-    /// A payment just recorded by intake: never sent, free to go anywhere.
-    pub fn fresh(pending: Pending) -> Job {
+    /// A payment recorded by intake or claimed from a dead worker, as the store gave it.
+    pub fn new(pending: Pending) -> Job {
         Job {
             pending,
-            pinned: false,
-            copy: 0,
+            generation: 0,
         }
     }
 
-    /// A payment claimed from a dead worker: if it had an attempt, it may be at that
-    /// processor already, so it is pinned there.
-    pub fn claimed(pending: Pending) -> Job {
-        let pinned = pending.attempt.is_some();
-        Job {
-            pending,
-            pinned,
-            copy: 0,
-        }
+    fn id(&self) -> Uuid {
+        self.pending.payment.correlation_id
     }
 }
 
@@ -100,9 +92,9 @@ impl Job {
 struct Lanes {
     free: VecDeque<Job>,
     pinned: [VecDeque<Job>; 2],
-    /// Every payment in this worker's hands (waiting or in flight) and its current copy.
+    /// Every payment in this worker's hands (waiting or in flight) and its current generation.
     held: HashMap<Uuid, u64>,
-    last_copy: u64,
+    last_generation: u64,
 }
 
 fn index(processor: Processor) -> usize {
@@ -143,10 +135,10 @@ impl Queue {
         {
             let mut lanes = self.lanes();
             for mut job in jobs {
-                lanes.last_copy += 1;
-                job.copy = lanes.last_copy;
-                let id = job.pending.payment.correlation_id;
-                if lanes.held.insert(id, job.copy).is_some() {
+                lanes.last_generation += 1;
+                job.generation = lanes.last_generation;
+                let id = job.id();
+                if lanes.held.insert(id, job.generation).is_some() {
                     lanes.remove(id);
                 } else {
                     count += 1;
@@ -180,12 +172,24 @@ impl Queue {
         self.wake.notify_one();
     }
 
+    /// How many more payments fit under `limit` (waiting and in flight count alike).
+    pub fn room(&self, limit: usize) -> usize {
+        let held = usize::try_from(self.metrics.queued.load(Relaxed)).unwrap_or(0);
+        limit.saturating_sub(held)
+    }
+
+    /// Payments waiting (not in flight) that may only go to the default, the fallback.
+    pub fn pinned_waiting(&self) -> [usize; 2] {
+        let lanes = self.lanes();
+        [lanes.pinned[0].len(), lanes.pinned[1].len()]
+    }
+
     /// A payment left the queue for good (processed, or no longer this worker's to send).
     /// A replaced copy leaves nothing: the payment stays in hand as its newer copy.
     fn done(&self, job: &Job) {
         let mut lanes = self.lanes();
         if lanes.is_current(job) {
-            lanes.held.remove(&job.pending.payment.correlation_id);
+            lanes.held.remove(&job.id());
             self.metrics.queued.fetch_sub(1, Relaxed);
         }
         drop(lanes);
@@ -195,9 +199,9 @@ impl Queue {
 
 impl Lanes {
     fn lane(&mut self, job: &Job) -> &mut VecDeque<Job> {
-        match (job.pinned, job.pending.attempt) {
-            (true, Some(attempt)) => &mut self.pinned[index(attempt.processor)],
-            _ => &mut self.free,
+        match job.pending.destination {
+            Destination::PinnedTo(processor) => &mut self.pinned[index(processor)],
+            Destination::Anywhere => &mut self.free,
         }
     }
 
@@ -211,20 +215,20 @@ impl Lanes {
 
     /// False for a copy replaced by a newer one (see [`Queue::push_new`]).
     fn is_current(&self, job: &Job) -> bool {
-        self.held.get(&job.pending.payment.correlation_id) == Some(&job.copy)
+        self.held.get(&job.id()) == Some(&job.generation)
     }
 
     /// Removes the waiting copies of a payment (rare: a payment claimed back).
     fn remove(&mut self, id: Uuid) {
         let [default, fallback] = &mut self.pinned;
         for lane in [&mut self.free, default, fallback] {
-            lane.retain(|job| job.pending.payment.correlation_id != id);
+            lane.retain(|job| job.id() != id);
         }
     }
 }
 
 /// One call the dispatcher decided to make.
-struct Send {
+struct PlannedCall {
     job: Job,
     processor: Processor,
     lane: Lane,
@@ -245,11 +249,55 @@ pub struct Dispatcher {
     pub send_within: Duration,
 }
 
+/// What happens to a payment after a call to `processor`, decided by [`after_call`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Paid there (200, or 422: it already had it): record it processed at `processor`.
+    Record,
+    /// Back to the queue with this destination, after `wait`, at the front of its lane or,
+    /// for a payment the processor refuses, at the end (it must not block the others).
+    Retry {
+        destination: Destination,
+        wait: Duration,
+        at_end: bool,
+    },
+}
+
+/// The one place where "never charge twice" is decided: what a call's answer means for a
+/// payment that was going to `destination` and was sent to `processor`.
+///
+/// Only an answer proves anything, and only about this call. 500, 429 and other 4xx say
+/// this call stored nothing, but an earlier call to the same processor may still be unknown,
+/// so the destination stays as it was: a pin is never released. No answer at all (timeout,
+/// broken connection) may mean stored: the payment is pinned there for good.
+fn after_call(outcome: CallOutcome, destination: Destination, processor: Processor) -> Next {
+    let retry = |destination, wait, at_end| Next::Retry {
+        destination,
+        wait,
+        at_end,
+    };
+    match outcome {
+        CallOutcome::Processed | CallOutcome::AlreadyProcessed => Next::Record,
+        CallOutcome::Timeout => {
+            let pinned_to = match destination {
+                Destination::PinnedTo(earlier) => earlier,
+                Destination::Anywhere => processor,
+            };
+            retry(Destination::PinnedTo(pinned_to), Duration::ZERO, false)
+        }
+        CallOutcome::Failed => retry(destination, Duration::ZERO, false),
+        CallOutcome::Busy => retry(destination, RETRY_BACKOFF, false),
+        CallOutcome::Rejected => retry(destination, REJECTED_BACKOFF, true),
+    }
+}
+
 impl Dispatcher {
     /// Runs rounds until shutdown. Calls already started keep running; see [`Dispatcher::drain`].
     pub async fn run(self: Arc<Self>, mut shutdown: Shutdown) {
+        let mut pinned_reported = Instant::now();
         while !shutdown.is_shutdown() {
             self.round();
+            self.report_pinned(&mut pinned_reported);
             tokio::select! {
                 _ = self.queue.wake.notified() => {}
                 _ = tokio::time::sleep(self.probe_interval) => {}
@@ -273,11 +321,11 @@ impl Dispatcher {
             return;
         }
         let this = Arc::clone(self);
-        tokio::spawn(async move { this.take_then_call(sends, Millis::now()).await });
+        tokio::spawn(async move { this.take_then_call(sends).await });
     }
 
     /// Chooses the calls of this round, within the free permits and the routing policy.
-    fn plan(&self, now: Millis) -> Vec<Send> {
+    fn plan(&self, now: Millis) -> Vec<PlannedCall> {
         let mut sends = Vec::new();
         let mut lanes = self.queue.lanes();
         // Pinned payments first: they can go nowhere else.
@@ -287,7 +335,7 @@ impl Dispatcher {
                     break;
                 };
                 if let Some(job) = lanes.pinned[index(processor)].pop_front() {
-                    sends.push(Send {
+                    sends.push(PlannedCall {
                         job,
                         processor,
                         lane,
@@ -307,7 +355,7 @@ impl Dispatcher {
                 break;
             };
             if let Some(job) = lanes.free.pop_front() {
-                sends.push(Send {
+                sends.push(PlannedCall {
                     job,
                     processor,
                     lane,
@@ -323,7 +371,7 @@ impl Dispatcher {
                 }
                 if let Some((lane, permit)) = self.grant(processor, now) {
                     if let Some(job) = lanes.free.pop_front() {
-                        sends.push(Send {
+                        sends.push(PlannedCall {
                             job,
                             processor,
                             lane,
@@ -343,25 +391,12 @@ impl Dispatcher {
         Some((lane, permit))
     }
 
-    /// Makes the attempts of the round durable on the payments this worker still owns, then
-    /// sends those and drops the others. If the database refuses, nothing is sent and they wait.
-    async fn take_then_call(self: Arc<Self>, mut sends: Vec<Send>, now: Millis) {
-        for send in &mut sends {
-            let requested_at = send.job.pending.attempt.map_or(now, |a| a.requested_at);
-            send.job.pending.attempt = Some(Attempt {
-                processor: send.processor,
-                requested_at,
-            });
-        }
-        let batch: Vec<(Uuid, Attempt)> = sends
-            .iter()
-            .filter_map(|s| {
-                s.job
-                    .pending
-                    .attempt
-                    .map(|a| (s.job.pending.payment.correlation_id, a))
-            })
-            .collect();
+    /// Makes the attempts of the round durable on the payments this worker still owns (the
+    /// store stamps a first attempt's requestedAt now), then sends those and drops the
+    /// others. If the database refuses, nothing is sent and they wait.
+    async fn take_then_call(self: Arc<Self>, sends: Vec<PlannedCall>) {
+        let batch: Vec<(Uuid, Processor)> =
+            sends.iter().map(|s| (s.job.id(), s.processor)).collect();
         match self.store.take_for_sending(batch).await {
             Ok(taken) => self.call_taken(sends, taken),
             Err(e) => {
@@ -371,29 +406,32 @@ impl Dispatcher {
                 );
                 tokio::time::sleep(RETRY_BACKOFF).await;
                 for send in sends {
-                    if send.lane == Lane::Probe {
-                        self.routing.probe_abandoned(send.processor);
-                    }
-                    // The attempt may or may not be durable; sending it later to the same
-                    // processor with the same requestedAt is right either way.
-                    self.queue.put_back(Job {
-                        pinned: true,
-                        ..send.job
-                    });
+                    // Nothing was sent: the destination is what it was.
+                    self.abandon(send.processor, send.lane);
+                    self.queue.put_back(send.job);
                 }
             }
         }
     }
 
     /// Sends what the store gave us, with the attempt as stored; drops the rest.
-    fn call_taken(self: &Arc<Self>, sends: Vec<Send>, taken: Taken) {
+    fn call_taken(self: &Arc<Self>, sends: Vec<PlannedCall>, taken: Taken) {
         let mut ours: HashMap<Uuid, Attempt> = taken.payments.into_iter().collect();
         let mut lost = 0;
         for mut send in sends {
-            match ours.remove(&send.job.pending.payment.correlation_id) {
-                Some(attempt) => {
+            match ours.remove(&send.job.id()) {
+                Some(attempt) if attempt.processor == send.processor => {
                     send.job.pending.attempt = Some(attempt);
                     self.spawn_call(send, taken.alive_at);
+                }
+                Some(attempt) => {
+                    // The row is pinned elsewhere (this copy did not know): go there, not here.
+                    tracing::warn!(payment = %send.job.id(), pinned_to = %attempt.processor,
+                        "payment not sent to {}: its row is pinned to {}", send.processor, attempt.processor);
+                    self.abandon(send.processor, send.lane);
+                    send.job.pending.attempt = Some(attempt);
+                    send.job.pending.destination = Destination::PinnedTo(attempt.processor);
+                    self.queue.put_back(send.job);
                 }
                 None => {
                     lost += 1;
@@ -409,25 +447,31 @@ impl Dispatcher {
         }
     }
 
-    /// A payment this worker may no longer send: it leaves the queue unsent.
-    fn drop_lost(&self, send: Send) {
-        if send.lane == Lane::Probe {
-            self.routing.probe_abandoned(send.processor);
+    /// A planned call that is not made: its permit goes back (dropped with the plan) and a
+    /// probe slot is released.
+    fn abandon(&self, processor: Processor, lane: Lane) {
+        if lane == Lane::Probe {
+            self.routing.probe_abandoned(processor);
         }
+    }
+
+    /// A payment this worker may no longer send: it leaves the queue unsent.
+    fn drop_lost(&self, send: PlannedCall) {
+        self.abandon(send.processor, send.lane);
         drop(send.permit);
         self.metrics.lost_ownership.fetch_add(1, Relaxed);
         self.queue.done(&send.job);
     }
 
-    fn spawn_call(self: &Arc<Self>, send: Send, owned_at: Millis) {
+    fn spawn_call(self: &Arc<Self>, send: PlannedCall, owned_at: Millis) {
         let this = Arc::clone(self);
         tokio::spawn(async move { this.call(send, owned_at).await });
     }
 
     /// One processor call and what follows from its answer. `owned_at`: when the store
     /// last proved this worker owns the payment.
-    async fn call(&self, send: Send, owned_at: Millis) {
-        let Send {
+    async fn call(&self, send: PlannedCall, owned_at: Millis) {
+        let PlannedCall {
             mut job,
             processor,
             lane,
@@ -445,9 +489,7 @@ impl Dispatcher {
                 proof_age,
                 "payment not sent: the proof of ownership is too old"
             );
-            if lane == Lane::Probe {
-                self.routing.probe_abandoned(processor);
-            }
+            self.abandon(processor, lane);
             drop(permit);
             self.queue.put_back(job);
             return;
@@ -459,48 +501,84 @@ impl Dispatcher {
             .await;
         self.metrics.call(processor, outcome, started.elapsed());
         self.routing.report(processor, outcome, lane, Millis::now());
-        let wait = match outcome {
-            CallOutcome::Processed | CallOutcome::AlreadyProcessed => {
-                match self.store.mark_processed(vec![(payment, attempt)]).await {
-                    Ok(()) => {
-                        self.metrics.processed(processor);
-                        drop(permit);
-                        self.queue.done(&job);
-                        return;
-                    }
-                    Err(e) => {
-                        // The processor has it; asking it again will answer 422 and we retry the write.
-                        tracing::error!(%processor, "cannot mark {} processed, will ask again: {e}", payment.correlation_id);
-                        job.pinned = true;
-                        RETRY_BACKOFF
-                    }
+        // The permit is held until the answer is recorded: a shutdown's drain waits for it.
+        let (destination, wait, at_end) = match after_call(
+            outcome,
+            job.pending.destination,
+            processor,
+        ) {
+            Next::Record => match self.store.mark_processed(vec![(payment, attempt)]).await {
+                Ok(double) => {
+                    self.alarm(&double);
+                    self.metrics.processed(processor);
+                    drop(permit);
+                    self.queue.done(&job);
+                    return;
                 }
-            }
-            CallOutcome::Failed => {
-                job.pinned = false;
-                Duration::ZERO
-            }
-            CallOutcome::Timeout => {
-                job.pinned = true;
-                Duration::ZERO
-            }
-            CallOutcome::Busy => {
-                job.pinned = true;
-                RETRY_BACKOFF
-            }
-            CallOutcome::Rejected => {
-                job.pinned = false;
-                REJECTED_BACKOFF
-            }
+                Err(e) => {
+                    // The processor has it: only it may be asked again (422), and we retry the write.
+                    tracing::error!(%processor, "cannot mark {} processed, will ask again: {e}", payment.correlation_id);
+                    (Destination::PinnedTo(processor), RETRY_BACKOFF, false)
+                }
+            },
+            Next::Retry {
+                destination,
+                wait,
+                at_end,
+            } => (destination, wait, at_end),
         };
-        self.metrics.retries.fetch_add(1, Relaxed);
         drop(permit);
+        if destination != job.pending.destination {
+            self.pin(&job, processor).await;
+            job.pending.destination = destination;
+        }
+        self.metrics.retries.fetch_add(1, Relaxed);
         tokio::time::sleep(wait).await;
-        if outcome == CallOutcome::Rejected {
-            // Behind everything else: a payment the processor refuses must not block the others.
+        if at_end {
             self.queue.put_last(job);
         } else {
             self.queue.put_back(job);
+        }
+    }
+
+    /// Makes a new pin durable in the payment's row, so a restart or a claim keeps it. If
+    /// the write fails the pin still holds in this worker, and a claim pins any payment
+    /// with an attempt on record anyway.
+    async fn pin(&self, job: &Job, processor: Processor) {
+        self.metrics.pinned(processor);
+        tracing::debug!(payment = %job.id(), %processor, "payment pinned: its call's outcome is unknown");
+        if let Err(e) = self.store.pin(vec![(job.id(), processor)]).await {
+            tracing::warn!(payment = %job.id(), %processor, "cannot write the pin (it holds in this worker): {e}");
+        }
+    }
+
+    /// A payment charged by both processors: never expected, always loud.
+    fn alarm(&self, double: &[DoubleCharge]) {
+        for d in double {
+            self.metrics.double_charges.fetch_add(1, Relaxed);
+            tracing::error!(
+                payment = %d.payment.correlation_id,
+                recorded_at = %d.recorded_at,
+                also_at = %d.also_at,
+                "payment charged by BOTH processors: our summary counts it at {}, {} answered success too",
+                d.recorded_at, d.also_at
+            );
+        }
+    }
+
+    /// Logs, now and then, the payments that wait for a processor they are pinned to.
+    fn report_pinned(&self, last: &mut Instant) {
+        if last.elapsed() < PINNED_REPORT_EVERY {
+            return;
+        }
+        *last = Instant::now();
+        let waiting = self.queue.pinned_waiting();
+        for processor in Processor::ALL {
+            let count = waiting[index(processor)];
+            if count > 0 {
+                tracing::warn!(%processor, count,
+                    "payments wait for {processor} only: a call there may have stored them, so they are not moved");
+            }
         }
     }
 }
@@ -509,8 +587,11 @@ impl Dispatcher {
 mod tests {
     use super::*;
     use payment::{Cents, Payment};
+    use CallOutcome::*;
+    use Destination::*;
+    use Processor::*;
 
-    fn pending(attempt: Option<Attempt>) -> Pending {
+    fn pending(attempt: Option<Attempt>, destination: Destination) -> Pending {
         Pending {
             payment: Payment {
                 correlation_id: Uuid::from_u128(7),
@@ -518,13 +599,15 @@ mod tests {
             },
             accepted_at: Millis(0),
             attempt,
+            destination,
         }
     }
 
-    fn queued(queue: &Queue) -> Vec<(bool, Option<Attempt>)> {
+    fn queued(queue: &Queue) -> Vec<(Destination, Option<Attempt>)> {
         let lanes = queue.lanes();
         let all = lanes.free.iter().chain(lanes.pinned.iter().flatten());
-        all.map(|job| (job.pinned, job.pending.attempt)).collect()
+        all.map(|job| (job.pending.destination, job.pending.attempt))
+            .collect()
     }
 
     #[test]
@@ -533,21 +616,113 @@ mod tests {
         let queue = Queue::new(Arc::clone(&metrics));
         // Lost to another worker that sent it to the fallback, then claimed back from it.
         let elsewhere = Attempt {
-            processor: Processor::Fallback,
+            processor: Fallback,
             requested_at: Millis(5),
         };
-        queue.push_new([Job::fresh(pending(None))]);
-        queue.push_new([Job::claimed(pending(Some(elsewhere)))]);
-        assert_eq!(queued(&queue), vec![(true, Some(elsewhere))]);
+        let claimed = || Job::new(pending(Some(elsewhere), PinnedTo(Fallback)));
+        queue.push_new([Job::new(pending(None, Anywhere))]);
+        queue.push_new([claimed()]);
+        assert_eq!(queued(&queue), vec![(PinnedTo(Fallback), Some(elsewhere))]);
         assert_eq!(metrics.queued.load(Relaxed), 1);
 
         // The same with the old copy in flight: when its call ends it is dropped.
-        let in_flight = queue.lanes().pinned[index(Processor::Fallback)].pop_front();
+        let in_flight = queue.lanes().pinned[index(Fallback)].pop_front();
         let in_flight = in_flight.expect("the claimed copy waits in the fallback lane");
-        queue.push_new([Job::claimed(pending(Some(elsewhere)))]);
+        queue.push_new([claimed()]);
         queue.put_back(in_flight.clone());
         queue.done(&in_flight);
-        assert_eq!(queued(&queue), vec![(true, Some(elsewhere))]);
+        assert_eq!(queued(&queue), vec![(PinnedTo(Fallback), Some(elsewhere))]);
         assert_eq!(metrics.queued.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn room_counts_what_the_queue_holds() {
+        let queue = Queue::new(Arc::new(Metrics::default()));
+        assert_eq!(queue.room(2), 2);
+        queue.push_new([Job::new(pending(None, Anywhere))]);
+        assert_eq!(queue.room(2), 1);
+        assert_eq!(queue.room(1), 0);
+    }
+
+    /// Every answer, for a payment free to go anywhere and for one pinned to either
+    /// processor: what happens next. Read a row as "sent to <processor>, going to
+    /// <destination>, answered <outcome>".
+    #[test]
+    fn what_each_answer_does_to_a_payment() {
+        let back = |destination| Next::Retry {
+            destination,
+            wait: Duration::ZERO,
+            at_end: false,
+        };
+        let busy = |destination| Next::Retry {
+            destination,
+            wait: RETRY_BACKOFF,
+            at_end: false,
+        };
+        let refused = |destination| Next::Retry {
+            destination,
+            wait: REJECTED_BACKOFF,
+            at_end: true,
+        };
+        #[rustfmt::skip]
+        let table = [
+            // Paid: record it at the processor that answered.
+            (Default, Anywhere, Processed, Next::Record),
+            (Default, Anywhere, AlreadyProcessed, Next::Record),
+            (Fallback, PinnedTo(Fallback), Processed, Next::Record),
+            (Fallback, PinnedTo(Fallback), AlreadyProcessed, Next::Record),
+            // No answer: maybe stored, pinned there for good.
+            (Default, Anywhere, Timeout, back(PinnedTo(Default))),
+            (Fallback, Anywhere, Timeout, back(PinnedTo(Fallback))),
+            (Default, PinnedTo(Default), Timeout, back(PinnedTo(Default))),
+            // An earlier pin is never replaced, whatever this call was.
+            (Fallback, PinnedTo(Default), Timeout, back(PinnedTo(Default))),
+            // Not stored by this call; says nothing of earlier ones: the destination stays.
+            (Default, Anywhere, Failed, back(Anywhere)),
+            (Default, PinnedTo(Default), Failed, back(PinnedTo(Default))),
+            (Default, Anywhere, Busy, busy(Anywhere)),
+            (Default, PinnedTo(Default), Busy, busy(PinnedTo(Default))),
+            (Fallback, Anywhere, Rejected, refused(Anywhere)),
+            (Fallback, PinnedTo(Fallback), Rejected, refused(PinnedTo(Fallback))),
+        ];
+        for (processor, destination, outcome, want) in table {
+            assert_eq!(
+                after_call(outcome, destination, processor),
+                want,
+                "sent to {processor}, going to {destination:?}, answered {outcome:?}"
+            );
+        }
+    }
+
+    /// The rule the table above illustrates, over every combination: a pinned payment
+    /// stays pinned to the same processor, and no answer leaves a payment free.
+    #[test]
+    fn no_answer_ever_releases_or_moves_a_pin() {
+        let outcomes = [Processed, AlreadyProcessed, Failed, Rejected, Busy, Timeout];
+        for processor in Processor::ALL {
+            for destination in [Anywhere, PinnedTo(Default), PinnedTo(Fallback)] {
+                for outcome in outcomes {
+                    let Next::Retry {
+                        destination: next, ..
+                    } = after_call(outcome, destination, processor)
+                    else {
+                        continue;
+                    };
+                    if let PinnedTo(p) = destination {
+                        assert_eq!(
+                            next,
+                            PinnedTo(p),
+                            "{outcome:?} from {processor} moved a pin"
+                        );
+                    }
+                    if outcome == Timeout {
+                        assert_ne!(
+                            next, Anywhere,
+                            "a timeout at {processor} left the payment free"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

@@ -92,6 +92,9 @@ pub async fn run(config: Config) -> Result<(), ApiError> {
         client(Processor::Default, &config.default_url)?,
         client(Processor::Fallback, &config.fallback_url)?,
     ];
+    // A call starts within this of the proof that the payment is ours: before that, no
+    // other worker can have claimed it.
+    let send_within = config.worker_dead_after / 2;
     let (stop_work, work) = shutdown::channel();
     let (stop_heartbeat, heartbeat) = shutdown::channel();
 
@@ -103,7 +106,7 @@ pub async fn run(config: Config) -> Result<(), ApiError> {
         clients: clients.clone(),
         permits: Arc::new(Semaphore::new(config.dispatch_concurrency)),
         probe_interval: config.probe_interval,
-        send_within: config.worker_dead_after / 2,
+        send_within,
     });
     tokio::spawn(Arc::clone(&dispatcher).run(work.clone()));
     let poller = Arc::new(HealthPoller {
@@ -126,6 +129,8 @@ pub async fn run(config: Config) -> Result<(), ApiError> {
         queue: Arc::clone(&queue),
         metrics: Arc::clone(&metrics),
         dead_after: config.worker_dead_after,
+        calls_outlive_heartbeat_by: send_within + config.processor_timeout,
+        queue_max: config.dispatch_queue_max,
     };
     tokio::spawn(recovery.run(config.orphan_scan, work.clone()));
     let app = Arc::new(App {
@@ -134,6 +139,7 @@ pub async fn run(config: Config) -> Result<(), ApiError> {
             queue,
             metrics: Arc::clone(&metrics),
             shutdown: work.clone(),
+            queue_max: config.dispatch_queue_max,
         },
         store: store.clone(),
         metrics,
@@ -143,15 +149,19 @@ pub async fn run(config: Config) -> Result<(), ApiError> {
 
     signals.recv().await;
     stop_work.fire();
-    if !dispatcher
+    let drained = dispatcher
         .drain(config.dispatch_concurrency, config.shutdown_grace)
-        .await
-    {
-        tracing::warn!("processor calls still in flight at shutdown; their payments stay pending for the other worker");
-    }
+        .await;
     stop_heartbeat.fire();
-    if let Err(e) = store.retire().await {
-        tracing::warn!("cannot retire the heartbeat (the other worker claims our payments once it is stale): {e}");
+    if drained {
+        // No call of ours can still be running: the other worker may take over at once.
+        if let Err(e) = store.retire().await {
+            tracing::warn!("cannot retire the heartbeat (the other worker claims our payments once it is stale): {e}");
+        }
+    } else {
+        // Not retiring leaves our heartbeat to go stale: the other worker then waits, as
+        // for a crash, until our calls could have ended before it sends their payments.
+        tracing::warn!("processor calls still in flight at shutdown; their payments stay pending for the other worker");
     }
     store.close().await.map_err(storage_error)
 }

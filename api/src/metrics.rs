@@ -59,6 +59,8 @@ struct PerProcessor {
     latency_sum_us: AtomicU64,
     health_calls: AtomicU64,
     health_429: AtomicU64,
+    /// Payments pinned to this processor after a call without an answer.
+    pins: AtomicU64,
 }
 
 /// All counters of one worker process.
@@ -75,6 +77,10 @@ pub struct Metrics {
     pub claimed: AtomicU64,
     /// Payments dropped from the queue unsent: claimed by another worker meanwhile, or purged.
     pub lost_ownership: AtomicU64,
+    /// Successes recorded for payments already processed at the other processor (must stay 0).
+    pub double_charges: AtomicU64,
+    /// Intake batches refused because the dispatch queue was full.
+    pub intake_refused: AtomicU64,
 }
 
 fn index(processor: Processor) -> usize {
@@ -114,12 +120,17 @@ impl Metrics {
         self.of(processor).health_calls.fetch_add(1, Relaxed);
     }
 
+    pub fn pinned(&self, processor: Processor) {
+        self.of(processor).pins.fetch_add(1, Relaxed);
+    }
+
     pub fn health_429(&self, processor: Processor) {
         self.of(processor).health_429.fetch_add(1, Relaxed);
     }
 
-    /// The Prometheus text exposition; `pending_in_db` is every worker's pending rows.
-    pub fn render(&self, pending_in_db: i64) -> String {
+    /// The Prometheus text exposition; `pending_in_db` is every worker's pending rows,
+    /// `pinned_waiting` this worker's queued payments pinned to the default, the fallback.
+    pub fn render(&self, pending_in_db: i64, pinned_waiting: [usize; 2]) -> String {
         let mut out = String::with_capacity(4096);
         let gauge = |out: &mut String, name: &str, help: &str, value: i64| {
             let _ = writeln!(
@@ -169,17 +180,46 @@ impl Metrics {
             "Calls that did not pay the payment (it was queued again).",
             self.retries.load(Relaxed),
         );
+        counter(
+            &mut out,
+            "api_double_charges_total",
+            "Successes at one processor for payments already processed at the other (must stay 0).",
+            self.double_charges.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "api_intake_refused_total",
+            "Intake batches answered 503 because the dispatch queue was full (the lb keeps them).",
+            self.intake_refused.load(Relaxed),
+        );
+        let name = "api_pinned_waiting";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Queued payments that may only go to this processor (a call there may have stored them).\n# TYPE {name} gauge"
+        );
+        for processor in Processor::ALL {
+            let _ = writeln!(
+                out,
+                "{name}{{processor=\"{processor}\"}} {}",
+                pinned_waiting[index(processor)]
+            );
+        }
         self.render_per_processor(&mut out);
         out
     }
 
     fn render_per_processor(&self, out: &mut String) {
         type Family = (&'static str, &'static str, fn(&PerProcessor) -> u64);
-        let families: [Family; 3] = [
+        let families: [Family; 4] = [
             (
                 "api_processed_total",
                 "Payments marked processed, per processor.",
                 |p| p.processed.load(Relaxed),
+            ),
+            (
+                "api_pinned_total",
+                "Payments pinned to this processor after a call without an answer.",
+                |p| p.pins.load(Relaxed),
             ),
             (
                 "api_health_calls_total",
@@ -262,8 +302,9 @@ mod tests {
             CallOutcome::Failed,
             Duration::from_millis(30_000),
         );
-        let text = m.render(7);
+        let text = m.render(7, [2, 0]);
         assert!(text.contains("api_pending_payments 7"));
+        assert!(text.contains(r#"api_pinned_waiting{processor="default"} 2"#));
         assert!(
             text.contains(r#"api_processor_call_seconds_bucket{processor="default",le="0.005"} 1"#)
         );

@@ -7,6 +7,14 @@
 //! means "already paid" (see `dispatch`). A worker that shuts down cleanly retires its
 //! heartbeat so the other one claims its leftovers at once.
 //!
+//! Claimed payments with an attempt on record come back pinned to that processor (the
+//! store does it). They are not sent again before the dead worker's calls could have
+//! ended: it may have started one up to its send deadline (half of the dead-after) after
+//! its last heartbeat, and a call lasts at most `PROCESSOR_TIMEOUT_MS`. Sending the same
+//! payment while its earlier call may still be running would let the processor store it
+//! long after our requestedAt, which an audit would see. Payments never sent go at once.
+//! Claims are taken in pages, only as far as the dispatch queue has room.
+//!
 //! A live worker whose heartbeat stalls (CPU starvation, a slow disk) can lose payments it
 //! still holds in its queue this way. It simply carries on writing its heartbeat (the
 //! upsert recreates a deleted row): dispatch sends nothing without the store confirming
@@ -19,7 +27,7 @@ use payment::Millis;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use storage::{StorageError, Store};
+use storage::{Claimed, StorageError, Store};
 
 /// Most payments claimed in one transaction; more are taken in the next one right away.
 const CLAIM_BATCH: usize = 4096;
@@ -29,6 +37,11 @@ pub struct Recovery {
     pub queue: Arc<Queue>,
     pub metrics: Arc<Metrics>,
     pub dead_after: Duration,
+    /// How long after its last heartbeat a dead worker's calls may still run: its send
+    /// deadline plus the processor call timeout.
+    pub calls_outlive_heartbeat_by: Duration,
+    /// `DISPATCH_QUEUE_MAX`: claims stop where the queue is full.
+    pub queue_max: usize,
 }
 
 /// Writes the heartbeat until shutdown, whatever happened to the row or our payments meanwhile.
@@ -57,19 +70,57 @@ impl Recovery {
     async fn claim_all(&self) -> Result<(), StorageError> {
         let dead_after_ms = self.dead_after.as_millis() as i64;
         loop {
+            let limit = self.queue.room(self.queue_max).min(CLAIM_BATCH);
+            if limit == 0 {
+                return Ok(()); // the rest waits for room, at a later scan
+            }
             let claimed = self
                 .store
-                .claim_orphans(Millis::now(), dead_after_ms, CLAIM_BATCH)
+                .claim_orphans(Millis::now(), dead_after_ms, limit)
                 .await?;
-            let count = claimed.len();
+            let count = claimed.payments.len();
             if count > 0 {
                 tracing::info!(count, "claimed payments of a dead worker");
                 self.metrics.claimed.fetch_add(count as u64, Relaxed);
-                self.queue.push_new(claimed.into_iter().map(Job::claimed));
+                self.queue_claimed(claimed);
             }
-            if count < CLAIM_BATCH {
+            if count < limit {
                 return Ok(());
             }
         }
+    }
+
+    /// Queues the claimed payments: those never sent at once, those with an attempt once
+    /// the dead worker's calls could have ended.
+    fn queue_claimed(&self, claimed: Claimed) {
+        let (attempted, fresh): (Vec<_>, Vec<_>) = claimed
+            .payments
+            .into_iter()
+            .map(Job::new)
+            .partition(|job| job.pending.attempt.is_some());
+        self.queue.push_new(fresh);
+        let wait = claimed.last_alive.map_or(Duration::ZERO, |alive| {
+            let until = alive
+                .0
+                .saturating_add(self.calls_outlive_heartbeat_by.as_millis() as i64);
+            Duration::from_millis(u64::try_from(until.saturating_sub(Millis::now().0)).unwrap_or(0))
+        });
+        if attempted.is_empty() {
+            return;
+        }
+        if wait.is_zero() {
+            self.queue.push_new(attempted);
+            return;
+        }
+        tracing::info!(
+            count = attempted.len(),
+            wait_ms = wait.as_millis() as u64,
+            "claimed payments with an attempt wait until the dead worker's calls could have ended"
+        );
+        let queue = Arc::clone(&self.queue);
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            queue.push_new(attempted);
+        });
     }
 }

@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::reply::{self, Reply};
 use crate::shutdown::Shutdown;
 use crate::summary;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -112,66 +112,136 @@ where
     });
 }
 
+/// The routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Intake,
+    Summary,
+    Purge,
+    Metrics,
+}
+
+/// Why a request names no endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoEndpoint {
+    /// No such path: 404.
+    Unknown,
+    /// A known path with another method: 405, with the one it takes.
+    WrongMethod(&'static str),
+}
+
+impl NoEndpoint {
+    fn answer(self, method: &Method, path: &str) -> Reply {
+        match self {
+            NoEndpoint::Unknown => reply::error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no route {path}"),
+            ),
+            NoEndpoint::WrongMethod(allow) => {
+                let mut answer = reply::error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    format!("{path} takes {allow}, not {method}"),
+                );
+                answer.headers_mut().insert(
+                    hyper::header::ALLOW,
+                    hyper::header::HeaderValue::from_static(allow),
+                );
+                answer
+            }
+        }
+    }
+}
+
+impl Endpoint {
+    /// The endpoint `method path` names.
+    fn of(method: &Method, path: &str) -> Result<Endpoint, NoEndpoint> {
+        let (endpoint, allowed, allow) = match path {
+            "/intake" => (Endpoint::Intake, Method::POST, "POST"),
+            "/purge-payments" => (Endpoint::Purge, Method::POST, "POST"),
+            "/payments-summary" => (Endpoint::Summary, Method::GET, "GET"),
+            "/metrics" => (Endpoint::Metrics, Method::GET, "GET"),
+            _ => return Err(NoEndpoint::Unknown),
+        };
+        if *method != allowed {
+            return Err(NoEndpoint::WrongMethod(allow));
+        }
+        Ok(endpoint)
+    }
+
+    /// The most body bytes kept in memory: one intake batch, or next to nothing for the
+    /// routes that take no body (room for `{}` or a stray newline).
+    fn body_limit(self) -> usize {
+        match self {
+            Endpoint::Intake => intake::MAX_BODY_BYTES,
+            _ => 64,
+        }
+    }
+}
+
 /// Every answer, errors included, is sent only after the whole request body was read: a
 /// connection closed with unread bytes in its receive buffer is reset by the kernel, and a
 /// client still writing its body then sees a broken pipe or a reset instead of our answer.
 async fn route(app: &App, request: Request<Incoming>) -> Reply {
     let (head, body) = request.into_parts();
-    let body = match read_body(body).await {
+    let endpoint = match Endpoint::of(&head.method, head.uri.path()) {
+        Ok(endpoint) => endpoint,
+        Err(none) => {
+            let _ = read_body(body, 0).await;
+            return none.answer(&head.method, head.uri.path());
+        }
+    };
+    let body = match read_body(body, endpoint.body_limit()).await {
         Ok(body) => body,
         Err(answer) => return answer,
     };
-    let path = head.uri.path();
-    let (allowed, allow) = match path {
-        "/intake" | "/purge-payments" => (Method::POST, "POST"),
-        "/payments-summary" | "/metrics" => (Method::GET, "GET"),
-        _ => {
-            return reply::error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no route {path}"),
-            )
-        }
-    };
-    if head.method != allowed {
-        let mut answer = reply::error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            format!("{path} takes {allowed}, not {}", head.method),
-        );
-        answer.headers_mut().insert(
-            hyper::header::ALLOW,
-            hyper::header::HeaderValue::from_static(allow),
-        );
-        return answer;
-    }
-    match path {
-        "/intake" => app.intake.handle(&body).await,
-        "/payments-summary" => summary::summary(&app.store, head.uri.query()).await,
-        "/purge-payments" => summary::purge(&app.store).await,
-        _ => {
+    match endpoint {
+        Endpoint::Intake => app.intake.handle(&body).await,
+        Endpoint::Summary => summary::summary(&app.store, head.uri.query()).await,
+        Endpoint::Purge => summary::purge(&app.store).await,
+        Endpoint::Metrics => {
             let pending = app.store.pending_count().await.unwrap_or_else(|e| {
                 tracing::warn!("cannot count pending payments: {e}");
                 -1
             });
-            reply::prometheus(app.metrics.render(pending))
+            reply::prometheus(
+                app.metrics
+                    .render(pending, app.intake.queue.pinned_waiting()),
+            )
         }
     }
 }
 
-/// The whole body, at most `intake::MAX_BODY_BYTES` (beyond that 413, and the connection
-/// is closed with the rest unread: that client may see a reset).
-async fn read_body(body: Incoming) -> Result<bytes::Bytes, Reply> {
-    match Limited::new(body, intake::MAX_BODY_BYTES).collect().await {
-        Ok(body) => Ok(body.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(reply::error(
+/// Longest body read to its end (and dropped) before an error answer; beyond it the
+/// connection is closed with the rest unread, and that client may see a reset.
+const DRAIN_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// The whole body, keeping at most `limit` bytes in memory. A longer one is 413, nothing
+/// done; it is still read to its end (discarded as it arrives, up to `DRAIN_MAX_BYTES`)
+/// so that the answer reaches a client still sending.
+async fn read_body(mut body: Incoming, limit: usize) -> Result<bytes::Bytes, Reply> {
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| reply::error(StatusCode::BAD_REQUEST, "bad_body", e))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        total = total.saturating_add(data.len());
+        if total > DRAIN_MAX_BYTES {
+            break;
+        }
+        if total <= limit {
+            kept.extend_from_slice(&data);
+        }
+    }
+    if total > limit {
+        return Err(reply::error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
-            format!(
-                "a request body may be at most {} bytes",
-                intake::MAX_BODY_BYTES
-            ),
-        )),
-        Err(e) => Err(reply::error(StatusCode::BAD_REQUEST, "bad_body", e)),
+            format!("a request body on this route may be at most {limit} bytes"),
+        ));
     }
+    Ok(bytes::Bytes::from(kept))
 }

@@ -130,7 +130,9 @@ fn errors_reach_a_client_still_sending_its_body() {
         ("POST", "/payments", 404, "not_found"),
         ("POST", "/metrics", 405, "method_not_allowed"),
         ("PUT", "/intake", 405, "method_not_allowed"),
-        ("POST", "/intake", 400, "bad_intake"),
+        // Beyond one batch: refused as too large, after the body was read to its end.
+        ("POST", "/intake", 413, "body_too_large"),
+        ("POST", "/purge-payments", 413, "body_too_large"),
     ] {
         let answer = http::request(&worker.addr, method, path, &[], &big)
             .unwrap_or_else(|e| panic!("{method} {path} with a 4 MiB body: {e}"));
@@ -175,4 +177,46 @@ fn listens_on_a_unix_socket() {
         answer.contains(r#""default":{"totalRequests":0"#),
         "{answer}"
     );
+}
+
+#[test]
+fn a_full_dispatch_queue_refuses_intake_and_records_nothing() {
+    let stack = Stack::start(&[]);
+    stack.default.set_failure(true);
+    let worker = stack.worker(&[(knobs::DISPATCH_QUEUE_MAX, "10")]);
+    let sent = payments(20);
+    worker.send(&sent[..10], 10);
+    let refused = worker.intake(&sent[10..]);
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.json()["error"], "queue_full", "{}", refused.body);
+    assert_eq!(
+        worker.metric("api_pending_payments"),
+        10.0,
+        "a refused batch is not recorded"
+    );
+    assert_eq!(worker.metric("api_intake_refused_total"), 1.0);
+
+    // Once the queue drains, the same batch is taken.
+    stack.default.set_failure(false);
+    worker.wait_processed(10, Duration::from_secs(20));
+    worker.send(&sent[10..], 10);
+    worker.wait_processed(sent.len(), Duration::from_secs(20));
+    stack.assert_settled(&worker, &sent);
+}
+
+#[test]
+fn routes_without_a_body_refuse_one_and_do_nothing() {
+    let stack = Stack::start(&[]);
+    let worker = stack.worker(&[]);
+    let sent = payments(5);
+    worker.send(&sent, 5);
+    worker.wait_processed(5, Duration::from_secs(20));
+    let big = vec![b'x'; 1000];
+    let purge = http::request(&worker.addr, "POST", "/purge-payments", &[], &big).unwrap();
+    assert_eq!(purge.status, 413, "{}", purge.body);
+    assert_eq!(worker.processed(), 5, "a purge with a body purged");
+    // An empty JSON object is tolerated.
+    let purge = http::request(&worker.addr, "POST", "/purge-payments", &[], b"{}").unwrap();
+    assert_eq!(purge.status, 200, "{}", purge.body);
+    assert_eq!(worker.processed(), 0);
 }

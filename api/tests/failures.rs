@@ -116,6 +116,39 @@ fn a_timed_out_payment_goes_back_only_to_its_processor() {
 }
 
 #[test]
+fn a_pin_is_not_released_by_the_500s_that_follow_a_timeout() {
+    // The double charge a production-like configuration used to show: calls time out at
+    // the default (which stores them anyway), then the default fails fast with 500 while
+    // the fallback is healthy and allowed. A 500 says nothing about the earlier call: the
+    // payments must wait for the default, not go to the fallback.
+    let stack = Stack::start(&[]);
+    stack.default.set_delay(1200);
+    let worker = stack.worker(&[(PROCESSOR_TIMEOUT_MS, "800"), (FALLBACK_AFTER_MS, "300")]);
+    let sent = payments(200);
+    worker.send(&sent, 100);
+    std::thread::sleep(Duration::from_millis(1500));
+    stack.default.set_delay(0);
+    stack.default.set_failure(true);
+    std::thread::sleep(Duration::from_millis(3000));
+    assert_eq!(
+        stack.fallback.summary("").requests,
+        0,
+        "payments whose call to the default timed out were sent to the fallback"
+    );
+    assert!(worker.metric(r#"api_pinned_total{processor="default"}"#) >= 200.0);
+    stack.default.set_failure(false);
+
+    worker.wait_processed(sent.len(), SETTLE);
+    stack.assert_settled(&worker, &sent);
+    assert_eq!(
+        stack.sims_total(),
+        sent.len() as i64,
+        "payments stored by both processors"
+    );
+    assert_eq!(worker.metric("api_double_charges_total"), 0.0);
+}
+
+#[test]
 fn payments_retried_after_an_outage_carry_no_requested_at_from_inside_it() {
     // The contest audits [now - 15 s, now - 1.5 s]. Probing a down processor with a new
     // payment each time would date hundreds of payments inside the outage, all stored in

@@ -108,7 +108,7 @@ async fn turns(store: &Store, processor: Processor, window_ms: u64, for_ms: u64)
 async fn claim(store: &Store, limit: u64) -> Result<(), Error> {
     store.heartbeat(Millis::now()).await?;
     loop {
-        let claimed = store.claim_orphans(Millis::now(), 60_000, usize::try_from(limit)?).await?;
+        let claimed = store.claim_orphans(Millis::now(), 60_000, usize::try_from(limit)?).await?.payments;
         if claimed.is_empty() {
             return Ok(());
         }

@@ -21,5 +21,5 @@ mod writes;
 
 pub use config::StoreConfig;
 pub use error::StorageError;
-pub use model::{Attempt, HealthRecord, Pending, Taken};
+pub use model::{Attempt, Claimed, Destination, DoubleCharge, HealthRecord, Pending, Taken};
 pub use store::Store;

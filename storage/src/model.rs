@@ -9,9 +9,48 @@ use payment::{Millis, Payment, Processor, Uuid};
 pub struct Pending {
     pub payment: Payment,
     pub accepted_at: Millis,
-    /// Set once the first attempt was made durable: the processor it went to and the
-    /// requestedAt it carried. A retry must reuse both (invariant 2).
+    /// Set once the first attempt was made durable: the processor it went to last and the
+    /// requestedAt of the first one. A retry reuses the requestedAt (invariant 2).
     pub attempt: Option<Attempt>,
+    /// Where it may still go.
+    pub destination: Destination,
+}
+
+/// Where a pending payment may be sent.
+///
+/// A call whose outcome is unknown (a timeout, a connection broken after the request was
+/// written, a worker that died with an attempt on record) may have been stored by that
+/// processor. From then on the payment belongs to it until it answers 200 or 422: its 500s,
+/// 429s and 4xx say nothing about the earlier call, so they never release the payment.
+/// Sending it elsewhere could charge it twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// Never sent, or every call so far was answered "not stored" (500, 4xx).
+    Anywhere,
+    /// Only this processor, for good (the row's `pinned` column).
+    PinnedTo(Processor),
+}
+
+/// What [`crate::Store::claim_orphans`] took over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub payments: Vec<Pending>,
+    /// The latest heartbeat of a worker whose payments could be claimed (none: no such
+    /// worker left a heartbeat, e.g. it retired). Such a worker may have started calls up
+    /// to its send deadline after this and they may still be running: a claimed payment
+    /// with an attempt must wait until they could have ended before it is sent again.
+    pub last_alive: Option<Millis>,
+}
+
+/// A success recorded for a payment already processed at the OTHER processor: it was
+/// charged twice. Never expected (the pin forbids it); reported, never silently dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DoubleCharge {
+    pub payment: Payment,
+    /// Where our row says it was processed (what the summary counts).
+    pub recorded_at: Processor,
+    /// The other processor, which answered 200 or 422 too.
+    pub also_at: Processor,
 }
 
 /// One attempt to pay: where it went and the `requestedAt` it carried.
@@ -29,7 +68,8 @@ pub struct Taken {
     /// dead-after, so a send must start well within that.
     pub alive_at: Millis,
     /// The payments still owned and pending, each with its attempt as stored: the processor
-    /// asked for, and the FIRST requestedAt (a retry's own is ignored).
+    /// asked for (or the one it is pinned to, if another was asked: send it there, not
+    /// elsewhere), and the FIRST requestedAt.
     pub payments: Vec<(Uuid, Attempt)>,
 }
 

@@ -47,7 +47,7 @@ use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 
 /// The schema version this program creates and understands (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SYNCHRONOUS: &str = "NORMAL";
 const CACHE_SIZE_KIB: i64 = 8 * 1024;
@@ -103,6 +103,27 @@ SELECT correlation_id,
            || printf('.%03dZ', requested_at % 1000) AS requested_at,
        strftime('%Y-%m-%dT%H:%M:%S', accepted_at / 1000, 'unixepoch')
            || printf('.%03dZ', accepted_at % 1000) AS accepted_at
+FROM payments;
+"#;
+
+/// Version 2: the unknown-outcome pin lives in the row (`pinned`), so it survives restarts
+/// and claims, and the view shows it (`pinned_to`, for pending payments that may only go
+/// to that processor).
+const SCHEMA_V2: &str = r#"
+ALTER TABLE payments ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0 CHECK (pinned IN (0, 1));
+                                                 -- 1: a call to `processor` may have stored it;
+                                                 -- it goes nowhere else until that one answers
+DROP VIEW payments_view;
+CREATE VIEW payments_view AS
+SELECT correlation_id,
+       printf('%d.%02d', amount / 100, amount % 100) AS amount,
+       processor,
+       status,
+       strftime('%Y-%m-%dT%H:%M:%S', requested_at / 1000, 'unixepoch')
+           || printf('.%03dZ', requested_at % 1000) AS requested_at,
+       strftime('%Y-%m-%dT%H:%M:%S', accepted_at / 1000, 'unixepoch')
+           || printf('.%03dZ', accepted_at % 1000) AS accepted_at,
+       CASE WHEN status = 'pending' AND pinned = 1 THEN processor END AS pinned_to
 FROM payments;
 "#;
 
@@ -190,6 +211,9 @@ fn migrate_in_transaction(conn: &Connection, path: &Path) -> Result<(), StorageE
     if found < 1 {
         conn.execute_batch(SCHEMA_V1).map_err(err)?;
     }
-    // Later versions: `if found < 2 { ... }`, each step moving the schema one version on.
+    if found < 2 {
+        conn.execute_batch(SCHEMA_V2).map_err(err)?;
+    }
+    // Later versions: `if found < 3 { ... }`, each step moving the schema one version on.
     conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(err)
 }

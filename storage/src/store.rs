@@ -3,7 +3,7 @@
 
 use crate::config::StoreConfig;
 use crate::error::StorageError;
-use crate::model::{Attempt, HealthRecord, Pending, Taken};
+use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Taken};
 use crate::reads::{self, Readers};
 use crate::writer::Writer;
 use crate::{schema, writes};
@@ -37,24 +37,33 @@ impl Store {
         self.writer.run("record pending payments", move |conn, owner| writes::record_pending(conn, owner, &batch)).await
     }
 
-    /// The ownership check before every send, and the first attempt made durable BEFORE the
+    /// The ownership check before every send, and the attempt made durable BEFORE the
     /// payment is sent. For each payment that is still pending AND owned by this store's
-    /// owner: records the attempt's processor (a row that already has an attempt keeps its
-    /// requestedAt; the processor is replaced, which the api does only after the first one
-    /// answered 500) and returns it with the attempt as stored. Everything else is not
+    /// owner: records the processor it goes to (a payment pinned to a processor keeps that
+    /// one, whatever was asked) and, on its first attempt, the requestedAt, which is the
+    /// time of this write: the caller sends right after it. Returns each with the attempt
+    /// as stored (later attempts keep the first requestedAt). Everything else is not
     /// returned and not changed: payments claimed by another worker (this one's heartbeat
-    /// went stale), processed, or purged. The caller sends only what is returned.
+    /// went stale), processed, or purged. The caller sends only what is returned, and only
+    /// to the processor returned.
     ///
     /// Also renews this worker's heartbeat in the same transaction; [`Taken::alive_at`] is
     /// that time, the proof of ownership: nobody can claim the returned payments before
     /// `alive_at + dead_after`.
-    pub async fn take_for_sending(&self, batch: Vec<(Uuid, Attempt)>) -> Result<Taken, StorageError> {
+    pub async fn take_for_sending(&self, batch: Vec<(Uuid, Processor)>) -> Result<Taken, StorageError> {
         self.writer.run("take payments for sending", move |conn, owner| writes::take_for_sending(conn, owner, &batch)).await
     }
 
+    /// Pins pending payments to the processor of their last attempt, for good: a call there
+    /// ended without an answer, so it may have stored them. Survives restarts and claims.
+    pub async fn pin(&self, batch: Vec<(Uuid, Processor)>) -> Result<usize, StorageError> {
+        self.writer.run("pin payments to a processor", move |conn, _| writes::pin(conn, &batch)).await
+    }
+
     /// Marks payments processed on that processor with that requestedAt. A row purged
-    /// meanwhile is recreated; an already processed row is left unchanged.
-    pub async fn mark_processed(&self, batch: Vec<(Payment, Attempt)>) -> Result<(), StorageError> {
+    /// meanwhile is recreated; an already processed row is left unchanged, and returned if
+    /// it was processed at the other processor: that payment was charged twice.
+    pub async fn mark_processed(&self, batch: Vec<(Payment, Attempt)>) -> Result<Vec<DoubleCharge>, StorageError> {
         self.writer.run("mark payments processed", move |conn, _| writes::mark_processed(conn, &batch)).await
     }
 
@@ -71,10 +80,10 @@ impl Store {
 
     /// Takes over up to `limit` pending payments whose owner has no heartbeat newer than
     /// `now - dead_after_ms` (or no heartbeat row, or no owner) and returns them with their
-    /// attempt. Atomic across processes: two workers with live heartbeats never both get a
-    /// payment. The owner is judged only by its heartbeat, so a worker restarted under the
+    /// attempt; those with an attempt come back pinned to its processor. Atomic across
+    /// processes: two workers with live heartbeats never both get a payment. The owner is judged only by its heartbeat, so a worker restarted under the
     /// same id gets its own old payments back only if it claims before its first heartbeat.
-    pub async fn claim_orphans(&self, now: Millis, dead_after_ms: i64, limit: usize) -> Result<Vec<Pending>, StorageError> {
+    pub async fn claim_orphans(&self, now: Millis, dead_after_ms: i64, limit: usize) -> Result<Claimed, StorageError> {
         self.writer
             .run("claim orphaned payments", move |conn, owner| writes::claim_orphans(conn, owner, now, dead_after_ms, limit))
             .await

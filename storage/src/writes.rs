@@ -2,7 +2,7 @@
 //! `writer`), so it sees and changes the database atomically with the rest of its batch,
 //! and two processes never interleave inside one function.
 
-use crate::model::{Attempt, HealthRecord, Pending, Taken};
+use crate::model::{Attempt, Claimed, Destination, DoubleCharge, HealthRecord, Pending, Taken};
 use payment::intake::Accepted;
 use payment::{Cents, Millis, Payment, Processor, Uuid};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -26,35 +26,54 @@ pub fn record_pending(conn: &Connection, owner: &str, batch: &[Accepted]) -> rus
 }
 
 /// Takes for sending the payments `owner` still owns: on each pending row owned by `owner`
-/// records where it is going now (the first requestedAt is kept forever) and returns the
-/// attempt as stored. Rows claimed by another worker, processed or purged are left as they
-/// are and not returned. In the same transaction the owner's heartbeat is renewed to the
-/// time of the write, returned as the proof of ownership: no other worker can claim these
-/// rows until that heartbeat is older than its dead-after.
-pub fn take_for_sending(conn: &Connection, owner: &str, batch: &[(Uuid, Attempt)]) -> rusqlite::Result<Taken> {
+/// records the processor it is going to now (a pinned row keeps its own) and, for a first
+/// attempt, the requestedAt: the time of this write, which the caller follows with the call
+/// at once. Later attempts keep the first requestedAt forever. Returns the attempt as
+/// stored. Rows claimed by another worker, processed or purged are left as they are and
+/// not returned. In the same transaction the owner's heartbeat is renewed to the time of
+/// the write, returned as the proof of ownership: no other worker can claim these rows
+/// until that heartbeat is older than its dead-after.
+pub fn take_for_sending(conn: &Connection, owner: &str, batch: &[(Uuid, Processor)]) -> rusqlite::Result<Taken> {
     let alive_at = Millis::now();
     heartbeat(conn, owner, alive_at)?;
     let mut update = conn.prepare_cached(
-        "UPDATE payments SET processor = ?2, requested_at = coalesce(requested_at, ?3)
+        "UPDATE payments SET processor = CASE WHEN pinned = 1 THEN processor ELSE ?2 END,
+                             requested_at = coalesce(requested_at, ?3)
          WHERE correlation_id = ?1 AND status = 'pending' AND owner = ?4
-         RETURNING requested_at",
+         RETURNING processor, requested_at",
     )?;
     let mut payments = Vec::with_capacity(batch.len());
-    for (id, attempt) in batch {
+    for (id, processor) in batch {
         let stored = update
-            .query_row(params![id_text(id).as_str(), attempt.processor.name(), attempt.requested_at.0, owner], |row| {
-                row.get::<_, i64>(0)
+            .query_row(params![id_text(id).as_str(), processor.name(), alive_at.0, owner], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
             })
             .optional()?;
-        if let Some(requested_at) = stored {
-            payments.push((*id, Attempt { processor: attempt.processor, requested_at: Millis(requested_at) }));
+        if let Some((name, requested_at)) = stored {
+            let processor = Processor::from_name(&name).unwrap_or(*processor);
+            payments.push((*id, Attempt { processor, requested_at: Millis(requested_at) }));
         }
     }
     Ok(Taken { alive_at, payments })
 }
 
-/// Marks payments processed; recreates a row purged meanwhile; a processed row is unchanged.
-pub fn mark_processed(conn: &Connection, batch: &[(Payment, Attempt)]) -> rusqlite::Result<()> {
+/// Pins pending payments to the processor of their attempt: a call there may have stored
+/// them (see [`Destination`]). Returns how many rows were pinned.
+pub fn pin(conn: &Connection, batch: &[(Uuid, Processor)]) -> rusqlite::Result<usize> {
+    let mut update = conn.prepare_cached(
+        "UPDATE payments SET pinned = 1 WHERE correlation_id = ?1 AND status = 'pending' AND processor = ?2",
+    )?;
+    let mut pinned = 0;
+    for (id, processor) in batch {
+        pinned += update.execute(params![id_text(id).as_str(), processor.name()])?;
+    }
+    Ok(pinned)
+}
+
+/// Marks payments processed; recreates a row purged meanwhile. A row already processed is
+/// unchanged; if it was processed at the other processor, the payment was charged twice
+/// and is returned (the caller raises the alarm).
+pub fn mark_processed(conn: &Connection, batch: &[(Payment, Attempt)]) -> rusqlite::Result<Vec<DoubleCharge>> {
     // A recreated row's acceptance time is unknown; its requestedAt is the closest known.
     let mut upsert = conn.prepare_cached(
         "INSERT INTO payments (correlation_id, amount, processor, requested_at, status, accepted_at, owner)
@@ -64,11 +83,23 @@ pub fn mark_processed(conn: &Connection, batch: &[(Payment, Attempt)]) -> rusqli
                 requested_at = excluded.requested_at, owner = NULL
             WHERE payments.status = 'pending'",
     )?;
+    let mut recorded_at = conn.prepare_cached("SELECT processor FROM payments WHERE correlation_id = ?1")?;
+    let mut double = Vec::new();
     for (payment, attempt) in batch {
         let id = id_text(&payment.correlation_id);
-        upsert.execute(params![id.as_str(), payment.amount.0, attempt.processor.name(), attempt.requested_at.0])?;
+        let changed = upsert.execute(params![id.as_str(), payment.amount.0, attempt.processor.name(), attempt.requested_at.0])?;
+        if changed == 1 {
+            continue;
+        }
+        let name: Option<String> = recorded_at.query_row(params![id.as_str()], |row| row.get(0)).optional()?.flatten();
+        match name.as_deref().and_then(Processor::from_name) {
+            Some(recorded) if recorded != attempt.processor => {
+                double.push(DoubleCharge { payment: *payment, recorded_at: recorded, also_at: attempt.processor });
+            }
+            _ => {}
+        }
     }
-    Ok(())
+    Ok(double)
 }
 
 pub fn heartbeat(conn: &Connection, owner: &str, now: Millis) -> rusqlite::Result<()> {
@@ -87,26 +118,32 @@ pub fn retire(conn: &Connection, owner: &str) -> rusqlite::Result<()> {
 
 /// Gives `owner` the pending payments whose owner shows no heartbeat newer than
 /// `now - dead_after_ms` (or none at all, or no owner). One statement inside the writer's
-/// IMMEDIATE transaction: no other process can claim the same rows in between.
+/// IMMEDIATE transaction: no other process can claim the same rows in between. A row with
+/// an attempt on record is pinned to that processor: the dead worker may have been in the
+/// middle of that call.
 pub fn claim_orphans(
     conn: &Connection,
     owner: &str,
     now: Millis,
     dead_after_ms: i64,
     limit: usize,
-) -> rusqlite::Result<Vec<Pending>> {
+) -> rusqlite::Result<Claimed> {
+    let threshold = now.0.saturating_sub(dead_after_ms);
+    let last_alive: Option<i64> = conn
+        .prepare_cached("SELECT max(heartbeat_at) FROM workers WHERE heartbeat_at <= ?1")?
+        .query_row(params![threshold], |row| row.get(0))?;
     let mut claim = conn.prepare_cached(
-        "UPDATE payments SET owner = ?1
+        "UPDATE payments SET owner = ?1, pinned = (pinned = 1 OR processor IS NOT NULL)
          WHERE rowid IN (
              SELECT p.rowid FROM payments p
              WHERE p.status = 'pending'
                AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = p.owner AND w.heartbeat_at > ?2)
              LIMIT ?3)
-         RETURNING correlation_id, amount, accepted_at, processor, requested_at",
+         RETURNING correlation_id, amount, accepted_at, processor, requested_at, pinned",
     )?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = claim.query_map(params![owner, now.0.saturating_sub(dead_after_ms), limit], pending_from_row)?;
-    rows.collect()
+    let rows = claim.query_map(params![owner, threshold, limit], pending_from_row)?;
+    Ok(Claimed { payments: rows.collect::<rusqlite::Result<_>>()?, last_alive: last_alive.map(Millis) })
 }
 
 fn pending_from_row(row: &Row<'_>) -> rusqlite::Result<Pending> {
@@ -119,10 +156,15 @@ fn pending_from_row(row: &Row<'_>) -> rusqlite::Result<Pending> {
         (Some(processor), Some(at)) => Some(Attempt { processor, requested_at: Millis(at) }),
         _ => None,
     };
+    let destination = match (row.get::<_, bool>(5)?, attempt) {
+        (true, Some(attempt)) => Destination::PinnedTo(attempt.processor),
+        _ => Destination::Anywhere,
+    };
     Ok(Pending {
         payment: Payment { correlation_id, amount: Cents(row.get(1)?) },
         accepted_at: Millis(row.get(2)?),
         attempt,
+        destination,
     })
 }
 

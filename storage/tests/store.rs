@@ -5,7 +5,7 @@ mod common;
 
 use common::{accepted, attempt, count, db_path, id, open, payment};
 use payment::{Cents, Millis, Processor};
-use storage::{HealthRecord, StorageError, Store, StoreConfig};
+use storage::{Destination, DoubleCharge, HealthRecord, StorageError, Store, StoreConfig};
 
 #[tokio::test]
 async fn opening_creates_the_directory_and_reopening_keeps_the_data() {
@@ -61,10 +61,16 @@ async fn the_same_payment_twice_is_one_row_counted_once() {
     assert_eq!(again, vec![accepted(3, 500, 5_000)]);
 
     let done = attempt(Processor::Default, 2_000);
-    store.mark_processed(vec![(payment(1, 1990), done)]).await.unwrap();
-    store.mark_processed(vec![(payment(1, 1990), done)]).await.unwrap();
-    // A late duplicate answer from the other processor does not move it.
-    store.mark_processed(vec![(payment(1, 1990), attempt(Processor::Fallback, 9_000))]).await.unwrap();
+    assert!(store.mark_processed(vec![(payment(1, 1990), done)]).await.unwrap().is_empty());
+    // The same answer again (a 422 after a lost write): nothing to report.
+    assert!(store.mark_processed(vec![(payment(1, 1990), done)]).await.unwrap().is_empty());
+    // A success from the OTHER processor does not move it, and it is reported: that
+    // payment was charged twice.
+    let twice = store.mark_processed(vec![(payment(1, 1990), attempt(Processor::Fallback, 9_000))]).await.unwrap();
+    assert_eq!(
+        twice,
+        vec![DoubleCharge { payment: payment(1, 1990), recorded_at: Processor::Default, also_at: Processor::Fallback }]
+    );
     // Pending again after processed changes nothing either.
     assert!(store.record_pending(vec![accepted(1, 1990, 7_000)]).await.unwrap().is_empty());
 
@@ -82,20 +88,27 @@ async fn a_retry_keeps_the_first_requested_at_and_a_purged_row_comes_back_when_p
     let store = open(&path, "w1");
     store.record_pending(vec![accepted(1, 1990, 1_000)]).await.unwrap();
 
-    let first = store.take_for_sending(vec![(id(1), attempt(Processor::Default, 2_000))]).await.unwrap();
-    assert_eq!(first.payments, vec![(id(1), attempt(Processor::Default, 2_000))]);
+    // The first attempt's requestedAt is the time of the write that makes it durable.
+    let first = store.take_for_sending(vec![(id(1), Processor::Default)]).await.unwrap();
+    let at = first.alive_at.0;
+    assert_eq!(first.payments, vec![(id(1), attempt(Processor::Default, at))]);
     // Moved to the other processor after a 500: same requestedAt.
-    let moved = store.take_for_sending(vec![(id(1), attempt(Processor::Fallback, 3_000))]).await.unwrap();
-    assert_eq!(moved.payments, vec![(id(1), attempt(Processor::Fallback, 2_000))]);
+    let moved = store.take_for_sending(vec![(id(1), Processor::Fallback)]).await.unwrap();
+    assert!(moved.alive_at.0 >= at);
+    assert_eq!(moved.payments, vec![(id(1), attempt(Processor::Fallback, at))]);
     store.retire().await.unwrap();
-    let claimed = store.claim_orphans(Millis(10_000), 1_000, 10).await.unwrap();
-    assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].attempt, Some(attempt(Processor::Fallback, 2_000)));
+    let claimed = store.claim_orphans(Millis::now(), 1_000, 10).await.unwrap();
+    assert_eq!(claimed.payments.len(), 1);
+    assert_eq!(claimed.payments[0].attempt, Some(attempt(Processor::Fallback, at)));
+    // It had an attempt, so its new owner may only send it there; the retired worker left
+    // no heartbeat, so none of its calls can still be running.
+    assert_eq!(claimed.payments[0].destination, Destination::PinnedTo(Processor::Fallback));
+    assert_eq!(claimed.last_alive, None);
 
     store.purge().await.unwrap();
     assert_eq!(store.pending_count().await.unwrap(), 0);
-    store.mark_processed(vec![(payment(1, 1990), attempt(Processor::Fallback, 2_000))]).await.unwrap();
-    let summary = store.summary(Some(Millis(2_000)), Some(Millis(2_000))).await.unwrap();
+    store.mark_processed(vec![(payment(1, 1990), attempt(Processor::Fallback, at))]).await.unwrap();
+    let summary = store.summary(Some(Millis(at)), Some(Millis(at))).await.unwrap();
     assert_eq!((summary.fallback.requests, summary.fallback.amount), (1, Cents(1990)));
 }
 
@@ -137,7 +150,7 @@ async fn pending_payments_are_not_in_the_summary() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&db_path(&dir), "w1");
     store.record_pending(vec![accepted(1, 1990, 1_000)]).await.unwrap();
-    store.take_for_sending(vec![(id(1), attempt(Processor::Default, 1_000))]).await.unwrap();
+    store.take_for_sending(vec![(id(1), Processor::Default)]).await.unwrap();
     assert_eq!(store.summary(None, None).await.unwrap(), payment::Summary::default());
 }
 
@@ -187,24 +200,30 @@ async fn claims_take_a_dead_workers_payments_but_not_a_live_ones() {
     let rescuer = open(&path, "rescuer");
     live.record_pending((0..5).map(|n| accepted(n, 1990, 0)).collect()).await.unwrap();
     dead.record_pending((10..15).map(|n| accepted(n, 1990, 0)).collect()).await.unwrap();
-    dead.take_for_sending(vec![(id(10), attempt(Processor::Default, 900))]).await.unwrap();
+    let sent = dead.take_for_sending(vec![(id(10), Processor::Default)]).await.unwrap();
+    let at = sent.alive_at.0;
     // After take_for_sending, which renews the heartbeat to the wall clock.
-    live.heartbeat(Millis(10_000)).await.unwrap();
-    dead.heartbeat(Millis(1_000)).await.unwrap();
-    rescuer.heartbeat(Millis(10_000)).await.unwrap();
+    let now = Millis::now().0;
+    live.heartbeat(Millis(now + 10_000)).await.unwrap();
+    dead.heartbeat(Millis(now + 1_000)).await.unwrap();
+    rescuer.heartbeat(Millis(now + 10_000)).await.unwrap();
 
-    let mut claimed = rescuer.claim_orphans(Millis(10_500), 2_000, 100).await.unwrap();
+    let claimed = rescuer.claim_orphans(Millis(now + 10_500), 2_000, 100).await.unwrap();
+    // The dead worker's last heartbeat: its calls may outlive it by their timeout.
+    assert_eq!(claimed.last_alive, Some(Millis(now + 1_000)));
+    let mut claimed = claimed.payments;
     claimed.sort_by_key(|p| p.payment.correlation_id);
     let ids: Vec<_> = claimed.iter().map(|p| p.payment.correlation_id).collect();
     assert_eq!(ids, (10..15).map(id).collect::<Vec<_>>());
-    assert_eq!(claimed[0].attempt, Some(attempt(Processor::Default, 900)));
-    assert!(claimed[1..].iter().all(|p| p.attempt.is_none()));
+    assert_eq!(claimed[0].attempt, Some(attempt(Processor::Default, at)));
+    assert_eq!(claimed[0].destination, Destination::PinnedTo(Processor::Default));
+    assert!(claimed[1..].iter().all(|p| p.attempt.is_none() && p.destination == Destination::Anywhere));
     // Now owned by a live worker: nobody else gets them.
-    assert!(live.claim_orphans(Millis(10_600), 2_000, 100).await.unwrap().is_empty());
+    assert!(live.claim_orphans(Millis(now + 10_600), 2_000, 100).await.unwrap().payments.is_empty());
 
     // A worker that retires hands its payments over at once.
     live.retire().await.unwrap();
-    assert_eq!(rescuer.claim_orphans(Millis(10_700), 2_000, 100).await.unwrap().len(), 5);
+    assert_eq!(rescuer.claim_orphans(Millis(now + 10_700), 2_000, 100).await.unwrap().payments.len(), 5);
     assert_eq!(count(&path, "SELECT count(*) FROM payments WHERE owner = 'rescuer'"), 10);
 }
 
@@ -216,39 +235,96 @@ async fn only_the_owner_takes_a_payment_for_sending_and_the_first_requested_at_s
     let rescuer = open(&path, "rescuer");
     let (d, f) = (Processor::Default, Processor::Fallback);
     stalled.record_pending(vec![accepted(0, 1990, 0), accepted(1, 1990, 0)]).await.unwrap();
-    let sent = stalled.take_for_sending(vec![(id(0), attempt(d, 900))]).await.unwrap();
-    assert_eq!(sent.payments, vec![(id(0), attempt(d, 900))]);
+    let sent = stalled.take_for_sending(vec![(id(0), d)]).await.unwrap();
+    let first_at = sent.alive_at.0;
+    assert_eq!(sent.payments, vec![(id(0), attempt(d, first_at))]);
 
     // Its heartbeat stalls; the rescuer claims both payments while they wait in its queue.
     stalled.heartbeat(Millis(1_000)).await.unwrap();
     rescuer.heartbeat(Millis::now()).await.unwrap();
-    assert_eq!(rescuer.claim_orphans(Millis::now(), 3_000, 100).await.unwrap().len(), 2);
+    assert_eq!(rescuer.claim_orphans(Millis::now(), 3_000, 100).await.unwrap().payments.len(), 2);
     stalled.record_pending(vec![accepted(2, 1990, 0), accepted(3, 1990, 0)]).await.unwrap();
 
     let before = Millis::now();
-    let batch = [(0, f), (1, d), (2, d), (3, f)].map(|(n, p)| (id(n), attempt(p, 5_000)));
+    let batch = [(0, f), (1, d), (2, d), (3, f)].map(|(n, p)| (id(n), p));
     let taken = stalled.take_for_sending(batch.to_vec()).await.unwrap();
-    assert_eq!(taken.payments, vec![(id(2), attempt(d, 5_000)), (id(3), attempt(f, 5_000))]);
+    let at = taken.alive_at.0;
+    assert_eq!(taken.payments, vec![(id(2), attempt(d, at)), (id(3), attempt(f, at))]);
     assert!(taken.alive_at >= before, "the heartbeat is renewed: {taken:?}");
     // The claimed rows are untouched: payment 0 keeps its attempt, payment 1 has none.
     let row = |n: u64| format!("SELECT count(*) FROM payments WHERE correlation_id = '{}' AND owner = 'rescuer'", id(n));
-    assert_eq!(count(&path, &format!("{} AND processor = 'default' AND requested_at = 900", row(0))), 1);
+    assert_eq!(count(&path, &format!("{} AND processor = 'default' AND requested_at = {first_at}", row(0))), 1);
     assert_eq!(count(&path, &format!("{} AND processor IS NULL AND requested_at IS NULL", row(1))), 1);
     // The renewed heartbeat keeps the stalled worker's own rows from being claimed.
-    assert!(rescuer.claim_orphans(Millis::now(), 3_000, 100).await.unwrap().is_empty());
+    assert!(rescuer.claim_orphans(Millis::now(), 3_000, 100).await.unwrap().payments.is_empty());
 
-    // The new owner sends them; a retry gets the first requestedAt back.
-    let rescued = rescuer.take_for_sending(vec![(id(0), attempt(d, 9_000))]).await.unwrap();
-    assert_eq!(rescued.payments, vec![(id(0), attempt(d, 900))]);
-    let retry = stalled.take_for_sending(vec![(id(2), attempt(f, 7_000))]).await.unwrap();
-    assert_eq!(retry.payments, vec![(id(2), attempt(f, 5_000))]);
+    // The new owner sends payment 0, pinned by the claim: asked for the fallback, the row
+    // keeps the default, and a retry gets the first requestedAt back.
+    let rescued = rescuer.take_for_sending(vec![(id(0), f)]).await.unwrap();
+    assert_eq!(rescued.payments, vec![(id(0), attempt(d, first_at))]);
+    let retry = stalled.take_for_sending(vec![(id(2), f)]).await.unwrap();
+    assert_eq!(retry.payments, vec![(id(2), attempt(f, at))]);
 
     // Processed and purged payments are not sent again either.
-    stalled.mark_processed(vec![(payment(3, 1990), attempt(f, 5_000))]).await.unwrap();
-    assert!(stalled.take_for_sending(vec![(id(3), attempt(f, 5_000))]).await.unwrap().payments.is_empty());
+    stalled.mark_processed(vec![(payment(3, 1990), attempt(f, at))]).await.unwrap();
+    assert!(stalled.take_for_sending(vec![(id(3), f)]).await.unwrap().payments.is_empty());
     stalled.purge().await.unwrap();
-    assert!(stalled.take_for_sending(vec![(id(2), attempt(f, 5_000))]).await.unwrap().payments.is_empty());
+    assert!(stalled.take_for_sending(vec![(id(2), f)]).await.unwrap().payments.is_empty());
     assert_eq!(count(&path, "SELECT count(*) FROM payments"), 0);
+}
+
+#[tokio::test]
+async fn a_pin_lives_in_the_row_and_outlasts_the_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let (d, f) = (Processor::Default, Processor::Fallback);
+    let first = open(&path, "first");
+    first.record_pending(vec![accepted(1, 1990, 0), accepted(2, 1990, 0)]).await.unwrap();
+    first.take_for_sending(vec![(id(1), d), (id(2), d)]).await.unwrap();
+    // Payment 1's call timed out: pinned. A pin for the wrong processor changes nothing.
+    assert_eq!(first.pin(vec![(id(1), d), (id(2), f)]).await.unwrap(), 1);
+    // Payment 2's call was answered 500: it may move, and does.
+    let moved = first.take_for_sending(vec![(id(1), f), (id(2), f)]).await.unwrap();
+    let by_id: std::collections::HashMap<_, _> = moved.payments.into_iter().collect();
+    assert_eq!(by_id[&id(1)].processor, d, "a pinned payment is not moved, whatever is asked");
+    assert_eq!(by_id[&id(2)].processor, f);
+    first.close().await.unwrap();
+
+    // The pin is visible at the sqlite3 prompt, then survives a restart and a claim.
+    let pinned = "SELECT count(*) FROM payments_view WHERE pinned_to = 'default'";
+    assert_eq!(count(&path, pinned), 1);
+    let next = open(&path, "next");
+    let claimed = next.claim_orphans(Millis(Millis::now().0 + 60_000), 1_000, 10).await.unwrap();
+    let destinations: std::collections::HashMap<_, _> =
+        claimed.payments.iter().map(|p| (p.payment.correlation_id, p.destination)).collect();
+    assert_eq!(destinations[&id(1)], Destination::PinnedTo(d));
+    // Payment 2 had an attempt on record at the fallback: the claim pins it there.
+    assert_eq!(destinations[&id(2)], Destination::PinnedTo(f));
+    assert_eq!(count(&path, "SELECT count(*) FROM payments_view WHERE pinned_to IS NOT NULL"), 2);
+}
+
+#[tokio::test]
+async fn a_version_1_database_is_migrated_with_its_payments() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let store = open(&path, "w1");
+    store.record_pending(vec![accepted(1, 1990, 0)]).await.unwrap();
+    store.close().await.unwrap();
+    // Back to what version 1 was: no pin column, the old view.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP VIEW payments_view;
+         ALTER TABLE payments DROP COLUMN pinned;
+         CREATE VIEW payments_view AS SELECT correlation_id FROM payments;
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = open(&path, "w1");
+    assert_eq!(count(&path, "PRAGMA user_version"), storage::schema::SCHEMA_VERSION);
+    assert_eq!(store.pending_count().await.unwrap(), 1);
+    assert_eq!(count(&path, "SELECT count(*) FROM payments_view WHERE pinned_to IS NULL"), 1);
 }
 
 #[tokio::test]
@@ -264,7 +340,7 @@ async fn concurrent_claimers_never_get_the_same_payment() {
                 store.heartbeat(Millis::now()).await.unwrap();
                 let mut mine = Vec::new();
                 loop {
-                    let got = store.claim_orphans(Millis::now(), 60_000, 50).await.unwrap();
+                    let got = store.claim_orphans(Millis::now(), 60_000, 50).await.unwrap().payments;
                     if got.is_empty() {
                         return mine;
                     }
@@ -338,8 +414,8 @@ async fn the_view_reads_well_in_the_sqlite3_shell() {
     assert_eq!(
         lines,
         [
-            format!("{}|19.90|fallback|processed|2025-07-10T12:34:56.789Z|2025-07-10T12:34:56.005Z", id(1)),
-            format!("{}|0.05||pending||2025-07-10T12:34:56.005Z", id(2)),
+            format!("{}|19.90|fallback|processed|2025-07-10T12:34:56.789Z|2025-07-10T12:34:56.005Z|", id(1)),
+            format!("{}|0.05||pending||2025-07-10T12:34:56.005Z|", id(2)),
         ]
     );
 }
