@@ -2,6 +2,10 @@
 //! (`payment::intake` lines). The answer `200 {"recorded":n}` is sent only after the batch
 //! is committed as pending, so an answered batch is never lost; then the new payments
 //! join this worker's dispatch queue. A re-sent batch records nothing new (idempotent).
+//! The write and the queueing run in a task of their own: if the client (the lb) gives up
+//! and closes the connection while the write waits (a slow disk, a held lock), the batch
+//! is still queued once it is committed, instead of being left pending in the database
+//! with this worker as its owner and in no queue, where nothing would ever send it.
 //! While the queue holds `DISPATCH_QUEUE_MAX` payments, a batch is answered 503 and
 //! nothing is recorded: the lb keeps it and sends it again (here or to the other worker).
 
@@ -11,7 +15,8 @@ use crate::reply::{self, Reply};
 use crate::shutdown::Shutdown;
 use hyper::StatusCode;
 use std::sync::atomic::Ordering::Relaxed;
-use storage::{Destination, Pending, Store};
+use std::sync::Arc;
+use storage::{Destination, Pending, StorageError, Store};
 
 /// Largest intake body: 16 Ki lines of about 70 bytes, far above any batch the lb sends
 /// (`LB_BATCH_MAX`), far below what would strain the worker's memory.
@@ -19,8 +24,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 pub struct Intake {
     pub store: Store,
-    pub queue: std::sync::Arc<Queue>,
-    pub metrics: std::sync::Arc<Metrics>,
+    pub queue: Arc<Queue>,
+    pub metrics: Arc<Metrics>,
     pub shutdown: Shutdown,
     /// `DISPATCH_QUEUE_MAX`.
     pub queue_max: usize,
@@ -50,23 +55,43 @@ impl Intake {
                 format!("this worker holds {} payments (DISPATCH_QUEUE_MAX); send later or to the other one", self.queue_max),
             );
         }
-        let new = match self.store.record_pending(batch).await {
-            Ok(new) => new,
-            Err(e) => {
-                tracing::error!("cannot record an intake batch: {e}");
-                return reply::error(StatusCode::SERVICE_UNAVAILABLE, "storage", e);
+        let (store, queue, metrics) = (
+            self.store.clone(),
+            Arc::clone(&self.queue),
+            Arc::clone(&self.metrics),
+        );
+        let recorded =
+            tokio::spawn(async move { record_and_queue(store, &queue, &metrics, batch).await });
+        match recorded.await {
+            Ok(Ok(recorded)) => {
+                reply::json(StatusCode::OK, format!(r#"{{"recorded":{recorded}}}"#))
             }
-        };
-        let recorded = new.len();
-        self.metrics.recorded.fetch_add(recorded as u64, Relaxed);
-        self.queue.push_new(new.into_iter().map(|a| {
-            Job::new(Pending {
-                payment: a.payment,
-                accepted_at: a.accepted_at,
-                attempt: None,
-                destination: Destination::Anywhere,
-            })
-        }));
-        reply::json(StatusCode::OK, format!(r#"{{"recorded":{recorded}}}"#))
+            Ok(Err(e)) => {
+                tracing::error!("cannot record an intake batch: {e}");
+                reply::error(StatusCode::SERVICE_UNAVAILABLE, "storage", e)
+            }
+            Err(e) => reply::error(StatusCode::INTERNAL_SERVER_ERROR, "intake_task", e),
+        }
     }
+}
+
+/// Commits the batch as pending, then queues the new payments; returns how many were new.
+async fn record_and_queue(
+    store: Store,
+    queue: &Queue,
+    metrics: &Metrics,
+    batch: Vec<payment::intake::Accepted>,
+) -> Result<usize, StorageError> {
+    let new = store.record_pending(batch).await?;
+    let recorded = new.len();
+    metrics.recorded.fetch_add(recorded as u64, Relaxed);
+    queue.push_new(new.into_iter().map(|a| {
+        Job::new(Pending {
+            payment: a.payment,
+            accepted_at: a.accepted_at,
+            attempt: None,
+            destination: Destination::Anywhere,
+        })
+    }));
+    Ok(recorded)
 }

@@ -150,3 +150,36 @@ fn stall_until_claimed(worker: &Worker, claimed: impl Fn() -> bool) {
     }
     panic!("the other worker never claimed the stopped worker's payments");
 }
+
+#[test]
+fn a_batch_whose_sender_gave_up_during_a_stalled_write_is_still_paid() {
+    // The lb gives up on an intake that takes longer than LB_FORWARD_TIMEOUT_MS and sends
+    // the batch elsewhere. If the write then commits here, the payments are this worker's:
+    // they must be in its queue, not left pending with an owner that never sends them.
+    let stack = Stack::start(&[]);
+    let worker = stack.worker(&[]);
+    let sent = payments(20);
+    // Someone holds the write lock (a sqlite3 prompt, a stalled disk): the write waits.
+    let lock = rusqlite::Connection::open(stack.db()).expect("open the database");
+    lock.execute_batch("BEGIN IMMEDIATE")
+        .expect("take the write lock");
+    let mut body = Vec::new();
+    sent.iter()
+        .for_each(|a| payment::intake::encode(a, &mut body));
+    let head = format!(
+        "POST /intake HTTP/1.1\r\nHost: api\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut sender = TcpStream::connect(&worker.addr).expect("connect");
+    sender
+        .write_all(head.as_bytes())
+        .and_then(|_| sender.write_all(&body))
+        .expect("send the batch");
+    std::thread::sleep(Duration::from_millis(300));
+    drop(sender); // the sender gives up before any answer
+    std::thread::sleep(Duration::from_millis(300));
+    lock.execute_batch("ROLLBACK").expect("release the lock");
+
+    worker.wait_processed(sent.len(), Duration::from_secs(20));
+    stack.assert_settled(&worker, &sent);
+}
