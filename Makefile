@@ -53,6 +53,7 @@ check: deps
 	k6 run --quiet k6/score_check.js
 	python3 scripts/check_deploy.py
 	BIN_DIR=target/debug bash scripts/smoke.sh
+	BIN_DIR=target/debug python3 scripts/faults.py
 	$(MAKE) compose-test
 
 test: deps

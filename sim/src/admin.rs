@@ -1,5 +1,5 @@
 //! The `/admin/` endpoints the contest's test uses to steer a processor and read its
-//! books, plus our `GET /admin/stats`. The token check happens in `routes` before any
+//! books, plus our `GET /admin/stats` and `GET /admin/payments`. The token check happens in `routes` before any
 //! of these run.
 
 use crate::body;
@@ -121,6 +121,15 @@ pub fn stats(sim: &Sim) -> Reply {
         .stats
         .to_json(sim.admission.running(), sim.admission.waiting());
     reply::json(StatusCode::OK, body)
+}
+
+/// `GET /admin/payments`: `{"correlationIds":[..]}`, every payment stored now (sorted), so a
+/// test can tell in one call which ids this processor holds (two processors holding the
+/// same id is a double charge).
+pub fn payment_ids(sim: &Sim) -> Reply {
+    let ids: Vec<String> = sim.ledger.ids().iter().map(|id| id.to_string()).collect();
+    let body = serde_json::json!({ "correlationIds": ids });
+    reply::json(StatusCode::OK, body.to_string())
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! defined here once, so tests, scripts and the README use the same names.
 //!
 //! `sim` also takes command-line flags (`--listen`, `--fee`, `--token`,
-//! `--health-window-secs`) so two simulators are easy to start by hand; a flag wins over
-//! its environment variable.
+//! `--health-window-secs`, `--store-after-disconnect`) so two simulators are easy to start
+//! by hand; a flag wins over its environment variable.
 
 use std::net::SocketAddr;
 
@@ -21,6 +21,11 @@ pub const SIM_THREADS: &str = "SIM_THREADS";
 pub const SIM_MAX_RUNNING: &str = "SIM_MAX_RUNNING";
 /// How many more `POST /payments` may wait for a running slot before 429 (the processors allow 500).
 pub const SIM_MAX_WAITING: &str = "SIM_MAX_WAITING";
+/// `1` (the default): a `POST /payments` whose client hangs up during the delay still runs
+/// to the end and stores the payment, as a server that ignores its client's give-up does
+/// (the call's outcome is unknown to the client). `0`: the request is dropped with its
+/// connection, so a client that gave up before the delay ended was not charged.
+pub const SIM_STORE_AFTER_DISCONNECT: &str = "SIM_STORE_AFTER_DISCONNECT";
 /// Address `floor` listens on.
 pub const FLOOR_LISTEN: &str = "FLOOR_LISTEN";
 /// Tokio worker threads of `floor`.
@@ -32,13 +37,16 @@ const DEFAULT_TOKEN: &str = "123";
 const DEFAULT_HEALTH_WINDOW_SECS: &str = "5";
 const DEFAULT_MAX_RUNNING: &str = "800";
 const DEFAULT_MAX_WAITING: &str = "500";
+const DEFAULT_STORE_AFTER_DISCONNECT: &str = "1";
 const DEFAULT_FLOOR_LISTEN: &str = "127.0.0.1:9999";
 const DEFAULT_THREADS: &str = "1";
 
 pub const SIM_USAGE: &str =
     "usage: sim [--listen ADDR] [--fee F] [--token T] [--health-window-secs N]
+           [--store-after-disconnect 1|0]
   each flag may also be given as an environment variable (the flag wins):
-  SIM_LISTEN (127.0.0.1:8001), SIM_FEE (0.05), SIM_TOKEN (123), SIM_HEALTH_WINDOW_SECS (5);
+  SIM_LISTEN (127.0.0.1:8001), SIM_FEE (0.05), SIM_TOKEN (123), SIM_HEALTH_WINDOW_SECS (5),
+  SIM_STORE_AFTER_DISCONNECT (1: a payment whose client hung up mid-delay is still stored);
   environment only: SIM_THREADS (1), SIM_MAX_RUNNING (800), SIM_MAX_WAITING (500)";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,6 +97,7 @@ pub struct SimConfig {
     pub threads: usize,
     pub max_running: usize,
     pub max_waiting: usize,
+    pub store_after_disconnect: bool,
 }
 
 /// Everything `floor` needs to start.
@@ -153,6 +162,14 @@ fn parse_count(min: usize) -> impl Fn(&str) -> Result<usize, String> {
     }
 }
 
+fn parse_switch(text: &str) -> Result<bool, String> {
+    match text.trim() {
+        "1" | "true" | "on" => Ok(true),
+        "0" | "false" | "off" => Ok(false),
+        _ => Err("expected 1 or 0".to_string()),
+    }
+}
+
 /// Maps a command-line flag to the environment variable it overrides.
 fn flag_name(flag: &str) -> Option<&'static str> {
     match flag {
@@ -160,6 +177,7 @@ fn flag_name(flag: &str) -> Option<&'static str> {
         "--fee" => Some(SIM_FEE),
         "--token" => Some(SIM_TOKEN),
         "--health-window-secs" => Some(SIM_HEALTH_WINDOW_SECS),
+        "--store-after-disconnect" => Some(SIM_STORE_AFTER_DISCONNECT),
         _ => None,
     }
 }
@@ -218,6 +236,11 @@ impl SimConfig {
             threads: src.parsed(SIM_THREADS, DEFAULT_THREADS, parse_count(1))?,
             max_running: src.parsed(SIM_MAX_RUNNING, DEFAULT_MAX_RUNNING, parse_count(1))?,
             max_waiting: src.parsed(SIM_MAX_WAITING, DEFAULT_MAX_WAITING, parse_count(0))?,
+            store_after_disconnect: src.parsed(
+                SIM_STORE_AFTER_DISCONNECT,
+                DEFAULT_STORE_AFTER_DISCONNECT,
+                parse_switch,
+            )?,
         })
     }
 }
@@ -266,6 +289,10 @@ mod tests {
             ),
             (5, 1, 800, 500)
         );
+        assert!(
+            c.store_after_disconnect,
+            "a client's give-up cancels nothing"
+        );
     }
 
     #[test]
@@ -294,5 +321,18 @@ mod tests {
             Err(ConfigError::MissingValue(_))
         ));
         assert!(load(&[], &[(SIM_LISTEN, "localhost")]).is_err());
+        let err = load(&[], &[(SIM_STORE_AFTER_DISCONNECT, "maybe")]).unwrap_err();
+        assert!(err.to_string().contains("expected 1 or 0"), "{err}");
+    }
+
+    #[test]
+    fn store_after_disconnect_can_be_switched_off() {
+        let off = [(SIM_STORE_AFTER_DISCONNECT, "0")];
+        assert!(!load(&[], &off).unwrap().store_after_disconnect);
+        assert!(
+            load(&["--store-after-disconnect", "1"], &off)
+                .unwrap()
+                .store_after_disconnect
+        );
     }
 }

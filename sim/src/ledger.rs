@@ -48,6 +48,13 @@ impl Ledger {
         self.lock().get(id).copied()
     }
 
+    /// The ids of every stored payment, sorted.
+    pub fn ids(&self) -> Vec<Uuid> {
+        let mut ids: Vec<Uuid> = self.lock().keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
     pub fn purge(&self) {
         self.lock().clear();
     }
@@ -94,6 +101,9 @@ mod tests {
             }
         ));
         assert_eq!(ledger.get(&a).map(|p| p.amount), Some(Cents(1990)));
+        let mut both = vec![a, b];
+        both.sort_unstable();
+        assert_eq!(ledger.ids(), both);
         assert_eq!(
             ledger.totals(Window {
                 from: Some(Millis(10)),

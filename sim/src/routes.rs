@@ -1,6 +1,9 @@
-//! Which handler answers which request. Every request is handled on a task of its own,
-//! as a real server does: if the client hangs up mid-delay, the payment is still stored
-//! (our api's crash tests depend on that).
+//! Which handler answers which request. By default every request is handled on a task of
+//! its own, as a server that ignores its client's give-up does: if the client hangs up
+//! mid-delay, the payment is still stored (our api's timeout and crash tests depend on
+//! that). With `SIM_STORE_AFTER_DISCONNECT=0` the request is handled on its connection's
+//! task instead and is dropped with it: a client that hung up before the delay ended was
+//! not charged.
 
 use crate::reply::{self, Reply};
 use crate::state::Sim;
@@ -12,8 +15,12 @@ use std::sync::Arc;
 /// The header every `/admin/` call must carry, equal to the current token.
 pub const TOKEN_HEADER: &str = "X-Rinha-Token";
 
-/// Handles `req` on its own task, so a dropped connection cannot cancel it.
+/// Handles `req` on its own task, so a dropped connection cannot cancel it; or, when
+/// `sim.store_after_disconnect` is off, right here, so hyper drops it with the connection.
 pub async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Reply {
+    if !sim.store_after_disconnect {
+        return route(sim, req).await;
+    }
     match tokio::spawn(route(sim, req)).await {
         Ok(reply) => reply,
         Err(e) => {
@@ -76,7 +83,8 @@ async fn route_admin(
         ("configurations/failure", &Method::PUT) => admin::set_failure(sim, body).await,
         ("purge-payments", &Method::POST) => admin::purge(sim),
         ("stats", &Method::GET) => admin::stats(sim),
-        ("payments-summary" | "stats", _) => reply::method_not_allowed("GET"),
+        ("payments", &Method::GET) => admin::payment_ids(sim),
+        ("payments-summary" | "stats" | "payments", _) => reply::method_not_allowed("GET"),
         ("configurations/token" | "configurations/delay" | "configurations/failure", _) => {
             reply::method_not_allowed("PUT")
         }

@@ -14,6 +14,8 @@ pub struct Sim {
     pub admission: Admission,
     pub health: HealthBudget,
     pub stats: Stats,
+    /// Whether a request outlives its client's connection (`SIM_STORE_AFTER_DISCONNECT`).
+    pub store_after_disconnect: bool,
 }
 
 impl Sim {
@@ -25,6 +27,7 @@ impl Sim {
             admission: Admission::new(config.max_running, config.max_waiting),
             health: HealthBudget::new(config.health_window_secs),
             stats: Stats::default(),
+            store_after_disconnect: config.store_after_disconnect,
         }
     }
 }

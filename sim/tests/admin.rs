@@ -1,5 +1,6 @@
 //! The `/admin/` endpoints over HTTP: the token on every route, token change, the summary
-//! (inclusive window, exact fee), delay/failure answers, purge and the stats counters.
+//! (inclusive window, exact fee), delay/failure answers, purge, the stats counters and the
+//! list of stored ids.
 
 mod common;
 
@@ -8,7 +9,7 @@ use payment::Uuid;
 use serde_json::json;
 
 /// Every admin route with a body it would accept.
-const ROUTES: [(&str, &str, &str); 6] = [
+const ROUTES: [(&str, &str, &str); 7] = [
     ("GET", "/admin/payments-summary", ""),
     ("PUT", "/admin/configurations/delay", r#"{"delay":0}"#),
     (
@@ -18,6 +19,7 @@ const ROUTES: [(&str, &str, &str); 6] = [
     ),
     ("POST", "/admin/purge-payments", ""),
     ("GET", "/admin/stats", ""),
+    ("GET", "/admin/payments", ""),
     (
         "PUT",
         "/admin/configurations/token",
@@ -44,6 +46,7 @@ fn every_admin_route_wants_the_token() {
     assert_json_error(&sim.admin_as("wrong", "GET", "/admin/nope", ""), 401);
     assert_json_error(&sim.admin("GET", "/admin/nope", ""), 404);
     assert_json_error(&sim.admin("POST", "/admin/stats", ""), 405);
+    assert_json_error(&sim.admin("DELETE", "/admin/payments", ""), 405);
     assert_json_error(&sim.admin("GET", "/admin/configurations/delay", ""), 405);
     assert_json_error(&sim.admin("GET", "/admin/purge-payments", ""), 405);
 }
@@ -167,6 +170,24 @@ fn purge_forgets_payments_but_not_the_counters() {
     assert_eq!(sim.stats()["paymentsStored"], 2);
     // A purged id is new again.
     assert_eq!(sim.pay(&ids[0], "10", AT).status, 200);
+}
+
+#[test]
+fn the_stored_ids_are_listed_in_one_call() {
+    let sim = TestSim::start();
+    let ids = |sim: &TestSim| sim.admin("GET", "/admin/payments", "").json();
+    assert_eq!(ids(&sim), json!({"correlationIds": []}));
+    let mut stored = vec![Uuid::new_v4(), Uuid::new_v4()];
+    for id in &stored {
+        assert_eq!(sim.pay(id, "10", AT).status, 200);
+    }
+    sim.set_failure(true);
+    assert_json_error(&sim.pay(&Uuid::new_v4(), "10", AT), 500);
+    stored.sort();
+    let expected: Vec<String> = stored.iter().map(|id| id.to_string()).collect();
+    assert_eq!(ids(&sim), json!({ "correlationIds": expected }));
+    sim.admin("POST", "/admin/purge-payments", "");
+    assert_eq!(ids(&sim), json!({"correlationIds": []}));
 }
 
 #[test]

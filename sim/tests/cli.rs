@@ -41,6 +41,10 @@ fn bad_configuration_exits_with_2_and_names_the_value() {
     );
     assert_refused(&run("sim", &["--token"], &[]), "--token needs a value");
     assert_refused(
+        &run("sim", &["--store-after-disconnect", "maybe"], &[]),
+        "--store-after-disconnect=`maybe`",
+    );
+    assert_refused(
         &run("floor", &[], &[(FLOOR_LISTEN, "nowhere")]),
         "FLOOR_LISTEN",
     );

@@ -1,10 +1,12 @@
 //! `POST /payments` and `GET /payments/{id}` over HTTP: the order of delay, failure,
-//! duplicate and store; rounding; the requestedAt kept; bad bodies; the concurrency bound.
+//! duplicate and store; rounding; the requestedAt kept; bad bodies; the concurrency bound;
+//! a client that hangs up mid-delay (`SIM_STORE_AFTER_DISCONNECT` on and off).
 
 mod common;
 
 use common::{assert_json_error, payment_body, TestSim, AT};
 use payment::Uuid;
+use sim::config::SIM_STORE_AFTER_DISCONNECT;
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
@@ -162,9 +164,9 @@ fn the_duplicate_check_comes_after_the_delay() {
     assert_eq!(sim.payment(&id).json()["requestedAt"], later);
 }
 
-#[test]
-fn a_client_hanging_up_mid_delay_does_not_cancel_the_payment() {
-    let sim = TestSim::start();
+/// Sends a payment with a 1 s delay on a raw socket and hangs up while it sleeps;
+/// returns its id once the request no longer runs (stored, or dropped with its connection).
+fn pay_and_hang_up_mid_delay(sim: &TestSim) -> Uuid {
     sim.set_delay(1000);
     let id = Uuid::new_v4();
     let body = payment_body(&id, "10", AT);
@@ -179,12 +181,42 @@ fn a_client_hanging_up_mid_delay_does_not_cancel_the_payment() {
         .expect("send");
     sim.wait_running(1);
     drop(stream);
-    testkit::wait_for(
-        "the abandoned payment to be stored",
-        Duration::from_secs(10),
-        || sim.payment(&id).status == 200,
-    );
-    assert_eq!(sim.stats()["paymentsStored"], 1);
+    sim.wait_running(0);
+    id
+}
+
+#[test]
+fn a_client_hanging_up_mid_delay_does_not_cancel_the_payment() {
+    // The default, and what `--store-after-disconnect 1` asks for explicitly.
+    for sim in [
+        TestSim::start(),
+        TestSim::start_with(&["--store-after-disconnect", "1"], &[]),
+    ] {
+        let id = pay_and_hang_up_mid_delay(&sim);
+        assert_eq!(
+            sim.payment(&id).status,
+            200,
+            "the abandoned payment is stored"
+        );
+        assert_eq!(sim.stats()["paymentsStored"], 1);
+        // The client's retry learns it was charged.
+        sim.set_delay(0);
+        assert_json_error(&sim.pay(&id, "10", AT), 422);
+    }
+}
+
+#[test]
+fn with_store_after_disconnect_off_a_client_hanging_up_mid_delay_cancels_the_payment() {
+    let sim = TestSim::start_with(&[], &[(SIM_STORE_AFTER_DISCONNECT, "0")]);
+    let id = pay_and_hang_up_mid_delay(&sim);
+    // Past the end of the delay: still nothing stored.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_json_error(&sim.payment(&id), 404);
+    assert_eq!(sim.stats()["paymentsStored"], 0);
+    // A client that waits is answered as usual.
+    let other = Uuid::new_v4();
+    assert_eq!(sim.pay(&other, "10", AT).status, 200);
+    assert_eq!(sim.payment(&other).status, 200);
 }
 
 #[test]
