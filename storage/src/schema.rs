@@ -93,27 +93,21 @@ CREATE TABLE health_records (
     checked_at           INTEGER NOT NULL
 );
 
--- For people at the sqlite3 prompt: decimal amounts and ISO-8601 UTC times.
-CREATE VIEW payments_view AS
-SELECT correlation_id,
-       printf('%d.%02d', amount / 100, amount % 100) AS amount,
-       processor,
-       status,
-       strftime('%Y-%m-%dT%H:%M:%S', requested_at / 1000, 'unixepoch')
-           || printf('.%03dZ', requested_at % 1000) AS requested_at,
-       strftime('%Y-%m-%dT%H:%M:%S', accepted_at / 1000, 'unixepoch')
-           || printf('.%03dZ', accepted_at % 1000) AS accepted_at
-FROM payments;
 "#;
 
 /// Version 2: the unknown-outcome pin lives in the row (`pinned`), so it survives restarts
-/// and claims, and the view shows it (`pinned_to`, for pending payments that may only go
-/// to that processor).
+/// and claims.
 const SCHEMA_V2: &str = r#"
 ALTER TABLE payments ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0 CHECK (pinned IN (0, 1));
                                                  -- 1: a call to `processor` may have stored it;
                                                  -- it goes nowhere else until that one answers
-DROP VIEW payments_view;
+"#;
+
+/// The view for people at the sqlite3 prompt, in its current form: decimal amounts,
+/// ISO-8601 UTC times, and `pinned_to`, the only processor a pending payment may still go
+/// to. Views hold no data, so every migration simply recreates it.
+const VIEW: &str = r#"
+DROP VIEW IF EXISTS payments_view;
 CREATE VIEW payments_view AS
 SELECT correlation_id,
        printf('%d.%02d', amount / 100, amount % 100) AS amount,
@@ -215,5 +209,8 @@ fn migrate_in_transaction(conn: &Connection, path: &Path) -> Result<(), StorageE
         conn.execute_batch(SCHEMA_V2).map_err(err)?;
     }
     // Later versions: `if found < 3 { ... }`, each step moving the schema one version on.
+    if found < SCHEMA_VERSION {
+        conn.execute_batch(VIEW).map_err(err)?;
+    }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(err)
 }
