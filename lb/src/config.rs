@@ -29,6 +29,8 @@ pub const LB_BACKOFF_MAX_MS: &str = "LB_BACKOFF_MAX_MS";
 pub const LB_DRAIN_TIMEOUT_MS: &str = "LB_DRAIN_TIMEOUT_MS";
 /// How often the proxy's health check connects to each worker.
 pub const LB_HEALTH_INTERVAL_MS: &str = "LB_HEALTH_INTERVAL_MS";
+/// After a worker's intake failed, how long the forwarder tries the other workers first.
+pub const LB_AVOID_MS: &str = "LB_AVOID_MS";
 
 const DEFAULT_LISTEN: &str = "0.0.0.0:9999";
 const DEFAULT_API_ADDRS: &str = "127.0.0.1:9101,127.0.0.1:9102";
@@ -41,6 +43,9 @@ const DEFAULT_FORWARD_TIMEOUT_MS: u64 = 2_000;
 const DEFAULT_BACKOFF_MAX_MS: u64 = 500;
 const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 8_000;
 const DEFAULT_HEALTH_INTERVAL_MS: u64 = 1_000;
+/// Several forward timeouts: a worker that hangs costs one timeout per this, not one per
+/// batch; a worker that restarts gets intake again soon after.
+const DEFAULT_AVOID_MS: u64 = 5_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -65,6 +70,7 @@ pub struct Config {
     pub backoff_max: Duration,
     pub drain_timeout: Duration,
     pub health_interval: Duration,
+    pub avoid: Duration,
 }
 
 impl Config {
@@ -80,6 +86,7 @@ impl Config {
             backoff_max: millis(LB_BACKOFF_MAX_MS, DEFAULT_BACKOFF_MAX_MS)?,
             drain_timeout: millis(LB_DRAIN_TIMEOUT_MS, DEFAULT_DRAIN_TIMEOUT_MS)?,
             health_interval: millis(LB_HEALTH_INTERVAL_MS, DEFAULT_HEALTH_INTERVAL_MS)?,
+            avoid: millis(LB_AVOID_MS, DEFAULT_AVOID_MS)?,
         })
     }
 }

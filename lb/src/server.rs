@@ -85,6 +85,7 @@ pub fn run(config: Config) -> Result<Exit, StartError> {
         linger: config.batch_linger,
         timeout: config.forward_timeout,
         backoff_max: config.backoff_max,
+        avoid: config.avoid,
     };
     let forwarder = Forwarder::new(queue_rx, settings, metrics.clone(), shutdown.clone());
 
