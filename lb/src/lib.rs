@@ -8,6 +8,7 @@
 //! [`shutdown`] drains the queue on SIGTERM; [`server`] puts the parts together.
 
 pub mod accept;
+pub mod body;
 pub mod config;
 pub mod forwarder;
 pub mod gateway;
