@@ -19,6 +19,7 @@
 
 use crate::accept::Acceptor;
 use crate::body;
+use crate::front::Slots;
 use crate::metrics::Metrics;
 use crate::queue::QueueSender;
 use crate::reply;
@@ -46,6 +47,7 @@ pub struct Gateway {
     worker_count: usize,
     queue: QueueSender,
     metrics: Arc<Metrics>,
+    connections: Arc<Slots>,
 }
 
 /// What one request carries between the filters.
@@ -65,6 +67,7 @@ impl Gateway {
         workers: Arc<LoadBalancer<RoundRobin>>,
         worker_count: usize,
         metrics: Arc<Metrics>,
+        connections: Arc<Slots>,
     ) -> Gateway {
         let acceptor = Acceptor::new(queue.clone(), metrics.clone());
         Gateway {
@@ -73,6 +76,7 @@ impl Gateway {
             worker_count,
             queue,
             metrics,
+            connections,
         }
     }
 
@@ -120,7 +124,9 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
         if route == Route::Metrics {
-            let body = self.metrics.render(self.queue.depth());
+            let body = self
+                .metrics
+                .render(self.queue.depth(), self.connections.held());
             reply::text(session, 200, "text/plain; version=0.0.4", body).await?;
             return Ok(true);
         }

@@ -121,6 +121,22 @@ fn bad_requests_get_their_4xx_and_change_nothing() {
         assert_eq!(answer.header("allow"), allow, "{method} {path}");
     }
 
+    // A request head up to 8 KiB is read as usual; a longer one is 431.
+    let filler = "x".repeat(7_000);
+    let answer = http::request(&lb.addr, "GET", "/nope", &[("x-filler", &filler)], b"")
+        .expect("the lb answers a 7 KB head");
+    assert_error(&answer, 404, "not_found", "a 7 KB head");
+    let filler = "x".repeat(9_000);
+    let answer = http::request(
+        &lb.addr,
+        "POST",
+        "/payments",
+        &[("x-filler", &filler)],
+        b"{}",
+    )
+    .expect("the lb answers a 9 KB head");
+    assert_error(&answer, 431, "header_too_large", "a 9 KB head");
+
     // Nothing reached a worker or a processor...
     assert_eq!(lb.metric("lb_payments_accepted_total"), 0);
     assert_eq!(lb.metric("lb_payments_forwarded_total"), 0);
