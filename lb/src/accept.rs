@@ -7,20 +7,15 @@
 //! (`accepted_at`) and is the lb's responsibility from the moment it is queued; a
 //! payment that cannot be queued is refused (503) rather than accepted and lost.
 
+use crate::body;
 use crate::metrics::{Metrics, Rejection};
 use crate::queue::{PushError, QueueSender};
 use crate::reply;
-use bytes::BytesMut;
 use payment::intake::Accepted;
 use payment::request::MAX_BODY_BYTES;
 use payment::{Millis, PaymentRequest, RequestError};
 use pingora::proxy::Session;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// After a 413, how long the unread rest of the body may take to arrive and be discarded
-/// before the connection is closed instead.
-const TOO_LARGE_DRAIN: Duration = Duration::from_secs(1);
 
 pub struct Acceptor {
     queue: QueueSender,
@@ -49,9 +44,7 @@ impl Acceptor {
             Err(Refusal { why, message }) => {
                 self.metrics.rejected(why);
                 if why == Rejection::BodyTooLarge {
-                    // Pingora reads the rest of the body after the answer so the
-                    // connection can carry the next request; not for longer than this.
-                    session.set_total_drain_timeout(Some(TOO_LARGE_DRAIN));
+                    body::discard_rest(session).await;
                 }
                 // A client told 503 may try again shortly: the queue drains fast.
                 let retry: &[(&str, &str)] = if why.status() == 503 {
@@ -65,7 +58,7 @@ impl Acceptor {
     }
 
     async fn take(&self, session: &mut Session) -> pingora::Result<Result<(), Refusal>> {
-        let Some(body) = read_limited(session).await? else {
+        let Some(body) = body::read_limited(session, MAX_BODY_BYTES).await? else {
             return Ok(Err(refusal(RequestError::TooLarge)));
         };
         let payment = match PaymentRequest::parse(&body) {
@@ -100,26 +93,4 @@ fn refusal(e: RequestError) -> Refusal {
         why,
         message: e.to_string(),
     }
-}
-
-/// The whole request body, or `None` as soon as it is known to exceed
-/// [`MAX_BODY_BYTES`] (from `Content-Length` up front, or while reading a chunked one).
-async fn read_limited(session: &mut Session) -> pingora::Result<Option<BytesMut>> {
-    let declared = session
-        .req_header()
-        .headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
-        return Ok(None);
-    }
-    let mut body = BytesMut::with_capacity(declared.map_or(128, |len| len as usize));
-    while let Some(chunk) = session.read_request_body().await? {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Ok(None);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Some(body))
 }

@@ -3,8 +3,9 @@
 //! Every variable name is a `pub const` here so tests, `make run` and compose use the
 //! same spelling. Defaults are the right values for the contest: one Pingora service
 //! thread (all services share 1.5 CPUs), a queue deep enough to hold a minute of the
-//! contest's peak rate while both workers are down, and a drain that fits inside
-//! docker's 10 s stop timeout.
+//! contest's peak rate while both workers are down, a drain that fits inside docker's
+//! 10 s stop timeout, and a cap on client connections that keeps the lb inside its
+//! 100 MB compose limit whatever the clients do.
 
 use crate::workers::{AddrError, WorkerAddr};
 use std::time::Duration;
@@ -29,6 +30,10 @@ pub const LB_BACKOFF_MAX_MS: &str = "LB_BACKOFF_MAX_MS";
 pub const LB_DRAIN_TIMEOUT_MS: &str = "LB_DRAIN_TIMEOUT_MS";
 /// How often the proxy's health check connects to each worker.
 pub const LB_HEALTH_INTERVAL_MS: &str = "LB_HEALTH_INTERVAL_MS";
+/// Client connections the lb serves at once; one more is answered 503 and closed.
+pub const LB_MAX_CONNECTIONS: &str = "LB_MAX_CONNECTIONS";
+/// After a worker's intake failed, how long the forwarder tries the other workers first.
+pub const LB_AVOID_MS: &str = "LB_AVOID_MS";
 
 const DEFAULT_LISTEN: &str = "0.0.0.0:9999";
 const DEFAULT_API_ADDRS: &str = "127.0.0.1:9101,127.0.0.1:9102";
@@ -41,6 +46,15 @@ const DEFAULT_FORWARD_TIMEOUT_MS: u64 = 2_000;
 const DEFAULT_BACKOFF_MAX_MS: u64 = 500;
 const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 8_000;
 const DEFAULT_HEALTH_INTERVAL_MS: u64 = 1_000;
+/// With every connection inside a request at once, the most a connection costs (about
+/// 23 KB of Pingora's per-request state), 2,048 took the lb to 58 MiB of RSS
+/// (lb/benches/lb-idle-connections.sh), leaving room under its 100 MB for the kernel's
+/// socket memory (which the container's limit counts too) and a full queue; idle ones
+/// cost about 6 KB each. The contest's clients hold about 550.
+const DEFAULT_MAX_CONNECTIONS: usize = 2_048;
+/// Several forward timeouts: a worker that hangs costs one timeout per this, not one per
+/// batch; a worker that restarts gets intake again soon after.
+const DEFAULT_AVOID_MS: u64 = 5_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -65,6 +79,8 @@ pub struct Config {
     pub backoff_max: Duration,
     pub drain_timeout: Duration,
     pub health_interval: Duration,
+    pub max_connections: usize,
+    pub avoid: Duration,
 }
 
 impl Config {
@@ -80,6 +96,8 @@ impl Config {
             backoff_max: millis(LB_BACKOFF_MAX_MS, DEFAULT_BACKOFF_MAX_MS)?,
             drain_timeout: millis(LB_DRAIN_TIMEOUT_MS, DEFAULT_DRAIN_TIMEOUT_MS)?,
             health_interval: millis(LB_HEALTH_INTERVAL_MS, DEFAULT_HEALTH_INTERVAL_MS)?,
+            max_connections: positive(LB_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS)?,
+            avoid: millis(LB_AVOID_MS, DEFAULT_AVOID_MS)?,
         })
     }
 }

@@ -7,10 +7,16 @@
 //!   flight. The linger is on the forwarder only, never on the 202: it trades a few ms
 //!   before a payment reaches a worker for several times fewer intake requests (each one
 //!   an HTTP exchange and a SQLite transaction). 0 sends whatever is queued at once.
-//! - **Round robin with failover**: each attempt goes to the next worker in turn, so a
-//!   failed attempt is retried on the other worker first. When every worker failed, it
+//! - **Round robin with failover**: each batch goes to the next worker in turn, and a
+//!   failed attempt is retried on the other worker at once. When every worker failed, it
 //!   waits (exponential backoff from 10 ms, capped at `LB_BACKOFF_MAX_MS`) and goes round
 //!   again, for as long as it takes.
+//! - **Avoids a failing worker for a while**: a worker whose intake just failed (refused,
+//!   broken, 5xx, or no answer within `LB_FORWARD_TIMEOUT_MS`) is tried after the others
+//!   for `LB_AVOID_MS`. Without this the rotation came back to it first on every batch,
+//!   and a worker that hangs cost a whole forward timeout per batch. It is put last, never
+//!   left out: when the other workers fail too it is still tried, in the same round, so
+//!   a batch only it can take waits no longer than before.
 //! - **Never drops what got a 202**: a batch leaves the lb only when a worker answered
 //!   200 (committed). Sending a batch twice is harmless, intake is idempotent, so a
 //!   timeout is simply retried. The one exception is a 400, which means the lb and the
@@ -42,6 +48,7 @@ pub struct Settings {
     pub linger: Duration,
     pub timeout: Duration,
     pub backoff_max: Duration,
+    pub avoid: Duration,
 }
 
 pub struct Forwarder {
@@ -112,11 +119,12 @@ impl BackgroundService for Forwarder {
 /// The forwarder's connections and its place in the rotation.
 struct Delivery {
     clients: Vec<IntakeClient>,
-    /// Whether the last attempt to each worker failed (to log changes, not every retry).
-    failing: Vec<bool>,
+    /// Per worker, when its last intake attempt failed, unless one succeeded since.
+    failed_at: Vec<Option<Instant>>,
     next: usize,
     timeout: Duration,
     backoff_max: Duration,
+    avoid: Duration,
     metrics: Arc<Metrics>,
 }
 
@@ -129,10 +137,11 @@ impl Delivery {
                 .cloned()
                 .map(IntakeClient::new)
                 .collect(),
-            failing: vec![false; settings.workers.len()],
+            failed_at: vec![None; settings.workers.len()],
             next: 0,
             timeout: settings.timeout,
             backoff_max: settings.backoff_max,
+            avoid: settings.avoid,
             metrics,
         }
     }
@@ -144,8 +153,9 @@ impl Delivery {
         let body = Bytes::from(wire);
         let mut backoff = FIRST_BACKOFF;
         loop {
-            for _ in 0..self.clients.len() {
-                if self.attempt(body.clone(), batch.len()).await {
+            let avoided = avoided(&self.failed_at, Instant::now(), self.avoid);
+            for i in attempt_order(self.next, &avoided) {
+                if self.attempt(i, body.clone(), batch.len()).await {
                     return;
                 }
                 self.metrics.retried();
@@ -155,10 +165,9 @@ impl Delivery {
         }
     }
 
-    /// One try on the next worker in turn; true when the batch is done with.
-    async fn attempt(&mut self, body: Bytes, payments: usize) -> bool {
-        let i = self.next;
-        self.next = (self.next + 1) % self.clients.len();
+    /// One try on worker `i`; true when the batch is done with.
+    async fn attempt(&mut self, i: usize, body: Bytes, payments: usize) -> bool {
+        self.next = (i + 1) % self.clients.len();
         let started = Instant::now();
         let client = &mut self.clients[i];
         let outcome = client.post(body, self.timeout).await;
@@ -166,7 +175,7 @@ impl Delivery {
         match outcome {
             Ok(IntakeReply::Recorded) => {
                 self.metrics.forwarded(payments, started.elapsed());
-                if std::mem::replace(&mut self.failing[i], false) {
+                if self.failed_at[i].take().is_some() {
                     tracing::warn!("worker {addr} takes intake again");
                 }
                 true
@@ -188,10 +197,56 @@ impl Delivery {
     }
 
     fn note_failure(&mut self, i: usize, what: impl FnOnce() -> String) {
-        if std::mem::replace(&mut self.failing[i], true) {
+        if self.failed_at[i].replace(Instant::now()).is_some() {
             tracing::debug!("{}; still retrying", what());
         } else {
             tracing::warn!("{}; retrying on the other worker / later", what());
         }
+    }
+}
+
+/// Which workers failed within `avoid` before `now`.
+fn avoided(failed_at: &[Option<Instant>], now: Instant, avoid: Duration) -> Vec<bool> {
+    failed_at
+        .iter()
+        .map(|failed| failed.is_some_and(|at| now.saturating_duration_since(at) < avoid))
+        .collect()
+}
+
+/// The order of one round of attempts: round robin from `next`, the avoided workers
+/// after the others, every worker once.
+fn attempt_order(next: usize, avoided: &[bool]) -> Vec<usize> {
+    let n = avoided.len();
+    let rotation = (0..n).map(|k| (next + k) % n);
+    rotation
+        .clone()
+        .filter(|&i| !avoided[i])
+        .chain(rotation.filter(|&i| avoided[i]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn avoided_workers_go_last_and_are_still_tried() {
+        assert_eq!(attempt_order(0, &[false, false]), [0, 1]);
+        assert_eq!(attempt_order(1, &[false, false]), [1, 0]);
+        assert_eq!(attempt_order(0, &[true, false]), [1, 0]);
+        assert_eq!(attempt_order(1, &[false, true]), [0, 1]);
+        assert_eq!(attempt_order(1, &[true, true]), [1, 0]);
+        assert_eq!(attempt_order(2, &[true, false, false]), [2, 1, 0]);
+        assert_eq!(attempt_order(0, &[false]), [0]);
+    }
+
+    #[test]
+    fn a_failure_is_avoided_for_a_while_only() {
+        let avoid = Duration::from_secs(5);
+        let t0 = Instant::now();
+        let failed_at = [None, Some(t0), Some(t0 + Duration::from_secs(3))];
+        let now = t0 + Duration::from_secs(6);
+        assert_eq!(avoided(&failed_at, now, avoid), [false, false, true]);
+        assert_eq!(avoided(&failed_at, t0, avoid), [false, true, true]);
     }
 }

@@ -3,7 +3,11 @@
 //!
 //! 1. [`request_filter`](ProxyHttp::request_filter) routes it. `POST /payments` and
 //!    `GET /metrics` are answered right here and never reach a worker; unknown paths
-//!    and wrong methods get their 404/405.
+//!    and wrong methods get their 404/405. The routes without a body take at most
+//!    [`NO_BODY_MAX_BYTES`](crate::routes::NO_BODY_MAX_BYTES) of one, read and dropped
+//!    here; more is 413 and the request goes no further (a purge with a body is refused,
+//!    not performed). [`upstream_request_filter`](ProxyHttp::upstream_request_filter)
+//!    then tells the worker there is no body.
 //! 2. [`upstream_peer`](ProxyHttp::upstream_peer) picks a worker for the summary and the
 //!    purge: round robin over the workers the health check last saw up, skipping any
 //!    that already refused this request's connection.
@@ -14,11 +18,14 @@
 //!    with a JSON error, like every other error of ours.
 
 use crate::accept::Acceptor;
+use crate::body;
+use crate::front::Slots;
 use crate::metrics::Metrics;
 use crate::queue::QueueSender;
 use crate::reply;
 use crate::routes::{route, Miss, Route};
 use async_trait::async_trait;
+use pingora::http::RequestHeader;
 use pingora::lb::{selection::RoundRobin, Backend, LoadBalancer};
 use pingora::modules::http::HttpModules;
 use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
@@ -40,6 +47,7 @@ pub struct Gateway {
     worker_count: usize,
     queue: QueueSender,
     metrics: Arc<Metrics>,
+    connections: Arc<Slots>,
 }
 
 /// What one request carries between the filters.
@@ -49,6 +57,8 @@ pub struct RequestCtx {
     current: Option<Backend>,
     /// Workers that refused this request's connection.
     refused: Vec<Backend>,
+    /// The client sent a (small) body, read and dropped: the worker gets none.
+    body_dropped: bool,
 }
 
 impl Gateway {
@@ -57,6 +67,7 @@ impl Gateway {
         workers: Arc<LoadBalancer<RoundRobin>>,
         worker_count: usize,
         metrics: Arc<Metrics>,
+        connections: Arc<Slots>,
     ) -> Gateway {
         let acceptor = Acceptor::new(queue.clone(), metrics.clone());
         Gateway {
@@ -65,6 +76,7 @@ impl Gateway {
             worker_count,
             queue,
             metrics,
+            connections,
         }
     }
 
@@ -90,29 +102,48 @@ impl ProxyHttp for Gateway {
     /// every response would pass through; our answers are a few bytes.
     fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
-    async fn request_filter(&self, session: &mut Session, _ctx: &mut RequestCtx) -> Result<bool> {
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let header = session.req_header();
-        match route(&header.method, header.uri.path()) {
-            Ok(Route::Payments) => self.acceptor.answer(session).await?,
-            Ok(Route::Metrics) => {
-                let body = self.metrics.render(self.queue.depth());
-                reply::text(session, 200, "text/plain; version=0.0.4", body).await?
-            }
-            Ok(Route::Summary | Route::Purge) => return Ok(false),
+        let route = match route(&header.method, header.uri.path()) {
+            Ok(route) => route,
             Err(miss) => {
-                let path = header.uri.path();
-                let (message, allow) = match miss {
-                    Miss::NotFound => (format!("no route {path}"), None),
-                    Miss::MethodNotAllowed { allowed } => (
-                        format!("{path} takes {allowed} only"),
-                        Some(("allow", allowed)),
-                    ),
-                };
-                let headers: Vec<_> = allow.into_iter().collect();
-                reply::error(session, miss.status(), miss.kind(), &message, &headers).await?
+                answer_miss(session, miss).await?;
+                return Ok(true);
             }
+        };
+        if route == Route::Payments {
+            self.acceptor.answer(session).await?;
+            return Ok(true);
         }
-        Ok(true)
+        ctx.body_dropped = body::declared(session);
+        if body::read_limited(session, route.max_body())
+            .await?
+            .is_none()
+        {
+            answer_too_large(session, route.max_body()).await?;
+            return Ok(true);
+        }
+        if route == Route::Metrics {
+            let body = self
+                .metrics
+                .render(self.queue.depth(), self.connections.held());
+            reply::text(session, 200, "text/plain; version=0.0.4", body).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if ctx.body_dropped {
+            upstream_request.remove_header("transfer-encoding");
+            upstream_request.insert_header("content-length", "0")?;
+        }
+        Ok(())
     }
 
     async fn upstream_peer(
@@ -179,6 +210,30 @@ impl ProxyHttp for Gateway {
             can_reuse_downstream: false,
         }
     }
+}
+
+/// 404 or 405 (with `Allow`).
+async fn answer_miss(session: &mut Session, miss: Miss) -> Result<()> {
+    let path = session.req_header().uri.path();
+    let (message, allow) = match miss {
+        Miss::NotFound => (format!("no route {path}"), None),
+        Miss::MethodNotAllowed { allowed } => (
+            format!("{path} takes {allowed} only"),
+            Some(("allow", allowed)),
+        ),
+    };
+    let headers: Vec<_> = allow.into_iter().collect();
+    reply::error(session, miss.status(), miss.kind(), &message, &headers).await
+}
+
+/// 413 for a body on a route that takes none.
+async fn answer_too_large(session: &mut Session, limit: usize) -> Result<()> {
+    body::discard_rest(session).await;
+    let message = format!(
+        "{} takes no body (at most {limit} bytes)",
+        session.req_header().uri.path()
+    );
+    reply::error(session, 413, "body_too_large", &message, &[]).await
 }
 
 /// How Pingora reaches a worker.

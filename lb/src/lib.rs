@@ -5,12 +5,16 @@
 //!
 //! The life of a payment: [`gateway`] routes it, [`accept`] validates and queues it
 //! ([`queue`]), [`forwarder`] delivers it ([`intake_client`]) to a worker ([`workers`]).
-//! [`shutdown`] drains the queue on SIGTERM; [`server`] puts the parts together.
+//! [`front`] caps the client connections; [`shutdown`] drains the queue on SIGTERM;
+//! [`server`] puts the parts together.
 
 pub mod accept;
+pub mod body;
 pub mod config;
 pub mod forwarder;
+pub mod front;
 pub mod gateway;
+pub mod head;
 pub mod intake_client;
 pub mod metrics;
 pub mod queue;

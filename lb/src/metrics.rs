@@ -63,6 +63,7 @@ pub struct Metrics {
     batches: AtomicU64,
     retries: AtomicU64,
     dropped: AtomicU64,
+    connections_refused: AtomicU64,
     /// Non-cumulative counts per bucket; the last one is +Inf.
     latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     latency_sum_micros: AtomicU64,
@@ -101,6 +102,12 @@ impl Metrics {
         self.dropped.fetch_add(payments as u64, Relaxed);
     }
 
+    /// A client connection was refused because `LB_MAX_CONNECTIONS` were open; returns
+    /// how many were refused so far.
+    pub fn connection_refused(&self) -> u64 {
+        self.connections_refused.fetch_add(1, Relaxed) + 1
+    }
+
     /// Payments answered 202 that no worker has recorded yet (queued or in flight).
     pub fn undelivered(&self) -> u64 {
         let done = self.forwarded.load(Relaxed) + self.dropped.load(Relaxed);
@@ -108,7 +115,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
-    pub fn render(&self, queue_depth: usize) -> String {
+    pub fn render(&self, queue_depth: usize, connections_open: usize) -> String {
         let mut out = String::with_capacity(2048);
         let counter = |out: &mut String, name: &str, help: &str, value: u64| {
             let _ = writeln!(
@@ -167,6 +174,16 @@ impl Metrics {
             "Payments in batches a worker refused as malformed.",
             self.dropped.load(Relaxed),
         );
+        let _ = writeln!(
+            out,
+            "# HELP lb_connections_open Client connections being served.\n# TYPE lb_connections_open gauge\nlb_connections_open {connections_open}"
+        );
+        counter(
+            &mut out,
+            "lb_connections_refused_total",
+            "Client connections answered 503 because LB_MAX_CONNECTIONS were open.",
+            self.connections_refused.load(Relaxed),
+        );
         self.render_latency(&mut out);
         out
     }
@@ -202,13 +219,16 @@ mod tests {
         m.rejected(Rejection::BadAmount);
         m.forwarded(3, Duration::from_micros(800));
         m.forwarded(1, Duration::from_secs(5));
-        let text = m.render(7);
+        m.connection_refused();
+        let text = m.render(7, 3);
         assert!(text.contains("lb_payments_accepted_total 1\n"), "{text}");
         assert!(
             text.contains("lb_payments_rejected_total{reason=\"bad_amount\"} 1\n"),
             "{text}"
         );
         assert!(text.contains("lb_queue_depth 7\n"), "{text}");
+        assert!(text.contains("lb_connections_open 3\n"), "{text}");
+        assert!(text.contains("lb_connections_refused_total 1\n"), "{text}");
         assert!(text.contains("lb_payments_forwarded_total 4\n"), "{text}");
         assert!(
             text.contains("lb_forward_seconds_bucket{le=\"0.001\"} 1\n"),

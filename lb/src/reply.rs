@@ -25,13 +25,18 @@ pub async fn error(
     message: &str,
     headers: &[(&'static str, &str)],
 ) -> Result<()> {
-    let body = serde_json::json!({ "error": kind, "message": message }).to_string();
+    let body = error_body(kind, message);
     let mut header = head(status, 3 + headers.len())?;
     header.insert_header("content-type", "application/json")?;
     for (name, value) in headers {
         header.insert_header(*name, *value)?;
     }
     with_body(session, header, Bytes::from(body)).await
+}
+
+/// The JSON body of every error answer: `{"error":kind,"message":...}`.
+pub fn error_body(kind: &str, message: &str) -> String {
+    serde_json::json!({ "error": kind, "message": message }).to_string()
 }
 
 /// A text body with the given content type.

@@ -1,8 +1,14 @@
 //! The lb's URL map: which paths exist, the method each takes, and (by the variant) who
 //! answers: the lb itself (`Payments`, `Metrics`) or a worker through the proxy
-//! (`Summary`, `Purge`). Everything else is 404, or 405 on a known path.
+//! (`Summary`, `Purge`). Everything else is 404, or 405 on a known path. Each route also
+//! says how much body it takes ([`Route::max_body`]); more is 413.
 
+use payment::request::MAX_BODY_BYTES;
 use pingora::http::Method;
+
+/// What the summary and the purge take of a body: they need none, and a client that
+/// sends a few bytes anyway (a `{}`) is not refused for it.
+pub const NO_BODY_MAX_BYTES: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -14,6 +20,17 @@ pub enum Route {
     Purge,
     /// `GET /metrics`: the lb's own counters.
     Metrics,
+}
+
+impl Route {
+    /// The largest body this route takes; the body is dropped where it means nothing
+    /// (`Summary`, `Purge`: never forwarded to a worker).
+    pub fn max_body(self) -> usize {
+        match self {
+            Route::Payments => MAX_BODY_BYTES,
+            Route::Summary | Route::Purge | Route::Metrics => NO_BODY_MAX_BYTES,
+        }
+    }
 }
 
 /// A request no route takes.

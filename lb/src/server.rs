@@ -1,6 +1,8 @@
 //! Assembles the lb from its parts and runs it: one Pingora server with three services,
 //!
-//! - the HTTP service on `LB_LISTEN` ([`Gateway`]), on `LB_THREADS` threads;
+//! - the HTTP service on `LB_LISTEN`, on `LB_THREADS` threads: [`Front`] (the cap on
+//!   client connections, the read of each request head) in front of Pingora's proxy with our
+//!   [`Gateway`];
 //! - the workers' TCP health check (Pingora's load balancer as a background service),
 //!   which the gateway consults to proxy the summary and the purge;
 //! - the [`Forwarder`], a background service draining the queue into the workers,
@@ -9,6 +11,7 @@
 
 use crate::config::Config;
 use crate::forwarder::{self, Forwarder};
+use crate::front::{Front, Slots};
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::queue;
@@ -18,10 +21,11 @@ use pingora::lb::discovery::Static;
 use pingora::lb::health_check::TcpHealthCheck;
 use pingora::lb::{selection::RoundRobin, Backend, Backends, LoadBalancer};
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
-use pingora::proxy::http_proxy_service;
+use pingora::proxy::http_proxy;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
+use pingora::services::listening::Service;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -66,6 +70,7 @@ pub fn run(config: Config) -> Result<Exit, StartError> {
     server.bootstrap();
 
     let metrics = Arc::new(Metrics::default());
+    let connections = Arc::new(Slots::new(config.max_connections));
     let shutdown = Shutdown::new();
     let (queue_tx, queue_rx) = queue::bounded(config.queue_capacity);
 
@@ -75,8 +80,11 @@ pub fn run(config: Config) -> Result<Exit, StartError> {
         health.task(),
         config.workers.len(),
         metrics.clone(),
+        connections.clone(),
     );
-    let mut http = http_proxy_service(&server.configuration, gateway);
+    let proxy = http_proxy(&server.configuration, gateway);
+    let front = Front::new(proxy, connections, metrics.clone());
+    let mut http = Service::new("lb".to_string(), front);
     http.add_listener(ListenerConfig::tcp(&config.listen).l4_buffer(CLIENT_BUFFERS));
 
     let settings = forwarder::Settings {
@@ -85,6 +93,7 @@ pub fn run(config: Config) -> Result<Exit, StartError> {
         linger: config.batch_linger,
         timeout: config.forward_timeout,
         backoff_max: config.backoff_max,
+        avoid: config.avoid,
     };
     let forwarder = Forwarder::new(queue_rx, settings, metrics.clone(), shutdown.clone());
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_settled, payment_body, Lb, Stack};
+use common::{assert_error, assert_settled, payment_body, Lb, Stack};
 use lb::config as lb_env;
 use payment::request::MAX_BODY_BYTES;
 use payment::Uuid;
@@ -11,30 +11,22 @@ use std::io::{Read, Write};
 use std::time::Duration;
 use testkit::{free_addr, http, wait_for};
 
-/// Asserts a JSON error answer: status and `error` kind, with a message.
-fn assert_error(answer: &http::Response, status: u16, kind: &str, what: &str) {
-    assert_eq!(answer.status, status, "{what}: {}", answer.body);
-    let json = answer.json();
-    assert_eq!(json["error"], kind, "{what}: {}", answer.body);
-    assert!(
-        json["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{what}: {}",
-        answer.body
-    );
-}
-
-/// A chunked `POST /payments` (no Content-Length up front), `total` bytes in 1 KiB chunks.
-fn post_chunked(addr: &str, total: usize) -> String {
+/// A chunked request (no Content-Length up front), `total` bytes in chunks of at most
+/// 1 KiB; returns the raw answer.
+fn send_chunked(addr: &str, method: &str, path: &str, total: usize) -> String {
     let mut stream = std::net::TcpStream::connect(addr).expect("connect to the lb");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("read timeout");
-    let head = format!("POST /payments HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    let head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
     stream.write_all(head.as_bytes()).expect("write head");
-    for _ in 0..total / 1024 {
+    let mut left = total;
+    while left > 0 {
+        let size = left.min(1024);
+        left -= size;
         // The lb may answer and stop reading before the last chunks.
         if stream
-            .write_all(format!("400\r\n{}\r\n", " ".repeat(1024)).as_bytes())
+            .write_all(format!("{size:x}\r\n{}\r\n", " ".repeat(size)).as_bytes())
             .is_err()
         {
             break;
@@ -97,7 +89,7 @@ fn bad_requests_get_their_4xx_and_change_nothing() {
             &format!("POST /payments {body:.80}"),
         );
     }
-    let raw = post_chunked(&lb.addr, 4 * MAX_BODY_BYTES);
+    let raw = send_chunked(&lb.addr, "POST", "/payments", 4 * MAX_BODY_BYTES);
     assert!(
         raw.starts_with("HTTP/1.1 413"),
         "chunked oversized body: {raw:.200}"
@@ -129,6 +121,22 @@ fn bad_requests_get_their_4xx_and_change_nothing() {
         assert_eq!(answer.header("allow"), allow, "{method} {path}");
     }
 
+    // A request head up to 8 KiB is read as usual; a longer one is 431.
+    let filler = "x".repeat(7_000);
+    let answer = http::request(&lb.addr, "GET", "/nope", &[("x-filler", &filler)], b"")
+        .expect("the lb answers a 7 KB head");
+    assert_error(&answer, 404, "not_found", "a 7 KB head");
+    let filler = "x".repeat(9_000);
+    let answer = http::request(
+        &lb.addr,
+        "POST",
+        "/payments",
+        &[("x-filler", &filler)],
+        b"{}",
+    )
+    .expect("the lb answers a 9 KB head");
+    assert_error(&answer, 431, "header_too_large", "a 9 KB head");
+
     // Nothing reached a worker or a processor...
     assert_eq!(lb.metric("lb_payments_accepted_total"), 0);
     assert_eq!(lb.metric("lb_payments_forwarded_total"), 0);
@@ -147,6 +155,55 @@ fn bad_requests_get_their_4xx_and_change_nothing() {
     assert!(
         (200..300).contains(&purge.status),
         "purge through the lb: {} {}",
+        purge.status,
+        purge.body
+    );
+    assert_eq!(lb.processed(), 0);
+}
+
+#[test]
+fn the_summary_and_the_purge_take_no_body_and_a_refused_purge_purges_nothing() {
+    let stack = Stack::start();
+    let (one, two) = (stack.tcp(), stack.tcp());
+    let _workers = [stack.worker(&one), stack.worker(&two)];
+    let lb = Lb::start(&[&one, &two], &[]);
+    assert_eq!(lb.pay_many(3), 3);
+    assert_settled(&stack, &lb, 3, Duration::from_secs(20));
+
+    let twelve_mb = vec![b'x'; 12 << 20];
+    let purge = http::request(&lb.addr, "POST", "/purge-payments", &[], &twelve_mb)
+        .expect("the lb answers a 12 MB purge");
+    assert_error(
+        &purge,
+        413,
+        "body_too_large",
+        "POST /purge-payments with 12 MB",
+    );
+    let raw = send_chunked(&lb.addr, "POST", "/purge-payments", 100);
+    assert!(
+        raw.starts_with("HTTP/1.1 413"),
+        "chunked purge of 100 bytes: {raw:.200}"
+    );
+    let summary = http::request(&lb.addr, "GET", "/payments-summary", &[], &[b' '; 65])
+        .expect("the lb answers");
+    assert_error(
+        &summary,
+        413,
+        "body_too_large",
+        "GET /payments-summary with 65 bytes",
+    );
+    assert_eq!(lb.processed(), 3, "no purge reached a worker");
+
+    // A few bytes are tolerated, and dropped: the worker gets no body to wait for.
+    let raw = send_chunked(&lb.addr, "GET", "/payments-summary", 2);
+    assert!(
+        raw.starts_with("HTTP/1.1 200"),
+        "chunked summary of 2 bytes: {raw:.200}"
+    );
+    let purge = http::post(&lb.addr, "/purge-payments", "{}");
+    assert!(
+        (200..300).contains(&purge.status),
+        "purge with a 2-byte body: {} {}",
         purge.status,
         purge.body
     );

@@ -1,24 +1,28 @@
 //! What the forwarder puts on the wire, seen by a stand-in worker that records every
 //! `POST /intake` and answers with a chosen status: the lines carry the client's id,
 //! the amount in cents and the accept time; a 400 (a malformed batch, i.e. a bug) drops
-//! the batch, counted, instead of retrying it forever.
+//! the batch, counted, instead of retrying it forever. A worker whose intake fails is
+//! tried after the other for a while, and still when the other fails too.
 
 mod common;
 
 use common::{payment_body, Lb, Listen};
+use lb::config as lb_env;
 use payment::intake::{self, Accepted};
 use payment::{Cents, Millis, Uuid};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use testkit::wait_for;
 
-/// A stand-in worker on a loopback port: answers every request with `status` and keeps
-/// the bodies of the `POST /intake` requests it got.
+/// A stand-in worker on a loopback port: answers every request with its status (which
+/// the test may change) and keeps the bodies of the `POST /intake` requests it got.
 struct StandIn {
     addr: String,
     bodies: Arc<Mutex<Vec<Vec<u8>>>>,
+    status: Arc<AtomicU16>,
 }
 
 impl StandIn {
@@ -27,6 +31,8 @@ impl StandIn {
         let addr = listener.local_addr().expect("local address").to_string();
         let bodies = Arc::new(Mutex::new(Vec::new()));
         let seen = bodies.clone();
+        let status = Arc::new(AtomicU16::new(status));
+        let answering = status.clone();
         // Ends with the test process; serves one connection at a time, as the forwarder uses one.
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
@@ -35,6 +41,7 @@ impl StandIn {
                     if path == "/intake" {
                         seen.lock().expect("bodies lock").push(body);
                     }
+                    let status = answering.load(Ordering::SeqCst);
                     let answer = format!(
                         "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: 19\r\n\r\n{{\"error\":\"refused\"}}"
                     );
@@ -44,7 +51,19 @@ impl StandIn {
                 }
             }
         });
-        StandIn { addr, bodies }
+        StandIn {
+            addr,
+            bodies,
+            status,
+        }
+    }
+
+    fn answer_with(&self, status: u16) {
+        self.status.store(status, Ordering::SeqCst);
+    }
+
+    fn listen(&self) -> Listen {
+        Listen::Tcp(self.addr.clone())
     }
 
     fn batches(&self) -> Vec<Vec<Accepted>> {
@@ -120,5 +139,38 @@ fn a_batch_the_worker_calls_malformed_is_dropped_and_counted() {
     );
     assert_eq!(lb.metric("lb_forward_retries_total"), 0);
     assert_eq!(lb.metric("lb_payments_forwarded_total"), 0);
+    assert_eq!(lb.metric("lb_queue_depth"), 0);
+}
+
+#[test]
+fn a_failing_worker_is_tried_last_for_a_while_and_still_when_the_other_fails() {
+    let (first, second) = (StandIn::start(503), StandIn::start(200));
+    let lb = Lb::start(
+        &[&first.listen(), &second.listen()],
+        &[(lb_env::LB_AVOID_MS, "600000")],
+    );
+    // One payment at a time: each one a batch of its own, the first tried on `first`.
+    for forwarded in 1..=10 {
+        assert_eq!(lb.pay(), 202);
+        wait_for("the payment forwarded", Duration::from_secs(10), || {
+            lb.metric("lb_payments_forwarded_total") == forwarded
+        });
+    }
+    assert_eq!(
+        first.batches().len(),
+        1,
+        "the worker that failed was not tried again while the other took intake"
+    );
+    assert_eq!(second.batches().len(), 10);
+
+    // The other one fails too and the first one is back: the batch still gets through.
+    second.answer_with(503);
+    first.answer_with(200);
+    assert_eq!(lb.pay(), 202);
+    wait_for("the payment forwarded", Duration::from_secs(10), || {
+        lb.metric("lb_payments_forwarded_total") == 11
+    });
+    assert_eq!(first.batches().len(), 2);
+    assert_eq!(second.batches().len(), 11, "tried first, and failed");
     assert_eq!(lb.metric("lb_queue_depth"), 0);
 }

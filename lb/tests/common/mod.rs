@@ -199,6 +199,18 @@ pub fn assert_settled(stack: &Stack, lb: &Lb, n: usize, timeout: Duration) {
     assert_eq!(amount, 1990 * n as i64, "the amounts add up");
 }
 
+/// Asserts a JSON error answer: status and `error` kind, with a message.
+pub fn assert_error(answer: &http::Response, status: u16, kind: &str, what: &str) {
+    assert_eq!(answer.status, status, "{what}: {}", answer.body);
+    let json = answer.json();
+    assert_eq!(json["error"], kind, "{what}: {}", answer.body);
+    assert!(
+        json["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{what}: {}",
+        answer.body
+    );
+}
+
 /// One api worker's `/metrics` sample, over TCP.
 pub fn worker_metric(addr: &str, sample: &str) -> f64 {
     testkit::processors::metric(addr, sample)

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Two lb binaries side by side on the same stack (two simulators, two api workers on one
+# fresh SQLite file), under the same k6 run of lb/benches/accept.js in alternating
+# slices: p99 of `POST /payments` and the lb's CPU per request (utime + stime from
+# /proc/<pid>/stat), to see what a change to the 202 path costs. Appends the figures,
+# with the machine and commit, to RESULT (default bench/results/lb-ab.txt). All on free
+# loopback ports; every process is stopped by PID, also on failure.
+#
+#   cargo build --release -p lb -p api -p sim && OLD_LB=/path/to/old/lb bash lb/benches/lb-ab.sh
+#
+# Variables: OLD_LB (required: the lb to compare with), BIN_DIR (target/release: the new
+# lb, api, sim), RATE (500 requests/s), BENCH_SECONDS (40 per lb), ROUNDS (8 slices per
+# lb), SWAP (1: the new lb's slices first), RESULT.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN_DIR=${BIN_DIR:-target/release}
+RESULT=${RESULT:-bench/results/lb-ab.txt}
+RATE=${RATE:-500} SECS=${BENCH_SECONDS:-40} ROUNDS=${ROUNDS:-8}
+[ -x "${OLD_LB:-}" ] || { echo "lb-ab: OLD_LB must name an lb binary" >&2; exit 1; }
+for bin in sim api lb; do
+  [ -x "$BIN_DIR/$bin" ] || { echo "lb-ab: $BIN_DIR/$bin is missing; build it first" >&2; exit 1; }
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/lb-ab.XXXXXX")
+pids=()
+cleanup() {
+  local rc=$?
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ "$rc" -eq 0 ]; then rm -rf "$work"; else echo "lb-ab: failed; logs in $work" >&2; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+read -r p_default p_fallback p_api1 p_api2 p_old p_new < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(6)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])')
+
+wait_port() {
+  for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+  echo "lb-ab: nothing listens on 127.0.0.1:$1" >&2; return 1
+}
+
+start() { # name, port, binary, env assignments...
+  local name=$1 port=$2 bin=$3; shift 3
+  env "$@" "$bin" >"$work/$name.log" 2>&1 &
+  pids+=($!)
+  wait_port "$port"
+}
+
+start sim-default "$p_default" "$BIN_DIR/sim" SIM_LISTEN="127.0.0.1:$p_default" SIM_FEE=0.05
+start sim-fallback "$p_fallback" "$BIN_DIR/sim" SIM_LISTEN="127.0.0.1:$p_fallback" SIM_FEE=0.15
+for n in 1 2; do
+  port_var=p_api$n
+  start "api-$n" "${!port_var}" "$BIN_DIR/api" API_LISTEN="127.0.0.1:${!port_var}" DATABASE_PATH="$work/payments.db" \
+    PROCESSOR_DEFAULT_URL="http://127.0.0.1:$p_default" PROCESSOR_FALLBACK_URL="http://127.0.0.1:$p_fallback"
+done
+workers="127.0.0.1:$p_api1,127.0.0.1:$p_api2"
+start lb-old "$p_old" "$OLD_LB" LB_LISTEN="127.0.0.1:$p_old" API_ADDRS="$workers"
+old_pid=${pids[-1]}
+start lb-new "$p_new" "$BIN_DIR/lb" LB_LISTEN="127.0.0.1:$p_new" API_ADDRS="$workers"
+new_pid=${pids[-1]}
+
+targets="old=http://127.0.0.1:$p_old,new=http://127.0.0.1:$p_new"
+[ -n "${SWAP:-}" ] && targets="new=http://127.0.0.1:$p_new,old=http://127.0.0.1:$p_old"
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+old0=$(ticks "$old_pid") new0=$(ticks "$new_pid")
+k6 run --quiet --no-color --address 127.0.0.1:0 -e RATE="$RATE" -e SECONDS="$SECS" -e ROUNDS="$ROUNDS" \
+  -e K6_VERSION="$(k6 version | cut -d' ' -f2)" -e TARGETS="$targets" -e RESULT_FILE="$work/k6.txt" \
+  lb/benches/accept.js >/dev/null
+old1=$(ticks "$old_pid") new1=$(ticks "$new_pid")
+hz=$(getconf CLK_TCK)
+per_request() { echo $(( ($2 - $1) * 1000000 / hz / (RATE * SECS) )); }
+
+mkdir -p "$(dirname "$RESULT")"
+{
+  echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit $(git rev-parse --short HEAD)  load $(cut -d' ' -f1-3 /proc/loadavg)  $(nproc) cores"
+  echo "   command: OLD_LB=$OLD_LB RATE=$RATE BENCH_SECONDS=$SECS ROUNDS=$ROUNDS${SWAP:+ SWAP=1} bash lb/benches/lb-ab.sh"
+  sed 's/^/   /' "$work/k6.txt"
+  echo "   CPU per request (µs): old $(per_request "$old0" "$old1"), new $(per_request "$new0" "$new1")"
+} | tee -a "$RESULT"

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The lb's peak memory (VmHWM) with many client connections held open (issue 13): two
+# simulators and two api workers on one fresh SQLite file, then for each mode a fresh lb
+# in front and lb/benches/idle_connections.py holding COUNT connections to it (fresh:
+# connected only; used: one keep-alive request answered, then idle; head: a request head
+# without its end; body: a whole head and the first byte of its body, the most a
+# connection costs). Each line says how many connections the lb kept and refused,
+# its VmHWM and VmRSS, and what a new `POST /payments` got while they were held and
+# after they closed. Appends the figures, with the machine and commit, to RESULT
+# (default bench/results/lb-idle-connections.txt). All on free loopback ports; every
+# process is stopped by PID, also on failure.
+#
+#   cargo build --release -p lb -p api -p sim && bash lb/benches/lb-idle-connections.sh
+#
+# Variables: COUNT (4000), MODES ("fresh used head body"), BIN_DIR (target/release), RESULT,
+# NOTE (a remark for the result file's header, e.g. which lb BIN_DIR holds), and any LB_*
+# variable (e.g. LB_MAX_CONNECTIONS), which is passed to the lb.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN_DIR=${BIN_DIR:-target/release}
+RESULT=${RESULT:-bench/results/lb-idle-connections.txt}
+COUNT=${COUNT:-4000}
+MODES=${MODES:-fresh used head body}
+
+for bin in sim api lb; do
+  [ -x "$BIN_DIR/$bin" ] || { echo "lb-idle-connections: $BIN_DIR/$bin is missing; build it first" >&2; exit 1; }
+done
+# One descriptor per held connection in this shell's children (the client and the lb).
+want=$((COUNT + 1024))
+if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$want" ]; then
+  echo "lb-idle-connections: the hard limit of open files ($(ulimit -Hn)) is below $want" >&2; exit 1
+fi
+ulimit -n "$want"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/lb-idle-connections.XXXXXX")
+pids=()
+cleanup() {
+  local rc=$?
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ "$rc" -eq 0 ]; then rm -rf "$work"; else echo "lb-idle-connections: failed; logs in $work" >&2; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_ports() {
+  python3 -c '
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])' "$1"
+}
+
+wait_port() {
+  for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+  echo "lb-idle-connections: nothing listens on 127.0.0.1:$1" >&2; return 1
+}
+
+start() { # name, port, env assignments...; the binary is the name's first word
+  local name=$1 port=$2; shift 2
+  env "$@" "$BIN_DIR/${name%%-*}" >"$work/$name.log" 2>&1 &
+  pids+=($!)
+  wait_port "$port"
+}
+
+read -r p_default p_fallback p_api1 p_api2 < <(free_ports 4)
+start sim-default "$p_default" SIM_LISTEN="127.0.0.1:$p_default" SIM_FEE=0.05
+start sim-fallback "$p_fallback" SIM_LISTEN="127.0.0.1:$p_fallback" SIM_FEE=0.15
+for n in 1 2; do
+  port_var=p_api$n
+  start "api-$n" "${!port_var}" API_LISTEN="127.0.0.1:${!port_var}" DATABASE_PATH="$work/payments.db" \
+    PROCESSOR_DEFAULT_URL="http://127.0.0.1:$p_default" PROCESSOR_FALLBACK_URL="http://127.0.0.1:$p_fallback"
+done
+
+lb_settings=$(env | grep -E '^LB_' | grep -v '^LB_LISTEN=' | sort | tr '\n' ' ' || true)
+mkdir -p "$(dirname "$RESULT")"
+{
+  echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- lb || echo '+changes')  $(nproc) cores, glibc malloc, $BIN_DIR"
+  echo "   command: ${lb_settings}COUNT=$COUNT MODES=\"$MODES\" BIN_DIR=$BIN_DIR bash lb/benches/lb-idle-connections.sh${NOTE:+  ($NOTE)}"
+} >>"$RESULT"
+status=0
+for mode in $MODES; do
+  read -r p_lb < <(free_ports 1)
+  start "lb-$mode" "$p_lb" LB_LISTEN="127.0.0.1:$p_lb" API_ADDRS="127.0.0.1:$p_api1,127.0.0.1:$p_api2"
+  lb_pid=${pids[-1]}
+  line=$(python3 lb/benches/idle_connections.py "$p_lb" "$lb_pid" "$mode" "$COUNT") || status=1
+  echo "   $line" | tee -a "$RESULT"
+  kill -TERM "$lb_pid"
+  wait "$lb_pid" || { echo "lb-idle-connections: the lb ($mode) exited with $?" >&2; status=1; }
+  unset 'pids[-1]'
+done
+exit "$status"

@@ -1,0 +1,265 @@
+//! The client connections, before Pingora's HTTP layer: how many the lb serves at once,
+//! and what one costs while it waits for its next request.
+//!
+//! **The cap** (`LB_MAX_CONNECTIONS`). Nothing in Pingora bounds the connections it
+//! accepts, and each one it serves holds memory: 4,000 idle clients took the lb to
+//! 96 MiB, at its 100 MB compose limit, where an OOM kill would lose every payment in the
+//! queue. A connection beyond the cap is answered at once, `503
+//! {"error":"too_many_connections",...}` with `Retry-After: 1` and `Connection: close`,
+//! then closed; the connections already open are served as before, and the next
+//! connection after one of them closed is served again.
+//! - Why answer rather than leave new connections in the kernel's accept queue until a
+//!   slot frees: the client learns at once that it may retry, instead of a request that
+//!   hangs on a connection that looks accepted until its own timeout.
+//! - Why not close idle keep-alive connections to make room: a client may be sending a
+//!   `POST /payments` on one at that very moment, and lose it.
+//! - The default leaves room for every connection being inside a request (the most one
+//!   costs, see the README's figures), not only for idle ones.
+//!
+//! **Per connection**: [`Front`] reads each request's head itself before Pingora sees it
+//! ([`crate::head`]), so a connection between two requests holds no Pingora state and no
+//! head can grow past 8 KiB; a connection idle for [`IDLE_TIMEOUT`] is closed, as
+//! Pingora's keep-alive would.
+
+use crate::config::LB_MAX_CONNECTIONS;
+use crate::head::{self, Head, HeadBuffer, HEAD_MAX_BYTES};
+use crate::metrics::Metrics;
+use crate::reply;
+use async_trait::async_trait;
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::Stream;
+use pingora::server::ShutdownWatch;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::timeout;
+
+/// A connection without a new request for this long is closed (Pingora's keep-alive).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// An answer that closes the connection (a refusal, a head too large): longest wait for
+/// the request, for the answer to leave, and for the client to close after it.
+const CLOSING_STEP: Duration = Duration::from_secs(1);
+/// Refused connections being answered at once; past that (a flood of connections) a
+/// refused connection is closed without an answer, so refusing costs bounded memory too.
+const REFUSING_MAX: usize = 256;
+
+/// The lb's HTTP service as Pingora runs it: the cap, the head read, then `http` (the
+/// Pingora proxy with our [`crate::gateway::Gateway`]) for each request.
+pub struct Front<A> {
+    http: Arc<A>,
+    connections: Arc<Slots>,
+    refusing: Slots,
+    metrics: Arc<Metrics>,
+}
+
+impl<A> Front<A> {
+    pub fn new(http: A, connections: Arc<Slots>, metrics: Arc<Metrics>) -> Front<A> {
+        Front {
+            http: Arc::new(http),
+            connections,
+            refusing: Slots::new(REFUSING_MAX),
+            metrics,
+        }
+    }
+}
+
+#[async_trait]
+impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Front<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        match self.connections.take() {
+            Some(_slot) => self.serve(stream, shutdown).await,
+            None => self.refuse(stream).await,
+        }
+        None
+    }
+
+    async fn cleanup(&self) {
+        // Wakes the requests Pingora is waiting for, so their connections close.
+        self.http.http_cleanup().await;
+    }
+}
+
+impl<A: HttpServerApp + Send + Sync + 'static> Front<A> {
+    /// Serves the requests of one admitted connection until it closes, idles out or
+    /// breaks (what Pingora's own `ServerApp` does for HTTP/1.1, with the head read first).
+    async fn serve(&self, mut stream: Stream, shutdown: &ShutdownWatch) {
+        let mut settings: Option<HttpPersistentSettings> = None;
+        let mut buffer = HeadBuffer::new();
+        loop {
+            stream = match head::read(stream, &mut buffer, IDLE_TIMEOUT).await {
+                Head::Complete(stream) => stream,
+                Head::TooLarge(stream) => {
+                    Box::pin(answer_and_close(stream, head_too_large(), false)).await;
+                    return;
+                }
+                Head::Gone => return,
+            };
+            let mut session = ServerSession::new_http1(stream);
+            match settings.take() {
+                Some(kept) => kept.apply_to_session(&mut session),
+                None if *shutdown.borrow() => session.set_keepalive(None),
+                None => session.set_keepalive(Some(IDLE_TIMEOUT.as_secs())),
+            }
+            let Some(reused) = self.http.process_new_http(session, shutdown).await else {
+                return;
+            };
+            (stream, settings) = reused.consume();
+        }
+    }
+
+    /// Answers a connection beyond the cap with a 503 and closes it.
+    async fn refuse(&self, stream: Stream) {
+        let refused = self.metrics.connection_refused();
+        if refused.is_power_of_two() {
+            tracing::warn!(
+                "{} client connections open, the most {LB_MAX_CONNECTIONS} allows: new ones are refused with 503 ({refused} so far)",
+                self.connections.max()
+            );
+        }
+        if let Some(_refusing) = self.refusing.take() {
+            // Boxed: its buffer is not part of every admitted connection's future.
+            let answer = too_many_connections(self.connections.max());
+            Box::pin(answer_and_close(stream, answer, true)).await;
+        }
+    }
+}
+
+/// Writes a whole answer and closes the connection, each step bounded by
+/// [`CLOSING_STEP`]: the request is read first if `read_first` (so the answer follows
+/// it), and after the answer whatever the client still sends is read until it closes,
+/// so that closing does not reset the connection under the answer.
+async fn answer_and_close(mut stream: Stream, answer: Vec<u8>, read_first: bool) {
+    let mut scratch = [0u8; 512];
+    if read_first {
+        let _ = timeout(CLOSING_STEP, stream.read(&mut scratch)).await;
+    }
+    let sent = timeout(CLOSING_STEP, async {
+        stream.write_all(&answer).await?;
+        stream.flush().await?;
+        AsyncWriteExt::shutdown(&mut stream).await
+    })
+    .await;
+    if matches!(sent, Ok(Ok(()))) {
+        let _ = timeout(CLOSING_STEP, async {
+            while stream.read(&mut scratch).await? > 0 {}
+            Ok::<_, std::io::Error>(())
+        })
+        .await;
+    }
+}
+
+/// The 503 of a connection beyond the cap.
+fn too_many_connections(max: usize) -> Vec<u8> {
+    let message = format!("the lb serves at most {max} connections at once; retry shortly");
+    closing_answer(
+        "503 Service Unavailable",
+        "too_many_connections",
+        &message,
+        true,
+    )
+}
+
+/// The 431 of a request head longer than [`HEAD_MAX_BYTES`].
+fn head_too_large() -> Vec<u8> {
+    let message = format!("the request head is longer than {HEAD_MAX_BYTES} bytes");
+    closing_answer(
+        "431 Request Header Fields Too Large",
+        "header_too_large",
+        &message,
+        false,
+    )
+}
+
+/// A whole HTTP/1.1 answer with a JSON error body and `connection: close`.
+fn closing_answer(status: &str, kind: &str, message: &str, retry: bool) -> Vec<u8> {
+    let body = reply::error_body(kind, message);
+    let retry = if retry { "retry-after: 1\r\n" } else { "" };
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{retry}connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A count of things held at once with a maximum; taking one past it fails at once.
+/// Lock-free: one atomic update per take and per release.
+#[derive(Debug)]
+pub struct Slots {
+    held: AtomicUsize,
+    max: usize,
+}
+
+/// One held slot, released when dropped.
+#[derive(Debug)]
+pub struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    pub fn new(max: usize) -> Slots {
+        Slots {
+            held: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    pub fn take(&self) -> Option<Slot<'_>> {
+        self.held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held < self.max).then_some(held + 1)
+            })
+            .ok()
+            .map(|_| Slot(self))
+    }
+
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.held.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_stop_at_the_maximum_and_free_on_drop() {
+        let slots = Slots::new(2);
+        let first = slots.take().expect("first slot");
+        let second = slots.take().expect("second slot");
+        assert!(slots.take().is_none(), "a third is refused");
+        assert_eq!(slots.held(), 2);
+        drop(first);
+        let third = slots.take().expect("a slot again after one was freed");
+        drop((second, third));
+        assert_eq!(slots.held(), 0);
+    }
+
+    #[test]
+    fn the_refusal_is_a_complete_json_503_that_closes() {
+        let answer = String::from_utf8(too_many_connections(7)).expect("text");
+        let (head, body) = answer.split_once("\r\n\r\n").expect("head and body");
+        assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+        assert!(head.contains("\r\nconnection: close"), "{head}");
+        assert!(head.contains("\r\nretry-after: 1"), "{head}");
+        assert!(
+            head.contains(&format!("\r\ncontent-length: {}", body.len())),
+            "{head}"
+        );
+        let json: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert_eq!(json["error"], "too_many_connections");
+    }
+}

@@ -1,0 +1,122 @@
+//! The head of each request, read on the bare connection before Pingora sees it, then put
+//! back into the connection for Pingora to parse as usual.
+//!
+//! Two reasons, both about memory ([`crate::front`] says how many connections there are):
+//! - Pingora builds its whole per-request state (a boxed future of several KB and a
+//!   4 KiB head buffer) as soon as it starts waiting for a request. Waiting here instead,
+//!   a connection between two requests holds only a small read buffer.
+//! - Pingora takes a request head of up to 1 MB, growing its buffer as the bytes come,
+//!   so each connection could cost a megabyte. Here the head must end within
+//!   [`HEAD_MAX_BYTES`]; a longer one is answered 431.
+//!
+//! The cost on the 202 path: no extra system call (the read is the one Pingora would
+//! have made), a scan of the bytes for the empty line, and one copy of them: no difference
+//! in CPU or p99 measurable with lb/benches/lb-ab.sh (README, "Connections and memory").
+
+use pingora::protocols::l4::stream::Stream as TcpStream;
+use pingora::protocols::Stream;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::time::timeout;
+
+/// The longest request head the lb takes (request line and headers): the contest's are
+/// about 200 bytes, browsers' a few KB.
+pub const HEAD_MAX_BYTES: usize = 8 * 1024;
+/// The read buffer a connection holds while it waits: room for a whole contest request.
+const FIRST_READ_BYTES: usize = 512;
+
+/// What came of waiting for a request head.
+pub enum Head {
+    /// The whole head (and whatever followed it) is back in the stream, for Pingora.
+    Complete(Stream),
+    /// No end of the head within [`HEAD_MAX_BYTES`].
+    TooLarge(Stream),
+    /// The client closed or broke the connection, or sent nothing for `idle`.
+    Gone,
+}
+
+/// A connection's read buffer for its request heads, kept from one request to the next
+/// (no allocation per request); it holds [`FIRST_READ_BYTES`] between requests.
+pub struct HeadBuffer(Vec<u8>);
+
+impl HeadBuffer {
+    pub fn new() -> HeadBuffer {
+        HeadBuffer(Vec::with_capacity(FIRST_READ_BYTES))
+    }
+}
+
+impl Default for HeadBuffer {
+    fn default() -> Self {
+        HeadBuffer::new()
+    }
+}
+
+/// Reads until the head's empty line is in, each read waiting at most `idle`.
+pub async fn read(stream: Stream, buffer: &mut HeadBuffer, idle: Duration) -> Head {
+    if !stream.as_any().is::<TcpStream>() {
+        // Not a connection the lb's listener makes; Pingora reads it by itself.
+        return Head::Complete(stream);
+    }
+    let Ok(mut tcp) = stream.into_any().downcast::<TcpStream>() else {
+        return Head::Gone;
+    };
+    let bytes = &mut buffer.0;
+    bytes.clear();
+    // A long head made it grow: back to its small size before waiting again.
+    bytes.shrink_to(FIRST_READ_BYTES);
+    loop {
+        match timeout(idle, tcp.read_buf(bytes)).await {
+            Ok(Ok(read)) if read > 0 => {}
+            _ => return Head::Gone,
+        }
+        if complete(bytes) {
+            tcp.rewind(bytes);
+            return Head::Complete(tcp);
+        }
+        // The buffer doubles from FIRST_READ_BYTES as reads fill it, so it stops at the
+        // bound rather than past it.
+        if bytes.len() >= HEAD_MAX_BYTES {
+            return Head::TooLarge(tcp);
+        }
+    }
+}
+
+/// Whether `bytes` hold a whole request head: an empty line after the request line.
+/// Empty lines before the request line, which HTTP/1.1 lets a server ignore, do not count;
+/// a bare LF ends a line as CRLF does.
+fn complete(bytes: &[u8]) -> bool {
+    let start = bytes
+        .iter()
+        .position(|b| !matches!(b, b'\r' | b'\n'))
+        .unwrap_or(bytes.len());
+    let mut lines = bytes[start..].split(|&b| b == b'\n').skip(1).peekable();
+    while let Some(line) = lines.next() {
+        // The last piece has no LF after it yet: not a finished line.
+        if lines.peek().is_some() && (line.is_empty() || line == b"\r") {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_ends_at_its_empty_line() {
+        let whole = b"POST /payments HTTP/1.1\r\nHost: lb\r\nContent-Length: 2\r\n\r\n{}";
+        assert!(complete(whole));
+        assert!(complete(b"GET / HTTP/1.1\r\n\r\n"));
+        assert!(complete(b"GET / HTTP/1.1\nHost: lb\n\n"));
+        assert!(complete(b"\r\n\r\nGET / HTTP/1.1\r\n\r\n"));
+        for cut in 0..whole.len() - 2 {
+            assert!(!complete(&whole[..cut]), "{:?}", &whole[..cut]);
+        }
+        assert!(
+            !complete(b"\r\n\r\n"),
+            "empty lines before the request line"
+        );
+        assert!(!complete(b"GET / HTTP/1.1\r\nHost: lb\r\n\r"));
+    }
+}
