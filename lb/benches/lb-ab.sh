@@ -8,12 +8,12 @@
 #
 #   cargo build --release -p lb -p api -p sim && OLD_LB=/path/to/old/lb bash lb/benches/lb-ab.sh
 #
-# Variables: OLD_LB (required: the lb to compare with), BIN_DIR (target/release: the new
+# Variables: OLD_LB (required: the lb to compare with), BIN_DIR (target/x86_64-unknown-linux-gnu/release: the new
 # lb, api, sim), RATE (500 requests/s), BENCH_SECONDS (40 per lb), ROUNDS (8 slices per
 # lb), SWAP (1: the new lb's slices first), RESULT.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BIN_DIR=${BIN_DIR:-target/release}
+BIN_DIR=${BIN_DIR:-target/x86_64-unknown-linux-gnu/release}
 RESULT=${RESULT:-bench/results/lb-ab.txt}
 RATE=${RATE:-500} SECS=${BENCH_SECONDS:-40} ROUNDS=${ROUNDS:-8}
 [ -x "${OLD_LB:-}" ] || { echo "lb-ab: OLD_LB must name an lb binary" >&2; exit 1; }

@@ -12,12 +12,12 @@
 #
 #   cargo build --release -p lb -p api -p sim && bash lb/benches/lb-idle-connections.sh
 #
-# Variables: COUNT (4000), MODES ("fresh used head body"), BIN_DIR (target/release), RESULT,
+# Variables: COUNT (4000), MODES ("fresh used head body"), BIN_DIR (target/x86_64-unknown-linux-gnu/release), RESULT,
 # NOTE (a remark for the result file's header, e.g. which lb BIN_DIR holds), and any LB_*
 # variable (e.g. LB_MAX_CONNECTIONS), which is passed to the lb.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BIN_DIR=${BIN_DIR:-target/release}
+BIN_DIR=${BIN_DIR:-target/x86_64-unknown-linux-gnu/release}
 RESULT=${RESULT:-bench/results/lb-idle-connections.txt}
 COUNT=${COUNT:-4000}
 MODES=${MODES:-fresh used head body}
