@@ -17,22 +17,9 @@ BIN_DIR=${BIN_DIR:-target/x86_64-unknown-linux-gnu/release}
 RESULT=${RESULT:-bench/results/lb-ab.txt}
 RATE=${RATE:-500} SECS=${BENCH_SECONDS:-40} ROUNDS=${ROUNDS:-8}
 [ -x "${OLD_LB:-}" ] || { echo "lb-ab: OLD_LB must name an lb binary" >&2; exit 1; }
-for bin in sim api lb; do
-  [ -x "$BIN_DIR/$bin" ] || { echo "lb-ab: $BIN_DIR/$bin is missing; build it first" >&2; exit 1; }
-done
+source lb/benches/lib.sh
+bench_start lb-ab sim api lb
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/lb-ab.XXXXXX")
-pids=()
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ "$rc" -eq 0 ]; then rm -rf "$work"; else echo "lb-ab: failed; logs in $work" >&2; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 read -r p_default p_fallback p_api1 p_api2 p_old p_new < <(python3 -c '
 import socket

@@ -22,28 +22,14 @@ RESULT=${RESULT:-bench/results/lb-idle-connections.txt}
 COUNT=${COUNT:-4000}
 MODES=${MODES:-fresh used head body}
 
-for bin in sim api lb; do
-  [ -x "$BIN_DIR/$bin" ] || { echo "lb-idle-connections: $BIN_DIR/$bin is missing; build it first" >&2; exit 1; }
-done
+source lb/benches/lib.sh
+bench_start lb-idle-connections sim api lb
 # One descriptor per held connection in this shell's children (the client and the lb).
 want=$((COUNT + 1024))
 if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$want" ]; then
   echo "lb-idle-connections: the hard limit of open files ($(ulimit -Hn)) is below $want" >&2; exit 1
 fi
 ulimit -n "$want"
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/lb-idle-connections.XXXXXX")
-pids=()
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ "$rc" -eq 0 ]; then rm -rf "$work"; else echo "lb-idle-connections: failed; logs in $work" >&2; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 free_ports() {
   python3 -c '

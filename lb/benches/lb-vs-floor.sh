@@ -16,22 +16,9 @@ BIN_DIR=${BIN_DIR:-target/x86_64-unknown-linux-gnu/release}
 RESULT=${RESULT:-bench/results/lb-vs-floor.txt}
 export RATE=${RATE:-500} SECONDS_PER_TARGET=${BENCH_SECONDS:-20} LB_THREADS=${LB_THREADS:-1}
 
-for bin in sim floor api lb; do
-  [ -x "$BIN_DIR/$bin" ] || { echo "lb-vs-floor: $BIN_DIR/$bin is missing; build it first" >&2; exit 1; }
-done
+source lb/benches/lib.sh
+bench_start lb-vs-floor sim floor api lb
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/lb-vs-floor.XXXXXX")
-pids=()
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ "$rc" -eq 0 ]; then rm -rf "$work"; else echo "lb-vs-floor: failed; logs in $work" >&2; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 read -r p_default p_fallback p_api1 p_api2 p_lb p_floor p_alone p_nowhere < <(python3 -c '
 import socket
