@@ -20,24 +20,7 @@ RATE=${RATE:-500} SECS=${BENCH_SECONDS:-40} ROUNDS=${ROUNDS:-8}
 source lb/benches/lib.sh
 bench_start lb-ab sim api lb
 
-
-read -r p_default p_fallback p_api1 p_api2 p_old p_new < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(6)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])')
-
-wait_port() {
-  for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
-  echo "lb-ab: nothing listens on 127.0.0.1:$1" >&2; return 1
-}
-
-start() { # name, port, binary, env assignments...
-  local name=$1 port=$2 bin=$3; shift 3
-  env "$@" "$bin" >"$work/$name.log" 2>&1 &
-  pids+=($!)
-  wait_port "$port"
-}
+read -r p_default p_fallback p_api1 p_api2 p_old p_new < <(free_ports 6)
 
 start sim-default "$p_default" "$BIN_DIR/sim" SIM_LISTEN="127.0.0.1:$p_default" SIM_FEE=0.05
 start sim-fallback "$p_fallback" "$BIN_DIR/sim" SIM_LISTEN="127.0.0.1:$p_fallback" SIM_FEE=0.15

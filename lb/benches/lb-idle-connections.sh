@@ -31,32 +31,12 @@ if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$want" ]; then
 fi
 ulimit -n "$want"
 
-free_ports() {
-  python3 -c '
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])' "$1"
-}
-
-wait_port() {
-  for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
-  echo "lb-idle-connections: nothing listens on 127.0.0.1:$1" >&2; return 1
-}
-
-start() { # name, port, env assignments...; the binary is the name's first word
-  local name=$1 port=$2; shift 2
-  env "$@" "$BIN_DIR/${name%%-*}" >"$work/$name.log" 2>&1 &
-  pids+=($!)
-  wait_port "$port"
-}
-
 read -r p_default p_fallback p_api1 p_api2 < <(free_ports 4)
-start sim-default "$p_default" SIM_LISTEN="127.0.0.1:$p_default" SIM_FEE=0.05
-start sim-fallback "$p_fallback" SIM_LISTEN="127.0.0.1:$p_fallback" SIM_FEE=0.15
+start sim-default "$p_default" "$BIN_DIR/sim" SIM_LISTEN="127.0.0.1:$p_default" SIM_FEE=0.05
+start sim-fallback "$p_fallback" "$BIN_DIR/sim" SIM_LISTEN="127.0.0.1:$p_fallback" SIM_FEE=0.15
 for n in 1 2; do
   port_var=p_api$n
-  start "api-$n" "${!port_var}" API_LISTEN="127.0.0.1:${!port_var}" DATABASE_PATH="$work/payments.db" \
+  start "api-$n" "${!port_var}" "$BIN_DIR/api" API_LISTEN="127.0.0.1:${!port_var}" DATABASE_PATH="$work/payments.db" \
     PROCESSOR_DEFAULT_URL="http://127.0.0.1:$p_default" PROCESSOR_FALLBACK_URL="http://127.0.0.1:$p_fallback"
 done
 
@@ -69,7 +49,7 @@ mkdir -p "$(dirname "$RESULT")"
 status=0
 for mode in $MODES; do
   read -r p_lb < <(free_ports 1)
-  start "lb-$mode" "$p_lb" LB_LISTEN="127.0.0.1:$p_lb" API_ADDRS="127.0.0.1:$p_api1,127.0.0.1:$p_api2"
+  start "lb-$mode" "$p_lb" "$BIN_DIR/lb" LB_LISTEN="127.0.0.1:$p_lb" API_ADDRS="127.0.0.1:$p_api1,127.0.0.1:$p_api2"
   lb_pid=${pids[-1]}
   line=$(python3 lb/benches/idle_connections.py "$p_lb" "$lb_pid" "$mode" "$COUNT") || status=1
   echo "   $line" | tee -a "$RESULT"

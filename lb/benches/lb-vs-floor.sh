@@ -19,35 +19,18 @@ export RATE=${RATE:-500} SECONDS_PER_TARGET=${BENCH_SECONDS:-20} LB_THREADS=${LB
 source lb/benches/lib.sh
 bench_start lb-vs-floor sim floor api lb
 
+read -r p_default p_fallback p_api1 p_api2 p_lb p_floor p_alone p_nowhere < <(free_ports 8)
 
-read -r p_default p_fallback p_api1 p_api2 p_lb p_floor p_alone p_nowhere < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(8)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])')
-
-wait_port() {
-  for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
-  echo "lb-vs-floor: nothing listens on 127.0.0.1:$1" >&2; return 1
-}
-
-start() { # name, port, env assignments...; the binary is the name's first word
-  local name=$1 port=$2; shift 2
-  env "$@" "$BIN_DIR/${name%%-*}" >"$work/$name.log" 2>&1 &
-  pids+=($!)
-  wait_port "$port"
-}
-
-start sim-default "$p_default" SIM_LISTEN="127.0.0.1:$p_default" SIM_FEE=0.05
-start sim-fallback "$p_fallback" SIM_LISTEN="127.0.0.1:$p_fallback" SIM_FEE=0.15
+start sim-default "$p_default" "$BIN_DIR/sim" SIM_LISTEN="127.0.0.1:$p_default" SIM_FEE=0.05
+start sim-fallback "$p_fallback" "$BIN_DIR/sim" SIM_LISTEN="127.0.0.1:$p_fallback" SIM_FEE=0.15
 for n in 1 2; do
   port_var=p_api$n
-  start "api-$n" "${!port_var}" API_LISTEN="127.0.0.1:${!port_var}" DATABASE_PATH="$work/payments.db" \
+  start "api-$n" "${!port_var}" "$BIN_DIR/api" API_LISTEN="127.0.0.1:${!port_var}" DATABASE_PATH="$work/payments.db" \
     PROCESSOR_DEFAULT_URL="http://127.0.0.1:$p_default" PROCESSOR_FALLBACK_URL="http://127.0.0.1:$p_fallback"
 done
-start lb "$p_lb" LB_LISTEN="127.0.0.1:$p_lb" API_ADDRS="127.0.0.1:$p_api1,127.0.0.1:$p_api2" LB_THREADS="$LB_THREADS"
-start floor "$p_floor" FLOOR_LISTEN="127.0.0.1:$p_floor"
-start lb-alone "$p_alone" LB_LISTEN="127.0.0.1:$p_alone" API_ADDRS="127.0.0.1:$p_nowhere" LB_THREADS="$LB_THREADS" \
+start lb "$p_lb" "$BIN_DIR/lb" LB_LISTEN="127.0.0.1:$p_lb" API_ADDRS="127.0.0.1:$p_api1,127.0.0.1:$p_api2" LB_THREADS="$LB_THREADS"
+start floor "$p_floor" "$BIN_DIR/floor" FLOOR_LISTEN="127.0.0.1:$p_floor"
+start lb-alone "$p_alone" "$BIN_DIR/lb" LB_LISTEN="127.0.0.1:$p_alone" API_ADDRS="127.0.0.1:$p_nowhere" LB_THREADS="$LB_THREADS" \
   LB_DRAIN_TIMEOUT_MS=100 RUST_LOG=error
 
 mkdir -p "$(dirname "$RESULT")"
