@@ -1,4 +1,4 @@
-// Our reproduction of the Rinha de Backend 2025 load test (README, "What the contest asks"): the same
+// Our reproduction of the Rinha de Backend 2025 load test (docs/contest.md): the same
 // load, audit, processor stages, teardown and score, with local addresses and no remote
 // imports. Run it with `make test WORKERS=N` (scripts/contest.sh) or:
 //

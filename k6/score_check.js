@@ -1,5 +1,5 @@
 // Checks k6/contest.js's score() against figures worked out by hand from the contest's
-// rules (README, "What the contest asks"), so the score the harness prints can be trusted. Needs no
+// rules (docs/contest.md), so the score the harness prints can be trusted. Needs no
 // server: `k6 run k6/score_check.js` exits non-zero when a figure is off (make check runs it).
 import { check } from "k6";
 import { score } from "./contest.js";

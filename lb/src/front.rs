@@ -14,7 +14,7 @@
 //! - Why not close idle keep-alive connections to make room: a client may be sending a
 //!   `POST /payments` on one at that very moment, and lose it.
 //! - The default leaves room for every connection being inside a request (the most one
-//!   costs, see the README's figures), not only for idle ones.
+//!   costs, see bench/RESULTS.md), not only for idle ones.
 //!
 //! **Per connection**: [`Front`] reads each request's head itself before Pingora sees it
 //! ([`crate::head`]), so a connection between two requests holds no Pingora state and no
