@@ -1,5 +1,5 @@
 //! `sim`, a payment-processor simulator that behaves as the contest's processors do
-//! (see `shared/contest.md`), so the whole system can run and be tested on one machine;
+//! (see docs/contest.md), so the whole system can run and be tested on one machine;
 //! and `floor`, the bare HTTP responder our benchmarks compare the real stack against.
 //!
 //! A request to `sim` flows `server` → `routes` → `payments` / `health` / `admin`, which

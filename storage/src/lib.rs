@@ -7,7 +7,7 @@
 //!   writer thread (`writer`), reads run on a small pool of read connections (`reads`).
 //!
 //! Keeping the SQL behind [`Store`] is what would let a networked store replace SQLite
-//! without touching the api (design: "Outgrowing one machine").
+//! without touching the api.
 
 mod busy;
 pub mod config;
