@@ -7,13 +7,13 @@
 
 use crate::body;
 use crate::ledger::StoredPayment;
-use crate::reply::{self, Reply};
 use crate::state::Sim;
 use crate::stats::bump;
 use hyper::body::Incoming;
 use hyper::StatusCode;
 use payment::{Cents, Millis, TimeError, Uuid};
 use serde::Deserialize;
+use service::reply::{self, Reply};
 use std::borrow::Cow;
 use std::time::Duration;
 
