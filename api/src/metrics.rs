@@ -122,7 +122,7 @@ impl Metrics {
             "Pending payments in the database (all workers).",
             pending_in_db,
         );
-        let counters: [(&str, &str, &AtomicU64); 6] = [
+        out.counters(&[
             ("api_recorded_total", "New payments recorded by intake.", &self.recorded),
             ("api_claimed_total", "Payments claimed from dead workers.", &self.claimed),
             (
@@ -145,10 +145,7 @@ impl Metrics {
                 "Intake batches answered 503 because the dispatch queue was full (the lb keeps them).",
                 &self.intake_refused,
             ),
-        ];
-        for (name, help, value) in counters {
-            out.counter(name, help, value.load(Relaxed));
-        }
+        ]);
         let name = "api_pinned_waiting";
         out.family(
             name,

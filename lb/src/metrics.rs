@@ -123,7 +123,7 @@ impl Metrics {
             "Payments accepted and not yet handed to the forwarder.",
             queue_depth,
         );
-        let counters: [(&str, &str, &AtomicU64); 4] = [
+        out.counters(&[
             (
                 "lb_payments_forwarded_total",
                 "Payments recorded by a worker.",
@@ -144,10 +144,7 @@ impl Metrics {
                 "Payments in batches a worker refused as malformed.",
                 &self.dropped,
             ),
-        ];
-        for (name, help, value) in counters {
-            out.counter(name, help, value.load(Relaxed));
-        }
+        ]);
         out.gauge(
             "lb_connections_open",
             "Client connections being served.",

@@ -84,6 +84,14 @@ impl Exposition {
             .sample(name, &[], value)
     }
 
+    /// A family of one unlabelled counter each: (name, help, counter).
+    pub fn counters(&mut self, counters: &[(&str, &str, &AtomicU64)]) -> &mut Self {
+        for (name, help, value) in counters {
+            self.counter(name, help, value.load(Relaxed));
+        }
+        self
+    }
+
     /// A family of one unlabelled gauge.
     pub fn gauge(&mut self, name: &str, help: &str, value: impl Display) -> &mut Self {
         self.family(name, Kind::Gauge, help)
