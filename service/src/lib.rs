@@ -33,8 +33,6 @@ pub const QUIET: &str = "warn";
 pub enum StartError {
     #[error("cannot start the tokio runtime: {0}")]
     Runtime(#[source] std::io::Error),
-    #[error("cannot install the SIGTERM/SIGINT handlers: {0}")]
-    Signals(#[source] std::io::Error),
 }
 
 /// Logs to stderr through `tracing`, filtered by `RUST_LOG` or else by `default_filter`

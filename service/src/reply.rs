@@ -14,7 +14,7 @@ pub type Reply = Response<Full<Bytes>>;
 pub const PROMETHEUS: &str = "text/plain; version=0.0.4";
 
 /// A body with its content type.
-pub fn with_body(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
+fn with_body(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
     let mut reply = empty(status);
     *reply.body_mut() = Full::new(body.into());
     reply
