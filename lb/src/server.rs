@@ -44,8 +44,8 @@ pub enum StartError {
     Worker(#[from] ResolveError),
     #[error("cannot load the worker list into the load balancer: {0}")]
     Backends(String),
-    #[error("cannot start a runtime to prepare the load balancer: {0}")]
-    Runtime(std::io::Error),
+    #[error("cannot prepare the load balancer: {0}")]
+    Runtime(#[from] service::StartError),
 }
 
 /// How the lb ended.
@@ -132,9 +132,7 @@ fn health_checked_workers(config: &Config) -> Result<LoadBalancer<RoundRobin>, S
     let mut workers =
         LoadBalancer::<RoundRobin>::from_backends(Backends::new(Static::new(backends)));
     // Static discovery answers at once; run it now so the first request finds the workers.
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(StartError::Runtime)?
+    service::runtime(1)?
         .block_on(workers.update())
         .map_err(|e| StartError::Backends(e.to_string()))?;
     workers.set_health_check(TcpHealthCheck::new());
