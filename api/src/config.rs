@@ -9,42 +9,41 @@ use service::config::{checked, http_url, micros_or_zero, millis, path, positive}
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// `host:port` or `unix:/path/to/socket` the worker listens on.
+/// The variable of [`Config::listen`].
 pub const API_LISTEN: &str = "API_LISTEN";
-/// The SQLite file shared by both workers.
+/// The variable of [`Config::database_path`].
 pub const DATABASE_PATH: &str = "DATABASE_PATH";
-/// Base URL of the default (cheap) processor.
+/// The variable of [`Config::default_url`].
 pub const PROCESSOR_DEFAULT_URL: &str = "PROCESSOR_DEFAULT_URL";
-/// Base URL of the fallback (expensive) processor.
+/// The variable of [`Config::fallback_url`].
 pub const PROCESSOR_FALLBACK_URL: &str = "PROCESSOR_FALLBACK_URL";
-/// A label for this worker; each process start adds a unique suffix (see [`Config::owner`]).
+/// The variable of [`Config::owner`].
 pub const WORKER_ID: &str = "WORKER_ID";
-/// Tokio worker threads; 1 runs a single-threaded runtime.
+/// The variable of [`Config::threads`].
 pub const API_THREADS: &str = "API_THREADS";
-/// Processor calls in flight at once, per worker.
+/// The variable of [`Config::dispatch_concurrency`].
 pub const DISPATCH_CONCURRENCY: &str = "DISPATCH_CONCURRENCY";
-/// A processor call not answered within this is a timeout (the payment stays pinned).
+/// The variable of [`Config::processor_timeout`].
 pub const PROCESSOR_TIMEOUT_MS: &str = "PROCESSOR_TIMEOUT_MS";
-/// While a processor is down, one probe payment is sent to it this often.
+/// The variable of [`Config::probe_interval`].
 pub const PROBE_INTERVAL_MS: &str = "PROBE_INTERVAL_MS";
-/// New payments go to the fallback only once the default has been down this long.
+/// The variable of [`Config::fallback_after`].
 pub const FALLBACK_AFTER_MS: &str = "FALLBACK_AFTER_MS";
-/// The processors' health-check budget: one call per this window per processor, shared by all workers.
+/// The variable of [`Config::health_window`].
 pub const HEALTH_WINDOW_MS: &str = "HEALTH_WINDOW_MS";
-/// How often each worker reads the shared health records (and tries to take a health turn).
+/// The variable of [`Config::health_read`].
 pub const HEALTH_READ_MS: &str = "HEALTH_READ_MS";
-/// How often a worker writes its heartbeat.
+/// The variable of [`Config::heartbeat`].
 pub const HEARTBEAT_MS: &str = "HEARTBEAT_MS";
-/// A worker whose heartbeat is older than this is dead; its pending payments are claimed.
+/// The variable of [`Config::worker_dead_after`].
 pub const WORKER_DEAD_AFTER_MS: &str = "WORKER_DEAD_AFTER_MS";
-/// How often a worker looks for orphaned pending payments.
+/// The variable of [`Config::orphan_scan`].
 pub const ORPHAN_SCAN_MS: &str = "ORPHAN_SCAN_MS";
-/// Longest wait for in-flight processor calls on graceful shutdown.
+/// The variable of [`Config::shutdown_grace`].
 pub const SHUTDOWN_GRACE_MS: &str = "SHUTDOWN_GRACE_MS";
-/// How long the database writer waits after a write for more to share its commit (0: none).
+/// The variable of [`Config::write_linger`].
 pub const WRITE_LINGER_US: &str = "WRITE_LINGER_US";
-/// Most payments a worker holds in its dispatch queue; beyond, intake answers 503 (the lb
-/// keeps the batch) and orphans are left for a later claim.
+/// The variable of [`Config::dispatch_queue_max`].
 pub const DISPATCH_QUEUE_MAX: &str = "DISPATCH_QUEUE_MAX";
 
 /// Where the worker listens: `host:port` or `unix:/path`.
@@ -80,7 +79,7 @@ pub struct Config {
     /// Processor calls in flight at once, per worker.
     #[arg(long, env = DISPATCH_CONCURRENCY, default_value = "256", value_parser = checked(positive))]
     pub dispatch_concurrency: usize,
-    /// A processor call not answered within this (ms) is a timeout.
+    /// A processor call not answered within this (ms) is a timeout (the payment stays pinned).
     #[arg(long, env = PROCESSOR_TIMEOUT_MS, default_value = "6000", value_parser = checked(millis))]
     pub processor_timeout: Duration,
     /// While a processor is down, one probe payment is sent to it this often (ms).
@@ -92,7 +91,7 @@ pub struct Config {
     /// One health call per this window (ms) per processor, shared by all workers.
     #[arg(long, env = HEALTH_WINDOW_MS, default_value = "5000", value_parser = checked(millis))]
     pub health_window: Duration,
-    /// How often (ms) a worker reads the shared health records.
+    /// How often (ms) a worker reads the shared health records (and tries for the health turn).
     #[arg(long, env = HEALTH_READ_MS, default_value = "1000", value_parser = checked(millis))]
     pub health_read: Duration,
     /// How often (ms) a worker writes its heartbeat.
@@ -110,7 +109,8 @@ pub struct Config {
     /// How long (µs) the database writer waits for more writes to share a commit; 0: none.
     #[arg(long, env = WRITE_LINGER_US, default_value = "5000", value_parser = checked(micros_or_zero))]
     pub write_linger: Duration,
-    /// Most payments in this worker's dispatch queue; beyond, intake answers 503.
+    /// Most payments in this worker's dispatch queue; beyond, intake answers 503 (the lb keeps
+    /// the batch) and orphans are left for a later claim.
     #[arg(long, env = DISPATCH_QUEUE_MAX, default_value = "100000", value_parser = checked(positive))]
     pub dispatch_queue_max: usize,
 }

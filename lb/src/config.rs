@@ -12,29 +12,29 @@ use crate::workers::WorkerAddr;
 use service::config::{checked, millis, millis_or_zero, positive, text};
 use std::time::Duration;
 
-/// `host:port` the public HTTP port listens on.
+/// The variable of [`Config::listen`].
 pub const LB_LISTEN: &str = "LB_LISTEN";
-/// The api workers, comma-separated, each `host:port` or `unix:/path`.
+/// The variable of [`Config::workers`].
 pub const API_ADDRS: &str = "API_ADDRS";
-/// Threads of the Pingora HTTP service (the 202 path and the proxy).
+/// The variable of [`Config::threads`].
 pub const LB_THREADS: &str = "LB_THREADS";
-/// Payments the lb holds between the 202 and the workers' intake; beyond that, 503.
+/// The variable of [`Config::queue_capacity`].
 pub const LB_QUEUE_CAPACITY: &str = "LB_QUEUE_CAPACITY";
-/// Most payments in one `POST /intake` batch.
+/// The variable of [`Config::batch_max`].
 pub const LB_BATCH_MAX: &str = "LB_BATCH_MAX";
-/// How long the forwarder waits after the first queued payment for more to join its batch.
+/// The variable of [`Config::batch_linger`].
 pub const LB_BATCH_LINGER_MS: &str = "LB_BATCH_LINGER_MS";
-/// One intake round trip (connect, send, answer) not done within this counts as failed.
+/// The variable of [`Config::forward_timeout`].
 pub const LB_FORWARD_TIMEOUT_MS: &str = "LB_FORWARD_TIMEOUT_MS";
-/// Cap of the exponential backoff between delivery rounds while no worker takes intake.
+/// The variable of [`Config::backoff_max`].
 pub const LB_BACKOFF_MAX_MS: &str = "LB_BACKOFF_MAX_MS";
-/// How long SIGTERM waits for the queue to reach the workers before the lb exits anyway.
+/// The variable of [`Config::drain_timeout`].
 pub const LB_DRAIN_TIMEOUT_MS: &str = "LB_DRAIN_TIMEOUT_MS";
-/// How often the proxy's health check connects to each worker.
+/// The variable of [`Config::health_interval`].
 pub const LB_HEALTH_INTERVAL_MS: &str = "LB_HEALTH_INTERVAL_MS";
-/// Client connections the lb serves at once; one more is answered 503 and closed.
+/// The variable of [`Config::max_connections`].
 pub const LB_MAX_CONNECTIONS: &str = "LB_MAX_CONNECTIONS";
-/// After a worker's intake failed, how long the forwarder tries the other workers first.
+/// The variable of [`Config::avoid`].
 pub const LB_AVOID_MS: &str = "LB_AVOID_MS";
 
 /// Defaults the README explains: about two minutes of the contest's peak rate (550/s, 32
@@ -68,10 +68,10 @@ pub struct Config {
     /// How long (ms) the forwarder waits after the first queued payment for more; 0: none.
     #[arg(long, env = LB_BATCH_LINGER_MS, default_value = "20", value_parser = checked(millis_or_zero))]
     pub batch_linger: Duration,
-    /// An intake round trip not done within this (ms) counts as failed.
+    /// An intake round trip (connect, send, answer) not done within this (ms) counts as failed.
     #[arg(long, env = LB_FORWARD_TIMEOUT_MS, default_value = "2000", value_parser = checked(millis))]
     pub forward_timeout: Duration,
-    /// Cap (ms) of the backoff between delivery rounds while no worker takes intake.
+    /// Cap (ms) of the exponential backoff between delivery rounds while no worker takes intake.
     #[arg(long, env = LB_BACKOFF_MAX_MS, default_value = "500", value_parser = checked(millis))]
     pub backoff_max: Duration,
     /// How long (ms) SIGTERM waits for the queue to reach the workers before the lb exits.

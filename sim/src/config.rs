@@ -9,28 +9,25 @@
 use service::config::{checked, positive, socket_addr, switch, whole};
 use std::net::SocketAddr;
 
-/// Address `sim` listens on.
+/// The variable of [`SimConfig::listen`].
 pub const SIM_LISTEN: &str = "SIM_LISTEN";
-/// Fee per transaction as a fraction (0.05 = 5 %), reported by the admin summary.
+/// The variable of [`SimConfig::fee`].
 pub const SIM_FEE: &str = "SIM_FEE";
-/// Initial `X-Rinha-Token` of the admin endpoints.
+/// The variable of [`SimConfig::token`].
 pub const SIM_TOKEN: &str = "SIM_TOKEN";
-/// Length in seconds of one health-check window (one call per window).
+/// The variable of [`SimConfig::health_window_secs`].
 pub const SIM_HEALTH_WINDOW_SECS: &str = "SIM_HEALTH_WINDOW_SECS";
-/// Tokio worker threads; 1 runs everything on the calling thread.
+/// The variable of [`SimConfig::threads`].
 pub const SIM_THREADS: &str = "SIM_THREADS";
-/// How many `POST /payments` may run at once (the processors allow 800).
+/// The variable of [`SimConfig::max_running`].
 pub const SIM_MAX_RUNNING: &str = "SIM_MAX_RUNNING";
-/// How many more `POST /payments` may wait for a running slot before 429 (the processors allow 500).
+/// The variable of [`SimConfig::max_waiting`].
 pub const SIM_MAX_WAITING: &str = "SIM_MAX_WAITING";
-/// `1` (the default): a `POST /payments` whose client hangs up during the delay still runs
-/// to the end and stores the payment, as a server that ignores its client's give-up does
-/// (the call's outcome is unknown to the client). `0`: the request is dropped with its
-/// connection, so a client that gave up before the delay ended was not charged.
+/// The variable of [`SimConfig::store_after_disconnect`].
 pub const SIM_STORE_AFTER_DISCONNECT: &str = "SIM_STORE_AFTER_DISCONNECT";
-/// Address `floor` listens on.
+/// The variable of [`FloorConfig::listen`].
 pub const FLOOR_LISTEN: &str = "FLOOR_LISTEN";
-/// Tokio worker threads of `floor`.
+/// The variable of [`FloorConfig::threads`].
 pub const FLOOR_THREADS: &str = "FLOOR_THREADS";
 
 /// A fee as parts per million, so fee totals can be computed exactly from cents.
@@ -78,6 +75,11 @@ pub struct SimConfig {
     #[arg(long, env = SIM_MAX_WAITING, default_value = "500", value_parser = checked(whole))]
     pub max_waiting: usize,
     /// 1: a payment whose client hung up during the delay is still stored; 0: it is dropped.
+    ///
+    /// 1 (the default): a POST /payments whose client hangs up during the delay still runs
+    /// to the end and stores the payment, as a server that ignores its client's give-up
+    /// does (the call's outcome is unknown to the client). 0: the request is dropped with
+    /// its connection, so a client that gave up before the delay ended was not charged.
     #[arg(long, env = SIM_STORE_AFTER_DISCONNECT, default_value = "1", value_parser = checked(switch), action = clap::ArgAction::Set)]
     pub store_after_disconnect: bool,
 }
