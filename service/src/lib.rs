@@ -5,7 +5,7 @@
 //!   variables), under one rule set: values are trimmed, an empty one means unset, a bad
 //!   one exits 2 naming the variable;
 //! - [`logging`], [`run`], [`exit`]: the rest of every `main`;
-//! - [`signals`]: SIGTERM/SIGINT;
+//! - [`signals`]: the SIGTERM and SIGINT handlers;
 //! - [`reply`]: JSON answers and the one error body `{"error":kind,"message":...}`;
 //! - [`prometheus`]: the text exposition and the one latency histogram layout;
 //! - [`address`]: `host:port` or `unix:/path`, as workers listen and the lb reaches them.

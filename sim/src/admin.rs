@@ -18,7 +18,7 @@ pub fn summary(sim: &Sim, query: Option<&str>) -> Reply {
     // The processors ignore parameters other than from/to.
     let window = match Window::parse_lenient(query) {
         Ok(w) => w,
-        Err(e) => return reply::error(StatusCode::BAD_REQUEST, "bad_window", &e.to_string()),
+        Err(e) => return reply::error(StatusCode::BAD_REQUEST, "bad_window", e),
     };
     let totals = sim.ledger.totals(window);
     // cents × ppm is the fee in units of 1e-8.

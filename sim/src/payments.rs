@@ -88,7 +88,7 @@ pub async fn create(sim: &Sim, body: Incoming) -> Reply {
     };
     let (id, payment) = match read_and_parse(body).await {
         Ok(parsed) => parsed,
-        Err(e) => return reply::error(StatusCode::BAD_REQUEST, e.kind(), &e.to_string()),
+        Err(e) => return reply::error(StatusCode::BAD_REQUEST, e.kind(), &e),
     };
     let delay = sim.settings.delay_ms();
     if delay > 0 {
