@@ -1,202 +1,169 @@
-//! The worker's configuration, read once from the environment at start.
+//! The worker's configuration, read once at start from the environment (or flags) under
+//! the rules of `service::config`.
 //!
 //! Every variable name is a `pub const` here so tests, `make run` and compose use the
 //! same spelling. Defaults are the right values for the contest (see the README `## api`
 //! section for why each one is what it is).
 
-use std::net::SocketAddr;
+use service::config::{checked, http_url, micros_or_zero, millis, path, positive};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// `host:port` or `unix:/path/to/socket` the worker listens on.
+/// The variable of [`Config::listen`].
 pub const API_LISTEN: &str = "API_LISTEN";
-/// The SQLite file shared by both workers.
+/// The variable of [`Config::database_path`].
 pub const DATABASE_PATH: &str = "DATABASE_PATH";
-/// Base URL of the default (cheap) processor.
+/// The variable of [`Config::default_url`].
 pub const PROCESSOR_DEFAULT_URL: &str = "PROCESSOR_DEFAULT_URL";
-/// Base URL of the fallback (expensive) processor.
+/// The variable of [`Config::fallback_url`].
 pub const PROCESSOR_FALLBACK_URL: &str = "PROCESSOR_FALLBACK_URL";
-/// A label for this worker; each process start adds a unique suffix (see [`Config::owner`]).
+/// The variable of [`Config::owner`].
 pub const WORKER_ID: &str = "WORKER_ID";
-/// Tokio worker threads; 1 runs a single-threaded runtime.
+/// The variable of [`Config::threads`].
 pub const API_THREADS: &str = "API_THREADS";
-/// Processor calls in flight at once, per worker.
+/// The variable of [`Config::dispatch_concurrency`].
 pub const DISPATCH_CONCURRENCY: &str = "DISPATCH_CONCURRENCY";
-/// A processor call not answered within this is a timeout (the payment stays pinned).
+/// The variable of [`Config::processor_timeout`].
 pub const PROCESSOR_TIMEOUT_MS: &str = "PROCESSOR_TIMEOUT_MS";
-/// While a processor is down, one probe payment is sent to it this often.
+/// The variable of [`Config::probe_interval`].
 pub const PROBE_INTERVAL_MS: &str = "PROBE_INTERVAL_MS";
-/// New payments go to the fallback only once the default has been down this long.
+/// The variable of [`Config::fallback_after`].
 pub const FALLBACK_AFTER_MS: &str = "FALLBACK_AFTER_MS";
-/// The processors' health-check budget: one call per this window per processor, shared by all workers.
+/// The variable of [`Config::health_window`].
 pub const HEALTH_WINDOW_MS: &str = "HEALTH_WINDOW_MS";
-/// How often each worker reads the shared health records (and tries to take a health turn).
+/// The variable of [`Config::health_read`].
 pub const HEALTH_READ_MS: &str = "HEALTH_READ_MS";
-/// How often a worker writes its heartbeat.
+/// The variable of [`Config::heartbeat`].
 pub const HEARTBEAT_MS: &str = "HEARTBEAT_MS";
-/// A worker whose heartbeat is older than this is dead; its pending payments are claimed.
+/// The variable of [`Config::worker_dead_after`].
 pub const WORKER_DEAD_AFTER_MS: &str = "WORKER_DEAD_AFTER_MS";
-/// How often a worker looks for orphaned pending payments.
+/// The variable of [`Config::orphan_scan`].
 pub const ORPHAN_SCAN_MS: &str = "ORPHAN_SCAN_MS";
-/// Longest wait for in-flight processor calls on graceful shutdown.
+/// The variable of [`Config::shutdown_grace`].
 pub const SHUTDOWN_GRACE_MS: &str = "SHUTDOWN_GRACE_MS";
-/// How long the database writer waits after a write for more to share its commit (0: none).
+/// The variable of [`Config::write_linger`].
 pub const WRITE_LINGER_US: &str = "WRITE_LINGER_US";
-/// Most payments a worker holds in its dispatch queue; beyond, intake answers 503 (the lb
-/// keeps the batch) and orphans are left for a later claim.
+/// The variable of [`Config::dispatch_queue_max`].
 pub const DISPATCH_QUEUE_MAX: &str = "DISPATCH_QUEUE_MAX";
 
-/// Where the worker listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Listen {
-    Tcp(SocketAddr),
-    Unix(PathBuf),
-}
-
-impl Listen {
-    /// `unix:/path` or `host:port` (an IP address; names are not resolved).
-    pub fn parse(text: &str) -> Option<Listen> {
-        match text.strip_prefix("unix:") {
-            Some(path) if !path.is_empty() => Some(Listen::Unix(PathBuf::from(path))),
-            Some(_) => None,
-            None => text.parse().ok().map(Listen::Tcp),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{name}=`{value}` is invalid: {why}")]
-    Invalid {
-        name: &'static str,
-        value: String,
-        why: &'static str,
-    },
-}
+/// Where the worker listens: `host:port` or `unix:/path`.
+pub type Listen = service::Address;
 
 /// Everything the worker needs to know, with defaults applied.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    about = "rinha-pay payment worker: intake from the lb, SQLite, dispatch to the processors"
+)]
 pub struct Config {
+    /// Where the worker listens: host:port or unix:/path.
+    #[arg(long, env = API_LISTEN, default_value = "127.0.0.1:9101", value_parser = checked(Listen::parse))]
     pub listen: Listen,
+    /// The SQLite file shared by both workers.
+    #[arg(long, env = DATABASE_PATH, default_value = "data/payments.db", value_parser = checked(path))]
     pub database_path: PathBuf,
+    /// Base URL of the default (cheap) processor.
+    #[arg(long, env = PROCESSOR_DEFAULT_URL, default_value = "http://127.0.0.1:8001", value_parser = checked(http_url))]
     pub default_url: String,
+    /// Base URL of the fallback (expensive) processor.
+    #[arg(long, env = PROCESSOR_FALLBACK_URL, default_value = "http://127.0.0.1:8002", value_parser = checked(http_url))]
     pub fallback_url: String,
     /// The storage owner of this process: `WORKER_ID` (default `api`) plus a random
     /// per-start suffix, so a restarted worker never mistakes its predecessor's pending
     /// payments for its own live ones: they become orphans and are claimed normally.
+    #[arg(help = "A label for this worker; each start adds a unique suffix")]
+    #[arg(long = "worker-id", env = WORKER_ID, default_value = "api", value_parser = checked(owner))]
     pub owner: String,
+    /// Tokio worker threads; 1 runs a single-threaded runtime.
+    #[arg(long, env = API_THREADS, default_value = "1", value_parser = checked(positive))]
     pub threads: usize,
+    /// Processor calls in flight at once, per worker.
+    #[arg(long, env = DISPATCH_CONCURRENCY, default_value = "256", value_parser = checked(positive))]
     pub dispatch_concurrency: usize,
+    /// A processor call not answered within this (ms) is a timeout (the payment stays pinned).
+    #[arg(long, env = PROCESSOR_TIMEOUT_MS, default_value = "6000", value_parser = checked(millis))]
     pub processor_timeout: Duration,
+    /// While a processor is down, one probe payment is sent to it this often (ms).
+    #[arg(long, env = PROBE_INTERVAL_MS, default_value = "100", value_parser = checked(millis))]
     pub probe_interval: Duration,
+    /// New payments go to the fallback only once the default has been down this long (ms).
+    #[arg(long, env = FALLBACK_AFTER_MS, default_value = "60000", value_parser = checked(millis))]
     pub fallback_after: Duration,
+    /// One health call per this window (ms) per processor, shared by all workers.
+    #[arg(long, env = HEALTH_WINDOW_MS, default_value = "5000", value_parser = checked(millis))]
     pub health_window: Duration,
+    /// How often (ms) a worker reads the shared health records (and tries for the health turn).
+    #[arg(long, env = HEALTH_READ_MS, default_value = "1000", value_parser = checked(millis))]
     pub health_read: Duration,
+    /// How often (ms) a worker writes its heartbeat.
+    #[arg(long, env = HEARTBEAT_MS, default_value = "500", value_parser = checked(millis))]
     pub heartbeat: Duration,
+    /// A worker silent this long (ms) is dead; its pending payments are claimed.
+    #[arg(long, env = WORKER_DEAD_AFTER_MS, default_value = "3000", value_parser = checked(millis))]
     pub worker_dead_after: Duration,
+    /// How often (ms) a worker looks for orphaned pending payments.
+    #[arg(long, env = ORPHAN_SCAN_MS, default_value = "1000", value_parser = checked(millis))]
     pub orphan_scan: Duration,
+    /// Longest wait (ms) for processor calls in flight on graceful shutdown.
+    #[arg(long, env = SHUTDOWN_GRACE_MS, default_value = "3000", value_parser = checked(millis))]
     pub shutdown_grace: Duration,
+    /// How long (µs) the database writer waits for more writes to share a commit; 0: none.
+    #[arg(long, env = WRITE_LINGER_US, default_value = "5000", value_parser = checked(micros_or_zero))]
     pub write_linger: Duration,
+    /// Most payments in this worker's dispatch queue; beyond, intake answers 503 (the lb keeps
+    /// the batch) and orphans are left for a later claim.
+    #[arg(long, env = DISPATCH_QUEUE_MAX, default_value = "100000", value_parser = checked(positive))]
     pub dispatch_queue_max: usize,
 }
 
-impl Config {
-    pub fn from_env() -> Result<Config, ConfigError> {
-        let listen_text = text(API_LISTEN, "127.0.0.1:9101");
-        let listen = Listen::parse(&listen_text).ok_or(ConfigError::Invalid {
-            name: API_LISTEN,
-            value: listen_text.clone(),
-            why: "expected ip:port or unix:/path",
-        })?;
-        let label = text(WORKER_ID, "api");
-        Ok(Config {
-            listen,
-            database_path: PathBuf::from(text(DATABASE_PATH, "data/payments.db")),
-            default_url: url(PROCESSOR_DEFAULT_URL, "http://127.0.0.1:8001")?,
-            fallback_url: url(PROCESSOR_FALLBACK_URL, "http://127.0.0.1:8002")?,
-            owner: format!("{label}-{}", payment::Uuid::new_v4().simple()),
-            threads: number(API_THREADS, 1)? as usize,
-            dispatch_concurrency: number(DISPATCH_CONCURRENCY, 256)? as usize,
-            processor_timeout: millis(PROCESSOR_TIMEOUT_MS, 6000)?,
-            probe_interval: millis(PROBE_INTERVAL_MS, 100)?,
-            fallback_after: millis(FALLBACK_AFTER_MS, 60_000)?,
-            health_window: millis(HEALTH_WINDOW_MS, 5000)?,
-            health_read: millis(HEALTH_READ_MS, 1000)?,
-            heartbeat: millis(HEARTBEAT_MS, 500)?,
-            worker_dead_after: millis(WORKER_DEAD_AFTER_MS, 3000)?,
-            orphan_scan: millis(ORPHAN_SCAN_MS, 1000)?,
-            shutdown_grace: millis(SHUTDOWN_GRACE_MS, 3000)?,
-            write_linger: micros_or_zero(WRITE_LINGER_US, 5000)?,
-            dispatch_queue_max: number(DISPATCH_QUEUE_MAX, 100_000)? as usize,
-        })
-    }
-}
-
-fn text(name: &'static str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_string())
-}
-
-/// A positive integer (0 makes no sense for any of our counts or durations).
-fn number(name: &'static str, default: u64) -> Result<u64, ConfigError> {
-    let value = text(name, &default.to_string());
-    match value.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(ConfigError::Invalid {
-            name,
-            value,
-            why: "expected a positive integer",
-        }),
-    }
-}
-
-fn millis(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
-    number(name, default).map(Duration::from_millis)
-}
-
-/// A duration where 0 means "none".
-fn micros_or_zero(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
-    let value = text(name, &default.to_string());
-    value
-        .parse::<u64>()
-        .map(Duration::from_micros)
-        .map_err(|_| ConfigError::Invalid {
-            name,
-            value,
-            why: "expected a whole number of microseconds (0 or more)",
-        })
-}
-
-/// An `http://host:port` base URL, without a trailing slash.
-fn url(name: &'static str, default: &str) -> Result<String, ConfigError> {
-    let value = text(name, default);
-    if !value.starts_with("http://") || value.parse::<hyper::Uri>().is_err() {
-        return Err(ConfigError::Invalid {
-            name,
-            value,
-            why: "expected http://host:port",
-        });
-    }
-    Ok(value.trim_end_matches('/').to_string())
+/// `WORKER_ID` plus this start's unique suffix (see [`Config::owner`]).
+fn owner(label: &str) -> Result<String, std::convert::Infallible> {
+    Ok(format!("{label}-{}", payment::Uuid::new_v4().simple()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use service::config::{parse, Refused};
+
+    fn config(args: &[&str]) -> Result<Config, Refused> {
+        parse("api", std::iter::once("api").chain(args.iter().copied()))
+    }
 
     #[test]
-    fn parses_listen_forms() {
+    fn defaults_and_flags() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.listen, Listen::Tcp("127.0.0.1:9101".into()));
+        assert!(c.owner.starts_with("api-"), "{}", c.owner);
+        assert_eq!(c.write_linger, Duration::from_millis(5));
+        let c = config(&[
+            "--listen",
+            " unix:/tmp/api.sock ",
+            "--default-url",
+            "http://p:1/",
+        ])
+        .unwrap();
+        assert_eq!(c.listen, Listen::Unix("/tmp/api.sock".into()));
+        assert_eq!(c.default_url, "http://p:1");
         assert_eq!(
-            Listen::parse("127.0.0.1:9101"),
-            Some(Listen::Tcp("127.0.0.1:9101".parse().unwrap()))
+            config(&["--write-linger", "0"]).unwrap().write_linger,
+            Duration::ZERO
         );
-        assert_eq!(
-            Listen::parse("unix:/tmp/api.sock"),
-            Some(Listen::Unix("/tmp/api.sock".into()))
-        );
-        assert_eq!(Listen::parse("unix:"), None);
-        assert_eq!(Listen::parse("localhost"), None);
+    }
+
+    #[test]
+    fn refuses_bad_values_naming_them() {
+        for (flag, bad) in [
+            ("--listen", "unix:"),
+            ("--threads", "0"),
+            ("--default-url", "https://x"),
+        ] {
+            let Err(Refused::Bad(said)) = config(&[flag, bad]) else {
+                panic!("{flag} {bad} should be refused");
+            };
+            assert!(
+                said.starts_with(&format!("api: {flag}=\"{bad}\": ")),
+                "{said}"
+            );
+        }
     }
 }

@@ -11,9 +11,9 @@
 
 use crate::dispatch::{Job, Queue};
 use crate::metrics::Metrics;
-use crate::reply::{self, Reply};
 use crate::shutdown::Shutdown;
 use hyper::StatusCode;
+use service::reply::{self, Reply};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use storage::{Destination, Pending, StorageError, Store};
@@ -45,7 +45,7 @@ impl Intake {
             Err(e) => return reply::error(StatusCode::BAD_REQUEST, "bad_intake", e),
         };
         if batch.is_empty() {
-            return reply::json(StatusCode::OK, r#"{"recorded":0}"#.into());
+            return reply::json(StatusCode::OK, r#"{"recorded":0}"#);
         }
         if self.queue.room(self.queue_max) == 0 {
             self.metrics.intake_refused.fetch_add(1, Relaxed);

@@ -1,15 +1,11 @@
-//! Counters for `GET /metrics`, rendered in the Prometheus text format.
+//! Counters for `GET /metrics`, rendered as Prometheus text by `service::prometheus`.
 //!
-//! Plain atomics: every update is one relaxed add on the hot path, and the format is
-//! simple enough that a metrics crate would cost more than it saves.
+//! Plain atomics: every update is one relaxed add on the hot path.
 
 use payment::Processor;
-use std::fmt::Write;
+use service::prometheus::{Exposition, Histogram, Kind};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
-
-/// Upper bounds (ms) of the processor call latency histogram buckets.
-const LATENCY_BUCKETS_MS: [u64; 12] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
 
 /// How a processor call ended, as counted in `api_processor_calls_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,9 +50,7 @@ impl CallOutcome {
 struct PerProcessor {
     calls: [AtomicU64; 6],
     processed: AtomicU64,
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len()],
-    latency_count: AtomicU64,
-    latency_sum_us: AtomicU64,
+    latency: Histogram,
     health_calls: AtomicU64,
     health_429: AtomicU64,
     /// Payments pinned to this processor after a call without an answer.
@@ -83,16 +77,9 @@ pub struct Metrics {
     pub intake_refused: AtomicU64,
 }
 
-fn index(processor: Processor) -> usize {
-    match processor {
-        Processor::Default => 0,
-        Processor::Fallback => 1,
-    }
-}
-
 impl Metrics {
     fn of(&self, processor: Processor) -> &PerProcessor {
-        &self.processors[index(processor)]
+        &self.processors[processor.index()]
     }
 
     pub fn call(&self, processor: Processor, outcome: CallOutcome, latency: Duration) {
@@ -102,14 +89,7 @@ impl Metrics {
             .position(|o| *o == outcome)
             .unwrap_or(0);
         p.calls[slot].fetch_add(1, Relaxed);
-        let ms = latency.as_millis() as u64;
-        // Cumulative buckets are computed at render time; store per-bucket counts here.
-        if let Some(bucket) = LATENCY_BUCKETS_MS.iter().position(|b| ms <= *b) {
-            p.latency_buckets[bucket].fetch_add(1, Relaxed);
-        }
-        p.latency_count.fetch_add(1, Relaxed);
-        p.latency_sum_us
-            .fetch_add(latency.as_micros() as u64, Relaxed);
+        p.latency.observe(latency);
     }
 
     pub fn processed(&self, processor: Processor) {
@@ -131,84 +111,59 @@ impl Metrics {
     /// The Prometheus text exposition; `pending_in_db` is every worker's pending rows,
     /// `pinned_waiting` this worker's queued payments pinned to the default, the fallback.
     pub fn render(&self, pending_in_db: i64, pinned_waiting: [usize; 2]) -> String {
-        let mut out = String::with_capacity(4096);
-        let gauge = |out: &mut String, name: &str, help: &str, value: i64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
-        };
-        let counter = |out: &mut String, name: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
-        };
-        gauge(
-            &mut out,
+        let mut out = Exposition::default();
+        out.gauge(
             "api_queue_depth",
             "Payments in this worker's dispatch queue.",
             self.queued.load(Relaxed),
-        );
-        gauge(
-            &mut out,
+        )
+        .gauge(
             "api_pending_payments",
             "Pending payments in the database (all workers).",
             pending_in_db,
         );
-        counter(
-            &mut out,
-            "api_recorded_total",
-            "New payments recorded by intake.",
-            self.recorded.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "api_claimed_total",
-            "Payments claimed from dead workers.",
-            self.claimed.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "api_payments_lost_ownership_total",
-            "Payments dropped unsent: another worker claimed them (our heartbeat was stale) or they were purged.",
-            self.lost_ownership.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "api_retries_total",
-            "Calls that did not pay the payment (it was queued again).",
-            self.retries.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "api_double_charges_total",
-            "Successes at one processor for payments already processed at the other (must stay 0).",
-            self.double_charges.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "api_intake_refused_total",
-            "Intake batches answered 503 because the dispatch queue was full (the lb keeps them).",
-            self.intake_refused.load(Relaxed),
-        );
+        out.counters(&[
+            ("api_recorded_total", "New payments recorded by intake.", &self.recorded),
+            ("api_claimed_total", "Payments claimed from dead workers.", &self.claimed),
+            (
+                "api_payments_lost_ownership_total",
+                "Payments dropped unsent: another worker claimed them (our heartbeat was stale) or they were purged.",
+                &self.lost_ownership,
+            ),
+            (
+                "api_retries_total",
+                "Calls that did not pay the payment (it was queued again).",
+                &self.retries,
+            ),
+            (
+                "api_double_charges_total",
+                "Successes at one processor for payments already processed at the other (must stay 0).",
+                &self.double_charges,
+            ),
+            (
+                "api_intake_refused_total",
+                "Intake batches answered 503 because the dispatch queue was full (the lb keeps them).",
+                &self.intake_refused,
+            ),
+        ]);
         let name = "api_pinned_waiting";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Queued payments that may only go to this processor (a call there may have stored them).\n# TYPE {name} gauge"
+        out.family(
+            name,
+            Kind::Gauge,
+            "Queued payments that may only go to this processor (a call there may have stored them).",
         );
         for processor in Processor::ALL {
-            let _ = writeln!(
-                out,
-                "{name}{{processor=\"{processor}\"}} {}",
-                pinned_waiting[index(processor)]
+            out.sample(
+                name,
+                &[("processor", processor.name())],
+                pinned_waiting[processor.index()],
             );
         }
         self.render_per_processor(&mut out);
-        out
+        out.finish()
     }
 
-    fn render_per_processor(&self, out: &mut String) {
+    fn render_per_processor(&self, out: &mut Exposition) {
         type Family = (&'static str, &'static str, fn(&PerProcessor) -> u64);
         let families: [Family; 4] = [
             (
@@ -233,54 +188,34 @@ impl Metrics {
             ),
         ];
         for (name, help, read) in families {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            out.family(name, Kind::Counter, help);
             for processor in Processor::ALL {
-                let _ = writeln!(
-                    out,
-                    "{name}{{processor=\"{processor}\"}} {}",
-                    read(self.of(processor))
+                out.sample(
+                    name,
+                    &[("processor", processor.name())],
+                    read(self.of(processor)),
                 );
             }
         }
         let name = "api_processor_calls_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Processor payment calls by outcome.\n# TYPE {name} counter"
-        );
+        out.family(name, Kind::Counter, "Processor payment calls by outcome.");
         for processor in Processor::ALL {
             for (slot, outcome) in CallOutcome::ALL.iter().enumerate() {
-                let value = self.of(processor).calls[slot].load(Relaxed);
-                let _ = writeln!(
-                    out,
-                    "{name}{{processor=\"{processor}\",outcome=\"{}\"}} {value}",
-                    outcome.label()
-                );
+                let labels = [
+                    ("processor", processor.name()),
+                    ("outcome", outcome.label()),
+                ];
+                out.sample(name, &labels, self.of(processor).calls[slot].load(Relaxed));
             }
         }
         let name = "api_processor_call_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Processor payment call latency.\n# TYPE {name} histogram"
-        );
+        out.family(name, Kind::Histogram, "Processor payment call latency.");
         for processor in Processor::ALL {
-            let p = self.of(processor);
-            let mut cumulative = 0;
-            for (bucket, bound) in LATENCY_BUCKETS_MS.iter().enumerate() {
-                cumulative += p.latency_buckets[bucket].load(Relaxed);
-                let le = *bound as f64 / 1000.0;
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{{processor=\"{processor}\",le=\"{le}\"}} {cumulative}"
-                );
-            }
-            let count = p.latency_count.load(Relaxed);
-            let sum = p.latency_sum_us.load(Relaxed) as f64 / 1_000_000.0;
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{processor=\"{processor}\",le=\"+Inf\"}} {count}"
+            out.histogram(
+                name,
+                &[("processor", processor.name())],
+                &self.of(processor).latency,
             );
-            let _ = writeln!(out, "{name}_sum{{processor=\"{processor}\"}} {sum}");
-            let _ = writeln!(out, "{name}_count{{processor=\"{processor}\"}} {count}");
         }
     }
 }

@@ -55,13 +55,6 @@ pub struct Routing {
     states: Mutex<[State; 2]>,
 }
 
-fn index(processor: Processor) -> usize {
-    match processor {
-        Processor::Default => 0,
-        Processor::Fallback => 1,
-    }
-}
-
 impl Routing {
     pub fn new(probe_interval: Duration, fallback_after: Duration) -> Routing {
         Routing {
@@ -79,14 +72,14 @@ impl Routing {
     }
 
     pub fn is_up(&self, processor: Processor) -> bool {
-        self.with(|s| s[index(processor)].down_since.is_none())
+        self.with(|s| s[processor.index()].down_since.is_none())
     }
 
     /// Where a payment free to go anywhere should be sent now; None = it waits.
     pub fn preferred(&self, now: Millis) -> Option<Processor> {
         self.with(|s| {
-            let default = s[index(Processor::Default)];
-            let fallback = s[index(Processor::Fallback)];
+            let default = s[Processor::Default.index()];
+            let fallback = s[Processor::Fallback.index()];
             match default.down_since {
                 None => Some(Processor::Default),
                 Some(since)
@@ -105,7 +98,7 @@ impl Routing {
         match processor {
             Processor::Default => true,
             Processor::Fallback => self.with(|s| {
-                matches!(s[index(Processor::Default)].down_since, Some(since) if now.0 - since.0 >= self.fallback_after)
+                matches!(s[Processor::Default.index()].down_since, Some(since) if now.0 - since.0 >= self.fallback_after)
             }),
         }
     }
@@ -115,7 +108,7 @@ impl Routing {
     /// slot is taken by this answer), else None.
     pub fn may_call(&self, processor: Processor, now: Millis) -> Option<Lane> {
         self.with(|s| {
-            let state = &mut s[index(processor)];
+            let state = &mut s[processor.index()];
             if state.down_since.is_none() {
                 return Some(Lane::Open);
             }
@@ -133,13 +126,13 @@ impl Routing {
 
     /// A probe that was granted but not sent (e.g. its attempt could not be recorded).
     pub fn probe_abandoned(&self, processor: Processor) {
-        self.with(|s| s[index(processor)].probe_in_flight = false);
+        self.with(|s| s[processor.index()].probe_in_flight = false);
     }
 
     /// What a payment call answered.
     pub fn report(&self, processor: Processor, outcome: CallOutcome, lane: Lane, now: Millis) {
         self.with(|s| {
-            let state = &mut s[index(processor)];
+            let state = &mut s[processor.index()];
             if lane == Lane::Probe {
                 state.probe_in_flight = false;
             }
@@ -156,7 +149,7 @@ impl Routing {
     /// A shared health record, applied only if it is newer than what decided the state.
     pub fn apply_health(&self, processor: Processor, record: &HealthRecord) {
         self.with(|s| {
-            let state = &mut s[index(processor)];
+            let state = &mut s[processor.index()];
             if record.checked_at > state.decided_at {
                 mark(processor, state, record.failing, record.checked_at);
             }

@@ -14,7 +14,6 @@
 use crate::config::Listen;
 use crate::intake::{self, Intake};
 use crate::metrics::Metrics;
-use crate::reply::{self, Reply};
 use crate::shutdown::Shutdown;
 use crate::summary;
 use http_body_util::BodyExt;
@@ -23,6 +22,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
+use service::reply::{self, Reply};
 use std::convert::Infallible;
 use std::sync::Arc;
 use storage::Store;
@@ -47,7 +47,7 @@ impl Listener {
     /// file left by a killed worker is removed first.
     pub async fn bind(listen: &Listen) -> std::io::Result<Listener> {
         match listen {
-            Listen::Tcp(addr) => Ok(Listener::Tcp(TcpListener::bind(addr).await?)),
+            Listen::Tcp(hostport) => Ok(Listener::Tcp(TcpListener::bind(hostport.as_str()).await?)),
             Listen::Unix(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir)?;
@@ -131,25 +131,10 @@ enum NoEndpoint {
 }
 
 impl NoEndpoint {
-    fn answer(self, method: &Method, path: &str) -> Reply {
+    fn answer(self, path: &str) -> Reply {
         match self {
-            NoEndpoint::Unknown => reply::error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no route {path}"),
-            ),
-            NoEndpoint::WrongMethod(allow) => {
-                let mut answer = reply::error(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "method_not_allowed",
-                    format!("{path} takes {allow}, not {method}"),
-                );
-                answer.headers_mut().insert(
-                    hyper::header::ALLOW,
-                    hyper::header::HeaderValue::from_static(allow),
-                );
-                answer
-            }
+            NoEndpoint::Unknown => reply::not_found(path),
+            NoEndpoint::WrongMethod(allow) => reply::method_not_allowed(path, allow),
         }
     }
 }
@@ -189,7 +174,7 @@ async fn route(app: &App, request: Request<Incoming>) -> Reply {
         Ok(endpoint) => endpoint,
         Err(none) => {
             let _ = read_body(body, 0).await;
-            return none.answer(&head.method, head.uri.path());
+            return none.answer(head.uri.path());
         }
     };
     let body = match read_body(body, endpoint.body_limit()).await {

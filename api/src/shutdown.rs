@@ -52,27 +52,3 @@ impl Shutdown {
         }
     }
 }
-
-/// SIGTERM and SIGINT (Ctrl-C), installed at start so an early signal is not lost.
-pub struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    pub fn install() -> std::io::Result<Signals> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Signals {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-        })
-    }
-
-    /// Returns at the first SIGTERM or SIGINT.
-    pub async fn recv(&mut self) {
-        tokio::select! {
-            _ = self.term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = self.int.recv() => tracing::info!("SIGINT: shutting down"),
-        }
-    }
-}

@@ -4,9 +4,9 @@
 //! The query is read strictly by [`payment::Window::parse`]: anything it refuses (an
 //! unknown or repeated parameter, a date that does not parse) is a 400.
 
-use crate::reply::{self, Reply};
 use hyper::StatusCode;
 use payment::Window;
+use service::reply::{self, Reply};
 use storage::Store;
 
 pub async fn summary(store: &Store, query: Option<&str>) -> Reply {
@@ -25,10 +25,7 @@ pub async fn summary(store: &Store, query: Option<&str>) -> Reply {
 
 pub async fn purge(store: &Store) -> Reply {
     match store.purge().await {
-        Ok(()) => reply::json(
-            StatusCode::OK,
-            r#"{"message":"All payments purged."}"#.into(),
-        ),
+        Ok(()) => reply::json(StatusCode::OK, r#"{"message":"All payments purged."}"#),
         Err(e) => {
             tracing::error!("purge failed: {e}");
             reply::error(StatusCode::SERVICE_UNAVAILABLE, "storage", e)

@@ -1,4 +1,5 @@
-//! The lb's configuration, read once from the environment at start.
+//! The lb's configuration, read once at start from the environment (or flags) under the
+//! rules of `service::config`.
 //!
 //! Every variable name is a `pub const` here so tests, `make run` and compose use the
 //! same spelling. Defaults are the right values for the contest: one Pingora service
@@ -7,167 +8,115 @@
 //! 10 s stop timeout, and a cap on client connections that keeps the lb inside its
 //! 100 MB compose limit whatever the clients do.
 
-use crate::workers::{AddrError, WorkerAddr};
+use crate::workers::WorkerAddr;
+use service::config::{checked, millis, millis_or_zero, positive, text};
 use std::time::Duration;
 
-/// `host:port` the public HTTP port listens on.
+/// The variable of [`Config::listen`].
 pub const LB_LISTEN: &str = "LB_LISTEN";
-/// The api workers, comma-separated, each `host:port` or `unix:/path`.
+/// The variable of [`Config::workers`].
 pub const API_ADDRS: &str = "API_ADDRS";
-/// Threads of the Pingora HTTP service (the 202 path and the proxy).
+/// The variable of [`Config::threads`].
 pub const LB_THREADS: &str = "LB_THREADS";
-/// Payments the lb holds between the 202 and the workers' intake; beyond that, 503.
+/// The variable of [`Config::queue_capacity`].
 pub const LB_QUEUE_CAPACITY: &str = "LB_QUEUE_CAPACITY";
-/// Most payments in one `POST /intake` batch.
+/// The variable of [`Config::batch_max`].
 pub const LB_BATCH_MAX: &str = "LB_BATCH_MAX";
-/// How long the forwarder waits after the first queued payment for more to join its batch.
+/// The variable of [`Config::batch_linger`].
 pub const LB_BATCH_LINGER_MS: &str = "LB_BATCH_LINGER_MS";
-/// One intake round trip (connect, send, answer) not done within this counts as failed.
+/// The variable of [`Config::forward_timeout`].
 pub const LB_FORWARD_TIMEOUT_MS: &str = "LB_FORWARD_TIMEOUT_MS";
-/// Cap of the exponential backoff between delivery rounds while no worker takes intake.
+/// The variable of [`Config::backoff_max`].
 pub const LB_BACKOFF_MAX_MS: &str = "LB_BACKOFF_MAX_MS";
-/// How long SIGTERM waits for the queue to reach the workers before the lb exits anyway.
+/// The variable of [`Config::drain_timeout`].
 pub const LB_DRAIN_TIMEOUT_MS: &str = "LB_DRAIN_TIMEOUT_MS";
-/// How often the proxy's health check connects to each worker.
+/// The variable of [`Config::health_interval`].
 pub const LB_HEALTH_INTERVAL_MS: &str = "LB_HEALTH_INTERVAL_MS";
-/// Client connections the lb serves at once; one more is answered 503 and closed.
+/// The variable of [`Config::max_connections`].
 pub const LB_MAX_CONNECTIONS: &str = "LB_MAX_CONNECTIONS";
-/// After a worker's intake failed, how long the forwarder tries the other workers first.
+/// The variable of [`Config::avoid`].
 pub const LB_AVOID_MS: &str = "LB_AVOID_MS";
 
-const DEFAULT_LISTEN: &str = "0.0.0.0:9999";
-const DEFAULT_API_ADDRS: &str = "127.0.0.1:9101,127.0.0.1:9102";
-const DEFAULT_THREADS: usize = 1;
-/// About two minutes of the contest's peak rate (550/s); 32 bytes each.
-const DEFAULT_QUEUE_CAPACITY: usize = 65_536;
-const DEFAULT_BATCH_MAX: usize = 256;
-const DEFAULT_BATCH_LINGER_MS: u64 = 20;
-const DEFAULT_FORWARD_TIMEOUT_MS: u64 = 2_000;
-const DEFAULT_BACKOFF_MAX_MS: u64 = 500;
-const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 8_000;
-const DEFAULT_HEALTH_INTERVAL_MS: u64 = 1_000;
-/// With every connection inside a request at once, the most a connection costs (about
-/// 23 KB of Pingora's per-request state), 2,048 took the lb to 58 MiB of RSS
-/// (lb/benches/lb-idle-connections.sh), leaving room under its 100 MB for the kernel's
-/// socket memory (which the container's limit counts too) and a full queue; idle ones
-/// cost about 6 KB each. The contest's clients hold about 550.
-const DEFAULT_MAX_CONNECTIONS: usize = 2_048;
-/// Several forward timeouts: a worker that hangs costs one timeout per this, not one per
-/// batch; a worker that restarts gets intake again soon after.
-const DEFAULT_AVOID_MS: u64 = 5_000;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{name}=`{value}` is invalid: {why}")]
-    Invalid {
-        name: &'static str,
-        value: String,
-        why: String,
-    },
-}
-
-/// Everything the lb needs to know, with defaults applied.
-#[derive(Debug, Clone)]
+/// Defaults the README explains: about two minutes of the contest's peak rate (550/s, 32
+/// bytes each) for the queue; for the connections, with every connection inside a request
+/// at once, the most a connection costs (about 23 KB of Pingora's per-request state),
+/// 2,048 took the lb to 58 MiB of RSS (lb/benches/lb-idle-connections.sh), leaving room
+/// under its 100 MB for the kernel's socket memory (which the container's limit counts
+/// too) and a full queue; idle ones cost about 6 KB each, and the contest's clients hold
+/// about 550. `LB_AVOID_MS` is several forward timeouts: a worker that hangs costs one
+/// timeout per this, not one per batch; a worker that restarts gets intake again soon.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    about = "rinha-pay load balancer: answers POST /payments with 202 and forwards payments to the api workers"
+)]
 pub struct Config {
+    /// `host:port` the public HTTP port listens on.
+    #[arg(long, env = LB_LISTEN, default_value = "0.0.0.0:9999", value_parser = checked(text))]
     pub listen: String,
-    pub workers: Vec<WorkerAddr>,
+    /// The api workers, comma-separated, each host:port or unix:/path.
+    #[arg(long, env = API_ADDRS, default_value = "127.0.0.1:9101,127.0.0.1:9102", value_parser = checked(WorkerAddr::parse_list))]
+    pub workers: Workers,
+    /// Threads of the Pingora HTTP service (the 202 path and the proxy).
+    #[arg(long, env = LB_THREADS, default_value = "1", value_parser = checked(positive))]
     pub threads: usize,
+    /// Payments held between the 202 and the workers' intake; beyond that, 503.
+    #[arg(long, env = LB_QUEUE_CAPACITY, default_value = "65536", value_parser = checked(positive))]
     pub queue_capacity: usize,
+    /// Most payments in one POST /intake batch.
+    #[arg(long, env = LB_BATCH_MAX, default_value = "256", value_parser = checked(positive))]
     pub batch_max: usize,
+    /// How long (ms) the forwarder waits after the first queued payment for more; 0: none.
+    #[arg(long, env = LB_BATCH_LINGER_MS, default_value = "20", value_parser = checked(millis_or_zero))]
     pub batch_linger: Duration,
+    /// An intake round trip (connect, send, answer) not done within this (ms) counts as failed.
+    #[arg(long, env = LB_FORWARD_TIMEOUT_MS, default_value = "2000", value_parser = checked(millis))]
     pub forward_timeout: Duration,
+    /// Cap (ms) of the exponential backoff between delivery rounds while no worker takes intake.
+    #[arg(long, env = LB_BACKOFF_MAX_MS, default_value = "500", value_parser = checked(millis))]
     pub backoff_max: Duration,
+    /// How long (ms) SIGTERM waits for the queue to reach the workers before the lb exits.
+    #[arg(long, env = LB_DRAIN_TIMEOUT_MS, default_value = "8000", value_parser = checked(millis))]
     pub drain_timeout: Duration,
+    /// How often (ms) the proxy's health check connects to each worker.
+    #[arg(long, env = LB_HEALTH_INTERVAL_MS, default_value = "1000", value_parser = checked(millis))]
     pub health_interval: Duration,
+    /// Client connections served at once; one more is answered 503 and closed.
+    #[arg(long, env = LB_MAX_CONNECTIONS, default_value = "2048", value_parser = checked(positive))]
     pub max_connections: usize,
+    /// After a worker's intake failed, how long (ms) the forwarder tries the others first.
+    #[arg(long, env = LB_AVOID_MS, default_value = "5000", value_parser = checked(millis))]
     pub avoid: Duration,
 }
 
-impl Config {
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Ok(Config {
-            listen: text(LB_LISTEN, DEFAULT_LISTEN),
-            workers: workers(&text(API_ADDRS, DEFAULT_API_ADDRS))?,
-            threads: positive(LB_THREADS, DEFAULT_THREADS)?,
-            queue_capacity: positive(LB_QUEUE_CAPACITY, DEFAULT_QUEUE_CAPACITY)?,
-            batch_max: positive(LB_BATCH_MAX, DEFAULT_BATCH_MAX)?,
-            batch_linger: linger(DEFAULT_BATCH_LINGER_MS)?,
-            forward_timeout: millis(LB_FORWARD_TIMEOUT_MS, DEFAULT_FORWARD_TIMEOUT_MS)?,
-            backoff_max: millis(LB_BACKOFF_MAX_MS, DEFAULT_BACKOFF_MAX_MS)?,
-            drain_timeout: millis(LB_DRAIN_TIMEOUT_MS, DEFAULT_DRAIN_TIMEOUT_MS)?,
-            health_interval: millis(LB_HEALTH_INTERVAL_MS, DEFAULT_HEALTH_INTERVAL_MS)?,
-            max_connections: positive(LB_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS)?,
-            avoid: millis(LB_AVOID_MS, DEFAULT_AVOID_MS)?,
-        })
-    }
-}
-
-fn text(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
-
-fn workers(list: &str) -> Result<Vec<WorkerAddr>, ConfigError> {
-    let invalid = |why: String| ConfigError::Invalid {
-        name: API_ADDRS,
-        value: list.to_string(),
-        why,
-    };
-    let addrs = list
-        .split(',')
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .map(|a| a.parse::<WorkerAddr>())
-        .collect::<Result<Vec<_>, AddrError>>()
-        .map_err(|e| invalid(e.to_string()))?;
-    if addrs.is_empty() {
-        return Err(invalid("at least one worker address is needed".into()));
-    }
-    Ok(addrs)
-}
-
-fn positive(name: &'static str, default: usize) -> Result<usize, ConfigError> {
-    match std::env::var(name) {
-        Err(_) => Ok(default),
-        Ok(value) => match value.trim().parse::<usize>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(ConfigError::Invalid {
-                name,
-                value,
-                why: "expected a positive integer".into(),
-            }),
-        },
-    }
-}
-
-fn millis(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
-    positive(name, default as usize).map(|ms| Duration::from_millis(ms as u64))
-}
-
-/// `LB_BATCH_LINGER_MS`: any whole number of ms, 0 included (no linger).
-fn linger(default: u64) -> Result<Duration, ConfigError> {
-    match std::env::var(LB_BATCH_LINGER_MS) {
-        Err(_) => Ok(Duration::from_millis(default)),
-        Ok(value) => match value.trim().parse::<u64>() {
-            Ok(ms) => Ok(Duration::from_millis(ms)),
-            Err(_) => Err(ConfigError::Invalid {
-                name: LB_BATCH_LINGER_MS,
-                value,
-                why: "expected a whole number of milliseconds (0 = no linger)".into(),
-            }),
-        },
-    }
-}
+/// The worker list of `API_ADDRS`; named so clap's derive takes it as one value, not as a
+/// repeated flag (which it does for a field spelled `Vec`).
+pub type Workers = std::vec::Vec<WorkerAddr>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use service::config::{parse, Refused};
+
+    fn config(args: &[&str]) -> Result<Config, Refused> {
+        parse("lb", std::iter::once("lb").chain(args.iter().copied()))
+    }
 
     #[test]
     fn worker_lists_parse_both_kinds() {
-        let list = workers(" 127.0.0.1:9101 , unix:/tmp/api.sock,").unwrap();
-        assert_eq!(list.len(), 2);
-        assert_eq!(list[1].to_string(), "unix:/tmp/api.sock");
-        assert!(workers(" , ").is_err());
-        assert!(workers("127.0.0.1").is_err());
+        let c = config(&["--workers", " 127.0.0.1:9101 , unix:/tmp/api.sock,"]).unwrap();
+        assert_eq!(c.workers.len(), 2);
+        assert_eq!(c.workers[1].to_string(), "unix:/tmp/api.sock");
+        assert!(config(&["--workers", " , "]).is_err());
+        assert!(config(&["--workers", "127.0.0.1"]).is_err());
+        assert_eq!(config(&[]).unwrap().workers.len(), 2);
+    }
+
+    #[test]
+    fn linger_may_be_zero_other_periods_not() {
+        assert_eq!(
+            config(&["--batch-linger", "0"]).unwrap().batch_linger,
+            Duration::ZERO
+        );
+        assert!(config(&["--forward-timeout", "0"]).is_err());
     }
 }

@@ -24,7 +24,6 @@
 use crate::config::LB_MAX_CONNECTIONS;
 use crate::head::{self, Head, HeadBuffer, HEAD_MAX_BYTES};
 use crate::metrics::Metrics;
-use crate::reply;
 use async_trait::async_trait;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
@@ -178,7 +177,7 @@ fn head_too_large() -> Vec<u8> {
 
 /// A whole HTTP/1.1 answer with a JSON error body and `connection: close`.
 fn closing_answer(status: &str, kind: &str, message: &str, retry: bool) -> Vec<u8> {
-    let body = reply::error_body(kind, message);
+    let body = service::reply::error_body(kind, message);
     let retry = if retry { "retry-after: 1\r\n" } else { "" };
     format!(
         "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{retry}connection: close\r\n\r\n{body}",

@@ -127,7 +127,7 @@ impl ProxyHttp for Gateway {
             let body = self
                 .metrics
                 .render(self.queue.depth(), self.connections.held());
-            reply::text(session, 200, "text/plain; version=0.0.4", body).await?;
+            reply::text(session, 200, service::reply::PROMETHEUS, body).await?;
             return Ok(true);
         }
         Ok(false)
@@ -216,9 +216,9 @@ impl ProxyHttp for Gateway {
 async fn answer_miss(session: &mut Session, miss: Miss) -> Result<()> {
     let path = session.req_header().uri.path();
     let (message, allow) = match miss {
-        Miss::NotFound => (format!("no route {path}"), None),
+        Miss::NotFound => (service::reply::no_route(path), None),
         Miss::MethodNotAllowed { allowed } => (
-            format!("{path} takes {allowed} only"),
+            service::reply::takes_only(path, allowed),
             Some(("allow", allowed)),
         ),
     };

@@ -115,10 +115,12 @@ fn intake_request(batch: Bytes) -> Request<Full<Bytes>> {
 }
 
 async fn connect(addr: &WorkerAddr) -> Result<SendRequest<Full<Bytes>>, LinkError> {
-    let stream = addr.connect().await.map_err(|source| LinkError::Connect {
-        addr: addr.clone(),
-        source,
-    })?;
+    let stream = crate::workers::connect(addr)
+        .await
+        .map_err(|source| LinkError::Connect {
+            addr: addr.clone(),
+            source,
+        })?;
     let (sender, connection) = http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|source| LinkError::Http {

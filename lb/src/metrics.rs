@@ -1,9 +1,10 @@
-//! Counters of what the lb did, served as Prometheus text on `GET /metrics`.
+//! Counters of what the lb did, served as Prometheus text (`service::prometheus`) on
+//! `GET /metrics`.
 //!
 //! Plain atomics, updated with relaxed ordering: a scrape that is a few increments
 //! behind is fine, and the accept path must not pay for anything stronger.
 
-use std::fmt::Write;
+use service::prometheus::{Exposition, Histogram, Kind};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -50,11 +51,6 @@ impl Rejection {
     }
 }
 
-/// Upper bounds (seconds) of the forward latency histogram's buckets.
-const LATENCY_BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-];
-
 #[derive(Default)]
 pub struct Metrics {
     accepted: AtomicU64,
@@ -64,9 +60,7 @@ pub struct Metrics {
     retries: AtomicU64,
     dropped: AtomicU64,
     connections_refused: AtomicU64,
-    /// Non-cumulative counts per bucket; the last one is +Inf.
-    latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
-    latency_sum_micros: AtomicU64,
+    latency: Histogram,
 }
 
 impl Metrics {
@@ -82,14 +76,7 @@ impl Metrics {
     pub fn forwarded(&self, payments: usize, took: Duration) {
         self.forwarded.fetch_add(payments as u64, Relaxed);
         self.batches.fetch_add(1, Relaxed);
-        let seconds = took.as_secs_f64();
-        let bucket = LATENCY_BUCKETS
-            .iter()
-            .position(|&le| seconds <= le)
-            .unwrap_or(LATENCY_BUCKETS.len());
-        self.latency[bucket].fetch_add(1, Relaxed);
-        self.latency_sum_micros
-            .fetch_add(took.as_micros() as u64, Relaxed);
+        self.latency.observe(took);
     }
 
     /// An intake attempt failed and the batch will be sent again.
@@ -116,95 +103,66 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self, queue_depth: usize, connections_open: usize) -> String {
-        let mut out = String::with_capacity(2048);
-        let counter = |out: &mut String, name: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
-        };
-        counter(
-            &mut out,
+        let mut out = Exposition::default();
+        out.counter(
             "lb_payments_accepted_total",
             "Payments answered 202.",
             self.accepted.load(Relaxed),
         );
-        let _ = writeln!(
-            out,
-            "# HELP lb_payments_rejected_total Payments answered 4xx/5xx, by reason."
-        );
-        let _ = writeln!(out, "# TYPE lb_payments_rejected_total counter");
+        let name = "lb_payments_rejected_total";
+        out.family(name, Kind::Counter, "Payments answered 4xx/5xx, by reason.");
         for why in Rejection::ALL {
-            let value = self.rejected[why as usize].load(Relaxed);
-            let _ = writeln!(
-                out,
-                "lb_payments_rejected_total{{reason=\"{}\"}} {value}",
-                why.kind()
+            out.sample(
+                name,
+                &[("reason", why.kind())],
+                self.rejected[why as usize].load(Relaxed),
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP lb_queue_depth Payments accepted and not yet handed to the forwarder."
+        out.gauge(
+            "lb_queue_depth",
+            "Payments accepted and not yet handed to the forwarder.",
+            queue_depth,
         );
-        let _ = writeln!(
-            out,
-            "# TYPE lb_queue_depth gauge\nlb_queue_depth {queue_depth}"
-        );
-        counter(
-            &mut out,
-            "lb_payments_forwarded_total",
-            "Payments recorded by a worker.",
-            self.forwarded.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "lb_forward_batches_total",
-            "Intake batches recorded by a worker.",
-            self.batches.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "lb_forward_retries_total",
-            "Intake attempts that failed and were retried.",
-            self.retries.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "lb_payments_dropped_total",
-            "Payments in batches a worker refused as malformed.",
-            self.dropped.load(Relaxed),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP lb_connections_open Client connections being served.\n# TYPE lb_connections_open gauge\nlb_connections_open {connections_open}"
-        );
-        counter(
-            &mut out,
+        out.counters(&[
+            (
+                "lb_payments_forwarded_total",
+                "Payments recorded by a worker.",
+                &self.forwarded,
+            ),
+            (
+                "lb_forward_batches_total",
+                "Intake batches recorded by a worker.",
+                &self.batches,
+            ),
+            (
+                "lb_forward_retries_total",
+                "Intake attempts that failed and were retried.",
+                &self.retries,
+            ),
+            (
+                "lb_payments_dropped_total",
+                "Payments in batches a worker refused as malformed.",
+                &self.dropped,
+            ),
+        ]);
+        out.gauge(
+            "lb_connections_open",
+            "Client connections being served.",
+            connections_open,
+        )
+        .counter(
             "lb_connections_refused_total",
             "Client connections answered 503 because LB_MAX_CONNECTIONS were open.",
             self.connections_refused.load(Relaxed),
         );
-        self.render_latency(&mut out);
-        out
-    }
-
-    fn render_latency(&self, out: &mut String) {
         let name = "lb_forward_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Round trip of one intake batch that a worker recorded."
-        );
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (i, count) in self.latency.iter().enumerate() {
-            cumulative += count.load(Relaxed);
-            let le = LATENCY_BUCKETS
-                .get(i)
-                .map_or("+Inf".to_string(), |b| b.to_string());
-            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
-        }
-        let sum = self.latency_sum_micros.load(Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cumulative}");
+        out.family(
+            name,
+            Kind::Histogram,
+            "Round trip of one intake batch that a worker recorded.",
+        )
+        .histogram(name, &[], &self.latency);
+        out.finish()
     }
 }
 

@@ -1,5 +1,6 @@
-//! The answers the lb writes itself (everything but the proxied routes): an empty status,
-//! a JSON error `{"error":kind,"message":...}`, or a text body.
+//! The answers the lb writes itself (everything but the proxied routes) through Pingora:
+//! an empty status, the JSON error body of every binary (`service::reply::error_body`), or
+//! a text body.
 //!
 //! Headers are built without Pingora's case map (HTTP/1.1 names are case-insensitive, so
 //! they go out in lower case) and with room for the two Pingora adds (`date`,
@@ -25,18 +26,13 @@ pub async fn error(
     message: &str,
     headers: &[(&'static str, &str)],
 ) -> Result<()> {
-    let body = error_body(kind, message);
+    let body = service::reply::error_body(kind, message);
     let mut header = head(status, 3 + headers.len())?;
     header.insert_header("content-type", "application/json")?;
     for (name, value) in headers {
         header.insert_header(*name, *value)?;
     }
     with_body(session, header, Bytes::from(body)).await
-}
-
-/// The JSON body of every error answer: `{"error":kind,"message":...}`.
-pub fn error_body(kind: &str, message: &str) -> String {
-    serde_json::json!({ "error": kind, "message": message }).to_string()
 }
 
 /// A text body with the given content type.

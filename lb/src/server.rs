@@ -16,7 +16,7 @@ use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::queue;
 use crate::shutdown::{DrainOnSignal, Shutdown};
-use crate::workers::AddrError;
+use crate::workers::{self, ResolveError};
 use pingora::lb::discovery::Static;
 use pingora::lb::health_check::TcpHealthCheck;
 use pingora::lb::{selection::RoundRobin, Backend, Backends, LoadBalancer};
@@ -41,11 +41,11 @@ const CLIENT_BUFFERS: L4BufferSettings = L4BufferSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Worker(#[from] AddrError),
+    Worker(#[from] ResolveError),
     #[error("cannot load the worker list into the load balancer: {0}")]
     Backends(String),
-    #[error("cannot start a runtime to prepare the load balancer: {0}")]
-    Runtime(std::io::Error),
+    #[error("cannot prepare the load balancer: {0}")]
+    Runtime(#[from] service::StartError),
 }
 
 /// How the lb ended.
@@ -55,6 +55,16 @@ pub enum Exit {
     Drained,
     /// The drain timed out; payments were left behind (logged).
     PaymentsLeft,
+}
+
+impl Exit {
+    /// 0 drained, 1 payments left (2, could not start, is `main`'s).
+    pub fn code(self) -> std::process::ExitCode {
+        match self {
+            Exit::Drained => std::process::ExitCode::SUCCESS,
+            Exit::PaymentsLeft => std::process::ExitCode::from(1),
+        }
+    }
 }
 
 /// Runs the lb until SIGTERM/SIGINT and its drain are over.
@@ -117,14 +127,12 @@ fn health_checked_workers(config: &Config) -> Result<LoadBalancer<RoundRobin>, S
     let backends: BTreeSet<Backend> = config
         .workers
         .iter()
-        .map(|w| w.backend())
+        .map(workers::backend)
         .collect::<Result<_, _>>()?;
     let mut workers =
         LoadBalancer::<RoundRobin>::from_backends(Backends::new(Static::new(backends)));
     // Static discovery answers at once; run it now so the first request finds the workers.
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(StartError::Runtime)?
+    service::runtime(1)?
         .block_on(workers.update())
         .map_err(|e| StartError::Backends(e.to_string()))?;
     workers.set_health_check(TcpHealthCheck::new());

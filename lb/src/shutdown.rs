@@ -20,7 +20,6 @@ use async_trait::async_trait;
 use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
 /// The drain's two moments, shared by the signal watch and the forwarder.
@@ -87,7 +86,13 @@ impl DrainOnSignal {
 #[async_trait]
 impl ShutdownSignalWatch for DrainOnSignal {
     async fn recv(&self) -> ShutdownSignal {
-        let name = terminating_signal().await;
+        let name = match service::signals::terminated().await {
+            Ok(name) => name,
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM/SIGINT, graceful shutdown is off: {e}");
+                return std::future::pending().await;
+            }
+        };
         // At once, even while the forwarder is still busy retrying a batch.
         self.queue.refuse_new();
         tracing::info!(
@@ -102,24 +107,5 @@ impl ShutdownSignalWatch for DrainOnSignal {
             );
         }
         ShutdownSignal::GracefulTerminate
-    }
-}
-
-/// Waits for SIGTERM or SIGINT and returns its name.
-async fn terminating_signal() -> &'static str {
-    let (term, int) = match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(term), Ok(int)) => (term, int),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::error!("cannot listen for SIGTERM/SIGINT, graceful shutdown is off: {e}");
-            return std::future::pending().await;
-        }
-    };
-    let (mut term, mut int) = (term, int);
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
     }
 }

@@ -39,6 +39,14 @@ pub enum Processor {
 impl Processor {
     pub const ALL: [Processor; 2] = [Processor::Default, Processor::Fallback];
 
+    /// Its place in [`Processor::ALL`], for per-processor arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Processor::Default => 0,
+            Processor::Fallback => 1,
+        }
+    }
+
     /// The name used in the summary JSON and in the database.
     pub fn name(self) -> &'static str {
         match self {

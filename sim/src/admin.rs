@@ -3,7 +3,6 @@
 //! of these run.
 
 use crate::body;
-use crate::reply::{self, Reply};
 use crate::state::Sim;
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -11,6 +10,7 @@ use hyper::StatusCode;
 use payment::Window;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use service::reply::{self, Reply};
 
 /// `GET /admin/payments-summary?from&to`: totals over `requestedAt` in `[from, to]`, the
 /// fee computed exactly from cents and the fee in parts per million.
@@ -18,7 +18,7 @@ pub fn summary(sim: &Sim, query: Option<&str>) -> Reply {
     // The processors ignore parameters other than from/to.
     let window = match Window::parse_lenient(query) {
         Ok(w) => w,
-        Err(e) => return reply::error(StatusCode::BAD_REQUEST, "bad_window", &e.to_string()),
+        Err(e) => return reply::error(StatusCode::BAD_REQUEST, "bad_window", e),
     };
     let totals = sim.ledger.totals(window);
     // cents × ppm is the fee in units of 1e-8.

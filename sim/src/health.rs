@@ -4,12 +4,12 @@
 //! Windows are aligned to the Unix epoch (window k covers `[k·W, (k+1)·W)`), so a test
 //! can tell from its own clock which window a call lands in.
 
-use crate::reply::{self, Reply};
 use crate::state::Sim;
 use crate::stats::bump;
 use hyper::header::{HeaderValue, RETRY_AFTER};
 use hyper::StatusCode;
 use payment::Millis;
+use service::reply::{self, Reply};
 use std::sync::Mutex;
 use std::time::Duration;
 

@@ -7,13 +7,13 @@
 
 use crate::body;
 use crate::ledger::StoredPayment;
-use crate::reply::{self, Reply};
 use crate::state::Sim;
 use crate::stats::bump;
 use hyper::body::Incoming;
 use hyper::StatusCode;
 use payment::{Cents, Millis, TimeError, Uuid};
 use serde::Deserialize;
+use service::reply::{self, Reply};
 use std::borrow::Cow;
 use std::time::Duration;
 
@@ -88,7 +88,7 @@ pub async fn create(sim: &Sim, body: Incoming) -> Reply {
     };
     let (id, payment) = match read_and_parse(body).await {
         Ok(parsed) => parsed,
-        Err(e) => return reply::error(StatusCode::BAD_REQUEST, e.kind(), &e.to_string()),
+        Err(e) => return reply::error(StatusCode::BAD_REQUEST, e.kind(), &e),
     };
     let delay = sim.settings.delay_ms();
     if delay > 0 {

@@ -5,11 +5,11 @@
 //! task instead and is dropped with it: a client that hung up before the delay ended was
 //! not charged.
 
-use crate::reply::{self, Reply};
 use crate::state::Sim;
 use crate::{admin, health, payments};
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
+use service::reply::{self, Reply};
 use std::sync::Arc;
 
 /// The header every `/admin/` call must carry, equal to the current token.
@@ -55,16 +55,16 @@ async fn route(sim: Arc<Sim>, req: Request<Incoming>) -> Reply {
     }
     match path {
         "/payments" if method == Method::POST => payments::create(&sim, body).await,
-        "/payments" => reply::method_not_allowed("POST"),
+        "/payments" => reply::method_not_allowed(path, "POST"),
         "/payments/service-health" if method == Method::GET => health::service_health(&sim).await,
-        "/payments/service-health" => reply::method_not_allowed("GET"),
+        "/payments/service-health" => reply::method_not_allowed(path, "GET"),
         _ => match path
             .strip_prefix("/payments/")
             .filter(|id| !id.contains('/'))
         {
             Some(id) if method == Method::GET => payments::find(&sim, id),
-            Some(_) => reply::method_not_allowed("GET"),
-            None => reply::not_found(),
+            Some(_) => reply::method_not_allowed(path, "GET"),
+            None => reply::not_found(path),
         },
     }
 }
@@ -76,6 +76,7 @@ async fn route_admin(
     query: Option<&str>,
     body: Incoming,
 ) -> Reply {
+    let full_path = || format!("/admin/{path}");
     match (path, method) {
         ("payments-summary", &Method::GET) => admin::summary(sim, query),
         ("configurations/token", &Method::PUT) => admin::set_token(sim, body).await,
@@ -84,11 +85,13 @@ async fn route_admin(
         ("purge-payments", &Method::POST) => admin::purge(sim),
         ("stats", &Method::GET) => admin::stats(sim),
         ("payments", &Method::GET) => admin::payment_ids(sim),
-        ("payments-summary" | "stats" | "payments", _) => reply::method_not_allowed("GET"),
-        ("configurations/token" | "configurations/delay" | "configurations/failure", _) => {
-            reply::method_not_allowed("PUT")
+        ("payments-summary" | "stats" | "payments", _) => {
+            reply::method_not_allowed(&full_path(), "GET")
         }
-        ("purge-payments", _) => reply::method_not_allowed("POST"),
-        _ => reply::not_found(),
+        ("configurations/token" | "configurations/delay" | "configurations/failure", _) => {
+            reply::method_not_allowed(&full_path(), "PUT")
+        }
+        ("purge-payments", _) => reply::method_not_allowed(&full_path(), "POST"),
+        _ => reply::not_found(&full_path()),
     }
 }

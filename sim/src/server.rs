@@ -1,24 +1,20 @@
-//! The HTTP/1.1 plumbing shared by `sim` and `floor`: their `main` ([`run_service`]), a
-//! tokio runtime of the configured size and an accept loop that serves keep-alive
-//! connections with a handler.
+//! The HTTP/1.1 plumbing shared by `sim` and `floor`: an accept loop that serves
+//! keep-alive connections with a handler until SIGTERM or SIGINT.
 
-use crate::reply::Reply;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
+use service::reply::Reply;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::process::ExitCode;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot start the tokio runtime: {0}")]
-    Runtime(#[source] std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -28,48 +24,19 @@ pub enum ServeError {
     Signal(#[source] std::io::Error),
 }
 
-/// What `sim` and `floor` do once they have read their configuration: a bad one exits 2;
-/// otherwise logging starts and `serve` runs on a runtime of `threads(&config)` threads
-/// until it returns; an error starting or serving exits 1. Errors go to stderr, prefixed
-/// with `name`.
-pub fn run_service<C, E, Served>(
-    name: &str,
-    config: Result<C, E>,
-    threads: impl FnOnce(&C) -> usize,
-    serve: impl FnOnce(C) -> Served,
-) -> ExitCode
+/// Serves `handler` on `addr` until SIGTERM or SIGINT: both binaries keep everything in
+/// memory, so stopping is simply returning.
+pub async fn serve_until_signal<H, F>(addr: SocketAddr, handler: H) -> Result<(), ServeError>
 where
-    E: std::fmt::Display,
-    Served: Future<Output = Result<(), ServeError>>,
+    H: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
+    F: Future<Output = Reply> + Send + 'static,
 {
-    let config = match config {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("{name}: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    crate::logging::init();
-    match runtime(threads(&config)).and_then(|rt| rt.block_on(serve(config))) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{name}: {e}");
-            ExitCode::FAILURE
-        }
+    let listener = bind(addr).await?;
+    tracing::info!("listening on {addr}");
+    tokio::select! {
+        () = serve(listener, handler) => Ok(()),
+        stopped = service::signals::terminated() => stopped.map(drop).map_err(ServeError::Signal),
     }
-}
-
-/// One thread runs everything on the caller's thread (the cheapest for one core); more
-/// threads get a multi-threaded runtime.
-pub fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, ServeError> {
-    let mut builder = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(threads);
-        b
-    };
-    builder.enable_all().build().map_err(ServeError::Runtime)
 }
 
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {

@@ -25,7 +25,7 @@ impl Sim {
             ledger: Ledger::default(),
             settings: Settings::new(config.token.clone()),
             admission: Admission::new(config.max_running, config.max_waiting),
-            health: HealthBudget::new(config.health_window_secs),
+            health: HealthBudget::new(config.health_window_secs as u64),
             stats: Stats::default(),
             store_after_disconnect: config.store_after_disconnect,
         }

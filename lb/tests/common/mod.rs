@@ -9,7 +9,6 @@
 use api::config as api_env;
 use lb::config as lb_env;
 use payment::Uuid;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use testkit::{free_addr, http, wait_for, wait_listening, Service};
 
@@ -17,31 +16,19 @@ use testkit::processors::{Sim, Totals};
 
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where a worker listens: TCP, or a Unix socket (as in the compose deployment).
-#[derive(Debug, Clone)]
-pub enum Listen {
-    Tcp(String),
-    Unix(PathBuf),
-}
+/// Where a worker listens: TCP, or a Unix socket (as in the compose deployment); its
+/// `Display` is the `API_LISTEN` / `API_ADDRS` spelling.
+pub use service::Address as Listen;
 
-impl Listen {
-    /// The `API_LISTEN` / `API_ADDRS` spelling.
-    pub fn spelled(&self) -> String {
-        match self {
-            Listen::Tcp(addr) => addr.clone(),
-            Listen::Unix(path) => format!("unix:{}", path.display()),
-        }
-    }
-
-    fn wait(&self) {
-        match self {
-            Listen::Tcp(addr) => wait_listening(addr, START_TIMEOUT),
-            Listen::Unix(path) => wait_for(
-                &format!("worker on {}", path.display()),
-                START_TIMEOUT,
-                || std::os::unix::net::UnixStream::connect(path).is_ok(),
-            ),
-        }
+/// Waits until the worker on `listen` accepts connections.
+fn wait(listen: &Listen) {
+    match listen {
+        Listen::Tcp(addr) => wait_listening(addr, START_TIMEOUT),
+        Listen::Unix(path) => wait_for(
+            &format!("worker on {}", path.display()),
+            START_TIMEOUT,
+            || std::os::unix::net::UnixStream::connect(path).is_ok(),
+        ),
     }
 }
 
@@ -80,7 +67,7 @@ impl Stack {
         }
         let db = self.dir.path().join("payments.db").display().to_string();
         let (spelled, default_url, fallback_url) =
-            (listen.spelled(), self.default.url(), self.fallback.url());
+            (listen.to_string(), self.default.url(), self.fallback.url());
         let env: [(&str, &str); 7] = [
             (api_env::API_LISTEN, &spelled),
             (api_env::DATABASE_PATH, &db),
@@ -91,7 +78,7 @@ impl Stack {
             (api_env::ORPHAN_SCAN_MS, "200"),
         ];
         let service = Service::start("api", &[], &env);
-        listen.wait();
+        wait(listen);
         service
     }
 
@@ -118,7 +105,7 @@ impl Lb {
         let addr = free_addr();
         let api_addrs = workers
             .iter()
-            .map(|w| w.spelled())
+            .map(|w| w.to_string())
             .collect::<Vec<_>>()
             .join(",");
         let mut all = vec![

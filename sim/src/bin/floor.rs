@@ -6,23 +6,20 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
+use service::reply::{self, Reply};
 use sim::config::FloorConfig;
-use sim::reply::{self, Reply};
 use sim::server::{self, ServeError};
-use sim::shutdown;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    server::run_service("floor", FloorConfig::from_env(), |c| c.threads, run)
+    let config: FloorConfig = service::config("floor");
+    service::logging(service::QUIET);
+    service::run("floor", config.threads, serve(config))
 }
 
-async fn run(config: FloorConfig) -> Result<(), ServeError> {
-    let listener = server::bind(config.listen).await?;
+async fn serve(config: FloorConfig) -> Result<(), ServeError> {
     let summary = Bytes::from(payment::Summary::default().to_json());
-    tokio::select! {
-        () = server::serve(listener, move |req| answer(summary.clone(), req)) => Ok(()),
-        stopped = shutdown::signalled() => stopped,
-    }
+    server::serve_until_signal(config.listen, move |req| answer(summary.clone(), req)).await
 }
 
 async fn answer(summary: Bytes, req: Request<Incoming>) -> Reply {
@@ -34,8 +31,8 @@ async fn answer(summary: Bytes, req: Request<Incoming>) -> Reply {
         }
         ("/payments-summary", &Method::GET) => reply::json(StatusCode::OK, summary),
         ("/purge-payments", &Method::POST) => reply::empty(StatusCode::OK),
-        ("/payments" | "/purge-payments", _) => reply::method_not_allowed("POST"),
-        ("/payments-summary", _) => reply::method_not_allowed("GET"),
-        _ => reply::not_found(),
+        ("/payments" | "/purge-payments", _) => reply::method_not_allowed(req.uri().path(), "POST"),
+        ("/payments-summary", _) => reply::method_not_allowed(req.uri().path(), "GET"),
+        _ => reply::not_found(req.uri().path()),
     }
 }
