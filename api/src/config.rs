@@ -2,8 +2,8 @@
 //! the rules of `service::config`.
 //!
 //! Every variable name is a `pub const` here so tests, `make run` and compose use the
-//! same spelling. Defaults are the right values for the contest (see the README `## api`
-//! section for why each one is what it is).
+//! same spelling. Defaults are the right values for the contest (the README's configuration
+//! table says why each one is what it is).
 
 use service::config::{checked, http_url, micros_or_zero, millis, path, positive};
 use std::path::PathBuf;

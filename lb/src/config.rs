@@ -37,7 +37,7 @@ pub const LB_MAX_CONNECTIONS: &str = "LB_MAX_CONNECTIONS";
 /// The variable of [`Config::avoid`].
 pub const LB_AVOID_MS: &str = "LB_AVOID_MS";
 
-/// Defaults the README explains: about two minutes of the contest's peak rate (550/s, 32
+/// Why these defaults: about two minutes of the contest's peak rate (550/s, 32
 /// bytes each) for the queue; for the connections, with every connection inside a request
 /// at once, the most a connection costs (about 23 KB of Pingora's per-request state),
 /// 2,048 took the lb to 58 MiB of RSS (lb/benches/lb-idle-connections.sh), leaving room

@@ -1,4 +1,4 @@
-//! `sim`: one simulated payment processor. See the crate docs and README's `## sim`.
+//! `sim`: one simulated payment processor. See the crate docs and docs/architecture.md.
 
 use sim::config::SimConfig;
 use sim::server::{self, ServeError};
