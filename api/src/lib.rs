@@ -104,6 +104,7 @@ pub async fn run(config: Config) -> Result<(), ApiError> {
         routing: Arc::clone(&routing),
         metrics: Arc::clone(&metrics),
         clients: clients.clone(),
+        concurrency: config.dispatch_concurrency,
         permits: Arc::new(Semaphore::new(config.dispatch_concurrency)),
         probe_interval: config.probe_interval,
         send_within,
@@ -149,9 +150,7 @@ pub async fn run(config: Config) -> Result<(), ApiError> {
 
     signals.recv().await;
     stop_work.fire();
-    let drained = dispatcher
-        .drain(config.dispatch_concurrency, config.shutdown_grace)
-        .await;
+    let drained = dispatcher.drain(config.shutdown_grace).await;
     stop_heartbeat.fire();
     if drained {
         // No call of ours can still be running: the other worker may take over at once.

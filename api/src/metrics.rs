@@ -24,8 +24,9 @@ pub enum CallOutcome {
     Rejected,
     /// 429: too busy, retried later.
     Busy,
-    /// No answer in time or the connection broke: unknown, the payment stays pinned.
-    Timeout,
+    /// No answer: the call timed out or its connection broke. Whether the processor stored
+    /// the payment is unknown, so it stays pinned there.
+    NoAnswer,
 }
 
 impl CallOutcome {
@@ -35,7 +36,7 @@ impl CallOutcome {
         CallOutcome::Failed,
         CallOutcome::Rejected,
         CallOutcome::Busy,
-        CallOutcome::Timeout,
+        CallOutcome::NoAnswer,
     ];
 
     fn label(self) -> &'static str {
@@ -45,7 +46,8 @@ impl CallOutcome {
             CallOutcome::Failed => "failed",
             CallOutcome::Rejected => "rejected",
             CallOutcome::Busy => "busy",
-            CallOutcome::Timeout => "timeout",
+            // The label predates the variant's name; kept for dashboards and scripts.
+            CallOutcome::NoAnswer => "timeout",
         }
     }
 }
