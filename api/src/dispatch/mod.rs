@@ -76,11 +76,11 @@ impl Dispatcher {
         }
     }
 
-    /// Waits until every started call finished, at most `grace`. True if all did. Only
-    /// once [`Dispatcher::run`] has returned: no round may take permits meanwhile.
-    pub async fn drain(&self, grace: Duration) -> bool {
+    /// Waits until every started call finished, at most until `deadline`. True if all did.
+    /// Only once [`Dispatcher::run`] has returned: no round may take permits meanwhile.
+    pub async fn drain(&self, deadline: tokio::time::Instant) -> bool {
         let all = u32::try_from(self.concurrency).unwrap_or(u32::MAX);
-        tokio::time::timeout(grace, self.permits.acquire_many(all))
+        tokio::time::timeout_at(deadline, self.permits.acquire_many(all))
             .await
             .is_ok()
     }
