@@ -3,7 +3,7 @@
 
 mod common;
 
-use api::config::{PROBE_INTERVAL_MS, WORKER_DEAD_AFTER_MS, WORKER_ID};
+use api::config::Config;
 use common::{payments, Stack, Worker};
 use payment::Processor;
 use std::io::{Read, Write};
@@ -16,7 +16,8 @@ fn a_killed_workers_payments_are_paid_exactly_once_by_its_successor() {
     let stack = Stack::start(&[]);
     stack.default.set_delay(1000);
     // Same label for both: each process start is still a distinct owner.
-    let mut first = stack.worker(&[(WORKER_ID, "api-1")]);
+    let label = |c: &mut Config| c.owner = "api-1".into();
+    let mut first = stack.worker_process(label);
     let sent = payments(300);
     first.send(&sent, 100);
     wait_for(
@@ -24,10 +25,10 @@ fn a_killed_workers_payments_are_paid_exactly_once_by_its_successor() {
         Duration::from_secs(10),
         || stack.default.stat("paymentsRunning") > 0,
     );
-    first.service.kill();
+    first.service_mut().kill();
 
     stack.default.set_delay(0);
-    let second = stack.worker(&[(WORKER_ID, "api-1")]);
+    let second = stack.worker_process(label);
     second.wait_processed(sent.len(), Duration::from_secs(40));
     stack.assert_settled(&second, &sent);
     assert!(second.metric("api_claimed_total") > 0.0);
@@ -43,9 +44,9 @@ fn sigterm_refuses_new_intake_exits_0_and_the_other_worker_takes_over_at_once() 
     stack.default.set_failure(true);
     stack.default.set_delay(1500);
     // Workers are dead only after a minute here: the takeover below is due to retiring.
-    let never_stale = [(WORKER_DEAD_AFTER_MS, "60000")];
-    let mut leaving = stack.worker(&never_stale);
-    let staying = stack.worker(&never_stale);
+    let never_stale = |c: &mut Config| c.worker_dead_after = Duration::from_secs(60);
+    let mut leaving = stack.worker_process(never_stale);
+    let staying = stack.worker(never_stale);
     let sent = payments(200);
     leaving.send(&sent, 100);
     wait_for(
@@ -55,7 +56,7 @@ fn sigterm_refuses_new_intake_exits_0_and_the_other_worker_takes_over_at_once() 
     );
 
     let mut open = TcpStream::connect(&leaving.addr).expect("connect before the shutdown");
-    leaving.service.signal(libc::SIGTERM);
+    leaving.service().signal(libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));
     let mut body = Vec::new();
     payments(1)
@@ -74,7 +75,10 @@ fn sigterm_refuses_new_intake_exits_0_and_the_other_worker_takes_over_at_once() 
         answer.starts_with("HTTP/1.1 503"),
         "intake while shutting down: {answer}"
     );
-    assert_eq!(leaving.service.wait_exit(Duration::from_secs(10)), Some(0));
+    assert_eq!(
+        leaving.service_mut().wait_exit(Duration::from_secs(10)),
+        Some(0)
+    );
 
     stack.default.set_failure(false);
     stack.default.set_delay(0);
@@ -92,9 +96,9 @@ fn payments_taken_over_from_a_stalled_worker_are_sent_by_one_worker_only() {
     let stack = Stack::start(&[]);
     stack.default.set_failure(true);
     // Fast probing, so the stalled worker gets through its queue soon after it resumes.
-    let knobs = [(PROBE_INTERVAL_MS, "10")];
-    let stalled = stack.worker(&knobs);
-    let rescuer = stack.worker(&knobs);
+    let knobs = |c: &mut Config| c.probe_interval = Duration::from_millis(10);
+    let stalled = stack.worker_process(knobs);
+    let rescuer = stack.worker(knobs);
     let sent = payments(200);
     stalled.send(&sent, 100);
     wait_for(
@@ -107,7 +111,7 @@ fn payments_taken_over_from_a_stalled_worker_are_sent_by_one_worker_only() {
         rescuer.metric("api_claimed_total") >= sent.len() as f64
     });
     // Resumed while the payments are still pending in both queues: it must let them go.
-    stalled.service.signal(libc::SIGCONT);
+    stalled.service().signal(libc::SIGCONT);
     wait_for(
         "the stalled worker's queue emptied",
         Duration::from_secs(15),
@@ -137,7 +141,7 @@ fn payments_taken_over_from_a_stalled_worker_are_sent_by_one_worker_only() {
 /// moment and stopped again (at most three times).
 fn stall_until_claimed(worker: &Worker, claimed: impl Fn() -> bool) {
     for _ in 0..3 {
-        worker.service.signal(libc::SIGSTOP);
+        worker.service().signal(libc::SIGSTOP);
         let deadline = Instant::now() + Duration::from_secs(4);
         while Instant::now() < deadline {
             if claimed() {
@@ -145,7 +149,7 @@ fn stall_until_claimed(worker: &Worker, claimed: impl Fn() -> bool) {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        worker.service.signal(libc::SIGCONT);
+        worker.service().signal(libc::SIGCONT);
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("the other worker never claimed the stopped worker's payments");
@@ -157,7 +161,7 @@ fn a_batch_whose_sender_gave_up_during_a_stalled_write_is_still_paid() {
     // the batch elsewhere. If the write then commits here, the payments are this worker's:
     // they must be in its queue, not left pending with an owner that never sends them.
     let stack = Stack::start(&[]);
-    let worker = stack.worker(&[]);
+    let worker = stack.worker(|_| {});
     let sent = payments(20);
     // Someone holds the write lock (a sqlite3 prompt, a stalled disk): the write waits.
     let lock = rusqlite::Connection::open(stack.db()).expect("open the database");
