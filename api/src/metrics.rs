@@ -30,7 +30,7 @@ pub enum CallOutcome {
 }
 
 impl CallOutcome {
-    const ALL: [CallOutcome; 6] = [
+    pub const ALL: [CallOutcome; 6] = [
         CallOutcome::Processed,
         CallOutcome::AlreadyProcessed,
         CallOutcome::Failed,

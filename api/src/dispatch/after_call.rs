@@ -132,17 +132,9 @@ mod tests {
     /// stays pinned to the same processor, and no answer leaves a payment free.
     #[test]
     fn no_answer_ever_releases_or_moves_a_pin() {
-        let outcomes = [
-            Processed,
-            AlreadyProcessed,
-            Failed,
-            Rejected,
-            Busy,
-            NoAnswer,
-        ];
         for processor in Processor::ALL {
             for destination in [Anywhere, PinnedTo(Default), PinnedTo(Fallback)] {
-                for outcome in outcomes {
+                for outcome in CallOutcome::ALL {
                     let Next::Retry {
                         destination: next, ..
                     } = after_call(outcome, destination, processor)

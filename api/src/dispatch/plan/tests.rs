@@ -7,35 +7,30 @@ use storage::Destination::{self, *};
 use Access::*;
 use Processor::*;
 
+const fn view(
+    preferred: Option<Processor>,
+    access: [Option<Access>; 2],
+    wanted: [bool; 2],
+) -> View {
+    View {
+        preferred,
+        access,
+        wanted,
+    }
+}
+
 /// Both processors up.
-const UP: View = View {
-    preferred: Some(Default),
-    access: [Some(Open), Some(Open)],
-    wanted: [true, false],
-};
+const UP: View = view(Some(Default), [Some(Open), Some(Open)], [true, false]);
 /// The default down, its probe due; the fallback up but not allowed yet.
-const DEFAULT_DOWN: View = View {
-    preferred: None,
-    access: [Some(Probe), Some(Open)],
-    wanted: [true, false],
-};
+const DEFAULT_DOWN: View = view(None, [Some(Probe), Some(Open)], [true, false]);
 /// As [`DEFAULT_DOWN`], with the default's probe in flight.
-const DEFAULT_PROBING: View = View {
-    access: [None, Some(Open)],
-    ..DEFAULT_DOWN
-};
+const DEFAULT_PROBING: View = view(None, [None, Some(Open)], [true, false]);
 /// The default down for longer than `FALLBACK_AFTER_MS`, the fallback up.
-const FALLBACK_ALLOWED: View = View {
-    preferred: Some(Fallback),
-    access: [Some(Probe), Some(Open)],
-    wanted: [true, true],
-};
+const FALLBACK_ALLOWED: View = view(Some(Fallback), [Some(Probe), Some(Open)], [true, true]);
+/// As [`FALLBACK_ALLOWED`], with the default's probe in flight.
+const FALLBACK_ALLOWED_PROBING: View = view(Some(Fallback), [None, Some(Open)], [true, true]);
 /// Both down, the fallback allowed: probes due at both.
-const BOTH_DOWN: View = View {
-    preferred: None,
-    access: [Some(Probe), Some(Probe)],
-    wanted: [true, true],
-};
+const BOTH_DOWN: View = view(None, [Some(Probe), Some(Probe)], [true, true]);
 
 /// Lanes holding payments numbered in order, with these destinations.
 fn lanes(destinations: &[Destination]) -> Lanes {
@@ -90,7 +85,7 @@ fn what_a_round_sends() {
             &[Anywhere, PinnedTo(Default), Anywhere, PinnedTo(Default)], FALLBACK_ALLOWED, 8,
             &[(2, Default, Probe), (1, Fallback, Open), (3, Fallback, Open)], &[4]),
         ("the fallback allowed, the default's probe in flight: its pin waits",
-            &[Anywhere, PinnedTo(Default)], View { access: [None, Some(Open)], ..FALLBACK_ALLOWED }, 8,
+            &[Anywhere, PinnedTo(Default)], FALLBACK_ALLOWED_PROBING, 8,
             &[(1, Fallback, Open)], &[2]),
         ("both down: one probe each, with free payments",
             &[Anywhere, Anywhere, Anywhere], BOTH_DOWN, 8,
