@@ -14,6 +14,7 @@ use crate::routing::Routing;
 use crate::server::{self, App, Listener};
 use crate::shutdown::{self, Shutdown, Trigger};
 use crate::ApiError;
+use hyper::http::uri::InvalidUri;
 use payment::{Millis, Processor};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -195,7 +196,7 @@ async fn open_store(config: &Config) -> Result<Store, ApiError> {
 }
 
 /// The dispatcher and the parts it shares with the other tasks (queue, routing, metrics).
-fn dispatcher(config: &Config, store: &Store) -> Result<Dispatcher, ApiError> {
+fn dispatcher(config: &Config, store: &Store) -> Result<Dispatcher, InvalidUri> {
     let client = |processor, url: &str| {
         ProcessorClient::new(
             processor,
