@@ -1,5 +1,6 @@
-//! A worker dies (SIGKILL), leaves (SIGTERM) or stalls (SIGSTOP) with payments in its hands:
-//! another worker on the same database pays each of them exactly once.
+//! A worker dies (SIGKILL), leaves (SIGTERM, or its shutdown in process) or stalls (SIGSTOP)
+//! with payments in its hands: another worker on the same database pays each of them
+//! exactly once.
 
 mod common;
 
@@ -82,6 +83,28 @@ fn sigterm_refuses_new_intake_exits_0_and_the_other_worker_takes_over_at_once() 
 
     stack.default.set_failure(false);
     stack.default.set_delay(0);
+    staying.wait_processed(sent.len(), Duration::from_secs(30));
+    stack.assert_settled(&staying, &sent);
+    assert_eq!(staying.metric("api_claimed_total"), sent.len() as f64);
+}
+
+#[test]
+fn a_worker_shut_down_stops_listening_and_the_other_takes_over_at_once() {
+    let stack = Stack::start(&[]);
+    stack.default.set_failure(true);
+    // Workers are dead only after a minute here: the takeover below is due to retiring.
+    let never_stale = |c: &mut Config| c.worker_dead_after = Duration::from_secs(60);
+    let mut leaving = stack.worker(never_stale);
+    let staying = stack.worker(never_stale);
+    let sent = payments(100);
+    leaving.send(&sent, 100);
+
+    leaving.shutdown();
+    assert!(
+        TcpStream::connect(&leaving.addr).is_err(),
+        "still accepting connections after its shutdown"
+    );
+    stack.default.set_failure(false);
     staying.wait_processed(sent.len(), Duration::from_secs(30));
     stack.assert_settled(&staying, &sent);
     assert_eq!(staying.metric("api_claimed_total"), sent.len() as f64);

@@ -118,12 +118,19 @@ struct InProcess {
     worker: Option<api::Worker>,
 }
 
+impl InProcess {
+    /// Shuts the worker down, once; the runtime lives on (with any connection still open).
+    fn shutdown(&mut self) -> Result<(), api::ApiError> {
+        match self.worker.take() {
+            Some(worker) => self.runtime.block_on(worker.shutdown()),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Drop for InProcess {
     fn drop(&mut self) {
-        let Some(worker) = self.worker.take() else {
-            return;
-        };
-        let stopped = self.runtime.block_on(worker.shutdown());
+        let stopped = self.shutdown();
         if !std::thread::panicking() {
             stopped.expect("the worker shuts down cleanly");
         }
@@ -166,6 +173,14 @@ impl Worker {
         Worker {
             addr,
             run: Run::Process(service),
+        }
+    }
+
+    /// Shuts down a worker running in this process, as SIGTERM does a worker process.
+    pub fn shutdown(&mut self) {
+        match &mut self.run {
+            Run::InProcess(worker) => worker.shutdown().expect("the worker shuts down cleanly"),
+            Run::Process(_) => panic!("signal a worker process instead"),
         }
     }
 
