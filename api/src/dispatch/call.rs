@@ -74,21 +74,9 @@ impl Dispatcher {
             match ours.remove(&call.job.id()) {
                 Some(attempt) if attempt.processor == call.processor => {
                     call.job.pending.attempt = Some(attempt);
-                    // One permit per planned call: the split cannot come up short.
-                    if let Some(permit) = permits.split(1) {
-                        let this = Arc::clone(self);
-                        tokio::spawn(async move { this.call(call, permit, taken.alive_at).await });
-                    }
+                    self.start_call(call, &mut permits, taken.alive_at);
                 }
-                Some(attempt) => {
-                    // The row is pinned elsewhere (this copy did not know): go there, not here.
-                    tracing::warn!(payment = %call.job.id(), pinned_to = %attempt.processor,
-                        "payment not sent to {}: its row is pinned to {}", call.processor, attempt.processor);
-                    self.abandon(&call);
-                    call.job.pending.attempt = Some(attempt);
-                    call.job.pending.destination = Destination::PinnedTo(attempt.processor);
-                    self.queue.requeue(call.job, Place::Front);
-                }
+                Some(attempt) => self.redirect(call, attempt),
                 None => {
                     lost += 1;
                     self.abandon(&call);
@@ -103,6 +91,34 @@ impl Dispatcher {
                 "payments dropped from the queue: another worker claimed them (our heartbeat was stale) or they were purged"
             );
         }
+    }
+
+    /// Starts one call in a task of its own, with one of the round's permits.
+    fn start_call(
+        self: &Arc<Self>,
+        call: PlannedCall,
+        permits: &mut OwnedSemaphorePermit,
+        owned_at: Millis,
+    ) {
+        // The round took one permit per planned call, so this cannot come up short.
+        let Some(permit) = permits.split(1) else {
+            self.abandon(&call);
+            self.queue.requeue(call.job, Place::Front);
+            return;
+        };
+        let this = Arc::clone(self);
+        tokio::spawn(async move { this.call(call, permit, owned_at).await });
+    }
+
+    /// A payment whose row is pinned to another processor than planned (this copy did not
+    /// know): it goes back to wait for that one, not sent here.
+    fn redirect(&self, mut call: PlannedCall, attempt: Attempt) {
+        tracing::warn!(payment = %call.job.id(), pinned_to = %attempt.processor,
+            "payment not sent to {}: its row is pinned to {}", call.processor, attempt.processor);
+        self.abandon(&call);
+        call.job.pending.attempt = Some(attempt);
+        call.job.pending.destination = Destination::PinnedTo(attempt.processor);
+        self.queue.requeue(call.job, Place::Front);
     }
 
     /// One processor call and what follows from its answer. `owned_at`: when the store
