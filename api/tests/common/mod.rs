@@ -119,21 +119,23 @@ struct InProcess {
 }
 
 impl InProcess {
-    /// Shuts the worker down, once; the runtime lives on (with any connection still open).
-    fn shutdown(&mut self) -> Result<(), api::ApiError> {
-        match self.worker.take() {
-            Some(worker) => self.runtime.block_on(worker.shutdown()),
-            None => Ok(()),
+    /// Shuts the worker down, once, and checks it went cleanly (unless the test already
+    /// failed); the runtime lives on, with any connection still open.
+    fn shutdown(&mut self) {
+        let Some(worker) = self.worker.take() else {
+            return;
+        };
+        if let Err(e) = self.runtime.block_on(worker.shutdown()) {
+            if !std::thread::panicking() {
+                panic!("the worker did not shut down cleanly: {e}");
+            }
         }
     }
 }
 
 impl Drop for InProcess {
     fn drop(&mut self) {
-        let stopped = self.shutdown();
-        if !std::thread::panicking() {
-            stopped.expect("the worker shuts down cleanly");
-        }
+        self.shutdown();
     }
 }
 
@@ -179,7 +181,7 @@ impl Worker {
     /// Shuts down a worker running in this process, as SIGTERM does a worker process.
     pub fn shutdown(&mut self) {
         match &mut self.run {
-            Run::InProcess(worker) => worker.shutdown().expect("the worker shuts down cleanly"),
+            Run::InProcess(worker) => worker.shutdown(),
             Run::Process(_) => panic!("signal a worker process instead"),
         }
     }
