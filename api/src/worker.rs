@@ -26,6 +26,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 /// A running worker: every background task it started, and what its shutdown needs.
+/// Dropped without [`Worker::shutdown`], its tasks run on until their runtime ends.
 pub struct Worker {
     store: Store,
     database_path: PathBuf,
