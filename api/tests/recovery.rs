@@ -57,6 +57,7 @@ fn sigterm_refuses_new_intake_exits_0_and_the_other_worker_takes_over_at_once() 
     );
 
     let mut open = TcpStream::connect(&leaving.addr).expect("connect before the shutdown");
+    answered(&mut open);
     leaving.service().signal(libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));
     let mut body = Vec::new();
@@ -86,6 +87,36 @@ fn sigterm_refuses_new_intake_exits_0_and_the_other_worker_takes_over_at_once() 
     staying.wait_processed(sent.len(), Duration::from_secs(30));
     stack.assert_settled(&staying, &sent);
     assert_eq!(staying.metric("api_claimed_total"), sent.len() as f64);
+}
+
+/// One keep-alive request on `stream`, read to the end of its answer. A connection not
+/// yet accepted by the server waits in the listen backlog, and is reset when a shutdown
+/// closes the listener: once answered, it is surely an open one.
+fn answered(stream: &mut TcpStream) {
+    stream
+        .write_all(b"GET /payments-summary HTTP/1.1\r\nHost: api\r\n\r\n")
+        .expect("send a request on the open connection");
+    let mut seen = Vec::new();
+    let mut buffer = [0; 1024];
+    while !is_whole_answer(&seen) {
+        let n = stream.read(&mut buffer).expect("read the answer");
+        assert!(n > 0, "connection closed mid-answer");
+        seen.extend_from_slice(&buffer[..n]);
+    }
+}
+
+/// An HTTP answer with its head and `Content-Length` bytes of body.
+fn is_whole_answer(seen: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(seen);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    let length = head
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.trim().parse::<usize>().ok());
+    length.is_some_and(|length| body.len() >= length)
 }
 
 #[test]
