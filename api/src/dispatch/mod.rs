@@ -2,15 +2,16 @@
 //!
 //! Intake and recovery push payments (already pending in SQLite) into the [`Queue`]; one
 //! dispatcher task takes them in rounds and starts a bounded number of concurrent calls
-//! (`DISPATCH_CONCURRENCY` permits). It is split in three parts, so that the decisions
-//! can be tested apart from the tasks and the database that carry them out:
+//! (`DISPATCH_CONCURRENCY` permits). It is split so that the decisions can be tested
+//! apart from the tasks and the database that carry them out:
 //!
 //! - [`queue`]: the waiting payments, in lanes per destination, and which copy of a
 //!   payment is current;
-//! - [`plan`]: a pure function choosing a round's calls from the waiting payments, the
-//!   routing's view and the free permits;
-//! - [`call`]: making a planned call (after the store confirmed the payment is still this
-//!   worker's) and applying its answer, as decided by the pure [`after_call`] rule, the one
+//! - [`plan`](mod@plan): a pure function choosing a round's calls from the waiting
+//!   payments, the routing's view and the free permits;
+//! - [`call`]: making a planned call, once the store confirmed the payment is still this
+//!   worker's, and carrying out what its answer means;
+//! - [`after_call`](mod@after_call): what an answer means, as pure functions: the one
 //!   place where a payment is kept from being charged twice (invariant 2).
 //!
 //! A round ends when what the routing lets through is planned; the rest waits for the
