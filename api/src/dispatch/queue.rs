@@ -130,12 +130,12 @@ impl Queue {
     }
 
     /// Runs `f` on the waiting payments, under the queue's lock.
-    pub fn with_lanes<T>(&self, f: impl FnOnce(&mut Lanes) -> T) -> T {
+    pub(super) fn with_lanes<T>(&self, f: impl FnOnce(&mut Lanes) -> T) -> T {
         f(&mut self.held().lanes)
     }
 
     /// Resolves at the next change worth a new round (a push, a put back, a payment done).
-    pub fn changed(&self) -> Notified<'_> {
+    pub(super) fn changed(&self) -> Notified<'_> {
         self.wake.notified()
     }
 
@@ -166,7 +166,7 @@ impl Queue {
 
     /// Returns a payment taken by the dispatcher to its lane, unless a newer copy replaced
     /// it meanwhile.
-    pub fn requeue(&self, job: Job, place: Place) {
+    pub(super) fn requeue(&self, job: Job, place: Place) {
         let mut held = self.held();
         if held.is_current(&job) {
             held.lanes.put(job, place);
@@ -189,7 +189,7 @@ impl Queue {
 
     /// A payment left the queue for good (processed, or no longer this worker's to send).
     /// A replaced copy leaves nothing: the payment stays in hand as its newer copy.
-    pub fn done(&self, job: &Job) {
+    pub(super) fn done(&self, job: &Job) {
         let mut held = self.held();
         if held.is_current(job) {
             held.generations.remove(&job.id());
