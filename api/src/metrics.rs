@@ -20,18 +20,19 @@ pub enum CallOutcome {
     Rejected,
     /// 429: too busy, retried later.
     Busy,
-    /// No answer in time or the connection broke: unknown, the payment stays pinned.
-    Timeout,
+    /// No answer: the call timed out or its connection broke. Whether the processor stored
+    /// the payment is unknown, so it stays pinned there.
+    NoAnswer,
 }
 
 impl CallOutcome {
-    const ALL: [CallOutcome; 6] = [
+    pub const ALL: [CallOutcome; 6] = [
         CallOutcome::Processed,
         CallOutcome::AlreadyProcessed,
         CallOutcome::Failed,
         CallOutcome::Rejected,
         CallOutcome::Busy,
-        CallOutcome::Timeout,
+        CallOutcome::NoAnswer,
     ];
 
     fn label(self) -> &'static str {
@@ -41,7 +42,8 @@ impl CallOutcome {
             CallOutcome::Failed => "failed",
             CallOutcome::Rejected => "rejected",
             CallOutcome::Busy => "busy",
-            CallOutcome::Timeout => "timeout",
+            // The label predates the variant's name; kept for dashboards and scripts.
+            CallOutcome::NoAnswer => "timeout",
         }
     }
 }

@@ -102,9 +102,9 @@ impl ProcessorClient {
             Ok(Ok((status, _))) => self.outcome(status),
             Ok(Err(why)) => {
                 tracing::debug!(processor = %self.processor, "payment call failed: {why}");
-                CallOutcome::Timeout
+                CallOutcome::NoAnswer
             }
-            Err(_) => CallOutcome::Timeout,
+            Err(_) => CallOutcome::NoAnswer,
         }
     }
 

@@ -29,13 +29,37 @@ use std::sync::Mutex;
 use std::time::Duration;
 use storage::HealthRecord;
 
-/// How a call to a processor may be made right now.
+/// How a call may reach a processor right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lane {
+pub enum Access {
     /// The processor is up: call it freely.
     Open,
-    /// The processor is down: this call is its one probe; report its outcome with `probe = true`.
+    /// The processor is down: this call is its one probe; report its outcome with this access.
     Probe,
+}
+
+/// What the routing allows at one instant, taken under one lock: the input of the
+/// dispatcher's planner (`dispatch::plan`), which must not lock or read the clock itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct View {
+    /// Where payments free to go anywhere go now; None: they wait.
+    pub preferred: Option<Processor>,
+    /// Per processor (default, fallback): how a call may reach it now; None: not now (down,
+    /// with its probe in flight or not due yet).
+    pub access: [Option<Access>; 2],
+    /// Per processor: whether payments free to go anywhere would go there if it were up,
+    /// so that probing it with one of them is worth it.
+    pub wanted: [bool; 2],
+}
+
+impl View {
+    pub fn access(&self, processor: Processor) -> Option<Access> {
+        self.access[processor.index()]
+    }
+
+    pub fn wanted(&self, processor: Processor) -> bool {
+        self.wanted[processor.index()]
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -48,12 +72,13 @@ struct State {
     last_probe: Option<Millis>,
 }
 
-/// The shared routing view of one worker.
+/// The routing state of one worker, shared by its dispatcher, calls and health pollers.
 pub struct Routing {
     probe_interval: i64,
     fallback_after: i64,
     states: Mutex<[State; 2]>,
 }
+
 
 impl Routing {
     pub fn new(probe_interval: Duration, fallback_after: Duration) -> Routing {
@@ -75,53 +100,46 @@ impl Routing {
         self.with(|s| s[processor.index()].down_since.is_none())
     }
 
-    /// Where a payment free to go anywhere should be sent now; None = it waits.
-    pub fn preferred(&self, now: Millis) -> Option<Processor> {
+    /// What may be called at `now`, for one round of the dispatcher.
+    pub fn view(&self, now: Millis) -> View {
         self.with(|s| {
-            let default = s[Processor::Default.index()];
-            let fallback = s[Processor::Fallback.index()];
-            match default.down_since {
-                None => Some(Processor::Default),
-                Some(since)
-                    if now.0 - since.0 >= self.fallback_after && fallback.down_since.is_none() =>
-                {
-                    Some(Processor::Fallback)
-                }
-                Some(_) => None,
+            let [default, fallback] = *s;
+            let fallback_allowed =
+                matches!(default.down_since, Some(since) if now.0 - since.0 >= self.fallback_after);
+            let preferred = match (default.down_since, fallback.down_since) {
+                (None, _) => Some(Processor::Default),
+                (Some(_), None) if fallback_allowed => Some(Processor::Fallback),
+                _ => None,
+            };
+            View {
+                preferred,
+                access: [self.access(&default, now), self.access(&fallback, now)],
+                wanted: [true, fallback_allowed],
             }
         })
     }
 
-    /// Whether payments free to go anywhere would be sent to `processor` if it were up:
-    /// always the default; the fallback once the default has been down long enough.
-    pub fn wanted(&self, processor: Processor, now: Millis) -> bool {
-        match processor {
-            Processor::Default => true,
-            Processor::Fallback => self.with(|s| {
-                matches!(s[Processor::Default.index()].down_since, Some(since) if now.0 - since.0 >= self.fallback_after)
-            }),
+    /// An up processor: [`Access::Open`]. A down one: [`Access::Probe`] if no probe is in
+    /// flight and the last one is old enough, else None.
+    fn access(&self, state: &State, now: Millis) -> Option<Access> {
+        if state.down_since.is_none() {
+            return Some(Access::Open);
         }
+        let due = state
+            .last_probe
+            .is_none_or(|last| now.0 - last.0 >= self.probe_interval);
+        (!state.probe_in_flight && due).then_some(Access::Probe)
     }
 
-    /// May a call to `processor` start now? An up processor: [`Lane::Open`]. A down one:
-    /// [`Lane::Probe`] if no probe is in flight and the last one is old enough (the probe
-    /// slot is taken by this answer), else None.
-    pub fn may_call(&self, processor: Processor, now: Millis) -> Option<Lane> {
+    /// A probe the view allowed is being sent: no other until it is reported or abandoned.
+    /// Only the dispatcher starts probes, one round at a time, each from that round's view,
+    /// so nothing can have taken the slot in between.
+    pub fn start_probe(&self, processor: Processor, now: Millis) {
         self.with(|s| {
             let state = &mut s[processor.index()];
-            if state.down_since.is_none() {
-                return Some(Lane::Open);
-            }
-            let due = state
-                .last_probe
-                .is_none_or(|last| now.0 - last.0 >= self.probe_interval);
-            if state.probe_in_flight || !due {
-                return None;
-            }
             state.probe_in_flight = true;
             state.last_probe = Some(now);
-            Some(Lane::Probe)
-        })
+        });
     }
 
     /// A probe that was granted but not sent (e.g. its attempt could not be recorded).
@@ -130,17 +148,17 @@ impl Routing {
     }
 
     /// What a payment call answered.
-    pub fn report(&self, processor: Processor, outcome: CallOutcome, lane: Lane, now: Millis) {
+    pub fn report(&self, processor: Processor, outcome: CallOutcome, access: Access, now: Millis) {
         self.with(|s| {
             let state = &mut s[processor.index()];
-            if lane == Lane::Probe {
+            if access == Access::Probe {
                 state.probe_in_flight = false;
             }
             match outcome {
                 CallOutcome::Processed | CallOutcome::AlreadyProcessed => {
                     mark(processor, state, false, now)
                 }
-                CallOutcome::Failed | CallOutcome::Timeout => mark(processor, state, true, now),
+                CallOutcome::Failed | CallOutcome::NoAnswer => mark(processor, state, true, now),
                 CallOutcome::Busy | CallOutcome::Rejected => {}
             }
         });
@@ -183,75 +201,49 @@ mod tests {
     #[test]
     fn waits_for_the_default_before_paying_the_fallback() {
         let r = routing();
-        assert_eq!(r.preferred(Millis(0)), Some(Processor::Default));
+        let preferred = |now| r.view(Millis(now)).preferred;
+        assert_eq!(preferred(0), Some(Processor::Default));
         r.report(
             Processor::Default,
             CallOutcome::Failed,
-            Lane::Open,
+            Access::Open,
             Millis(10),
         );
-        assert_eq!(r.preferred(Millis(500)), None);
-        assert!(!r.wanted(Processor::Fallback, Millis(500)));
-        assert_eq!(r.preferred(Millis(1010)), Some(Processor::Fallback));
+        assert_eq!(preferred(500), None);
+        assert!(!r.view(Millis(500)).wanted(Processor::Fallback));
+        assert_eq!(preferred(1010), Some(Processor::Fallback));
         r.report(
             Processor::Default,
             CallOutcome::Processed,
-            Lane::Open,
+            Access::Open,
             Millis(1020),
         );
-        assert_eq!(r.preferred(Millis(1030)), Some(Processor::Default));
+        assert_eq!(preferred(1030), Some(Processor::Default));
     }
 
     #[test]
     fn probes_a_down_processor_one_at_a_time() {
         let r = routing();
-        r.report(
-            Processor::Default,
-            CallOutcome::Timeout,
-            Lane::Open,
-            Millis(0),
-        );
-        assert_eq!(r.may_call(Processor::Default, Millis(1)), Some(Lane::Probe));
-        assert_eq!(
-            r.may_call(Processor::Default, Millis(500)),
-            None,
-            "probe still in flight"
-        );
-        r.report(
-            Processor::Default,
-            CallOutcome::Failed,
-            Lane::Probe,
-            Millis(501),
-        );
-        assert_eq!(
-            r.may_call(Processor::Default, Millis(502)),
-            Some(Lane::Probe)
-        );
-        r.report(
-            Processor::Default,
-            CallOutcome::Failed,
-            Lane::Probe,
-            Millis(510),
-        );
-        assert_eq!(
-            r.may_call(Processor::Default, Millis(550)),
-            None,
-            "interval not over"
-        );
-        assert_eq!(
-            r.may_call(Processor::Default, Millis(602)),
-            Some(Lane::Probe)
-        );
-        r.report(
-            Processor::Default,
-            CallOutcome::AlreadyProcessed,
-            Lane::Probe,
-            Millis(610),
-        );
-        assert_eq!(
-            r.may_call(Processor::Default, Millis(611)),
-            Some(Lane::Open)
-        );
+        // What the dispatcher does: take a view, start the probe it allows.
+        let call = |now| {
+            let access = r.view(Millis(now)).access(Processor::Default);
+            if access == Some(Access::Probe) {
+                r.start_probe(Processor::Default, Millis(now));
+            }
+            access
+        };
+        let report =
+            |outcome, access, now| r.report(Processor::Default, outcome, access, Millis(now));
+        report(CallOutcome::NoAnswer, Access::Open, 0);
+        assert_eq!(call(1), Some(Access::Probe));
+        assert_eq!(call(500), None, "probe still in flight");
+        report(CallOutcome::Failed, Access::Probe, 501);
+        assert_eq!(call(502), Some(Access::Probe));
+        report(CallOutcome::Failed, Access::Probe, 510);
+        assert_eq!(call(550), None, "interval not over");
+        assert_eq!(call(602), Some(Access::Probe));
+        report(CallOutcome::AlreadyProcessed, Access::Probe, 610);
+        assert_eq!(call(611), Some(Access::Open));
     }
 
     #[test]
@@ -260,7 +252,7 @@ mod tests {
         r.report(
             Processor::Default,
             CallOutcome::Failed,
-            Lane::Open,
+            Access::Open,
             Millis(100),
         );
         let stale = HealthRecord {

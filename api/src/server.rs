@@ -9,7 +9,8 @@
 //!
 //! An unknown path is 404, a known path with another method 405, both with JSON bodies.
 //! On shutdown the server stops accepting connections; open ones keep being served (intake
-//! then answers 503) until the process exits.
+//! then answers 503) until the process exits (or, for a worker run inside a test, until its
+//! runtime is dropped).
 
 use crate::config::Listen;
 use crate::intake::{self, Intake};
@@ -58,6 +59,15 @@ impl Listener {
                 }
                 Ok(Listener::Unix(UnixListener::bind(path)?))
             }
+        }
+    }
+
+    /// The TCP address bound, with the port the system chose for port 0; None for a
+    /// Unix socket.
+    pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Listener::Tcp(listener) => listener.local_addr().ok(),
+            Listener::Unix(_) => None,
         }
     }
 }

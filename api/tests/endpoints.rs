@@ -3,17 +3,17 @@
 
 mod common;
 
-use api::config as knobs;
+use api::config::Listen;
 use common::{payments, window, Stack, Totals};
 use payment::{Cents, Millis};
 use std::io::{Read, Write};
 use std::time::Duration;
-use testkit::{http, wait_for};
+use testkit::http;
 
 #[test]
 fn healthy_processors_get_everything_on_the_default_exactly_once() {
     let stack = Stack::start(&[]);
-    let worker = stack.worker(&[]);
+    let worker = stack.worker(|_| {});
     let sent = payments(600);
     worker.send(&sent, 100);
     worker.wait_processed(sent.len(), Duration::from_secs(30));
@@ -42,7 +42,7 @@ fn healthy_processors_get_everything_on_the_default_exactly_once() {
 #[test]
 fn summary_windows_and_purge() {
     let stack = Stack::start(&[]);
-    let worker = stack.worker(&[]);
+    let worker = stack.worker(|_| {});
     let before = Millis::now();
     let sent = payments(50);
     worker.send(&sent, 50);
@@ -74,7 +74,7 @@ fn summary_windows_and_purge() {
 #[test]
 fn bad_input_gets_a_json_error_and_changes_nothing() {
     let stack = Stack::start(&[]);
-    let worker = stack.worker(&[]);
+    let worker = stack.worker(|_| {});
     let good = payments(3);
     let mut body = Vec::new();
     good.iter()
@@ -124,7 +124,7 @@ fn bad_input_gets_a_json_error_and_changes_nothing() {
 #[test]
 fn errors_reach_a_client_still_sending_its_body() {
     let stack = Stack::start(&[]);
-    let worker = stack.worker(&[]);
+    let worker = stack.worker(|_| {});
     let big = vec![b'x'; 4 * 1024 * 1024];
     for (method, path, status, kind) in [
         ("POST", "/payments", 404, "not_found"),
@@ -150,21 +150,7 @@ fn listens_on_a_unix_socket() {
     let stack = Stack::start(&[]);
     // In a directory that does not exist yet: the worker creates it.
     let socket = stack.dir.path().join("run").join("api.sock");
-    let listen = format!("unix:{}", socket.display());
-    let (db, default_url, fallback_url) = (stack.db(), stack.default.url(), stack.fallback.url());
-    let _worker = testkit::Service::start(
-        "api",
-        &[],
-        &[
-            (knobs::API_LISTEN, &listen),
-            (knobs::DATABASE_PATH, &db),
-            (knobs::PROCESSOR_DEFAULT_URL, &default_url),
-            (knobs::PROCESSOR_FALLBACK_URL, &fallback_url),
-        ],
-    );
-    wait_for("the socket file", Duration::from_secs(10), || {
-        std::os::unix::net::UnixStream::connect(&socket).is_ok()
-    });
+    let _worker = stack.worker(|c| c.listen = Listen::Unix(socket.clone()));
     let mut stream =
         std::os::unix::net::UnixStream::connect(&socket).expect("connect to the socket");
     stream
@@ -183,7 +169,7 @@ fn listens_on_a_unix_socket() {
 fn a_full_dispatch_queue_refuses_intake_and_records_nothing() {
     let stack = Stack::start(&[]);
     stack.default.set_failure(true);
-    let worker = stack.worker(&[(knobs::DISPATCH_QUEUE_MAX, "10")]);
+    let worker = stack.worker(|c| c.dispatch_queue_max = 10);
     let sent = payments(20);
     worker.send(&sent[..10], 10);
     let refused = worker.intake(&sent[10..]);
@@ -207,7 +193,7 @@ fn a_full_dispatch_queue_refuses_intake_and_records_nothing() {
 #[test]
 fn routes_without_a_body_refuse_one_and_do_nothing() {
     let stack = Stack::start(&[]);
-    let worker = stack.worker(&[]);
+    let worker = stack.worker(|_| {});
     let sent = payments(5);
     worker.send(&sent, 5);
     worker.wait_processed(5, Duration::from_secs(20));

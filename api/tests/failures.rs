@@ -4,7 +4,6 @@
 
 mod common;
 
-use api::config::{FALLBACK_AFTER_MS, PROCESSOR_TIMEOUT_MS};
 use common::{payments, window, Stack, Totals};
 use payment::Millis;
 use sim::config::{SIM_MAX_RUNNING, SIM_MAX_WAITING};
@@ -12,11 +11,15 @@ use std::time::Duration;
 
 const SETTLE: Duration = Duration::from_secs(40);
 
+fn ms(millis: u64) -> Duration {
+    Duration::from_millis(millis)
+}
+
 #[test]
 fn a_failing_default_is_waited_for_not_flooded_and_the_fallback_stays_unpaid() {
     let stack = Stack::start(&[]);
     stack.default.set_failure(true);
-    let worker = stack.worker(&[]);
+    let worker = stack.worker(|_| {});
     let sent = payments(300);
     worker.send(&sent, 100);
 
@@ -46,7 +49,7 @@ fn a_failing_default_is_waited_for_not_flooded_and_the_fallback_stays_unpaid() {
 fn with_a_short_fallback_threshold_a_failing_default_sends_payments_to_the_fallback() {
     let stack = Stack::start(&[]);
     stack.default.set_failure(true);
-    let worker = stack.worker(&[(FALLBACK_AFTER_MS, "300")]);
+    let worker = stack.worker(|c| c.fallback_after = ms(300));
     let sent = payments(300);
     worker.send(&sent, 100);
     worker.wait_processed(sent.len(), SETTLE);
@@ -60,7 +63,7 @@ fn both_failing_then_recovering_loses_nothing() {
     let stack = Stack::start(&[]);
     stack.default.set_failure(true);
     stack.fallback.set_failure(true);
-    let worker = stack.worker(&[(FALLBACK_AFTER_MS, "300")]);
+    let worker = stack.worker(|c| c.fallback_after = ms(300));
     let sent = payments(300);
     worker.send(&sent, 100);
     std::thread::sleep(Duration::from_millis(1500));
@@ -77,7 +80,7 @@ fn both_failing_then_recovering_loses_nothing() {
 fn a_slow_default_keeps_getting_the_payments() {
     let stack = Stack::start(&[]);
     stack.default.set_delay(2000);
-    let worker = stack.worker(&[]);
+    let worker = stack.worker(|_| {});
     let sent = payments(400);
     worker.send(&sent, 100);
     worker.wait_processed(sent.len(), SETTLE);
@@ -91,7 +94,10 @@ fn a_timed_out_payment_goes_back_only_to_its_processor() {
     let stack = Stack::start(&[]);
     // Slower than our timeout: every call times out, yet the processor stores the payment.
     stack.default.set_delay(2000);
-    let worker = stack.worker(&[(PROCESSOR_TIMEOUT_MS, "1000"), (FALLBACK_AFTER_MS, "300")]);
+    let worker = stack.worker(|c| {
+        c.processor_timeout = ms(1000);
+        c.fallback_after = ms(300);
+    });
     let first = payments(100);
     worker.send(&first, 100);
     std::thread::sleep(Duration::from_millis(2500));
@@ -123,7 +129,10 @@ fn a_pin_is_not_released_by_the_500s_that_follow_a_timeout() {
     // payments must wait for the default, not go to the fallback.
     let stack = Stack::start(&[]);
     stack.default.set_delay(1200);
-    let worker = stack.worker(&[(PROCESSOR_TIMEOUT_MS, "800"), (FALLBACK_AFTER_MS, "300")]);
+    let worker = stack.worker(|c| {
+        c.processor_timeout = ms(800);
+        c.fallback_after = ms(300);
+    });
     let sent = payments(200);
     worker.send(&sent, 100);
     std::thread::sleep(Duration::from_millis(1500));
@@ -155,7 +164,7 @@ fn payments_retried_after_an_outage_carry_no_requested_at_from_inside_it() {
     // one burst at recovery, a moment before we record them: an audit in that moment
     // disagrees. One reused probe payment keeps the outage window empty.
     let stack = Stack::start(&[]);
-    let worker = stack.worker(&[]);
+    let worker = stack.worker(|_| {});
     stack.default.set_failure(true);
     let failed_at = Millis::now();
     let mut sent = payments(1);
@@ -184,7 +193,7 @@ fn a_processor_answering_429_is_retried_until_it_takes_everything() {
     // Five running, none waiting: most of our 256 concurrent calls get 429 at first.
     let stack = Stack::start(&[(SIM_MAX_RUNNING, "5"), (SIM_MAX_WAITING, "0")]);
     stack.default.set_delay(50);
-    let worker = stack.worker(&[]);
+    let worker = stack.worker(|_| {});
     let sent = payments(300);
     worker.send(&sent, 100);
     worker.wait_processed(sent.len(), SETTLE);

@@ -1,9 +1,10 @@
-//! A worker dies (SIGKILL), leaves (SIGTERM) or stalls (SIGSTOP) with payments in its hands:
-//! another worker on the same database pays each of them exactly once.
+//! A worker dies (SIGKILL), leaves (SIGTERM, or its shutdown in process) or stalls (SIGSTOP)
+//! with payments in its hands: another worker on the same database pays each of them
+//! exactly once.
 
 mod common;
 
-use api::config::{PROBE_INTERVAL_MS, WORKER_DEAD_AFTER_MS, WORKER_ID};
+use api::config::Config;
 use common::{payments, Stack, Worker};
 use payment::Processor;
 use std::io::{Read, Write};
@@ -16,7 +17,8 @@ fn a_killed_workers_payments_are_paid_exactly_once_by_its_successor() {
     let stack = Stack::start(&[]);
     stack.default.set_delay(1000);
     // Same label for both: each process start is still a distinct owner.
-    let mut first = stack.worker(&[(WORKER_ID, "api-1")]);
+    let label = |c: &mut Config| c.owner = "api-1".into();
+    let mut first = stack.worker_process(label);
     let sent = payments(300);
     first.send(&sent, 100);
     wait_for(
@@ -24,10 +26,10 @@ fn a_killed_workers_payments_are_paid_exactly_once_by_its_successor() {
         Duration::from_secs(10),
         || stack.default.stat("paymentsRunning") > 0,
     );
-    first.service.kill();
+    first.service_mut().kill();
 
     stack.default.set_delay(0);
-    let second = stack.worker(&[(WORKER_ID, "api-1")]);
+    let second = stack.worker_process(label);
     second.wait_processed(sent.len(), Duration::from_secs(40));
     stack.assert_settled(&second, &sent);
     assert!(second.metric("api_claimed_total") > 0.0);
@@ -43,9 +45,9 @@ fn sigterm_refuses_new_intake_exits_0_and_the_other_worker_takes_over_at_once() 
     stack.default.set_failure(true);
     stack.default.set_delay(1500);
     // Workers are dead only after a minute here: the takeover below is due to retiring.
-    let never_stale = [(WORKER_DEAD_AFTER_MS, "60000")];
-    let mut leaving = stack.worker(&never_stale);
-    let staying = stack.worker(&never_stale);
+    let never_stale = |c: &mut Config| c.worker_dead_after = Duration::from_secs(60);
+    let mut leaving = stack.worker_process(never_stale);
+    let staying = stack.worker(never_stale);
     let sent = payments(200);
     leaving.send(&sent, 100);
     wait_for(
@@ -55,7 +57,8 @@ fn sigterm_refuses_new_intake_exits_0_and_the_other_worker_takes_over_at_once() 
     );
 
     let mut open = TcpStream::connect(&leaving.addr).expect("connect before the shutdown");
-    leaving.service.signal(libc::SIGTERM);
+    answered(&mut open);
+    leaving.service().signal(libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));
     let mut body = Vec::new();
     payments(1)
@@ -74,10 +77,65 @@ fn sigterm_refuses_new_intake_exits_0_and_the_other_worker_takes_over_at_once() 
         answer.starts_with("HTTP/1.1 503"),
         "intake while shutting down: {answer}"
     );
-    assert_eq!(leaving.service.wait_exit(Duration::from_secs(10)), Some(0));
+    assert_eq!(
+        leaving.service_mut().wait_exit(Duration::from_secs(10)),
+        Some(0)
+    );
 
     stack.default.set_failure(false);
     stack.default.set_delay(0);
+    staying.wait_processed(sent.len(), Duration::from_secs(30));
+    stack.assert_settled(&staying, &sent);
+    assert_eq!(staying.metric("api_claimed_total"), sent.len() as f64);
+}
+
+/// One keep-alive request on `stream`, read to the end of its answer. A connection not
+/// yet accepted by the server waits in the listen backlog, and is reset when a shutdown
+/// closes the listener: once answered, it is surely an open one.
+fn answered(stream: &mut TcpStream) {
+    stream
+        .write_all(b"GET /payments-summary HTTP/1.1\r\nHost: api\r\n\r\n")
+        .expect("send a request on the open connection");
+    let mut seen = Vec::new();
+    let mut buffer = [0; 1024];
+    while !is_whole_answer(&seen) {
+        let n = stream.read(&mut buffer).expect("read the answer");
+        assert!(n > 0, "connection closed mid-answer");
+        seen.extend_from_slice(&buffer[..n]);
+    }
+}
+
+/// An HTTP answer with its head and `Content-Length` bytes of body.
+fn is_whole_answer(seen: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(seen);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    let length = head
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.trim().parse::<usize>().ok());
+    length.is_some_and(|length| body.len() >= length)
+}
+
+#[test]
+fn a_worker_shut_down_stops_listening_and_the_other_takes_over_at_once() {
+    let stack = Stack::start(&[]);
+    stack.default.set_failure(true);
+    // Workers are dead only after a minute here: the takeover below is due to retiring.
+    let never_stale = |c: &mut Config| c.worker_dead_after = Duration::from_secs(60);
+    let mut leaving = stack.worker(never_stale);
+    let staying = stack.worker(never_stale);
+    let sent = payments(100);
+    leaving.send(&sent, 100);
+
+    leaving.shutdown();
+    assert!(
+        TcpStream::connect(&leaving.addr).is_err(),
+        "still accepting connections after its shutdown"
+    );
+    stack.default.set_failure(false);
     staying.wait_processed(sent.len(), Duration::from_secs(30));
     stack.assert_settled(&staying, &sent);
     assert_eq!(staying.metric("api_claimed_total"), sent.len() as f64);
@@ -92,9 +150,9 @@ fn payments_taken_over_from_a_stalled_worker_are_sent_by_one_worker_only() {
     let stack = Stack::start(&[]);
     stack.default.set_failure(true);
     // Fast probing, so the stalled worker gets through its queue soon after it resumes.
-    let knobs = [(PROBE_INTERVAL_MS, "10")];
-    let stalled = stack.worker(&knobs);
-    let rescuer = stack.worker(&knobs);
+    let knobs = |c: &mut Config| c.probe_interval = Duration::from_millis(10);
+    let stalled = stack.worker_process(knobs);
+    let rescuer = stack.worker(knobs);
     let sent = payments(200);
     stalled.send(&sent, 100);
     wait_for(
@@ -107,7 +165,7 @@ fn payments_taken_over_from_a_stalled_worker_are_sent_by_one_worker_only() {
         rescuer.metric("api_claimed_total") >= sent.len() as f64
     });
     // Resumed while the payments are still pending in both queues: it must let them go.
-    stalled.service.signal(libc::SIGCONT);
+    stalled.service().signal(libc::SIGCONT);
     wait_for(
         "the stalled worker's queue emptied",
         Duration::from_secs(15),
@@ -137,7 +195,7 @@ fn payments_taken_over_from_a_stalled_worker_are_sent_by_one_worker_only() {
 /// moment and stopped again (at most three times).
 fn stall_until_claimed(worker: &Worker, claimed: impl Fn() -> bool) {
     for _ in 0..3 {
-        worker.service.signal(libc::SIGSTOP);
+        worker.service().signal(libc::SIGSTOP);
         let deadline = Instant::now() + Duration::from_secs(4);
         while Instant::now() < deadline {
             if claimed() {
@@ -145,7 +203,7 @@ fn stall_until_claimed(worker: &Worker, claimed: impl Fn() -> bool) {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        worker.service.signal(libc::SIGCONT);
+        worker.service().signal(libc::SIGCONT);
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("the other worker never claimed the stopped worker's payments");
@@ -157,7 +215,7 @@ fn a_batch_whose_sender_gave_up_during_a_stalled_write_is_still_paid() {
     // the batch elsewhere. If the write then commits here, the payments are this worker's:
     // they must be in its queue, not left pending with an owner that never sends them.
     let stack = Stack::start(&[]);
-    let worker = stack.worker(&[]);
+    let worker = stack.worker(|_| {});
     let sent = payments(20);
     // Someone holds the write lock (a sqlite3 prompt, a stalled disk): the write waits.
     let lock = rusqlite::Connection::open(stack.db()).expect("open the database");

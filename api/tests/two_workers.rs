@@ -4,7 +4,6 @@
 
 mod common;
 
-use api::config::{HEALTH_READ_MS, HEALTH_WINDOW_MS};
 use common::{payments, window, Stack};
 use payment::{Millis, Processor};
 use sim::config::SIM_HEALTH_WINDOW_SECS;
@@ -14,9 +13,12 @@ use std::time::{Duration, Instant};
 fn two_workers_share_the_health_budget_without_a_429() {
     let stack = Stack::start(&[(SIM_HEALTH_WINDOW_SECS, "1")]);
     // Both workers try for the turn every 50 ms; only the shared turn keeps them at one call per second.
-    let knobs = [(HEALTH_WINDOW_MS, "1000"), (HEALTH_READ_MS, "50")];
+    let knobs = |c: &mut api::config::Config| {
+        c.health_window = Duration::from_millis(1000);
+        c.health_read = Duration::from_millis(50);
+    };
     let started = Instant::now();
-    let workers = [stack.worker(&knobs), stack.worker(&knobs)];
+    let workers = [stack.worker(knobs), stack.worker(knobs)];
     std::thread::sleep(Duration::from_secs(6));
 
     for processor in Processor::ALL {
@@ -44,7 +46,7 @@ fn two_workers_share_the_health_budget_without_a_429() {
 fn summaries_match_the_processors_for_audit_windows_while_payments_flow() {
     let stack = Stack::start(&[]);
     stack.default.set_delay(50);
-    let workers = [stack.worker(&[]), stack.worker(&[])];
+    let workers = [stack.worker(|_| {}), stack.worker(|_| {})];
     let start = Instant::now();
     let mut sent = Vec::new();
     let mut audits = 0;

@@ -1,11 +1,12 @@
 //! What every api test needs: two simulators (default 5 %, fallback 15 %), api workers on
 //! one database file in a temporary directory, and the calls a user of the stack makes,
-//! all over HTTP on 127.0.0.1. Run `cargo build -p sim -p api --bins` first.
+//! all over HTTP on 127.0.0.1. A worker runs inside the test process unless the test
+//! signals or kills it; run `cargo build -p sim -p api --bins` first.
 
 // Each test file uses a different part of this module.
 #![allow(dead_code)]
 
-use api::config as knobs;
+use api::config::{self as knobs, Config, Listen};
 use payment::intake::{self, Accepted};
 use payment::{Cents, Millis, Payment, Processor, Uuid};
 use std::time::Duration;
@@ -41,24 +42,29 @@ impl Stack {
         }
     }
 
-    /// Starts an api worker on this stack's database, with fast recovery knobs for tests
-    /// and `env` on top (later entries win).
-    pub fn worker(&self, env: &[(&str, &str)]) -> Worker {
-        let addr = free_addr();
-        let (db, default_url, fallback_url) = (self.db(), self.default.url(), self.fallback.url());
-        let mut all: Vec<(&str, &str)> = vec![
-            (knobs::API_LISTEN, &addr),
-            (knobs::DATABASE_PATH, &db),
-            (knobs::PROCESSOR_DEFAULT_URL, &default_url),
-            (knobs::PROCESSOR_FALLBACK_URL, &fallback_url),
-            (knobs::HEARTBEAT_MS, "200"),
-            (knobs::WORKER_DEAD_AFTER_MS, "1000"),
-            (knobs::ORPHAN_SCAN_MS, "200"),
-        ];
-        all.extend_from_slice(env);
-        let service = Service::start("api", &[], &all);
-        wait_listening(&addr, Duration::from_secs(10));
-        Worker { service, addr }
+    /// The configuration of a worker on this stack: the defaults, fast recovery knobs for
+    /// tests, then `tweak`.
+    pub fn config(&self, tweak: impl FnOnce(&mut Config)) -> Config {
+        let mut config: Config = service::config::parse("api", ["api"]).expect("the default api configuration");
+        config.listen = Listen::Tcp("127.0.0.1:0".into());
+        config.database_path = self.db().into();
+        config.default_url = self.default.url();
+        config.fallback_url = self.fallback.url();
+        config.heartbeat = Duration::from_millis(200);
+        config.worker_dead_after = Duration::from_millis(1000);
+        config.orphan_scan = Duration::from_millis(200);
+        tweak(&mut config);
+        config
+    }
+
+    /// An api worker inside this test process (see [`Stack::config`] for `tweak`).
+    pub fn worker(&self, tweak: impl FnOnce(&mut Config)) -> Worker {
+        Worker::in_process(self.config(tweak))
+    }
+
+    /// An api worker process, for a test that signals or kills it.
+    pub fn worker_process(&self, tweak: impl FnOnce(&mut Config)) -> Worker {
+        Worker::process(self.config(tweak))
     }
 
     /// Both simulators' admin summaries for `query`.
@@ -94,13 +100,107 @@ impl Stack {
     }
 }
 
-/// One api worker process.
+/// One api worker, in this process or in its own.
 pub struct Worker {
-    pub service: Service,
+    /// Where it listens (`host:port`, or the socket path).
     pub addr: String,
+    run: Run,
+}
+
+enum Run {
+    Process(Service),
+    InProcess(InProcess),
+}
+
+/// A worker on a runtime of its own, shut down (and checked to shut down cleanly) on drop.
+struct InProcess {
+    runtime: tokio::runtime::Runtime,
+    worker: Option<api::Worker>,
+}
+
+impl InProcess {
+    /// Shuts the worker down, once, and checks it went cleanly (unless the test already
+    /// failed); the runtime lives on, with any connection still open.
+    fn shutdown(&mut self) {
+        let Some(worker) = self.worker.take() else {
+            return;
+        };
+        if let Err(e) = self.runtime.block_on(worker.shutdown()) {
+            if !std::thread::panicking() {
+                panic!("the worker did not shut down cleanly: {e}");
+            }
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
 }
 
 impl Worker {
+    /// Starts `config` inside this process; it answers as soon as this returns.
+    pub fn in_process(config: Config) -> Worker {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let socket = match &config.listen {
+            Listen::Unix(path) => Some(path.display().to_string()),
+            Listen::Tcp(_) => None,
+        };
+        let worker = runtime
+            .block_on(api::Worker::start(config))
+            .unwrap_or_else(|e| panic!("the api worker does not start: {e}"));
+        let addr = worker.tcp_addr().map(|a| a.to_string()).or(socket);
+        Worker {
+            addr: addr.expect("a TCP address or a socket path"),
+            run: Run::InProcess(InProcess {
+                runtime,
+                worker: Some(worker),
+            }),
+        }
+    }
+
+    /// Starts `config` as an `api` process on a free port, once it listens.
+    pub fn process(mut config: Config) -> Worker {
+        let addr = free_addr();
+        config.listen = Listen::parse(&addr).expect("free_addr gives ip:port");
+        let env = environment(&config);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let service = Service::start("api", &[], &env);
+        wait_listening(&addr, Duration::from_secs(10));
+        Worker {
+            addr,
+            run: Run::Process(service),
+        }
+    }
+
+    /// Shuts down a worker running in this process, as SIGTERM does a worker process.
+    pub fn shutdown(&mut self) {
+        match &mut self.run {
+            Run::InProcess(worker) => worker.shutdown(),
+            Run::Process(_) => panic!("signal a worker process instead"),
+        }
+    }
+
+    /// The process of a worker started by [`Worker::process`].
+    pub fn service(&self) -> &Service {
+        match &self.run {
+            Run::Process(service) => service,
+            Run::InProcess(_) => panic!("this worker runs inside the test process"),
+        }
+    }
+
+    pub fn service_mut(&mut self) -> &mut Service {
+        match &mut self.run {
+            Run::Process(service) => service,
+            Run::InProcess(_) => panic!("this worker runs inside the test process"),
+        }
+    }
+
     /// Posts one intake batch and returns the answer.
     pub fn intake(&self, batch: &[Accepted]) -> http::Response {
         let mut body = Vec::new();
@@ -160,4 +260,42 @@ pub fn payments(n: usize) -> Vec<Accepted> {
 pub fn window(from: Millis, to: Millis) -> String {
     let enc = |m: Millis| m.to_string().replace(':', "%3A");
     format!("?from={}&to={}", enc(from), enc(to))
+}
+
+/// `config` as the environment of a worker process: what the worker's configuration reads back
+/// (the owner's label is `WORKER_ID`; the process adds its own suffix).
+fn environment(config: &Config) -> Vec<(&'static str, String)> {
+    let ms = |d: Duration| d.as_millis().to_string();
+    vec![
+        (knobs::API_LISTEN, config.listen.to_string()),
+        (
+            knobs::DATABASE_PATH,
+            config.database_path.display().to_string(),
+        ),
+        (knobs::PROCESSOR_DEFAULT_URL, config.default_url.clone()),
+        (knobs::PROCESSOR_FALLBACK_URL, config.fallback_url.clone()),
+        (knobs::WORKER_ID, config.owner.clone()),
+        (knobs::API_THREADS, config.threads.to_string()),
+        (
+            knobs::DISPATCH_CONCURRENCY,
+            config.dispatch_concurrency.to_string(),
+        ),
+        (knobs::PROCESSOR_TIMEOUT_MS, ms(config.processor_timeout)),
+        (knobs::PROBE_INTERVAL_MS, ms(config.probe_interval)),
+        (knobs::FALLBACK_AFTER_MS, ms(config.fallback_after)),
+        (knobs::HEALTH_WINDOW_MS, ms(config.health_window)),
+        (knobs::HEALTH_READ_MS, ms(config.health_read)),
+        (knobs::HEARTBEAT_MS, ms(config.heartbeat)),
+        (knobs::WORKER_DEAD_AFTER_MS, ms(config.worker_dead_after)),
+        (knobs::ORPHAN_SCAN_MS, ms(config.orphan_scan)),
+        (knobs::SHUTDOWN_GRACE_MS, ms(config.shutdown_grace)),
+        (
+            knobs::WRITE_LINGER_US,
+            config.write_linger.as_micros().to_string(),
+        ),
+        (
+            knobs::DISPATCH_QUEUE_MAX,
+            config.dispatch_queue_max.to_string(),
+        ),
+    ]
 }

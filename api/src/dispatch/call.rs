@@ -1,0 +1,232 @@
+//! Making a round's calls, and carrying out what their answers mean.
+//!
+//! - **Ownership is checked at every send.** Another worker may claim this worker's payments
+//!   while they wait in its queue (its heartbeat stalled past `WORKER_DEAD_AFTER_MS`: CPU
+//!   starvation, a slow disk, SIGSTOP). So every payment of a round, first sends and retries
+//!   alike, goes through one `take_for_sending` (one group commit per round): it makes the
+//!   attempt (processor, `requestedAt` = now for a first send) durable on the rows this
+//!   worker still owns, and returns only those, with the attempt as stored. Only those are
+//!   sent; the others are dropped from the queue (another worker owns them now, or a purge
+//!   forgot them), counted in `api_payments_lost_ownership_total`. Every later send reuses
+//!   the stored `requestedAt`.
+//! - The same write renews this worker's heartbeat: no other worker can claim the payments
+//!   for `WORKER_DEAD_AFTER_MS` after it. A call starts only within half of that (else the
+//!   payment goes back to be checked again), so a worker stalled between the check and the
+//!   send cannot race the one that took its payments over.
+//! - What an answer means is decided by [`after_call`]; here it is carried out: a success
+//!   is recorded (`mark_processed`), a new pin is written to the payment's row at once
+//!   (`Store::pin`), so a restart or a claim keeps it. Payments claimed from a dead worker
+//!   with an attempt come back pinned by the store.
+//! - A success recorded for a payment already processed at the other processor means it
+//!   was charged twice: an error log and `api_double_charges_total`, never silence.
+
+use super::after_call::{after_call, after_unrecorded, Next, RETRY_BACKOFF};
+use super::plan::PlannedCall;
+use super::queue::{Job, Place};
+use super::{index, Dispatcher};
+use payment::{Millis, Processor, Uuid};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use storage::{Attempt, Destination, DoubleCharge, Taken};
+use tokio::sync::OwnedSemaphorePermit;
+
+impl Dispatcher {
+    /// Makes the attempts of the round durable on the payments this worker still owns (the
+    /// store stamps a first attempt's requestedAt now), then sends those and drops the
+    /// others. If the database refuses, nothing is sent and they wait. `permits` holds one
+    /// permit per planned call.
+    pub(super) async fn take_then_call(
+        self: Arc<Self>,
+        calls: Vec<PlannedCall>,
+        permits: OwnedSemaphorePermit,
+    ) {
+        let batch: Vec<(Uuid, Processor)> =
+            calls.iter().map(|c| (c.job.id(), c.processor)).collect();
+        match self.store.take_for_sending(batch).await {
+            Ok(taken) => self.call_taken(calls, permits, taken),
+            Err(e) => {
+                tracing::error!(
+                    "cannot take payments for sending, {} payments wait: {e}",
+                    calls.len()
+                );
+                tokio::time::sleep(RETRY_BACKOFF).await;
+                for call in calls {
+                    // Nothing was sent: the destination is what it was.
+                    self.abandon(&call);
+                    self.queue.requeue(call.job, Place::Front);
+                }
+            }
+        }
+    }
+
+    /// Sends what the store gave us, with the attempt as stored; drops the rest.
+    fn call_taken(
+        self: &Arc<Self>,
+        calls: Vec<PlannedCall>,
+        mut permits: OwnedSemaphorePermit,
+        taken: Taken,
+    ) {
+        let mut ours: HashMap<Uuid, Attempt> = taken.payments.into_iter().collect();
+        let mut lost = 0;
+        for mut call in calls {
+            match ours.remove(&call.job.id()) {
+                Some(attempt) if attempt.processor == call.processor => {
+                    call.job.pending.attempt = Some(attempt);
+                    self.start_call(call, &mut permits, taken.alive_at);
+                }
+                Some(attempt) => self.redirect(call, attempt),
+                None => {
+                    lost += 1;
+                    self.abandon(&call);
+                    self.metrics.lost_ownership.fetch_add(1, Relaxed);
+                    self.queue.done(&call.job);
+                }
+            }
+        }
+        if lost > 0 {
+            tracing::warn!(
+                lost,
+                "payments dropped from the queue: another worker claimed them (our heartbeat was stale) or they were purged"
+            );
+        }
+    }
+
+    /// Starts one call in a task of its own, with one of the round's permits.
+    fn start_call(
+        self: &Arc<Self>,
+        call: PlannedCall,
+        permits: &mut OwnedSemaphorePermit,
+        owned_at: Millis,
+    ) {
+        // The round took one permit per planned call, so this cannot come up short.
+        let Some(permit) = permits.split(1) else {
+            self.abandon(&call);
+            self.queue.requeue(call.job, Place::Front);
+            return;
+        };
+        let this = Arc::clone(self);
+        tokio::spawn(async move { this.call(call, permit, owned_at).await });
+    }
+
+    /// A payment whose row is pinned to another processor than planned (this copy did not
+    /// know): it goes back to wait for that one, not sent here.
+    fn redirect(&self, mut call: PlannedCall, attempt: Attempt) {
+        tracing::warn!(payment = %call.job.id(), pinned_to = %attempt.processor,
+            "payment not sent to {}: its row is pinned to {}", call.processor, attempt.processor);
+        self.abandon(&call);
+        call.job.pending.attempt = Some(attempt);
+        call.job.pending.destination = Destination::PinnedTo(attempt.processor);
+        self.queue.requeue(call.job, Place::Front);
+    }
+
+    /// One processor call and what follows from its answer. `owned_at`: when the store
+    /// last proved this worker owns the payment.
+    async fn call(&self, call: PlannedCall, permit: OwnedSemaphorePermit, owned_at: Millis) {
+        let Some(attempt) = self.sendable(&call, owned_at) else {
+            self.abandon(&call);
+            drop(permit);
+            self.queue.requeue(call.job, Place::Front);
+            return;
+        };
+        let PlannedCall {
+            job,
+            processor,
+            access,
+        } = call;
+        let started = Instant::now();
+        let outcome = self.clients[index(processor)]
+            .pay(&job.pending.payment, attempt.requested_at)
+            .await;
+        self.metrics.call(processor, outcome, started.elapsed());
+        self.routing
+            .report(processor, outcome, access, Millis::now());
+        let next = match after_call(outcome, job.pending.destination, processor) {
+            Next::Record => self.record(&job, attempt).await,
+            retry => retry,
+        };
+        // Held until the answer is recorded: a shutdown's drain waits for it.
+        drop(permit);
+        match next {
+            Next::Record => self.queue.done(&job),
+            Next::Retry {
+                destination,
+                wait,
+                place,
+            } => self.retry(job, destination, wait, place).await,
+        }
+    }
+
+    /// The attempt to send with, unless the proof that the payment is ours is too old to
+    /// send on: stalled since the check, another worker may be about to claim it.
+    fn sendable(&self, call: &PlannedCall, owned_at: Millis) -> Option<Attempt> {
+        // take_then_call always sets the attempt before a call.
+        let attempt = call.job.pending.attempt?;
+        let proof_age = Millis::now().0.saturating_sub(owned_at.0);
+        if proof_age > self.send_within.as_millis() as i64 {
+            tracing::warn!(
+                proof_age,
+                "payment not sent: the proof of ownership is too old"
+            );
+            return None;
+        }
+        Some(attempt)
+    }
+
+    /// Records a payment paid at `attempt.processor`: [`Next::Record`] once it is, what
+    /// [`after_unrecorded`] says if the database refuses.
+    async fn record(&self, job: &Job, attempt: Attempt) -> Next {
+        let (payment, processor) = (job.pending.payment, attempt.processor);
+        match self.store.mark_processed(vec![(payment, attempt)]).await {
+            Ok(double) => {
+                self.alarm(&double);
+                self.metrics.processed(processor);
+                Next::Record
+            }
+            Err(e) => {
+                tracing::error!(%processor, "cannot mark {} processed, will ask again: {e}", payment.correlation_id);
+                after_unrecorded(processor)
+            }
+        }
+    }
+
+    /// Puts a payment that was not paid back in its lane, after `wait`, first making a
+    /// new pin durable (a destination only ever changes by being pinned).
+    async fn retry(&self, mut job: Job, destination: Destination, wait: Duration, place: Place) {
+        if destination != job.pending.destination {
+            if let Destination::PinnedTo(processor) = destination {
+                self.pin(&job, processor).await;
+            }
+            job.pending.destination = destination;
+        }
+        self.metrics.retries.fetch_add(1, Relaxed);
+        tokio::time::sleep(wait).await;
+        self.queue.requeue(job, place);
+    }
+
+    /// Makes a new pin durable in the payment's row, so a restart or a claim keeps it. If
+    /// the write fails the pin still holds in this worker, and a claim pins any payment
+    /// with an attempt on record anyway.
+    async fn pin(&self, job: &Job, processor: Processor) {
+        self.metrics.pinned(processor);
+        tracing::debug!(payment = %job.id(), %processor, "payment pinned: its call's outcome is unknown");
+        if let Err(e) = self.store.pin(vec![(job.id(), processor)]).await {
+            tracing::warn!(payment = %job.id(), %processor, "cannot write the pin (it holds in this worker): {e}");
+        }
+    }
+
+    /// A payment charged by both processors: never expected, always loud.
+    fn alarm(&self, double: &[DoubleCharge]) {
+        for d in double {
+            self.metrics.double_charges.fetch_add(1, Relaxed);
+            tracing::error!(
+                payment = %d.payment.correlation_id,
+                recorded_at = %d.recorded_at,
+                also_at = %d.also_at,
+                "payment charged by BOTH processors: our summary counts it at {}, {} answered success too",
+                d.recorded_at, d.also_at
+            );
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Dispatch: pays the payments of this worker's in-memory queue through the processors.
+//!
+//! Intake and recovery push payments (already pending in SQLite) into the [`Queue`]; one
+//! dispatcher task takes them in rounds and starts a bounded number of concurrent calls
+//! (`DISPATCH_CONCURRENCY` permits). It is split so that the decisions can be tested
+//! apart from the tasks and the database that carry them out:
+//!
+//! - [`queue`]: the waiting payments, in lanes per destination, and which copy of a
+//!   payment is current;
+//! - [`plan`](mod@plan): a pure function choosing a round's calls from the waiting
+//!   payments, the routing's view and the free permits;
+//! - [`call`]: making a planned call, once the store confirmed the payment is still this
+//!   worker's, and carrying out what its answer means;
+//! - [`after_call`](mod@after_call): what an answer means, as pure functions: the one
+//!   place where a payment is kept from being charged twice (invariant 2).
+//!
+//! A round ends when what the routing lets through is planned; the rest waits for the
+//! next wake-up (a push, a finished call, or the probe timer).
+
+pub mod after_call;
+pub mod call;
+pub mod plan;
+pub mod queue;
+
+pub use queue::{Job, Queue};
+
+use crate::metrics::Metrics;
+use crate::processor::ProcessorClient;
+use crate::routing::{Access, Routing};
+use crate::shutdown::Shutdown;
+use payment::{Millis, Processor};
+use plan::{plan, PlannedCall};
+use queue::Place;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use storage::Store;
+use tokio::sync::Semaphore;
+
+/// How often the payments that wait for the processor they are pinned to are logged.
+const PINNED_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+fn index(processor: Processor) -> usize {
+    match processor {
+        Processor::Default => 0,
+        Processor::Fallback => 1,
+    }
+}
+
+/// Everything a call needs; shared by the dispatcher and its call tasks.
+pub struct Dispatcher {
+    pub queue: Arc<Queue>,
+    pub store: Store,
+    pub routing: Arc<Routing>,
+    pub metrics: Arc<Metrics>,
+    pub clients: [Arc<ProcessorClient>; 2],
+    /// Calls in flight at once (`DISPATCH_CONCURRENCY`): the permits of `permits`.
+    pub concurrency: usize,
+    pub permits: Arc<Semaphore>,
+    pub probe_interval: Duration,
+    /// A call must start within this of the proof that this worker owns the payment (half of
+    /// `WORKER_DEAD_AFTER_MS`: before that, no other worker can have claimed it).
+    pub send_within: Duration,
+}
+
+impl Dispatcher {
+    /// Runs rounds until shutdown. Calls already started keep running; see [`Dispatcher::drain`].
+    pub async fn run(self: Arc<Self>, mut shutdown: Shutdown) {
+        let mut pinned_reported = Instant::now();
+        while !shutdown.is_shutdown() {
+            self.round(Millis::now());
+            self.report_pinned(&mut pinned_reported);
+            tokio::select! {
+                _ = self.queue.changed() => {}
+                _ = tokio::time::sleep(self.probe_interval) => {}
+                _ = shutdown.recv() => {}
+            }
+        }
+    }
+
+    /// Waits until every started call finished, at most until `deadline`. True if all did.
+    /// Only once [`Dispatcher::run`] has returned: no round may take permits meanwhile.
+    pub async fn drain(&self, deadline: tokio::time::Instant) -> bool {
+        let all = u32::try_from(self.concurrency).unwrap_or(u32::MAX);
+        tokio::time::timeout_at(deadline, self.permits.acquire_many(all))
+            .await
+            .is_ok()
+    }
+
+    /// Plans the calls of this round and starts them: their permits and probes are taken
+    /// here, the store's confirmation and the calls follow in a task of their own.
+    fn round(self: &Arc<Self>, now: Millis) {
+        let view = self.routing.view(now);
+        let free = self.permits.available_permits();
+        let calls = self.queue.with_lanes(|lanes| plan(lanes, &view, free));
+        if calls.is_empty() {
+            return;
+        }
+        let count = u32::try_from(calls.len()).unwrap_or(u32::MAX);
+        // Only this task takes permits, and the plan took at most the free ones.
+        let Ok(permits) = Arc::clone(&self.permits).try_acquire_many_owned(count) else {
+            tracing::error!("the permits of a round are gone; its payments wait");
+            calls
+                .into_iter()
+                .for_each(|c| self.queue.requeue(c.job, Place::Front));
+            return;
+        };
+        for call in calls.iter().filter(|c| c.access == Access::Probe) {
+            self.routing.start_probe(call.processor, now);
+        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move { this.take_then_call(calls, permits).await });
+    }
+
+    /// A planned call that is not made: its probe slot is released (its permit goes back
+    /// when dropped).
+    fn abandon(&self, call: &PlannedCall) {
+        if call.access == Access::Probe {
+            self.routing.probe_abandoned(call.processor);
+        }
+    }
+
+    /// Logs, now and then, the payments that wait for a processor they are pinned to.
+    fn report_pinned(&self, last: &mut Instant) {
+        if last.elapsed() < PINNED_REPORT_EVERY {
+            return;
+        }
+        *last = Instant::now();
+        let waiting = self.queue.pinned_waiting();
+        for processor in Processor::ALL {
+            let count = waiting[index(processor)];
+            if count > 0 {
+                tracing::warn!(%processor, count,
+                    "payments wait for {processor} only: a call there may have stored them, so they are not moved");
+            }
+        }
+    }
+}

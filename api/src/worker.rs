@@ -1,0 +1,227 @@
+//! The life of one worker: [`Worker::start`] opens the store, listens and starts every
+//! background task, holding their handles; [`Worker::shutdown`] stops them in the one order
+//! that hands the payments over safely. Both run inside any tokio runtime, so a test can
+//! run a worker in its own process.
+
+use crate::config::Config;
+use crate::dispatch::{Dispatcher, Queue};
+use crate::health::HealthPoller;
+use crate::intake::Intake;
+use crate::metrics::Metrics;
+use crate::processor::ProcessorClient;
+use crate::recovery::{self, Recovery};
+use crate::routing::Routing;
+use crate::server::{self, App, Listener};
+use crate::shutdown::{self, Shutdown, Trigger};
+use crate::ApiError;
+use hyper::http::uri::InvalidUri;
+use payment::{Millis, Processor};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use storage::{Store, StoreConfig};
+use tokio::sync::Semaphore;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+/// A running worker: every background task it started, and what its shutdown needs.
+/// Dropped without [`Worker::shutdown`], its tasks run on until their runtime ends.
+pub struct Worker {
+    store: Store,
+    database_path: PathBuf,
+    dispatcher: Arc<Dispatcher>,
+    /// Stops the server's accepting, intake, the dispatcher's rounds, health polls and
+    /// orphan scans: everything that takes work in.
+    stop_work: Trigger,
+    work: JoinSet<()>,
+    /// The heartbeat stops last: while calls drain it keeps their payments ours.
+    stop_heartbeat: Trigger,
+    heartbeat: JoinHandle<()>,
+    shutdown_grace: Duration,
+    tcp_addr: Option<SocketAddr>,
+}
+
+impl Worker {
+    /// Opens the store, listens, and starts the dispatcher, the health pollers, the
+    /// heartbeat, the orphan scans and the server.
+    pub async fn start(config: Config) -> Result<Worker, ApiError> {
+        let store = open_store(&config).await?;
+        let listener = Listener::bind(&config.listen)
+            .await
+            .map_err(|source| ApiError::Listen {
+                listen: config.listen.clone(),
+                source,
+            })?;
+        let tcp_addr = listener.tcp_addr();
+        let dispatcher = Arc::new(dispatcher(&config, &store)?);
+        let (stop_work, work_signal) = shutdown::channel();
+        let work = spawn_work(&config, &dispatcher, listener, work_signal);
+        let (stop_heartbeat, heartbeat_signal) = shutdown::channel();
+        let heartbeat = tokio::spawn(recovery::heartbeat(
+            store.clone(),
+            config.heartbeat,
+            heartbeat_signal,
+        ));
+        tracing::info!(owner = %config.owner, listen = ?config.listen, "api worker ready");
+        Ok(Worker {
+            store,
+            database_path: config.database_path,
+            dispatcher,
+            stop_work,
+            work,
+            stop_heartbeat,
+            heartbeat,
+            shutdown_grace: config.shutdown_grace,
+            tcp_addr,
+        })
+    }
+
+    /// Where the worker listens, for a TCP listener (the port chosen for port 0).
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
+    }
+
+    /// Shuts down in order, within about `SHUTDOWN_GRACE_MS`, and hands what is left to the
+    /// other worker.
+    pub async fn shutdown(mut self) -> Result<(), ApiError> {
+        let deadline = Instant::now() + self.shutdown_grace;
+        // 1. Stop taking work: the server stops accepting, intake answers 503, and no round,
+        //    health poll or orphan scan starts.
+        self.stop_work.fire();
+        // 2. Join those tasks: after this no call can start.
+        self.join_work(deadline).await;
+        // 3. Drain: let the calls in flight end, until the deadline.
+        let drained = self.dispatcher.drain(deadline).await;
+        // 4. Stop the heartbeat, only now: until the calls ended it kept their payments ours.
+        self.stop_heartbeat.fire();
+        if let Err(e) = self.heartbeat.await {
+            tracing::warn!("the heartbeat task failed: {e}");
+        }
+        // 5. Retire, only if the drain finished.
+        if drained {
+            // No call of ours can still be running: the other worker may take over at once.
+            if let Err(e) = self.store.retire().await {
+                tracing::warn!("cannot retire the heartbeat (the other worker claims our payments once it is stale): {e}");
+            }
+        } else {
+            // Not retiring leaves our heartbeat to go stale: the other worker then waits, as
+            // for a crash, until our calls could have ended before it sends their payments.
+            tracing::warn!("processor calls still in flight at shutdown; their payments stay pending for the other worker");
+        }
+        // 6. Close the store: what is queued for the writer is committed first.
+        let path = self.database_path;
+        self.store
+            .close()
+            .await
+            .map_err(|source| ApiError::Storage { path, source })
+    }
+
+    /// Waits for the tasks stopped by `stop_work`; one still busy at `deadline` (a health
+    /// call waiting for its timeout) is aborted, which sends no payment.
+    async fn join_work(&mut self, deadline: Instant) {
+        let joined = tokio::time::timeout_at(deadline, async {
+            while let Some(ended) = self.work.join_next().await {
+                if let Err(e) = ended {
+                    tracing::error!("a worker task failed: {e}");
+                }
+            }
+        });
+        if joined.await.is_err() {
+            self.work.shutdown().await;
+        }
+    }
+}
+
+/// Starts the tasks that take work in, all stopped by `stop`: the dispatcher, a health
+/// poller per processor, the orphan scans and the server.
+fn spawn_work(
+    config: &Config,
+    dispatcher: &Arc<Dispatcher>,
+    listener: Listener,
+    stop: Shutdown,
+) -> JoinSet<()> {
+    let mut work = JoinSet::new();
+    work.spawn(Arc::clone(dispatcher).run(stop.clone()));
+    let (store, metrics) = (&dispatcher.store, &dispatcher.metrics);
+    let poller = Arc::new(HealthPoller {
+        store: store.clone(),
+        routing: Arc::clone(&dispatcher.routing),
+        metrics: Arc::clone(metrics),
+        window: config.health_window,
+        read_every: config.health_read,
+    });
+    for client in dispatcher.clients.clone() {
+        work.spawn(Arc::clone(&poller).run(client, stop.clone()));
+    }
+    let recovery = Recovery {
+        store: store.clone(),
+        queue: Arc::clone(&dispatcher.queue),
+        metrics: Arc::clone(metrics),
+        dead_after: config.worker_dead_after,
+        calls_outlive_heartbeat_by: dispatcher.send_within + config.processor_timeout,
+        queue_max: config.dispatch_queue_max,
+    };
+    work.spawn(recovery.run(config.orphan_scan, stop.clone()));
+    let app = Arc::new(App {
+        intake: Intake {
+            store: store.clone(),
+            queue: Arc::clone(&dispatcher.queue),
+            metrics: Arc::clone(metrics),
+            shutdown: stop.clone(),
+            queue_max: config.dispatch_queue_max,
+        },
+        store: store.clone(),
+        metrics: Arc::clone(metrics),
+    });
+    work.spawn(server::serve(listener, app, stop));
+    work
+}
+
+/// The shared database, with this worker's first heartbeat written.
+async fn open_store(config: &Config) -> Result<Store, ApiError> {
+    let storage_error = |source| ApiError::Storage {
+        path: config.database_path.clone(),
+        source,
+    };
+    let store = Store::open(StoreConfig {
+        linger: config.write_linger,
+        ..StoreConfig::new(&config.database_path, &config.owner)
+    })
+    .map_err(storage_error)?;
+    store
+        .heartbeat(Millis::now())
+        .await
+        .map_err(storage_error)?;
+    Ok(store)
+}
+
+/// The dispatcher and the parts it shares with the other tasks (queue, routing, metrics).
+fn dispatcher(config: &Config, store: &Store) -> Result<Dispatcher, InvalidUri> {
+    let client = |processor, url: &str| {
+        ProcessorClient::new(
+            processor,
+            url,
+            config.processor_timeout,
+            config.dispatch_concurrency,
+        )
+        .map(Arc::new)
+    };
+    let metrics = Arc::new(Metrics::default());
+    Ok(Dispatcher {
+        queue: Arc::new(Queue::new(Arc::clone(&metrics))),
+        store: store.clone(),
+        routing: Arc::new(Routing::new(config.probe_interval, config.fallback_after)),
+        metrics,
+        clients: [
+            client(Processor::Default, &config.default_url)?,
+            client(Processor::Fallback, &config.fallback_url)?,
+        ],
+        concurrency: config.dispatch_concurrency,
+        permits: Arc::new(Semaphore::new(config.dispatch_concurrency)),
+        probe_interval: config.probe_interval,
+        // A call starts within this of the proof that the payment is ours: before that, no
+        // other worker can have claimed it.
+        send_within: config.worker_dead_after / 2,
+    })
+}
