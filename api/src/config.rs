@@ -123,10 +123,10 @@ fn owner(label: &str) -> Result<String, std::convert::Infallible> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use service::config::{parse, Refused};
+    use service::config::{from_flags, Refused};
 
     fn config(args: &[&str]) -> Result<Config, Refused> {
-        parse("api", std::iter::once("api").chain(args.iter().copied()))
+        from_flags("api", args)
     }
 
     #[test]

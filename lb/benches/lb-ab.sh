@@ -20,16 +20,9 @@ RATE=${RATE:-500} SECS=${BENCH_SECONDS:-40} ROUNDS=${ROUNDS:-8}
 source lb/benches/lib.sh
 bench_start lb-ab sim api lb
 
-read -r p_default p_fallback p_api1 p_api2 p_old p_new < <(free_ports 6)
+start_backend
+read -r p_old p_new < <(free_ports 2)
 
-start sim-default "$p_default" "$BIN_DIR/sim" SIM_LISTEN="127.0.0.1:$p_default" SIM_FEE=0.05
-start sim-fallback "$p_fallback" "$BIN_DIR/sim" SIM_LISTEN="127.0.0.1:$p_fallback" SIM_FEE=0.15
-for n in 1 2; do
-  port_var=p_api$n
-  start "api-$n" "${!port_var}" "$BIN_DIR/api" API_LISTEN="127.0.0.1:${!port_var}" DATABASE_PATH="$work/payments.db" \
-    PROCESSOR_DEFAULT_URL="http://127.0.0.1:$p_default" PROCESSOR_FALLBACK_URL="http://127.0.0.1:$p_fallback"
-done
-workers="127.0.0.1:$p_api1,127.0.0.1:$p_api2"
 start lb-old "$p_old" "$OLD_LB" LB_LISTEN="127.0.0.1:$p_old" API_ADDRS="$workers"
 old_pid=${pids[-1]}
 start lb-new "$p_new" "$BIN_DIR/lb" LB_LISTEN="127.0.0.1:$p_new" API_ADDRS="$workers"

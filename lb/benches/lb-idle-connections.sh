@@ -31,14 +31,7 @@ if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$want" ]; then
 fi
 ulimit -n "$want"
 
-read -r p_default p_fallback p_api1 p_api2 < <(free_ports 4)
-start sim-default "$p_default" "$BIN_DIR/sim" SIM_LISTEN="127.0.0.1:$p_default" SIM_FEE=0.05
-start sim-fallback "$p_fallback" "$BIN_DIR/sim" SIM_LISTEN="127.0.0.1:$p_fallback" SIM_FEE=0.15
-for n in 1 2; do
-  port_var=p_api$n
-  start "api-$n" "${!port_var}" "$BIN_DIR/api" API_LISTEN="127.0.0.1:${!port_var}" DATABASE_PATH="$work/payments.db" \
-    PROCESSOR_DEFAULT_URL="http://127.0.0.1:$p_default" PROCESSOR_FALLBACK_URL="http://127.0.0.1:$p_fallback"
-done
+start_backend
 
 lb_settings=$(env | grep -E '^LB_' | grep -v '^LB_LISTEN=' | sort | tr '\n' ' ' || true)
 mkdir -p "$(dirname "$RESULT")"
@@ -49,7 +42,7 @@ mkdir -p "$(dirname "$RESULT")"
 status=0
 for mode in $MODES; do
   read -r p_lb < <(free_ports 1)
-  start "lb-$mode" "$p_lb" "$BIN_DIR/lb" LB_LISTEN="127.0.0.1:$p_lb" API_ADDRS="127.0.0.1:$p_api1,127.0.0.1:$p_api2"
+  start "lb-$mode" "$p_lb" "$BIN_DIR/lb" LB_LISTEN="127.0.0.1:$p_lb" API_ADDRS="$workers"
   lb_pid=${pids[-1]}
   line=$(python3 lb/benches/idle_connections.py "$p_lb" "$lb_pid" "$mode" "$COUNT") || status=1
   echo "   $line" | tee -a "$RESULT"

@@ -19,16 +19,10 @@ export RATE=${RATE:-500} SECONDS_PER_TARGET=${BENCH_SECONDS:-20} LB_THREADS=${LB
 source lb/benches/lib.sh
 bench_start lb-vs-floor sim floor api lb
 
-read -r p_default p_fallback p_api1 p_api2 p_lb p_floor p_alone p_nowhere < <(free_ports 8)
+start_backend
+read -r p_lb p_floor p_alone p_nowhere < <(free_ports 4)
 
-start sim-default "$p_default" "$BIN_DIR/sim" SIM_LISTEN="127.0.0.1:$p_default" SIM_FEE=0.05
-start sim-fallback "$p_fallback" "$BIN_DIR/sim" SIM_LISTEN="127.0.0.1:$p_fallback" SIM_FEE=0.15
-for n in 1 2; do
-  port_var=p_api$n
-  start "api-$n" "${!port_var}" "$BIN_DIR/api" API_LISTEN="127.0.0.1:${!port_var}" DATABASE_PATH="$work/payments.db" \
-    PROCESSOR_DEFAULT_URL="http://127.0.0.1:$p_default" PROCESSOR_FALLBACK_URL="http://127.0.0.1:$p_fallback"
-done
-start lb "$p_lb" "$BIN_DIR/lb" LB_LISTEN="127.0.0.1:$p_lb" API_ADDRS="127.0.0.1:$p_api1,127.0.0.1:$p_api2" LB_THREADS="$LB_THREADS"
+start lb "$p_lb" "$BIN_DIR/lb" LB_LISTEN="127.0.0.1:$p_lb" API_ADDRS="$workers" LB_THREADS="$LB_THREADS"
 start floor "$p_floor" "$BIN_DIR/floor" FLOOR_LISTEN="127.0.0.1:$p_floor"
 start lb-alone "$p_alone" "$BIN_DIR/lb" LB_LISTEN="127.0.0.1:$p_alone" API_ADDRS="127.0.0.1:$p_nowhere" LB_THREADS="$LB_THREADS" \
   LB_DRAIN_TIMEOUT_MS=100 RUST_LOG=error

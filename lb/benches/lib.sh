@@ -6,6 +6,8 @@
 #   free_ports N              N free ports on 127.0.0.1 (scripts/free_ports.py)
 #   start NAME PORT BINARY ENV...
 #                             starts BINARY with ENV, logs in $work/NAME.log, waits for PORT
+#   start_backend             two simulators (5 %, 15 %) and two workers on one database in
+#                             $work, on free ports; sets $workers (the lb's API_ADDRS)
 #
 # On success the work directory is removed; on failure it is kept and named.
 
@@ -44,4 +46,17 @@ start() {
   env "$@" "$bin" >"$work/$name.log" 2>&1 &
   pids+=($!)
   wait_port "$port"
+}
+
+start_backend() {
+  local p_default p_fallback p_api1 p_api2 n
+  read -r p_default p_fallback p_api1 p_api2 < <(free_ports 4)
+  start sim-default "$p_default" "$BIN_DIR/sim" SIM_LISTEN="127.0.0.1:$p_default" SIM_FEE=0.05
+  start sim-fallback "$p_fallback" "$BIN_DIR/sim" SIM_LISTEN="127.0.0.1:$p_fallback" SIM_FEE=0.15
+  workers="127.0.0.1:$p_api1,127.0.0.1:$p_api2"
+  for n in 1 2; do
+    local port_var=p_api$n
+    start "api-$n" "${!port_var}" "$BIN_DIR/api" API_LISTEN="127.0.0.1:${!port_var}" DATABASE_PATH="$work/payments.db" \
+      PROCESSOR_DEFAULT_URL="http://127.0.0.1:$p_default" PROCESSOR_FALLBACK_URL="http://127.0.0.1:$p_fallback"
+  done
 }

@@ -95,10 +95,10 @@ pub type Workers = std::vec::Vec<WorkerAddr>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use service::config::{parse, Refused};
+    use service::config::{from_flags, Refused};
 
     fn config(args: &[&str]) -> Result<Config, Refused> {
-        parse("lb", std::iter::once("lb").chain(args.iter().copied()))
+        from_flags("lb", args)
     }
 
     #[test]

@@ -63,6 +63,11 @@ pub fn parse<C: Parser>(
     C::from_arg_matches(&matches).map_err(refused)
 }
 
+/// [`parse`] of `flags` (no program name) and the environment, for tests.
+pub fn from_flags<C: Parser>(binary: &'static str, flags: &[&str]) -> Result<C, Refused> {
+    parse(binary, std::iter::once(binary).chain(flags.iter().copied()))
+}
+
 /// Our own `NAME="value": why` when a [`checked`] parser refused the value, else clap's.
 fn message(error: &clap::Error) -> String {
     match error.get(ContextKind::Custom) {

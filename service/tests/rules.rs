@@ -3,7 +3,7 @@
 //! or the flag a bad value came from. Each test uses variables of its own, since tests
 //! share the process's environment.
 
-use service::config::{checked, parse, positive, Refused};
+use service::config::{checked, from_flags, positive, Refused};
 
 #[derive(Debug, clap::Parser)]
 struct Demo {
@@ -21,7 +21,7 @@ struct Other {
 
 #[test]
 fn empty_means_default_values_are_trimmed_flags_win() {
-    let demo = |args: &[&str]| parse::<Demo>("demo", [&["demo"], args].concat());
+    let demo = |args: &[&str]| from_flags::<Demo>("demo", args);
     std::env::set_var("RULES_THREADS", "");
     assert_eq!(demo(&[]).unwrap().threads, 3);
     std::env::set_var("RULES_THREADS", " \t");
@@ -34,7 +34,7 @@ fn empty_means_default_values_are_trimmed_flags_win() {
 
 #[test]
 fn a_bad_value_is_named_by_its_variable_or_flag() {
-    let other = |args: &[&str]| parse::<Other>("other", [&["other"], args].concat());
+    let other = |args: &[&str]| from_flags::<Other>("other", args);
     std::env::set_var("RULES_WORKERS", " 0 ");
     let said = |refused| match refused {
         Err(Refused::Bad(said)) => said,

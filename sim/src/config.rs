@@ -99,10 +99,10 @@ pub struct FloorConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use service::config::{parse, Refused};
+    use service::config::{from_flags, Refused};
 
     fn load(args: &[&str]) -> Result<SimConfig, Refused> {
-        parse("sim", std::iter::once("sim").chain(args.iter().copied()))
+        from_flags("sim", args)
     }
 
     #[test]

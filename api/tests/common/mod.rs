@@ -45,7 +45,7 @@ impl Stack {
     /// The configuration of a worker on this stack: the defaults, fast recovery knobs for
     /// tests, then `tweak`.
     pub fn config(&self, tweak: impl FnOnce(&mut Config)) -> Config {
-        let mut config: Config = service::config::parse("api", ["api"]).expect("the default api configuration");
+        let mut config: Config = service::config::from_flags("api", &[]).expect("the default api configuration");
         config.listen = Listen::Tcp("127.0.0.1:0".into());
         config.database_path = self.db().into();
         config.default_url = self.default.url();
