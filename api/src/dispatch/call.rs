@@ -23,7 +23,7 @@
 use super::after_call::{after_call, after_unrecorded, Next, RETRY_BACKOFF};
 use super::plan::PlannedCall;
 use super::queue::{Job, Place};
-use super::{index, Dispatcher};
+use super::Dispatcher;
 use payment::{Millis, Processor, Uuid};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -136,7 +136,7 @@ impl Dispatcher {
             access,
         } = call;
         let started = Instant::now();
-        let outcome = self.clients[index(processor)]
+        let outcome = self.clients[processor.index()]
             .pay(&job.pending.payment, attempt.requested_at)
             .await;
         self.metrics.call(processor, outcome, started.elapsed());

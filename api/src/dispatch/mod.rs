@@ -39,12 +39,6 @@ use tokio::sync::Semaphore;
 /// How often the payments that wait for the processor they are pinned to are logged.
 const PINNED_REPORT_EVERY: Duration = Duration::from_secs(10);
 
-fn index(processor: Processor) -> usize {
-    match processor {
-        Processor::Default => 0,
-        Processor::Fallback => 1,
-    }
-}
 
 /// Everything a call needs; shared by the dispatcher and its call tasks.
 pub struct Dispatcher {
@@ -127,7 +121,7 @@ impl Dispatcher {
         *last = Instant::now();
         let waiting = self.queue.pinned_waiting();
         for processor in Processor::ALL {
-            let count = waiting[index(processor)];
+            let count = waiting[processor.index()];
             if count > 0 {
                 tracing::warn!(%processor, count,
                     "payments wait for {processor} only: a call there may have stored them, so they are not moved");

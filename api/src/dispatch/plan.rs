@@ -5,7 +5,6 @@
 //! lock, reads no clock and touches neither the store nor the network; the dispatcher
 //! takes the view, runs the plan under the queue's lock and applies it (permits, probes).
 
-use super::index;
 use super::queue::{Job, Lanes};
 use crate::routing::{Access, View};
 use payment::Processor;
@@ -67,7 +66,7 @@ impl Grants {
         if self.permits == 0 {
             return None;
         }
-        let slot = &mut self.access[index(processor)];
+        let slot = &mut self.access[processor.index()];
         let access = (*slot)?;
         if access == Access::Probe {
             *slot = None;

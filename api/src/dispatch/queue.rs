@@ -12,7 +12,6 @@
 //! same burst when the processor recovers; reusing one probe payment leaves one, whose
 //! `requestedAt` is from the start of the outage (outside the window once it lasted 15 s).
 
-use super::index;
 use crate::metrics::Metrics;
 use payment::{Processor, Uuid};
 use std::collections::{HashMap, VecDeque};
@@ -66,7 +65,7 @@ pub struct Lanes {
 impl Lanes {
     /// The lane of the payments pinned to `processor`.
     pub fn pinned_to(&mut self, processor: Processor) -> &mut VecDeque<Job> {
-        &mut self.pinned[index(processor)]
+        &mut self.pinned[processor.index()]
     }
 
     fn of(&mut self, destination: Destination) -> &mut VecDeque<Job> {
