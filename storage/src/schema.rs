@@ -17,7 +17,7 @@
 //!     since the last checkpoint may be lost (never a corrupt file, only a shorter one).
 //!
 //!   We accept the second because the system already does: the lb answers 202 from
-//!   memory (the fast-accept rule in the README) and forwards afterwards, so a power loss
+//!   memory (invariant 6, fast accept) and forwards afterwards, so a power loss
 //!   loses the last accepted payments whatever SQLite does. `FULL` would add one fsync
 //!   per batch on the dispatch path (attempts and results) to protect only the part of
 //!   that window which had reached the disk. The known cost: a power loss right after a
