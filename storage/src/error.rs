@@ -1,7 +1,9 @@
-//! What can go wrong in storage, said so that the person reading the log knows which file,
-//! which operation, and what to do about it.
+//! What can go wrong in storage, said so that the person reading the log knows which
+//! database, which operation, and what to do about it. A PostgreSQL URL is always shown
+//! without its password (`config::redact`).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -15,22 +17,41 @@ pub enum StorageError {
     NotADatabase { path: PathBuf },
 
     #[error(
-        "{path} has schema version {found}, newer than this program knows ({known}); \
+        "{database} has schema version {found}, newer than this program knows ({known}); \
          run a newer build of this program against it"
     )]
-    SchemaTooNew { path: PathBuf, found: i64, known: i64 },
+    SchemaTooNew { database: String, found: i64, known: i64 },
 
     #[error("SQLite failed on {path} while trying to {operation}: {source}")]
     Sqlite { path: PathBuf, operation: &'static str, source: rusqlite::Error },
 
-    #[error("cannot start the storage writer thread for {path}: {source}")]
-    WriterThread { path: PathBuf, source: std::io::Error },
+    #[error(
+        "DATABASE_URL={url} is not supported{}: use a postgres:// or postgresql:// URL, or unset \
+         DATABASE_URL to keep the SQLite file at DATABASE_PATH",
+        .scheme.as_ref().map(|s| format!(" (scheme `{s}`)")).unwrap_or_default()
+    )]
+    UnsupportedDatabaseUrl { url: String, scheme: Option<String> },
 
-    #[error("the storage writer for {path} has stopped (the store was closed) before it could {operation}")]
-    Closed { path: PathBuf, operation: &'static str },
+    #[error("DATABASE_URL={url} is not a valid PostgreSQL URL: {source}")]
+    InvalidDatabaseUrl { url: String, source: tokio_postgres::Error },
 
-    #[error("the reader task on {path} was lost (panicked or cancelled) while trying to {operation}")]
-    ReaderLost { path: PathBuf, operation: &'static str },
+    #[error(
+        "cannot connect to PostgreSQL at {database}: {source} (is the server running and \
+         reachable, and are the user, password and database name in DATABASE_URL right?)"
+    )]
+    PostgresConnect { database: String, source: tokio_postgres::Error },
+
+    #[error("PostgreSQL failed on {database} while trying to {operation}: {source}")]
+    Postgres { database: String, operation: &'static str, source: Arc<tokio_postgres::Error> },
+
+    #[error("cannot start the storage writer thread for {database}: {source}")]
+    WriterThread { database: String, source: std::io::Error },
+
+    #[error("the storage writer for {database} has stopped (the store was closed) before it could {operation}")]
+    Closed { database: String, operation: &'static str },
+
+    #[error("the reader task on {database} was lost (panicked or cancelled) while trying to {operation}")]
+    ReaderLost { database: String, operation: &'static str },
 }
 
 impl StorageError {

@@ -1,0 +1,147 @@
+//! The PostgreSQL backend: one server shared by workers on any number of hosts. The same
+//! shape as SQLite's: one write connection owned by the writer thread, which folds queued
+//! writes into one transaction per batch (`crate::writer`, `writer`), and a few read
+//! connections (`reads`). The connections are driven by the store's own small runtime
+//! ([`writer::Driver`]), so the store works from any caller, async or not, like SQLite's.
+//! The semantics of each method are [`crate::Store`]'s; `writes` says why each statement
+//! keeps them between any number of workers.
+//!
+//! The client is `tokio-postgres` without TLS (the workers and the database share a
+//! private network); a URL that requires TLS (`sslmode=require`) fails to connect.
+
+mod reads;
+mod schema;
+mod writer;
+mod writes;
+
+use crate::config::{redact, StoreConfig};
+use crate::error::StorageError;
+use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Taken};
+use crate::writer::Batching;
+use futures_util::future::BoxFuture;
+use payment::intake::Accepted;
+use payment::{Millis, Payment, Processor, Summary, Uuid};
+use reads::{Reader, Readers};
+use std::sync::Arc;
+use tokio_postgres::Client;
+use writer::{Driver, PgSession, PgWriter, Tx};
+use writes::Statements;
+
+#[derive(Clone)]
+pub struct Store {
+    writer: PgWriter,
+    readers: Arc<Readers>,
+    /// Keeps the connections driven as long as a clone of the store lives.
+    _driver: Arc<Driver>,
+}
+
+/// A write's statements, given its arguments (see `writes`).
+type WriteFn<A, T> = for<'a> fn(&'a Tx<'a>, Arc<A>) -> BoxFuture<'a, Result<T, tokio_postgres::Error>>;
+
+impl Store {
+    /// Connects the writer and the readers, then creates or migrates the schema.
+    pub fn open(url: &str, config: &StoreConfig) -> Result<Store, StorageError> {
+        let database = redact(url);
+        let runtime_error = |source| StorageError::WriterThread { database: database.clone(), source };
+        let driver = Arc::new(Driver::start().map_err(runtime_error)?);
+        let (client, sql, readers) = driver.block_on(connect_all(url, &database, config))?;
+        let batching = Batching { max_batch: config.max_batch, linger: config.linger };
+        let session = PgSession { client, sql, driver: Arc::clone(&driver), owner: config.owner.clone(), database: database.clone() };
+        let writer = writer::start(session, batching)?;
+        Ok(Store { writer, readers: Readers::new(readers, database), _driver: driver })
+    }
+
+    async fn write<A, T>(&self, operation: &'static str, args: A, sql: WriteFn<A, T>) -> Result<T, StorageError>
+    where
+        A: Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        let args = Arc::new(args);
+        writer::run(&self.writer, operation, move |tx| sql(tx, Arc::clone(&args))).await
+    }
+
+    pub async fn record_pending(&self, batch: Vec<Accepted>) -> Result<Vec<Accepted>, StorageError> {
+        self.write("record pending payments", batch, writes::record_pending).await
+    }
+
+    pub async fn take_for_sending(&self, batch: Vec<(Uuid, Processor)>) -> Result<Taken, StorageError> {
+        self.write("take payments for sending", batch, writes::take_for_sending).await
+    }
+
+    pub async fn pin(&self, batch: Vec<(Uuid, Processor)>) -> Result<usize, StorageError> {
+        self.write("pin payments to a processor", batch, writes::pin).await
+    }
+
+    pub async fn mark_processed(&self, batch: Vec<(Payment, Attempt)>) -> Result<Vec<DoubleCharge>, StorageError> {
+        self.write("mark payments processed", batch, writes::mark_processed).await
+    }
+
+    pub async fn heartbeat(&self, now: Millis) -> Result<(), StorageError> {
+        self.write("record a worker heartbeat", now, writes::heartbeat).await
+    }
+
+    pub async fn retire(&self) -> Result<(), StorageError> {
+        self.write("retire the worker", (), writes::retire).await
+    }
+
+    pub async fn claim_orphans(&self, now: Millis, dead_after_ms: i64, limit: usize) -> Result<Claimed, StorageError> {
+        self.write("claim orphaned payments", (now, dead_after_ms, limit), writes::claim_orphans).await
+    }
+
+    pub async fn take_health_turn(&self, processor: Processor, now: Millis, window_ms: i64) -> Result<bool, StorageError> {
+        self.write("take a health-check turn", (processor, now, window_ms), writes::take_health_turn).await
+    }
+
+    pub async fn save_health(&self, processor: Processor, record: HealthRecord) -> Result<(), StorageError> {
+        self.write("save a health record", (processor, record), writes::save_health).await
+    }
+
+    pub async fn purge(&self) -> Result<(), StorageError> {
+        self.write("purge payments", (), writes::purge).await
+    }
+
+    pub async fn summary(&self, from: Option<Millis>, to: Option<Millis>) -> Result<Summary, StorageError> {
+        self.readers.summary(from, to).await
+    }
+
+    pub async fn health(&self, processor: Processor) -> Result<Option<HealthRecord>, StorageError> {
+        self.readers.health(processor).await
+    }
+
+    pub async fn pending_count(&self) -> Result<i64, StorageError> {
+        self.readers.pending_count().await
+    }
+
+    pub async fn close(&self) {
+        self.writer.close().await;
+    }
+}
+
+/// The write connection with its statements, and the readers, on a migrated schema.
+async fn connect_all(url: &str, database: &str, config: &StoreConfig) -> Result<(Client, Statements, Vec<Reader>), StorageError> {
+    let mut client = connect(url, database, &config.owner).await?;
+    schema::migrate(&mut client, database).await?;
+    let prepare = |e| StorageError::Postgres { database: database.to_string(), operation: "prepare the statements", source: Arc::new(e) };
+    let sql = Statements::prepare(&client).await.map_err(prepare)?;
+    let mut readers = Vec::new();
+    for _ in 0..config.readers.max(1) {
+        readers.push(Reader::prepare(connect(url, database, &config.owner).await?).await.map_err(prepare)?);
+    }
+    Ok((client, sql, readers))
+}
+
+/// One connection, named after the worker in `pg_stat_activity`, its task spawned on the
+/// store's runtime.
+async fn connect(url: &str, database: &str, owner: &str) -> Result<Client, StorageError> {
+    let refused = |source| StorageError::PostgresConnect { database: database.to_string(), source };
+    let mut config: tokio_postgres::Config = url.parse().map_err(refused)?;
+    config.application_name(format!("rinha-pay {owner}"));
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(refused)?;
+    let database = database.to_string();
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!("the connection to PostgreSQL at {database} ended: {e}");
+        }
+    });
+    Ok(client)
+}

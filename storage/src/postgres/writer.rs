@@ -1,0 +1,159 @@
+//! The PostgreSQL side of the writer (see `crate::writer` for the batching): a job is a
+//! closure that returns the future of its statements, and a transaction is `BEGIN …
+//! COMMIT` on the one write connection, with `synchronous_commit` left at its default
+//! (on): the commit returns once the server has flushed its WAL, so an answered write
+//! survives the server crashing too.
+//!
+//! The writer thread is a plain thread, like SQLite's; it runs each batch with
+//! `block_on` on the store's own runtime ([`Driver`]), which also drives the connections.
+//! A batch that fails (a deadlock detected by the server, a constraint) is rolled back by
+//! dropping its transaction, and its jobs are retried alone by `crate::writer`.
+
+use super::writes::Statements;
+use crate::error::StorageError;
+use crate::writer::{Batching, Failure, Session, Writer};
+use futures_util::future::BoxFuture;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tokio_postgres::{Client, Error, Transaction};
+
+/// What a write's statements get: the open transaction, this worker's id, the statements.
+pub struct Tx<'a> {
+    pub tx: &'a Transaction<'a>,
+    pub owner: &'a str,
+    pub sql: &'a Statements,
+}
+
+/// The runtime of one PostgreSQL store: one worker thread driving the connections. Shut
+/// down in the background when the last handle goes, so dropping a store inside async
+/// code does not panic.
+pub struct Driver(Option<tokio::runtime::Runtime>);
+
+impl Driver {
+    pub fn start() -> std::io::Result<Driver> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("storage-postgres")
+            .enable_all()
+            .build()?;
+        Ok(Driver(Some(runtime)))
+    }
+
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        match &self.0 {
+            Some(runtime) => runtime.handle(),
+            None => unreachable!("the runtime is only taken out when the driver is dropped"),
+        }
+    }
+
+    /// Runs `future` to completion on this runtime from any thread, also from inside
+    /// another runtime (a scoped thread does the blocking): for opening a store.
+    pub fn block_on<F: std::future::Future + Send>(&self, future: F) -> F::Output
+    where
+        F::Output: Send,
+    {
+        std::thread::scope(|scope| match scope.spawn(|| self.handle().block_on(future)).join() {
+            Ok(output) => output,
+            Err(panic) => std::panic::resume_unwind(panic),
+        })
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// One queued write: runs its statements (possibly twice, if its first batch was rolled
+/// back) and then answers its caller.
+pub trait Queued: Send {
+    fn run<'a>(&'a mut self, tx: &'a Tx<'a>) -> BoxFuture<'a, Result<(), Error>>;
+    fn answer(self: Box<Self>, database: &str, failure: Option<Arc<Error>>);
+}
+
+struct Job<T, F> {
+    operation: &'static str,
+    sql: F,
+    output: Option<T>,
+    reply: oneshot::Sender<Result<T, StorageError>>,
+}
+
+impl<T, F> Queued for Job<T, F>
+where
+    T: Send,
+    F: for<'a> FnMut(&'a Tx<'a>) -> BoxFuture<'a, Result<T, Error>> + Send,
+{
+    fn run<'a>(&'a mut self, tx: &'a Tx<'a>) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.output = Some((self.sql)(tx).await?);
+            Ok(())
+        })
+    }
+
+    fn answer(self: Box<Self>, database: &str, failure: Option<Arc<Error>>) {
+        let result = match (failure, self.output) {
+            (Some(source), _) => Err(StorageError::Postgres { database: database.to_string(), operation: self.operation, source }),
+            (None, Some(output)) => Ok(output),
+            // See `sqlite::writer`: the caller sees `Closed` rather than a made-up value.
+            (None, None) => return,
+        };
+        let _ = self.reply.send(result);
+    }
+}
+
+pub type PgWriter = Writer<Box<dyn Queued>>;
+
+/// The write connection, owned by the writer thread.
+pub struct PgSession {
+    pub client: Client,
+    pub sql: Statements,
+    pub driver: Arc<Driver>,
+    /// The URL without its password, for errors.
+    pub database: String,
+    pub owner: String,
+}
+
+pub fn start(session: PgSession, batching: Batching) -> Result<PgWriter, StorageError> {
+    let database = session.database.clone();
+    Writer::start(session, database, batching)
+}
+
+/// Queues `sql` and waits until it is committed (or failed).
+pub async fn run<T, F>(writer: &PgWriter, operation: &'static str, sql: F) -> Result<T, StorageError>
+where
+    T: Send + 'static,
+    F: for<'a> FnMut(&'a Tx<'a>) -> BoxFuture<'a, Result<T, Error>> + Send + 'static,
+{
+    writer.call(operation, |reply| Box::new(Job { operation, sql, output: None, reply }) as Box<dyn Queued>).await
+}
+
+impl Session for PgSession {
+    type Job = Box<dyn Queued>;
+    type Error = Arc<Error>;
+
+    fn transact(&mut self, jobs: &mut [Box<dyn Queued>]) -> Result<(), Failure<Arc<Error>>> {
+        let driver = Arc::clone(&self.driver);
+        driver.handle().block_on(transact(&mut self.client, &self.sql, &self.owner, jobs))
+    }
+
+    fn answer(&self, job: Box<dyn Queued>, failure: Option<&Arc<Error>>) {
+        job.answer(&self.database, failure.cloned());
+    }
+
+    /// Dropping the client ends its connection task.
+    fn close(self) {}
+}
+
+/// A connection that cannot even begin (it is closed) fails the whole batch at once.
+async fn transact(client: &mut Client, sql: &Statements, owner: &str, jobs: &mut [Box<dyn Queued>]) -> Result<(), Failure<Arc<Error>>> {
+    let work = |e| Failure::Work(Arc::new(e));
+    let tx = client.transaction().await.map_err(|e| Failure::Lock(Arc::new(e)))?;
+    let context = Tx { tx: &tx, owner, sql };
+    for job in jobs.iter_mut() {
+        job.run(&context).await.map_err(work)?;
+    }
+    tx.commit().await.map_err(work)
+}
