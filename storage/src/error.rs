@@ -36,13 +36,13 @@ pub enum StorageError {
     InvalidDatabaseUrl { url: String, source: tokio_postgres::Error },
 
     #[error(
-        "cannot connect to PostgreSQL at {database}: {source} (is the server running and \
+        "cannot connect to PostgreSQL at {database}: {reason} (is the server running and \
          reachable, and are the user, password and database name in DATABASE_URL right?)"
     )]
-    PostgresConnect { database: String, source: tokio_postgres::Error },
+    PostgresConnect { database: String, reason: String, source: tokio_postgres::Error },
 
-    #[error("PostgreSQL failed on {database} while trying to {operation}: {source}")]
-    Postgres { database: String, operation: &'static str, source: Arc<tokio_postgres::Error> },
+    #[error("PostgreSQL failed on {database} while trying to {operation}: {reason}")]
+    Postgres { database: String, operation: &'static str, reason: String, source: Arc<tokio_postgres::Error> },
 
     #[error("cannot start the storage writer thread for {database}: {source}")]
     WriterThread { database: String, source: std::io::Error },
@@ -55,6 +55,15 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// Wraps a PostgreSQL error with its context and the server's own words.
+    pub(crate) fn postgres(database: &str, operation: &'static str, source: Arc<tokio_postgres::Error>) -> Self {
+        StorageError::Postgres { database: database.to_string(), operation, reason: reason(&source), source }
+    }
+
+    pub(crate) fn postgres_connect(database: &str, source: tokio_postgres::Error) -> Self {
+        StorageError::PostgresConnect { database: database.to_string(), reason: reason(&source), source }
+    }
+
     /// Wraps an SQLite error with its context; "file is not a database" gets its own kind
     /// because only a person can fix it.
     pub(crate) fn sqlite(path: &std::path::Path, operation: &'static str, source: rusqlite::Error) -> Self {
@@ -63,4 +72,20 @@ impl StorageError {
         }
         StorageError::Sqlite { path: path.to_path_buf(), operation, source }
     }
+}
+
+/// `tokio_postgres::Error` displays only its kind ("db error"): the server's message, its
+/// SQLSTATE and hint, or the chain of causes, are what a person needs.
+fn reason(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let hint = db.hint().map(|h| format!("; hint: {h}")).unwrap_or_default();
+        return format!("{}: {} (SQLSTATE {}){hint}", db.severity(), db.message(), db.code().code());
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text = format!("{text}: {c}");
+        cause = c.source();
+    }
+    text
 }

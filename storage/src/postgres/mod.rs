@@ -121,7 +121,8 @@ impl Store {
 async fn connect_all(url: &str, database: &str, config: &StoreConfig) -> Result<(Client, Statements, Vec<Reader>), StorageError> {
     let mut client = connect(url, database, &config.owner).await?;
     schema::migrate(&mut client, database).await?;
-    let prepare = |e| StorageError::Postgres { database: database.to_string(), operation: "prepare the statements", source: Arc::new(e) };
+    let prepare = |e| StorageError::postgres(database, "prepare the statements", Arc::new(e));
+    client.batch_execute(writer::LOCK_TIMEOUT).await.map_err(prepare)?;
     let sql = Statements::prepare(&client).await.map_err(prepare)?;
     let mut readers = Vec::new();
     for _ in 0..config.readers.max(1) {
@@ -133,7 +134,7 @@ async fn connect_all(url: &str, database: &str, config: &StoreConfig) -> Result<
 /// One connection, named after the worker in `pg_stat_activity`, its task spawned on the
 /// store's runtime.
 async fn connect(url: &str, database: &str, owner: &str) -> Result<Client, StorageError> {
-    let refused = |source| StorageError::PostgresConnect { database: database.to_string(), source };
+    let refused = |source| StorageError::postgres_connect(database, source);
     let mut config: tokio_postgres::Config = url.parse().map_err(refused)?;
     config.application_name(format!("rinha-pay {owner}"));
     let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(refused)?;

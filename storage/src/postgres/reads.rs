@@ -57,7 +57,7 @@ impl Readers {
     }
 
     fn error(&self, operation: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StorageError + '_ {
-        move |e| StorageError::Postgres { database: self.database.clone(), operation, source: Arc::new(e) }
+        move |e| StorageError::postgres(&self.database, operation, Arc::new(e))
     }
 
     /// Totals of processed payments per processor with `requested_at` in `[from, to]`.

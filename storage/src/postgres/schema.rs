@@ -85,7 +85,7 @@ FROM payments;
 
 /// Creates or upgrades the schema in one transaction, under the migration lock.
 pub async fn migrate(client: &mut Client, database: &str) -> Result<(), StorageError> {
-    let err = |e| StorageError::Postgres { database: database.to_string(), operation: "create or migrate the schema", source: Arc::new(e) };
+    let err = |e| StorageError::postgres(database, "create or migrate the schema", Arc::new(e));
     let tx = client.transaction().await.map_err(err)?;
     tx.batch_execute(&format!(
         "SELECT pg_advisory_xact_lock({MIGRATION_LOCK});

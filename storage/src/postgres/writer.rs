@@ -15,6 +15,7 @@ use crate::writer::{Batching, Failure, Session, Writer};
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
 use tokio::sync::oneshot;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Error, Transaction};
 
 /// What a write's statements get: the open transaction, this worker's id, the statements.
@@ -95,7 +96,7 @@ where
 
     fn answer(self: Box<Self>, database: &str, failure: Option<Arc<Error>>) {
         let result = match (failure, self.output) {
-            (Some(source), _) => Err(StorageError::Postgres { database: database.to_string(), operation: self.operation, source }),
+            (Some(source), _) => Err(StorageError::postgres(database, self.operation, source)),
             (None, Some(output)) => Ok(output),
             // See `sqlite::writer`: the caller sees `Closed` rather than a made-up value.
             (None, None) => return,
@@ -147,9 +148,18 @@ impl Session for PgSession {
     fn close(self) {}
 }
 
-/// A connection that cannot even begin (it is closed) fails the whole batch at once.
+/// How long a write waits for a lock someone else holds before it fails, like SQLite's
+/// busy handler: another worker's batch holds its locks for milliseconds; a lock held
+/// longer is someone at the `psql` prompt, and the caller should hear so.
+pub const LOCK_TIMEOUT: &str = "SET lock_timeout = '5s'";
+
+/// A connection that cannot even begin (it is closed), or a lock that could not be had,
+/// fails the whole batch at once: each job alone would only fail the same way.
 async fn transact(client: &mut Client, sql: &Statements, owner: &str, jobs: &mut [Box<dyn Queued>]) -> Result<(), Failure<Arc<Error>>> {
-    let work = |e| Failure::Work(Arc::new(e));
+    let work = |e: Error| match e.code() {
+        Some(&SqlState::LOCK_NOT_AVAILABLE) => Failure::Lock(Arc::new(e)),
+        _ => Failure::Work(Arc::new(e)),
+    };
     let tx = client.transaction().await.map_err(|e| Failure::Lock(Arc::new(e)))?;
     let context = Tx { tx: &tx, owner, sql };
     for job in jobs.iter_mut() {
