@@ -27,9 +27,11 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Why a batch's transaction did not commit.
 pub enum Failure<E> {
-    /// The transaction could not even start (the lock could not be had, the connection is
-    /// gone): running each job alone would only fail the same way, once per job.
-    Lock(E),
+    /// Every job fails with this, none is retried alone: the transaction could not even
+    /// start or could not have its lock (running each job alone would only fail the same
+    /// way, once per job), or its commit was sent and not answered (it may have committed:
+    /// running the jobs again could apply them twice).
+    Whole(E),
     /// A write, or the commit, failed; the transaction was rolled back.
     Work(E),
 }
@@ -37,7 +39,7 @@ pub enum Failure<E> {
 impl<E> Failure<E> {
     pub fn into_error(self) -> E {
         match self {
-            Failure::Lock(e) | Failure::Work(e) => e,
+            Failure::Whole(e) | Failure::Work(e) => e,
         }
     }
 }
@@ -167,7 +169,7 @@ fn commit_batch<S: Session>(session: &mut S, batch: &mut Vec<S::Job>) {
     }
     match session.transact(batch) {
         Ok(()) => batch.drain(..).for_each(|job| session.answer(job, None)),
-        Err(Failure::Lock(e)) => batch.drain(..).for_each(|job| session.answer(job, Some(&e))),
+        Err(Failure::Whole(e)) => batch.drain(..).for_each(|job| session.answer(job, Some(&e))),
         Err(Failure::Work(e)) if batch.len() == 1 => batch.drain(..).for_each(|job| session.answer(job, Some(&e))),
         Err(Failure::Work(e)) => {
             tracing::warn!("a batch of {} writes failed ({e}); retrying them one by one", batch.len());

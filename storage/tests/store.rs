@@ -489,3 +489,30 @@ async fn postgres_the_summary_is_one_index_range_scan() {
     let plan = plan.join("\n");
     assert!(plan.contains("payments_processed_by_requested_at") && !plan.contains("Seq Scan"), "{plan}");
 }
+
+#[tokio::test]
+async fn postgres_a_store_reconnects_after_the_server_drops_its_connections() {
+    let db = Db::new(Backend::Postgres);
+    let store = db.open("w1");
+    store.record_pending(vec![accepted(1, 1990, 0)]).await.unwrap();
+    // What a server restart or a failover does to every open connection.
+    let dropped = db.count(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE application_name = 'rinha-pay w1' AND datname = current_database()",
+    );
+    assert_eq!(dropped, 3, "one write and two read connections");
+    // The calls that meet the loss may fail; within a few, both paths work again.
+    let mut recovered = false;
+    for n in 2..12 {
+        let wrote = store.record_pending(vec![accepted(n, 1990, 0)]).await.is_ok();
+        let read = store.pending_count().await.is_ok() && store.pending_count().await.is_ok();
+        if wrote && read {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(recovered, "the store did not reconnect");
+    assert!(store.pending_count().await.unwrap() >= 2);
+    assert_eq!(store.summary(None, None).await.unwrap(), payment::Summary::default());
+}

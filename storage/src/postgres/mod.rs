@@ -27,12 +27,12 @@ use tokio_postgres::Client;
 use writer::{Driver, PgSession, PgWriter, Tx};
 use writes::Statements;
 
+/// The writer thread and the readers each hold the [`Driver`], which keeps the
+/// connections driven as long as either lives.
 #[derive(Clone)]
 pub struct Store {
     writer: PgWriter,
     readers: Arc<Readers>,
-    /// Keeps the connections driven as long as a clone of the store lives.
-    _driver: Arc<Driver>,
 }
 
 /// A write's statements, given its arguments (see `writes`).
@@ -46,9 +46,12 @@ impl Store {
         let driver = Arc::new(Driver::start().map_err(runtime_error)?);
         let (client, sql, readers) = driver.block_on(connect_all(url, &database, config))?;
         let batching = Batching { max_batch: config.max_batch, linger: config.linger };
-        let session = PgSession { client, sql, driver: Arc::clone(&driver), owner: config.owner.clone(), database: database.clone() };
+        let owner = config.owner.clone();
+        let session =
+            PgSession { client, sql, driver: Arc::clone(&driver), url: url.to_string(), database: database.clone(), owner };
         let writer = writer::start(session, batching)?;
-        Ok(Store { writer, readers: Readers::new(readers, database), _driver: driver })
+        let readers = Readers::new(readers, driver, url.to_string(), database, config.owner.clone());
+        Ok(Store { writer, readers })
     }
 
     async fn write<A, T>(&self, operation: &'static str, args: A, sql: WriteFn<A, T>) -> Result<T, StorageError>
@@ -117,31 +120,39 @@ impl Store {
     }
 }
 
-/// The write connection with its statements, and the readers, on a migrated schema.
+/// Migrates the schema on a connection of its own, then opens the write connection and
+/// the readers.
 async fn connect_all(url: &str, database: &str, config: &StoreConfig) -> Result<(Client, Statements, Vec<Reader>), StorageError> {
-    let mut client = connect(url, database, &config.owner).await?;
+    let refused = |source| StorageError::postgres_connect(database, source);
+    let mut client = connect(url, &config.owner).await.map_err(refused)?;
     schema::migrate(&mut client, database).await?;
+    drop(client);
     let prepare = |e| StorageError::postgres(database, "prepare the statements", Arc::new(e));
-    client.batch_execute(writer::LOCK_TIMEOUT).await.map_err(prepare)?;
-    let sql = Statements::prepare(&client).await.map_err(prepare)?;
+    let (client, sql) = open_writer(url, &config.owner).await.map_err(prepare)?;
     let mut readers = Vec::new();
     for _ in 0..config.readers.max(1) {
-        readers.push(Reader::prepare(connect(url, database, &config.owner).await?).await.map_err(prepare)?);
+        readers.push(Reader::open(url, &config.owner).await.map_err(prepare)?);
     }
     Ok((client, sql, readers))
 }
 
+/// The writer's connection: its lock timeout set, its statements prepared.
+async fn open_writer(url: &str, owner: &str) -> Result<(Client, Statements), tokio_postgres::Error> {
+    let client = connect(url, owner).await?;
+    client.batch_execute(writer::LOCK_TIMEOUT).await?;
+    let sql = Statements::prepare(&client).await?;
+    Ok((client, sql))
+}
+
 /// One connection, named after the worker in `pg_stat_activity`, its task spawned on the
-/// store's runtime.
-async fn connect(url: &str, database: &str, owner: &str) -> Result<Client, StorageError> {
-    let refused = |source| StorageError::postgres_connect(database, source);
-    let mut config: tokio_postgres::Config = url.parse().map_err(refused)?;
+/// runtime this runs on (the store's own: see [`Driver`]).
+async fn connect(url: &str, owner: &str) -> Result<Client, tokio_postgres::Error> {
+    let mut config: tokio_postgres::Config = url.parse()?;
     config.application_name(format!("rinha-pay {owner}"));
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(refused)?;
-    let database = database.to_string();
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::warn!("the connection to PostgreSQL at {database} ended: {e}");
+            tracing::warn!("a connection to PostgreSQL ended: {e}");
         }
     });
     Ok(client)

@@ -112,6 +112,8 @@ pub struct PgSession {
     pub client: Client,
     pub sql: Statements,
     pub driver: Arc<Driver>,
+    /// To reconnect; never shown (it may hold a password).
+    pub url: String,
     /// The URL without its password, for errors.
     pub database: String,
     pub owner: String,
@@ -131,13 +133,29 @@ where
     writer.call(operation, |reply| Box::new(Job { operation, sql, output: None, reply }) as Box<dyn Queued>).await
 }
 
+/// Times a batch is run again after the server broke a deadlock or a serialization
+/// conflict by rolling it back (nothing of it was committed, so running it again is safe).
+const CONFLICT_RETRIES: usize = 3;
+
 impl Session for PgSession {
     type Job = Box<dyn Queued>;
     type Error = Arc<Error>;
 
     fn transact(&mut self, jobs: &mut [Box<dyn Queued>]) -> Result<(), Failure<Arc<Error>>> {
         let driver = Arc::clone(&self.driver);
-        driver.handle().block_on(transact(&mut self.client, &self.sql, &self.owner, jobs))
+        driver.handle().block_on(async {
+            let mut conflicts = 0;
+            loop {
+                self.reconnect_if_closed().await.map_err(|e| Failure::Whole(Arc::new(e)))?;
+                match transact(&mut self.client, &self.sql, &self.owner, jobs).await {
+                    Err(Failure::Work(e)) if is_conflict(&e) && conflicts < CONFLICT_RETRIES => {
+                        tracing::debug!("a batch was rolled back by a conflict, running it again: {e}");
+                        conflicts += 1;
+                    }
+                    outcome => return outcome,
+                }
+            }
+        })
     }
 
     fn answer(&self, job: Box<dyn Queued>, failure: Option<&Arc<Error>>) {
@@ -148,22 +166,40 @@ impl Session for PgSession {
     fn close(self) {}
 }
 
+impl PgSession {
+    /// A connection lost (the server restarted, a network cut) is opened again before the
+    /// next batch; the batch that met the loss has failed already.
+    async fn reconnect_if_closed(&mut self) -> Result<(), Error> {
+        if self.client.is_closed() {
+            tracing::warn!("the write connection to {} was lost; reconnecting", self.database);
+            (self.client, self.sql) = super::open_writer(&self.url, &self.owner).await?;
+        }
+        Ok(())
+    }
+}
+
+fn is_conflict(e: &Error) -> bool {
+    matches!(e.code(), Some(&SqlState::T_R_DEADLOCK_DETECTED | &SqlState::T_R_SERIALIZATION_FAILURE))
+}
+
 /// How long a write waits for a lock someone else holds before it fails, like SQLite's
 /// busy handler: another worker's batch holds its locks for milliseconds; a lock held
 /// longer is someone at the `psql` prompt, and the caller should hear so.
 pub const LOCK_TIMEOUT: &str = "SET lock_timeout = '5s'";
 
-/// A connection that cannot even begin (it is closed), or a lock that could not be had,
-/// fails the whole batch at once: each job alone would only fail the same way.
+/// A connection that cannot begin, a lock that could not be had, or a commit without an
+/// answer fail the whole batch (see [`Failure::Whole`]); a statement that fails rolls the
+/// transaction back, and its jobs are retried alone.
 async fn transact(client: &mut Client, sql: &Statements, owner: &str, jobs: &mut [Box<dyn Queued>]) -> Result<(), Failure<Arc<Error>>> {
+    let whole = |e| Failure::Whole(Arc::new(e));
     let work = |e: Error| match e.code() {
-        Some(&SqlState::LOCK_NOT_AVAILABLE) => Failure::Lock(Arc::new(e)),
+        Some(&SqlState::LOCK_NOT_AVAILABLE) => Failure::Whole(Arc::new(e)),
         _ => Failure::Work(Arc::new(e)),
     };
-    let tx = client.transaction().await.map_err(|e| Failure::Lock(Arc::new(e)))?;
+    let tx = client.transaction().await.map_err(whole)?;
     let context = Tx { tx: &tx, owner, sql };
     for job in jobs.iter_mut() {
         job.run(&context).await.map_err(work)?;
     }
-    tx.commit().await.map_err(work)
+    tx.commit().await.map_err(whole)
 }

@@ -97,9 +97,9 @@ impl Session for SqliteSession {
 /// `BEGIN IMMEDIATE` takes the file's write lock up front (waiting for the other worker,
 /// retrying busy), so nothing inside can fail for lack of it. A lock still held after the
 /// busy handler's wait (someone holds a write transaction open, e.g. in the sqlite3 shell)
-/// is a [`Failure::Lock`]: trying each job alone would only wait that long again.
+/// is a [`Failure::Whole`]: trying each job alone would only wait that long again.
 fn in_transaction(conn: &Connection, body: impl FnOnce(&Connection) -> rusqlite::Result<()>) -> Result<(), Failure<rusqlite::Error>> {
-    busy::retry(|| run_cached(conn, "BEGIN IMMEDIATE")).map_err(Failure::Lock)?;
+    busy::retry(|| run_cached(conn, "BEGIN IMMEDIATE")).map_err(Failure::Whole)?;
     let result = body(conn).and_then(|()| run_cached(conn, "COMMIT"));
     if let Err(e) = result {
         if !conn.is_autocommit() {

@@ -120,7 +120,9 @@ impl Db {
                 server.psql(name, sql).unwrap_or_else(|e| panic!("{e}"))
             }
             _ => {
+                // Waits for a lock like our connections do (a closing store checkpoints).
                 let output = std::process::Command::new("sqlite3")
+                    .args(["-cmd", ".timeout 5000"])
                     .arg(self.path())
                     .arg(sql)
                     .output()
