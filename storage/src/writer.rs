@@ -56,6 +56,34 @@ pub trait Session: Send + 'static {
     fn close(self);
 }
 
+/// One queued write as both backends hold it: its SQL `sql` (a closure over the backend's
+/// connection), where its output waits for the commit, and its caller's reply channel.
+pub struct Job<T, F> {
+    pub operation: &'static str,
+    pub sql: F,
+    pub output: Option<T>,
+    reply: oneshot::Sender<Result<T, StorageError>>,
+}
+
+impl<T, F> Job<T, F> {
+    pub fn new(operation: &'static str, sql: F, reply: oneshot::Sender<Result<T, StorageError>>) -> Job<T, F> {
+        Job { operation, sql, output: None, reply }
+    }
+
+    /// Answers the caller: `None` after a successful commit, else what went wrong.
+    pub fn answer(self, failure: Option<StorageError>) {
+        let result = match (failure, self.output) {
+            (Some(e), _) => Err(e),
+            (None, Some(output)) => Ok(output),
+            // Committed without having run cannot happen; dropping the reply makes the
+            // caller see `Closed` rather than a made-up value.
+            (None, None) => return,
+        };
+        // The caller may have given up waiting; the write stands either way.
+        let _ = self.reply.send(result);
+    }
+}
+
 /// How the thread forms a batch: at most `max_batch` jobs, waiting `linger` after the first.
 #[derive(Clone, Copy)]
 pub struct Batching {

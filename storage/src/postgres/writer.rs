@@ -11,10 +11,9 @@
 
 use super::writes::Statements;
 use crate::error::StorageError;
-use crate::writer::{Batching, Failure, Session, Writer};
+use crate::writer::{Batching, Failure, Job, Session, Writer};
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
-use tokio::sync::oneshot;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Error, Transaction};
 
@@ -75,13 +74,6 @@ pub trait Queued: Send {
     fn answer(self: Box<Self>, database: &str, failure: Option<Arc<Error>>);
 }
 
-struct Job<T, F> {
-    operation: &'static str,
-    sql: F,
-    output: Option<T>,
-    reply: oneshot::Sender<Result<T, StorageError>>,
-}
-
 impl<T, F> Queued for Job<T, F>
 where
     T: Send,
@@ -95,13 +87,8 @@ where
     }
 
     fn answer(self: Box<Self>, database: &str, failure: Option<Arc<Error>>) {
-        let result = match (failure, self.output) {
-            (Some(source), _) => Err(StorageError::postgres(database, self.operation, source)),
-            (None, Some(output)) => Ok(output),
-            // See `sqlite::writer`: the caller sees `Closed` rather than a made-up value.
-            (None, None) => return,
-        };
-        let _ = self.reply.send(result);
+        let operation = self.operation;
+        (*self).answer(failure.map(|e| StorageError::postgres(database, operation, e)));
     }
 }
 
@@ -130,7 +117,7 @@ where
     T: Send + 'static,
     F: for<'a> FnMut(&'a Tx<'a>) -> BoxFuture<'a, Result<T, Error>> + Send + 'static,
 {
-    writer.call(operation, |reply| Box::new(Job { operation, sql, output: None, reply }) as Box<dyn Queued>).await
+    writer.call(operation, |reply| Box::new(Job::new(operation, sql, reply)) as Box<dyn Queued>).await
 }
 
 /// Times a batch is run again after the server broke a deadlock or a serialization

@@ -6,10 +6,9 @@
 
 use super::busy;
 use crate::error::StorageError;
-use crate::writer::{Batching, Failure, Session, Writer};
+use crate::writer::{Batching, Failure, Job, Session, Writer};
 use rusqlite::Connection;
 use std::path::PathBuf;
-use tokio::sync::oneshot;
 
 /// One queued write: runs its SQL (possibly twice, if its first batch was rolled back)
 /// and then answers its caller.
@@ -17,13 +16,6 @@ pub trait Queued: Send {
     fn run(&mut self, conn: &Connection, owner: &str) -> rusqlite::Result<()>;
     /// `None` after a successful commit, else what went wrong.
     fn answer(self: Box<Self>, path: &std::path::Path, failure: Option<rusqlite::Error>);
-}
-
-struct Job<T, F> {
-    operation: &'static str,
-    sql: F,
-    output: Option<T>,
-    reply: oneshot::Sender<Result<T, StorageError>>,
 }
 
 impl<T, F> Queued for Job<T, F>
@@ -37,15 +29,8 @@ where
     }
 
     fn answer(self: Box<Self>, path: &std::path::Path, failure: Option<rusqlite::Error>) {
-        let result = match (failure, self.output) {
-            (Some(e), _) => Err(StorageError::sqlite(path, self.operation, e)),
-            (None, Some(output)) => Ok(output),
-            // Committed without having run cannot happen; dropping the reply makes the
-            // caller see `Closed` rather than a made-up value.
-            (None, None) => return,
-        };
-        // The caller may have given up waiting; the write stands either way.
-        let _ = self.reply.send(result);
+        let operation = self.operation;
+        (*self).answer(failure.map(|e| StorageError::sqlite(path, operation, e)));
     }
 }
 
@@ -64,7 +49,7 @@ where
     T: Send + 'static,
     F: FnMut(&Connection, &str) -> rusqlite::Result<T> + Send + 'static,
 {
-    writer.call(operation, |reply| Box::new(Job { operation, sql, output: None, reply }) as Box<dyn Queued>).await
+    writer.call(operation, |reply| Box::new(Job::new(operation, sql, reply)) as Box<dyn Queued>).await
 }
 
 struct SqliteSession {
