@@ -102,7 +102,8 @@ impl Store {
     /// Takes over up to `limit` pending payments whose owner has no heartbeat newer than
     /// `now - dead_after_ms` (or no heartbeat row, or no owner) and returns them with their
     /// attempt; those with an attempt come back pinned to its processor. Atomic across
-    /// processes: two workers with live heartbeats never both get a payment. The owner is judged only by its heartbeat, so a worker restarted under the
+    /// processes and hosts: two workers with live heartbeats never both get a payment.
+    /// The owner is judged only by its heartbeat, so a worker restarted under the
     /// same id gets its own old payments back only if it claims before its first heartbeat.
     pub async fn claim_orphans(&self, now: Millis, dead_after_ms: i64, limit: usize) -> Result<Claimed, StorageError> {
         dispatch!(self.claim_orphans(now, dead_after_ms, limit))
@@ -110,12 +111,12 @@ impl Store {
 
     /// The shared health-check budget: true iff no worker took a turn for `processor` in
     /// the last `window_ms`, in which case `now` is recorded as the last turn (atomically,
-    /// across processes).
+    /// across processes and hosts).
     pub async fn take_health_turn(&self, processor: Processor, now: Millis, window_ms: i64) -> Result<bool, StorageError> {
         dispatch!(self.take_health_turn(processor, now, window_ms))
     }
 
-    /// Stores a processor's health answer for both workers to read.
+    /// Stores a processor's health answer for all workers to read.
     pub async fn save_health(&self, processor: Processor, record: HealthRecord) -> Result<(), StorageError> {
         dispatch!(self.save_health(processor, record))
     }
@@ -134,7 +135,7 @@ impl Store {
         dispatch!(self.summary(from, to))
     }
 
-    /// The last health answer saved for `processor`, by either worker.
+    /// The last health answer saved for `processor`, by any worker.
     pub async fn health(&self, processor: Processor) -> Result<Option<HealthRecord>, StorageError> {
         dispatch!(self.health(processor))
     }
