@@ -52,6 +52,10 @@ pub trait Session: Send + 'static {
     fn transact(&mut self, jobs: &mut [Self::Job]) -> Result<(), Failure<Self::Error>>;
     /// Tells the job's caller how it ended: `None` after a successful commit.
     fn answer(&self, job: Self::Job, failure: Option<&Self::Error>);
+    /// Whether `job` must run in a transaction of its own, not folded with others.
+    fn alone(&self, _job: &Self::Job) -> bool {
+        false
+    }
     /// Closes the connection after the last batch.
     fn close(self);
 }
@@ -62,12 +66,14 @@ pub struct Job<T, F> {
     pub operation: &'static str,
     pub sql: F,
     pub output: Option<T>,
+    /// Runs in a transaction of its own (see [`Session::alone`]).
+    pub alone: bool,
     reply: oneshot::Sender<Result<T, StorageError>>,
 }
 
 impl<T, F> Job<T, F> {
     pub fn new(operation: &'static str, sql: F, reply: oneshot::Sender<Result<T, StorageError>>) -> Job<T, F> {
-        Job { operation, sql, output: None, reply }
+        Job { operation, sql, output: None, alone: false, reply }
     }
 
     /// Answers the caller: `None` after a successful commit, else what went wrong.
@@ -189,9 +195,18 @@ fn take_queued<J>(
     }
 }
 
-/// Commits the whole batch in one transaction; if a write inside fails, runs each job
-/// alone so each caller gets its own result.
+/// Commits the batch in one transaction, the jobs that want it each in their own after it.
 fn commit_batch<S: Session>(session: &mut S, batch: &mut Vec<S::Job>) {
+    let (alone, mut together): (Vec<_>, Vec<_>) = batch.drain(..).partition(|job| session.alone(job));
+    commit_together(session, &mut together);
+    for job in alone {
+        commit_together(session, &mut vec![job]);
+    }
+}
+
+/// Commits `batch` in one transaction; if a write inside fails, runs each job alone so each
+/// caller gets its own result.
+fn commit_together<S: Session>(session: &mut S, batch: &mut Vec<S::Job>) {
     if batch.is_empty() {
         return;
     }

@@ -54,13 +54,23 @@ impl Store {
         Ok(Store { writer, readers })
     }
 
+    /// Queues a write, to be folded with others into one transaction.
     async fn write<A, T>(&self, operation: &'static str, args: A, sql: WriteFn<A, T>) -> Result<T, StorageError>
     where
         A: Send + Sync + 'static,
         T: Send + 'static,
     {
+        self.write_in(operation, false, args, sql).await
+    }
+
+    /// Queues a write; `alone`: in a transaction of its own.
+    async fn write_in<A, T>(&self, operation: &'static str, alone: bool, args: A, sql: WriteFn<A, T>) -> Result<T, StorageError>
+    where
+        A: Send + Sync + 'static,
+        T: Send + 'static,
+    {
         let args = Arc::new(args);
-        writer::run(&self.writer, operation, move |tx| sql(tx, Arc::clone(&args))).await
+        writer::run(&self.writer, operation, alone, move |tx| sql(tx, Arc::clone(&args))).await
     }
 
     pub async fn record_pending(&self, batch: Vec<Accepted>) -> Result<Vec<Accepted>, StorageError> {
@@ -88,7 +98,8 @@ impl Store {
     }
 
     pub async fn claim_orphans(&self, now: Millis, dead_after_ms: i64, limit: usize) -> Result<Claimed, StorageError> {
-        self.write("claim orphaned payments", (now, dead_after_ms, limit), writes::claim_orphans).await
+        // In a transaction of its own: see `writes::claim_orphans`.
+        self.write_in("claim orphaned payments", true, (now, dead_after_ms, limit), writes::claim_orphans).await
     }
 
     pub async fn take_health_turn(&self, processor: Processor, now: Millis, window_ms: i64) -> Result<bool, StorageError> {

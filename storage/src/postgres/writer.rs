@@ -72,6 +72,7 @@ impl Drop for Driver {
 pub trait Queued: Send {
     fn run<'a>(&'a mut self, tx: &'a Tx<'a>) -> BoxFuture<'a, Result<(), Error>>;
     fn answer(self: Box<Self>, database: &str, failure: Option<Arc<Error>>);
+    fn alone(&self) -> bool;
 }
 
 impl<T, F> Queued for Job<T, F>
@@ -89,6 +90,10 @@ where
     fn answer(self: Box<Self>, database: &str, failure: Option<Arc<Error>>) {
         let operation = self.operation;
         (*self).answer(failure.map(|e| StorageError::postgres(database, operation, e)));
+    }
+
+    fn alone(&self) -> bool {
+        self.alone
     }
 }
 
@@ -111,13 +116,19 @@ pub fn start(session: PgSession, batching: Batching) -> Result<PgWriter, Storage
     Writer::start(session, database, batching)
 }
 
-/// Queues `sql` and waits until it is committed (or failed).
-pub async fn run<T, F>(writer: &PgWriter, operation: &'static str, sql: F) -> Result<T, StorageError>
+/// Queues `sql` and waits until it is committed (or failed); `alone`: in a transaction of
+/// its own.
+pub async fn run<T, F>(writer: &PgWriter, operation: &'static str, alone: bool, sql: F) -> Result<T, StorageError>
 where
     T: Send + 'static,
     F: for<'a> FnMut(&'a Tx<'a>) -> BoxFuture<'a, Result<T, Error>> + Send + 'static,
 {
-    writer.call(operation, |reply| Box::new(Job::new(operation, sql, reply)) as Box<dyn Queued>).await
+    let job = |reply| {
+        let mut job = Job::new(operation, sql, reply);
+        job.alone = alone;
+        Box::new(job) as Box<dyn Queued>
+    };
+    writer.call(operation, job).await
 }
 
 /// Times a batch is run again after the server broke a deadlock or a serialization
@@ -147,6 +158,10 @@ impl Session for PgSession {
 
     fn answer(&self, job: Box<dyn Queued>, failure: Option<&Arc<Error>>) {
         job.answer(&self.database, failure.cloned());
+    }
+
+    fn alone(&self, job: &Box<dyn Queued>) -> bool {
+        job.alone()
     }
 
     /// Dropping the client ends its connection task.

@@ -19,7 +19,11 @@
 //!   a heartbeat to commit, and keeps heartbeats (and other claims) from changing until it
 //!   commits. Its UPDATE's snapshot, taken after the lock, then holds the heartbeats as they
 //!   are, as in SQLite where a claim and a heartbeat never overlap. `FOR UPDATE SKIP LOCKED`
-//!   passes over rows another transaction is changing (they are claimed next time).
+//!   passes over rows another transaction is changing (they are claimed next time). A claim
+//!   runs in a transaction of its own, never folded into a batch: the lock is then its
+//!   first, and once it has it, it waits for nothing (SKIP LOCKED), so it cannot close a
+//!   deadlock cycle with batches that write heartbeats (two batches each holding their
+//!   heartbeat write and wanting the other's for their claim would).
 //!
 //! Each batch's statements are sent pipelined (all at once, answered in order): one round
 //! trip for a batch of rows, not one per row.
@@ -209,7 +213,8 @@ pub fn retire<'a>(tx: &'a Tx<'a>, _: Arc<()>) -> Written<'a, ()> {
 pub type ClaimArgs = (Millis, i64, usize);
 
 /// Gives this worker the pending payments whose owner shows no heartbeat newer than
-/// `now - dead_after_ms`; see the module doc for why it locks `workers` first.
+/// `now - dead_after_ms`; see the module doc for why it locks `workers` first, in a
+/// transaction of its own.
 pub fn claim_orphans<'a>(tx: &'a Tx<'a>, args: Arc<ClaimArgs>) -> Written<'a, Claimed> {
     Box::pin(async move {
         let (now, dead_after_ms, limit) = *args;
