@@ -28,6 +28,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct PgServer {
     dir: tempfile::TempDir,
     bin: PathBuf,
+    /// Whom the server runs as, when not as us (we are root).
+    user: Option<(u32, u32)>,
     postgres: Child,
 }
 
@@ -44,6 +46,11 @@ pub fn server() -> Arc<PgServer> {
 }
 
 impl PgServer {
+    /// A server of its own, for a test that crashes it (see [`PgServer::crash`]).
+    pub fn dedicated() -> PgServer {
+        PgServer::start()
+    }
+
     fn start() -> PgServer {
         let bin = bin_dir();
         let dir = tempfile::Builder::new().prefix("pg").tempdir().expect("a temporary directory for PostgreSQL");
@@ -55,17 +62,31 @@ impl PgServer {
         let mut initdb = as_user(Command::new(bin.join("initdb")), user, dir.path());
         initdb.arg("-D").arg(&data).args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"]);
         check("initdb", initdb.output());
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("the server log file");
-        if let Some((uid, gid)) = user {
-            std::os::unix::fs::chown(dir.path().join("server.log"), Some(uid), Some(gid)).expect("chown the log");
-        }
-        let mut postgres = as_user(Command::new(bin.join("postgres")), user, dir.path());
-        postgres.arg("-D").arg(&data).arg("-k").arg(dir.path()).args(["-c", "listen_addresses="]);
-        postgres.stdin(Stdio::null()).stdout(log.try_clone().expect("the log file")).stderr(log);
-        let postgres = postgres.spawn().unwrap_or_else(|e| panic!("cannot start {}/postgres: {e}", bin.display()));
-        let mut server = PgServer { dir, bin, postgres };
+        let postgres = launch(&bin, dir.path(), user);
+        let mut server = PgServer { dir, bin, user, postgres };
         server.wait_ready();
         server
+    }
+
+    /// Kills the server and all its backends at once with SIGKILL (its own process group),
+    /// as a crash would: nothing is flushed or shut down cleanly. Then starts it again on
+    /// the same data, which replays its WAL, and waits until it answers.
+    pub fn crash_and_restart(&mut self) {
+        let pid = self.postgres.id() as libc::pid_t;
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        let _ = self.postgres.wait();
+        // The backends may take a moment to be gone, and the server refuses to start
+        // while they hold its shared memory.
+        let start = Instant::now();
+        loop {
+            self.postgres = launch(&self.bin, self.dir.path(), self.user);
+            std::thread::sleep(Duration::from_millis(200));
+            match self.postgres.try_wait() {
+                Ok(None) => break,
+                _ => assert!(start.elapsed() < START_TIMEOUT, "PostgreSQL did not restart; its log:\n{}", self.log()),
+            }
+        }
+        self.wait_ready();
     }
 
     /// Until a query is answered: the socket appears before recovery has finished.
@@ -138,10 +159,25 @@ impl Drop for PgServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        eprintln!("PostgreSQL (pid {pid}) ignored SIGINT for {STOP_TIMEOUT:?}; killing it");
-        let _ = self.postgres.kill();
+        eprintln!("PostgreSQL (pid {pid}) ignored SIGINT for {STOP_TIMEOUT:?}; killing it and its backends");
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
         let _ = self.postgres.wait();
     }
+}
+
+/// Starts `postgres` on the cluster in `dir`, listening only on a socket in `dir`, in a
+/// process group of its own (so [`PgServer::crash_and_restart`] reaches its backends),
+/// its output appended to `dir/server.log`.
+fn launch(bin: &Path, dir: &Path, user: Option<(u32, u32)>) -> Child {
+    let log_path = dir.join("server.log");
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("the server log file");
+    if let Some((uid, gid)) = user {
+        std::os::unix::fs::chown(&log_path, Some(uid), Some(gid)).expect("chown the log");
+    }
+    let mut postgres = as_user(Command::new(bin.join("postgres")), user, dir);
+    postgres.arg("-D").arg(dir.join("data")).arg("-k").arg(dir).args(["-c", "listen_addresses="]);
+    postgres.stdin(Stdio::null()).stdout(log.try_clone().expect("the log file")).stderr(log).process_group(0);
+    postgres.spawn().unwrap_or_else(|e| panic!("cannot start {}/postgres: {e}", bin.display()))
 }
 
 /// The directory of `initdb` and `postgres`: on PATH, else the newest of Debian's
@@ -175,8 +211,8 @@ fn server_user() -> Option<(u32, u32)> {
         return None;
     }
     let name = std::ffi::CString::new("postgres").ok()?;
-    // Safety: getpwnam returns null or a pointer to a static record we copy at once; the
-    // tests call it under the SERVER lock, so no other thread overwrites that record.
+    // Safety: getpwnam returns null or a pointer to a static record we copy at once; no
+    // other code of the tests calls getpwnam, so no thread overwrites that record meanwhile.
     let entry = unsafe { libc::getpwnam(name.as_ptr()) };
     if entry.is_null() {
         panic!("running as root, and there is no `postgres` user to run PostgreSQL as: {ADVICE}");
