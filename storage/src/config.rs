@@ -148,4 +148,12 @@ mod tests {
         let err = Database::from_url_or_path(Some("/var/lib/pay.db"), "x.db").unwrap_err();
         assert!(err.to_string().contains("DATABASE_PATH"), "{err}");
     }
+
+    #[test]
+    fn a_malformed_postgres_url_is_refused_without_its_password() {
+        let err = Database::from_url_or_path(Some("postgres://rinha:s3cret@db:port/pay"), "x.db").unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, StorageError::InvalidDatabaseUrl { .. }), "{err:?}");
+        assert!(message.contains("rinha:***@db:port/pay") && !message.contains("s3cret"), "{message}");
+    }
 }

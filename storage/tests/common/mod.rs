@@ -22,16 +22,14 @@ pub enum Backend {
 #[macro_export]
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
-        mod sqlite {
+        on_both!(@module sqlite, Sqlite, $($name),*);
+        on_both!(@module postgres, Postgres, $($name),*);
+    };
+    (@module $module:ident, $backend:ident, $($name:ident),*) => {
+        mod $module {
             $(#[tokio::test]
             async fn $name() {
-                super::$name(super::common::Db::new(super::common::Backend::Sqlite)).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::common::Db::new(super::common::Backend::Postgres)).await
+                super::$name(super::common::Db::new(super::common::Backend::$backend)).await
             })*
         }
     };
@@ -41,16 +39,14 @@ macro_rules! on_both {
 #[macro_export]
 macro_rules! on_both_blocking {
     ($($name:ident),* $(,)?) => {
-        mod sqlite {
+        on_both_blocking!(@module sqlite, Sqlite, $($name),*);
+        on_both_blocking!(@module postgres, Postgres, $($name),*);
+    };
+    (@module $module:ident, $backend:ident, $($name:ident),*) => {
+        mod $module {
             $(#[test]
             fn $name() {
-                super::$name(super::common::Db::new(super::common::Backend::Sqlite))
-            })*
-        }
-        mod postgres {
-            $(#[test]
-            fn $name() {
-                super::$name(super::common::Db::new(super::common::Backend::Postgres))
+                super::$name(super::common::Db::new(super::common::Backend::$backend))
             })*
         }
     };
