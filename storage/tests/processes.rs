@@ -83,47 +83,80 @@ fn processes_writing_disjoint_and_overlapping_ids_all_succeed(db: Db) {
     assert_eq!(owned as u64, total);
 }
 
+/// `WORKERS` writers recording without end, worker `w` from id `(first + w) * 10M` on,
+/// and their stdout lines as they come.
+struct Victims {
+    children: Vec<(Service, Box<dyn Iterator<Item = String>>)>,
+}
+
+impl Victims {
+    fn start(url: &str, first: u64) -> Victims {
+        let children = (0..WORKERS)
+            .map(|w| {
+                let first = ((first + w) * 10_000_000).to_string();
+                let mut cmd = Command::new(testkit::example("writer"));
+                cmd.args(["record", url, &format!("victim{w}"), &first, "9000000", "50", "8"]);
+                let (child, stdout) = Service::start_piped("writer", cmd);
+                let lines: Box<dyn Iterator<Item = String>> = Box::new(BufReader::new(stdout).lines().map_while(Result::ok));
+                (child, lines)
+            })
+            .collect();
+        Victims { children }
+    }
+
+    /// Waits until each has reported `batches` batches committed (with eight more in flight).
+    fn wait_for(&mut self, batches: usize) -> Vec<String> {
+        self.children.iter_mut().flat_map(|(_, lines)| lines.by_ref().take(batches).collect::<Vec<_>>()).collect()
+    }
+
+    /// The rest of their lines, once they are killed or failing (then waited for).
+    fn rest(self) -> Vec<String> {
+        let mut rest = Vec::new();
+        for (mut child, lines) in self.children {
+            rest.extend(lines);
+            if child.is_running() {
+                child.wait_exit(CHILD_TIMEOUT);
+            }
+        }
+        rest
+    }
+}
+
+/// The id ranges the writers reported committed.
+fn committed_ranges(lines: &[String]) -> Vec<(u64, u64)> {
+    values(lines, "committed")
+        .map(|l| {
+            let (start, end) = l.split_once(' ').unwrap();
+            (start.parse().unwrap(), end.parse().unwrap())
+        })
+        .collect()
+}
+
+/// How many ids of `ranges` are not in `ids`.
+fn missing(ranges: &[(u64, u64)], ids: &HashSet<String>) -> usize {
+    ranges.iter().flat_map(|&(s, e)| s..e).filter(|&n| !ids.contains(&id(n).to_string())).count()
+}
+
 fn writers_killed_mid_batch_lose_nothing_they_reported_committed(db: Db) {
     let url = db.arg();
     let mut committed: Vec<(u64, u64)> = Vec::new();
     for round in 0..3u64 {
         // WORKERS victims at once, each on its own ids, SIGKILLed together mid-batch.
-        let mut victims: Vec<_> = (0..WORKERS)
-            .map(|w| {
-                let first = ((round * WORKERS + w) * 10_000_000).to_string();
-                let mut cmd = Command::new(testkit::example("writer"));
-                cmd.args(["record", &url, &format!("victim{w}"), &first, "9000000", "50", "8"]);
-                let (child, stdout) = Service::start_piped("writer", cmd);
-                (child, BufReader::new(stdout).lines().map_while(Result::ok))
-            })
-            .collect();
-        // Let each commit a few hundred batches, with eight more in flight, then pull the plug.
-        let mut seen: Vec<String> = Vec::new();
-        for (_, lines) in &mut victims {
-            seen.extend(lines.by_ref().take(200 * (round as usize + 1)));
-        }
-        for (child, _) in &mut victims {
+        let mut victims = Victims::start(&url, round * WORKERS);
+        let mut seen = victims.wait_for(200 * (round as usize + 1));
+        for (child, _) in &mut victims.children {
             assert!(child.is_running(), "every writer should still be busy when killed");
             child.kill();
         }
-        for (_, lines) in victims {
-            seen.extend(lines);
-        }
-        let reported: Vec<(u64, u64)> = values(&seen, "committed")
-            .map(|l| {
-                let (start, end) = l.split_once(' ').unwrap();
-                (start.parse().unwrap(), end.parse().unwrap())
-            })
-            .collect();
+        seen.extend(victims.rest());
+        let reported = committed_ranges(&seen);
         assert!(reported.len() as u64 >= 200 * WORKERS, "round {round}: a writer died on its own: {:?}", seen.last());
         committed.extend(reported);
 
         if db.backend == Backend::Sqlite {
             assert_eq!(db.query("PRAGMA integrity_check"), ["ok"]);
         }
-        let ids = all_ids(&db);
-        let missing = committed.iter().flat_map(|&(s, e)| s..e).filter(|&n| !ids.contains(&id(n).to_string())).count();
-        assert_eq!(missing, 0, "round {round}: payments reported committed are missing");
+        assert_eq!(missing(&committed, &all_ids(&db)), 0, "round {round}: payments reported committed are missing");
     }
     // And it reopens through the normal path, with every reported payment pending.
     block_on(async {
@@ -175,33 +208,13 @@ fn postgres_a_server_killed_mid_batch_loses_nothing_it_acknowledged() {
     let mut server = common::pg::PgServer::dedicated();
     let url = server.create_database();
     let name = url.rsplit('/').next().unwrap().to_string();
-    let mut victims: Vec<_> = (0..WORKERS)
-        .map(|w| {
-            let first = (w * 10_000_000).to_string();
-            let mut cmd = Command::new(testkit::example("writer"));
-            cmd.args(["record", &url, &format!("w{w}"), &first, "9000000", "50", "8"]);
-            let (child, stdout) = Service::start_piped("writer", cmd);
-            (child, BufReader::new(stdout).lines().map_while(Result::ok))
-        })
-        .collect();
-    let mut seen: Vec<String> = Vec::new();
-    for (_, lines) in &mut victims {
-        seen.extend(lines.by_ref().take(200));
-    }
+    let mut victims = Victims::start(&url, 0);
+    let mut seen = victims.wait_for(200);
     server.crash_and_restart();
     // The workers fail on the lost connection and exit; what they reported stands.
-    for (mut child, lines) in victims {
-        seen.extend(lines);
-        child.wait_exit(CHILD_TIMEOUT);
-    }
-    let reported: Vec<(u64, u64)> = values(&seen, "committed")
-        .map(|l| {
-            let (start, end) = l.split_once(' ').unwrap();
-            (start.parse().unwrap(), end.parse().unwrap())
-        })
-        .collect();
+    seen.extend(victims.rest());
+    let reported = committed_ranges(&seen);
     assert!(reported.len() as u64 >= 200 * WORKERS, "the workers should have committed before the crash");
     let ids: HashSet<String> = server.psql(&name, "SELECT correlation_id FROM payments").unwrap().into_iter().collect();
-    let missing = reported.iter().flat_map(|&(s, e)| s..e).filter(|&n| !ids.contains(&id(n).to_string())).count();
-    assert_eq!(missing, 0, "payments acknowledged before the crash are missing after it");
+    assert_eq!(missing(&reported, &ids), 0, "payments acknowledged before the crash are missing after it");
 }
