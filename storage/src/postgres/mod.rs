@@ -155,11 +155,18 @@ async fn open_writer(url: &str, owner: &str) -> Result<(Client, Statements), tok
     Ok((client, sql))
 }
 
+/// How long a connection attempt may take when the URL does not say (`connect_timeout`):
+/// without one, a host that drops packets would hold the worker's start for minutes.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One connection, named after the worker in `pg_stat_activity`, its task spawned on the
 /// runtime this runs on (the store's own: see [`Driver`]).
 async fn connect(url: &str, owner: &str) -> Result<Client, tokio_postgres::Error> {
     let mut config: tokio_postgres::Config = url.parse()?;
     config.application_name(format!("rinha-pay {owner}"));
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
     let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
