@@ -39,7 +39,8 @@ pub struct Store {
 type WriteFn<A, T> = for<'a> fn(&'a Tx<'a>, Arc<A>) -> BoxFuture<'a, Result<T, tokio_postgres::Error>>;
 
 impl Store {
-    /// Connects the writer and the readers, then creates or migrates the schema.
+    /// Creates or migrates the schema, then connects the writer and the readers (on the
+    /// store's own runtime, blocking this thread meanwhile, as opening a file does).
     pub fn open(url: &str, config: &StoreConfig) -> Result<Store, StorageError> {
         let database = redact(url);
         let runtime_error = |source| StorageError::WriterThread { database: database.clone(), source };
