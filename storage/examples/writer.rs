@@ -1,7 +1,7 @@
 //! A worker-like process for the multi-process tests in `storage/tests/`: it opens the
-//! database given on the command line and writes to it the way an api worker would,
-//! reporting on stdout what it saw committed, so the test (another process) can check the
-//! file afterwards. Not part of the product.
+//! database given on the command line (a SQLite file's path or a `postgres://` URL) and
+//! writes to it the way an api worker would, reporting on stdout what it saw committed, so
+//! the test (another process) can check the database afterwards. Not part of the product.
 //!
 //! ```text
 //! writer record  <db> <owner> <first-id> <count> <batch> <tasks>
@@ -20,7 +20,7 @@ use payment::{Cents, Millis, Payment, Processor, Uuid};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use storage::{Store, StoreConfig};
+use storage::{Database, Store, StoreConfig};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -39,7 +39,9 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 async fn run(args: &[String]) -> Result<(), Error> {
     let arg = |i: usize| args.get(i).map(String::as_str).ok_or("missing argument, see the module doc");
     let num = |i: usize| -> Result<u64, Error> { Ok(arg(i)?.parse()?) };
-    let store = Store::open(StoreConfig::new(arg(1)?, arg(2)?))?;
+    let database = arg(1)?;
+    let url = database.contains("://").then_some(database);
+    let store = Store::open(StoreConfig::with_database(Database::from_url_or_path(url, database)?, arg(2)?))?;
     match arg(0)? {
         "record" => record(&store, num(3)?, num(4)?, num(5)?, num(6)?).await?,
         "turns" => {

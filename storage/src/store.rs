@@ -1,40 +1,61 @@
-//! [`Store`]: the async API the api worker uses. Writes go to the single writer thread,
-//! reads to the read pool; nothing here blocks a runtime thread on SQLite.
+//! [`Store`]: the async API the api worker uses, the same whatever the database. Each
+//! method dispatches to the backend the [`Database`] chose (`sqlite`, `postgres`); the
+//! semantics documented here hold for both, and `tests/store.rs` proves it by running every
+//! test against both.
 
-use crate::config::StoreConfig;
+use crate::config::{Database, StoreConfig};
 use crate::error::StorageError;
 use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Taken};
-use crate::reads::{self, Readers};
-use crate::writer::Writer;
-use crate::{schema, writes};
+use crate::{postgres, sqlite};
 use payment::intake::Accepted;
 use payment::{Millis, Payment, Processor, Summary, Uuid};
-use std::path::Path;
-use std::sync::Arc;
 
 /// A handle on the database; cheap to clone, all clones share one writer thread and one
 /// read pool.
 #[derive(Clone)]
 pub struct Store {
-    writer: Writer,
-    readers: Arc<Readers>,
+    backend: Backend,
+    database: Database,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(sqlite::Store),
+    Postgres(postgres::Store),
+}
+
+/// `dispatch!(self.method(args))`: the same call on whichever backend this store has.
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match &$self.backend {
+            Backend::Sqlite(backend) => backend.$method($($arg),*).await,
+            Backend::Postgres(backend) => backend.$method($($arg),*).await,
+        }
+    };
 }
 
 impl Store {
-    /// Creates missing directories, opens or migrates the schema, sets WAL and the pragmas
-    /// (see [`crate::schema`]) and starts the writer thread. A file that is not a database
-    /// gives [`StorageError::NotADatabase`].
+    /// Opens the database and starts the writer thread.
+    ///
+    /// SQLite: creates missing directories, opens or migrates the schema, sets WAL and the
+    /// pragmas (see `sqlite::schema`). A file that is not a database gives
+    /// [`StorageError::NotADatabase`].
+    ///
+    /// PostgreSQL: connects the writer and the readers (blocking this thread until they
+    /// are connected, as opening a file does), creates or migrates the schema (see
+    /// `postgres::schema`). An unreachable server gives [`StorageError::PostgresConnect`].
     pub fn open(config: StoreConfig) -> Result<Store, StorageError> {
-        let conn = schema::open_writer(&config.path)?;
-        let readers = Readers::open(config.path.clone(), config.readers)?;
-        let writer = Writer::start(conn, config.path, config.owner, config.max_batch, config.linger)?;
-        Ok(Store { writer, readers })
+        let backend = match &config.database {
+            Database::Sqlite(path) => Backend::Sqlite(sqlite::Store::open(path.clone(), &config)?),
+            Database::Postgres(url) => Backend::Postgres(postgres::Store::open(url, &config)?),
+        };
+        Ok(Store { backend, database: config.database })
     }
 
     /// Records accepted payments as pending, owned by this store's owner. Returns the ones
     /// that were new: a re-sent batch returns none of the already known ones.
     pub async fn record_pending(&self, batch: Vec<Accepted>) -> Result<Vec<Accepted>, StorageError> {
-        self.writer.run("record pending payments", move |conn, owner| writes::record_pending(conn, owner, &batch)).await
+        dispatch!(self.record_pending(batch))
     }
 
     /// The ownership check before every send, and the attempt made durable BEFORE the
@@ -51,56 +72,53 @@ impl Store {
     /// that time, the proof of ownership: nobody can claim the returned payments before
     /// `alive_at + dead_after`.
     pub async fn take_for_sending(&self, batch: Vec<(Uuid, Processor)>) -> Result<Taken, StorageError> {
-        self.writer.run("take payments for sending", move |conn, owner| writes::take_for_sending(conn, owner, &batch)).await
+        dispatch!(self.take_for_sending(batch))
     }
 
     /// Pins pending payments to the processor of their last attempt, for good: a call there
     /// ended without an answer, so it may have stored them. Survives restarts and claims.
     pub async fn pin(&self, batch: Vec<(Uuid, Processor)>) -> Result<usize, StorageError> {
-        self.writer.run("pin payments to a processor", move |conn, _| writes::pin(conn, &batch)).await
+        dispatch!(self.pin(batch))
     }
 
     /// Marks payments processed on that processor with that requestedAt. A row purged
     /// meanwhile is recreated; an already processed row is left unchanged, and returned if
     /// it was processed at the other processor: that payment was charged twice.
     pub async fn mark_processed(&self, batch: Vec<(Payment, Attempt)>) -> Result<Vec<DoubleCharge>, StorageError> {
-        self.writer.run("mark payments processed", move |conn, _| writes::mark_processed(conn, &batch)).await
+        dispatch!(self.mark_processed(batch))
     }
 
     /// This worker is alive at `now`.
     pub async fn heartbeat(&self, now: Millis) -> Result<(), StorageError> {
-        self.writer.run("record a worker heartbeat", move |conn, owner| writes::heartbeat(conn, owner, now)).await
+        dispatch!(self.heartbeat(now))
     }
 
     /// This worker leaves cleanly: its heartbeat row goes, so its pending payments are
     /// claimable at once.
     pub async fn retire(&self) -> Result<(), StorageError> {
-        self.writer.run("retire the worker", writes::retire).await
+        dispatch!(self.retire())
     }
 
     /// Takes over up to `limit` pending payments whose owner has no heartbeat newer than
     /// `now - dead_after_ms` (or no heartbeat row, or no owner) and returns them with their
     /// attempt; those with an attempt come back pinned to its processor. Atomic across
-    /// processes: two workers with live heartbeats never both get a payment. The owner is judged only by its heartbeat, so a worker restarted under the
+    /// processes and hosts: two workers with live heartbeats never both get a payment.
+    /// The owner is judged only by its heartbeat, so a worker restarted under the
     /// same id gets its own old payments back only if it claims before its first heartbeat.
     pub async fn claim_orphans(&self, now: Millis, dead_after_ms: i64, limit: usize) -> Result<Claimed, StorageError> {
-        self.writer
-            .run("claim orphaned payments", move |conn, owner| writes::claim_orphans(conn, owner, now, dead_after_ms, limit))
-            .await
+        dispatch!(self.claim_orphans(now, dead_after_ms, limit))
     }
 
     /// The shared health-check budget: true iff no worker took a turn for `processor` in
     /// the last `window_ms`, in which case `now` is recorded as the last turn (atomically,
-    /// across processes).
+    /// across processes and hosts).
     pub async fn take_health_turn(&self, processor: Processor, now: Millis, window_ms: i64) -> Result<bool, StorageError> {
-        self.writer
-            .run("take a health-check turn", move |conn, _| writes::take_health_turn(conn, processor, now, window_ms))
-            .await
+        dispatch!(self.take_health_turn(processor, now, window_ms))
     }
 
-    /// Stores a processor's health answer for both workers to read.
+    /// Stores a processor's health answer for all workers to read.
     pub async fn save_health(&self, processor: Processor, record: HealthRecord) -> Result<(), StorageError> {
-        self.writer.run("save a health record", move |conn, _| writes::save_health(conn, processor, &record)).await
+        dispatch!(self.save_health(processor, record))
     }
 
     /// Deletes all payments, pending and processed: the database forgets everything. A
@@ -108,34 +126,35 @@ impl Store {
     /// rows are gone); one whose call is in flight is recreated by [`Store::mark_processed`]
     /// if the processor stored it, so our summary keeps matching the processor's.
     pub async fn purge(&self) -> Result<(), StorageError> {
-        self.writer.run("purge payments", |conn, _| writes::purge(conn)).await
+        dispatch!(self.purge())
     }
 
     /// Processed payments per processor with requestedAt in `[from, to]` (inclusive, a
     /// missing bound is open), in exact cents.
     pub async fn summary(&self, from: Option<Millis>, to: Option<Millis>) -> Result<Summary, StorageError> {
-        self.readers.run("compute the payments summary", move |conn| reads::summary(conn, from, to)).await
+        dispatch!(self.summary(from, to))
     }
 
-    /// The last health answer saved for `processor`, by either worker.
+    /// The last health answer saved for `processor`, by any worker.
     pub async fn health(&self, processor: Processor) -> Result<Option<HealthRecord>, StorageError> {
-        self.readers.run("read a health record", move |conn| reads::health(conn, processor)).await
+        dispatch!(self.health(processor))
     }
 
     /// How many payments are pending (all workers).
     pub async fn pending_count(&self) -> Result<i64, StorageError> {
-        self.readers.run("count pending payments", reads::pending_count).await
+        dispatch!(self.pending_count())
     }
 
     /// Flushes the writer and stops its thread (graceful shutdown). Writes through other
     /// clones fail with [`StorageError::Closed`] afterwards; reads keep working.
     pub async fn close(self) -> Result<(), StorageError> {
-        self.writer.close().await;
+        dispatch!(self.close());
         Ok(())
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        self.readers.path()
+    /// The database this store speaks to; its Display is the path or the URL without
+    /// its password, fit for a log line.
+    pub fn database(&self) -> &Database {
+        &self.database
     }
 }

@@ -1,63 +1,85 @@
-//! The single writer: one thread owns the write connection and commits whatever is queued
-//! in one transaction (group commit).
+//! The single writer of each store, whatever the database: one thread owns the write
+//! connection and commits whatever is queued in one transaction (group commit).
 //!
-//! Why: a commit costs about the same for one row or a thousand, so the write rate is
-//! bounded by batches, not rows. Callers send a job through a channel and await a oneshot;
-//! the thread takes everything queued (up to `max_batch` jobs), runs it inside
-//! `BEGIN IMMEDIATE … COMMIT`, and answers every caller only after the commit, so an
-//! answer means "durable" (see `schema` for what durable means here). A job that fails
-//! must not take its neighbours down with it: the batch is rolled back and its jobs are
-//! run again one per transaction, so each caller gets its own result.
+//! Why: a commit costs about the same for one row or a thousand (an fsync, a lock round
+//! trip, a network round trip), so the write rate is bounded by batches, not rows. Callers
+//! send a job through a channel and await a oneshot; the thread takes everything queued
+//! (up to `max_batch` jobs), runs it inside one transaction, and answers every caller only
+//! after the commit, so an answer means "durable". A job that fails must not take its
+//! neighbours down with it: the batch is rolled back and its jobs are run again one per
+//! transaction, so each caller gets its own result.
 //!
 //! At a low steady rate (the contest sends a worker one payment every few milliseconds, and
 //! each payment needs three writes) the queue rarely holds more than one job when the
-//! thread wakes, so every write would pay a whole commit: the lock round trip, one WAL frame
-//! per dirty page (two `pwrite`s each), the wake-ups. So the thread may *linger* (`linger`,
-//! the api's `WRITE_LINGER_US`): after the first job of a batch it waits that long for
-//! more before committing. Neighbouring payments then share the commit and most of its
-//! pages (the table's last page, the pending and processed indexes, the heartbeat row);
-//! each caller waits at most `linger` longer for its answer. Zero turns it off.
+//! thread wakes, so every write would pay a whole commit. So the thread may *linger*
+//! (`linger`, the api's `WRITE_LINGER_US`): after the first job of a batch it waits that
+//! long for more before committing. Neighbouring payments then share the commit; each
+//! caller waits at most `linger` longer for its answer. Zero turns it off.
 //!
-//! Async callers never touch SQLite: sending and awaiting the answer are plain channel
-//! operations. The other worker process has its own writer; `BEGIN IMMEDIATE` plus
-//! the busy handler (`busy::wait_for_lock`) plus `busy::retry` make the two take turns.
+//! This module is the part both databases share: the queue, the batching and the
+//! "retry alone" rule. What a job is and how a transaction is run is the backend's
+//! [`Session`] (`sqlite::writer`, `postgres::writer`).
 
-use crate::busy;
 use crate::error::StorageError;
-use rusqlite::Connection;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// One queued write: runs its SQL (possibly twice, if its first batch was rolled back)
-/// and then answers its caller.
-trait Queued: Send {
-    fn run(&mut self, conn: &Connection, owner: &str) -> rusqlite::Result<()>;
-    /// `None` after a successful commit, else what went wrong.
-    fn answer(self: Box<Self>, path: &Path, failure: Option<rusqlite::Error>);
+/// Why a batch's transaction did not commit.
+pub enum Failure<E> {
+    /// Every job fails with this, none is retried alone: the transaction could not even
+    /// start or could not have its lock (running each job alone would only fail the same
+    /// way, once per job), or its commit was sent and not answered (it may have committed:
+    /// running the jobs again could apply them twice).
+    Whole(E),
+    /// A write, or the commit, failed; the transaction was rolled back.
+    Work(E),
 }
 
-struct Job<T, F> {
-    operation: &'static str,
-    sql: F,
-    output: Option<T>,
+impl<E> Failure<E> {
+    pub fn into_error(self) -> E {
+        match self {
+            Failure::Whole(e) | Failure::Work(e) => e,
+        }
+    }
+}
+
+/// A backend's write connection, owned by the writer thread.
+pub trait Session: Send + 'static {
+    type Job: Send + 'static;
+    type Error: std::fmt::Display;
+    /// Runs `jobs` in one transaction and commits it; rolled back on failure.
+    fn transact(&mut self, jobs: &mut [Self::Job]) -> Result<(), Failure<Self::Error>>;
+    /// Tells the job's caller how it ended: `None` after a successful commit.
+    fn answer(&self, job: Self::Job, failure: Option<&Self::Error>);
+    /// Whether `job` must run in a transaction of its own, not folded with others.
+    fn alone(&self, _job: &Self::Job) -> bool {
+        false
+    }
+    /// Closes the connection after the last batch.
+    fn close(self);
+}
+
+/// One queued write as both backends hold it: its SQL `sql` (a closure over the backend's
+/// connection), where its output waits for the commit, and its caller's reply channel.
+pub struct Job<T, F> {
+    pub operation: &'static str,
+    pub sql: F,
+    pub output: Option<T>,
+    /// Runs in a transaction of its own (see [`Session::alone`]).
+    pub alone: bool,
     reply: oneshot::Sender<Result<T, StorageError>>,
 }
 
-impl<T, F> Queued for Job<T, F>
-where
-    T: Send,
-    F: FnMut(&Connection, &str) -> rusqlite::Result<T> + Send,
-{
-    fn run(&mut self, conn: &Connection, owner: &str) -> rusqlite::Result<()> {
-        self.output = Some((self.sql)(conn, owner)?);
-        Ok(())
+impl<T, F> Job<T, F> {
+    pub fn new(operation: &'static str, sql: F, reply: oneshot::Sender<Result<T, StorageError>>) -> Job<T, F> {
+        Job { operation, sql, output: None, alone: false, reply }
     }
 
-    fn answer(self: Box<Self>, path: &Path, failure: Option<rusqlite::Error>) {
+    /// Answers the caller: `None` after a successful commit, else what went wrong.
+    pub fn answer(self, failure: Option<StorageError>) {
         let result = match (failure, self.output) {
-            (Some(e), _) => Err(StorageError::sqlite(path, self.operation, e)),
+            (Some(e), _) => Err(e),
             (None, Some(output)) => Ok(output),
             // Committed without having run cannot happen; dropping the reply makes the
             // caller see `Closed` rather than a made-up value.
@@ -68,45 +90,54 @@ where
     }
 }
 
-enum Message {
-    Job(Box<dyn Queued>),
+/// How the thread forms a batch: at most `max_batch` jobs, waiting `linger` after the first.
+#[derive(Clone, Copy)]
+pub struct Batching {
+    pub max_batch: usize,
+    pub linger: Duration,
+}
+
+enum Message<J> {
+    Job(J),
     /// Finish what was queued before, close the connection, then acknowledge.
     Close(oneshot::Sender<()>),
 }
 
 /// The handle to the writer thread; cheap to clone.
-#[derive(Clone)]
-pub struct Writer {
-    queue: mpsc::Sender<Message>,
-    path: Arc<PathBuf>,
+pub struct Writer<J> {
+    queue: mpsc::Sender<Message<J>>,
+    /// The database, as said in errors.
+    database: Arc<str>,
 }
 
-impl Writer {
-    /// Starts the writer thread on `conn` (already migrated, see `schema::open_writer`).
-    pub fn start(conn: Connection, path: PathBuf, owner: String, max_batch: usize, linger: Duration) -> Result<Writer, StorageError> {
-        let max_batch = max_batch.max(1);
+impl<J> Clone for Writer<J> {
+    fn clone(&self) -> Self {
+        Writer { queue: self.queue.clone(), database: Arc::clone(&self.database) }
+    }
+}
+
+impl<J: Send + 'static> Writer<J> {
+    /// Starts the writer thread on `session` (already migrated).
+    pub fn start<S: Session<Job = J>>(session: S, database: String, batching: Batching) -> Result<Writer<J>, StorageError> {
+        let batching = Batching { max_batch: batching.max_batch.max(1), ..batching };
         // Room for a few batches; beyond that callers wait, which is the backpressure we want.
-        let (queue, jobs) = mpsc::channel(max_batch.saturating_mul(4));
-        let thread_path = path.clone();
-        let batching = Batching { max_batch, linger };
+        let (queue, jobs) = mpsc::channel(batching.max_batch.saturating_mul(4));
         std::thread::Builder::new()
             .name("storage-writer".into())
-            .spawn(move || write_loop(conn, &thread_path, &owner, batching, jobs))
-            .map_err(|source| StorageError::WriterThread { path: path.clone(), source })?;
-        Ok(Writer { queue, path: Arc::new(path) })
+            .spawn(move || write_loop(session, batching, jobs))
+            .map_err(|source| StorageError::WriterThread { database: database.clone(), source })?;
+        Ok(Writer { queue, database: database.into() })
     }
 
-    /// Queues `sql` and waits until it is committed (or failed). `sql` gets the open
-    /// transaction's connection and the store's owner id.
-    pub async fn run<T, F>(&self, operation: &'static str, sql: F) -> Result<T, StorageError>
-    where
-        T: Send + 'static,
-        F: FnMut(&Connection, &str) -> rusqlite::Result<T> + Send + 'static,
-    {
-        let closed = || StorageError::Closed { path: self.path.to_path_buf(), operation };
+    /// Queues the job `make` builds around its reply channel, and waits for its answer.
+    pub async fn call<T>(
+        &self,
+        operation: &'static str,
+        make: impl FnOnce(oneshot::Sender<Result<T, StorageError>>) -> J,
+    ) -> Result<T, StorageError> {
+        let closed = || StorageError::Closed { database: self.database.to_string(), operation };
         let (reply, answer) = oneshot::channel();
-        let job = Job { operation, sql, output: None, reply };
-        self.queue.send(Message::Job(Box::new(job))).await.map_err(|_| closed())?;
+        self.queue.send(Message::Job(make(reply))).await.map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }
 
@@ -120,15 +151,8 @@ impl Writer {
     }
 }
 
-/// How the thread forms a batch: at most `max_batch` jobs, waiting `linger` after the first.
-#[derive(Clone, Copy)]
-struct Batching {
-    max_batch: usize,
-    linger: Duration,
-}
-
-fn write_loop(conn: Connection, path: &Path, owner: &str, batching: Batching, mut jobs: mpsc::Receiver<Message>) {
-    let mut batch: Vec<Box<dyn Queued>> = Vec::with_capacity(batching.max_batch);
+fn write_loop<S: Session>(mut session: S, batching: Batching, mut jobs: mpsc::Receiver<Message<S::Job>>) {
+    let mut batch = Vec::with_capacity(batching.max_batch);
     let mut close_ack = None;
     // blocking_recv is fine: this is our own thread, not a runtime thread.
     while let Some(message) = jobs.blocking_recv() {
@@ -138,21 +162,18 @@ fn write_loop(conn: Connection, path: &Path, owner: &str, batching: Batching, mu
             std::thread::sleep(batching.linger);
             take_queued(&mut jobs, &mut batch, &mut close_ack, batching.max_batch);
         }
-        commit_batch(&conn, path, owner, &mut batch);
+        commit_batch(&mut session, &mut batch);
         if close_ack.is_some() {
             break;
         }
     }
-    // Closing the last connection checkpoints the WAL into the database file.
-    if let Err((_, e)) = conn.close() {
-        tracing::warn!("closing the write connection to {} failed: {e}", path.display());
-    }
+    session.close();
     if let Some(ack) = close_ack {
         let _ = ack.send(());
     }
 }
 
-fn take(message: Message, batch: &mut Vec<Box<dyn Queued>>, close_ack: &mut Option<oneshot::Sender<()>>) {
+fn take<J>(message: Message<J>, batch: &mut Vec<J>, close_ack: &mut Option<oneshot::Sender<()>>) {
     match message {
         Message::Job(job) => batch.push(job),
         Message::Close(ack) => *close_ack = Some(ack),
@@ -160,9 +181,9 @@ fn take(message: Message, batch: &mut Vec<Box<dyn Queued>>, close_ack: &mut Opti
 }
 
 /// Adds what is queued now to the batch, until it is full or a close request came.
-fn take_queued(
-    jobs: &mut mpsc::Receiver<Message>,
-    batch: &mut Vec<Box<dyn Queued>>,
+fn take_queued<J>(
+    jobs: &mut mpsc::Receiver<Message<J>>,
+    batch: &mut Vec<J>,
     close_ack: &mut Option<oneshot::Sender<()>>,
     max_batch: usize,
 ) {
@@ -174,73 +195,33 @@ fn take_queued(
     }
 }
 
-/// Commits the whole batch in one transaction; if a write inside fails, runs each job
-/// alone so each caller gets its own result.
-fn commit_batch(conn: &Connection, path: &Path, owner: &str, batch: &mut Vec<Box<dyn Queued>>) {
+/// Commits the batch in one transaction, the jobs that want it each in their own after it.
+fn commit_batch<S: Session>(session: &mut S, batch: &mut Vec<S::Job>) {
+    let (alone, mut together): (Vec<_>, Vec<_>) = batch.drain(..).partition(|job| session.alone(job));
+    commit_together(session, &mut together);
+    for job in alone {
+        commit_together(session, &mut vec![job]);
+    }
+}
+
+/// Commits `batch` in one transaction; if a write inside fails, runs each job alone so each
+/// caller gets its own result.
+fn commit_together<S: Session>(session: &mut S, batch: &mut Vec<S::Job>) {
     if batch.is_empty() {
         return;
     }
-    let outcome = in_transaction(conn, |conn| batch.iter_mut().try_for_each(|job| job.run(conn, owner)));
-    match outcome {
-        Ok(()) => batch.drain(..).for_each(|job| job.answer(path, None)),
-        // The file stayed locked through the busy handler's wait and the retries (someone holds a
-        // write transaction open, e.g. in the sqlite3 shell): trying each job alone would
-        // only wait that long again, once per job.
-        Err(Failure::Lock(e)) => batch.drain(..).for_each(|job| job.answer(path, Some(duplicate(&e)))),
-        Err(Failure::Work(e)) if batch.len() == 1 => batch.drain(..).for_each(|job| job.answer(path, Some(duplicate(&e)))),
+    match session.transact(batch) {
+        Ok(()) => batch.drain(..).for_each(|job| session.answer(job, None)),
+        Err(Failure::Whole(e)) => batch.drain(..).for_each(|job| session.answer(job, Some(&e))),
+        Err(Failure::Work(e)) if batch.len() == 1 => batch.drain(..).for_each(|job| session.answer(job, Some(&e))),
         Err(Failure::Work(e)) => {
-            tracing::warn!("a batch of {} writes to {} failed ({e}); retrying them one by one", batch.len(), path.display());
-            for mut job in batch.drain(..) {
-                let failure = in_transaction(conn, |conn| job.run(conn, owner)).err();
-                job.answer(path, failure.map(Failure::into_error));
+            tracing::warn!("a batch of {} writes failed ({e}); retrying them one by one", batch.len());
+            for job in batch.drain(..) {
+                let mut alone = [job];
+                let failure = session.transact(&mut alone).err().map(Failure::into_error);
+                let [job] = alone;
+                session.answer(job, failure.as_ref());
             }
         }
-    }
-}
-
-enum Failure {
-    /// The write lock could not be had.
-    Lock(rusqlite::Error),
-    /// A write, or the commit, failed; the transaction was rolled back.
-    Work(rusqlite::Error),
-}
-
-impl Failure {
-    fn into_error(self) -> rusqlite::Error {
-        match self {
-            Failure::Lock(e) | Failure::Work(e) => e,
-        }
-    }
-}
-
-/// `BEGIN IMMEDIATE` takes the file's write lock up front (waiting for the other worker,
-/// retrying busy), so nothing inside can fail for lack of it.
-fn in_transaction(conn: &Connection, body: impl FnOnce(&Connection) -> rusqlite::Result<()>) -> Result<(), Failure> {
-    busy::retry(|| run_cached(conn, "BEGIN IMMEDIATE")).map_err(Failure::Lock)?;
-    let result = body(conn).and_then(|()| run_cached(conn, "COMMIT"));
-    if let Err(e) = result {
-        if !conn.is_autocommit() {
-            // A failed rollback leaves nothing to undo that SQLite would not undo itself.
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        return Err(Failure::Work(e));
-    }
-    Ok(())
-}
-
-/// Runs a statement from the connection's cache: `execute_batch` would parse BEGIN and
-/// COMMIT again for every transaction (about 2.5 % of a worker's CPU at contest rates).
-fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([]).map(drop)
-}
-
-/// One error for many callers (`rusqlite::Error` is not `Clone`).
-fn duplicate(e: &rusqlite::Error) -> rusqlite::Error {
-    match e {
-        rusqlite::Error::SqliteFailure(code, message) => rusqlite::Error::SqliteFailure(*code, message.clone()),
-        other => rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-            Some(other.to_string()),
-        ),
     }
 }

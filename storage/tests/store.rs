@@ -1,58 +1,70 @@
-//! One process, real files: opening, idempotent writes, the summary windows, recovery
-//! claims and the health budget, as the api would call them.
+//! One process, real databases: opening, idempotent writes, the summary windows, recovery
+//! claims and the health budget, as the api would call them. Every test in `on_both!` runs
+//! against SQLite and against PostgreSQL (`sqlite::<name>`, `postgres::<name>`); the few
+//! that are about one database only are at the end.
 
 mod common;
 
-use common::{accepted, attempt, count, db_path, id, open, payment};
+use common::{accepted, attempt, id, payment, Backend, Db};
 use payment::{Cents, Millis, Processor};
-use storage::{Destination, DoubleCharge, HealthRecord, StorageError, Store, StoreConfig};
+use storage::{Database, Destination, DoubleCharge, HealthRecord, StorageError, Store, StoreConfig};
 
-#[tokio::test]
-async fn opening_creates_the_directory_and_reopening_keeps_the_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db_path(&dir);
-    let store = open(&path, "w1");
+on_both!(
+    reopening_keeps_the_data_and_the_schema_version,
+    a_newer_schema_is_refused,
+    workers_opening_a_new_database_at_once_all_succeed,
+    the_same_payment_twice_is_one_row_counted_once,
+    a_retry_keeps_the_first_requested_at_and_a_purged_row_comes_back_when_processed,
+    summary_windows_are_inclusive_at_both_ends,
+    pending_payments_are_not_in_the_summary,
+    one_hundred_thousand_payments_of_19_90_sum_to_exact_cents,
+    a_failing_write_does_not_take_its_batch_neighbours_down,
+    claims_take_a_dead_workers_payments_but_not_a_live_ones,
+    only_the_owner_takes_a_payment_for_sending_and_the_first_requested_at_stays,
+    a_pin_lives_in_the_row_and_outlasts_the_worker,
+    a_version_1_database_is_migrated_with_its_payments,
+    concurrent_claimers_never_get_the_same_payment,
+    one_health_turn_per_window_and_the_record_is_shared,
+    writes_after_close_say_so,
+    the_view_reads_well_at_the_prompt,
+    a_lock_held_by_someone_else_gives_a_clear_error_then_writes_resume,
+);
+
+async fn reopening_keeps_the_data_and_the_schema_version(db: Db) {
+    let store = db.open("w1");
     store.record_pending(vec![accepted(1, 1990, 1_000)]).await.unwrap();
     store.close().await.unwrap();
 
-    let store = open(&path, "w1");
+    let store = db.open("w1");
     assert_eq!(store.pending_count().await.unwrap(), 1);
-    assert_eq!(count(&path, "PRAGMA user_version"), storage::schema::SCHEMA_VERSION);
-    let mode: String = rusqlite::Connection::open(&path)
-        .unwrap()
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(mode, "wal");
+    assert_eq!(db.schema_version(), storage::schema::SCHEMA_VERSION);
 }
 
-#[tokio::test]
-async fn a_file_that_is_not_a_database_is_refused_with_advice() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("payments.db");
-    std::fs::write(&path, "these are my holiday notes, not a database\n".repeat(200)).unwrap();
-    let err = Store::open(StoreConfig::new(&path, "w1")).err().expect("must be refused");
-    assert!(matches!(err, StorageError::NotADatabase { .. }), "{err:?}");
-    let message = err.to_string();
-    assert!(message.contains(&path.display().to_string()) && message.contains("DATABASE_PATH"), "{message}");
-    // And the file is left as it was.
-    assert!(std::fs::read_to_string(&path).unwrap().starts_with("these are my holiday notes"));
-}
-
-#[tokio::test]
-async fn a_newer_schema_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db_path(&dir);
-    open(&path, "w1").close().await.unwrap();
-    rusqlite::Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
-    let err = Store::open(StoreConfig::new(&path, "w1")).err().expect("must be refused");
+async fn a_newer_schema_is_refused(db: Db) {
+    db.open("w1").close().await.unwrap();
+    db.query(&db.set_schema_version_sql(99));
+    let err = Store::open(db.config("w1")).err().expect("must be refused");
     assert!(matches!(err, StorageError::SchemaTooNew { found: 99, .. }), "{err:?}");
+    assert!(err.to_string().contains("run a newer build"), "{err}");
 }
 
-#[tokio::test]
-async fn the_same_payment_twice_is_one_row_counted_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db_path(&dir);
-    let store = open(&path, "w1");
+async fn workers_opening_a_new_database_at_once_all_succeed(db: Db) {
+    // Each opens on its own thread, as worker processes starting together would.
+    let opened: Vec<_> = (0..4)
+        .map(|n| {
+            let config = db.config(&format!("w{n}"));
+            std::thread::spawn(move || Store::open(config).map(drop))
+        })
+        .collect();
+    for worker in opened {
+        worker.join().unwrap().expect("every worker opens the new database");
+    }
+    assert_eq!(db.schema_version(), storage::schema::SCHEMA_VERSION);
+    assert_eq!(db.count("SELECT count(*) FROM payments_view"), 0);
+}
+
+async fn the_same_payment_twice_is_one_row_counted_once(db: Db) {
+    let store = db.open("w1");
 
     let first = store.record_pending(vec![accepted(1, 1990, 1_000), accepted(2, 1990, 1_000)]).await.unwrap();
     assert_eq!(first.len(), 2);
@@ -71,21 +83,20 @@ async fn the_same_payment_twice_is_one_row_counted_once() {
         twice,
         vec![DoubleCharge { payment: payment(1, 1990), recorded_at: Processor::Default, also_at: Processor::Fallback }]
     );
+    // The same payment twice in one batch is new once.
+    assert_eq!(store.record_pending(vec![accepted(4, 100, 0), accepted(4, 100, 0)]).await.unwrap(), vec![accepted(4, 100, 0)]);
     // Pending again after processed changes nothing either.
     assert!(store.record_pending(vec![accepted(1, 1990, 7_000)]).await.unwrap().is_empty());
 
-    assert_eq!(count(&path, "SELECT count(*) FROM payments"), 3);
+    assert_eq!(db.count("SELECT count(*) FROM payments"), 4);
     let summary = store.summary(None, None).await.unwrap();
     assert_eq!((summary.default.requests, summary.default.amount), (1, Cents(1990)));
     assert_eq!(summary.fallback.requests, 0);
-    assert_eq!(store.pending_count().await.unwrap(), 2);
+    assert_eq!(store.pending_count().await.unwrap(), 3);
 }
 
-#[tokio::test]
-async fn a_retry_keeps_the_first_requested_at_and_a_purged_row_comes_back_when_processed() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db_path(&dir);
-    let store = open(&path, "w1");
+async fn a_retry_keeps_the_first_requested_at_and_a_purged_row_comes_back_when_processed(db: Db) {
+    let store = db.open("w1");
     store.record_pending(vec![accepted(1, 1990, 1_000)]).await.unwrap();
 
     // The first attempt's requestedAt is the time of the write that makes it durable.
@@ -112,10 +123,8 @@ async fn a_retry_keeps_the_first_requested_at_and_a_purged_row_comes_back_when_p
     assert_eq!((summary.fallback.requests, summary.fallback.amount), (1, Cents(1990)));
 }
 
-#[tokio::test]
-async fn summary_windows_are_inclusive_at_both_ends() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&db_path(&dir), "w1");
+async fn summary_windows_are_inclusive_at_both_ends(db: Db) {
+    let store = db.open("w1");
     let rows: Vec<_> = (0..10).map(|n| accepted(n, 100 + n as i64, 0)).collect();
     store.record_pending(rows).await.unwrap();
     // Payment n requested at 1000 + 10n; even ones on default, odd ones on fallback.
@@ -145,19 +154,15 @@ async fn summary_windows_are_inclusive_at_both_ends() {
     assert_eq!((to.default.requests, to.fallback.requests), (1, 0));
 }
 
-#[tokio::test]
-async fn pending_payments_are_not_in_the_summary() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&db_path(&dir), "w1");
+async fn pending_payments_are_not_in_the_summary(db: Db) {
+    let store = db.open("w1");
     store.record_pending(vec![accepted(1, 1990, 1_000)]).await.unwrap();
     store.take_for_sending(vec![(id(1), Processor::Default)]).await.unwrap();
     assert_eq!(store.summary(None, None).await.unwrap(), payment::Summary::default());
 }
 
-#[tokio::test]
-async fn one_hundred_thousand_payments_of_19_90_sum_to_exact_cents() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&db_path(&dir), "w1");
+async fn one_hundred_thousand_payments_of_19_90_sum_to_exact_cents(db: Db) {
+    let store = db.open("w1");
     const N: u64 = 100_000;
     for chunk in (0..N).collect::<Vec<_>>().chunks(10_000) {
         store.record_pending(chunk.iter().map(|&n| accepted(n, 1990, 0)).collect()).await.unwrap();
@@ -171,11 +176,8 @@ async fn one_hundred_thousand_payments_of_19_90_sum_to_exact_cents() {
     assert!(s.to_json().contains(r#""totalAmount":1990000.00"#));
 }
 
-#[tokio::test]
-async fn a_failing_write_does_not_take_its_batch_neighbours_down() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db_path(&dir);
-    let store = open(&path, "w1");
+async fn a_failing_write_does_not_take_its_batch_neighbours_down(db: Db) {
+    let store = db.open("w1");
     // Sent together so the writer folds them into one transaction; a zero amount breaks
     // the table's CHECK, the others are fine.
     let good = (0..50).map(|n| {
@@ -184,20 +186,19 @@ async fn a_failing_write_does_not_take_its_batch_neighbours_down() {
     });
     let good: Vec<_> = good.collect();
     let bad = store.mark_processed(vec![(payment(999, 0), attempt(Processor::Default, 1))]);
-    assert!(matches!(bad.await, Err(StorageError::Sqlite { .. })));
+    let err = bad.await.expect_err("a zero amount is refused");
+    assert!(matches!(err, StorageError::Sqlite { .. } | StorageError::Postgres { .. }), "{err:?}");
+    assert!(err.to_string().contains("mark payments processed"), "{err}");
     for task in good {
         assert_eq!(task.await.unwrap().unwrap().len(), 1);
     }
-    assert_eq!(count(&path, "SELECT count(*) FROM payments"), 50);
+    assert_eq!(db.count("SELECT count(*) FROM payments"), 50);
 }
 
-#[tokio::test]
-async fn claims_take_a_dead_workers_payments_but_not_a_live_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db_path(&dir);
-    let live = open(&path, "live");
-    let dead = open(&path, "dead");
-    let rescuer = open(&path, "rescuer");
+async fn claims_take_a_dead_workers_payments_but_not_a_live_ones(db: Db) {
+    let live = db.open("live");
+    let dead = db.open("dead");
+    let rescuer = db.open("rescuer");
     live.record_pending((0..5).map(|n| accepted(n, 1990, 0)).collect()).await.unwrap();
     dead.record_pending((10..15).map(|n| accepted(n, 1990, 0)).collect()).await.unwrap();
     let sent = dead.take_for_sending(vec![(id(10), Processor::Default)]).await.unwrap();
@@ -224,15 +225,12 @@ async fn claims_take_a_dead_workers_payments_but_not_a_live_ones() {
     // A worker that retires hands its payments over at once.
     live.retire().await.unwrap();
     assert_eq!(rescuer.claim_orphans(Millis(now + 10_700), 2_000, 100).await.unwrap().payments.len(), 5);
-    assert_eq!(count(&path, "SELECT count(*) FROM payments WHERE owner = 'rescuer'"), 10);
+    assert_eq!(db.count("SELECT count(*) FROM payments WHERE owner = 'rescuer'"), 10);
 }
 
-#[tokio::test]
-async fn only_the_owner_takes_a_payment_for_sending_and_the_first_requested_at_stays() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db_path(&dir);
-    let stalled = open(&path, "stalled");
-    let rescuer = open(&path, "rescuer");
+async fn only_the_owner_takes_a_payment_for_sending_and_the_first_requested_at_stays(db: Db) {
+    let stalled = db.open("stalled");
+    let rescuer = db.open("rescuer");
     let (d, f) = (Processor::Default, Processor::Fallback);
     stalled.record_pending(vec![accepted(0, 1990, 0), accepted(1, 1990, 0)]).await.unwrap();
     let sent = stalled.take_for_sending(vec![(id(0), d)]).await.unwrap();
@@ -253,8 +251,8 @@ async fn only_the_owner_takes_a_payment_for_sending_and_the_first_requested_at_s
     assert!(taken.alive_at >= before, "the heartbeat is renewed: {taken:?}");
     // The claimed rows are untouched: payment 0 keeps its attempt, payment 1 has none.
     let row = |n: u64| format!("SELECT count(*) FROM payments WHERE correlation_id = '{}' AND owner = 'rescuer'", id(n));
-    assert_eq!(count(&path, &format!("{} AND processor = 'default' AND requested_at = {first_at}", row(0))), 1);
-    assert_eq!(count(&path, &format!("{} AND processor IS NULL AND requested_at IS NULL", row(1))), 1);
+    assert_eq!(db.count(&format!("{} AND processor = 'default' AND requested_at = {first_at}", row(0))), 1);
+    assert_eq!(db.count(&format!("{} AND processor IS NULL AND requested_at IS NULL", row(1))), 1);
     // The renewed heartbeat keeps the stalled worker's own rows from being claimed.
     assert!(rescuer.claim_orphans(Millis::now(), 3_000, 100).await.unwrap().payments.is_empty());
 
@@ -270,15 +268,12 @@ async fn only_the_owner_takes_a_payment_for_sending_and_the_first_requested_at_s
     assert!(stalled.take_for_sending(vec![(id(3), f)]).await.unwrap().payments.is_empty());
     stalled.purge().await.unwrap();
     assert!(stalled.take_for_sending(vec![(id(2), f)]).await.unwrap().payments.is_empty());
-    assert_eq!(count(&path, "SELECT count(*) FROM payments"), 0);
+    assert_eq!(db.count("SELECT count(*) FROM payments"), 0);
 }
 
-#[tokio::test]
-async fn a_pin_lives_in_the_row_and_outlasts_the_worker() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db_path(&dir);
+async fn a_pin_lives_in_the_row_and_outlasts_the_worker(db: Db) {
     let (d, f) = (Processor::Default, Processor::Fallback);
-    let first = open(&path, "first");
+    let first = db.open("first");
     first.record_pending(vec![accepted(1, 1990, 0), accepted(2, 1990, 0)]).await.unwrap();
     first.take_for_sending(vec![(id(1), d), (id(2), d)]).await.unwrap();
     // Payment 1's call timed out: pinned. A pin for the wrong processor changes nothing.
@@ -292,50 +287,42 @@ async fn a_pin_lives_in_the_row_and_outlasts_the_worker() {
 
     // The pin is visible at the sqlite3 prompt, then survives a restart and a claim.
     let pinned = "SELECT count(*) FROM payments_view WHERE pinned_to = 'default'";
-    assert_eq!(count(&path, pinned), 1);
-    let next = open(&path, "next");
+    assert_eq!(db.count(pinned), 1);
+    let next = db.open("next");
     let claimed = next.claim_orphans(Millis(Millis::now().0 + 60_000), 1_000, 10).await.unwrap();
     let destinations: std::collections::HashMap<_, _> =
         claimed.payments.iter().map(|p| (p.payment.correlation_id, p.destination)).collect();
     assert_eq!(destinations[&id(1)], Destination::PinnedTo(d));
     // Payment 2 had an attempt on record at the fallback: the claim pins it there.
     assert_eq!(destinations[&id(2)], Destination::PinnedTo(f));
-    assert_eq!(count(&path, "SELECT count(*) FROM payments_view WHERE pinned_to IS NOT NULL"), 2);
+    assert_eq!(db.count("SELECT count(*) FROM payments_view WHERE pinned_to IS NOT NULL"), 2);
 }
 
-#[tokio::test]
-async fn a_version_1_database_is_migrated_with_its_payments() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db_path(&dir);
-    let store = open(&path, "w1");
+async fn a_version_1_database_is_migrated_with_its_payments(db: Db) {
+    let store = db.open("w1");
     store.record_pending(vec![accepted(1, 1990, 0)]).await.unwrap();
     store.close().await.unwrap();
     // Back to what version 1 was: no pin column, the old view.
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(
+    db.query(&format!(
         "DROP VIEW payments_view;
          ALTER TABLE payments DROP COLUMN pinned;
          CREATE VIEW payments_view AS SELECT correlation_id FROM payments;
-         PRAGMA user_version = 1;",
-    )
-    .unwrap();
-    drop(conn);
+         {}",
+        db.set_schema_version_sql(1)
+    ));
 
-    let store = open(&path, "w1");
-    assert_eq!(count(&path, "PRAGMA user_version"), storage::schema::SCHEMA_VERSION);
+    let store = db.open("w1");
+    assert_eq!(db.schema_version(), storage::schema::SCHEMA_VERSION);
     assert_eq!(store.pending_count().await.unwrap(), 1);
-    assert_eq!(count(&path, "SELECT count(*) FROM payments_view WHERE pinned_to IS NULL"), 1);
+    assert_eq!(db.count("SELECT count(*) FROM payments_view WHERE pinned_to IS NULL"), 1);
 }
 
-#[tokio::test]
-async fn concurrent_claimers_never_get_the_same_payment() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db_path(&dir);
-    open(&path, "gone").record_pending((0..2_000).map(|n| accepted(n, 1990, 0)).collect()).await.unwrap();
+async fn concurrent_claimers_never_get_the_same_payment(db: Db) {
+    db.open("gone").record_pending((0..2_000).map(|n| accepted(n, 1990, 0)).collect()).await.unwrap();
     let claimers: Vec<_> = ["a", "b", "c"]
         .into_iter()
         .map(|owner| {
-            let store = open(&path, owner);
+            let store = db.open(owner);
             tokio::spawn(async move {
                 store.heartbeat(Millis::now()).await.unwrap();
                 let mut mine = Vec::new();
@@ -359,12 +346,9 @@ async fn concurrent_claimers_never_get_the_same_payment() {
     assert_eq!((total, all.len()), (2_000, 2_000));
 }
 
-#[tokio::test]
-async fn one_health_turn_per_window_and_the_record_is_shared() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db_path(&dir);
-    let w1 = open(&path, "w1");
-    let w2 = open(&path, "w2");
+async fn one_health_turn_per_window_and_the_record_is_shared(db: Db) {
+    let w1 = db.open("w1");
+    let w2 = db.open("w2");
     let (d, f) = (Processor::Default, Processor::Fallback);
     assert!(w1.take_health_turn(d, Millis(10_000), 5_000).await.unwrap());
     assert!(!w2.take_health_turn(d, Millis(10_001), 5_000).await.unwrap());
@@ -380,10 +364,8 @@ async fn one_health_turn_per_window_and_the_record_is_shared() {
     assert_eq!(w2.health(f).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn writes_after_close_say_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&db_path(&dir), "w1");
+async fn writes_after_close_say_so(db: Db) {
+    let store = db.open("w1");
     let other = store.clone();
     store.close().await.unwrap();
     let err = other.record_pending(vec![accepted(1, 1990, 0)]).await.unwrap_err();
@@ -392,25 +374,16 @@ async fn writes_after_close_say_so() {
     assert_eq!(other.pending_count().await.unwrap(), 0);
 }
 
-#[tokio::test]
-async fn the_view_reads_well_in_the_sqlite3_shell() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db_path(&dir);
-    let store = open(&path, "w1");
+/// At the `sqlite3` or `psql` prompt, the same text.
+async fn the_view_reads_well_at_the_prompt(db: Db) {
+    let store = db.open("w1");
     let at = Millis::parse_iso("2025-07-10T12:34:56.789Z").unwrap();
     let accepted_at = Millis::parse_iso("2025-07-10T12:34:56.005Z").unwrap();
     store.record_pending(vec![accepted(1, 1990, accepted_at.0), accepted(2, 5, accepted_at.0)]).await.unwrap();
     store.mark_processed(vec![(payment(1, 1990), attempt(Processor::Fallback, at.0))]).await.unwrap();
     store.close().await.unwrap();
 
-    let output = std::process::Command::new("sqlite3")
-        .arg(&path)
-        .arg("SELECT * FROM payments_view ORDER BY correlation_id;")
-        .output()
-        .expect("the sqlite3 shell (make deps installs it)");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let text = String::from_utf8(output.stdout).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
+    let lines = db.query("SELECT * FROM payments_view ORDER BY correlation_id;");
     assert_eq!(
         lines,
         [
@@ -420,17 +393,126 @@ async fn the_view_reads_well_in_the_sqlite3_shell() {
     );
 }
 
-#[tokio::test]
-async fn a_write_lock_held_by_someone_else_gives_a_clear_error_then_writes_resume() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db_path(&dir);
-    let store = open(&path, "w1");
-    // Someone at the sqlite3 prompt typed BEGIN IMMEDIATE and went to lunch.
-    let lunch = rusqlite::Connection::open(&path).unwrap();
-    lunch.execute_batch("BEGIN IMMEDIATE").unwrap();
+async fn a_lock_held_by_someone_else_gives_a_clear_error_then_writes_resume(db: Db) {
+    let store = db.open("w1");
+    // Someone at the prompt took a lock on the payments and went to lunch.
+    let lunch = Lunch::start(&db).await;
     let err = store.record_pending(vec![accepted(1, 1990, 0)]).await.unwrap_err();
     let message = err.to_string();
-    assert!(message.contains("locked") && message.contains("record pending payments"), "{message}");
-    lunch.execute_batch("ROLLBACK").unwrap();
+    assert!(message.contains("lock") && message.contains("record pending payments"), "{message}");
+    lunch.end().await;
     assert_eq!(store.record_pending(vec![accepted(1, 1990, 0)]).await.unwrap().len(), 1);
+}
+
+/// A write lock held on the payments by another connection until [`Lunch::end`].
+enum Lunch {
+    Sqlite(rusqlite::Connection),
+    Postgres(tokio_postgres::Client),
+}
+
+impl Lunch {
+    async fn start(db: &Db) -> Lunch {
+        match &db.database {
+            Database::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+                Lunch::Sqlite(conn)
+            }
+            Database::Postgres(url) => {
+                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(connection);
+                client.batch_execute("BEGIN; LOCK TABLE payments IN EXCLUSIVE MODE;").await.unwrap();
+                Lunch::Postgres(client)
+            }
+        }
+    }
+
+    async fn end(self) {
+        match self {
+            Lunch::Sqlite(conn) => conn.execute_batch("ROLLBACK").unwrap(),
+            Lunch::Postgres(client) => client.batch_execute("ROLLBACK").await.unwrap(),
+        }
+    }
+}
+
+// SQLite only: the file, its directory, its journal mode.
+
+#[tokio::test]
+async fn sqlite_opening_creates_the_directory_in_wal_mode() {
+    let db = Db::new(Backend::Sqlite);
+    let path = db.path();
+    assert!(!path.parent().unwrap().exists());
+    db.open("w1").close().await.unwrap();
+    assert_eq!(db.query("PRAGMA journal_mode"), ["wal"]);
+}
+
+#[tokio::test]
+async fn sqlite_a_file_that_is_not_a_database_is_refused_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("payments.db");
+    std::fs::write(&path, "these are my holiday notes, not a database\n".repeat(200)).unwrap();
+    let err = Store::open(StoreConfig::new(&path, "w1")).err().expect("must be refused");
+    assert!(matches!(err, StorageError::NotADatabase { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains(&path.display().to_string()) && message.contains("DATABASE_PATH"), "{message}");
+    // And the file is left as it was.
+    assert!(std::fs::read_to_string(&path).unwrap().starts_with("these are my holiday notes"));
+}
+
+// PostgreSQL only: the server and the URL.
+
+#[tokio::test]
+async fn postgres_a_server_that_does_not_answer_is_refused_with_advice_and_no_password() {
+    let db = Db::new(Backend::Postgres);
+    let url = db.nowhere();
+    let database = Database::from_url_or_path(Some(&url), "unused.db").unwrap();
+    let err = Store::open(StoreConfig::with_database(database, "w1")).err().expect("must be refused");
+    assert!(matches!(err, StorageError::PostgresConnect { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("DATABASE_URL") && message.contains("postgres:***@"), "{message}");
+    assert!(!message.contains("hunter2"), "the password is shown: {message}");
+}
+
+#[tokio::test]
+async fn postgres_the_summary_is_one_index_range_scan() {
+    let db = Db::new(Backend::Postgres);
+    let store = db.open("w1");
+    store.record_pending((0..1_000).map(|n| accepted(n, 1990, 0)).collect()).await.unwrap();
+    let processed = (0..1_000).map(|n| (payment(n, 1990), attempt(Processor::Default, n as i64))).collect();
+    store.mark_processed(processed).await.unwrap();
+    db.query("ANALYZE payments");
+    let plan = db.query(
+        "EXPLAIN SELECT processor, count(*), coalesce(sum(amount), 0)::bigint FROM payments
+         WHERE status = 'processed' AND processor IN ('default', 'fallback')
+           AND requested_at BETWEEN 100 AND 200 GROUP BY processor",
+    );
+    let plan = plan.join("\n");
+    assert!(plan.contains("payments_processed_by_requested_at") && !plan.contains("Seq Scan"), "{plan}");
+}
+
+#[tokio::test]
+async fn postgres_a_store_reconnects_after_the_server_drops_its_connections() {
+    let db = Db::new(Backend::Postgres);
+    let store = db.open("w1");
+    store.record_pending(vec![accepted(1, 1990, 0)]).await.unwrap();
+    // What a server restart or a failover does to every open connection.
+    let dropped = db.count(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE application_name = 'rinha-pay w1' AND datname = current_database()",
+    );
+    assert_eq!(dropped, 3, "one write and two read connections");
+    // The calls that meet the loss may fail; within a few, both paths work again.
+    let mut recovered = false;
+    for n in 2..12 {
+        let wrote = store.record_pending(vec![accepted(n, 1990, 0)]).await.is_ok();
+        let read = store.pending_count().await.is_ok() && store.pending_count().await.is_ok();
+        if wrote && read {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(recovered, "the store did not reconnect");
+    assert!(store.pending_count().await.unwrap() >= 2);
+    assert_eq!(store.summary(None, None).await.unwrap(), payment::Summary::default());
 }

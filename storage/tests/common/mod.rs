@@ -1,18 +1,153 @@
-//! Helpers shared by the storage tests: a store in a temp dir and payments with ids that
+//! Helpers shared by the storage tests: a fresh database of either kind ([`Db`]), the
+//! macro that runs one test body against both ([`on_both!`]), and payments with ids that
 //! processes can agree on (`Uuid::from_u128(n)`, the same as `examples/writer.rs`).
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod pg;
+
 use payment::intake::Accepted;
 use payment::{Cents, Millis, Payment, Processor, Uuid};
-use std::path::{Path, PathBuf};
-use storage::{Attempt, Store, StoreConfig};
+use std::path::PathBuf;
+use std::sync::Arc;
+use storage::{Attempt, Database, Store, StoreConfig};
 
-pub fn db_path(dir: &tempfile::TempDir) -> PathBuf {
-    dir.path().join("data").join("payments.db")
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
 }
 
-pub fn open(path: &Path, owner: &str) -> Store {
-    Store::open(StoreConfig::new(path, owner)).expect("open the store")
+/// Writes `#[tokio::test]`s `sqlite::<name>` and `postgres::<name>` for each
+/// `async fn <name>(db: Db)` named, so every test body is written once.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        on_both!(@module sqlite, Sqlite, $($name),*);
+        on_both!(@module postgres, Postgres, $($name),*);
+    };
+    (@module $module:ident, $backend:ident, $($name:ident),*) => {
+        mod $module {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::common::Db::new(super::common::Backend::$backend)).await
+            })*
+        }
+    };
+}
+
+/// The same, for blocking tests `fn <name>(db: Db)` (the multi-process ones).
+#[macro_export]
+macro_rules! on_both_blocking {
+    ($($name:ident),* $(,)?) => {
+        on_both_blocking!(@module sqlite, Sqlite, $($name),*);
+        on_both_blocking!(@module postgres, Postgres, $($name),*);
+    };
+    (@module $module:ident, $backend:ident, $($name:ident),*) => {
+        mod $module {
+            $(#[test]
+            fn $name() {
+                super::$name(super::common::Db::new(super::common::Backend::$backend))
+            })*
+        }
+    };
+}
+
+/// A fresh, empty database for one test: a SQLite file in a temp dir (not created yet),
+/// or a new database on the test binary's PostgreSQL server.
+pub struct Db {
+    pub backend: Backend,
+    pub database: Database,
+    /// The SQLite file's directory; kept for PostgreSQL too (a place for scratch files).
+    pub dir: tempfile::TempDir,
+    server: Option<Arc<pg::PgServer>>,
+}
+
+impl Db {
+    pub fn new(backend: Backend) -> Db {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        match backend {
+            Backend::Sqlite => {
+                let database = Database::Sqlite(dir.path().join("data").join("payments.db"));
+                Db { backend, database, dir, server: None }
+            }
+            Backend::Postgres => {
+                let server = pg::server();
+                let database = Database::Postgres(server.create_database());
+                Db { backend, database, dir, server: Some(server) }
+            }
+        }
+    }
+
+    pub fn config(&self, owner: &str) -> StoreConfig {
+        StoreConfig::with_database(self.database.clone(), owner)
+    }
+
+    pub fn open(&self, owner: &str) -> Store {
+        Store::open(self.config(owner)).expect("open the store")
+    }
+
+    /// What a child process is told to open: the file's path or the URL.
+    pub fn arg(&self) -> String {
+        match &self.database {
+            Database::Sqlite(path) => path.display().to_string(),
+            Database::Postgres(url) => url.clone(),
+        }
+    }
+
+    /// A PostgreSQL URL, with a password, on which no server answers.
+    pub fn nowhere(&self) -> String {
+        self.server.as_ref().expect("a PostgreSQL-only check ran against SQLite").nowhere()
+    }
+
+    /// The SQLite file (panics for PostgreSQL: the test is SQLite's only).
+    pub fn path(&self) -> PathBuf {
+        match &self.database {
+            Database::Sqlite(path) => path.clone(),
+            Database::Postgres(_) => panic!("a SQLite-only check ran against PostgreSQL"),
+        }
+    }
+
+    /// Runs `sql` at the prompt a person would use, `sqlite3` or `psql`, on a connection
+    /// of its own: what any other process sees. Rows as `a|b|c`, NULL as nothing.
+    pub fn query(&self, sql: &str) -> Vec<String> {
+        match (&self.database, &self.server) {
+            (Database::Postgres(url), Some(server)) => {
+                let name = url.rsplit('/').next().unwrap_or_default();
+                server.psql(name, sql).unwrap_or_else(|e| panic!("{e}"))
+            }
+            _ => {
+                // Waits for a lock like our connections do (a closing store checkpoints).
+                let output = std::process::Command::new("sqlite3")
+                    .args(["-cmd", ".timeout 5000"])
+                    .arg(self.path())
+                    .arg(sql)
+                    .output()
+                    .expect("the sqlite3 shell (make deps installs it)");
+                assert!(output.status.success(), "sqlite3 {sql:?}: {}", String::from_utf8_lossy(&output.stderr));
+                String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect()
+            }
+        }
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        let rows = self.query(sql);
+        rows.first().and_then(|r| r.parse().ok()).unwrap_or_else(|| panic!("{sql} gave {rows:?}, not a number"))
+    }
+
+    pub fn schema_version(&self) -> i64 {
+        match self.backend {
+            Backend::Sqlite => self.count("PRAGMA user_version"),
+            Backend::Postgres => self.count("SELECT version FROM schema_version"),
+        }
+    }
+
+    /// The statement that records schema version `n`.
+    pub fn set_schema_version_sql(&self, n: i64) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("PRAGMA user_version = {n};"),
+            Backend::Postgres => format!("UPDATE schema_version SET version = {n};"),
+        }
+    }
 }
 
 pub fn id(n: u64) -> Uuid {
@@ -29,11 +164,4 @@ pub fn accepted(n: u64, cents: i64, at: i64) -> Accepted {
 
 pub fn attempt(processor: Processor, at: i64) -> Attempt {
     Attempt { processor, requested_at: Millis(at) }
-}
-
-/// Runs a query in the sqlite3 sense on a fresh connection of our own: what any other
-/// process would see in the file.
-pub fn count(path: &Path, sql: &str) -> i64 {
-    let conn = rusqlite::Connection::open(path).expect("open the file directly");
-    conn.query_row(sql, [], |row| row.get(0)).expect(sql)
 }

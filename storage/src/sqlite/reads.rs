@@ -1,4 +1,4 @@
-//! The SQL of every read, and the small pool of read connections it runs on.
+//! The SQL of every SQLite read, and the small pool of read connections it runs on.
 //!
 //! Reads never go through the writer: in WAL mode they see the last committed state of
 //! both workers without waiting for any write, so a summary is not delayed by a batch.
@@ -6,7 +6,8 @@
 
 use crate::error::StorageError;
 use crate::model::HealthRecord;
-use payment::{Cents, Millis, Processor, ProcessorTotals, Summary};
+use crate::rows;
+use payment::{Millis, Processor, Summary};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,7 +23,7 @@ pub struct Readers {
 impl Readers {
     pub fn open(path: PathBuf, count: usize) -> Result<Arc<Readers>, StorageError> {
         let count = count.max(1);
-        let idle = (0..count).map(|_| crate::schema::open_reader(&path)).collect::<Result<Vec<_>, _>>()?;
+        let idle = (0..count).map(|_| super::schema::open_reader(&path)).collect::<Result<Vec<_>, _>>()?;
         Ok(Arc::new(Readers { path, idle: Mutex::new(idle), permits: Semaphore::new(count) }))
     }
 
@@ -32,7 +33,7 @@ impl Readers {
         operation: &'static str,
         query: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StorageError> {
-        let lost = || StorageError::ReaderLost { path: self.path.clone(), operation };
+        let lost = || StorageError::ReaderLost { database: self.path.display().to_string(), operation };
         // The semaphore is never closed, so acquiring only waits for a free connection.
         let _permit = self.permits.acquire().await.map_err(|_| lost())?;
         let readers = Arc::clone(self);
@@ -40,7 +41,7 @@ impl Readers {
             // None only if a query panicked and took its connection along: open a new one.
             let conn = match readers.take() {
                 Some(conn) => conn,
-                None => crate::schema::open_reader(&readers.path)?,
+                None => super::schema::open_reader(&readers.path)?,
             };
             let result = query(&conn).map_err(|e| StorageError::sqlite(&readers.path, operation, e));
             readers.give_back(conn);
@@ -48,10 +49,6 @@ impl Readers {
         })
         .await
         .map_err(|_| lost())?
-    }
-
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
     }
 
     fn take(&self) -> Option<Connection> {
@@ -73,15 +70,12 @@ pub fn summary(conn: &Connection, from: Option<Millis>, to: Option<Millis>) -> r
            AND requested_at BETWEEN ?1 AND ?2
          GROUP BY processor",
     )?;
-    let from = from.map_or(i64::MIN, |m| m.0);
-    let to = to.map_or(i64::MAX, |m| m.0);
+    let (from, to) = rows::summary_bounds(from, to);
     let mut summary = Summary::default();
     let mut rows = query.query(params![from, to])?;
     while let Some(row) = rows.next()? {
         let name: String = row.get(0)?;
-        if let Some(processor) = Processor::from_name(&name) {
-            *summary.get_mut(processor) = ProcessorTotals { requests: row.get(1)?, amount: Cents(row.get(2)?) };
-        }
+        rows::add_totals(&mut summary, &name, row.get(1)?, row.get(2)?);
     }
     Ok(summary)
 }
@@ -90,13 +84,7 @@ pub fn health(conn: &Connection, processor: Processor) -> rusqlite::Result<Optio
     conn.prepare_cached(
         "SELECT failing, min_response_time_ms, checked_at FROM health_records WHERE processor = ?1",
     )?
-    .query_row(params![processor.name()], |row| {
-        Ok(HealthRecord {
-            failing: row.get(0)?,
-            min_response_time_ms: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
-            checked_at: Millis(row.get(2)?),
-        })
-    })
+    .query_row(params![processor.name()], |row| Ok(rows::health_record(row.get(0)?, row.get(1)?, row.get(2)?)))
     .optional()
 }
 

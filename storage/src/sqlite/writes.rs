@@ -1,10 +1,11 @@
-//! The SQL of every write. Each function runs inside the writer's open transaction (see
+//! The SQL of every SQLite write. Each function runs inside the writer's open transaction (see
 //! `writer`), so it sees and changes the database atomically with the rest of its batch,
 //! and two processes never interleave inside one function.
 
-use crate::model::{Attempt, Claimed, Destination, DoubleCharge, HealthRecord, Pending, Taken};
+use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Pending, Taken};
+use crate::rows::{self, PendingRow};
 use payment::intake::Accepted;
-use payment::{Cents, Millis, Payment, Processor, Uuid};
+use payment::{Millis, Payment, Processor, Uuid};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 /// Inserts the payments as pending, owned by `owner`; returns those that were new.
@@ -50,15 +51,14 @@ pub fn take_for_sending(conn: &Connection, owner: &str, batch: &[(Uuid, Processo
             })
             .optional()?;
         if let Some((name, requested_at)) = stored {
-            let processor = Processor::from_name(&name).unwrap_or(*processor);
-            payments.push((*id, Attempt { processor, requested_at: Millis(requested_at) }));
+            payments.push((*id, rows::stored_attempt(&name, requested_at, *processor)));
         }
     }
     Ok(Taken { alive_at, payments })
 }
 
 /// Pins pending payments to the processor of their attempt: a call there may have stored
-/// them (see [`Destination`]). Returns how many rows were pinned.
+/// them (see [`crate::Destination`]). Returns how many rows were pinned.
 pub fn pin(conn: &Connection, batch: &[(Uuid, Processor)]) -> rusqlite::Result<usize> {
     let mut update = conn.prepare_cached(
         "UPDATE payments SET pinned = 1 WHERE correlation_id = ?1 AND status = 'pending' AND processor = ?2",
@@ -92,12 +92,7 @@ pub fn mark_processed(conn: &Connection, batch: &[(Payment, Attempt)]) -> rusqli
             continue;
         }
         let name: Option<String> = recorded_at.query_row(params![id.as_str()], |row| row.get(0)).optional()?.flatten();
-        match name.as_deref().and_then(Processor::from_name) {
-            Some(recorded) if recorded != attempt.processor => {
-                double.push(DoubleCharge { payment: *payment, recorded_at: recorded, also_at: attempt.processor });
-            }
-            _ => {}
-        }
+        double.extend(rows::double_charge(payment, attempt, name.as_deref()));
     }
     Ok(double)
 }
@@ -128,7 +123,7 @@ pub fn claim_orphans(
     dead_after_ms: i64,
     limit: usize,
 ) -> rusqlite::Result<Claimed> {
-    let threshold = now.0.saturating_sub(dead_after_ms);
+    let threshold = rows::claim_threshold(now, dead_after_ms);
     let last_alive: Option<i64> = conn
         .prepare_cached("SELECT max(heartbeat_at) FROM workers WHERE heartbeat_at <= ?1")?
         .query_row(params![threshold], |row| row.get(0))?;
@@ -141,9 +136,8 @@ pub fn claim_orphans(
              LIMIT ?3)
          RETURNING correlation_id, amount, accepted_at, processor, requested_at, pinned",
     )?;
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = claim.query_map(params![owner, threshold, limit], pending_from_row)?;
-    Ok(Claimed { payments: rows.collect::<rusqlite::Result<_>>()?, last_alive: last_alive.map(Millis) })
+    let claimed = claim.query_map(params![owner, threshold, rows::claim_limit(limit)], pending_from_row)?;
+    Ok(Claimed { payments: claimed.collect::<rusqlite::Result<_>>()?, last_alive: last_alive.map(Millis) })
 }
 
 fn pending_from_row(row: &Row<'_>) -> rusqlite::Result<Pending> {
@@ -151,21 +145,15 @@ fn pending_from_row(row: &Row<'_>) -> rusqlite::Result<Pending> {
     let correlation_id = Uuid::try_parse(&id)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?;
     let processor: Option<String> = row.get(3)?;
-    let requested_at: Option<i64> = row.get(4)?;
-    let attempt = match (processor.as_deref().and_then(Processor::from_name), requested_at) {
-        (Some(processor), Some(at)) => Some(Attempt { processor, requested_at: Millis(at) }),
-        _ => None,
+    let pending = PendingRow {
+        correlation_id,
+        amount: row.get(1)?,
+        accepted_at: row.get(2)?,
+        processor: processor.as_deref(),
+        requested_at: row.get(4)?,
+        pinned: row.get(5)?,
     };
-    let destination = match (row.get::<_, bool>(5)?, attempt) {
-        (true, Some(attempt)) => Destination::PinnedTo(attempt.processor),
-        _ => Destination::Anywhere,
-    };
-    Ok(Pending {
-        payment: Payment { correlation_id, amount: Cents(row.get(1)?) },
-        accepted_at: Millis(row.get(2)?),
-        attempt,
-        destination,
-    })
+    Ok(pending.into_pending())
 }
 
 /// True iff nobody took a turn for `processor` in the last `window_ms`; then records `now`.
@@ -182,7 +170,7 @@ pub fn take_health_turn(conn: &Connection, processor: Processor, now: Millis, wi
 }
 
 pub fn save_health(conn: &Connection, processor: Processor, record: &HealthRecord) -> rusqlite::Result<()> {
-    let min_response_time_ms = i64::try_from(record.min_response_time_ms).unwrap_or(i64::MAX);
+    let min_response_time_ms = rows::stored_response_time(record);
     conn.prepare_cached(
         "INSERT INTO health_records (processor, failing, min_response_time_ms, checked_at)
          VALUES (?1, ?2, ?3, ?4)

@@ -1,0 +1,110 @@
+//! The SQL of every PostgreSQL read, on a small pool of read connections.
+//!
+//! Reads never go through the writer: each statement sees the last committed state of
+//! all workers without waiting for any write (MVCC), so a summary is not delayed by a
+//! batch. A connection pipelines the queries given to it, so the pool is just `readers`
+//! connections taken in turn; their statements are prepared once, when they open. A
+//! connection found closed (the server restarted) is opened again on the store's runtime
+//! before the query; a query that met the loss fails, and the next one works.
+
+use crate::error::StorageError;
+use crate::model::HealthRecord;
+use crate::rows;
+use payment::{Millis, Processor, Summary};
+use super::writer::Driver;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::Mutex;
+use tokio_postgres::{Client, Statement};
+
+/// The summary: per processor, one range scan of `payments_processed_by_requested_at`.
+const SUMMARY: &str = "SELECT processor, count(*), coalesce(sum(amount), 0)::bigint FROM payments
+     WHERE status = 'processed' AND processor IN ('default', 'fallback')
+       AND requested_at BETWEEN $1 AND $2
+     GROUP BY processor";
+
+pub struct Reader {
+    client: Client,
+    summary: Statement,
+    health: Statement,
+    pending_count: Statement,
+}
+
+impl Reader {
+    pub async fn open(url: &str, owner: &str) -> Result<Reader, tokio_postgres::Error> {
+        let client = super::connect(url, owner).await?;
+        Ok(Reader {
+            summary: client.prepare(SUMMARY).await?,
+            health: client
+                .prepare("SELECT failing, min_response_time_ms, checked_at FROM health_records WHERE processor = $1")
+                .await?,
+            pending_count: client.prepare("SELECT count(*) FROM payments WHERE status = 'pending'").await?,
+            client,
+        })
+    }
+}
+
+pub struct Readers {
+    slots: Vec<Mutex<Arc<Reader>>>,
+    next: AtomicUsize,
+    driver: Arc<Driver>,
+    /// To reconnect; never shown (it may hold a password).
+    url: String,
+    /// The URL without its password, for errors.
+    database: String,
+    owner: String,
+}
+
+impl Readers {
+    /// `readers` must not be empty.
+    pub fn new(readers: Vec<Reader>, driver: Arc<Driver>, url: String, database: String, owner: String) -> Arc<Readers> {
+        let slots = readers.into_iter().map(|r| Mutex::new(Arc::new(r))).collect();
+        Arc::new(Readers { slots, next: AtomicUsize::new(0), driver, url, database, owner })
+    }
+
+    /// The next connection in turn, opened again first if it was lost.
+    async fn pick(&self, operation: &'static str) -> Result<Arc<Reader>, StorageError> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let mut slot = self.slots[i].lock().await;
+        if slot.client.is_closed() {
+            tracing::warn!("a read connection to {} was lost; reconnecting", self.database);
+            let (url, owner) = (self.url.clone(), self.owner.clone());
+            let reopened = self.driver.handle().spawn(async move { Reader::open(&url, &owner).await }).await;
+            let lost = || StorageError::ReaderLost { database: self.database.clone(), operation };
+            let refused = |e| StorageError::postgres_connect(&self.database, e);
+            *slot = Arc::new(reopened.map_err(|_| lost())?.map_err(refused)?);
+        }
+        Ok(Arc::clone(&slot))
+    }
+
+    fn error(&self, operation: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StorageError + '_ {
+        move |e| StorageError::postgres(&self.database, operation, Arc::new(e))
+    }
+
+    /// Totals of processed payments per processor with `requested_at` in `[from, to]`.
+    pub async fn summary(&self, from: Option<Millis>, to: Option<Millis>) -> Result<Summary, StorageError> {
+        let (from, to) = rows::summary_bounds(from, to);
+        let operation = "compute the payments summary";
+        let reader = self.pick(operation).await?;
+        let found = reader.client.query(&reader.summary, &[&from, &to]).await.map_err(self.error(operation))?;
+        let mut summary = Summary::default();
+        for row in &found {
+            rows::add_totals(&mut summary, row.get(0), row.get(1), row.get(2));
+        }
+        Ok(summary)
+    }
+
+    pub async fn health(&self, processor: Processor) -> Result<Option<HealthRecord>, StorageError> {
+        let operation = "read a health record";
+        let reader = self.pick(operation).await?;
+        let found = reader.client.query_opt(&reader.health, &[&processor.name()]).await.map_err(self.error(operation))?;
+        Ok(found.map(|row| rows::health_record(row.get(0), row.get(1), row.get(2))))
+    }
+
+    pub async fn pending_count(&self) -> Result<i64, StorageError> {
+        let operation = "count pending payments";
+        let reader = self.pick(operation).await?;
+        let row = reader.client.query_one(&reader.pending_count, &[]).await.map_err(self.error(operation))?;
+        Ok(row.get(0))
+    }
+}

@@ -1,0 +1,264 @@
+//! The SQL of every PostgreSQL write, prepared once per write connection ([`Statements`]).
+//! Each function runs inside the writer's open transaction (see `writer`), at PostgreSQL's
+//! default isolation, READ COMMITTED: every statement sees what was committed when it
+//! started, and an UPDATE that meets a row another transaction changed waits for it, then
+//! re-checks its WHERE on the row's newest version. Why each write is safe under it:
+//!
+//! - `record_pending`, `mark_processed`, the heartbeat, the health turn and record: one
+//!   `INSERT … ON CONFLICT` per row, which PostgreSQL guarantees to end in exactly one
+//!   insert or one update (or nothing) even against concurrent inserts of the same key; the
+//!   `DO UPDATE … WHERE` condition is evaluated on the newest row version, under its lock.
+//!   So each payment is new for exactly one worker, and one worker gets the health turn.
+//! - `take_for_sending` and `pin`: one `UPDATE … WHERE correlation_id = $1 AND owner = …`
+//!   per row; every condition is on the row itself, so the re-check on the newest version
+//!   is exact: a row claimed meanwhile is not taken.
+//! - `claim_orphans`: its WHERE reads *another* table (the owner's heartbeat), which the
+//!   re-check would read from the statement's older snapshot; a heartbeat renewed just
+//!   after the snapshot could let a live worker's payment be claimed. So a claim first
+//!   takes `workers` in SHARE ROW EXCLUSIVE mode: it waits for every transaction that wrote
+//!   a heartbeat to commit, and keeps heartbeats (and other claims) from changing until it
+//!   commits. Its UPDATE's snapshot, taken after the lock, then holds the heartbeats as they
+//!   are, as in SQLite where a claim and a heartbeat never overlap. `FOR UPDATE SKIP LOCKED`
+//!   passes over rows another transaction is changing (they are claimed next time). A claim
+//!   runs in a transaction of its own, never folded into a batch: the lock is then its
+//!   first, and once it has it, it waits for nothing (SKIP LOCKED), so it cannot close a
+//!   deadlock cycle with batches that write heartbeats (two batches each holding their
+//!   heartbeat write and wanting the other's for their claim would).
+//!
+//! Each batch's statements are sent pipelined (all at once, answered in order): one round
+//! trip for a batch of rows, not one per row.
+
+use super::writer::Tx;
+use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Pending, Taken};
+use crate::rows::{self, PendingRow};
+use futures_util::future::{try_join_all, BoxFuture};
+use payment::intake::Accepted;
+use payment::{Millis, Payment, Processor, Uuid};
+use std::sync::Arc;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Error, Row, Statement};
+
+/// One statement parameter.
+type Param<'a> = &'a (dyn ToSql + Sync);
+
+/// Runs `statement` once per parameter row, pipelined; the rows each returned, in order.
+async fn each_row<const N: usize>(tx: &Tx<'_>, statement: &Statement, params: &[[Param<'_>; N]]) -> Result<Vec<Option<Row>>, Error> {
+    try_join_all(params.iter().map(|p| tx.tx.query_opt(statement, p))).await
+}
+
+/// Runs `statement` once per parameter row, pipelined; how many rows each changed, in order.
+async fn each_change<const N: usize>(tx: &Tx<'_>, statement: &Statement, params: &[[Param<'_>; N]]) -> Result<Vec<u64>, Error> {
+    try_join_all(params.iter().map(|p| tx.tx.execute(statement, p))).await
+}
+
+/// The writer's statements, prepared on its connection when it opens.
+pub struct Statements {
+    record_pending: Statement,
+    take_for_sending: Statement,
+    pin: Statement,
+    mark_processed: Statement,
+    recorded_at: Statement,
+    heartbeat: Statement,
+    retire: Statement,
+    last_alive: Statement,
+    claim: Statement,
+    take_health_turn: Statement,
+    save_health: Statement,
+    purge: Statement,
+}
+
+impl Statements {
+    pub async fn prepare(client: &Client) -> Result<Statements, Error> {
+        Ok(Statements {
+            record_pending: client.prepare(RECORD_PENDING).await?,
+            take_for_sending: client.prepare(TAKE_FOR_SENDING).await?,
+            pin: client.prepare(PIN).await?,
+            mark_processed: client.prepare(MARK_PROCESSED).await?,
+            recorded_at: client.prepare("SELECT processor FROM payments WHERE correlation_id = $1").await?,
+            heartbeat: client.prepare(HEARTBEAT).await?,
+            retire: client.prepare("DELETE FROM workers WHERE id = $1").await?,
+            last_alive: client.prepare("SELECT max(heartbeat_at) FROM workers WHERE heartbeat_at <= $1").await?,
+            claim: client.prepare(CLAIM).await?,
+            take_health_turn: client.prepare(TAKE_HEALTH_TURN).await?,
+            save_health: client.prepare(SAVE_HEALTH).await?,
+            purge: client.prepare("DELETE FROM payments").await?,
+        })
+    }
+}
+
+const RECORD_PENDING: &str = "INSERT INTO payments (correlation_id, amount, status, accepted_at, owner)
+     VALUES ($1, $2, 'pending', $3, $4)
+     ON CONFLICT (correlation_id) DO NOTHING";
+
+const TAKE_FOR_SENDING: &str = "UPDATE payments SET processor = CASE WHEN pinned THEN processor ELSE $2 END,
+                         requested_at = coalesce(requested_at, $3)
+     WHERE correlation_id = $1 AND status = 'pending' AND owner = $4
+     RETURNING processor, requested_at";
+
+const PIN: &str = "UPDATE payments SET pinned = true WHERE correlation_id = $1 AND status = 'pending' AND processor = $2";
+
+/// A recreated row's acceptance time is unknown; its requestedAt is the closest known.
+const MARK_PROCESSED: &str = "INSERT INTO payments (correlation_id, amount, processor, requested_at, status, accepted_at, owner)
+     VALUES ($1, $2, $3, $4, 'processed', $4, NULL)
+     ON CONFLICT (correlation_id) DO UPDATE
+        SET status = 'processed', processor = excluded.processor,
+            requested_at = excluded.requested_at, owner = NULL
+        WHERE payments.status = 'pending'";
+
+const HEARTBEAT: &str = "INSERT INTO workers (id, heartbeat_at) VALUES ($1, $2)
+     ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at";
+
+/// Why the lock first: see the module doc.
+const CLAIM_LOCK: &str = "LOCK TABLE workers IN SHARE ROW EXCLUSIVE MODE";
+
+const CLAIM: &str = "UPDATE payments SET owner = $1, pinned = (pinned OR processor IS NOT NULL)
+     WHERE correlation_id IN (
+         SELECT p.correlation_id FROM payments p
+         WHERE p.status = 'pending'
+           AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = p.owner AND w.heartbeat_at > $2)
+         LIMIT $3
+         FOR UPDATE OF p SKIP LOCKED)
+     RETURNING correlation_id, amount, accepted_at, processor, requested_at, pinned";
+
+const TAKE_HEALTH_TURN: &str = "INSERT INTO health_turns (processor, last_turn_at) VALUES ($1, $2)
+     ON CONFLICT (processor) DO UPDATE SET last_turn_at = excluded.last_turn_at
+        WHERE health_turns.last_turn_at <= excluded.last_turn_at - $3
+     RETURNING 1";
+
+const SAVE_HEALTH: &str = "INSERT INTO health_records (processor, failing, min_response_time_ms, checked_at)
+     VALUES ($1, $2, $3, $4)
+     ON CONFLICT (processor) DO UPDATE SET failing = excluded.failing,
+        min_response_time_ms = excluded.min_response_time_ms, checked_at = excluded.checked_at";
+
+type Written<'a, T> = BoxFuture<'a, Result<T, Error>>;
+
+/// Inserts the payments as pending, owned by this worker; returns those that were new.
+pub fn record_pending<'a>(tx: &'a Tx<'a>, batch: Arc<Vec<Accepted>>) -> Written<'a, Vec<Accepted>> {
+    Box::pin(async move {
+        let params: Vec<[Param; 4]> = batch
+            .iter()
+            .map(|a| -> [Param; 4] { [&a.payment.correlation_id, &a.payment.amount.0, &a.accepted_at.0, &tx.owner] })
+            .collect();
+        let changed = each_change(tx, &tx.sql.record_pending, &params).await?;
+        Ok(batch.iter().zip(changed).filter(|(_, n)| *n == 1).map(|(a, _)| *a).collect())
+    })
+}
+
+/// See `sqlite::writes::take_for_sending`: the same rules, the same statement per row.
+pub fn take_for_sending<'a>(tx: &'a Tx<'a>, batch: Arc<Vec<(Uuid, Processor)>>) -> Written<'a, Taken> {
+    Box::pin(async move {
+        let alive_at = Millis::now();
+        heartbeat(tx, Arc::new(alive_at)).await?;
+        let names = names(&batch);
+        let params: Vec<[Param; 4]> =
+            batch.iter().zip(&names).map(|((id, _), name)| -> [Param; 4] { [id, name, &alive_at.0, &tx.owner] }).collect();
+        let stored = each_row(tx, &tx.sql.take_for_sending, &params).await?;
+        let payments = batch
+            .iter()
+            .zip(stored)
+            .filter_map(|((id, asked), row)| {
+                let row = row?;
+                Some((*id, rows::stored_attempt(row.get(0), row.get(1), *asked)))
+            })
+            .collect();
+        Ok(Taken { alive_at, payments })
+    })
+}
+
+fn names(batch: &[(Uuid, Processor)]) -> Vec<&'static str> {
+    batch.iter().map(|(_, processor)| processor.name()).collect()
+}
+
+/// Pins pending payments to the processor of their attempt; returns how many were pinned.
+pub fn pin<'a>(tx: &'a Tx<'a>, batch: Arc<Vec<(Uuid, Processor)>>) -> Written<'a, usize> {
+    Box::pin(async move {
+        let names = names(&batch);
+        let params: Vec<[Param; 2]> = batch.iter().zip(&names).map(|((id, _), name)| -> [Param; 2] { [id, name] }).collect();
+        let pinned: u64 = each_change(tx, &tx.sql.pin, &params).await?.into_iter().sum();
+        Ok(usize::try_from(pinned).unwrap_or(usize::MAX))
+    })
+}
+
+/// Marks payments processed; recreates a row purged meanwhile; reports double charges.
+pub fn mark_processed<'a>(tx: &'a Tx<'a>, batch: Arc<Vec<(Payment, Attempt)>>) -> Written<'a, Vec<DoubleCharge>> {
+    Box::pin(async move {
+        let names: Vec<&str> = batch.iter().map(|(_, a)| a.processor.name()).collect();
+        let params: Vec<[Param; 4]> = batch
+            .iter()
+            .zip(&names)
+            .map(|((p, a), name)| -> [Param; 4] { [&p.correlation_id, &p.amount.0, name, &a.requested_at.0] })
+            .collect();
+        let changed = each_change(tx, &tx.sql.mark_processed, &params).await?;
+        // The rows left unchanged were processed already (the upsert locked them): where?
+        let unchanged: Vec<_> = batch.iter().zip(changed).filter(|(_, n)| *n == 0).map(|(pa, _)| pa).collect();
+        let params: Vec<[Param; 1]> = unchanged.iter().map(|(p, _)| -> [Param; 1] { [&p.correlation_id] }).collect();
+        let recorded = each_row(tx, &tx.sql.recorded_at, &params).await?;
+        Ok(unchanged
+            .into_iter()
+            .zip(recorded)
+            .filter_map(|((p, a), row)| rows::double_charge(p, a, row.as_ref().and_then(|r| r.get(0))))
+            .collect())
+    })
+}
+
+pub fn heartbeat<'a>(tx: &'a Tx<'a>, now: Arc<Millis>) -> Written<'a, ()> {
+    Box::pin(async move { tx.tx.execute(&tx.sql.heartbeat, &[&tx.owner, &now.0]).await.map(drop) })
+}
+
+pub fn retire<'a>(tx: &'a Tx<'a>, _: Arc<()>) -> Written<'a, ()> {
+    Box::pin(async move { tx.tx.execute(&tx.sql.retire, &[&tx.owner]).await.map(drop) })
+}
+
+/// What a claim is asked: now, dead-after in ms, at most how many.
+pub type ClaimArgs = (Millis, i64, usize);
+
+/// Gives this worker the pending payments whose owner shows no heartbeat newer than
+/// `now - dead_after_ms`; see the module doc for why it locks `workers` first, in a
+/// transaction of its own.
+pub fn claim_orphans<'a>(tx: &'a Tx<'a>, args: Arc<ClaimArgs>) -> Written<'a, Claimed> {
+    Box::pin(async move {
+        let (now, dead_after_ms, limit) = *args;
+        let threshold = rows::claim_threshold(now, dead_after_ms);
+        tx.tx.batch_execute(CLAIM_LOCK).await?;
+        let last_alive: Option<i64> = tx.tx.query_one(&tx.sql.last_alive, &[&threshold]).await?.get(0);
+        let claimed = tx.tx.query(&tx.sql.claim, &[&tx.owner, &threshold, &rows::claim_limit(limit)]).await?;
+        Ok(Claimed { payments: claimed.iter().map(pending_from_row).collect(), last_alive: last_alive.map(Millis) })
+    })
+}
+
+fn pending_from_row(row: &Row) -> Pending {
+    PendingRow {
+        correlation_id: row.get(0),
+        amount: row.get(1),
+        accepted_at: row.get(2),
+        processor: row.get(3),
+        requested_at: row.get(4),
+        pinned: row.get(5),
+    }
+    .into_pending()
+}
+
+/// What a health turn is asked: for which processor, now, the window in ms.
+pub type TurnArgs = (Processor, Millis, i64);
+
+/// True iff nobody took a turn for the processor in the last window; then records now.
+pub fn take_health_turn<'a>(tx: &'a Tx<'a>, args: Arc<TurnArgs>) -> Written<'a, bool> {
+    Box::pin(async move {
+        let (processor, now, window_ms) = *args;
+        let taken = tx.tx.query_opt(&tx.sql.take_health_turn, &[&processor.name(), &now.0, &window_ms]).await?;
+        Ok(taken.is_some())
+    })
+}
+
+pub fn save_health<'a>(tx: &'a Tx<'a>, args: Arc<(Processor, HealthRecord)>) -> Written<'a, ()> {
+    Box::pin(async move {
+        let (processor, record) = &*args;
+        let (name, response_time) = (processor.name(), rows::stored_response_time(record));
+        let params: [Param; 4] = [&name, &record.failing, &response_time, &record.checked_at.0];
+        tx.tx.execute(&tx.sql.save_health, &params).await.map(drop)
+    })
+}
+
+pub fn purge<'a>(tx: &'a Tx<'a>, _: Arc<()>) -> Written<'a, ()> {
+    Box::pin(async move { tx.tx.execute(&tx.sql.purge, &[]).await.map(drop) })
+}
