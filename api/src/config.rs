@@ -13,6 +13,8 @@ use std::time::Duration;
 pub const API_LISTEN: &str = "API_LISTEN";
 /// The variable of [`Config::database_path`].
 pub const DATABASE_PATH: &str = "DATABASE_PATH";
+/// The variable of [`Config::database_url`].
+pub const DATABASE_URL: &str = "DATABASE_URL";
 /// The variable of [`Config::default_url`].
 pub const PROCESSOR_DEFAULT_URL: &str = "PROCESSOR_DEFAULT_URL";
 /// The variable of [`Config::fallback_url`].
@@ -58,9 +60,12 @@ pub struct Config {
     /// Where the worker listens: host:port or unix:/path.
     #[arg(long, env = API_LISTEN, default_value = "127.0.0.1:9101", value_parser = checked(Listen::parse))]
     pub listen: Listen,
-    /// The SQLite file shared by both workers.
+    /// The SQLite file shared by both workers (when no DATABASE_URL is set).
     #[arg(long, env = DATABASE_PATH, default_value = "data/payments.db", value_parser = checked(path))]
     pub database_path: PathBuf,
+    /// A postgres:// URL: the workers share that PostgreSQL database instead of the SQLite file.
+    #[arg(long, env = DATABASE_URL, value_parser = checked(database_url))]
+    pub database_url: Option<String>,
     /// Base URL of the default (cheap) processor.
     #[arg(long, env = PROCESSOR_DEFAULT_URL, default_value = "http://127.0.0.1:8001", value_parser = checked(http_url))]
     pub default_url: String,
@@ -113,6 +118,18 @@ pub struct Config {
     /// the batch) and orphans are left for a later claim.
     #[arg(long, env = DISPATCH_QUEUE_MAX, default_value = "100000", value_parser = checked(positive))]
     pub dispatch_queue_max: usize,
+}
+
+/// A `DATABASE_URL` the store can open (empty means none: the SQLite file).
+fn database_url(url: &str) -> Result<String, storage::StorageError> {
+    storage::Database::from_url_or_path(Some(url), "").map(|_| url.to_string())
+}
+
+impl Config {
+    /// The database the workers share: `DATABASE_URL` when set, else the SQLite file.
+    pub fn database(&self) -> Result<storage::Database, storage::StorageError> {
+        storage::Database::from_url_or_path(self.database_url.as_deref(), &self.database_path)
+    }
 }
 
 /// `WORKER_ID` plus this start's unique suffix (see [`Config::owner`]).

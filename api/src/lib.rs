@@ -29,9 +29,10 @@ use storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("database {path}: {source}")]
+    #[error("database {database}: {source}")]
     Storage {
-        path: std::path::PathBuf,
+        /// The SQLite path or the PostgreSQL URL, password hidden.
+        database: String,
         source: StorageError,
     },
     #[error("cannot listen on {listen:?}: {source}")]

@@ -17,7 +17,6 @@ use crate::ApiError;
 use hyper::http::uri::InvalidUri;
 use payment::{Millis, Processor};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use storage::{Store, StoreConfig};
@@ -29,7 +28,6 @@ use tokio::time::Instant;
 /// Dropped without [`Worker::shutdown`], its tasks run on until their runtime ends.
 pub struct Worker {
     store: Store,
-    database_path: PathBuf,
     dispatcher: Arc<Dispatcher>,
     /// Stops the server's accepting, intake, the dispatcher's rounds, health polls and
     /// orphan scans: everything that takes work in.
@@ -66,7 +64,6 @@ impl Worker {
         tracing::info!(owner = %config.owner, listen = ?config.listen, "api worker ready");
         Ok(Worker {
             store,
-            database_path: config.database_path,
             dispatcher,
             stop_work,
             work,
@@ -110,11 +107,11 @@ impl Worker {
             tracing::warn!("processor calls still in flight at shutdown; their payments stay pending for the other worker");
         }
         // 6. Close the store: what is queued for the writer is committed first.
-        let path = self.database_path;
+        let database = self.store.database().to_string();
         self.store
             .close()
             .await
-            .map_err(|source| ApiError::Storage { path, source })
+            .map_err(|source| ApiError::Storage { database, source })
     }
 
     /// Waits for the tasks stopped by `stop_work`; one still busy at `deadline` (a health
@@ -180,13 +177,18 @@ fn spawn_work(
 
 /// The shared database, with this worker's first heartbeat written.
 async fn open_store(config: &Config) -> Result<Store, ApiError> {
+    let database = config.database().map_err(|source| ApiError::Storage {
+        database: config.database_path.display().to_string(),
+        source,
+    })?;
+    let shown = database.to_string();
     let storage_error = |source| ApiError::Storage {
-        path: config.database_path.clone(),
+        database: shown.clone(),
         source,
     };
     let store = Store::open(StoreConfig {
         linger: config.write_linger,
-        ..StoreConfig::new(&config.database_path, &config.owner)
+        ..StoreConfig::with_database(database, &config.owner)
     })
     .map_err(storage_error)?;
     store

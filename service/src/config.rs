@@ -109,7 +109,7 @@ where
             given => given.to_string(),
         };
         (self.0)(&value).map_err(|why| {
-            let said = format!("{}=\"{}\": {why}", source(arg, raw), text.trim());
+            let said = format!("{}=\"{}\": {why}", source(arg, raw), shown(text.trim()));
             let mut error = clap::Error::new(ErrorKind::ValueValidation).with_cmd(cmd);
             error.insert(ContextKind::Custom, ContextValue::String(said));
             error
@@ -122,6 +122,17 @@ fn default_of(arg: Option<&Arg>) -> String {
     arg.and_then(|a| a.get_default_values().first())
         .map(|d| d.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// A refused value as a message repeats it: not at all when it is a URL with credentials
+/// (`scheme://user:password@host`), which logs must not keep.
+fn shown(value: &str) -> &str {
+    match value.split_once("://") {
+        Some((_, rest)) if rest.split(['/', '?']).next().is_some_and(|a| a.contains('@')) => {
+            "(a URL with credentials, not repeated)"
+        }
+        _ => value,
+    }
 }
 
 /// What a message calls the value's origin: its environment variable if the value came

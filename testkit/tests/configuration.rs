@@ -89,8 +89,8 @@ fn help_defaults(bin: &str) -> Defaults {
         .iter()
         .filter_map(|block| {
             let name = bracket(block, "[env: ")?;
-            let default = bracket(block, "[default: ")
-                .unwrap_or_else(|| panic!("{bin} --help gives no default for {name}:\n{block}"));
+            // A setting with no default (optional) is "unset" in the README.
+            let default = bracket(block, "[default: ").unwrap_or_else(|| "unset".into());
             Some((name, default))
         })
         .collect()

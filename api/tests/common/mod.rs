@@ -272,6 +272,10 @@ fn environment(config: &Config) -> Vec<(&'static str, String)> {
             knobs::DATABASE_PATH,
             config.database_path.display().to_string(),
         ),
+        (
+            knobs::DATABASE_URL,
+            config.database_url.clone().unwrap_or_default(),
+        ),
         (knobs::PROCESSOR_DEFAULT_URL, config.default_url.clone()),
         (knobs::PROCESSOR_FALLBACK_URL, config.fallback_url.clone()),
         (knobs::WORKER_ID, config.owner.clone()),
