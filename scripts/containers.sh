@@ -15,7 +15,8 @@
 #                             unix socket (API_LISTEN in compose.yml) seen from the host, in
 #                             the socket volume's directory
 #   containers_limits_json    {service: {cpus, memory_limit_mb, peak_memory_mb,
-#                             cpu_throttled_periods}} of every limited service of the stack
+#                             cpu_throttled_periods, cgroup_cpu_seconds}} of every limited
+#                             service of the stack
 #                             (lb, api1, api2, and postgres with STORAGE=postgres), from
 #                             `docker inspect` (what the engine enforces) and the containers'
 #                             cgroups
@@ -118,17 +119,19 @@ EOF
 }
 
 containers_limits_json() {
-  local svc id pid
+  local svc id pid cg
   for svc in $(python3 scripts/compose_limits.py "$CONTAINERS_COMPOSE" | cut -d' ' -f1); do
     id=$(container_of "$CONTAINERS_STACK_PROJECT" "$svc")
     pid=$(docker inspect --format '{{.State.Pid}}' "$id")
+    cg=$(bash scripts/cgroup.sh of "$pid")
     echo "$svc $(docker inspect --format '{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}}' "$id")" \
-         "$(bash scripts/cgroup.sh stats "$(bash scripts/cgroup.sh of "$pid")")"
+         "$(bash scripts/cgroup.sh stats "$cg") $(bash scripts/cgroup.sh cpu "$cg")"
   done | python3 -c '
 import json, sys
 print(json.dumps({s: {"cpus": int(c) / 1e9, "memory_limit_mb": round(int(m) / 2**20, 1),
-                      "peak_memory_mb": round(int(p) / 2**20, 1), "cpu_throttled_periods": int(t)}
-                  for s, c, m, p, t in (l.split() for l in sys.stdin)}))'
+                      "peak_memory_mb": round(int(p) / 2**20, 1), "cpu_throttled_periods": int(t),
+                      "cgroup_cpu_seconds": float(u)}
+                  for s, c, m, p, t, u in (l.split() for l in sys.stdin)}))'
 }
 
 containers_stack_down() {
