@@ -11,6 +11,10 @@ TARGET := x86_64-unknown-linux-gnu
 export BIN_DIR ?= target/$(TARGET)/release
 
 DEPLOY ?= native
+# make images / compose-test / bench DEPLOY=compose: sqlite (compose.yml) or postgres
+# (compose.postgres.yml, and its image rinha-pay-postgres).
+STORAGE ?= sqlite
+IMAGES_ARGS = $(if $(filter postgres,$(STORAGE)),postgres)
 # make submission / publish: empty means scripts/submission.py's defaults
 # (ghcr.io/rinha-pay/, the commit's short hash, participantes/rinha-pay).
 IMAGE_PREFIX ?=
@@ -28,6 +32,7 @@ help:
 	@echo "make stress         open-model load at rising rates: where p99 passes 5 ms, stack vs floor"
 	@echo "make images         the docker images of compose.yml and compose.sim.yml (installs and starts Docker)"
 	@echo "make compose-test   the contest run on those images, from the submission's compose file"
+	@echo "                    (STORAGE=postgres: compose.postgres.yml, PostgreSQL in a container)"
 	@echo "make submission     the contest's submission folder (IMAGE_PREFIX=registry/user/ TAG=tag SUBMISSION_DIR=...)"
 	@echo "make publish        make submission, then docker push its images (needs docker login)"
 	@echo "make deps           install cmake, sqlite3, PostgreSQL (for the storage tests) and k6 if missing"
@@ -55,25 +60,27 @@ check: deps
 	BIN_DIR=target/debug bash scripts/smoke.sh
 	BIN_DIR=target/debug python3 scripts/faults.py
 	$(MAKE) compose-test
+	$(MAKE) compose-test STORAGE=postgres
 
 test: deps
 	@bash scripts/contest.sh $(WORKERS)
 
 bench: deps release
-	@if [ "$(DEPLOY)" = compose ]; then bash scripts/images.sh; fi
-	@DEPLOY=$(DEPLOY) CONTEST_LIMITS=$(CONTEST_LIMITS) bash scripts/bench.sh
+	@if [ "$(DEPLOY)" = compose ]; then bash scripts/images.sh $(IMAGES_ARGS); fi
+	@DEPLOY=$(DEPLOY) STORAGE=$(STORAGE) CONTEST_LIMITS=$(CONTEST_LIMITS) bash scripts/bench.sh
 
 stress: deps release
 	@python3 scripts/stress_sweep.py
 
-# rinha-pay-{lb,api,sim}:latest, FROM scratch, from the static release binaries.
+# rinha-pay-{lb,api,sim}:latest, FROM scratch, from the static release binaries
+# (STORAGE=postgres: also rinha-pay-postgres).
 images: release
-	@bash scripts/images.sh
+	@bash scripts/images.sh $(IMAGES_ARGS)
 
 compose-test: deps images
-	@bash scripts/compose_test.sh
+	@STORAGE=$(STORAGE) bash scripts/compose_test.sh
 
-SUBMISSION_ARGS = $(if $(IMAGE_PREFIX),--prefix $(IMAGE_PREFIX)) $(if $(TAG),--tag $(TAG)) $(if $(SUBMISSION_DIR),--out $(SUBMISSION_DIR))
+SUBMISSION_ARGS = $(if $(filter postgres,$(STORAGE)),--compose compose.postgres.yml) $(if $(IMAGE_PREFIX),--prefix $(IMAGE_PREFIX)) $(if $(TAG),--tag $(TAG)) $(if $(SUBMISSION_DIR),--out $(SUBMISSION_DIR))
 
 submission: deps images
 	@python3 scripts/submission.py $(SUBMISSION_ARGS)

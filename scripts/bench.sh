@@ -12,10 +12,11 @@
 #   compose.sim.yml, the submission's docker-compose.yml (scripts/submission.py) on :9999,
 #   each container's limits in force; then `floor` in a container under the lb's limits.
 #   Adds each container's limits (from docker inspect), cgroup peak memory and throttling.
+#   STORAGE=postgres: compose.postgres.yml instead (its images: scripts/images.sh postgres).
 #
-# Variables: DEPLOY (native | compose), CONTEST_LIMITS=1 (native: run lb/api1/api2 each in a
-# cgroup with the cpu and memory limits compose.yml gives its service; needs writable cgroup
-# v1/v2 cpu+memory controllers), BENCH_REQUESTS (550), BENCH_TIME_SCALE (1: k6/contest.js's
+# Variables: DEPLOY (native | compose), STORAGE (compose: sqlite | postgres), CONTEST_LIMITS=1
+# (native: run lb/api1/api2 each in a cgroup with the cpu and memory limits compose.yml
+# gives its service; needs writable cgroup v1/v2 cpu+memory controllers), BENCH_REQUESTS (550), BENCH_TIME_SCALE (1: k6/contest.js's
 # TIME_SCALE, for a quick try), BIN_DIR (target/x86_64-unknown-linux-gnu/release),
 # BENCH_OUT (the result file), BENCH_KEEP=1 (keep the work dir: k6 points, samples, logs).
 set -euo pipefail
@@ -39,6 +40,7 @@ fi
 
 stamp=$(date -u +%Y-%m-%d-%H%M)
 name=$stamp-contest; [ "$limits" = 1 ] && name=$stamp-contest-limits; [ "$deploy" = compose ] && name=$stamp-contest-compose
+[ "$deploy" = compose ] && [ "$CONTAINERS_COMPOSE" != compose.yml ] && name=$name-${STORAGE}
 out=${BENCH_OUT:-bench/results/$name.json}
 mkdir -p "$(dirname "$out")"
 work=$(mktemp -d "${TMPDIR:-/tmp}/rinha-bench.XXXXXX")
@@ -185,7 +187,7 @@ start_floor_part() {
 # The floor container gets the lb's limits: it stands in for the part that answers.
 compose_floor() {
   local cpus bytes
-  read -r cpus bytes < <(python3 scripts/compose_limits.py compose.yml | awk '$1 == "lb" { print $2, $3 }')
+  read -r cpus bytes < <(python3 scripts/compose_limits.py "$CONTAINERS_COMPOSE" | awk '$1 == "lb" { print $2, $3 }')
   floor_up "$cpus" "$bytes"
   containers_pids "$work/floor/run"
   contest_run floor 9999 8001 8002 "$work/floor/run"

@@ -62,6 +62,10 @@ def main():
     for name, stats in cgroups.items():
         cpus, mem = limits.get(name, (None, 0))
         our_procs.setdefault(name, {})["cgroup"] = {"cpus": cpus, "memory_limit_mb": round(mem / 2**20, 1), **stats}
+        # A container of many processes (postgres) has no pid file for the sampler: its
+        # cgroup's CPU, over the container's life (its start included), stands in.
+        if "cpu_seconds" not in our_procs[name] and "cgroup_cpu_seconds" in stats:
+            our_procs[name]["cpu_seconds"] = stats["cgroup_cpu_seconds"]
 
     report = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

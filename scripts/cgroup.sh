@@ -9,6 +9,8 @@
 #   cgroup.sh exists PATH            exits 0 when PATH was created
 #   cgroup.sh exec PATH -- CMD...    moves this process into PATH, then execs CMD (same PID)
 #   cgroup.sh stats PATH             prints: peak_memory_bytes throttled_periods
+#   cgroup.sh cpu PATH               prints the CPU seconds its processes used (all of them:
+#                                    a container's PostgreSQL is many processes)
 #   cgroup.sh of PID                 prints the PATH of the cgroup PID runs in (a container's)
 #   cgroup.sh remove PATH            removes PATH (its processes must have exited)
 set -euo pipefail
@@ -106,6 +108,15 @@ stats() {
   echo "$peak ${throttled:-0}"
 }
 
+cpu() {
+  local path=$1
+  if [ "$(mode)" = v2 ]; then
+    awk '$1 == "usage_usec" { printf "%.3f\n", $2 / 1e6 }' "$(v2_root)/$path/cpu.stat"
+  else
+    awk '{ printf "%.3f\n", $1 / 1e9 }' "$CG/cpuacct/$path/cpuacct.usage"
+  fi
+}
+
 # v2: the one line `0::/PATH`; v1: the memory hierarchy's line `N:memory:/PATH` (the cpu
 # hierarchy has the same PATH under Docker and under create above).
 of() {
@@ -132,6 +143,7 @@ case $cmd in
   exists) exists "$@" ;;
   exec) join_and_exec "$@" ;;
   stats) stats "$@" ;;
+  cpu) cpu "$@" ;;
   of) of "$@" ;;
   remove) remove "$@" ;;
   *) sed -n '2,14p' "$0" >&2; exit 2 ;;

@@ -3,8 +3,10 @@
 
 What it checks (one line each, then `deploy: N passed, N failed`; exit 1 on any failure):
 - Dockerfiles: one `FROM scratch` stage, a non-root user that owns the directories it
-  copies (rootfs/), every binary copied a binary target of the workspace, the entrypoint one
-  of them (the build context is made by scripts/images.sh from the static release build);
+  copies (rootfs/), nothing run at build time (no RUN: there is no shell), every binary
+  copied a binary target of the workspace, the entrypoint one of them (the build context is
+  made by scripts/images.sh from the static release build); Dockerfile.postgres copies only
+  rootfs/ and runs PostgreSQL's server from it;
 - compose.yml: lb + at least two api workers, port 9999 published by the lb alone,
   `deploy.resources.limits` on every service summing to at most 1.5 CPUs and 350 MB, bridge
   networks only, no privileged / replicas / network_mode, linux/amd64, restart policies, the
@@ -12,14 +14,18 @@ What it checks (one line each, then `deploy: N passed, N failed`; exit 1 on any 
   processors' names, the workers sharing one SQLite volume, the lb's API_ADDRS naming the
   workers' API_LISTEN, every image one `make images` builds (rinha-pay-<x>:latest from
   Dockerfile.<x>), no `build:`;
+- compose.postgres.yml: the same rules, except that the workers share one PostgreSQL
+  server instead of the SQLite volume: one DATABASE_URL, whose host is a service of the
+  file running rinha-pay-postgres, on a network of each worker, its data directory on a
+  named volume, the workers waiting for its healthcheck;
 - compose.sim.yml: the simulators on the `payment-processor` network under the official
   names;
-- every environment variable either compose file sets is one the service's binary reads
-  (a `pub const` in that crate's `src/config.rs`);
-- the submission package (written by scripts/submission.py into a temporary folder with its
-  default names, or the folder given with --submission): docker-compose.yml passes every
-  compose.yml rule above, has no `build:`, names every image with a registry and a tag, and
-  has compose.yml's services, limits, networks and volumes; info.json has the contest's
+- every environment variable a compose file sets is one the service's binary reads
+  (a `pub const` in that crate's `src/config.rs`); the postgres service sets none;
+- the submission package of compose.yml and of compose.postgres.yml (written by
+  scripts/submission.py into a temporary folder with its default names, or for compose.yml
+  the folder given with --submission): docker-compose.yml passes every rule of its file, has no `build:`, names every image with a registry and a tag, and
+  has its file's services, limits, networks and volumes; info.json has the contest's
   fields; README.md links the source repository named in info.json.
 
 Usage: scripts/check_deploy.py [repo root] [--submission DIR]   (needs PyYAML: make deps)
@@ -43,6 +49,12 @@ OFFICIAL = {
     "PROCESSOR_FALLBACK_URL": "http://payment-processor-fallback:8080",
 }
 # An image of ours, under any registry and tag: the <x> of Dockerfile.<x>.
+# The stack files: the contest deployment and its PostgreSQL variant.
+STACK_FILES = ["compose.yml", "compose.postgres.yml"]
+# Dockerfile.postgres's entrypoint: the server of Debian's PostgreSQL, put in rootfs/ by
+# scripts/images.sh; a service running that image is "postgres".
+POSTGRES_SERVER = re.compile(r"^/usr/lib/postgresql/\d+/bin/postgres$")
+POSTGRES = "postgres"
 OUR_IMAGE = re.compile(r"^(?:(?P<registry>[^/]+)/(?:[^/]+/)*)?rinha-pay-(?P<x>[a-z]+):(?P<tag>[\w][\w.-]*)$")
 INFO_FIELDS = {"participantes": list, "social": list, "source-code-repo": str, "langs": list,
                "storages": list, "messaging": list, "load-balancers": list, "other-technologies": list}
@@ -116,6 +128,7 @@ def check_dockerfile(root, name, all_binaries):
     users = [args for word, args in ins if word == "USER"]
     user = users[-1] if users else "root"
     check(f"{name}: non-root user", user.split(":")[0] not in ("0", "root"), f"USER {user}")
+    check(f"{name}: nothing runs at build time (no RUN: no shell in scratch)", all(w != "RUN" for w, _ in ins))
     copied = []
     for word, args in ins:
         if word != "COPY":
@@ -132,9 +145,14 @@ def check_dockerfile(root, name, all_binaries):
                 copied.append(src)
     entry = [args for word, args in ins if word == "ENTRYPOINT"]
     try:
-        program = json.loads(entry[-1])[0].lstrip("/") if entry else None
+        program = json.loads(entry[-1])[0] if entry else None
     except (ValueError, IndexError):
         program = None
+    if name == f"Dockerfile.{POSTGRES}":
+        ok = bool(program and POSTGRES_SERVER.match(program)) and not copied
+        check(f"{name}: ENTRYPOINT runs PostgreSQL's server from rootfs/", ok, f"ENTRYPOINT {entry}, COPY {copied}")
+        return POSTGRES if ok else None
+    program = program.lstrip("/") if program else None
     check(f"{name}: ENTRYPOINT runs a binary it copies", program in copied, f"ENTRYPOINT {entry} of {copied}")
     return program if program in copied else None
 
@@ -160,6 +178,10 @@ def check_env_read(root, label, services, dockerfile_bins, crate_of_bin):
         binary = image_binary(svc, dockerfile_bins)
         if binary is None:
             continue  # check_images has said so
+        if binary == POSTGRES:
+            check(f"{label}: {name} sets no environment variable (settings: Dockerfile.postgres's CMD)",
+                  not env_of(svc), f"sets {sorted(env_of(svc))}")
+            continue
         known = config_consts(root, crate_of_bin[binary])
         for var in env_of(svc):
             check(f"{label}: {name} sets {var}, which `{binary}` reads", var in known,
@@ -235,14 +257,10 @@ def check_stack(label, doc, dockerfile_bins):
         for var, url in OFFICIAL.items():
             check(f"{label}: {w} {var}={url}", env.get(var) == url, f"is {env.get(var)}")
 
-    # One SQLite file: every worker mounts the same named volume and points DATABASE_PATH into it.
-    mounts = {}
-    for w in workers:
-        db = env_of(services[w]).get("DATABASE_PATH", "")
-        vols = [v.split(":") for v in services[w].get("volumes") or [] if isinstance(v, str)]
-        mounts[w] = {(src, dst) for src, dst, *_ in vols if src in (doc.get("volumes") or {}) and db.startswith(dst.rstrip("/") + "/")}
-    shared = set.intersection(*mounts.values()) if mounts else set()
-    check(f"{label}: the workers share the SQLite file on one named volume", len(shared) == 1, f"mounts={mounts}")
+    if any("DATABASE_URL" in env_of(services[w]) for w in workers):
+        check_postgres(label, doc, workers, dockerfile_bins)
+    else:
+        check_sqlite(label, doc, workers)
 
     listens = {env_of(services[w]).get("API_LISTEN") for w in workers}
     addrs = set(env_of(lb).get("API_ADDRS", "").split(","))
@@ -254,6 +272,45 @@ def check_stack(label, doc, dockerfile_bins):
         for name in ["lb", *workers]:
             vols = [v.split(":") for v in services[name].get("volumes") or [] if isinstance(v, str)]
             check(f"{label}: {name} mounts the socket directory {path}", any(dst == path for _, dst, *_ in vols))
+
+
+def named_mounts(doc, service):
+    """(volume, path) of every named volume the service mounts."""
+    vols = [v.split(":") for v in doc["services"][service].get("volumes") or [] if isinstance(v, str)]
+    return {(src, dst) for src, dst, *_ in vols if src in (doc.get("volumes") or {})}
+
+
+def check_sqlite(label, doc, workers):
+    """One SQLite file: every worker mounts the same named volume and points DATABASE_PATH into it."""
+    mounts = {}
+    for w in workers:
+        db = env_of(doc["services"][w]).get("DATABASE_PATH", "")
+        mounts[w] = {(src, dst) for src, dst in named_mounts(doc, w) if db.startswith(dst.rstrip("/") + "/")}
+    shared = set.intersection(*mounts.values()) if mounts else set()
+    check(f"{label}: the workers share the SQLite file on one named volume", len(shared) == 1, f"mounts={mounts}")
+
+
+def check_postgres(label, doc, workers, dockerfile_bins):
+    """One PostgreSQL server: the workers' one DATABASE_URL names a service of ours running
+    the postgres image, which they reach and wait for, its data on a named volume."""
+    services = doc["services"]
+    urls = {env_of(services[w]).get("DATABASE_URL") for w in workers}
+    m = re.fullmatch(r"postgres(?:ql)?://(?:[^@/]*@)?([^:/?]+)(?::\d+)?/\w+", next(iter(urls)) or "") if len(urls) == 1 else None
+    host = m.group(1) if m else None
+    server = services.get(host) or {}
+    check(f"{label}: the workers share one PostgreSQL server (one DATABASE_URL naming a service of this file)",
+          len(urls) == 1 and image_binary(server, dockerfile_bins) == POSTGRES, f"DATABASE_URL {sorted(map(str, urls))}")
+    if image_binary(server, dockerfile_bins) != POSTGRES:
+        return
+    for w in workers:
+        check(f"{label}: {w} shares a network with {host}",
+              set(network_names(services[w])) & set(network_names(server)))
+        depends = services[w].get("depends_on") or {}
+        condition = (depends.get(host) or {}).get("condition") if isinstance(depends, dict) else None
+        check(f"{label}: {w} waits for {host}'s healthcheck", condition == "service_healthy" and server.get("healthcheck"),
+              f"depends_on={depends}")
+    check(f"{label}: {host} keeps its data directory on a named volume",
+          any(dst == "/var/lib/postgresql/data" for _, dst in named_mounts(doc, host)))
 
 
 def check_compose_sim(root, dockerfile_bins, crate_of_bin):
@@ -281,29 +338,30 @@ def without_images(doc):
     return services, doc.get("networks"), doc.get("volumes")
 
 
-def check_submission(folder, compose, dockerfile_bins, crate_of_bin, root):
-    label = "submission docker-compose.yml"
+def check_submission(folder, compose, dockerfile_bins, crate_of_bin, root, name="submission"):
+    label = f"{name} docker-compose.yml"
     doc = load_yaml(folder / "docker-compose.yml", label)
     if doc is None:
         return
     check_stack(label, doc, dockerfile_bins)
     check_images(label, doc.get("services") or {}, dockerfile_bins, published=True)
     check_env_read(root, label, doc.get("services") or {}, dockerfile_bins, crate_of_bin)
-    check(f"{label}: compose.yml's services, limits, networks and volumes",
+    check(f"{label}: compose.yml's services, limits, networks and volumes" if name == "submission"
+          else f"{label}: its file's services, limits, networks and volumes",
           without_images(doc) == without_images(submission.published_compose(copy.deepcopy(compose), "", "x")[0]),
           "regenerate it: make submission")
     try:
         info = json.loads((folder / "info.json").read_text())
     except (OSError, ValueError) as e:
-        check("submission info.json parses", False, str(e))
+        check(f"{name} info.json parses", False, str(e))
         return
     for field, kind in INFO_FIELDS.items():
-        check(f"submission info.json: {field} is a {kind.__name__}", isinstance(info.get(field), kind),
+        check(f"{name} info.json: {field} is a {kind.__name__}", isinstance(info.get(field), kind),
               f"{field}={info.get(field)!r}")
     source = info.get("source-code-repo") or ""
-    check("submission info.json: source-code-repo is a URL", source.startswith("https://"), source)
+    check(f"{name} info.json: source-code-repo is a URL", source.startswith("https://"), source)
     readme = folder / "README.md"
-    check("submission README.md links the source repository", readme.exists() and source and source in readme.read_text())
+    check(f"{name} README.md links the source repository", readme.exists() and source and source in readme.read_text())
 
 
 def main():
@@ -320,23 +378,28 @@ def main():
         if binary:
             dockerfile_bins[path.name] = binary
 
-    compose = load_yaml(root / "compose.yml", "compose.yml")
-    if compose is not None:
-        check_stack("compose.yml", compose, dockerfile_bins)
-        check_images("compose.yml", compose.get("services") or {}, dockerfile_bins, published=False)
-        check_env_read(root, "compose.yml", compose.get("services") or {}, dockerfile_bins, crate_of_bin)
+    stacks = {}
+    for file in STACK_FILES:
+        stacks[file] = compose = load_yaml(root / file, file)
+        if compose is not None:
+            check_stack(file, compose, dockerfile_bins)
+            check_images(file, compose.get("services") or {}, dockerfile_bins, published=False)
+            check_env_read(root, file, compose.get("services") or {}, dockerfile_bins, crate_of_bin)
     check_compose_sim(root, dockerfile_bins, crate_of_bin)
-    if compose is not None:
-        if args.submission:
-            check_submission(args.submission, compose, dockerfile_bins, crate_of_bin, root)
-        else:
-            with tempfile.TemporaryDirectory(prefix="submission-") as folder:
-                try:
-                    submission.write_package(root, Path(folder), submission.DEFAULT_PREFIX, "check")
-                except SystemExit as e:  # compose.yml names an image make images does not build
-                    check("scripts/submission.py writes the package", False, str(e))
-                else:
-                    check_submission(Path(folder), compose, dockerfile_bins, crate_of_bin, root)
+    for file, compose in stacks.items():
+        if compose is None:
+            continue
+        label = "submission" if file == "compose.yml" else f"submission of {file}"
+        if args.submission and file == "compose.yml":
+            check_submission(args.submission, compose, dockerfile_bins, crate_of_bin, root, label)
+            continue
+        with tempfile.TemporaryDirectory(prefix="submission-") as folder:
+            try:
+                submission.write_package(root, Path(folder), submission.DEFAULT_PREFIX, "check", compose_file=file)
+            except SystemExit as e:  # the file names an image make images does not build
+                check(f"scripts/submission.py writes the package of {file}", False, str(e))
+            else:
+                check_submission(Path(folder), compose, dockerfile_bins, crate_of_bin, root, label)
 
     passed, failed = results.count(True), results.count(False)
     print(f"deploy: {passed} passed, {failed} failed")

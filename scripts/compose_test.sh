@@ -9,17 +9,24 @@
 # under limits that together fit the contest's 1.5 CPU and 350 MB (from docker inspect).
 # It prints both p99s.
 #
-# Variables: COMPOSE_TEST_REQUESTS (550: the contest's MAX_REQUESTS); the result file is
-# kept in bench/results/compose-test.json.
+# Variables: STORAGE (sqlite: compose.yml; postgres: compose.postgres.yml, whose limits
+# include the postgres container's; its images: scripts/images.sh postgres),
+# COMPOSE_TEST_REQUESTS (550: the contest's MAX_REQUESTS); the result file is kept in
+# bench/results/compose-test.json (compose-test-postgres.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=bench/results/compose-test.json
+storage=${STORAGE:-sqlite}
+case $storage in
+  sqlite) out=bench/results/compose-test.json label=compose-test ;;
+  postgres) out=bench/results/compose-test-postgres.json label=compose-test-postgres ;;
+  *) echo "compose-test: STORAGE=$storage: expected sqlite or postgres" >&2; exit 2 ;;
+esac
 rm -f "$out"
-DEPLOY=compose BENCH_REQUESTS=${COMPOSE_TEST_REQUESTS:-550} BENCH_OUT=$out bash scripts/bench.sh
-python3 scripts/verdict.py "$out" --label compose-test --all-default --contest-limits
-python3 - "$out" <<'PY'
+STORAGE=$storage DEPLOY=compose BENCH_REQUESTS=${COMPOSE_TEST_REQUESTS:-550} BENCH_OUT=$out bash scripts/bench.sh
+python3 scripts/verdict.py "$out" --label "$label" --all-default --contest-limits
+python3 - "$out" "$label" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-print(f"compose-test: score {r['score']:.0f}, p99 {r['p99_ms']:.2f} ms, floor container {r['floor']['p99_ms']:.2f} ms "
+print(f"{sys.argv[2]}: score {r['score']:.0f}, p99 {r['p99_ms']:.2f} ms, floor container {r['floor']['p99_ms']:.2f} ms "
       f"({r['p99_ratio_to_floor']}x)")
 PY

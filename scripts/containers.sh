@@ -3,10 +3,10 @@
 #
 #   containers_up WORK        our simulators (compose.sim.yml: the payment-processor network,
 #                             :8001, :8002), then the submission package written to
-#                             WORK/submission by scripts/submission.py (the file the contest
-#                             runs: published image names, tagged on the local images, no
-#                             build:), started with `docker compose up`; waits until :9999
-#                             answers a summary
+#                             WORK/submission by scripts/submission.py from CONTAINERS_COMPOSE
+#                             (the file the contest runs: published image names, tagged on
+#                             the local images, no build:), started with `docker compose up`;
+#                             waits until :9999 answers a summary
 #   containers_pids RUN_DIR   <service>.pid of every running container's process (lb,
 #                             api1, api2, floor, sim-default, sim-fallback: the names
 #                             scripts/run.sh uses), for scripts/bench_sampler.py
@@ -15,15 +15,27 @@
 #                             unix socket (API_LISTEN in compose.yml) seen from the host, in
 #                             the socket volume's directory
 #   containers_limits_json    {service: {cpus, memory_limit_mb, peak_memory_mb,
-#                             cpu_throttled_periods}} of the stack, from `docker inspect`
-#                             (what the engine enforces) and the containers' cgroups
+#                             cpu_throttled_periods, cgroup_cpu_seconds}} of every limited
+#                             service of the stack
+#                             (lb, api1, api2, and postgres with STORAGE=postgres), from
+#                             `docker inspect` (what the engine enforces) and the containers'
+#                             cgroups
 #   containers_stack_down     removes the stack's containers and volumes
 #   floor_up CPUS MEMORY      `floor` (from the sim image) on :9999 under those limits
 #   containers_down           removes everything above, by name; safe to call twice
 #
 # Everything runs under fixed names (the compose projects' and CONTAINERS_FLOOR), so a run
 # that failed half-way is cleaned by the next containers_down.
+#
+# STORAGE picks the stack's compose file, CONTAINERS_COMPOSE: sqlite (default) compose.yml,
+# postgres compose.postgres.yml (its images: scripts/images.sh postgres). Both use the
+# project name rinha-pay, so either one's leftovers are removed by containers_down.
 
+case ${STORAGE:-sqlite} in
+  sqlite) CONTAINERS_COMPOSE=compose.yml ;;
+  postgres) CONTAINERS_COMPOSE=compose.postgres.yml ;;
+  *) echo "containers: STORAGE=$STORAGE: expected sqlite or postgres" >&2; return 2 ;;
+esac
 CONTAINERS_STACK_PROJECT=rinha-pay
 CONTAINERS_PROCESSORS_PROJECT=rinha-pay-processors
 CONTAINERS_FLOOR=rinha-pay-floor
@@ -69,7 +81,7 @@ containers_up() {
   wait_http http://127.0.0.1:8001/payments/service-health
   wait_http http://127.0.0.1:8002/payments/service-health
   CONTAINERS_SUBMISSION=$work/submission
-  python3 scripts/submission.py --out "$CONTAINERS_SUBMISSION"
+  python3 scripts/submission.py --compose "$CONTAINERS_COMPOSE" --out "$CONTAINERS_SUBMISSION"
   docker compose -f "$CONTAINERS_SUBMISSION/docker-compose.yml" up -d --quiet-pull
   wait_http http://127.0.0.1:9999/payments-summary
 }
@@ -97,9 +109,9 @@ containers_metrics() {
   local sockets
   sockets=$(docker volume inspect --format '{{.Mountpoint}}' "${CONTAINERS_STACK_PROJECT}_sockets")
   echo "lb=http://127.0.0.1:9999/metrics"
-  python3 - "$sockets" <<'EOF'
+  python3 - "$sockets" "$CONTAINERS_COMPOSE" <<'EOF'
 import sys, yaml
-for name, svc in yaml.safe_load(open("compose.yml"))["services"].items():
+for name, svc in yaml.safe_load(open(sys.argv[2]))["services"].items():
     listen = (svc.get("environment") or {}).get("API_LISTEN", "")
     if listen.startswith("unix:"):
         print(f"{name}=unix:{sys.argv[1]}/{listen.rsplit('/', 1)[1]}")
@@ -107,17 +119,19 @@ EOF
 }
 
 containers_limits_json() {
-  local svc id pid
-  for svc in lb api1 api2; do
+  local svc id pid cg
+  for svc in $(python3 scripts/compose_limits.py "$CONTAINERS_COMPOSE" | cut -d' ' -f1); do
     id=$(container_of "$CONTAINERS_STACK_PROJECT" "$svc")
     pid=$(docker inspect --format '{{.State.Pid}}' "$id")
+    cg=$(bash scripts/cgroup.sh of "$pid")
     echo "$svc $(docker inspect --format '{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}}' "$id")" \
-         "$(bash scripts/cgroup.sh stats "$(bash scripts/cgroup.sh of "$pid")")"
+         "$(bash scripts/cgroup.sh stats "$cg") $(bash scripts/cgroup.sh cpu "$cg")"
   done | python3 -c '
 import json, sys
 print(json.dumps({s: {"cpus": int(c) / 1e9, "memory_limit_mb": round(int(m) / 2**20, 1),
-                      "peak_memory_mb": round(int(p) / 2**20, 1), "cpu_throttled_periods": int(t)}
-                  for s, c, m, p, t in (l.split() for l in sys.stdin)}))'
+                      "peak_memory_mb": round(int(p) / 2**20, 1), "cpu_throttled_periods": int(t),
+                      "cgroup_cpu_seconds": float(u)}
+                  for s, c, m, p, t, u in (l.split() for l in sys.stdin)}))'
 }
 
 containers_stack_down() {

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""`make submission`: writes the contest's submission folder from compose.yml and tags the
-local images with the names it references.
+"""`make submission`: writes the contest's submission folder from compose.yml (or, with
+--compose, compose.postgres.yml) and tags the local images with the names it references.
 
 The contest runs `docker compose up` on the participant's folder, which holds no source:
 every service must name an image it can pull. So the folder's `docker-compose.yml` is
@@ -13,8 +13,8 @@ Then, unless --files-only, `docker tag` gives the local images those names, so t
 runs here at once (compose finds the images locally and pulls nothing); --push (`make
 publish`) then pushes them, which needs a `docker login` to that registry.
 
-Usage: submission.py [--prefix P] [--tag T] [--out DIR] [--participant NAME] [--social URL]
-                     [--source URL] [--files-only | --push]
+Usage: submission.py [--compose FILE] [--prefix P] [--tag T] [--out DIR] [--participant NAME]
+                     [--social URL] [--source URL] [--files-only | --push]
 The defaults below are the names `make submission` uses with no arguments.
 """
 import argparse
@@ -32,6 +32,21 @@ DEFAULT_PREFIX = "ghcr.io/rinha-pay/"
 DEFAULT_OUT = "participantes/rinha-pay"
 DEFAULT_PARTICIPANT = "rinha-pay"
 DEFAULT_SOURCE = "https://github.com/rinha-pay/rinha-pay"
+DEFAULT_COMPOSE = "compose.yml"
+POSTGRES_IMAGE = "rinha-pay-postgres:latest"
+# What the README says the workers store their payments in, by storage.
+STORAGE_TEXT = {
+    "sqlite": ("keep them durably in one SQLite database (WAL mode, on a volume both mount)",
+               "SQLite in WAL mode on a shared volume"),
+    "postgresql": ("keep them durably in one PostgreSQL server",
+                   "PostgreSQL 15, one server both workers share"),
+}
+
+
+def storage_of(compose):
+    """The storage a stack file deploys: postgresql when a service runs our PostgreSQL image."""
+    images = {svc.get("image") for svc in (compose.get("services") or {}).values()}
+    return "postgresql" if POSTGRES_IMAGE in images else "sqlite"
 
 
 def default_tag():
@@ -67,32 +82,32 @@ def published_compose(compose, prefix, tag):
     return compose, renamed
 
 
-def info(participant, social, source):
+def info(participant, social, source, storage="sqlite"):
     return {
         "participantes": [participant],
         "social": [social] if social else [],
         "source-code-repo": source,
         "langs": ["rust"],
-        "storages": ["sqlite"],
+        "storages": [storage],
         "messaging": [],
         "load-balancers": ["pingora"],
         "other-technologies": [],
     }
 
 
-def readme(source, images):
+def readme(source, images, storage="sqlite"):
+    keep, storage_line = STORAGE_TEXT[storage]
     listed = "\n".join(f"- `{image}`" for image in images)
     return f"""# rinha-pay
 
 A payment intermediary in Rust. A Pingora load balancer answers `POST /payments` with
 202 at once and forwards the payments in batches to two worker processes; the workers
-keep them durably in one SQLite database (WAL mode, on a volume both mount), pay each
-one through the cheaper of the two payment processors, never twice, and answer the
-payments summary from the same file.
+{keep}, pay each one through the cheaper of the two payment processors, never twice,
+and answer the payments summary from the same database.
 
 - load balancer: Pingora (Rust), port 9999
 - workers: Rust (tokio, hyper), two instances
-- storage: SQLite in WAL mode on a shared volume
+- storage: {storage_line}
 
 Source code: {source}
 
@@ -102,20 +117,24 @@ Images (linux/amd64, `FROM scratch`, statically linked binaries, non-root):
 """
 
 
-def write_package(root, out, prefix, tag, participant=DEFAULT_PARTICIPANT, social="", source=DEFAULT_SOURCE):
-    """Writes the three files into `out` from root/compose.yml; returns {local image: published}."""
-    compose, renamed = published_compose(yaml.safe_load((root / "compose.yml").read_text()), prefix, tag)
+def write_package(root, out, prefix, tag, participant=DEFAULT_PARTICIPANT, social="", source=DEFAULT_SOURCE,
+                  compose_file=DEFAULT_COMPOSE):
+    """Writes the three files into `out` from root/compose_file; returns {local image: published}."""
+    document = yaml.safe_load((root / compose_file).read_text())
+    storage = storage_of(document)
+    compose, renamed = published_compose(document, prefix, tag)
     out.mkdir(parents=True, exist_ok=True)
     header = (f"# Rinha de Backend 2025 submission of rinha-pay, written by `make submission` from the\n"
-              f"# project's compose.yml. Source: {source}\n")
+              f"# project's {compose_file}. Source: {source}\n")
     (out / "docker-compose.yml").write_text(header + yaml.dump(compose, Dumper=PlainDumper, sort_keys=False))
-    (out / "info.json").write_text(json.dumps(info(participant, social, source), indent=2) + "\n")
-    (out / "README.md").write_text(readme(source, sorted(renamed.values())))
+    (out / "info.json").write_text(json.dumps(info(participant, social, source, storage), indent=2) + "\n")
+    (out / "README.md").write_text(readme(source, sorted(renamed.values()), storage))
     return renamed
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--compose", default=DEFAULT_COMPOSE, help="the stack file to package (%(default)s)")
     ap.add_argument("--prefix", default=DEFAULT_PREFIX, help="registry and user, ending in / (%(default)s)")
     ap.add_argument("--tag", default=None, help="image tag (default: the commit's short hash)")
     ap.add_argument("--out", default=DEFAULT_OUT, type=Path, help="folder to write (%(default)s)")
@@ -130,7 +149,7 @@ def main():
     tag = args.tag or default_tag()
 
     out = args.out if args.out.is_absolute() else ROOT / args.out
-    renamed = write_package(ROOT, out, args.prefix, tag, args.participant, args.social, args.source)
+    renamed = write_package(ROOT, out, args.prefix, tag, args.participant, args.social, args.source, args.compose)
     print(f"submission: wrote {out}/docker-compose.yml, info.json, README.md")
 
     if not args.files_only:

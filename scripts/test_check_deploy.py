@@ -14,8 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECK = ROOT / "scripts" / "check_deploy.py"
-DEPLOY_FILES = ["compose.yml", "compose.sim.yml", "Dockerfile.lb", "Dockerfile.api", "Dockerfile.sim",
-                "Cargo.toml", "Cargo.lock"]
+DEPLOY_FILES = ["compose.yml", "compose.postgres.yml", "compose.sim.yml", "Dockerfile.lb", "Dockerfile.api",
+                "Dockerfile.sim", "Dockerfile.postgres", "Cargo.toml", "Cargo.lock"]
 
 
 def workspace_members():
@@ -121,6 +121,22 @@ class CheckDeploy(unittest.TestCase):
     def test_image_make_images_does_not_build(self):
         self.edit("compose.yml", "image: rinha-pay-lb:latest", "image: rinha-pay-balancer:latest")
         self.assert_fails("compose.yml: lb runs an image of ours")
+
+    def test_postgres_variant_over_350_mb(self):
+        self.edit("compose.postgres.yml", 'memory: "130MB"', 'memory: "131MB"')
+        self.assert_fails("compose.postgres.yml: memory limits sum")
+
+    def test_postgres_variant_pointing_at_a_server_not_in_the_file(self):
+        self.edit("compose.postgres.yml", "@postgres:5432/", "@db.example:5432/")
+        self.assert_fails("compose.postgres.yml: the workers share one PostgreSQL server")
+
+    def test_postgres_variant_not_waiting_for_the_server(self):
+        self.edit("compose.postgres.yml", "condition: service_healthy", "condition: service_started")
+        self.assert_fails("compose.postgres.yml: api1 waits for postgres's healthcheck")
+
+    def test_postgres_image_running_a_shell_at_build(self):
+        self.edit("Dockerfile.postgres", "USER 10001:10001", 'USER 10001:10001\nRUN ["/bin/sh", "-c", "initdb"]')
+        self.assert_fails("Dockerfile.postgres: nothing runs at build time")
 
     def test_the_written_submission_passes(self):
         folder = self.write_submission()

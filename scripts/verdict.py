@@ -5,8 +5,8 @@ refused, audits run, no inconsistency, no lag, our summary equal to the processo
 
 --all-default adds: every payment went through the default processor (what the contest's
 timeline allows and the best entries do). --contest-limits adds, for a container run: each
-of lb, api1 and api2 ran under a CPU and a memory limit, and the limits together stay
-within the contest's budget (1.5 CPU, 350 MB). One line per check, then `N passed, N failed`; exit 1 on any failure.
+of lb, api1 and api2 (and any other limited service: postgres) ran under a CPU and a memory
+limit, and the limits together stay within the contest's budget (1.5 CPU, 350 MB). One line per check, then `N passed, N failed`; exit 1 on any failure.
 
 Usage: verdict.py RESULT.json [--label NAME] [--all-default] [--contest-limits]
 """
@@ -35,7 +35,8 @@ def checks(r, all_default, limits):
     if limits:
         max_cpus, max_mb = CONTEST_MAX_CPUS, CONTEST_MAX_MEMORY_MB
         procs = r.get("processes", {})
-        cgroups = {s: procs.get(s, {}).get("cgroup") or {} for s in ("lb", "api1", "api2")}
+        cgroups = {s: p["cgroup"] for s, p in procs.items() if p.get("cgroup")}
+        cgroups.update({s: procs.get(s, {}).get("cgroup") or {} for s in ("lb", "api1", "api2")})
         limited = all(c.get("cpus", 0) > 0 and c.get("memory_limit_mb", 0) > 0 for c in cgroups.values())
         cpus = sum(c.get("cpus", 0) for c in cgroups.values())
         mb = sum(c.get("memory_limit_mb", 0) for c in cgroups.values())
