@@ -5,12 +5,14 @@
 //!   when dropped (also when the test panics);
 //! - [`free_port`] / [`wait_listening`]: no fixed ports, no sleeps-and-hope;
 //! - [`http`]: a tiny blocking HTTP/1.1 client, so tests read like curl sessions;
-//! - [`processors`]: the two simulated payment processors and their admin API.
+//! - [`processors`]: the two simulated payment processors and their admin API;
+//! - [`postgres`]: a throwaway PostgreSQL server, shared by the tests of one binary.
 //!
 //! Binaries of other crates are not built by `cargo test` of one crate: run
 //! `cargo build --workspace --bins` first (`make check` does).
 
 pub mod http;
+pub mod postgres;
 pub mod processors;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -3,7 +3,7 @@
 //! processes can agree on (`Uuid::from_u128(n)`, the same as `examples/writer.rs`).
 #![allow(dead_code)] // each test file uses its own subset
 
-pub mod pg;
+pub use testkit::postgres as pg;
 
 use payment::intake::Accepted;
 use payment::{Cents, Millis, Payment, Processor, Uuid};
