@@ -20,6 +20,33 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Which database a test runs against: a SQLite file in a temporary directory, or a
+/// database of its own on the test binary's PostgreSQL server ([`postgres::server`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Writes `#[test]`s `sqlite::<name>` and `postgres::<name>` for each
+/// `fn <name>(backend: Backend)` named, so every test body is written once and runs
+/// against both databases.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        $crate::on_both!(@module sqlite, Sqlite, $($name),*);
+        $crate::on_both!(@module postgres, Postgres, $($name),*);
+    };
+    (@module $module:ident, $backend:ident, $($name:ident),*) => {
+        mod $module {
+            $(#[test]
+            fn $name() {
+                super::$name($crate::Backend::$backend)
+            })*
+        }
+    };
+}
+
 /// A port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -11,11 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use storage::{Attempt, Database, Store, StoreConfig};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use testkit::Backend;
 
 /// Writes `#[tokio::test]`s `sqlite::<name>` and `postgres::<name>` for each
 /// `async fn <name>(db: Db)` named, so every test body is written once.
