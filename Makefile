@@ -11,6 +11,10 @@ TARGET := x86_64-unknown-linux-gnu
 export BIN_DIR ?= target/$(TARGET)/release
 
 DEPLOY ?= native
+# make run: the workers' database (sqlite | postgres: a local server in $DATA_DIR/postgres)
+# and how many workers share it.
+STORAGE ?= sqlite
+API_WORKERS ?= 2
 # make submission / publish: empty means scripts/submission.py's defaults
 # (ghcr.io/rinha-pay/, the commit's short hash, participantes/rinha-pay).
 IMAGE_PREFIX ?=
@@ -20,7 +24,8 @@ SUBMISSION_DIR ?=
 .PHONY: help deps build release run check test bench stress images compose-test submission publish
 
 help:
-	@echo "make run            build and start the whole stack on this machine (Ctrl-C stops it)"
+	@echo "make run            build and start the whole stack on this machine (Ctrl-C stops it;"
+	@echo "                    STORAGE=postgres API_WORKERS=N: N workers on a local PostgreSQL)"
 	@echo "make check          install what is missing, then run the whole test suite"
 	@echo "make test WORKERS=N the contest load test against the running stack (default 550)"
 	@echo "make bench          fresh stack, contest scenario, figures in bench/results/ (CONTEST_LIMITS=1: compose.yml's limits;"
@@ -44,7 +49,7 @@ release:
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --workspace --bins --release --target $(TARGET)
 
 run: deps release
-	@bash scripts/run.sh
+	@STORAGE=$(STORAGE) API_WORKERS=$(API_WORKERS) bash scripts/run.sh
 
 check: deps
 	$(CARGO) build --workspace --bins
@@ -54,6 +59,7 @@ check: deps
 	python3 scripts/check_deploy.py
 	BIN_DIR=target/debug bash scripts/smoke.sh
 	BIN_DIR=target/debug python3 scripts/faults.py
+	BIN_DIR=target/debug python3 scripts/faults.py --storage postgres
 	$(MAKE) compose-test
 
 test: deps
