@@ -15,7 +15,7 @@ pg_bin_dir() {
   local initdb
   initdb=$(command -v initdb 2>/dev/null) && { dirname "$(readlink -f "$initdb")"; return 0; }
   local dir
-  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4 -n | tail -n 1)
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n | tail -n 1)
   [ -n "$dir" ] && [ -x "$dir/postgres" ] && { echo "$dir"; return 0; }
   echo "run: the PostgreSQL server binaries (initdb, postgres) were not found: $PG_ADVICE" >&2
   return 1
