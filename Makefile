@@ -11,10 +11,13 @@ TARGET := x86_64-unknown-linux-gnu
 export BIN_DIR ?= target/$(TARGET)/release
 
 DEPLOY ?= native
-# make images / compose-test / bench DEPLOY=compose: sqlite (compose.yml) or postgres
-# (compose.postgres.yml, and its image rinha-pay-postgres).
+# The workers' database: sqlite (the default) or postgres. make run: a local server in
+# $DATA_DIR/postgres; make images / compose-test / bench DEPLOY=compose / submission:
+# compose.postgres.yml and its image rinha-pay-postgres.
 STORAGE ?= sqlite
 IMAGES_ARGS = $(if $(filter postgres,$(STORAGE)),postgres)
+# make run: how many workers share the database.
+API_WORKERS ?= 2
 # make submission / publish: empty means scripts/submission.py's defaults
 # (ghcr.io/rinha-pay/, the commit's short hash, participantes/rinha-pay).
 IMAGE_PREFIX ?=
@@ -24,7 +27,8 @@ SUBMISSION_DIR ?=
 .PHONY: help deps build release run check test bench stress images compose-test submission publish
 
 help:
-	@echo "make run            build and start the whole stack on this machine (Ctrl-C stops it)"
+	@echo "make run            build and start the whole stack on this machine (Ctrl-C stops it;"
+	@echo "                    STORAGE=postgres API_WORKERS=N: N workers on a local PostgreSQL)"
 	@echo "make check          install what is missing, then run the whole test suite"
 	@echo "make test WORKERS=N the contest load test against the running stack (default 550)"
 	@echo "make bench          fresh stack, contest scenario, figures in bench/results/ (CONTEST_LIMITS=1: compose.yml's limits;"
@@ -49,7 +53,7 @@ release:
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --workspace --bins --release --target $(TARGET)
 
 run: deps release
-	@bash scripts/run.sh
+	@STORAGE=$(STORAGE) API_WORKERS=$(API_WORKERS) bash scripts/run.sh
 
 check: deps
 	$(CARGO) build --workspace --bins
@@ -59,6 +63,7 @@ check: deps
 	python3 scripts/check_deploy.py
 	BIN_DIR=target/debug bash scripts/smoke.sh
 	BIN_DIR=target/debug python3 scripts/faults.py
+	BIN_DIR=target/debug python3 scripts/faults.py --storage postgres
 	$(MAKE) compose-test
 	$(MAKE) compose-test STORAGE=postgres
 

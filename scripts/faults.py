@@ -13,6 +13,10 @@ notice: every POST /payments answered 2xx, no payment stored by both processors 
 double charge), no accepted payment lost, our GET /payments-summary equal to the
 processors' admin summaries per processor.
 
+--storage postgres runs it with three workers sharing a PostgreSQL server of their own
+(run.sh's STORAGE=postgres, API_WORKERS=3) instead of two on a SQLite file: api1 is
+SIGKILLed and api2 SIGSTOPped as above, api3 carries on. Same checks.
+
 --double-charge runs the scenario that found double charges instead: 200 payments at
 100/s with the default slow (1.2 s) until 3.5 s, then failing (500) for 3 s, then healthy;
 the fallback healthy throughout. Same checks.
@@ -20,9 +24,10 @@ the fallback healthy throughout. Same checks.
 Prints one line per check and `N passed, N failed` (exit 1 on any failure) and writes the
 figures (counts, ids stored twice or lost, time to settle) to FAULTS_RESULT.
 
-Usage: faults.py [--double-charge]
+Usage: faults.py [--double-charge] [--storage sqlite|postgres]
 Variables: BIN_DIR (target/debug), FAULTS_SETTLE_SECS (30), FAULTS_RESULT
-(bench/results/latest-faults.json; with --double-charge latest-double-charge.json).
+(bench/results/latest-faults.json; with --double-charge latest-double-charge.json; on
+PostgreSQL latest-faults-postgres.json, latest-double-charge-postgres.json).
 """
 import argparse
 import http.client
@@ -55,6 +60,9 @@ STATES = {"slow": (SLOW_MS, False), "500": (0, True), "ok": (0, False)}
 # Settled when every accepted payment is in our summary and no summary has moved for this
 # long (longer than a call still in flight can take: SLOW_MS).
 QUIET_SECS = 2.5
+
+# The workers run.sh starts on each store.
+WORKERS = {"sqlite": 2, "postgres": 3}
 
 # (payments, rate per s, events): an event is (second, action, argument); actions are
 # "processors" (default state, fallback state), "kill" / "stop" / "cont" (a worker).
@@ -97,16 +105,18 @@ def call(method, url, body=None, timeout=5):
 class Stack:
     """scripts/run.sh on free ports; stopped by PID in `stop`, also on failure."""
 
-    def __init__(self, work):
+    def __init__(self, work, storage):
         self.work = work
-        out = subprocess.run([sys.executable, ROOT / "scripts" / "free_ports.py", "5"],
+        workers = WORKERS[storage]
+        out = subprocess.run([sys.executable, ROOT / "scripts" / "free_ports.py", str(3 + workers)],
                              check=True, capture_output=True, text=True).stdout
-        self.lb, api1, api2, default, fallback = (int(p) for p in out.split())
+        self.lb, default, fallback, *apis = (int(p) for p in out.split())
         self.ports = {"default": default, "fallback": fallback}
         self.env = {**os.environ, **STACK_ENV, "BIN_DIR": str(BIN_DIR), "DATA_DIR": str(work / "data"),
-                    "LB_LISTEN": f"127.0.0.1:{self.lb}", "API1_LISTEN": f"127.0.0.1:{api1}",
-                    "API2_LISTEN": f"127.0.0.1:{api2}", "SIM_DEFAULT_LISTEN": f"127.0.0.1:{default}",
-                    "SIM_FALLBACK_LISTEN": f"127.0.0.1:{fallback}"}
+                    "STORAGE": storage, "API_WORKERS": str(workers),
+                    "LB_LISTEN": f"127.0.0.1:{self.lb}", "SIM_DEFAULT_LISTEN": f"127.0.0.1:{default}",
+                    "SIM_FALLBACK_LISTEN": f"127.0.0.1:{fallback}",
+                    **{f"API{i}_LISTEN": f"127.0.0.1:{port}" for i, port in enumerate(apis, 1)}}
         self.proc = None
         self.stopped = {}  # name: pid of the workers we sent SIGSTOP and not yet SIGCONT
 
@@ -259,8 +269,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--double-charge", action="store_true",
                     help="the double-charge scenario (200 payments, default slow then 500)")
+    ap.add_argument("--storage", choices=sorted(WORKERS), default="sqlite",
+                    help="the workers' database: sqlite (2 workers, the default) or postgres (3 workers)")
     args = ap.parse_args()
-    label = "double-charge" if args.double_charge else "faults"
+    label = ("double-charge" if args.double_charge else "faults") + ("-postgres" if args.storage == "postgres" else "")
     payments, rate, events = DOUBLE_CHARGE if args.double_charge else FAULTS
     out = Path(os.environ.get("FAULTS_RESULT", ROOT / "bench" / "results" / f"latest-{label}.json"))
     for name in ("sim", "api", "lb"):
@@ -270,12 +282,14 @@ def main():
             return 2
 
     work = Path(tempfile.mkdtemp(prefix=f"rinha-{label}."))
-    stack = Stack(work)
+    work.chmod(0o755)  # PostgreSQL runs as its own user (when we are root) under work/data
+    stack = Stack(work, args.storage)
     ok = False
     try:
         stack.start()
         stack.stored_ids("default")  # a sim without the listing fails here, not after the load
         print(f"{label}: {payments} payments at {rate}/s through the lb ({BIN_DIR}), "
+              f"{WORKERS[args.storage]} workers on {args.storage}, "
               f"{' '.join(f'{k}={v}' for k, v in STACK_ENV.items())}", flush=True)
         accepted, sent, done = run_load(stack, payments, rate, events)
         settle_secs, ours, theirs = settle(stack, len(accepted))
@@ -284,7 +298,7 @@ def main():
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                                 capture_output=True, text=True).stdout.strip()
         figures = {
-            "scenario": label, "commit": commit, "payments": payments, "rate_per_s": rate, "config": STACK_ENV,
+            "scenario": label, "commit": commit, "storage": args.storage, "workers": WORKERS[args.storage], "payments": payments, "rate_per_s": rate, "config": STACK_ENV,
             "slow_ms": SLOW_MS, "events": done, "sent": sent, "accepted": len(accepted),
             "stored": {n: len(ids) for n, ids in stored.items()},
             "stored_by_both": both,

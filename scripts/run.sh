@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # `make run`: the whole stack on this machine, in the foreground, as compose.yml runs it
 # in the contest: two processor simulators (unless PROCESSOR_DEFAULT_URL and
-# PROCESSOR_FALLBACK_URL point at real ones), two api workers sharing one SQLite file, and
-# the lb on :9999. A process that exits is started again after 1 s (compose's
-# `restart: always`). Ctrl-C or SIGTERM stops everything, by PID.
+# PROCESSOR_FALLBACK_URL point at real ones), API_WORKERS api workers (2) sharing one
+# database, and the lb on :9999. The database is a SQLite file (STORAGE=sqlite, the
+# default) or a PostgreSQL server of its own (STORAGE=postgres: Debian's binaries, the
+# cluster in $DATA_DIR/postgres, created once and reused, listening only on a unix socket
+# in $DATA_DIR/run/postgres, run as the `postgres` user when we are root). A process that
+# exits is started again after 1 s (compose's `restart: always`). Ctrl-C or SIGTERM stops
+# everything, by PID; PostgreSQL last, once no worker uses it.
 #
 # Variables: BIN_DIR (target/x86_64-unknown-linux-gnu/release), DATA_DIR (./data: the database and run/<name>.pid),
-# LB_LISTEN (0.0.0.0:9999), API1_LISTEN (127.0.0.1:9101), API2_LISTEN (127.0.0.1:9102),
+# STORAGE (sqlite | postgres), API_WORKERS (2),
+# LB_LISTEN (0.0.0.0:9999), API1_LISTEN (127.0.0.1:9101), API2_LISTEN (127.0.0.1:9102), ... APIn_LISTEN (127.0.0.1:910n),
 # SIM_DEFAULT_LISTEN (127.0.0.1:8001), SIM_FALLBACK_LISTEN (127.0.0.1:8002),
 # PROCESSOR_DEFAULT_URL / PROCESSOR_FALLBACK_URL (use these processors, start no sim),
 # CGROUP_PARENT (scripts/bench.sh: start each service inside the cgroup
@@ -18,12 +23,14 @@ cd "$(dirname "$0")/.."
 BIN_DIR=${BIN_DIR:-target/x86_64-unknown-linux-gnu/release}
 DATA_DIR=${DATA_DIR:-./data}
 LB_LISTEN=${LB_LISTEN:-0.0.0.0:9999}
-API1_LISTEN=${API1_LISTEN:-127.0.0.1:9101}
-API2_LISTEN=${API2_LISTEN:-127.0.0.1:9102}
+STORAGE=${STORAGE:-sqlite}
+API_WORKERS=${API_WORKERS:-2}
 SIM_DEFAULT_LISTEN=${SIM_DEFAULT_LISTEN:-127.0.0.1:8001}
 SIM_FALLBACK_LISTEN=${SIM_FALLBACK_LISTEN:-127.0.0.1:8002}
 RUN_DIR=$DATA_DIR/run
 
+case $STORAGE in sqlite | postgres) ;; *) echo "run: STORAGE=$STORAGE: use sqlite or postgres" >&2; exit 2 ;; esac
+[[ $API_WORKERS =~ ^[1-9][0-9]?$ ]] || { echo "run: API_WORKERS=$API_WORKERS: a number of workers from 1 to 99" >&2; exit 2; }
 for bin in api lb; do
   [ -x "$BIN_DIR/$bin" ] || { echo "run: $BIN_DIR/$bin is missing; build it first (make run does)" >&2; exit 1; }
 done
@@ -59,19 +66,28 @@ stop() {
   touch "$RUN_DIR/stopping"
   kill "${supervisors[@]}" 2>/dev/null || true
   local pids=()
-  for f in "$RUN_DIR"/*.pid; do [ -e "$f" ] && pids+=("$(cat "$f")"); done
-  ((${#pids[@]})) && kill -TERM "${pids[@]}" 2>/dev/null || true
+  for f in "$RUN_DIR"/*.pid; do [ -e "$f" ] && [ "$f" != "$RUN_DIR/postgres.pid" ] && pids+=("$(cat "$f")"); done
   # Graceful first (the lb drains its queue, workers finish their calls), then by force.
-  for _ in $(seq 100); do
-    local alive=0
-    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    ((alive)) || break
-    sleep 0.1
-  done
-  ((${#pids[@]})) && kill -KILL "${pids[@]}" 2>/dev/null || true
+  stop_pids TERM "${pids[@]}"
+  # The database last, once nothing uses it: SIGINT is PostgreSQL's fast shutdown.
+  [ -e "$RUN_DIR/postgres.pid" ] && stop_pids INT "$(cat "$RUN_DIR/postgres.pid")"
   wait 2>/dev/null || true
   rm -f "$RUN_DIR"/*.pid
   echo "run: stopped"
+}
+
+# Sends signal $1 to the PIDs that follow, waits 10 s at most for them to exit, then SIGKILL.
+stop_pids() {
+  local sig=$1; shift
+  (($#)) || return 0
+  kill "-$sig" "$@" 2>/dev/null || true
+  for _ in $(seq 100); do
+    local alive=0
+    for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    ((alive)) || return 0
+    sleep 0.1
+  done
+  kill -KILL "$@" 2>/dev/null || true
 }
 trap stop EXIT
 trap 'exit 130' INT
@@ -106,18 +122,32 @@ fi
 export PROCESSOR_DEFAULT_URL PROCESSOR_FALLBACK_URL
 
 DATABASE_PATH=$DATA_DIR/payments.db
-start api1 env API_LISTEN="$API1_LISTEN" DATABASE_PATH="$DATABASE_PATH" WORKER_ID=api1 "$BIN_DIR/api"
-start api2 env API_LISTEN="$API2_LISTEN" DATABASE_PATH="$DATABASE_PATH" WORKER_ID=api2 "$BIN_DIR/api"
-wait_listening "$API1_LISTEN"
-wait_listening "$API2_LISTEN"
-start lb env LB_LISTEN="$LB_LISTEN" API_ADDRS="$API1_LISTEN,$API2_LISTEN" "$BIN_DIR/lb"
+DATABASE_URL=
+database=$DATABASE_PATH
+if [ "$STORAGE" = postgres ]; then
+  source scripts/postgres.sh
+  pg_prepare "$DATA_DIR/postgres" "$RUN_DIR/postgres"
+  start postgres "${PG_EXEC[@]}"
+  pg_wait_ready
+  DATABASE_URL=$(pg_database_url payments)
+  database="PostgreSQL $DATABASE_URL (cluster in $DATA_DIR/postgres)"
+fi
+
+api_addrs=()
+for i in $(seq "$API_WORKERS"); do
+  listen_var=API${i}_LISTEN
+  listen=${!listen_var:-127.0.0.1:$((9100 + i))}
+  api_addrs+=("$listen")
+  start "api$i" env API_LISTEN="$listen" DATABASE_PATH="$DATABASE_PATH" DATABASE_URL="$DATABASE_URL" WORKER_ID="api$i" "$BIN_DIR/api"
+done
+for addr in "${api_addrs[@]}"; do wait_listening "$addr"; done
+start lb env LB_LISTEN="$LB_LISTEN" API_ADDRS="$(IFS=,; echo "${api_addrs[*]}")" "$BIN_DIR/lb"
 wait_listening "$LB_LISTEN"
 
 cat <<EOF
-run: ready (binaries from $BIN_DIR, database $DATABASE_PATH, pids in $RUN_DIR)
+run: ready (binaries from $BIN_DIR, database $database, pids in $RUN_DIR)
   lb        http://$LB_LISTEN   (the contest port: POST /payments, GET /payments-summary)
-  api1      $API1_LISTEN
-  api2      $API2_LISTEN
+$(for i in "${!api_addrs[@]}"; do printf '  api%-6s %s\n' "$((i + 1))" "${api_addrs[$i]}"; done)
   default   $PROCESSOR_DEFAULT_URL
   fallback  $PROCESSOR_FALLBACK_URL
 run: Ctrl-C stops everything

@@ -4,11 +4,12 @@
 Run: python3 -m unittest discover -s scripts -p 'test_faults.py'
 """
 import sys
+import tempfile
 import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from faults import checks  # noqa: E402
+from faults import Stack, checks  # noqa: E402
 
 
 def figures(**changes):
@@ -39,6 +40,23 @@ class Verdicts(unittest.TestCase):
     def test_the_detail_names_ids_stored_twice(self):
         detail = dict((n, d) for n, _, d in checks(figures(stored_by_both=["x", "y"])))
         self.assertIn("2 stored by both, e.g. x, y", detail["no payment stored by both processors"])
+
+
+class Storage(unittest.TestCase):
+    def stack_env(self, storage):
+        with tempfile.TemporaryDirectory() as work:
+            return Stack(Path(work), storage).env
+
+    def test_postgres_runs_three_workers_each_on_a_port_of_its_own(self):
+        env = self.stack_env("postgres")
+        self.assertEqual((env["STORAGE"], env["API_WORKERS"]), ("postgres", "3"))
+        listens = {env[f"API{i}_LISTEN"] for i in (1, 2, 3)}
+        self.assertEqual(len(listens | {env["LB_LISTEN"], env["SIM_DEFAULT_LISTEN"], env["SIM_FALLBACK_LISTEN"]}), 6)
+
+    def test_sqlite_runs_two_workers_as_before(self):
+        env = self.stack_env("sqlite")
+        self.assertEqual((env["STORAGE"], env["API_WORKERS"]), ("sqlite", "2"))
+        self.assertNotIn("API3_LISTEN", env)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,19 @@
 //! and closes the connection while the write waits (a slow disk, a held lock), the batch
 //! is still queued once it is committed, instead of being left pending in the database
 //! with this worker as its owner and in no queue, where nothing would ever send it.
+//!
+//! A write can also fail after it committed: on PostgreSQL the connection may drop after
+//! COMMIT was sent, and the caller hears only the error. Intake then answers 503, the lb
+//! sends the batch again (here or to another worker), and the store calls those payments
+//! "not new": pending, owned by this live worker, in no queue, never to be paid. So a
+//! failed write marks the worker unsure, and its next recovery scan reads back its own
+//! pending payments and queues those it does not hold (`Queue::push_missing`,
+//! `crate::recovery`). We chose this over having a re-sent batch queue them: the lb
+//! re-sends to the other worker first, which may not take a live worker's payments.
+//! Exactly once still holds: a payment already held (waiting or in flight) is never
+//! queued twice, and a copy read back just before its payment was processed or claimed
+//! is dropped unsent, because dispatch sends nothing the store does not confirm as this
+//! worker's and pending; one with an attempt keeps its processor and `requestedAt`.
 //! While the queue holds `DISPATCH_QUEUE_MAX` payments, a batch is answered 503 and
 //! nothing is recorded: the lb keeps it and sends it again (here or to the other worker).
 
@@ -14,7 +27,8 @@ use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use hyper::StatusCode;
 use service::reply::{self, Reply};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use storage::{Destination, Pending, StorageError, Store};
 
@@ -29,6 +43,9 @@ pub struct Intake {
     pub shutdown: Shutdown,
     /// `DISPATCH_QUEUE_MAX`.
     pub queue_max: usize,
+    /// Set when a write failed and may have committed: recovery then queues this
+    /// worker's pending payments that it does not hold (see the module doc).
+    pub unsure: Arc<AtomicBool>,
 }
 
 impl Intake {
@@ -67,10 +84,14 @@ impl Intake {
                 reply::json(StatusCode::OK, format!(r#"{{"recorded":{recorded}}}"#))
             }
             Ok(Err(e)) => {
+                self.unsure.store(true, SeqCst);
                 tracing::error!("cannot record an intake batch: {e}");
                 reply::error(StatusCode::SERVICE_UNAVAILABLE, "storage", e)
             }
-            Err(e) => reply::error(StatusCode::INTERNAL_SERVER_ERROR, "intake_task", e),
+            Err(e) => {
+                self.unsure.store(true, SeqCst);
+                reply::error(StatusCode::INTERNAL_SERVER_ERROR, "intake_task", e)
+            }
         }
     }
 }
@@ -85,7 +106,7 @@ async fn record_and_queue(
     let new = store.record_pending(batch).await?;
     let recorded = new.len();
     metrics.recorded.fetch_add(recorded as u64, Relaxed);
-    queue.push_new(new.into_iter().map(|a| {
+    queue.push_missing(new.into_iter().map(|a| {
         Job::new(Pending {
             payment: a.payment,
             accepted_at: a.accepted_at,

@@ -24,7 +24,8 @@ use crate::dispatch::{Job, Queue};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use payment::Millis;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 use storage::{Claimed, StorageError, Store};
@@ -42,6 +43,8 @@ pub struct Recovery {
     pub calls_outlive_heartbeat_by: Duration,
     /// `DISPATCH_QUEUE_MAX`: claims stop where the queue is full.
     pub queue_max: usize,
+    /// Set by intake when a write failed and may have committed anyway.
+    pub unsure: Arc<AtomicBool>,
 }
 
 /// Writes the heartbeat until shutdown, whatever happened to the row or our payments meanwhile.
@@ -62,6 +65,9 @@ impl Recovery {
             .every(every, || async {
                 if let Err(e) = self.claim_all().await {
                     tracing::warn!("cannot claim orphaned payments: {e}");
+                }
+                if let Err(e) = self.adopt_own().await {
+                    tracing::warn!("cannot read back this worker's pending payments: {e}");
                 }
             })
             .await
@@ -88,6 +94,30 @@ impl Recovery {
                 return Ok(());
             }
         }
+    }
+
+    /// After an intake write that failed and may have committed: queues this worker's
+    /// pending payments it does not hold. The flag is cleared before the read, so a write
+    /// that fails during it (and was flagged after its commit) is read back next time.
+    /// Not limited by `DISPATCH_QUEUE_MAX`: such rows are at most what the queue holds
+    /// plus the batches whose answer was lost, and leaving one out would lose it.
+    async fn adopt_own(&self) -> Result<(), StorageError> {
+        if !self.unsure.swap(false, SeqCst) {
+            return Ok(());
+        }
+        let own = self
+            .store
+            .own_pending(usize::MAX)
+            .await
+            .inspect_err(|_| self.unsure.store(true, SeqCst))?;
+        let adopted = self.queue.push_missing(own.into_iter().map(Job::new));
+        if adopted > 0 {
+            tracing::warn!(
+                adopted,
+                "queued payments whose intake write failed after it committed"
+            );
+        }
+        Ok(())
     }
 
     /// Queues the claimed payments: those never sent at once, those with an attempt once

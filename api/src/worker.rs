@@ -17,6 +17,7 @@ use crate::ApiError;
 use hyper::http::uri::InvalidUri;
 use payment::{Millis, Processor};
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use storage::{Store, StoreConfig};
@@ -151,8 +152,10 @@ fn spawn_work(
     for client in dispatcher.clients.clone() {
         work.spawn(Arc::clone(&poller).run(client, stop.clone()));
     }
+    let unsure = Arc::new(AtomicBool::new(false));
     let recovery = Recovery {
         store: store.clone(),
+        unsure: Arc::clone(&unsure),
         queue: Arc::clone(&dispatcher.queue),
         metrics: Arc::clone(metrics),
         dead_after: config.worker_dead_after,
@@ -167,6 +170,7 @@ fn spawn_work(
             metrics: Arc::clone(metrics),
             shutdown: stop.clone(),
             queue_max: config.dispatch_queue_max,
+            unsure,
         },
         store: store.clone(),
         metrics: Arc::clone(metrics),

@@ -4,15 +4,19 @@
 mod common;
 
 use api::config::Listen;
-use common::{payments, window, Stack, Totals};
+use common::{on_both, payments, window, Backend, Stack, Totals};
 use payment::{Cents, Millis};
 use std::io::{Read, Write};
 use std::time::Duration;
 use testkit::http;
 
-#[test]
-fn healthy_processors_get_everything_on_the_default_exactly_once() {
-    let stack = Stack::start(&[]);
+on_both!(
+    healthy_processors_get_everything_on_the_default_exactly_once,
+    summary_windows_and_purge,
+);
+
+fn healthy_processors_get_everything_on_the_default_exactly_once(backend: Backend) {
+    let stack = Stack::on(backend, &[]);
     let worker = stack.worker(|_| {});
     let sent = payments(600);
     worker.send(&sent, 100);
@@ -39,9 +43,8 @@ fn healthy_processors_get_everything_on_the_default_exactly_once() {
     stack.assert_settled(&worker, &sent);
 }
 
-#[test]
-fn summary_windows_and_purge() {
-    let stack = Stack::start(&[]);
+fn summary_windows_and_purge(backend: Backend) {
+    let stack = Stack::on(backend, &[]);
     let worker = stack.worker(|_| {});
     let before = Millis::now();
     let sent = payments(50);

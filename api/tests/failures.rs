@@ -4,10 +4,15 @@
 
 mod common;
 
-use common::{payments, window, Stack, Totals};
+use common::{on_both, payments, window, Backend, Stack, Totals};
 use payment::Millis;
 use sim::config::{SIM_MAX_RUNNING, SIM_MAX_WAITING};
 use std::time::Duration;
+
+on_both!(
+    a_timed_out_payment_goes_back_only_to_its_processor,
+    a_pin_is_not_released_by_the_500s_that_follow_a_timeout,
+);
 
 const SETTLE: Duration = Duration::from_secs(40);
 
@@ -89,9 +94,8 @@ fn a_slow_default_keeps_getting_the_payments() {
     assert_eq!(stack.default.stat("payments422"), 0);
 }
 
-#[test]
-fn a_timed_out_payment_goes_back_only_to_its_processor() {
-    let stack = Stack::start(&[]);
+fn a_timed_out_payment_goes_back_only_to_its_processor(backend: Backend) {
+    let stack = Stack::on(backend, &[]);
     // Slower than our timeout: every call times out, yet the processor stores the payment.
     stack.default.set_delay(2000);
     let worker = stack.worker(|c| {
@@ -121,13 +125,12 @@ fn a_timed_out_payment_goes_back_only_to_its_processor() {
     );
 }
 
-#[test]
-fn a_pin_is_not_released_by_the_500s_that_follow_a_timeout() {
+fn a_pin_is_not_released_by_the_500s_that_follow_a_timeout(backend: Backend) {
     // The double charge a production-like configuration used to show: calls time out at
     // the default (which stores them anyway), then the default fails fast with 500 while
     // the fallback is healthy and allowed. A 500 says nothing about the earlier call: the
     // payments must wait for the default, not go to the fallback.
-    let stack = Stack::start(&[]);
+    let stack = Stack::on(backend, &[]);
     stack.default.set_delay(1200);
     let worker = stack.worker(|c| {
         c.processor_timeout = ms(800);

@@ -1,24 +1,29 @@
 //! A worker dies (SIGKILL), leaves (SIGTERM, or its shutdown in process) or stalls (SIGSTOP)
 //! with payments in its hands: another worker on the same database pays each of them
-//! exactly once.
+//! exactly once. The SIGKILL takeover runs on SQLite and PostgreSQL, with three workers;
+//! on PostgreSQL, an intake write that committed but was answered with an error.
 
 mod common;
 
 use api::config::Config;
-use common::{payments, Stack, Worker};
+use common::{on_both, payments, Backend, Stack, Worker};
 use payment::Processor;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use testkit::postgres::PgServer;
 use testkit::wait_for;
 
-#[test]
-fn a_killed_workers_payments_are_paid_exactly_once_by_its_successor() {
-    let stack = Stack::start(&[]);
+on_both!(a_killed_workers_payments_are_paid_exactly_once_by_the_others);
+
+fn a_killed_workers_payments_are_paid_exactly_once_by_the_others(backend: Backend) {
+    let stack = Stack::on(backend, &[]);
     stack.default.set_delay(1000);
-    // Same label for both: each process start is still a distinct owner.
+    // Same label for the first and its successor: each process start is still a distinct owner.
     let label = |c: &mut Config| c.owner = "api-1".into();
     let mut first = stack.worker_process(label);
+    let others = [stack.worker_process(|_| {}), stack.worker_process(|_| {})];
     let sent = payments(300);
     first.send(&sent, 100);
     wait_for(
@@ -29,10 +34,18 @@ fn a_killed_workers_payments_are_paid_exactly_once_by_its_successor() {
     first.service_mut().kill();
 
     stack.default.set_delay(0);
-    let second = stack.worker_process(label);
-    second.wait_processed(sent.len(), Duration::from_secs(40));
-    stack.assert_settled(&second, &sent);
-    assert!(second.metric("api_claimed_total") > 0.0);
+    let successor = stack.worker_process(label);
+    successor.wait_processed(sent.len(), Duration::from_secs(40));
+    stack.assert_settled(&successor, &sent);
+    let claimed: f64 = others
+        .iter()
+        .chain([&successor])
+        .map(|w| w.metric("api_claimed_total"))
+        .sum();
+    assert!(
+        claimed > 0.0,
+        "the live workers claimed the killed one's payments"
+    );
     assert!(
         stack.default.stat("payments422") > 0,
         "payments the processor stored for the killed worker are confirmed with 422, not paid again"
@@ -239,5 +252,59 @@ fn a_batch_whose_sender_gave_up_during_a_stalled_write_is_still_paid() {
     lock.execute_batch("ROLLBACK").expect("release the lock");
 
     worker.wait_processed(sent.len(), Duration::from_secs(20));
+    stack.assert_settled(&worker, &sent);
+}
+
+#[test]
+fn a_batch_committed_but_answered_with_an_error_is_still_paid() {
+    // On PostgreSQL a commit can succeed and its answer be lost (the connection drops after
+    // COMMIT was sent). Provoked for real: the server waits after each commit for a
+    // synchronous standby that does not exist, and the waiting backend is terminated, which
+    // keeps the commit. Intake answers 503 and the lb sends the batch again, which then
+    // finds nothing new: the payments must be paid all the same, each once.
+    let server = Arc::new(PgServer::dedicated());
+    let stack = Stack::on_server(Arc::clone(&server), &[]);
+    // No writes but intake's while the commits wait (heartbeats and health turns would).
+    let worker = stack.worker(|c| {
+        c.heartbeat = Duration::from_secs(30);
+        c.worker_dead_after = Duration::from_secs(60);
+        c.health_read = Duration::from_secs(30);
+    });
+    let psql = |sql: &str| {
+        server
+            .psql("postgres", sql)
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    psql("ALTER SYSTEM SET synchronous_standby_names = 'nobody'");
+    psql("SELECT pg_reload_conf()");
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = payments(20);
+    let first = std::thread::scope(|s| {
+        let answer = s.spawn(|| worker.intake(&sent));
+        // Every commit that waits is cut off until intake answers: intake's own, and any
+        // other write the worker made meanwhile (its writes share one connection).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !answer.is_finished() && Instant::now() < deadline {
+            psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Commits are acknowledged again (which also frees a write still waiting if intake
+        // never answered, so the test fails instead of hanging).
+        psql("ALTER SYSTEM RESET synchronous_standby_names");
+        psql("SELECT pg_reload_conf()");
+        answer.join().expect("the intake thread")
+    });
+    assert_eq!(first.status, 503, "{}", first.body);
+
+    // The lb sends it again until a worker answers 200: nothing is new by then.
+    wait_for(
+        "the batch re-sent and answered 200",
+        Duration::from_secs(10),
+        || {
+            let again = worker.intake(&sent);
+            again.status == 200 && again.json()["recorded"] == 0
+        },
+    );
+    worker.wait_processed(sent.len(), Duration::from_secs(10));
     stack.assert_settled(&worker, &sent);
 }

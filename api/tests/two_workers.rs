@@ -1,17 +1,21 @@
-//! Two workers on one database file, as deployed: they share the processors' health
+//! Two workers on one database (a SQLite file, or PostgreSQL), as deployed: they share the processors' health
 //! budget without a single 429, and their summaries match the processors' for the
 //! contest's audit windows while payments flow.
 
 mod common;
 
-use common::{payments, window, Stack};
+use common::{on_both, payments, window, Backend, Stack};
 use payment::{Millis, Processor};
 use sim::config::SIM_HEALTH_WINDOW_SECS;
 use std::time::{Duration, Instant};
 
-#[test]
-fn two_workers_share_the_health_budget_without_a_429() {
-    let stack = Stack::start(&[(SIM_HEALTH_WINDOW_SECS, "1")]);
+on_both!(
+    two_workers_share_the_health_budget_without_a_429,
+    summaries_match_the_processors_for_audit_windows_while_payments_flow,
+);
+
+fn two_workers_share_the_health_budget_without_a_429(backend: Backend) {
+    let stack = Stack::on(backend, &[(SIM_HEALTH_WINDOW_SECS, "1")]);
     // Both workers try for the turn every 50 ms; only the shared turn keeps them at one call per second.
     let knobs = |c: &mut api::config::Config| {
         c.health_window = Duration::from_millis(1000);
@@ -42,9 +46,8 @@ fn two_workers_share_the_health_budget_without_a_429() {
     }
 }
 
-#[test]
-fn summaries_match_the_processors_for_audit_windows_while_payments_flow() {
-    let stack = Stack::start(&[]);
+fn summaries_match_the_processors_for_audit_windows_while_payments_flow(backend: Backend) {
+    let stack = Stack::on(backend, &[]);
     stack.default.set_delay(50);
     let workers = [stack.worker(|_| {}), stack.worker(|_| {})];
     let start = Instant::now();

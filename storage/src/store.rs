@@ -5,7 +5,7 @@
 
 use crate::config::{Database, StoreConfig};
 use crate::error::StorageError;
-use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Taken};
+use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Pending, Taken};
 use crate::{postgres, sqlite};
 use payment::intake::Accepted;
 use payment::{Millis, Payment, Processor, Summary, Uuid};
@@ -107,6 +107,15 @@ impl Store {
     /// same id gets its own old payments back only if it claims before its first heartbeat.
     pub async fn claim_orphans(&self, now: Millis, dead_after_ms: i64, limit: usize) -> Result<Claimed, StorageError> {
         dispatch!(self.claim_orphans(now, dead_after_ms, limit))
+    }
+
+    /// Up to `limit` pending payments owned by this store's owner, with their attempt;
+    /// those with one come back pinned to its processor, as a claim gives them (a call
+    /// may be running or may have stored it). Changes nothing. For a worker that lost
+    /// track of what it owns: a write that failed after it may have committed (see
+    /// `api::intake`).
+    pub async fn own_pending(&self, limit: usize) -> Result<Vec<Pending>, StorageError> {
+        dispatch!(self.own_pending(limit))
     }
 
     /// The shared health-check budget: true iff no worker took a turn for `processor` in

@@ -20,6 +20,7 @@ on_both!(
     one_hundred_thousand_payments_of_19_90_sum_to_exact_cents,
     a_failing_write_does_not_take_its_batch_neighbours_down,
     claims_take_a_dead_workers_payments_but_not_a_live_ones,
+    own_pending_reads_back_this_workers_pending_payments_as_a_claim_would,
     only_the_owner_takes_a_payment_for_sending_and_the_first_requested_at_stays,
     a_pin_lives_in_the_row_and_outlasts_the_worker,
     a_version_1_database_is_migrated_with_its_payments,
@@ -226,6 +227,26 @@ async fn claims_take_a_dead_workers_payments_but_not_a_live_ones(db: Db) {
     live.retire().await.unwrap();
     assert_eq!(rescuer.claim_orphans(Millis(now + 10_700), 2_000, 100).await.unwrap().payments.len(), 5);
     assert_eq!(db.count("SELECT count(*) FROM payments WHERE owner = 'rescuer'"), 10);
+}
+
+async fn own_pending_reads_back_this_workers_pending_payments_as_a_claim_would(db: Db) {
+    let mine = db.open("mine");
+    let other = db.open("other");
+    mine.record_pending((0..3).map(|n| accepted(n, 1990, 0)).collect()).await.unwrap();
+    other.record_pending(vec![accepted(9, 1990, 0)]).await.unwrap();
+    let sent = mine.take_for_sending(vec![(id(0), Processor::Default)]).await.unwrap();
+    mine.mark_processed(vec![(payment(2, 1990), attempt(Processor::Default, sent.alive_at.0))]).await.unwrap();
+
+    let mut own = mine.own_pending(100).await.unwrap();
+    own.sort_by_key(|p| p.payment.correlation_id);
+    let ids: Vec<_> = own.iter().map(|p| p.payment.correlation_id).collect();
+    assert_eq!(ids, vec![id(0), id(1)], "pending and mine only");
+    // An attempt on record: it may only go back to that processor, as after a claim.
+    assert_eq!(own[0].attempt, Some(attempt(Processor::Default, sent.alive_at.0)));
+    assert_eq!(own[0].destination, Destination::PinnedTo(Processor::Default));
+    assert_eq!((own[1].attempt, own[1].destination), (None, Destination::Anywhere));
+    // A read: the rows are not pinned by it.
+    assert_eq!(db.count("SELECT count(*) FROM payments_view WHERE pinned_to IS NOT NULL"), 0);
 }
 
 async fn only_the_owner_takes_a_payment_for_sending_and_the_first_requested_at_stays(db: Db) {

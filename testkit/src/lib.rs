@@ -5,18 +5,47 @@
 //!   when dropped (also when the test panics);
 //! - [`free_port`] / [`wait_listening`]: no fixed ports, no sleeps-and-hope;
 //! - [`http`]: a tiny blocking HTTP/1.1 client, so tests read like curl sessions;
-//! - [`processors`]: the two simulated payment processors and their admin API.
+//! - [`processors`]: the two simulated payment processors and their admin API;
+//! - [`postgres`]: a throwaway PostgreSQL server, shared by the tests of one binary.
 //!
 //! Binaries of other crates are not built by `cargo test` of one crate: run
 //! `cargo build --workspace --bins` first (`make check` does).
 
 pub mod http;
+pub mod postgres;
 pub mod processors;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Which database a test runs against: a SQLite file in a temporary directory, or a
+/// database of its own on the test binary's PostgreSQL server ([`postgres::server`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Writes `#[test]`s `sqlite::<name>` and `postgres::<name>` for each
+/// `fn <name>(backend: Backend)` named, so every test body is written once and runs
+/// against both databases.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        $crate::on_both!(@module sqlite, Sqlite, $($name),*);
+        $crate::on_both!(@module postgres, Postgres, $($name),*);
+    };
+    (@module $module:ident, $backend:ident, $($name:ident),*) => {
+        mod $module {
+            $(#[test]
+            fn $name() {
+                super::$name($crate::Backend::$backend)
+            })*
+        }
+    };
+}
 
 /// A port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {

@@ -163,6 +163,30 @@ impl Queue {
         self.wake.notify_one();
     }
 
+    /// Adds those of `jobs` this worker does not hold (waiting or in flight); returns how
+    /// many. For payments read back as ours after a write whose outcome we did not learn
+    /// (see `crate::intake`): a copy already held is the current one, and replacing it
+    /// (as [`Queue::push_new`] does) could send a payment while its call is in flight.
+    pub fn push_missing(&self, jobs: impl IntoIterator<Item = Job>) -> usize {
+        let mut count = 0;
+        {
+            let mut held = self.held();
+            for mut job in jobs {
+                if held.generations.contains_key(&job.id()) {
+                    continue;
+                }
+                held.last_generation += 1;
+                job.generation = held.last_generation;
+                held.generations.insert(job.id(), job.generation);
+                held.lanes.put(job, Place::Back);
+                count += 1;
+            }
+        }
+        self.metrics.queued.fetch_add(count as i64, Relaxed);
+        self.wake.notify_one();
+        count
+    }
+
     /// Returns a payment taken by the dispatcher to its lane, unless a newer copy replaced
     /// it meanwhile.
     pub(super) fn requeue(&self, job: Job, place: Place) {

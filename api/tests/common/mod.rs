@@ -1,7 +1,8 @@
 //! What every api test needs: two simulators (default 5 %, fallback 15 %), api workers on
-//! one database file in a temporary directory, and the calls a user of the stack makes,
-//! all over HTTP on 127.0.0.1. A worker runs inside the test process unless the test
-//! signals or kills it; run `cargo build -p sim -p api --bins` first.
+//! one database (a SQLite file in a temporary directory, or a database of its own on the
+//! test binary's PostgreSQL server, `testkit::postgres`), and the calls a user of the
+//! stack makes, all over HTTP on 127.0.0.1. A worker runs inside the test process unless
+//! the test signals or kills it; run `cargo build -p sim -p api --bins` first.
 
 // Each test file uses a different part of this module.
 #![allow(dead_code)]
@@ -9,25 +10,52 @@
 use api::config::{self as knobs, Config, Listen};
 use payment::intake::{self, Accepted};
 use payment::{Cents, Millis, Payment, Processor, Uuid};
+use std::sync::Arc;
 use std::time::Duration;
+use testkit::postgres::PgServer;
 use testkit::{free_addr, http, wait_for, wait_listening, Service};
+
+pub use testkit::{on_both, Backend};
 
 pub use testkit::processors::{Sim, Totals};
 
-/// Two simulators and a database directory; workers are started on demand.
+/// Two simulators and a database; workers are started on demand.
 pub struct Stack {
     pub default: Sim,
     pub fallback: Sim,
     pub dir: tempfile::TempDir,
+    /// The workers' `DATABASE_URL` on PostgreSQL; `None`: the SQLite file in `dir`.
+    pub database_url: Option<String>,
+    /// Keeps the PostgreSQL server up while the stack is.
+    pub server: Option<Arc<PgServer>>,
 }
 
 impl Stack {
-    /// `sim_env` is given to both simulators.
+    /// On SQLite; `sim_env` is given to both simulators.
     pub fn start(sim_env: &[(&str, &str)]) -> Stack {
+        Stack::on(Backend::Sqlite, sim_env)
+    }
+
+    /// On `backend` (PostgreSQL: a new database on this test binary's shared server).
+    pub fn on(backend: Backend, sim_env: &[(&str, &str)]) -> Stack {
+        match backend {
+            Backend::Sqlite => Stack::with(None, sim_env),
+            Backend::Postgres => Stack::with(Some(testkit::postgres::server()), sim_env),
+        }
+    }
+
+    /// On a new database of `server` (e.g. a dedicated one, for a test that disturbs it).
+    pub fn on_server(server: Arc<PgServer>, sim_env: &[(&str, &str)]) -> Stack {
+        Stack::with(Some(server), sim_env)
+    }
+
+    fn with(server: Option<Arc<PgServer>>, sim_env: &[(&str, &str)]) -> Stack {
         Stack {
             default: Sim::start("0.05", sim_env),
             fallback: Sim::start("0.15", sim_env),
             dir: tempfile::tempdir().expect("a temporary directory"),
+            database_url: server.as_ref().map(|server| server.create_database()),
+            server,
         }
     }
 
@@ -45,9 +73,11 @@ impl Stack {
     /// The configuration of a worker on this stack: the defaults, fast recovery knobs for
     /// tests, then `tweak`.
     pub fn config(&self, tweak: impl FnOnce(&mut Config)) -> Config {
-        let mut config: Config = service::config::from_flags("api", &[]).expect("the default api configuration");
+        let mut config: Config =
+            service::config::from_flags("api", &[]).expect("the default api configuration");
         config.listen = Listen::Tcp("127.0.0.1:0".into());
         config.database_path = self.db().into();
+        config.database_url = self.database_url.clone();
         config.default_url = self.default.url();
         config.fallback_url = self.fallback.url();
         config.heartbeat = Duration::from_millis(200);

@@ -16,7 +16,7 @@ mod writes;
 
 use crate::config::{redact, StoreConfig};
 use crate::error::StorageError;
-use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Taken};
+use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Pending, Taken};
 use crate::writer::Batching;
 use futures_util::future::BoxFuture;
 use payment::intake::Accepted;
@@ -101,6 +101,10 @@ impl Store {
     pub async fn claim_orphans(&self, now: Millis, dead_after_ms: i64, limit: usize) -> Result<Claimed, StorageError> {
         // In a transaction of its own: see `writes::claim_orphans`.
         self.write_in("claim orphaned payments", true, (now, dead_after_ms, limit), writes::claim_orphans).await
+    }
+
+    pub async fn own_pending(&self, limit: usize) -> Result<Vec<Pending>, StorageError> {
+        self.write("read this worker's pending payments", limit, writes::own_pending).await
     }
 
     pub async fn take_health_turn(&self, processor: Processor, now: Millis, window_ms: i64) -> Result<bool, StorageError> {

@@ -62,6 +62,7 @@ pub struct Statements {
     retire: Statement,
     last_alive: Statement,
     claim: Statement,
+    own_pending: Statement,
     take_health_turn: Statement,
     save_health: Statement,
     purge: Statement,
@@ -79,6 +80,7 @@ impl Statements {
             retire: client.prepare("DELETE FROM workers WHERE id = $1").await?,
             last_alive: client.prepare("SELECT max(heartbeat_at) FROM workers WHERE heartbeat_at <= $1").await?,
             claim: client.prepare(CLAIM).await?,
+            own_pending: client.prepare(OWN_PENDING).await?,
             take_health_turn: client.prepare(TAKE_HEALTH_TURN).await?,
             save_health: client.prepare(SAVE_HEALTH).await?,
             purge: client.prepare("DELETE FROM payments").await?,
@@ -119,6 +121,10 @@ const CLAIM: &str = "UPDATE payments SET owner = $1, pinned = (pinned OR process
          LIMIT $3
          FOR UPDATE OF p SKIP LOCKED)
      RETURNING correlation_id, amount, accepted_at, processor, requested_at, pinned";
+
+const OWN_PENDING: &str =
+    "SELECT correlation_id, amount, accepted_at, processor, requested_at, (pinned OR processor IS NOT NULL)
+     FROM payments WHERE status = 'pending' AND owner = $1 LIMIT $2";
 
 const TAKE_HEALTH_TURN: &str = "INSERT INTO health_turns (processor, last_turn_at) VALUES ($1, $2)
      ON CONFLICT (processor) DO UPDATE SET last_turn_at = excluded.last_turn_at
@@ -223,6 +229,14 @@ pub fn claim_orphans<'a>(tx: &'a Tx<'a>, args: Arc<ClaimArgs>) -> Written<'a, Cl
         let last_alive: Option<i64> = tx.tx.query_one(&tx.sql.last_alive, &[&threshold]).await?.get(0);
         let claimed = tx.tx.query(&tx.sql.claim, &[&tx.owner, &threshold, &rows::claim_limit(limit)]).await?;
         Ok(Claimed { payments: claimed.iter().map(pending_from_row).collect(), last_alive: last_alive.map(Millis) })
+    })
+}
+
+/// See `sqlite::writes::own_pending`: the same rows, read on the writer's connection.
+pub fn own_pending<'a>(tx: &'a Tx<'a>, limit: Arc<usize>) -> Written<'a, Vec<Pending>> {
+    Box::pin(async move {
+        let own = tx.tx.query(&tx.sql.own_pending, &[&tx.owner, &rows::claim_limit(*limit)]).await?;
+        Ok(own.iter().map(pending_from_row).collect())
     })
 }
 

@@ -11,7 +11,7 @@ mod writes;
 
 use crate::config::StoreConfig;
 use crate::error::StorageError;
-use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Taken};
+use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Pending, Taken};
 use crate::writer::Batching;
 use payment::intake::Accepted;
 use payment::{Millis, Payment, Processor, Summary, Uuid};
@@ -62,6 +62,11 @@ impl Store {
     pub async fn claim_orphans(&self, now: Millis, dead_after_ms: i64, limit: usize) -> Result<Claimed, StorageError> {
         let claim = move |conn: &_, owner: &str| writes::claim_orphans(conn, owner, now, dead_after_ms, limit);
         writer::run(&self.writer, "claim orphaned payments", claim).await
+    }
+
+    pub async fn own_pending(&self, limit: usize) -> Result<Vec<Pending>, StorageError> {
+        let own = move |conn: &_, owner: &str| writes::own_pending(conn, owner, limit);
+        writer::run(&self.writer, "read this worker's pending payments", own).await
     }
 
     pub async fn take_health_turn(&self, processor: Processor, now: Millis, window_ms: i64) -> Result<bool, StorageError> {

@@ -140,6 +140,18 @@ pub fn claim_orphans(
     Ok(Claimed { payments: claimed.collect::<rusqlite::Result<_>>()?, last_alive: last_alive.map(Millis) })
 }
 
+/// The pending payments `owner` holds, as [`claim_orphans`] would return them (an attempt
+/// on record means pinned), without changing them. On the writer's connection, which
+/// knows the owner; a plain read.
+pub fn own_pending(conn: &Connection, owner: &str, limit: usize) -> rusqlite::Result<Vec<Pending>> {
+    let mut own = conn.prepare_cached(
+        "SELECT correlation_id, amount, accepted_at, processor, requested_at, (pinned = 1 OR processor IS NOT NULL)
+         FROM payments WHERE status = 'pending' AND owner = ?1 LIMIT ?2",
+    )?;
+    let rows = own.query_map(params![owner, rows::claim_limit(limit)], pending_from_row)?;
+    rows.collect()
+}
+
 fn pending_from_row(row: &Row<'_>) -> rusqlite::Result<Pending> {
     let id: String = row.get(0)?;
     let correlation_id = Uuid::try_parse(&id)

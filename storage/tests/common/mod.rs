@@ -3,7 +3,7 @@
 //! processes can agree on (`Uuid::from_u128(n)`, the same as `examples/writer.rs`).
 #![allow(dead_code)] // each test file uses its own subset
 
-pub mod pg;
+pub use testkit::postgres as pg;
 
 use payment::intake::Accepted;
 use payment::{Cents, Millis, Payment, Processor, Uuid};
@@ -11,11 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use storage::{Attempt, Database, Store, StoreConfig};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use testkit::Backend;
 
 /// Writes `#[tokio::test]`s `sqlite::<name>` and `postgres::<name>` for each
 /// `async fn <name>(db: Db)` named, so every test body is written once.

@@ -65,3 +65,19 @@ fn room_counts_what_the_queue_holds() {
     assert_eq!(queue.room(2), 1);
     assert_eq!(queue.room(1), 0);
 }
+
+#[test]
+fn a_payment_read_back_as_ours_is_added_only_if_not_held() {
+    let metrics = Arc::new(Metrics::default());
+    let queue = Queue::new(Arc::clone(&metrics));
+    queue.push_new([Job::new(pending(7, Anywhere))]);
+    let in_flight = queue.with_lanes(|lanes| lanes.anywhere.pop_front());
+    let in_flight = in_flight.expect("the payment waits in the anywhere lane");
+    // Held in flight, and a second copy of 8 in the same read: one of 8 joins.
+    let read_back = [7, 8, 8].map(|id| Job::new(pending(id, Anywhere)));
+    assert_eq!(queue.push_missing(read_back), 1);
+    assert_eq!(metrics.queued.load(Relaxed), 2);
+    // The copy in flight is still the current one: it goes back to its lane.
+    queue.requeue(in_flight, Place::Front);
+    assert_eq!(waiting(&queue).len(), 2);
+}

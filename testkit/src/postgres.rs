@@ -1,9 +1,10 @@
-//! A throwaway PostgreSQL server for the tests: Debian's binaries, a fresh cluster in a
-//! temporary directory (`initdb`), the server listening only on a unix socket in that
-//! directory (no port to collide with anything), trust authentication for the `postgres`
-//! role. The server keeps PostgreSQL's defaults (fsync and synchronous_commit on): the
-//! tests check durability, so they run with the settings production would have. Only
-//! `initdb` skips its final fsync (`--no-sync`): the cluster is thrown away after the run.
+//! A throwaway PostgreSQL server for the tests of every crate (storage's and api's, one
+//! copy of this code): Debian's binaries, a fresh cluster in a temporary directory
+//! (`initdb`), the server listening only on a unix socket in that directory (no port to
+//! collide with anything), trust authentication for the `postgres` role. The server keeps
+//! PostgreSQL's defaults (fsync and synchronous_commit on): the tests check durability, so
+//! they run with the settings production would have. Only `initdb` skips its final fsync
+//! (`--no-sync`): the cluster is thrown away after the run.
 //!
 //! One server serves every test of a binary that runs while it is up: [`server`] hands out
 //! a shared handle, and the last handle dropped (at the end of a test, also one that failed
