@@ -14,7 +14,10 @@
 #   Adds each container's limits (from docker inspect), cgroup peak memory and throttling.
 #   STORAGE=postgres: compose.postgres.yml instead (its images: scripts/images.sh postgres).
 #
-# Variables: DEPLOY (native | compose), STORAGE (compose: sqlite | postgres), CONTEST_LIMITS=1
+# STORAGE=postgres natively: scripts/run.sh runs the workers on a local PostgreSQL server
+# (its backends' CPU counted under `postgres`); API_WORKERS=N: N workers (native only).
+#
+# Variables: DEPLOY (native | compose), STORAGE (sqlite | postgres), API_WORKERS (native), CONTEST_LIMITS=1
 # (native: run lb/api1/api2 each in a cgroup with the cpu and memory limits compose.yml
 # gives its service; needs writable cgroup v1/v2 cpu+memory controllers), BENCH_REQUESTS (550), BENCH_TIME_SCALE (1: k6/contest.js's
 # TIME_SCALE, for a quick try), BIN_DIR (target/x86_64-unknown-linux-gnu/release),
@@ -41,6 +44,8 @@ fi
 stamp=$(date -u +%Y-%m-%d-%H%M)
 name=$stamp-contest; [ "$limits" = 1 ] && name=$stamp-contest-limits; [ "$deploy" = compose ] && name=$stamp-contest-compose
 [ "$deploy" = compose ] && [ "$CONTAINERS_COMPOSE" != compose.yml ] && name=$name-${STORAGE}
+[ "$deploy" = native ] && [ "${STORAGE:-sqlite}" = postgres ] && name=$name-postgres
+[ "$deploy" = native ] && [ "${API_WORKERS:-2}" != 2 ] && name=$name-${API_WORKERS}workers
 out=${BENCH_OUT:-bench/results/$name.json}
 mkdir -p "$(dirname "$out")"
 work=$(mktemp -d "${TMPDIR:-/tmp}/rinha-bench.XXXXXX")

@@ -54,6 +54,27 @@ def read_proc(pid):
     return threads, int(kb.get("VmRSS", 0)), int(kb.get("VmHWM", 0))
 
 
+def children(pid):
+    """The pids of a process's live child processes (/proc/<pid>/task/<tid>/children)."""
+    out = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            out += [int(c) for c in (task / "children").read_text().split()]
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def descendants(pid):
+    """Every live process below `pid`: a PostgreSQL server does its work in them."""
+    found, todo = [], children(pid)
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo += children(child)
+    return found
+
+
 def machine_busy_seconds():
     """CPU seconds all cores have spent not idle since boot (the first line of /proc/stat)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -109,6 +130,15 @@ class Process:
         threads, rss, hwm = reading
         self.pids[pid] = (rss, hwm)
         self.threads.update({(pid, tid): cpu for tid, cpu in threads.items()})
+        # A service's child processes count as its CPU (not as restarts): PostgreSQL's
+        # backends, when `make run STORAGE=postgres` runs the database. One that ends
+        # between two samples loses at most its last interval.
+        for child in descendants(pid):
+            try:
+                child_threads = thread_run_seconds(child)
+            except OSError:
+                continue
+            self.threads.update({(child, tid): cpu for tid, cpu in child_threads.items()})
         self.series.append([round(t, 3), round(self.cpu_seconds(), 3), rss])
 
     def cpu_seconds(self):

@@ -46,7 +46,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-from bench_sampler import thread_run_seconds  # noqa: E402
+from bench_sampler import descendants, thread_run_seconds  # noqa: E402
 
 BIN_DIR = Path(os.environ.get("BIN_DIR", ROOT / "target" / "x86_64-unknown-linux-gnu" / "release"))
 RATES = [int(r) for r in os.environ.get("STRESS_RATES", "1000 2000 4000 6000 8000 10000 12000").split()]
@@ -140,7 +140,8 @@ class Stack:
         out = {}
         for name, pid in self.pids().items():
             try:
-                out[name] = sum(thread_run_seconds(pid).values())
+                # A PostgreSQL server (STORAGE=postgres) works in its child processes.
+                out[name] = sum(sum(thread_run_seconds(p).values()) for p in [pid, *descendants(pid)])
             except OSError:
                 pass
         out["floor"] = sum(thread_run_seconds(self.procs[1].pid).values())
@@ -285,10 +286,12 @@ def report(rows):
     for key, rate in best.items():
         print(f"  {key:16} {rate}/s")
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d-%H%M")
-    out = ROOT / "bench" / "results" / f"{stamp}-stress{'-realtime' if REALTIME else ''}.json"
+    storage = os.environ.get("STORAGE", "sqlite")
+    suffix = ("-realtime" if REALTIME else "") + ("-postgres" if storage == "postgres" else "")
+    out = ROOT / "bench" / "results" / f"{stamp}-stress{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    out.write_text(json.dumps({"commit": commit, "secs": SECS, "realtime": REALTIME, "connections": CONNECTIONS, "rates": RATES, "best": best, "rows": rows,
+    out.write_text(json.dumps({"commit": commit, "storage": storage, "secs": SECS, "realtime": REALTIME, "connections": CONNECTIONS, "rates": RATES, "best": best, "rows": rows,
                                "cores": os.cpu_count(), "loadavg_end": os.getloadavg()}, indent=2) + "\n")
     print(f"stress: written to {out.relative_to(ROOT)}")
 
