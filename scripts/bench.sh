@@ -49,6 +49,9 @@ name=$stamp-contest; [ "$limits" = 1 ] && name=$stamp-contest-limits; [ "$deploy
 out=${BENCH_OUT:-bench/results/$name.json}
 mkdir -p "$(dirname "$out")"
 work=$(mktemp -d "${TMPDIR:-/tmp}/rinha-bench.XXXXXX")
+# Traversable by others (not listable): under STORAGE=postgres the server runs as the
+# postgres user and keeps its cluster and socket below this directory.
+chmod 711 "$work"
 cgroup_parent=""
 pids=()
 

@@ -236,6 +236,7 @@ def main():
             print(f"stress: tool {tool!r} is not available (k6: make deps; open-load: make release)", file=sys.stderr)
             return 2
     work = Path(tempfile.mkdtemp(prefix="rinha-stress."))
+    work.chmod(0o711)  # STORAGE=postgres: the server runs as the postgres user below it
     stack = Stack(work)
     rows = []
     try:
