@@ -100,6 +100,15 @@ struct Held {
     last_generation: u64,
 }
 
+/// What [`Queue::push`] does with a payment this worker already holds.
+#[derive(Clone, Copy)]
+enum IfHeld {
+    /// The new copy wins (a claim carries the attempt as stored).
+    Replace,
+    /// The held copy is the current one.
+    Keep,
+}
+
 impl Held {
     /// False for a copy replaced by a newer one (see [`Queue::push_new`]).
     fn is_current(&self, job: &Job) -> bool {
@@ -138,48 +147,44 @@ impl Queue {
         self.wake.notified()
     }
 
-    /// Adds payments just recorded or claimed. A payment this worker still holds can come
-    /// back in a claim: it lost the payment to another worker (its heartbeat stalled), that
-    /// worker died, and this one claimed it back. The claimed copy carries the attempt as
-    /// stored (maybe another processor, pinned), so it replaces the old one: a waiting old
-    /// copy is removed, one in flight is dropped when its call ends.
+    /// Adds payments claimed from a dead worker. A payment this worker still holds can
+    /// come back in a claim: it lost the payment to another worker (its heartbeat stalled),
+    /// that worker died, and this one claimed it back. The claimed copy carries the attempt
+    /// as stored (maybe another processor, pinned), so it replaces the old one: a waiting
+    /// old copy is removed, one in flight is dropped when its call ends.
     pub fn push_new(&self, jobs: impl IntoIterator<Item = Job>) {
-        let mut count = 0;
-        {
-            let mut held = self.held();
-            for mut job in jobs {
-                held.last_generation += 1;
-                job.generation = held.last_generation;
-                let id = job.id();
-                if held.generations.insert(id, job.generation).is_some() {
-                    held.lanes.remove(id);
-                } else {
-                    count += 1;
-                }
-                held.lanes.put(job, Place::Back);
-            }
-        }
-        self.metrics.queued.fetch_add(count, Relaxed);
-        self.wake.notify_one();
+        self.push(jobs, IfHeld::Replace);
     }
 
     /// Adds those of `jobs` this worker does not hold (waiting or in flight); returns how
-    /// many. For payments read back as ours after a write whose outcome we did not learn
-    /// (see `crate::intake`): a copy already held is the current one, and replacing it
-    /// (as [`Queue::push_new`] does) could send a payment while its call is in flight.
+    /// many. For payments just recorded, and for payments read back as ours after a write
+    /// whose outcome we did not learn (see `crate::intake`): a copy already held is the
+    /// current one, and replacing it (as [`Queue::push_new`] does) could send a payment
+    /// while its call is in flight.
     pub fn push_missing(&self, jobs: impl IntoIterator<Item = Job>) -> usize {
+        self.push(jobs, IfHeld::Keep)
+    }
+
+    /// Adds each job under a new generation; a payment this worker already holds is
+    /// replaced or kept as `if_held` says. Returns how many payments were not held.
+    fn push(&self, jobs: impl IntoIterator<Item = Job>, if_held: IfHeld) -> usize {
         let mut count = 0;
         {
             let mut held = self.held();
             for mut job in jobs {
-                if held.generations.contains_key(&job.id()) {
-                    continue;
+                let id = job.id();
+                if held.generations.contains_key(&id) {
+                    match if_held {
+                        IfHeld::Keep => continue,
+                        IfHeld::Replace => held.lanes.remove(id),
+                    }
+                } else {
+                    count += 1;
                 }
                 held.last_generation += 1;
                 job.generation = held.last_generation;
-                held.generations.insert(job.id(), job.generation);
+                held.generations.insert(id, job.generation);
                 held.lanes.put(job, Place::Back);
-                count += 1;
             }
         }
         self.metrics.queued.fetch_add(count as i64, Relaxed);
