@@ -28,6 +28,8 @@ import time
 import uuid
 from pathlib import Path
 
+from cpu import stop  # the same directory: SIGTERM by PID, then SIGKILL
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 BIN_DIR = os.environ.get("BIN_DIR", str(ROOT / "target" / "x86_64-unknown-linux-gnu" / "release"))
 PAYMENTS = int(os.environ.get("PAYMENTS", "400"))
@@ -103,12 +105,7 @@ def one_run(work):
             raise SystemExit(f"takeover: ours {ours}, processors {theirs}, sent {PAYMENTS}")
         return took
     finally:
-        stack.send_signal(signal.SIGTERM)
-        try:
-            stack.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            stack.kill()
-            stack.wait()
+        stop(stack)
         log.close()
 
 
