@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{accepted, id, Backend, Db};
+use common::{accepted, id, on_both, Backend, Db};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::Command;
@@ -17,7 +17,7 @@ use testkit::Service;
 const CHILD_TIMEOUT: Duration = Duration::from_secs(120);
 const WORKERS: u64 = 3;
 
-on_both_blocking!(
+on_both!(
     processes_writing_disjoint_and_overlapping_ids_all_succeed,
     writers_killed_mid_batch_lose_nothing_they_reported_committed,
     processes_hammering_the_health_budget_get_one_turn_per_window,

@@ -5,11 +5,12 @@
 
 mod common;
 
-use common::{accepted, attempt, id, payment, Backend, Db};
+use common::{accepted, attempt, id, on_both, payment, Backend, Db};
 use payment::{Cents, Millis, Processor};
 use storage::{Database, Destination, DoubleCharge, HealthRecord, StorageError, Store, StoreConfig};
 
 on_both!(
+    async
     reopening_keeps_the_data_and_the_schema_version,
     a_newer_schema_is_refused,
     workers_opening_a_new_database_at_once_all_succeed,

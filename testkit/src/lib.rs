@@ -28,20 +28,34 @@ pub enum Backend {
     Postgres,
 }
 
-/// Writes `#[test]`s `sqlite::<name>` and `postgres::<name>` for each
-/// `fn <name>(backend: Backend)` named, so every test body is written once and runs
-/// against both databases.
+/// Writes tests `sqlite::<name>` and `postgres::<name>` for each function named, so every
+/// test body is written once and runs against both databases. Each function takes one
+/// argument built from the [`Backend`] by `From` (the backend itself, or a crate's own
+/// fixture such as storage's fresh database); with `async` first, the functions are
+/// `async` and the tests `#[tokio::test]`s.
 #[macro_export]
 macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        $crate::on_both!(@module sqlite, Sqlite, $($name),*);
-        $crate::on_both!(@module postgres, Postgres, $($name),*);
+    (async $($name:ident),* $(,)?) => {
+        $crate::on_both!(@module [async] sqlite, Sqlite, $($name),*);
+        $crate::on_both!(@module [async] postgres, Postgres, $($name),*);
     };
-    (@module $module:ident, $backend:ident, $($name:ident),*) => {
+    ($($name:ident),* $(,)?) => {
+        $crate::on_both!(@module [] sqlite, Sqlite, $($name),*);
+        $crate::on_both!(@module [] postgres, Postgres, $($name),*);
+    };
+    (@module [async] $module:ident, $backend:ident, $($name:ident),*) => {
+        mod $module {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(::core::convert::From::from($crate::Backend::$backend)).await
+            })*
+        }
+    };
+    (@module [] $module:ident, $backend:ident, $($name:ident),*) => {
         mod $module {
             $(#[test]
             fn $name() {
-                super::$name($crate::Backend::$backend)
+                super::$name(::core::convert::From::from($crate::Backend::$backend))
             })*
         }
     };

@@ -1,6 +1,6 @@
-//! Helpers shared by the storage tests: a fresh database of either kind ([`Db`]), the
-//! macro that runs one test body against both ([`on_both!`]), and payments with ids that
-//! processes can agree on (`Uuid::from_u128(n)`, the same as `examples/writer.rs`).
+//! Helpers shared by the storage tests: a fresh database of either kind ([`Db`], what
+//! `testkit::on_both!` hands each test body it runs against both), and payments with ids
+//! that processes can agree on (`Uuid::from_u128(n)`, the same as `examples/writer.rs`).
 #![allow(dead_code)] // each test file uses its own subset
 
 pub use testkit::postgres as pg;
@@ -11,42 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use storage::{Attempt, Database, Store, StoreConfig};
 
-pub use testkit::Backend;
-
-/// Writes `#[tokio::test]`s `sqlite::<name>` and `postgres::<name>` for each
-/// `async fn <name>(db: Db)` named, so every test body is written once.
-#[macro_export]
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        on_both!(@module sqlite, Sqlite, $($name),*);
-        on_both!(@module postgres, Postgres, $($name),*);
-    };
-    (@module $module:ident, $backend:ident, $($name:ident),*) => {
-        mod $module {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::common::Db::new(super::common::Backend::$backend)).await
-            })*
-        }
-    };
-}
-
-/// The same, for blocking tests `fn <name>(db: Db)` (the multi-process ones).
-#[macro_export]
-macro_rules! on_both_blocking {
-    ($($name:ident),* $(,)?) => {
-        on_both_blocking!(@module sqlite, Sqlite, $($name),*);
-        on_both_blocking!(@module postgres, Postgres, $($name),*);
-    };
-    (@module $module:ident, $backend:ident, $($name:ident),*) => {
-        mod $module {
-            $(#[test]
-            fn $name() {
-                super::$name(super::common::Db::new(super::common::Backend::$backend))
-            })*
-        }
-    };
-}
+pub use testkit::{on_both, Backend};
 
 /// A fresh, empty database for one test: a SQLite file in a temp dir (not created yet),
 /// or a new database on the test binary's PostgreSQL server.
@@ -56,6 +21,13 @@ pub struct Db {
     /// The SQLite file's directory; kept for PostgreSQL too (a place for scratch files).
     pub dir: tempfile::TempDir,
     server: Option<Arc<pg::PgServer>>,
+}
+
+impl From<Backend> for Db {
+    /// What `on_both!` hands each test.
+    fn from(backend: Backend) -> Db {
+        Db::new(backend)
+    }
 }
 
 impl Db {
