@@ -19,18 +19,28 @@
 //! queued twice, and a copy read back just before its payment was processed or claimed
 //! is dropped unsent, because dispatch sends nothing the store does not confirm as this
 //! worker's and pending; one with an attempt keeps its processor and `requestedAt`.
+//! When the routing sends payments free to go anywhere to a processor that is up, the write
+//! that records the batch also takes its new payments for sending there
+//! (`Store::record_for_sending`: the attempt in the inserted rows, the heartbeat renewed in
+//! the same transaction), and dispatch sends them on that proof without writing again: one
+//! row write per payment fewer, and one commit fewer per batch. From that write on such a
+//! payment counts as attempted: if this worker dies before sending it, a claim gives it
+//! back pinned to that processor (a liveness cost only while that processor is down).
 //! While the queue holds `DISPATCH_QUEUE_MAX` payments, a batch is answered 503 and
 //! nothing is recorded: the lb keeps it and sends it again (here or to the other worker).
 
 use crate::dispatch::{Job, Queue};
 use crate::metrics::Metrics;
+use crate::routing::{Access, Routing};
 use crate::shutdown::Shutdown;
 use hyper::StatusCode;
 use service::reply::{self, Reply};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
-use storage::{Destination, Pending, StorageError, Store};
+use payment::intake::Accepted;
+use payment::{Millis, Processor};
+use storage::{Attempt, Destination, Pending, StorageError, Store};
 
 /// Largest intake body: 16 Ki lines of about 70 bytes, far above any batch the lb sends
 /// (`LB_BATCH_MAX`), far below what would strain the worker's memory.
@@ -46,6 +56,8 @@ pub struct Intake {
     /// Set when a write failed and may have committed: recovery then queues this
     /// worker's pending payments that it does not hold (see the module doc).
     pub unsure: Arc<AtomicBool>,
+    /// Where payments go now; see [`Intake::send_to`].
+    pub routing: Arc<Routing>,
 }
 
 impl Intake {
@@ -72,13 +84,15 @@ impl Intake {
                 format!("this worker holds {} payments (DISPATCH_QUEUE_MAX); send later or to the other one", self.queue_max),
             );
         }
+        let send_to = self.send_to();
         let (store, queue, metrics) = (
             self.store.clone(),
             Arc::clone(&self.queue),
             Arc::clone(&self.metrics),
         );
-        let recorded =
-            tokio::spawn(async move { record_and_queue(store, &queue, &metrics, batch).await });
+        let recorded = tokio::spawn(async move {
+            record_and_queue(store, &queue, &metrics, batch, send_to).await
+        });
         match recorded.await {
             Ok(Ok(recorded)) => {
                 reply::json(StatusCode::OK, format!(r#"{{"recorded":{recorded}}}"#))
@@ -94,25 +108,47 @@ impl Intake {
             }
         }
     }
+
+    /// Where the routing sends payments free to go anywhere, if it sends them there freely
+    /// (not only a probe): new payments are then taken for sending there in the write that
+    /// records them.
+    fn send_to(&self) -> Option<Processor> {
+        let view = self.routing.view(Millis::now());
+        view.preferred.filter(|p| view.access(*p) == Some(Access::Open))
+    }
 }
 
-/// Commits the batch as pending, then queues the new payments; returns how many were new.
+/// Commits the batch as pending (taken for sending to `send_to`, if set), then queues the
+/// new payments; returns how many were new.
 async fn record_and_queue(
     store: Store,
     queue: &Queue,
     metrics: &Metrics,
-    batch: Vec<payment::intake::Accepted>,
+    batch: Vec<Accepted>,
+    send_to: Option<Processor>,
 ) -> Result<usize, StorageError> {
-    let new = store.record_pending(batch).await?;
+    let new: Vec<Job> = match send_to {
+        Some(processor) => {
+            let recorded = store.record_for_sending(batch, processor).await?;
+            let jobs = recorded.new.into_iter();
+            jobs.map(|a| Job::taken(pending(a, Some(recorded.attempt)), recorded.alive_at)).collect()
+        }
+        None => {
+            let new = store.record_pending(batch).await?.into_iter();
+            new.map(|a| Job::new(pending(a, None))).collect()
+        }
+    };
     let recorded = new.len();
     metrics.recorded.fetch_add(recorded as u64, Relaxed);
-    queue.push_missing(new.into_iter().map(|a| {
-        Job::new(Pending {
-            payment: a.payment,
-            accepted_at: a.accepted_at,
-            attempt: None,
-            destination: Destination::Anywhere,
-        })
-    }));
+    queue.push_missing(new);
     Ok(recorded)
+}
+
+fn pending(accepted: Accepted, attempt: Option<Attempt>) -> Pending {
+    Pending {
+        payment: accepted.payment,
+        accepted_at: accepted.accepted_at,
+        attempt,
+        destination: Destination::Anywhere,
+    }
 }

@@ -171,6 +171,7 @@ fn spawn_work(
             shutdown: stop.clone(),
             queue_max: config.dispatch_queue_max,
             unsure,
+            routing: Arc::clone(&dispatcher.routing),
         },
         store: store.clone(),
         metrics: Arc::clone(metrics),

@@ -2,6 +2,7 @@
 //! be paid with its first attempt, the payments a worker may send now, and a processor's
 //! last health answer.
 
+use payment::intake::Accepted;
 use payment::{Millis, Payment, Processor, Uuid};
 
 /// A payment waiting to be paid, as dispatch sees it.
@@ -71,6 +72,18 @@ pub struct Taken {
     /// asked for (or the one it is pinned to, if another was asked: send it there, not
     /// elsewhere), and the FIRST requestedAt.
     pub payments: Vec<(Uuid, Attempt)>,
+}
+
+/// What [`crate::Store::record_for_sending`] gave this worker: the payments that were new,
+/// each already taken for sending with `attempt`, as [`Taken`] would give them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub new: Vec<Accepted>,
+    /// The attempt written on every new payment: the processor asked for, and requestedAt
+    /// = `alive_at`.
+    pub attempt: Attempt,
+    /// The proof of ownership, as [`Taken::alive_at`].
+    pub alive_at: Millis,
 }
 
 /// A processor's answer to `GET /payments/service-health`, shared between the workers.

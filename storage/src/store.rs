@@ -5,7 +5,7 @@
 
 use crate::config::{Database, StoreConfig};
 use crate::error::StorageError;
-use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Pending, Taken};
+use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Pending, Recorded, Taken};
 use crate::{postgres, sqlite};
 use payment::intake::Accepted;
 use payment::{Millis, Payment, Processor, Summary, Uuid};
@@ -56,6 +56,17 @@ impl Store {
     /// that were new: a re-sent batch returns none of the already known ones.
     pub async fn record_pending(&self, batch: Vec<Accepted>) -> Result<Vec<Accepted>, StorageError> {
         dispatch!(self.record_pending(batch))
+    }
+
+    /// [`Store::record_pending`] and, in the same transaction, [`Store::take_for_sending`]
+    /// for the new payments to `processor`: for a worker that sends what it records right
+    /// away, one write instead of two. Every new payment gets the attempt (`processor`,
+    /// requestedAt = the time of the write) and the heartbeat is renewed to that time, the
+    /// proof of ownership. Known payments of a re-sent batch are neither returned nor
+    /// changed. A payment recorded this way counts as attempted even before it is sent:
+    /// a claim or [`Store::own_pending`] gives it back pinned to `processor`.
+    pub async fn record_for_sending(&self, batch: Vec<Accepted>, processor: Processor) -> Result<Recorded, StorageError> {
+        dispatch!(self.record_for_sending(batch, processor))
     }
 
     /// The ownership check before every send, and the attempt made durable BEFORE the

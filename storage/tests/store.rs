@@ -23,6 +23,7 @@ on_both!(
     claims_take_a_dead_workers_payments_but_not_a_live_ones,
     own_pending_reads_back_this_workers_pending_payments_as_a_claim_would,
     only_the_owner_takes_a_payment_for_sending_and_the_first_requested_at_stays,
+    recording_for_sending_takes_the_new_payments_in_the_same_write,
     a_pin_lives_in_the_row_and_outlasts_the_worker,
     a_version_1_database_is_migrated_with_its_payments,
     concurrent_claimers_never_get_the_same_payment,
@@ -291,6 +292,48 @@ async fn only_the_owner_takes_a_payment_for_sending_and_the_first_requested_at_s
     stalled.purge().await.unwrap();
     assert!(stalled.take_for_sending(vec![(id(2), f)]).await.unwrap().payments.is_empty());
     assert_eq!(db.count("SELECT count(*) FROM payments"), 0);
+}
+
+async fn recording_for_sending_takes_the_new_payments_in_the_same_write(db: Db) {
+    let (d, f) = (Processor::Default, Processor::Fallback);
+    let mine = db.open("mine");
+    let rescuer = db.open("rescuer");
+    mine.record_pending(vec![accepted(0, 1990, 0)]).await.unwrap();
+    let before = Millis::now();
+    let batch = vec![accepted(0, 1990, 0), accepted(1, 1990, 5), accepted(2, 2000, 5)];
+    let recorded = mine.record_for_sending(batch, d).await.unwrap();
+    let at = recorded.alive_at.0;
+    assert!(recorded.alive_at >= before, "the heartbeat is renewed: {recorded:?}");
+    assert_eq!(recorded.new, vec![accepted(1, 1990, 5), accepted(2, 2000, 5)], "only the new ones");
+    assert_eq!(recorded.attempt, attempt(d, at));
+    let taken_rows =
+        format!("SELECT count(*) FROM payments WHERE status = 'pending' AND owner = 'mine' AND processor = 'default' AND requested_at = {at}");
+    assert_eq!(db.count(&taken_rows), 2);
+    assert_eq!(db.count("SELECT count(*) FROM payments WHERE processor IS NULL AND requested_at IS NULL"), 1, "the known one is untouched");
+
+    // A re-sent batch records and changes nothing.
+    assert!(mine.record_for_sending(vec![accepted(1, 1990, 5)], f).await.unwrap().new.is_empty());
+    assert_eq!(db.count(&taken_rows), 2);
+    // The heartbeat written with them keeps them from being claimed.
+    rescuer.heartbeat(Millis::now()).await.unwrap();
+    assert!(rescuer.claim_orphans(Millis::now(), 3_000, 100).await.unwrap().payments.is_empty());
+    // Not sent yet, so not pinned: a later take may send one elsewhere, with the first requestedAt.
+    let taken = mine.take_for_sending(vec![(id(1), f)]).await.unwrap();
+    assert_eq!(taken.payments, vec![(id(1), attempt(f, at))]);
+
+    // Its worker dead, a claim gives them back as attempted: pinned to where they were going.
+    mine.heartbeat(Millis(1_000)).await.unwrap();
+    let mut claimed = rescuer.claim_orphans(Millis::now(), 3_000, 100).await.unwrap().payments;
+    claimed.sort_by_key(|p| p.payment.correlation_id);
+    let got: Vec<_> = claimed.iter().map(|p| (p.payment.correlation_id, p.attempt, p.destination)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (id(0), None, Destination::Anywhere),
+            (id(1), Some(attempt(f, at)), Destination::PinnedTo(f)),
+            (id(2), Some(attempt(d, at)), Destination::PinnedTo(d)),
+        ]
+    );
 }
 
 async fn a_pin_lives_in_the_row_and_outlasts_the_worker(db: Db) {

@@ -9,6 +9,10 @@
 //!   sent; the others are dropped from the queue (another worker owns them now, or a purge
 //!   forgot them), counted in `api_payments_lost_ownership_total`. Every later send reuses
 //!   the stored `requestedAt`.
+//! - Intake may do the same in the write that records the payments, when the routing sends
+//!   payments free to go anywhere to an open processor (`Store::record_for_sending`): one
+//!   row write per payment fewer. The first round that plans such a payment to that
+//!   processor sends it on that write's proof ([`Dispatcher::call_taken_at_intake`]).
 //! - The same write renews this worker's heartbeat: no other worker can claim the payments
 //!   for `WORKER_DEAD_AFTER_MS` after it. A call starts only within half of that (else the
 //!   payment goes back to be checked again), so a worker stalled between the check and the
@@ -33,6 +37,29 @@ use storage::{Attempt, Destination, DoubleCharge, Taken};
 use tokio::sync::OwnedSemaphorePermit;
 
 impl Dispatcher {
+    /// Starts at once the calls whose payment intake already took for sending to the
+    /// processor planned (attempt and proof of ownership in one write with the record, see
+    /// `Store::record_for_sending`); returns the others, for [`Dispatcher::take_then_call`].
+    /// A proof is used by one round only: a payment that comes back is taken again.
+    pub(super) fn call_taken_at_intake(
+        self: &Arc<Self>,
+        calls: Vec<PlannedCall>,
+        permits: &mut OwnedSemaphorePermit,
+    ) -> Vec<PlannedCall> {
+        let mut to_take = Vec::new();
+        for mut call in calls {
+            let taken_at = call.job.taken_at.take();
+            let attempt = call.job.pending.attempt;
+            match (taken_at, attempt) {
+                (Some(owned_at), Some(attempt)) if attempt.processor == call.processor => {
+                    self.start_call(call, permits, owned_at)
+                }
+                _ => to_take.push(call),
+            }
+        }
+        to_take
+    }
+
     /// Makes the attempts of the round durable on the payments this worker still owns (the
     /// store stamps a first attempt's requestedAt now), then sends those and drops the
     /// others. If the database refuses, nothing is sent and they wait. `permits` holds one

@@ -91,7 +91,7 @@ impl Dispatcher {
         }
         let count = u32::try_from(calls.len()).unwrap_or(u32::MAX);
         // Only this task takes permits, and the plan took at most the free ones.
-        let Ok(permits) = Arc::clone(&self.permits).try_acquire_many_owned(count) else {
+        let Ok(mut permits) = Arc::clone(&self.permits).try_acquire_many_owned(count) else {
             tracing::error!("the permits of a round are gone; its payments wait");
             calls
                 .into_iter()
@@ -101,8 +101,12 @@ impl Dispatcher {
         for call in calls.iter().filter(|c| c.access == Access::Probe) {
             self.routing.start_probe(call.processor, now);
         }
+        let to_take = self.call_taken_at_intake(calls, &mut permits);
+        if to_take.is_empty() {
+            return;
+        }
         let this = Arc::clone(self);
-        tokio::spawn(async move { this.take_then_call(calls, permits).await });
+        tokio::spawn(async move { this.take_then_call(to_take, permits).await });
     }
 
     /// A planned call that is not made: its probe slot is released (its permit goes back

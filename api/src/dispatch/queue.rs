@@ -13,7 +13,7 @@
 //! `requestedAt` is from the start of the outage (outside the window once it lasted 15 s).
 
 use crate::metrics::Metrics;
-use payment::{Processor, Uuid};
+use payment::{Millis, Processor, Uuid};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
@@ -28,6 +28,10 @@ pub struct Job {
     pub pending: Pending,
     /// Which copy of the payment this is, set by the queue (see [`Queue::push_new`]).
     generation: u64,
+    /// Set when intake's write already took the payment for sending (its attempt is in
+    /// `pending`): the proof of ownership that came with it. Good for the first round that
+    /// plans the payment only; after that it goes through the store like any other.
+    pub(super) taken_at: Option<Millis>,
 }
 
 impl Job {
@@ -36,6 +40,16 @@ impl Job {
         Job {
             pending,
             generation: 0,
+            taken_at: None,
+        }
+    }
+
+    /// A payment intake recorded and took for sending in one write
+    /// (`Store::record_for_sending`), owned as of `alive_at`.
+    pub fn taken(pending: Pending, alive_at: Millis) -> Job {
+        Job {
+            taken_at: Some(alive_at),
+            ..Job::new(pending)
         }
     }
 

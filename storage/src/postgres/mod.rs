@@ -16,7 +16,7 @@ mod writes;
 
 use crate::config::{redact, StoreConfig};
 use crate::error::StorageError;
-use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Pending, Taken};
+use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Pending, Recorded, Taken};
 use crate::writer::Batching;
 use futures_util::future::BoxFuture;
 use payment::intake::Accepted;
@@ -76,6 +76,10 @@ impl Store {
 
     pub async fn record_pending(&self, batch: Vec<Accepted>) -> Result<Vec<Accepted>, StorageError> {
         self.write("record pending payments", batch, writes::record_pending).await
+    }
+
+    pub async fn record_for_sending(&self, batch: Vec<Accepted>, processor: Processor) -> Result<Recorded, StorageError> {
+        self.write("record pending payments for sending", (batch, processor), writes::record_for_sending).await
     }
 
     pub async fn take_for_sending(&self, batch: Vec<(Uuid, Processor)>) -> Result<Taken, StorageError> {

@@ -29,7 +29,7 @@
 //! trip for a batch of rows, not one per row.
 
 use super::writer::Tx;
-use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Pending, Taken};
+use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Pending, Recorded, Taken};
 use crate::rows::{self, PendingRow};
 use futures_util::future::{try_join_all, BoxFuture};
 use payment::intake::Accepted;
@@ -88,8 +88,9 @@ impl Statements {
     }
 }
 
-const RECORD_PENDING: &str = "INSERT INTO payments (correlation_id, amount, status, accepted_at, owner)
-     VALUES ($1, $2, 'pending', $3, $4)
+/// `$5`, `$6`: the attempt of [`record_for_sending`], NULL for a plain record.
+const RECORD_PENDING: &str = "INSERT INTO payments (correlation_id, amount, status, accepted_at, owner, processor, requested_at)
+     VALUES ($1, $2, 'pending', $3, $4, $5, $6)
      ON CONFLICT (correlation_id) DO NOTHING";
 
 const TAKE_FOR_SENDING: &str = "UPDATE payments SET processor = CASE WHEN pinned THEN processor ELSE $2 END,
@@ -140,14 +141,30 @@ type Written<'a, T> = BoxFuture<'a, Result<T, Error>>;
 
 /// Inserts the payments as pending, owned by this worker; returns those that were new.
 pub fn record_pending<'a>(tx: &'a Tx<'a>, batch: Arc<Vec<Accepted>>) -> Written<'a, Vec<Accepted>> {
+    Box::pin(async move { insert_pending(tx, &batch, None).await })
+}
+
+/// See `sqlite::writes::record_for_sending`: the same rules, the same statements.
+pub fn record_for_sending<'a>(tx: &'a Tx<'a>, args: Arc<(Vec<Accepted>, Processor)>) -> Written<'a, Recorded> {
     Box::pin(async move {
-        let params: Vec<[Param; 4]> = batch
-            .iter()
-            .map(|a| -> [Param; 4] { [&a.payment.correlation_id, &a.payment.amount.0, &a.accepted_at.0, &tx.owner] })
-            .collect();
-        let changed = each_change(tx, &tx.sql.record_pending, &params).await?;
-        Ok(batch.iter().zip(changed).filter(|(_, n)| *n == 1).map(|(a, _)| *a).collect())
+        let alive_at = Millis::now();
+        heartbeat(tx, Arc::new(alive_at)).await?;
+        let attempt = Attempt { processor: args.1, requested_at: alive_at };
+        let new = insert_pending(tx, &args.0, Some(attempt)).await?;
+        Ok(Recorded { new, attempt, alive_at })
     })
+}
+
+async fn insert_pending(tx: &Tx<'_>, batch: &[Accepted], attempt: Option<Attempt>) -> Result<Vec<Accepted>, Error> {
+    let (processor, requested_at) = (attempt.map(|a| a.processor.name()), attempt.map(|a| a.requested_at.0));
+    let params: Vec<[Param; 6]> = batch
+        .iter()
+        .map(|a| -> [Param; 6] {
+            [&a.payment.correlation_id, &a.payment.amount.0, &a.accepted_at.0, &tx.owner, &processor, &requested_at]
+        })
+        .collect();
+    let changed = each_change(tx, &tx.sql.record_pending, &params).await?;
+    Ok(batch.iter().zip(changed).filter(|(_, n)| *n == 1).map(|(a, _)| *a).collect())
 }
 
 /// See `sqlite::writes::take_for_sending`: the same rules, the same statement per row.

@@ -11,7 +11,7 @@ mod writes;
 
 use crate::config::StoreConfig;
 use crate::error::StorageError;
-use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Pending, Taken};
+use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Pending, Recorded, Taken};
 use crate::writer::Batching;
 use payment::intake::Accepted;
 use payment::{Millis, Payment, Processor, Summary, Uuid};
@@ -37,6 +37,13 @@ impl Store {
 
     pub async fn record_pending(&self, batch: Vec<Accepted>) -> Result<Vec<Accepted>, StorageError> {
         writer::run(&self.writer, "record pending payments", move |conn, owner| writes::record_pending(conn, owner, &batch)).await
+    }
+
+    pub async fn record_for_sending(&self, batch: Vec<Accepted>, processor: Processor) -> Result<Recorded, StorageError> {
+        writer::run(&self.writer, "record pending payments for sending", move |conn, owner| {
+            writes::record_for_sending(conn, owner, &batch, processor)
+        })
+        .await
     }
 
     pub async fn take_for_sending(&self, batch: Vec<(Uuid, Processor)>) -> Result<Taken, StorageError> {

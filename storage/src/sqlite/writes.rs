@@ -2,7 +2,7 @@
 //! `writer`), so it sees and changes the database atomically with the rest of its batch,
 //! and two processes never interleave inside one function.
 
-use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Pending, Taken};
+use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Pending, Recorded, Taken};
 use crate::rows::{self, PendingRow};
 use payment::intake::Accepted;
 use payment::{Millis, Payment, Processor, Uuid};
@@ -10,15 +10,39 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 /// Inserts the payments as pending, owned by `owner`; returns those that were new.
 pub fn record_pending(conn: &Connection, owner: &str, batch: &[Accepted]) -> rusqlite::Result<Vec<Accepted>> {
+    insert_pending(conn, owner, batch, None)
+}
+
+/// [`record_pending`], each new row also taken for sending to `processor` as
+/// [`take_for_sending`] would right after it: the attempt (requestedAt = the time of this
+/// write) is in the inserted row, and the owner's heartbeat, renewed to that time, is the
+/// proof of ownership. One row write per payment instead of two.
+pub fn record_for_sending(conn: &Connection, owner: &str, batch: &[Accepted], processor: Processor) -> rusqlite::Result<Recorded> {
+    let alive_at = Millis::now();
+    heartbeat(conn, owner, alive_at)?;
+    let attempt = Attempt { processor, requested_at: alive_at };
+    let new = insert_pending(conn, owner, batch, Some(attempt))?;
+    Ok(Recorded { new, attempt, alive_at })
+}
+
+fn insert_pending(conn: &Connection, owner: &str, batch: &[Accepted], attempt: Option<Attempt>) -> rusqlite::Result<Vec<Accepted>> {
     let mut insert = conn.prepare_cached(
-        "INSERT INTO payments (correlation_id, amount, status, accepted_at, owner)
-         VALUES (?1, ?2, 'pending', ?3, ?4)
+        "INSERT INTO payments (correlation_id, amount, status, accepted_at, owner, processor, requested_at)
+         VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6)
          ON CONFLICT (correlation_id) DO NOTHING",
     )?;
+    let (processor, requested_at) = (attempt.map(|a| a.processor.name()), attempt.map(|a| a.requested_at.0));
     let mut new = Vec::with_capacity(batch.len());
     for accepted in batch {
         let id = id_text(&accepted.payment.correlation_id);
-        let changed = insert.execute(params![id.as_str(), accepted.payment.amount.0, accepted.accepted_at.0, owner])?;
+        let changed = insert.execute(params![
+            id.as_str(),
+            accepted.payment.amount.0,
+            accepted.accepted_at.0,
+            owner,
+            processor,
+            requested_at
+        ])?;
         if changed == 1 {
             new.push(*accepted);
         }
