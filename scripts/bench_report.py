@@ -45,6 +45,20 @@ def ratio(ours, floor):
     return round(ours / floor, 2) if ours and floor else None
 
 
+# Not ours: the load generator and the processors' stand-ins.
+NOT_THE_STACK = ("k6", "sim-default", "sim-fallback")
+
+
+def cpu_budget(procs, payments):
+    """CPU per payment, per process: what each part of the stack spends on one payment
+    (idle work such as heartbeats and health checks included, spread over the run)."""
+    ours = {n: p["cpu_seconds"] for n, p in procs.items() if n not in NOT_THE_STACK and "cpu_seconds" in p}
+    per = lambda seconds: round(seconds / payments * 1e6, 1) if payments else None
+    total = round(sum(ours.values()), 3)
+    return {"cpu_seconds": total, "us_per_payment": per(total),
+            "processes_us_per_payment": {n: per(s) for n, s in sorted(ours.items())}}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", required=True, type=Path)
@@ -103,6 +117,12 @@ def main():
             "other_cpu_seconds": round(floor_samples["machine_cpu_seconds"]
                                        - sum(p.get("cpu_seconds", 0) for p in floor_procs.values()), 2),
         },
+        # CPU per payment of the stack (lb, workers, a database server) and of the floor,
+        # which does only the answering part of the lb's work.
+        "cpu_budget": {
+            "stack": cpu_budget(our_procs, ours["payments_sent"]),
+            "floor": cpu_budget(floor_procs, floor["payments_sent"]),
+        },
         "p99_ratio_to_floor": ratio(ours["p99_raw_ms"], floor["p99_raw_ms"]),
         "p99_payments_ratio_to_floor": ratio(ours["p99_payments_ms"], floor["p99_payments_ms"]),
     }
@@ -122,6 +142,10 @@ def main():
         extra = (f"  limit {cg['cpus']} CPU / {cg['memory_limit_mb']} MB: cgroup peak {cg['peak_memory_mb']} MB, "
                  f"throttled {cg['cpu_throttled_periods']} periods") if cg else ""
         print(f"  {name:<14}{p.get('cpu_seconds', 0):>8.2f}{p.get('peak_rss_mb', 0):>13.1f}{p.get('restarts', 0):>10}{extra}")
+    stack, floor_budget = report["cpu_budget"]["stack"], report["cpu_budget"]["floor"]
+    parts = ", ".join(f"{n} {us}" for n, us in stack["processes_us_per_payment"].items())
+    print(f"  cpu per payment: {stack['us_per_payment']} us ({parts}; {stack['cpu_seconds']} s in all), "
+          f"floor {floor_budget['us_per_payment']} us ({floor_budget['cpu_seconds']} s)")
     print(f"  other load on the machine meanwhile: {report['other_cpu_seconds']} cpu s "
           f"(floor run: {report['floor']['other_cpu_seconds']})")
     print()

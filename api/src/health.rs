@@ -6,7 +6,8 @@
 //! and update of one row in the shared SQLite file: whoever takes it, the other waits a
 //! whole window), saves the answer with `store.save_health`, and every worker reads the
 //! saved record every `HEALTH_READ_MS` and applies it to its routing (a newer record wins
-//! over an older call answer, never the reverse). A 429 here would be a bug: it is logged
+//! over an older call answer, never the reverse). Taking the turn is a write, so a worker
+//! tries only once the saved record is a window old: most reads then end the round. A 429 here would be a bug: it is logged
 //! as a warning and counted in `/metrics`.
 
 use crate::metrics::Metrics;
@@ -31,13 +32,26 @@ impl HealthPoller {
     pub async fn run(self: Arc<Self>, client: Arc<ProcessorClient>, shutdown: Shutdown) {
         shutdown
             .every(self.read_every, || async {
-                self.check(&client).await;
-                self.refresh(&client).await;
+                let saved = self.refresh(&client).await;
+                if self.due(saved) {
+                    self.check(&client).await;
+                }
             })
             .await
     }
 
-    /// Calls the health endpoint if this worker holds the shared turn.
+    /// Whether a health call may be due: no record saved a window ago or later (a failed
+    /// read counts as due; the shared turn decides).
+    fn due(&self, saved: Result<Option<HealthRecord>, ()>) -> bool {
+        let window_ms = self.window.as_millis() as i64;
+        match saved {
+            Ok(Some(record)) => Millis::now().0.saturating_sub(record.checked_at.0) >= window_ms,
+            Ok(None) | Err(()) => true,
+        }
+    }
+
+    /// Calls the health endpoint if this worker holds the shared turn, saves the answer
+    /// for all workers and applies it here.
     async fn check(&self, client: &ProcessorClient) {
         let processor = client.processor();
         let window_ms = self.window.as_millis() as i64;
@@ -61,6 +75,7 @@ impl HealthPoller {
                     min_response_time_ms: health.min_response_time_ms,
                     checked_at: Millis::now(),
                 };
+                self.routing.apply_health(processor, &record);
                 if let Err(e) = self.store.save_health(processor, record).await {
                     tracing::warn!(%processor, "cannot save the health record: {e}");
                 }
@@ -73,13 +88,21 @@ impl HealthPoller {
         }
     }
 
-    /// Applies the latest shared record (saved by any worker) to the routing.
-    async fn refresh(&self, client: &ProcessorClient) {
+    /// Applies the latest shared record (saved by any worker) to the routing; returns it
+    /// (`Err` when it cannot be read).
+    async fn refresh(&self, client: &ProcessorClient) -> Result<Option<HealthRecord>, ()> {
         let processor = client.processor();
         match self.store.health(processor).await {
-            Ok(Some(record)) => self.routing.apply_health(processor, &record),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(%processor, "cannot read the health record: {e}"),
+            Ok(record) => {
+                if let Some(record) = &record {
+                    self.routing.apply_health(processor, record);
+                }
+                Ok(record)
+            }
+            Err(e) => {
+                tracing::warn!(%processor, "cannot read the health record: {e}");
+                Err(())
+            }
         }
     }
 }

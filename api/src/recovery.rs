@@ -1,8 +1,9 @@
 //! Restart recovery: no payment stays with a dead worker.
 //!
-//! Each worker writes a heartbeat every `HEARTBEAT_MS`. At start and every
-//! `ORPHAN_SCAN_MS` it claims (atomically, in SQLite) the pending payments of workers
-//! whose heartbeat is older than `WORKER_DEAD_AFTER_MS`, and queues them keeping their
+//! Each worker writes a heartbeat every `HEARTBEAT_MS`, unless the writes that take payments
+//! for sending renewed it since. At start and every `ORPHAN_SCAN_MS` it looks (a read)
+//! for pending payments of workers whose heartbeat is older than `WORKER_DEAD_AFTER_MS`,
+//! and if there are any claims them (a write, atomic), and queues them keeping their
 //! attempt: they go back to the same processor with the same `requestedAt`, where a 422
 //! means "already paid" (see `dispatch`). A worker that shuts down cleanly retires its
 //! heartbeat so the other one claims its leftovers at once.
@@ -47,11 +48,18 @@ pub struct Recovery {
     pub unsure: Arc<AtomicBool>,
 }
 
-/// Writes the heartbeat until shutdown, whatever happened to the row or our payments meanwhile.
+/// Writes the heartbeat until shutdown, whatever happened to the row or our payments
+/// meanwhile; skipped while the writes that take payments for sending renew it anyway (at
+/// contest rates, every few milliseconds).
 pub async fn heartbeat(store: Store, every: Duration, shutdown: Shutdown) {
     shutdown
         .every(every, || async {
-            if let Err(e) = store.heartbeat(Millis::now()).await {
+            let now = Millis::now();
+            let renewed = store.heartbeat_written_at();
+            if renewed.is_some_and(|at| now.0.saturating_sub(at.0) < every.as_millis() as i64) {
+                return;
+            }
+            if let Err(e) = store.heartbeat(now).await {
                 tracing::warn!("cannot write the heartbeat: {e}");
             }
         })
@@ -75,6 +83,10 @@ impl Recovery {
 
     async fn claim_all(&self) -> Result<(), StorageError> {
         let dead_after_ms = self.dead_after.as_millis() as i64;
+        // A claim is a write, and nearly always finds nothing: look first.
+        if !self.store.orphans_exist(Millis::now(), dead_after_ms).await? {
+            return Ok(());
+        }
         loop {
             let limit = self.queue.room(self.queue_max).min(CLAIM_BATCH);
             if limit == 0 {

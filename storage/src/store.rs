@@ -9,6 +9,9 @@ use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Pending, Record
 use crate::{postgres, sqlite};
 use payment::intake::Accepted;
 use payment::{Millis, Payment, Processor, Summary, Uuid};
+use std::sync::atomic::AtomicI64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
 /// A handle on the database; cheap to clone, all clones share one writer thread and one
 /// read pool.
@@ -16,6 +19,9 @@ use payment::{Millis, Payment, Processor, Summary, Uuid};
 pub struct Store {
     backend: Backend,
     database: Database,
+    /// The heartbeat this store committed last (ms; 0: none yet), whichever write carried
+    /// it: see [`Store::heartbeat_written_at`].
+    heartbeat_written: Arc<AtomicI64>,
 }
 
 #[derive(Clone)]
@@ -49,7 +55,7 @@ impl Store {
             Database::Sqlite(path) => Backend::Sqlite(sqlite::Store::open(path.clone(), &config)?),
             Database::Postgres(url) => Backend::Postgres(postgres::Store::open(url, &config)?),
         };
-        Ok(Store { backend, database: config.database })
+        Ok(Store { backend, database: config.database, heartbeat_written: Arc::default() })
     }
 
     /// Records accepted payments as pending, owned by this store's owner. Returns the ones
@@ -66,7 +72,9 @@ impl Store {
     /// changed. A payment recorded this way counts as attempted even before it is sent:
     /// a claim or [`Store::own_pending`] gives it back pinned to `processor`.
     pub async fn record_for_sending(&self, batch: Vec<Accepted>, processor: Processor) -> Result<Recorded, StorageError> {
-        dispatch!(self.record_for_sending(batch, processor))
+        let recorded = dispatch!(self.record_for_sending(batch, processor))?;
+        self.heartbeat_written(recorded.alive_at);
+        Ok(recorded)
     }
 
     /// The ownership check before every send, and the attempt made durable BEFORE the
@@ -83,7 +91,9 @@ impl Store {
     /// that time, the proof of ownership: nobody can claim the returned payments before
     /// `alive_at + dead_after`.
     pub async fn take_for_sending(&self, batch: Vec<(Uuid, Processor)>) -> Result<Taken, StorageError> {
-        dispatch!(self.take_for_sending(batch))
+        let taken = dispatch!(self.take_for_sending(batch))?;
+        self.heartbeat_written(taken.alive_at);
+        Ok(taken)
     }
 
     /// Pins pending payments to the processor of their last attempt, for good: a call there
@@ -101,7 +111,23 @@ impl Store {
 
     /// This worker is alive at `now`.
     pub async fn heartbeat(&self, now: Millis) -> Result<(), StorageError> {
-        dispatch!(self.heartbeat(now))
+        dispatch!(self.heartbeat(now))?;
+        self.heartbeat_written(now);
+        Ok(())
+    }
+
+    /// The heartbeat this store committed last, by [`Store::heartbeat`] or along with
+    /// [`Store::take_for_sending`] or [`Store::record_for_sending`]: a worker whose writes
+    /// renew its heartbeat anyway need not write one on its own (see `api::recovery`).
+    /// Writes answered out of order can leave an older value here than in the row, never
+    /// a newer one: at worst a heartbeat is written that was not needed.
+    pub fn heartbeat_written_at(&self) -> Option<Millis> {
+        let at = self.heartbeat_written.load(Relaxed);
+        (at > 0).then_some(Millis(at))
+    }
+
+    fn heartbeat_written(&self, at: Millis) {
+        self.heartbeat_written.store(at.0, Relaxed);
     }
 
     /// This worker leaves cleanly: its heartbeat row goes, so its pending payments are
@@ -118,6 +144,13 @@ impl Store {
     /// same id gets its own old payments back only if it claims before its first heartbeat.
     pub async fn claim_orphans(&self, now: Millis, dead_after_ms: i64, limit: usize) -> Result<Claimed, StorageError> {
         dispatch!(self.claim_orphans(now, dead_after_ms, limit))
+    }
+
+    /// Whether [`Store::claim_orphans`] with the same `now` and `dead_after_ms` would take
+    /// anything right now. A read: a worker looks every scan and claims (a write) only when
+    /// there is something to take.
+    pub async fn orphans_exist(&self, now: Millis, dead_after_ms: i64) -> Result<bool, StorageError> {
+        dispatch!(self.orphans_exist(now, dead_after_ms))
     }
 
     /// Up to `limit` pending payments owned by this store's owner, with their attempt;

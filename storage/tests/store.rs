@@ -24,6 +24,7 @@ on_both!(
     own_pending_reads_back_this_workers_pending_payments_as_a_claim_would,
     only_the_owner_takes_a_payment_for_sending_and_the_first_requested_at_stays,
     recording_for_sending_takes_the_new_payments_in_the_same_write,
+    the_store_knows_the_heartbeat_it_wrote_last,
     a_pin_lives_in_the_row_and_outlasts_the_worker,
     a_version_1_database_is_migrated_with_its_payments,
     concurrent_claimers_never_get_the_same_payment,
@@ -212,6 +213,8 @@ async fn claims_take_a_dead_workers_payments_but_not_a_live_ones(db: Db) {
     dead.heartbeat(Millis(now + 1_000)).await.unwrap();
     rescuer.heartbeat(Millis(now + 10_000)).await.unwrap();
 
+    assert!(!rescuer.orphans_exist(Millis(now + 2_000), 2_000).await.unwrap(), "every owner is alive");
+    assert!(rescuer.orphans_exist(Millis(now + 10_500), 2_000).await.unwrap());
     let claimed = rescuer.claim_orphans(Millis(now + 10_500), 2_000, 100).await.unwrap();
     // The dead worker's last heartbeat: its calls may outlive it by their timeout.
     assert_eq!(claimed.last_alive, Some(Millis(now + 1_000)));
@@ -223,6 +226,7 @@ async fn claims_take_a_dead_workers_payments_but_not_a_live_ones(db: Db) {
     assert_eq!(claimed[0].destination, Destination::PinnedTo(Processor::Default));
     assert!(claimed[1..].iter().all(|p| p.attempt.is_none() && p.destination == Destination::Anywhere));
     // Now owned by a live worker: nobody else gets them.
+    assert!(!live.orphans_exist(Millis(now + 10_600), 2_000).await.unwrap());
     assert!(live.claim_orphans(Millis(now + 10_600), 2_000, 100).await.unwrap().payments.is_empty());
 
     // A worker that retires hands its payments over at once.
@@ -292,6 +296,19 @@ async fn only_the_owner_takes_a_payment_for_sending_and_the_first_requested_at_s
     stalled.purge().await.unwrap();
     assert!(stalled.take_for_sending(vec![(id(2), f)]).await.unwrap().payments.is_empty());
     assert_eq!(db.count("SELECT count(*) FROM payments"), 0);
+}
+
+async fn the_store_knows_the_heartbeat_it_wrote_last(db: Db) {
+    let store = db.open("w1");
+    assert_eq!(store.heartbeat_written_at(), None);
+    store.heartbeat(Millis(5_000)).await.unwrap();
+    assert_eq!(store.heartbeat_written_at(), Some(Millis(5_000)));
+    let recorded = store.record_for_sending(vec![accepted(1, 1990, 0)], Processor::Default).await.unwrap();
+    assert_eq!(store.heartbeat_written_at(), Some(recorded.alive_at));
+    let taken = store.take_for_sending(vec![(id(1), Processor::Default)]).await.unwrap();
+    assert_eq!(store.heartbeat_written_at(), Some(taken.alive_at));
+    let row = db.count("SELECT heartbeat_at FROM workers WHERE id = 'w1'");
+    assert_eq!(Some(Millis(row)), store.heartbeat_written_at(), "as in the row");
 }
 
 async fn recording_for_sending_takes_the_new_payments_in_the_same_write(db: Db) {

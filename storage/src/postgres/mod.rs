@@ -131,6 +131,10 @@ impl Store {
         self.readers.health(processor).await
     }
 
+    pub async fn orphans_exist(&self, now: Millis, dead_after_ms: i64) -> Result<bool, StorageError> {
+        self.readers.orphans_exist(now, dead_after_ms).await
+    }
+
     pub async fn pending_count(&self) -> Result<i64, StorageError> {
         self.readers.pending_count().await
     }

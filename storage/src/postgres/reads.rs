@@ -17,6 +17,12 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, Statement};
 
+/// Whether a claim would take something (see `sqlite::reads::orphans_exist`).
+const ORPHANS_EXIST: &str = "SELECT EXISTS (
+     SELECT 1 FROM payments p
+     WHERE p.status = 'pending'
+       AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = p.owner AND w.heartbeat_at > $1))";
+
 /// The summary: per processor, one range scan of `payments_processed_by_requested_at`.
 const SUMMARY: &str = "SELECT processor, count(*), coalesce(sum(amount), 0)::bigint FROM payments
      WHERE status = 'processed' AND processor IN ('default', 'fallback')
@@ -28,6 +34,7 @@ pub struct Reader {
     summary: Statement,
     health: Statement,
     pending_count: Statement,
+    orphans_exist: Statement,
 }
 
 impl Reader {
@@ -39,6 +46,7 @@ impl Reader {
                 .prepare("SELECT failing, min_response_time_ms, checked_at FROM health_records WHERE processor = $1")
                 .await?,
             pending_count: client.prepare("SELECT count(*) FROM payments WHERE status = 'pending'").await?,
+            orphans_exist: client.prepare(ORPHANS_EXIST).await?,
             client,
         })
     }
@@ -105,6 +113,14 @@ impl Readers {
         let operation = "count pending payments";
         let reader = self.pick(operation).await?;
         let row = reader.client.query_one(&reader.pending_count, &[]).await.map_err(self.error(operation))?;
+        Ok(row.get(0))
+    }
+
+    pub async fn orphans_exist(&self, now: Millis, dead_after_ms: i64) -> Result<bool, StorageError> {
+        let operation = "look for orphaned payments";
+        let reader = self.pick(operation).await?;
+        let threshold = rows::claim_threshold(now, dead_after_ms);
+        let row = reader.client.query_one(&reader.orphans_exist, &[&threshold]).await.map_err(self.error(operation))?;
         Ok(row.get(0))
     }
 }

@@ -97,6 +97,10 @@ impl Store {
         self.readers.run("read a health record", move |conn| reads::health(conn, processor)).await
     }
 
+    pub async fn orphans_exist(&self, now: Millis, dead_after_ms: i64) -> Result<bool, StorageError> {
+        self.readers.run("look for orphaned payments", move |conn| reads::orphans_exist(conn, now, dead_after_ms)).await
+    }
+
     pub async fn pending_count(&self) -> Result<i64, StorageError> {
         self.readers.run("count pending payments", reads::pending_count).await
     }
