@@ -12,7 +12,7 @@ configuration REPEAT times and reports the median. Processes are stopped by PID.
     CONFIGS=1:300:20000 REPEAT=5 python3 api/benches/cpu.py
 
 CONFIGS is a comma list of BATCH:RATE:N. BATCH 0 sends like the lb's forwarder: once a
-payment has arrived it waits LB_BATCH_LINGER_MS (default 20, as the lb), then the request
+payment has arrived it waits LB_BATCH_LINGER_MS (default 100, as the lb), then the request
 carries whatever arrived meanwhile (up to 256), one request at a time. At the contest's
 rates that is about one payment per request (~300 intake requests/s per worker); batch 32
 unpaced is a backlog.
@@ -38,8 +38,8 @@ BIN_DIR = os.environ.get("BIN_DIR", os.path.join(ROOT, "target", "release"))
 CONFIGS = os.environ.get("CONFIGS", "1:300:6000,0:300:6000,32:0:20000")
 REPEAT = int(os.environ.get("REPEAT", "3"))
 RESULT_FILE = os.environ.get("RESULT_FILE", os.path.join(ROOT, "bench", "results", "api-cpu.txt"))
-# Batch 0 waits like the lb's forwarder: its linger after the first payment (lb default 20 ms).
-LB_LINGER_S = int(os.environ.get("LB_BATCH_LINGER_MS", "20")) / 1000
+# Batch 0 waits like the lb's forwarder: its linger after the first payment (lb default 100 ms).
+LB_LINGER_S = int(os.environ.get("LB_BATCH_LINGER_MS", "100")) / 1000
 API_WRAPPER = shlex.split(os.environ.get("API_WRAPPER", ""))
 # Every wait is bounded.
 SETTLE_TIMEOUT_S = 120

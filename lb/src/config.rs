@@ -66,7 +66,7 @@ pub struct Config {
     #[arg(long, env = LB_BATCH_MAX, default_value = "256", value_parser = checked(positive))]
     pub batch_max: usize,
     /// How long (ms) the forwarder waits after the first queued payment for more; 0: none.
-    #[arg(long, env = LB_BATCH_LINGER_MS, default_value = "20", value_parser = checked(millis_or_zero))]
+    #[arg(long, env = LB_BATCH_LINGER_MS, default_value = "100", value_parser = checked(millis_or_zero))]
     pub batch_linger: Duration,
     /// An intake round trip (connect, send, answer) not done within this (ms) counts as failed.
     #[arg(long, env = LB_FORWARD_TIMEOUT_MS, default_value = "2000", value_parser = checked(millis))]
