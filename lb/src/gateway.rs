@@ -36,7 +36,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A worker that does not accept the connection within this is skipped for the request.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// A whole second: Pingora times anything shorter on a clock thread of its own, which the
+/// lb does without (see `server`); a worker that is down refuses at once anyway.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// A worker that accepted the connection but stays silent this long (hung, stopped) gets
 /// the request a 502 instead of holding it forever.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);

@@ -74,6 +74,17 @@ pub fn run(config: Config) -> Result<Exit, StartError> {
         // Our drain already ran when Pingora hears about the shutdown (see `shutdown`).
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(1),
+        // Pingora's own timeouts (its reads, its connects) of a second or more on tokio's
+        // timer, like ours, instead of pingora-timeout's: the first of those that waits
+        // starts a clock thread that then wakes every 10 ms for the life of the process
+        // (about 6 % of the lb's CPU in a contest run, started by the first health check).
+        // Every timeout the lb gives Pingora is a second or more (see `gateway`).
+        fast_timeout_to_tokio_threshold_seconds: Some(0),
+        // Each service on single-threaded tokio runtimes (one per thread) rather than one
+        // work-stealing runtime: at the default of one thread per service there is nothing
+        // to steal, and the current-thread scheduler does less per wake-up. With
+        // LB_THREADS above 1, each thread serves the connections it accepted.
+        work_stealing: false,
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, server_conf);
