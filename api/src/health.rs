@@ -7,8 +7,8 @@
 //! whole window), saves the answer with `store.save_health`, and every worker reads the
 //! saved record every `HEALTH_READ_MS` and applies it to its routing (a newer record wins
 //! over an older call answer, never the reverse). Taking the turn is a write, so a worker
-//! tries only once the saved record is a window old: most reads then end the round. A 429 here would be a bug: it is logged
-//! as a warning and counted in `/metrics`.
+//! tries only once the saved record is a window old: most reads then end the round. A 429
+//! here would be a bug: it is logged as a warning and counted in `/metrics`.
 
 use crate::metrics::Metrics;
 use crate::processor::{HealthError, ProcessorClient};

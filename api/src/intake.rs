@@ -34,12 +34,12 @@ use crate::metrics::Metrics;
 use crate::routing::{Access, Routing};
 use crate::shutdown::Shutdown;
 use hyper::StatusCode;
+use payment::intake::Accepted;
+use payment::{Millis, Processor};
 use service::reply::{self, Reply};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
-use payment::intake::Accepted;
-use payment::{Millis, Processor};
 use storage::{Attempt, Destination, Pending, StorageError, Store};
 
 /// Largest intake body: 16 Ki lines of about 70 bytes, far above any batch the lb sends
@@ -90,9 +90,10 @@ impl Intake {
             Arc::clone(&self.queue),
             Arc::clone(&self.metrics),
         );
-        let recorded = tokio::spawn(async move {
-            record_and_queue(store, &queue, &metrics, batch, send_to).await
-        });
+        let recorded =
+            tokio::spawn(
+                async move { record_and_queue(store, &queue, &metrics, batch, send_to).await },
+            );
         match recorded.await {
             Ok(Ok(recorded)) => {
                 reply::json(StatusCode::OK, format!(r#"{{"recorded":{recorded}}}"#))
@@ -114,7 +115,8 @@ impl Intake {
     /// records them.
     fn send_to(&self) -> Option<Processor> {
         let view = self.routing.view(Millis::now());
-        view.preferred.filter(|p| view.access(*p) == Some(Access::Open))
+        view.preferred
+            .filter(|p| view.access(*p) == Some(Access::Open))
     }
 }
 
@@ -131,7 +133,8 @@ async fn record_and_queue(
         Some(processor) => {
             let recorded = store.record_for_sending(batch, processor).await?;
             let jobs = recorded.new.into_iter();
-            jobs.map(|a| Job::taken(pending(a, Some(recorded.attempt)), recorded.alive_at)).collect()
+            jobs.map(|a| Job::taken(pending(a, Some(recorded.attempt)), recorded.alive_at))
+                .collect()
         }
         None => {
             let new = store.record_pending(batch).await?.into_iter();

@@ -84,7 +84,11 @@ impl Recovery {
     async fn claim_all(&self) -> Result<(), StorageError> {
         let dead_after_ms = self.dead_after.as_millis() as i64;
         // A claim is a write, and nearly always finds nothing: look first.
-        if !self.store.orphans_exist(Millis::now(), dead_after_ms).await? {
+        if !self
+            .store
+            .orphans_exist(Millis::now(), dead_after_ms)
+            .await?
+        {
             return Ok(());
         }
         loop {
