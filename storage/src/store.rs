@@ -120,7 +120,8 @@ impl Store {
     /// [`Store::take_for_sending`] or [`Store::record_for_sending`]: a worker whose writes
     /// renew its heartbeat anyway need not write one on its own (see `api::recovery`).
     /// Writes answered out of order can leave an older value here than in the row, never
-    /// a newer one: at worst a heartbeat is written that was not needed.
+    /// a newer one while the wall clock does not go back: at worst a heartbeat is written
+    /// that was not needed.
     pub fn heartbeat_written_at(&self) -> Option<Millis> {
         let at = self.heartbeat_written.load(Relaxed);
         (at > 0).then_some(Millis(at))
