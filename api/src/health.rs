@@ -40,14 +40,11 @@ impl HealthPoller {
             .await
     }
 
-    /// Whether a health call may be due: no record saved a window ago or later (a failed
-    /// read counts as due; the shared turn decides).
-    fn due(&self, saved: Result<Option<HealthRecord>, ()>) -> bool {
+    /// Whether a health call may be due: no record saved a window ago or later (none read,
+    /// or none could be read: the shared turn decides).
+    fn due(&self, saved: Option<HealthRecord>) -> bool {
         let window_ms = self.window.as_millis() as i64;
-        match saved {
-            Ok(Some(record)) => Millis::now().0.saturating_sub(record.checked_at.0) >= window_ms,
-            Ok(None) | Err(()) => true,
-        }
+        saved.is_none_or(|record| Millis::now().0.saturating_sub(record.checked_at.0) >= window_ms)
     }
 
     /// Calls the health endpoint if this worker holds the shared turn, saves the answer
@@ -89,20 +86,17 @@ impl HealthPoller {
     }
 
     /// Applies the latest shared record (saved by any worker) to the routing; returns it
-    /// (`Err` when it cannot be read).
-    async fn refresh(&self, client: &ProcessorClient) -> Result<Option<HealthRecord>, ()> {
+    /// (None: none saved yet, or it cannot be read).
+    async fn refresh(&self, client: &ProcessorClient) -> Option<HealthRecord> {
         let processor = client.processor();
-        match self.store.health(processor).await {
-            Ok(record) => {
-                if let Some(record) = &record {
-                    self.routing.apply_health(processor, record);
-                }
-                Ok(record)
-            }
-            Err(e) => {
-                tracing::warn!(%processor, "cannot read the health record: {e}");
-                Err(())
-            }
-        }
+        let record = self
+            .store
+            .health(processor)
+            .await
+            .inspect_err(|e| tracing::warn!(%processor, "cannot read the health record: {e}"))
+            .ok()
+            .flatten()?;
+        self.routing.apply_health(processor, &record);
+        Some(record)
     }
 }
