@@ -9,7 +9,7 @@ use payment::request::MAX_BODY_BYTES;
 use payment::Uuid;
 use std::io::{Read, Write};
 use std::time::Duration;
-use testkit::{free_addr, http, wait_for};
+use testkit::{http, wait_for, SilentAddr};
 
 /// A chunked request (no Content-Length up front), `total` bytes in chunks of at most
 /// 1 KiB; returns the raw answer.
@@ -214,7 +214,8 @@ fn the_summary_and_the_purge_take_no_body_and_a_refused_purge_purges_nothing() {
 fn a_full_queue_answers_503_and_keeps_what_it_accepted() {
     // Workers that never answer, a queue of 3 and batches of 1: one payment in flight
     // (retried forever) and three queued is all the lb may accept.
-    let nowhere = format!("{},{}", free_addr(), free_addr());
+    let (silent1, silent2) = (SilentAddr::bind(), SilentAddr::bind());
+    let nowhere = format!("{silent1},{silent2}");
     let lb = Lb::start(
         &[],
         &[

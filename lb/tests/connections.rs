@@ -10,7 +10,7 @@ use payment::Uuid;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
-use testkit::{free_addr, wait_for};
+use testkit::{wait_for, SilentAddr};
 
 /// A client that keeps its connection open across requests (HTTP/1.1 keep-alive).
 struct Client {
@@ -88,7 +88,8 @@ impl Client {
 #[test]
 fn past_the_cap_new_clients_get_503_until_a_connection_closes() {
     // The payments are only queued here: no worker is needed for the 202.
-    let nowhere = free_addr();
+    let silent = SilentAddr::bind();
+    let nowhere = silent.to_string();
     let lb = Lb::start(
         &[],
         &[

@@ -3,7 +3,8 @@
 //!
 //! - [`Service`]: a child process started from `target/<profile>/<bin>`, stopped by PID
 //!   when dropped (also when the test panics);
-//! - [`free_port`] / [`wait_listening`]: no fixed ports, no sleeps-and-hope;
+//! - [`free_port`] / [`wait_listening`]: no fixed ports, no sleeps-and-hope; [`SilentAddr`]
+//!   where a test needs nobody listening;
 //! - [`http`]: a tiny blocking HTTP/1.1 client, so tests read like curl sessions;
 //! - [`processors`]: the two simulated payment processors and their admin API;
 //! - [`postgres`]: a throwaway PostgreSQL server, shared by the tests of one binary.
@@ -15,9 +16,11 @@ pub mod http;
 pub mod postgres;
 pub mod processors;
 
+use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Which database a test runs against: a SQLite file in a temporary directory, or a
@@ -61,17 +64,54 @@ macro_rules! on_both {
     };
 }
 
-/// A port on 127.0.0.1 that was free a moment ago.
+/// A port on 127.0.0.1 that was free a moment ago and that no other caller in this
+/// process has been given: the tests of one binary run on parallel threads, and the OS
+/// may hand a port released by one of them to another before the first one's server
+/// binds it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("the OS should hand out a free loopback port")
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("the OS should hand out a free loopback port");
+        if GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+            return port;
+        }
+    }
 }
 
 /// `127.0.0.1:<free port>` as a string, ready for a `*_LISTEN` variable.
 pub fn free_addr() -> String {
     format!("127.0.0.1:{}", free_port())
+}
+
+/// A loopback address where nobody listens, for as long as this value lives: its port is
+/// bound but never listened on. A merely free port is not enough for a test of "nothing
+/// there": another test's server may take it, and the kernel may pick it as the source
+/// port of the very connection under test, which then connects to itself.
+pub struct SilentAddr {
+    _bound: tokio::net::TcpSocket,
+    addr: SocketAddr,
+}
+
+impl SilentAddr {
+    pub fn bind() -> Self {
+        let bound = tokio::net::TcpSocket::new_v4()
+            .and_then(|s| s.bind(([127, 0, 0, 1], 0).into()).map(|()| s))
+            .expect("the OS should bind a loopback socket");
+        let addr = bound.local_addr().expect("a bound socket has an address");
+        SilentAddr {
+            _bound: bound,
+            addr,
+        }
+    }
+}
+
+impl std::fmt::Display for SilentAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.addr.fmt(f)
+    }
 }
 
 /// Waits until something accepts TCP connections on `addr`, or panics after `timeout`.

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 use std::time::Duration;
-use testkit::{free_addr, wait_listening, Service};
+use testkit::{free_addr, wait_listening, Service, SilentAddr};
 
 fn open_load(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_open-load"))
@@ -59,7 +59,7 @@ fn sends_every_due_payment_over_the_connections_asked_for() {
 
 #[test]
 fn a_target_nobody_listens_on_is_an_error() {
-    let addr = free_addr();
+    let addr = SilentAddr::bind();
     let run = open_load(&["--target", &format!("http://{addr}"), "--secs", "1"]);
     assert_eq!(run.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&run.stderr).contains("cannot connect"));
