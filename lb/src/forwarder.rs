@@ -2,9 +2,9 @@
 //! queue to the workers' `POST /intake`.
 //!
 //! - **Batches after a short linger**: once a payment is queued it waits
-//!   `LB_BATCH_LINGER_MS` for more to join it, then takes what is queued (up to
-//!   `LB_BATCH_MAX`); under load the batches also grow while the previous one is in
-//!   flight. The linger is on the forwarder only, never on the 202: it trades some
+//!   `LB_BATCH_LINGER_MS` for more to join it, or less once `LB_BATCH_MAX` are queued,
+//!   then takes what is queued (up to `LB_BATCH_MAX`); under load the batches also grow
+//!   while the previous one is in flight. The linger is on the forwarder only, never on the 202: it trades some
 //!   milliseconds before a payment reaches a worker for several times fewer intake
 //!   requests. Each batch costs the workers about the same whatever its size (an HTTP
 //!   exchange, two commits, their wake-ups), so at the contest's rate (~280 payments/s)
@@ -108,9 +108,9 @@ impl BackgroundService for Forwarder {
                 }
             }
             if !self.settings.linger.is_zero() && batch.len() < self.settings.batch_max {
-                // A plain sleep, then one take: the forwarder is not woken by every payment
-                // that arrives meanwhile.
-                tokio::time::sleep(self.settings.linger).await;
+                // One wait, then one take: the forwarder is not woken by every payment that
+                // arrives meanwhile, only by the one that completes a batch.
+                queue.linger(self.settings.linger).await;
                 queue.top_up(&mut batch, self.settings.batch_max).await;
             }
             delivery.deliver(&batch).await;

@@ -9,11 +9,16 @@
 //! forwarder may be busy retrying a batch when shutdown starts, the sending side can
 //! also refuse new payments at once ([`QueueSender::refuse_new`]); the receiver's close
 //! is still what makes the final drain airtight.
+//!
+//! The forwarder lingers for a batch to gather ([`QueueReceiver::linger`]); a push that
+//! makes a whole batch's worth queued ends that linger, so at high rates batches leave as
+//! soon as they are full instead of piling up for the whole linger and leaving in a burst.
 
 use payment::intake::Accepted;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
 
 /// Why a payment could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,22 +34,34 @@ pub enum PushError {
 pub struct QueueSender {
     tx: mpsc::Sender<Accepted>,
     refusing: Arc<AtomicBool>,
+    batch: usize,
+    batch_queued: Arc<Notify>,
 }
 
 /// The forwarder's end.
 pub struct QueueReceiver {
     rx: mpsc::Receiver<Accepted>,
+    batch: usize,
+    batch_queued: Arc<Notify>,
 }
 
-/// A queue holding at most `capacity` payments.
-pub fn bounded(capacity: usize) -> (QueueSender, QueueReceiver) {
+/// A queue holding at most `capacity` payments, whose receiver lingers for `batch`
+/// payments at most.
+pub fn bounded(capacity: usize, batch: usize) -> (QueueSender, QueueReceiver) {
     let (tx, rx) = mpsc::channel(capacity);
+    let batch_queued = Arc::new(Notify::new());
     (
         QueueSender {
             tx,
             refusing: Arc::default(),
+            batch,
+            batch_queued: batch_queued.clone(),
         },
-        QueueReceiver { rx },
+        QueueReceiver {
+            rx,
+            batch,
+            batch_queued,
+        },
     )
 }
 
@@ -56,7 +73,14 @@ impl QueueSender {
         self.tx.try_send(accepted).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => PushError::Full,
             mpsc::error::TrySendError::Closed(_) => PushError::Closed,
-        })
+        })?;
+        if self.depth() == self.batch {
+            // Wakes a lingering receiver only; one that is not lingering takes a full
+            // batch anyway, and a stored wake-up would cut its next linger short. Two
+            // racing pushes may both miss `==`: the linger then runs its full length.
+            self.batch_queued.notify_waiters();
+        }
+        Ok(())
     }
 
     /// Makes every later push (from any clone) fail as closed. A push racing with this
@@ -87,6 +111,21 @@ impl QueueReceiver {
         }
     }
 
+    /// Waits `linger`, or less if a batch's worth is queued meanwhile.
+    pub async fn linger(&self, linger: Duration) {
+        let batch_queued = self.batch_queued.notified();
+        tokio::pin!(batch_queued);
+        // Registered before the check, so a push in between still wakes it.
+        batch_queued.as_mut().enable();
+        if self.rx.len() >= self.batch {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(linger) => {}
+            _ = batch_queued => {}
+        }
+    }
+
     /// Refuses every later push; what is queued stays available to [`Self::next_batch`].
     pub fn close(&mut self) {
         self.rx.close();
@@ -110,7 +149,7 @@ mod tests {
 
     #[tokio::test]
     async fn full_then_closed_but_drainable() {
-        let (tx, mut rx) = bounded(2);
+        let (tx, mut rx) = bounded(2, 2);
         assert_eq!(tx.push(accepted()), Ok(()));
         assert_eq!(tx.push(accepted()), Ok(()));
         assert_eq!(tx.push(accepted()), Err(PushError::Full));
@@ -122,5 +161,35 @@ mod tests {
         let mut batch = Vec::new();
         assert_eq!(rx.next_batch(&mut batch, 10).await, 2);
         assert_eq!(rx.next_batch(&mut batch, 10).await, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_linger_ends_when_a_batch_is_queued() {
+        let (tx, mut rx) = bounded(10, 3);
+        tx.push(accepted()).unwrap();
+        let mut batch = Vec::new();
+        rx.next_batch(&mut batch, 3).await;
+        let started = tokio::time::Instant::now();
+        // Nothing more arrives: the whole linger.
+        rx.linger(Duration::from_millis(100)).await;
+        assert_eq!(started.elapsed(), Duration::from_millis(100));
+        // A batch's worth arrives 5 ms into the linger: it ends then.
+        let pusher = tokio::spawn({
+            let tx = tx.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                for _ in 0..3 {
+                    tx.push(accepted()).unwrap();
+                }
+            }
+        });
+        let started = tokio::time::Instant::now();
+        rx.linger(Duration::from_millis(100)).await;
+        assert_eq!(started.elapsed(), Duration::from_millis(5));
+        pusher.await.unwrap();
+        // Already a batch's worth queued: no linger at all.
+        let started = tokio::time::Instant::now();
+        rx.linger(Duration::from_millis(100)).await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 }

@@ -93,7 +93,7 @@ pub fn run(config: Config) -> Result<Exit, StartError> {
     let metrics = Arc::new(Metrics::default());
     let connections = Arc::new(Slots::new(config.max_connections));
     let shutdown = Shutdown::new();
-    let (queue_tx, queue_rx) = queue::bounded(config.queue_capacity);
+    let (queue_tx, queue_rx) = queue::bounded(config.queue_capacity, config.batch_max);
 
     let health = background_service("worker health check", health_checked_workers(&config)?);
     let gateway = Gateway::new(
