@@ -30,7 +30,10 @@ fi
 
 if ! docker info >/dev/null 2>&1; then
   echo "docker: starting dockerd (log: $log)"
-  $SUDO bash -c "nohup dockerd >>'$log' 2>&1 </dev/null &"
+  # Without the descriptors we inherited beyond stdio: a daemon holding them would keep
+  # a caller's lock (flock) or a pipe its reader waits to see closed open for its life.
+  $SUDO bash -c 'for fd in /proc/$$/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+    nohup dockerd >>"$1" 2>&1 </dev/null &' _ "$log"
   for _ in $(seq 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { echo "docker: dockerd did not answer within 60 s; its log:" >&2; tail -n 30 "$log" >&2; exit 1; }
 fi
