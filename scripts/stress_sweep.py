@@ -286,7 +286,7 @@ def report(rows):
     print("\nhighest rate (and all below it) with p99 < 5 ms, no error, no drop (and for lb: lag 0, consistent):")
     for key, rate in best.items():
         print(f"  {key:16} {rate}/s")
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d-%H%M")
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d-%H%M%S")  # seconds: a short sweep takes under a minute
     storage = os.environ.get("STORAGE", "sqlite")
     suffix = ("-realtime" if REALTIME else "") + ("-postgres" if storage == "postgres" else "")
     out = ROOT / "bench" / "results" / f"{stamp}-stress{suffix}.json"
