@@ -4,9 +4,9 @@
 //! - **Batches after a short linger**: once a payment is queued it waits
 //!   `LB_BATCH_LINGER_MS` for more to join it, or less once `LB_BATCH_MAX` are queued,
 //!   then takes what is queued (up to `LB_BATCH_MAX`); under load the batches also grow
-//!   while the previous one is in flight. The linger is on the forwarder only, never on the 202: it trades some
-//!   milliseconds before a payment reaches a worker for several times fewer intake
-//!   requests. Each batch costs the workers about the same whatever its size (an HTTP
+//!   while the previous one is in flight. The linger is on the forwarder only, never on
+//!   the 202: it trades some milliseconds before a payment reaches a worker for several
+//!   times fewer intake requests. Each batch costs the workers about the same whatever its size (an HTTP
 //!   exchange, two commits, their wake-ups), so at the contest's rate (~280 payments/s)
 //!   100 ms instead of 20 cut the workers' CPU per run by about a third (bench/RESULTS.md,
 //!   issue 16). The price: a payment waits up to that long in the lb's memory, where an
