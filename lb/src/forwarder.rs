@@ -6,11 +6,12 @@
 //!   then takes what is queued (up to `LB_BATCH_MAX`); under load the batches also grow
 //!   while the previous one is in flight. The linger is on the forwarder only, never on
 //!   the 202: it trades some milliseconds before a payment reaches a worker for several
-//!   times fewer intake requests. Each batch costs the workers about the same whatever its size (an HTTP
-//!   exchange, two commits, their wake-ups), so at the contest's rate (~280 payments/s)
-//!   100 ms instead of 20 cut the workers' CPU per run by about a third (bench/RESULTS.md,
-//!   issue 16). The price: a payment waits up to that long in the lb's memory, where an
-//!   lb killed with SIGKILL loses it (SIGTERM drains). 0 sends whatever is queued at once.
+//!   times fewer intake requests. Each batch costs the workers about the same whatever
+//!   its size (an HTTP exchange, two commits, their wake-ups), so at the contest's rate
+//!   (~280 payments/s) 100 ms instead of 20 cut the workers' CPU per run by about a third
+//!   (bench/RESULTS.md, issue 16). The price: a payment waits up to that long in the lb's
+//!   memory, where an lb killed with SIGKILL loses it (SIGTERM drains). 0 sends whatever
+//!   is queued at once.
 //! - **Round robin with failover**: each batch goes to the next worker in turn, and a
 //!   failed attempt is retried on the other worker at once. When every worker failed, it
 //!   waits (exponential backoff from 10 ms, capped at `LB_BACKOFF_MAX_MS`) and goes round
