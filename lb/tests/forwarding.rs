@@ -27,7 +27,7 @@ struct StandIn {
 
 impl StandIn {
     fn start(status: u16) -> StandIn {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let listener = TcpListener::bind(testkit::free_addr()).expect("bind a loopback port");
         let addr = listener.local_addr().expect("local address").to_string();
         let bodies = Arc::new(Mutex::new(Vec::new()));
         let seen = bodies.clone();

@@ -17,7 +17,7 @@ pub mod postgres;
 pub mod processors;
 
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -67,14 +67,12 @@ macro_rules! on_both {
 /// A port on 127.0.0.1 that was free a moment ago and that no other caller in this
 /// process has been given: the tests of one binary run on parallel threads, and the OS
 /// may hand a port released by one of them to another before the first one's server
-/// binds it.
+/// binds it. The probe is only bound, never listening: a test waiting for its server
+/// to listen on a port must not find another test's probe listening there for a moment.
 pub fn free_port() -> u16 {
     static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("the OS should hand out a free loopback port");
+        let port = SilentAddr::bind().addr.port();
         if GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
             return port;
         }
@@ -119,8 +117,13 @@ pub fn wait_listening(addr: &str, timeout: Duration) {
     let sock: SocketAddr = addr.parse().expect("wait_listening wants ip:port");
     let start = Instant::now();
     while start.elapsed() < timeout {
-        if TcpStream::connect_timeout(&sock, Duration::from_millis(200)).is_ok() {
-            return;
+        if let Ok(stream) = TcpStream::connect_timeout(&sock, Duration::from_millis(200)) {
+            // While nothing listens on a port, a connect to it can get that same port as
+            // its source and connect to itself (TCP simultaneous open). That is not the
+            // server, which may still be starting.
+            if stream.local_addr().ok() != Some(sock) {
+                return;
+            }
         }
         std::thread::sleep(Duration::from_millis(20));
     }

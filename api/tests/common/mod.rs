@@ -75,7 +75,7 @@ impl Stack {
     pub fn config(&self, tweak: impl FnOnce(&mut Config)) -> Config {
         let mut config: Config =
             service::config::from_flags("api", &[]).expect("the default api configuration");
-        config.listen = Listen::Tcp("127.0.0.1:0".into());
+        config.listen = Listen::Tcp(free_addr());
         config.database_path = self.db().into();
         config.database_url = self.database_url.clone();
         config.default_url = self.default.url();
