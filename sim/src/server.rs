@@ -31,11 +31,13 @@ where
     H: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
     F: Future<Output = Reply> + Send + 'static,
 {
+    // The handlers before the listener: whoever sees us listening may signal at once.
+    let mut signals = service::signals::Signals::install().map_err(ServeError::Signal)?;
     let listener = bind(addr).await?;
     tracing::info!("listening on {addr}");
     tokio::select! {
         () = serve(listener, handler) => Ok(()),
-        stopped = service::signals::terminated() => stopped.map(drop).map_err(ServeError::Signal),
+        _ = signals.recv() => Ok(()),
     }
 }
 
