@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: the whole stack on this machine, in the foreground, as compose.yml runs it
-# in the contest: two processor simulators (unless PROCESSOR_DEFAULT_URL and
-# PROCESSOR_FALLBACK_URL point at real ones), API_WORKERS api workers (2) sharing one
+# in the contest: two processor simulators at the fees of SCENARIO (scripts/scenario.sh;
+# unless PROCESSOR_DEFAULT_URL and PROCESSOR_FALLBACK_URL point at real ones), API_WORKERS api workers (2) sharing one
 # database, and the lb on :9999. The database is a SQLite file (STORAGE=sqlite, the
 # default) or a PostgreSQL server of its own (STORAGE=postgres: Debian's binaries, the
 # cluster in $DATA_DIR/postgres, created once and reused, listening only on a unix socket
@@ -10,7 +10,8 @@
 # everything, by PID; PostgreSQL last, once no worker uses it.
 #
 # Variables: BIN_DIR (target/x86_64-unknown-linux-gnu/release), DATA_DIR (./data: the database and run/<name>.pid),
-# STORAGE (sqlite | postgres), API_WORKERS (2),
+# STORAGE (sqlite | postgres), API_WORKERS (2), SCENARIO (preview | final | final-late: the
+# simulators' fees; SIM_DEFAULT_FEE / SIM_FALLBACK_FEE override them),
 # LB_LISTEN (0.0.0.0:9999), API1_LISTEN (127.0.0.1:9101), API2_LISTEN (127.0.0.1:9102), ... APIn_LISTEN (127.0.0.1:910n),
 # SIM_DEFAULT_LISTEN (127.0.0.1:8001), SIM_FALLBACK_LISTEN (127.0.0.1:8002),
 # PROCESSOR_DEFAULT_URL / PROCESSOR_FALLBACK_URL (use these processors, start no sim),
@@ -30,6 +31,7 @@ SIM_FALLBACK_LISTEN=${SIM_FALLBACK_LISTEN:-127.0.0.1:8002}
 RUN_DIR=$DATA_DIR/run
 
 case $STORAGE in sqlite | postgres) ;; *) echo "run: STORAGE=$STORAGE: use sqlite or postgres" >&2; exit 2 ;; esac
+source scripts/scenario.sh
 [[ $API_WORKERS =~ ^[1-9][0-9]?$ ]] || { echo "run: API_WORKERS=$API_WORKERS: a number of workers from 1 to 99" >&2; exit 2; }
 for bin in api lb; do
   [ -x "$BIN_DIR/$bin" ] || { echo "run: $BIN_DIR/$bin is missing; build it first (make run does)" >&2; exit 1; }
@@ -110,10 +112,12 @@ wait_listening() {
   return 1
 }
 
+sims=""
 if [ -z "${PROCESSOR_DEFAULT_URL:-}" ] || [ -z "${PROCESSOR_FALLBACK_URL:-}" ]; then
+  sims=1
   [ -x "$BIN_DIR/sim" ] || { echo "run: $BIN_DIR/sim is missing" >&2; exit 1; }
-  start sim-default env SIM_LISTEN="$SIM_DEFAULT_LISTEN" SIM_FEE=0.05 "$BIN_DIR/sim"
-  start sim-fallback env SIM_LISTEN="$SIM_FALLBACK_LISTEN" SIM_FEE=0.15 "$BIN_DIR/sim"
+  start sim-default env SIM_LISTEN="$SIM_DEFAULT_LISTEN" SIM_FEE="$SIM_DEFAULT_FEE" "$BIN_DIR/sim"
+  start sim-fallback env SIM_LISTEN="$SIM_FALLBACK_LISTEN" SIM_FEE="$SIM_FALLBACK_FEE" "$BIN_DIR/sim"
   PROCESSOR_DEFAULT_URL=http://$SIM_DEFAULT_LISTEN
   PROCESSOR_FALLBACK_URL=http://$SIM_FALLBACK_LISTEN
   wait_listening "$SIM_DEFAULT_LISTEN"
@@ -148,8 +152,8 @@ cat <<EOF
 run: ready (binaries from $BIN_DIR, database $database, pids in $RUN_DIR)
   lb        http://$LB_LISTEN   (the contest port: POST /payments, GET /payments-summary)
 $(for i in "${!api_addrs[@]}"; do printf '  api%-6s %s\n' "$((i + 1))" "${api_addrs[$i]}"; done)
-  default   $PROCESSOR_DEFAULT_URL
-  fallback  $PROCESSOR_FALLBACK_URL
+  default   $PROCESSOR_DEFAULT_URL$([ -n "$sims" ] && echo "  (simulator, fee $SIM_DEFAULT_FEE: SCENARIO=$SCENARIO)")
+  fallback  $PROCESSOR_FALLBACK_URL$([ -n "$sims" ] && echo "  (simulator, fee $SIM_FALLBACK_FEE)")
 run: Ctrl-C stops everything
 EOF
 wait
