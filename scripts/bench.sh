@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# `make bench`: the contest scenario (k6/contest.js, MAX_REQUESTS=550) against a fresh
-# stack, then the same scenario against the bare `floor` responder (+ the simulators), for
-# the ratio of our p99 to the floor's. Writes bench/results/<date>-contest[-limits|-compose].json
-# (score, p99, lag, inconsistencies, default/fallback counts, CPU seconds and peak RSS of
-# every process, the machine) and an SVG of latency and queue depth over the run next to it.
+# `make bench`: a contest scenario (SCENARIO, scripts/scenario.sh: the preview, k6/contest.js
+# at 550 VUs; the final, k6/final.js at 603) against a fresh stack, then the same scenario
+# against the bare `floor` responder (+ the simulators), for the ratio of our p99 to the
+# floor's. Writes bench/results/<date>-<contest|final|final-late>[-limits|-compose].json
+# (score, p99, lag, inconsistencies, default/fallback counts, per-stage figures, ids stored
+# by both processors, CPU seconds and peak RSS of every process, the machine) and an SVG of
+# latency, queues and calls in flight over the run next to it. k6 gets `-e TOKEN=<a new
+# uuid>` as the contest's runner passes it.
 #
 # Two deployments (DEPLOY):
 # - native (default): scripts/run.sh from BIN_DIR, fresh database in a temp dir, free ports;
@@ -17,15 +20,19 @@
 # STORAGE=postgres natively: scripts/run.sh runs the workers on a local PostgreSQL server
 # (its backends' CPU counted under `postgres`); API_WORKERS=N: N workers (native only).
 #
-# Variables: DEPLOY (native | compose), STORAGE (sqlite | postgres), API_WORKERS (native), CONTEST_LIMITS=1
+# Variables: SCENARIO (preview | final | final-late), DEPLOY (native | compose), STORAGE (sqlite | postgres),
+# API_WORKERS (native), BENCH_FLOOR (1; 0: no floor run), CONTEST_LIMITS=1
 # (native: run lb/api1/api2 each in a cgroup with the cpu and memory limits compose.yml
-# gives its service; needs writable cgroup v1/v2 cpu+memory controllers), BENCH_REQUESTS (550), BENCH_TIME_SCALE (1: k6/contest.js's
-# TIME_SCALE, for a quick try), BIN_DIR (target/x86_64-unknown-linux-gnu/release),
+# gives its service; needs writable cgroup v1/v2 cpu+memory controllers), BENCH_REQUESTS (the
+# scenario's VUs), BENCH_TIME_SCALE (1: the k6 scenario's TIME_SCALE, for a quick try), BIN_DIR (target/x86_64-unknown-linux-gnu/release),
 # BENCH_OUT (the result file), BENCH_KEEP=1 (keep the work dir: k6 points, samples, logs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BIN_DIR=${BIN_DIR:-target/x86_64-unknown-linux-gnu/release}
-requests=${BENCH_REQUESTS:-550}
+source scripts/scenario.sh
+requests=${BENCH_REQUESTS:-$SCENARIO_VUS}
+floor=${BENCH_FLOOR:-1}
+case $floor in 0 | 1) ;; *) echo "bench: BENCH_FLOOR=$floor: expected 1 (run the floor) or 0" >&2; exit 2 ;; esac
 time_scale=${BENCH_TIME_SCALE:-1}
 limits=${CONTEST_LIMITS:-}
 deploy=${DEPLOY:-native}
@@ -42,7 +49,8 @@ if [ "$deploy" = native ]; then
 fi
 
 stamp=$(date -u +%Y-%m-%d-%H%M)
-name=$stamp-contest; [ "$limits" = 1 ] && name=$stamp-contest-limits; [ "$deploy" = compose ] && name=$stamp-contest-compose
+base=$stamp-$SCENARIO; [ "$SCENARIO" = preview ] && base=$stamp-contest
+name=$base; [ "$limits" = 1 ] && name=$base-limits; [ "$deploy" = compose ] && name=$base-compose
 [ "$deploy" = compose ] && [ "$CONTAINERS_COMPOSE" != compose.yml ] && name=$name-${STORAGE}
 [ "$deploy" = native ] && [ "${STORAGE:-sqlite}" = postgres ] && name=$name-postgres
 [ "$deploy" = native ] && [ "${API_WORKERS:-2}" != 2 ] && name=$name-${API_WORKERS}workers
@@ -94,19 +102,24 @@ stop_pid() {
 
 # One contest run with the sampler around it: $1 = label, $2 = backend port, $3/$4 =
 # processor ports, $5 = run dir with the pid files, $6... = NAME=URL metrics endpoints.
+# With `ledger_db` set (a path, or "-" for none), what the processors and our database
+# hold is read at the end, while the stack is still up (scripts/bench_ledger.py).
+ledger_db=""
 contest_run() {
   local label=$1 backend=$2 def=$3 fb=$4 run_dir=$5; shift 5
   # k6 is sampled too (its own pid dir, which run.sh never reads): it shares the machine.
-  local k6_dir=$work/$label-k6
+  local k6_dir=$work/$label-k6 token
+  token=$(cat /proc/sys/kernel/random/uuid)
   mkdir -p "$k6_dir"
-  python3 scripts/bench_sampler.py --run-dir "$run_dir" "$k6_dir" --out "$work/$label-samples.json" --metrics "$@" &
+  python3 scripts/bench_sampler.py --run-dir "$run_dir" "$k6_dir" --out "$work/$label-samples.json" --metrics "$@" \
+    --processors "sim-default=http://127.0.0.1:$def" "sim-fallback=http://127.0.0.1:$fb" --token "$token" &
   local sampler=$!
   pids+=("$sampler")
-  echo "bench: $label: k6/contest.js MAX_REQUESTS=$requests TIME_SCALE=$time_scale (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  echo "bench: $label: $SCENARIO_SCRIPT ($SCENARIO) MAX_REQUESTS=$requests TIME_SCALE=$time_scale (load average $(cut -d' ' -f1-3 /proc/loadavg))"
   BACKEND_URL=http://127.0.0.1:$backend PROCESSOR_DEFAULT_URL=http://127.0.0.1:$def \
     PROCESSOR_FALLBACK_URL=http://127.0.0.1:$fb RESULT_FILE=$work/$label-result.json K6_CSV_TIME_FORMAT=unix_milli \
-    k6 run --quiet --out "csv=$work/$label-points.csv" -e MAX_REQUESTS="$requests" -e TIME_SCALE="$time_scale" k6/contest.js \
-    2>"$work/$label-k6.log" &
+    k6 run --quiet --out "csv=$work/$label-points.csv" -e MAX_REQUESTS="$requests" -e TIME_SCALE="$time_scale" \
+    -e TOKEN="$token" "${SCENARIO_K6_ENV[@]}" "$SCENARIO_SCRIPT" 2>"$work/$label-k6.log" &
   local k6_pid=$!
   pids+=("$k6_pid")
   echo "$k6_pid" >"$k6_dir/k6.pid"
@@ -116,6 +129,11 @@ contest_run() {
   forget "$k6_pid"
   stop_pid "$sampler"
   [ "$rc" -eq 0 ] || { echo "bench: k6 failed ($rc):" >&2; tail -n 20 "$work/$label-k6.log" >&2; return 1; }
+  if [ -n "$ledger_db" ]; then
+    local db=(); [ "$ledger_db" != - ] && db=(--db "$ledger_db")
+    python3 scripts/bench_ledger.py --default "http://127.0.0.1:$def" --fallback "http://127.0.0.1:$fb" \
+      --out "$work/$label-ledger.json" "${db[@]}"
+  fi
 }
 
 # ---- limits ----
@@ -149,6 +167,7 @@ native_stack() {
   pids+=("$stack")
   for _ in $(seq 600); do grep -q '^run: ready' "$work/stack.log" && break; sleep 0.1; done
   grep -q '^run: ready' "$work/stack.log" || { echo "bench: the stack did not start" >&2; cat "$work/stack.log" >&2; exit 1; }
+  ledger_db=-; [ "${STORAGE:-sqlite}" = sqlite ] && ledger_db=$work/stack/payments.db
   contest_run stack "$p_lb" "$p_def" "$p_fb" "$work/stack/run" \
     "lb=http://127.0.0.1:$p_lb/metrics" "api1=http://127.0.0.1:$p_api1/metrics" "api2=http://127.0.0.1:$p_api2/metrics"
   if [ -n "$cgroup_parent" ]; then
@@ -167,6 +186,8 @@ compose_stack() {
   containers_pids "$work/stack/run"
   local metrics
   mapfile -t metrics < <(containers_metrics)
+  ledger_db=-
+  [ "$CONTAINERS_COMPOSE" = compose.yml ] && ledger_db=$(containers_database)
   contest_run stack 9999 8001 8002 "$work/stack/run" "${metrics[@]}"
   cgroup_stats=$(containers_limits_json)
   containers_stack_down
@@ -177,8 +198,8 @@ native_floor() {
   local f_back f_def f_fb f
   read -r f_back f_def f_fb < <(python3 scripts/free_ports.py 3)
   mkdir -p "$work/floor/run"
-  start_floor_part sim-default SIM_LISTEN=127.0.0.1:$f_def SIM_FEE=0.05 "$BIN_DIR/sim"
-  start_floor_part sim-fallback SIM_LISTEN=127.0.0.1:$f_fb SIM_FEE=0.15 "$BIN_DIR/sim"
+  start_floor_part sim-default SIM_LISTEN=127.0.0.1:$f_def SIM_FEE="$SIM_DEFAULT_FEE" "$BIN_DIR/sim"
+  start_floor_part sim-fallback SIM_LISTEN=127.0.0.1:$f_fb SIM_FEE="$SIM_FALLBACK_FEE" "$BIN_DIR/sim"
   start_floor_part floor FLOOR_LISTEN=127.0.0.1:$f_back "$BIN_DIR/floor"
   wait_port "$f_def"; wait_port "$f_fb"; wait_port "$f_back"
   contest_run floor "$f_back" "$f_def" "$f_fb" "$work/floor/run"
@@ -203,9 +224,10 @@ compose_floor() {
 
 cgroup_stats="{}"
 "${deploy}_stack"
-"${deploy}_floor"
+ledger_db=""
+if [ "$floor" = 1 ]; then "${deploy}_floor"; else echo "bench: BENCH_FLOOR=0: no floor run"; fi
 
 # ---- report ----
 python3 scripts/bench_report.py --work "$work" --out "$out" --limits "$limits_note" --cgroups "$cgroup_stats"
-python3 scripts/bench_plot.py --work "$work" --label stack --out "${out%.json}.svg"
+python3 scripts/bench_plot.py --work "$work" --label stack --report "$out" --out "${out%.json}.svg"
 echo "bench: wrote $out and ${out%.json}.svg"

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Draws where the time goes in one `make bench` run, as a hand-written SVG (stdlib only):
 latency percentiles of POST /payments per second (log scale), the queues (lb queue, each
-worker's dispatch queue, pending payments in the database) and CPU use per process and of
-the whole machine, on one time axis with the contest's processor stages marked.
+worker's dispatch queue, pending payments in the database), the calls in flight at each
+processor, and CPU use per process and of the whole machine, on one time axis with the
+scenario's processor stages marked; under them, the per-stage table of the report.
 
-Usage: bench_plot.py --work DIR --label stack --out FILE.svg
-(reads DIR/<label>-points.csv from k6 --out csv, DIR/<label>-result.json from
-k6/contest.js and DIR/<label>-samples.json from bench_sampler.py)
+Usage: bench_plot.py --work DIR --label stack --out FILE.svg [--report RESULT.json]
+(reads DIR/<label>-points.csv from k6 --out csv, DIR/<label>-result.json from the k6
+scenario and DIR/<label>-samples.json from bench_sampler.py; the table comes from the
+report bench_report.py wrote)
 """
 import argparse
 import csv
@@ -55,11 +57,22 @@ def queue_series(samples, t0_ms):
     out = {}
     for proc, metrics in samples["gauges"].items():
         for metric, points in metrics.items():
+            if not metric.endswith(("queue_depth", "pending_payments")):
+                continue
             if metric.endswith("pending_payments") and proc != "api1":
                 continue  # the database is shared: one worker's view is everybody's
             label = "database pending (shared)" if metric.endswith("pending_payments") else f"{proc} queue"
             out[label] = [(t + offset, v) for t, v in points]
     return out
+
+
+def in_flight_series(samples, t0_ms):
+    """Calls each processor is serving (our simulators' running + waiting), and any worker
+    gauge of calls in flight."""
+    offset = (samples["started_at_ms"] - t0_ms) / 1000
+    return {f"{proc} {metric}".replace("sim-", "").replace(" in_flight", ""): [(t + offset, v) for t, v in points]
+            for proc, metrics in samples["gauges"].items() for metric, points in metrics.items()
+            if "in_flight" in metric}
 
 
 def cpu_series(samples, t0_ms):
@@ -126,11 +139,21 @@ class Plot:
             p.append(f'<text x="{WIDTH - RIGHT + 32}" y="{ly}" font-size="11">{esc(label)}</text>')
         self.y0 += h + GAP
 
+    def text_lines(self, title, lines):
+        """A block of monospaced text (the per-stage table) under the panels."""
+        p, y = self.parts, self.y0 - GAP + 40
+        p.append(f'<text x="{LEFT}" y="{y}" font-size="13">{esc(title)}</text>')
+        for i, line in enumerate(lines):
+            p.append(f'<text x="{LEFT - 40}" y="{y + 16 + 13 * i}" font-size="10.5" font-family="monospace" '
+                     f'xml:space="preserve">{esc(line)}</text>')
+        self.extra_h = 40 + 16 + 13 * len(lines)
+
     def svg(self):
         axis_y = self.y0 - GAP + 16
-        for t in range(0, int(self.t_max) + 1, 10):
+        step = 10 if self.t_max <= 100 else 30  # labels that do not collide
+        for t in range(0, int(self.t_max) + 1, step):
             self.parts.append(f'<text x="{self.x(t):.1f}" y="{axis_y}" font-size="11" text-anchor="middle">{t} s</text>')
-        height = axis_y + 14
+        height = axis_y + 14 + getattr(self, "extra_h", 0)
         body = "\n".join(self.parts)
         return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
                 f'font-family="sans-serif">\n<rect width="100%" height="100%" fill="white"/>\n{body}\n</svg>\n')
@@ -157,20 +180,25 @@ def main():
     ap.add_argument("--work", required=True, type=Path)
     ap.add_argument("--label", default="stack")
     ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--report", type=Path, help="bench_report.py's result file: its per-stage table goes under the plot")
     args = ap.parse_args()
     result = json.loads((args.work / f"{args.label}-result.json").read_text())
     samples = json.loads((args.work / f"{args.label}-samples.json").read_text())
     t0 = result["started_at_ms"]
-    stages = [(s["at_ms"] / 1000, stage_label(s)) for s in result["stages"]]
-    t_max = 60 * result.get("time_scale", 1) + 5
+    stages = [(s["at"] * result["time_scale"], stage_label(s)) for s in result["stages"]]
+    t_max = result["run_secs"] * result["time_scale"] + 5
 
-    title = (f"make bench: {result['max_requests']} VUs, score {result['score']:.0f}, "
+    title = (f"make bench: {result['scenario']}, {result['max_requests']} VUs, score {result['score']:.0f}, "
              f"p99 {result['p99_raw_ms']:.2f} ms, lag {result['lag']}, {result['inconsistencies']} inconsistencies")
     plot = Plot(t_max, stages, title)
     plot.panel("latency per second (log scale)", latency_series(args.work / f"{args.label}-points.csv", t0), " ms", log=True)
     plot.panel("queues (payments)", queue_series(samples, t0), "")
+    plot.panel("calls in flight at each processor (running + waiting there)", in_flight_series(samples, t0), "")
     plot.panel("CPU per process, % of one core (log scale; `machine (all)` includes everything else running)",
                cpu_series(samples, t0), "%", log=True)
+    if args.report:
+        from bench_report import stage_table
+        plot.text_lines("per stage", stage_table(json.loads(args.report.read_text())["stages"]))
     args.out.write_text(plot.svg())
 
 

@@ -2,7 +2,10 @@
 """Samples the processes of a running stack while scripts/bench.sh loads it: CPU seconds
 (the scheduler's own run time of every thread, /proc/<pid>/task/<tid>/schedstat) and memory (VmRSS, and VmHWM, the kernel's own peak,
 from /proc/<pid>/status) of every process that scripts/run.sh lists in <run dir>/<name>.pid,
-and the queue gauges (`*_queue_depth`, `*_pending_payments`) of the services' GET /metrics.
+the queue gauges (`*_queue_depth`, `*_pending_payments`, `*_in_flight`, `*_pinned_waiting`,
+each label set its own series) of the services' GET /metrics, and, with --processors, the
+calls each simulator is serving (`paymentsRunning` + `paymentsWaiting` of its
+GET /admin/stats, a route of our simulator only) as `in_flight`.
 A restarted process (new PID) is followed; its predecessor's last reading is kept. The
 whole machine's busy CPU (/proc/stat) is sampled too: on a shared machine it shows how much
 of the load was not ours (k6 itself, or anything else running).
@@ -10,6 +13,9 @@ of the load was not ours (k6 itself, or anything else running).
 Runs until SIGTERM or SIGINT, then takes a last sample and writes the JSON to --out.
 
 Usage: bench_sampler.py --run-dir DIR [DIR ...] --out FILE [--interval 0.5] [--metrics NAME=URL ...]
+                        [--processors NAME=URL ... --token TOKEN]
+(TOKEN: the admin token the load test sets on the processors; their start token, 123, is
+tried when it is refused, before the test sets it and after it gives it back.)
 """
 import argparse
 import http.client
@@ -19,11 +25,14 @@ import re
 import signal
 import socket
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
-GAUGE = re.compile(r"^(\w+_(?:queue_depth|pending_payments))(?:\{[^}]*\})?\s+([0-9.eE+-]+)\s*$", re.M)
+GAUGE = re.compile(r"^(\w+_(?:queue_depth|pending_payments|in_flight|pinned_waiting)(?:\{[^}]*\})?)\s+([0-9.eE+-]+)\s*$",
+                   re.M)
+START_TOKEN = "123"
 
 
 def thread_run_seconds(pid):
@@ -115,6 +124,26 @@ def read_gauges(url):
         return None
 
 
+def read_processor(url, tokens):
+    """{"in_flight": n} from a simulator's GET /admin/stats (running + waiting payment calls),
+    or None; the first of `tokens` it accepts is moved to the front."""
+    for token in list(tokens):
+        req = urllib.request.Request(f"{url}/admin/stats", headers={"X-Rinha-Token": token})
+        try:
+            with urllib.request.urlopen(req, timeout=0.3) as res:
+                stats = json.loads(res.read())
+        except urllib.error.HTTPError as e:
+            if e.code == 401:
+                continue
+            return None
+        except (OSError, ValueError, http.client.HTTPException):
+            return None
+        tokens.remove(token)
+        tokens.insert(0, token)
+        return {"in_flight": float(stats["paymentsRunning"] + stats["paymentsWaiting"])}
+    return None
+
+
 class Process:
     """One service of the stack across restarts."""
 
@@ -158,8 +187,12 @@ def main():
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--interval", type=float, default=0.5)
     ap.add_argument("--metrics", nargs="*", default=[], help="NAME=URL of a GET /metrics (URL may be unix:/path/to.sock)")
+    ap.add_argument("--processors", nargs="*", default=[], help="NAME=URL of a simulator (its base URL)")
+    ap.add_argument("--token", default=START_TOKEN, help="the admin token the load test sets")
     args = ap.parse_args()
     endpoints = dict(m.split("=", 1) for m in args.metrics)
+    processors = dict(m.split("=", 1) for m in args.processors)
+    tokens = list(dict.fromkeys([args.token, START_TOKEN]))
 
     stop = False
 
@@ -171,7 +204,7 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
 
     start = time.time()
-    procs, gauges = {}, {name: {} for name in endpoints}
+    procs, gauges = {}, {name: {} for name in [*endpoints, *processors]}
     busy0, machine = machine_busy_seconds(), []
     while True:
         t = time.time() - start
@@ -184,6 +217,9 @@ def main():
             procs.setdefault(f.stem, Process()).sample(t, pid)
         for name, url in endpoints.items():
             for metric, value in (read_gauges(url) or {}).items():
+                gauges[name].setdefault(metric, []).append([round(t, 3), value])
+        for name, url in processors.items():
+            for metric, value in (read_processor(url, tokens) or {}).items():
                 gauges[name].setdefault(metric, []).append([round(t, 3), value])
         if stop:
             break

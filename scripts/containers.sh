@@ -14,6 +14,8 @@
 #                             scripts/bench_sampler.py: the lb on :9999, each worker at its
 #                             unix socket (API_LISTEN in compose.yml) seen from the host, in
 #                             the socket volume's directory
+#   containers_database       the path, seen from the host, of the SQLite file the workers
+#                             share (compose.yml's DATABASE_PATH in its named volume)
 #   containers_limits_json    {service: {cpus, memory_limit_mb, peak_memory_mb,
 #                             cpu_throttled_periods, cgroup_cpu_seconds}} of every limited
 #                             service of the stack
@@ -115,6 +117,19 @@ for name, svc in yaml.safe_load(open(sys.argv[2]))["services"].items():
     listen = (svc.get("environment") or {}).get("API_LISTEN", "")
     if listen.startswith("unix:"):
         print(f"{name}=unix:{sys.argv[1]}/{listen.rsplit('/', 1)[1]}")
+EOF
+}
+
+containers_database() {
+  python3 - "$CONTAINERS_STACK_PROJECT" "$CONTAINERS_COMPOSE" <<'EOF'
+import subprocess, sys, yaml
+project, compose = sys.argv[1], yaml.safe_load(open(sys.argv[2]))
+api = compose["services"]["api1"]
+path = (api.get("environment") or {})["DATABASE_PATH"]
+volume, target = next(v.split(":")[:2] for v in api["volumes"] if path.startswith(v.split(":")[1] + "/"))
+mount = subprocess.run(["docker", "volume", "inspect", "--format", "{{.Mountpoint}}", f"{project}_{volume}"],
+                       capture_output=True, text=True, check=True).stdout.strip()
+print(mount + path[len(target):])
 EOF
 }
 
