@@ -2,7 +2,13 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-WORKERS ?= 550
+# make test: the VUs (empty: the scenario's, 550 for the preview, 603 for the final).
+WORKERS ?=
+# make run / test / bench / compose-test / contest-run: the contest scenario, preview (the
+# 60 s script the contest published first), final (the 300 s run that ranked the entries)
+# or final-late (the final with the default failing in its last 30 s); scripts/scenario.sh.
+SCENARIO ?= preview
+export SCENARIO
 CARGO ?= cargo
 CONTEST_LIMITS ?=
 # The release binaries are linked statically (glibc's crt-static on the gnu target): the
@@ -24,19 +30,23 @@ IMAGE_PREFIX ?=
 TAG ?=
 SUBMISSION_DIR ?=
 
-.PHONY: help deps build release run check test bench stress images compose-test submission publish
+.PHONY: help deps build release run check test bench stress images compose-test contest-run submission publish
 
 help:
 	@echo "make run            build and start the whole stack on this machine (Ctrl-C stops it;"
 	@echo "                    STORAGE=postgres API_WORKERS=N: N workers on a local PostgreSQL)"
 	@echo "make check          install what is missing, then run the whole test suite"
-	@echo "make test WORKERS=N the contest load test against the running stack (default 550)"
+	@echo "make test           the contest load test against the running stack (WORKERS=N VUs)"
+	@echo "                    SCENARIO=preview (default, 60 s) | final (300 s, what ranked the entries) | final-late,"
+	@echo "                    also for run (the simulators' fees), bench, compose-test, contest-run"
 	@echo "make bench          fresh stack, contest scenario, figures in bench/results/ (CONTEST_LIMITS=1: compose.yml's limits;"
 	@echo "                    DEPLOY=compose: the containers, as the contest runs them)"
 	@echo "make stress         open-model load at rising rates: where p99 passes 5 ms, stack vs floor"
 	@echo "make images         the docker images of compose.yml and compose.sim.yml (installs and starts Docker)"
 	@echo "make compose-test   the contest run on those images, from the submission's compose file"
 	@echo "                    (STORAGE=postgres: compose.postgres.yml, PostgreSQL in a container)"
+	@echo "make contest-run    the contest's runner sequence on the submission folder (compose up, curl readiness,"
+	@echo "                    k6 -e TOKEN=<uuid>, compose down)"
 	@echo "make submission     the contest's submission folder (IMAGE_PREFIX=registry/user/ TAG=tag SUBMISSION_DIR=...)"
 	@echo "make publish        make submission, then docker push its images (needs docker login)"
 	@echo "make deps           install cmake, sqlite3, PostgreSQL (for the storage tests) and k6 if missing"
@@ -64,8 +74,9 @@ check: deps
 	BIN_DIR=target/debug bash scripts/smoke.sh
 	BIN_DIR=target/debug python3 scripts/faults.py
 	BIN_DIR=target/debug python3 scripts/faults.py --storage postgres
-	$(MAKE) compose-test
-	$(MAKE) compose-test STORAGE=postgres
+	$(MAKE) compose-test SCENARIO=preview
+	$(MAKE) compose-test SCENARIO=preview STORAGE=postgres
+	$(MAKE) contest-run SCENARIO=preview
 
 test: deps
 	@bash scripts/contest.sh $(WORKERS)
@@ -84,6 +95,10 @@ images: release
 
 compose-test: deps images
 	@STORAGE=$(STORAGE) bash scripts/compose_test.sh
+
+# The official runner's sequence on the submission folder (compose.yml's images).
+contest-run: deps images
+	@bash scripts/contest_run.sh
 
 SUBMISSION_ARGS = $(if $(filter postgres,$(STORAGE)),--compose compose.postgres.yml) $(if $(IMAGE_PREFIX),--prefix $(IMAGE_PREFIX)) $(if $(TAG),--tag $(TAG)) $(if $(SUBMISSION_DIR),--out $(SUBMISSION_DIR))
 

@@ -26,7 +26,9 @@ What it checks (one line each, then `deploy: N passed, N failed`; exit 1 on any 
   scripts/submission.py into a temporary folder with its default names, or for compose.yml
   the folder given with --submission): docker-compose.yml passes every rule of its file, has no `build:`, names every image with a registry and a tag, and
   has its file's services, limits, networks and volumes; info.json has the contest's
-  fields; README.md links the source repository named in info.json.
+  fields, exactly (`name`, `social`, `source-code-repo`, `langs`, `storages`, `messaging`,
+  `load-balancers`, `other-technologies`); README.md links the source repository named in
+  info.json.
 
 Usage: scripts/check_deploy.py [repo root] [--submission DIR]   (needs PyYAML: make deps)
 """
@@ -56,8 +58,7 @@ STACK_FILES = ["compose.yml", "compose.postgres.yml"]
 POSTGRES_SERVER = re.compile(r"^/usr/lib/postgresql/\d+/bin/postgres$")
 POSTGRES = "postgres"
 OUR_IMAGE = re.compile(r"^(?:(?P<registry>[^/]+)/(?:[^/]+/)*)?rinha-pay-(?P<x>[a-z]+):(?P<tag>[\w][\w.-]*)$")
-INFO_FIELDS = {"participantes": list, "social": list, "source-code-repo": str, "langs": list,
-               "storages": list, "messaging": list, "load-balancers": list, "other-technologies": list}
+INFO_FIELDS = submission.INFO_FIELDS
 
 results = []
 
@@ -355,10 +356,17 @@ def check_submission(folder, compose, dockerfile_bins, crate_of_bin, root, name=
     except (OSError, ValueError) as e:
         check(f"{name} info.json parses", False, str(e))
         return
+    check(f"{name} info.json: exactly the contest's keys", isinstance(info, dict) and set(info) == set(INFO_FIELDS),
+          f"keys {sorted(info) if isinstance(info, dict) else type(info).__name__}, expected {sorted(INFO_FIELDS)}")
+    if not isinstance(info, dict):
+        return
     for field, kind in INFO_FIELDS.items():
-        check(f"{name} info.json: {field} is a {kind.__name__}", isinstance(info.get(field), kind),
-              f"{field}={info.get(field)!r}")
-    source = info.get("source-code-repo") or ""
+        value = info.get(field)
+        ok = isinstance(value, kind) and (kind is str and value.strip() != ""
+                                          or kind is list and all(isinstance(x, str) and x for x in value))
+        check(f"{name} info.json: {field} is a {'non-empty string' if kind is str else 'list of strings'}", ok,
+              f"{field}={value!r}")
+    source = info.get("source-code-repo") if isinstance(info.get("source-code-repo"), str) else ""
     check(f"{name} info.json: source-code-repo is a URL", source.startswith("https://"), source)
     readme = folder / "README.md"
     check(f"{name} README.md links the source repository", readme.exists() and source and source in readme.read_text())

@@ -13,7 +13,7 @@ Then, unless --files-only, `docker tag` gives the local images those names, so t
 runs here at once (compose finds the images locally and pulls nothing); --push (`make
 publish`) then pushes them, which needs a `docker login` to that registry.
 
-Usage: submission.py [--compose FILE] [--prefix P] [--tag T] [--out DIR] [--participant NAME]
+Usage: submission.py [--compose FILE] [--prefix P] [--tag T] [--out DIR] [--name NAME]
                      [--social URL] [--source URL] [--files-only | --push]
 The defaults below are the names `make submission` uses with no arguments.
 """
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCAL_IMAGE = re.compile(r"^(rinha-pay-[a-z]+):latest$")
 DEFAULT_PREFIX = "ghcr.io/rinha-pay/"
 DEFAULT_OUT = "participantes/rinha-pay"
-DEFAULT_PARTICIPANT = "rinha-pay"
+DEFAULT_NAME = "rinha-pay"
 DEFAULT_SOURCE = "https://github.com/rinha-pay/rinha-pay"
 DEFAULT_COMPOSE = "compose.yml"
 POSTGRES_IMAGE = "rinha-pay-postgres:latest"
@@ -82,9 +82,15 @@ def published_compose(compose, prefix, tag):
     return compose, renamed
 
 
-def info(participant, social, source, storage="sqlite"):
+# The keys of the contest's info.json, in its order, with the type of each value.
+INFO_FIELDS = {"name": str, "social": list, "source-code-repo": str, "langs": list, "storages": list,
+               "messaging": list, "load-balancers": list, "other-technologies": list}
+
+
+def info(name, social, source, storage="sqlite"):
+    """info.json in the contest's shape (INFO_FIELDS): `name` is the participant's name."""
     return {
-        "participantes": [participant],
+        "name": name,
         "social": [social] if social else [],
         "source-code-repo": source,
         "langs": ["rust"],
@@ -117,7 +123,7 @@ Images (linux/amd64, `FROM scratch`, statically linked binaries, non-root):
 """
 
 
-def write_package(root, out, prefix, tag, participant=DEFAULT_PARTICIPANT, social="", source=DEFAULT_SOURCE,
+def write_package(root, out, prefix, tag, name=DEFAULT_NAME, social="", source=DEFAULT_SOURCE,
                   compose_file=DEFAULT_COMPOSE):
     """Writes the three files into `out` from root/compose_file; returns {local image: published}."""
     document = yaml.safe_load((root / compose_file).read_text())
@@ -127,7 +133,7 @@ def write_package(root, out, prefix, tag, participant=DEFAULT_PARTICIPANT, socia
     header = (f"# Rinha de Backend 2025 submission of rinha-pay, written by `make submission` from the\n"
               f"# project's {compose_file}. Source: {source}\n")
     (out / "docker-compose.yml").write_text(header + yaml.dump(compose, Dumper=PlainDumper, sort_keys=False))
-    (out / "info.json").write_text(json.dumps(info(participant, social, source, storage), indent=2) + "\n")
+    (out / "info.json").write_text(json.dumps(info(name, social, source, storage), indent=2) + "\n")
     (out / "README.md").write_text(readme(source, sorted(renamed.values()), storage))
     return renamed
 
@@ -138,7 +144,7 @@ def main():
     ap.add_argument("--prefix", default=DEFAULT_PREFIX, help="registry and user, ending in / (%(default)s)")
     ap.add_argument("--tag", default=None, help="image tag (default: the commit's short hash)")
     ap.add_argument("--out", default=DEFAULT_OUT, type=Path, help="folder to write (%(default)s)")
-    ap.add_argument("--participant", default=DEFAULT_PARTICIPANT)
+    ap.add_argument("--name", default=DEFAULT_NAME, help="info.json's name: the participant (%(default)s)")
     ap.add_argument("--social", default="")
     ap.add_argument("--source", default=DEFAULT_SOURCE, help="public source repository (%(default)s)")
     ap.add_argument("--files-only", action="store_true", help="write the folder, tag no image")
@@ -149,7 +155,7 @@ def main():
     tag = args.tag or default_tag()
 
     out = args.out if args.out.is_absolute() else ROOT / args.out
-    renamed = write_package(ROOT, out, args.prefix, tag, args.participant, args.social, args.source, args.compose)
+    renamed = write_package(ROOT, out, args.prefix, tag, args.name, args.social, args.source, args.compose)
     print(f"submission: wrote {out}/docker-compose.yml, info.json, README.md")
 
     if not args.files_only:

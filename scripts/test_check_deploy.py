@@ -4,6 +4,7 @@ breach of a contest rule, written into a copy of them, fails with the check that
 
 Run: python3 -m unittest discover -s scripts -p 'test_*.py'   (part of `make check`)
 """
+import json
 import re
 import shutil
 import subprocess
@@ -11,6 +12,8 @@ import sys
 import tempfile
 import unittest
 from pathlib import Path
+
+import submission
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECK = ROOT / "scripts" / "check_deploy.py"
@@ -54,6 +57,7 @@ class CheckDeploy(unittest.TestCase):
     def assert_fails(self, check_name, *extra):
         code, out = self.run_check(*extra)
         self.assertEqual(code, 1, out)
+        self.assertRegex(out, r"deploy: \d+ passed, [1-9]\d* failed", "the check crashed instead of failing")
         failed = [line for line in out.splitlines() if line.startswith("FAIL")]
         self.assertTrue(any(check_name in line for line in failed), f"no FAIL line with {check_name!r}:\n{out}")
 
@@ -161,10 +165,30 @@ class CheckDeploy(unittest.TestCase):
         self.assert_fails("submission docker-compose.yml: compose.yml's services, limits, networks and volumes",
                           "--submission", str(self.dir / folder))
 
-    def test_submission_info_without_field(self):
+    def edit_info(self, folder, change):
+        """Rewrites the package's info.json with `change` applied to its object."""
+        path = self.dir / folder / "info.json"
+        info = json.loads(path.read_text())
+        change(info)
+        path.write_text(json.dumps(info))
+
+    def test_submission_info_breaking_each_field(self):
         folder = self.write_submission()
-        self.edit(folder + "info.json", '"load-balancers"', '"balancers"')
-        self.assert_fails("submission info.json: load-balancers is a list", "--submission", str(self.dir / folder))
+        wrong = {str: ["rust"], list: "rust"}  # a value of the other type
+        for field, kind in submission.INFO_FIELDS.items():
+            with self.subTest(field=field, breach="missing"):
+                self.write_submission()
+                self.edit_info(folder, lambda info: info.pop(field))
+                self.assert_fails("submission info.json: exactly the contest's keys", "--submission", str(self.dir / folder))
+            with self.subTest(field=field, breach="wrong type"):
+                self.write_submission()
+                self.edit_info(folder, lambda info: info.update({field: wrong[kind]}))
+                self.assert_fails(f"submission info.json: {field} is a", "--submission", str(self.dir / folder))
+
+    def test_submission_info_in_the_old_shape(self):
+        folder = self.write_submission()
+        self.edit_info(folder, lambda info: info.update(participantes=[info.pop("name")]))
+        self.assert_fails("submission info.json: exactly the contest's keys", "--submission", str(self.dir / folder))
 
 if __name__ == "__main__":
     unittest.main()
