@@ -5,7 +5,7 @@
 //! same spelling. Defaults are the right values for the contest (the README's configuration
 //! table says why each one is what it is).
 
-use service::config::{checked, http_url, micros_or_zero, millis, path, positive};
+use service::config::{checked, http_url, micros_or_zero, millis, millis_or_zero, path, positive};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -31,6 +31,10 @@ pub const PROCESSOR_TIMEOUT_MS: &str = "PROCESSOR_TIMEOUT_MS";
 pub const PROBE_INTERVAL_MS: &str = "PROBE_INTERVAL_MS";
 /// The variable of [`Config::fallback_after`].
 pub const FALLBACK_AFTER_MS: &str = "FALLBACK_AFTER_MS";
+/// The variable of [`Config::latency_max`].
+pub const PROCESSOR_LATENCY_MAX_MS: &str = "PROCESSOR_LATENCY_MAX_MS";
+/// The variable of [`Config::overflow_after`].
+pub const OVERFLOW_AFTER_MS: &str = "OVERFLOW_AFTER_MS";
 /// The variable of [`Config::health_window`].
 pub const HEALTH_WINDOW_MS: &str = "HEALTH_WINDOW_MS";
 /// The variable of [`Config::health_read`].
@@ -81,8 +85,8 @@ pub struct Config {
     /// Tokio worker threads; 1 runs a single-threaded runtime.
     #[arg(long, env = API_THREADS, default_value = "1", value_parser = checked(positive))]
     pub threads: usize,
-    /// Processor calls in flight at once, per worker.
-    #[arg(long, env = DISPATCH_CONCURRENCY, default_value = "256", value_parser = checked(positive))]
+    /// Processor calls in flight at once, per processor, per worker.
+    #[arg(long, env = DISPATCH_CONCURRENCY, default_value = "400", value_parser = checked(positive))]
     pub dispatch_concurrency: usize,
     /// A processor call not answered within this (ms) is a timeout (the payment stays pinned).
     #[arg(long, env = PROCESSOR_TIMEOUT_MS, default_value = "6000", value_parser = checked(millis))]
@@ -90,9 +94,15 @@ pub struct Config {
     /// While a processor is down, one probe payment is sent to it this often (ms).
     #[arg(long, env = PROBE_INTERVAL_MS, default_value = "100", value_parser = checked(millis))]
     pub probe_interval: Duration,
-    /// New payments go to the fallback only once the default has been down this long (ms).
-    #[arg(long, env = FALLBACK_AFTER_MS, default_value = "60000", value_parser = checked(millis))]
+    /// Payments wait this long (ms) for a default that is failing or too slow, then go to the fallback.
+    #[arg(long, env = FALLBACK_AFTER_MS, default_value = "10000", value_parser = checked(millis_or_zero))]
     pub fallback_after: Duration,
+    /// A processor slower than this (ms) gets no payment that could go elsewhere.
+    #[arg(long, env = PROCESSOR_LATENCY_MAX_MS, default_value = "1200", value_parser = checked(millis))]
+    pub latency_max: Duration,
+    /// Payments the default would not start within this (ms) go to the fallback.
+    #[arg(long, env = OVERFLOW_AFTER_MS, default_value = "500", value_parser = checked(millis))]
+    pub overflow_after: Duration,
     /// One health call per this window (ms) per processor, shared by all workers.
     #[arg(long, env = HEALTH_WINDOW_MS, default_value = "5000", value_parser = checked(millis))]
     pub health_window: Duration,

@@ -31,7 +31,7 @@
 
 use crate::dispatch::{Job, Queue};
 use crate::metrics::Metrics;
-use crate::routing::{Access, Routing};
+use crate::routing::{Backlog, Routing};
 use crate::shutdown::Shutdown;
 use hyper::StatusCode;
 use payment::intake::Accepted;
@@ -110,13 +110,17 @@ impl Intake {
         }
     }
 
-    /// Where the routing sends payments free to go anywhere, if it sends them there freely
-    /// (not only a probe): new payments are then taken for sending there in the write that
-    /// records them.
+    /// Where the routing sends payments free to go anywhere at once (not only a probe, and
+    /// nothing waiting before them): new payments are then taken for sending there in the
+    /// write that records them. Otherwise they are recorded only, and stamped when sent.
     fn send_to(&self) -> Option<Processor> {
-        let view = self.routing.view(Millis::now());
-        view.preferred
-            .filter(|p| view.access(*p) == Some(Access::Open))
+        let backlog = Backlog {
+            waiting: self.queue.waiting_anywhere(),
+        };
+        if backlog.waiting > 0 {
+            return None;
+        }
+        self.routing.view(Millis::now(), backlog).sends_at_once()
     }
 }
 

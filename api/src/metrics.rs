@@ -57,6 +57,10 @@ struct PerProcessor {
     health_429: AtomicU64,
     /// Payments pinned to this processor after a call without an answer.
     pins: AtomicU64,
+    /// Calls to this processor planned and not yet ended.
+    in_flight: AtomicI64,
+    /// Calls re-sending a payment pinned here (an earlier call's outcome is unknown).
+    resends: AtomicU64,
 }
 
 /// All counters of one worker process.
@@ -77,6 +81,9 @@ pub struct Metrics {
     pub double_charges: AtomicU64,
     /// Intake batches refused because the dispatch queue was full.
     pub intake_refused: AtomicU64,
+    /// Planned sends that went back to be taken again because the write that stamped
+    /// their `requestedAt` (and proved them ours) was too old by the time of the call.
+    pub stale_proofs: AtomicU64,
 }
 
 impl Metrics {
@@ -104,6 +111,15 @@ impl Metrics {
 
     pub fn pinned(&self, processor: Processor) {
         self.of(processor).pins.fetch_add(1, Relaxed);
+    }
+
+    /// A call to `processor` was planned (`started`) or ended (`!started`).
+    pub fn in_flight(&self, processor: Processor, started: bool) {
+        self.of(processor).in_flight.fetch_add(if started { 1 } else { -1 }, Relaxed);
+    }
+
+    pub fn resend(&self, processor: Processor) {
+        self.of(processor).resends.fetch_add(1, Relaxed);
     }
 
     pub fn health_429(&self, processor: Processor) {
@@ -143,6 +159,11 @@ impl Metrics {
                 &self.double_charges,
             ),
             (
+                "api_stale_proofs_total",
+                "Planned sends taken again because their requestedAt was stamped too long before the call.",
+                &self.stale_proofs,
+            ),
+            (
                 "api_intake_refused_total",
                 "Intake batches answered 503 because the dispatch queue was full (the lb keeps them).",
                 &self.intake_refused,
@@ -161,13 +182,19 @@ impl Metrics {
                 pinned_waiting[processor.index()],
             );
         }
+        let name = "api_calls_in_flight";
+        out.family(name, Kind::Gauge, "Payment calls to this processor planned and not yet ended.");
+        for processor in Processor::ALL {
+            let count = self.of(processor).in_flight.load(Relaxed);
+            out.sample(name, &[("processor", processor.name())], count);
+        }
         self.render_per_processor(&mut out);
         out.finish()
     }
 
     fn render_per_processor(&self, out: &mut Exposition) {
         type Family = (&'static str, &'static str, fn(&PerProcessor) -> u64);
-        let families: [Family; 4] = [
+        let families: [Family; 5] = [
             (
                 "api_processed_total",
                 "Payments marked processed, per processor.",
@@ -177,6 +204,11 @@ impl Metrics {
                 "api_pinned_total",
                 "Payments pinned to this processor after a call without an answer.",
                 |p| p.pins.load(Relaxed),
+            ),
+            (
+                "api_resends_total",
+                "Calls re-sending a payment pinned to this processor (an earlier call's outcome was unknown).",
+                |p| p.resends.load(Relaxed),
             ),
             (
                 "api_health_calls_total",

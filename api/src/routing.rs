@@ -1,54 +1,147 @@
-//! The routing policy: which processor a payment goes to, and when it must wait.
+//! The routing policy: where payments free to go anywhere are sent now, how many, and
+//! which processor gets a probe.
 //!
-//! The profit of a payment is its amount minus the fee: 5 % on the default, 15 % on the
-//! fallback. A payment that waits loses nothing as long as it is paid before the end, so
-//! waiting for the default beats paying the fallback. The policy:
+//! [`Routing`] gathers what this worker observes of each processor (the answers of its
+//! calls, the calls still in flight, the shared health record); [`route`] is the policy, a
+//! pure function of that observation ([`Observed`]), of the queue ([`Backlog`]) and of the
+//! knobs ([`Policy`]), so every situation is a row of its table test. The planner
+//! (`dispatch::plan`) carries out its [`View`].
 //!
-//! - **Default first.** New payments go to the default while it is up.
-//! - **Down means: stop sending, probe.** A 5xx or a timeout from a processor (or a
-//!   newer shared health record saying `failing`) marks it down. Nothing more is sent to
-//!   a down processor except ONE probe payment at a time, at most every
-//!   `PROBE_INTERVAL_MS`: a real payment, so its 200 both pays it and tells us the
-//!   processor is back. A 200/422 (or a newer health record saying not failing) marks it
-//!   up again. This never floods a failing processor.
-//! - **Fallback only after a long outage.** New payments go to the fallback only when the
-//!   default has been down for `FALLBACK_AFTER_MS` and the fallback is up. The default is
-//!   60 s: in the contest the default is down for 20 s at most, so the contest never pays
-//!   the 15 % fee; a real deployment lowers it to trade fee for latency.
-//! - **Slow is not down.** A slow default still answers 200; the dispatch concurrency
-//!   covers the latency, so it keeps getting the payments.
-//! - 429 (processor busy) and other 4xx (this request refused) change nothing here; the
-//!   payment retries later.
+//! # What it optimises, in order
 //!
-//! Pinning (a payment whose last call timed out may only go back to that processor) is
-//! the dispatcher's business; this module only says which processor may be called now.
+//! 1. **No audit ever off.** A processor stores a payment when its delay ends, with the
+//!    `requestedAt` we sent; we record it when its answer arrives, a few milliseconds
+//!    later (ε: the answer's trip and our commit). An auditor comparing both summaries at
+//!    an instant T over requestedAts up to T − lag (the audit's lag behind now) sees a
+//!    difference iff some payment sent at r ≤ T − lag was stored at r + s + d ≤ T and is not
+//!    recorded yet, T < r + s + d + ε, where s is the time between stamping requestedAt
+//!    and sending and d the processor's delay. That needs s + d + ε > lag. So a payment
+//!    free to go anywhere is sent only to a processor whose latency is at most
+//!    `PROCESSOR_LATENCY_MAX_MS` (1,200 ms by default, under the tightest lag we know of,
+//!    1,500 ms, by a margin for s + ε: dispatch sends within 250 ms of the stamp, and ε is a
+//!    commit). A processor that turns slow without notice is the one case no rule can
+//!    exclude: its calls already in flight land late. Calls overdue by half their expected
+//!    latency plus 100 ms make it *suspect*, and nothing more goes to it until they answer, so
+//!    the calls exposed are those of about that long (an audit every 10 s lands on them with
+//!    a probability of that time over 10 s).
+//! 2. **Every payment paid before the end.** A backlog is lag at the end. The default's
+//!    throughput is `DISPATCH_CONCURRENCY` / latency per worker (Little's law); payments it
+//!    would not start within `OVERFLOW_AFTER_MS` go to the fallback instead of waiting.
+//! 3. **The lowest fee.** The default's fee is the lower one, so it gets every payment it
+//!    can pay in time and consistently. When it cannot (failing, slower than the latency
+//!    bound, or suspect), payments wait for it, but only for `FALLBACK_AFTER_MS` of
+//!    continuous trouble: then the waiting ones and the new ones go to the fallback. The
+//!    bound trades a fee on an outage that ends against lag on one that lasts to the end: a
+//!    wait of W keeps W of arrivals unpaid if the end comes first, so W is short (10 s by
+//!    default) against any test of minutes, and longer than a blip.
+//!
+//! # How it learns
+//!
+//! - **Latency**: the newest evidence wins: the duration of a call (dated by its start),
+//!   or the shared health record's `minResponseTime` (dated by its check). Calls still in
+//!   flight that started after that evidence and are older than it are newer evidence: the
+//!   latency is at least their age. So a stage change shows within a fraction of a second.
+//!   A 429 or a refused request answers at once and says nothing about latency.
+//! - **Failing**: a 5xx or no answer marks a processor failing, a 200 or 422 marks it back
+//!   (a newer health record can do either). A failing processor gets ONE probe payment at a
+//!   time, at most every `PROBE_INTERVAL_MS`: a real payment, so its 200 both pays it and
+//!   says the processor is back. Slow processors are not probed (a probe could land late);
+//!   the health record tells when they are fast again.
+//! - **Capacity**: each worker keeps at most `DISPATCH_CONCURRENCY` calls in flight per
+//!   processor (the processors run 800 at once and queue 500 more, shared by the workers).
+//!
+//! Pinning (a payment whose call got no answer may only go back to that processor) is the
+//! dispatcher's business: pinned payments go to their processor whenever it is not failing
+//! (or as its probe), slow or not: they have nowhere else to go.
 
-use crate::metrics::CallOutcome;
+use crate::metrics::{CallOutcome, Metrics};
 use payment::{Millis, Processor};
-use std::sync::Mutex;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use storage::HealthRecord;
+
+/// How far past its expected latency a call may run before its processor is suspect: this
+/// plus half the expected latency.
+const SUSPECT_SLACK_MS: i64 = 100;
 
 /// How a call may reach a processor right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// The processor is up: call it freely.
+    /// The processor is not failing: call it freely.
     Open,
-    /// The processor is down: this call is its one probe; report its outcome with this access.
+    /// The processor is failing: this call is its one probe.
     Probe,
 }
 
-/// What the routing allows at one instant, taken under one lock: the input of the
-/// dispatcher's planner (`dispatch::plan`), which must not lock or read the clock itself.
+/// The policy's knobs, in milliseconds (see the README's configuration table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// `PROCESSOR_LATENCY_MAX_MS`: slower processors get no payments free to go anywhere.
+    pub latency_max: i64,
+    /// `FALLBACK_AFTER_MS`: how long payments wait for a default in trouble.
+    pub fallback_after: i64,
+    /// `OVERFLOW_AFTER_MS`: payments the default would not start within this go to the fallback.
+    pub overflow_after: i64,
+    /// `DISPATCH_CONCURRENCY`: calls in flight per processor, this worker.
+    pub concurrency: usize,
+}
+
+impl Policy {
+    /// Whether payments free to go anywhere may be sent to a processor so observed: not
+    /// failing, not slower than the bound, no call overdue.
+    pub fn usable(&self, o: &Observed) -> bool {
+        let expected = o.latency_ms;
+        !o.failing
+            && expected.max(o.overdue_ms) <= self.latency_max
+            && o.overdue_ms <= expected + expected / 2 + SUSPECT_SLACK_MS
+    }
+
+    /// How many of `waiting` payments the default would not start within `overflow_after`:
+    /// its free slots now, then `concurrency` per latency as its calls end.
+    fn overflow(&self, default: &Observed, waiting: usize, room: usize) -> usize {
+        let latency = default.latency_ms.max(default.overdue_ms).max(1);
+        let per_bound = self.concurrency as i64 * self.overflow_after / latency;
+        let in_time = room.saturating_add(usize::try_from(per_bound).unwrap_or(usize::MAX));
+        waiting.saturating_sub(in_time)
+    }
+}
+
+/// One processor as this worker sees it at one instant: the policy's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Observed {
+    /// A 5xx, no answer or the health record said so, and nothing has said otherwise since.
+    pub failing: bool,
+    /// When failing: whether its one probe may go now (none in flight, the interval over).
+    pub probe_due: bool,
+    /// What a call takes, by the newest evidence (ms).
+    pub latency_ms: i64,
+    /// Age of the oldest call in flight sent after that evidence (ms; 0: none).
+    pub overdue_ms: i64,
+    /// Calls planned and not ended.
+    pub in_flight: usize,
+    /// How long it has been without a break not usable (ms; 0 while usable).
+    pub trouble_ms: i64,
+}
+
+/// The payments free to go anywhere that wait in this worker's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backlog {
+    pub waiting: usize,
+}
+
+/// What the routing allows at one instant: the input of the dispatcher's planner, which
+/// must not lock or read the clock itself. Arrays are per processor (default, fallback).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct View {
-    /// Where payments free to go anywhere go now; None: they wait.
-    pub preferred: Option<Processor>,
-    /// Per processor (default, fallback): how a call may reach it now; None: not now (down,
-    /// with its probe in flight or not due yet).
+    /// How a call may reach each processor now; None: not now (failing, its probe in
+    /// flight or not due).
     pub access: [Option<Access>; 2],
-    /// Per processor: whether payments free to go anywhere would go there if it were up,
-    /// so that probing it with one of them is worth it.
+    /// Calls each may still take (`DISPATCH_CONCURRENCY` less those in flight).
+    pub room: [usize; 2],
+    /// How many payments free to go anywhere each takes now (its room bounds it too).
+    pub free: [usize; 2],
+    /// Whether each is failing and wanted back: probe it with a payment free to go anywhere.
     pub wanted: [bool; 2],
 }
 
@@ -57,117 +150,192 @@ impl View {
         self.access[processor.index()]
     }
 
-    pub fn wanted(&self, processor: Processor) -> bool {
-        self.wanted[processor.index()]
+    /// The processor that takes payments free to go anywhere at once, without a probe,
+    /// while nothing waits: intake takes new payments for sending there in the write that
+    /// records them.
+    pub fn sends_at_once(&self) -> Option<Processor> {
+        Processor::ALL.into_iter().find(|p| {
+            let i = p.index();
+            self.free[i] > 0 && self.room[i] > 0 && self.access[i] == Some(Access::Open)
+        })
     }
 }
 
+/// The policy: see the module doc.
+pub fn route(observed: &[Observed; 2], backlog: Backlog, policy: &Policy) -> View {
+    let [default, fallback] = observed;
+    let usable = observed.map(|o| policy.usable(&o));
+    let room = observed.map(|o| policy.concurrency.saturating_sub(o.in_flight));
+    let waited_long = default.trouble_ms >= policy.fallback_after;
+    let free = match usable {
+        [true, true] => [usize::MAX, policy.overflow(default, backlog.waiting, room[0])],
+        [true, false] => [usize::MAX, 0],
+        [false, true] if waited_long => [0, usize::MAX],
+        _ => [0, 0],
+    };
+    let access = observed.map(|o| match (o.failing, o.probe_due) {
+        (false, _) => Some(Access::Open),
+        (true, true) => Some(Access::Probe),
+        (true, false) => None,
+    });
+    View {
+        access,
+        room,
+        free,
+        wanted: [default.failing, fallback.failing && waited_long],
+    }
+}
+
+/// The newest evidence of a processor's latency.
 #[derive(Debug, Default, Clone, Copy)]
+struct Evidence {
+    /// When the observation was made: a call's start, a health check's time.
+    as_of: Millis,
+    ms: i64,
+}
+
+#[derive(Debug, Default)]
 struct State {
-    /// Since when the processor is considered down; None = up.
-    down_since: Option<Millis>,
-    /// When up/down was last decided, so an older health record cannot undo a newer answer.
+    /// Since when the processor is failing; None = not failing.
+    failing_since: Option<Millis>,
+    /// When failing or not was last decided, so an older health record cannot undo a newer answer.
     decided_at: Millis,
     probe_in_flight: bool,
     last_probe: Option<Millis>,
+    latency: Evidence,
+    /// The calls in flight: (start in ms, sequence number).
+    in_flight: BTreeSet<(i64, u64)>,
+    /// Since when the processor is not usable; None while it is.
+    trouble_since: Option<Millis>,
 }
 
-/// The routing state of one worker, shared by its dispatcher, calls and health pollers.
-pub struct Routing {
-    probe_interval: i64,
-    fallback_after: i64,
-    states: Mutex<[State; 2]>,
-}
-
-
-impl Routing {
-    pub fn new(probe_interval: Duration, fallback_after: Duration) -> Routing {
-        Routing {
-            probe_interval: probe_interval.as_millis() as i64,
-            fallback_after: fallback_after.as_millis() as i64,
-            states: Mutex::new([State::default(); 2]),
+impl State {
+    fn observe(&self, now: Millis, probe_interval: i64) -> Observed {
+        let since_evidence = (self.latency.as_of.0, 0);
+        let oldest_new = self.in_flight.range(since_evidence..).next();
+        let due = self
+            .last_probe
+            .is_none_or(|last| now.0 - last.0 >= probe_interval);
+        Observed {
+            failing: self.failing_since.is_some(),
+            probe_due: !self.probe_in_flight && due,
+            latency_ms: self.latency.ms,
+            overdue_ms: oldest_new.map_or(0, |(start, _)| (now.0 - start).max(0)),
+            in_flight: self.in_flight.len(),
+            trouble_ms: 0,
         }
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut [State; 2]) -> T) -> T {
+    fn learn(&mut self, evidence: Evidence) {
+        if evidence.as_of >= self.latency.as_of {
+            self.latency = evidence;
+        }
+    }
+}
+
+/// The routing state of one worker, shared by its dispatcher, intake, calls and health
+/// pollers.
+pub struct Routing {
+    policy: Policy,
+    probe_interval: i64,
+    metrics: Arc<Metrics>,
+    states: Mutex<([State; 2], u64)>,
+}
+
+impl Routing {
+    pub fn new(policy: Policy, probe_interval: Duration, metrics: Arc<Metrics>) -> Routing {
+        Routing {
+            policy,
+            probe_interval: probe_interval.as_millis() as i64,
+            metrics,
+            states: Mutex::new((Default::default(), 0)),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut [State; 2], &mut u64) -> T) -> T {
         // A panic while holding this lock cannot leave the small state inconsistent, so a
         // poisoned lock is still usable.
         let mut guard = self.states.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
+        let (states, seq) = &mut *guard;
+        f(states, seq)
     }
 
-    pub fn is_up(&self, processor: Processor) -> bool {
-        self.with(|s| s[processor.index()].down_since.is_none())
-    }
-
-    /// What may be called at `now`, for one round of the dispatcher.
-    pub fn view(&self, now: Millis) -> View {
-        self.with(|s| {
-            let [default, fallback] = *s;
-            let fallback_allowed =
-                matches!(default.down_since, Some(since) if now.0 - since.0 >= self.fallback_after);
-            let preferred = match (default.down_since, fallback.down_since) {
-                (None, _) => Some(Processor::Default),
-                (Some(_), None) if fallback_allowed => Some(Processor::Fallback),
-                _ => None,
-            };
-            View {
-                preferred,
-                access: [self.access(&default, now), self.access(&fallback, now)],
-                wanted: [true, fallback_allowed],
+    /// What the policy allows at `now` for this backlog; also starts or ends each
+    /// processor's trouble.
+    pub fn view(&self, now: Millis, backlog: Backlog) -> View {
+        let observed = self.with(|states, _| {
+            let mut observed = [Observed::default(); 2];
+            for (state, o) in states.iter_mut().zip(&mut observed) {
+                *o = state.observe(now, self.probe_interval);
+                if self.policy.usable(o) {
+                    state.trouble_since = None;
+                } else {
+                    let since = *state.trouble_since.get_or_insert(now);
+                    o.trouble_ms = now.0 - since.0;
+                }
             }
-        })
-    }
-
-    /// An up processor: [`Access::Open`]. A down one: [`Access::Probe`] if no probe is in
-    /// flight and the last one is old enough, else None.
-    fn access(&self, state: &State, now: Millis) -> Option<Access> {
-        if state.down_since.is_none() {
-            return Some(Access::Open);
-        }
-        let due = state
-            .last_probe
-            .is_none_or(|last| now.0 - last.0 >= self.probe_interval);
-        (!state.probe_in_flight && due).then_some(Access::Probe)
-    }
-
-    /// A probe the view allowed is being sent: no other until it is reported or abandoned.
-    /// Only the dispatcher starts probes, one round at a time, each from that round's view,
-    /// so nothing can have taken the slot in between.
-    pub fn start_probe(&self, processor: Processor, now: Millis) {
-        self.with(|s| {
-            let state = &mut s[processor.index()];
-            state.probe_in_flight = true;
-            state.last_probe = Some(now);
+            observed
         });
+        route(&observed, backlog, &self.policy)
     }
 
-    /// A probe that was granted but not sent (e.g. its attempt could not be recorded).
-    pub fn probe_abandoned(&self, processor: Processor) {
-        self.with(|s| s[processor.index()].probe_in_flight = false);
-    }
-
-    /// What a payment call answered.
-    pub fn report(&self, processor: Processor, outcome: CallOutcome, access: Access, now: Millis) {
-        self.with(|s| {
-            let state = &mut s[processor.index()];
+    /// A call the view allowed is planned: it counts as in flight (and, as a probe, holds
+    /// the processor's one probe slot) until its ticket is reported or dropped.
+    pub fn start(self: &Arc<Self>, processor: Processor, access: Access, now: Millis) -> Ticket {
+        let key = self.with(|states, seq| {
+            *seq += 1;
+            let state = &mut states[processor.index()];
             if access == Access::Probe {
+                state.probe_in_flight = true;
+                state.last_probe = Some(now);
+            }
+            let key = (now.0, *seq);
+            state.in_flight.insert(key);
+            key
+        });
+        self.metrics.in_flight(processor, true);
+        Ticket {
+            routing: Arc::clone(self),
+            processor,
+            access,
+            key,
+            ended: false,
+        }
+    }
+
+    /// A call ended: with its answer, or unsent (`outcome` None).
+    fn end(&self, ticket: &Ticket, outcome: Option<CallOutcome>, now: Millis) {
+        self.with(|states, _| {
+            let state = &mut states[ticket.processor.index()];
+            state.in_flight.remove(&ticket.key);
+            if ticket.access == Access::Probe {
                 state.probe_in_flight = false;
             }
-            match outcome {
-                CallOutcome::Processed | CallOutcome::AlreadyProcessed => {
-                    mark(processor, state, false, now)
-                }
-                CallOutcome::Failed | CallOutcome::NoAnswer => mark(processor, state, true, now),
-                CallOutcome::Busy | CallOutcome::Rejected => {}
-            }
+            let Some(outcome) = outcome else { return };
+            let (started, failing) = (Millis(ticket.key.0), match outcome {
+                CallOutcome::Processed | CallOutcome::AlreadyProcessed => false,
+                CallOutcome::Failed | CallOutcome::NoAnswer => true,
+                // Answered at once: says nothing of failing or latency.
+                CallOutcome::Busy | CallOutcome::Rejected => return,
+            });
+            state.learn(Evidence {
+                as_of: started,
+                ms: now.0 - started.0,
+            });
+            mark(ticket.processor, state, failing, now);
         });
+        self.metrics.in_flight(ticket.processor, false);
     }
 
-    /// A shared health record, applied only if it is newer than what decided the state.
+    /// A shared health record: its failing flag applies if it is newer than what decided
+    /// the state, its `minResponseTime` if newer than the latency evidence.
     pub fn apply_health(&self, processor: Processor, record: &HealthRecord) {
-        self.with(|s| {
-            let state = &mut s[processor.index()];
+        self.with(|states, _| {
+            let state = &mut states[processor.index()];
+            state.learn(Evidence {
+                as_of: record.checked_at,
+                ms: i64::try_from(record.min_response_time_ms).unwrap_or(i64::MAX),
+            });
             if record.checked_at > state.decided_at {
                 mark(processor, state, record.failing, record.checked_at);
             }
@@ -175,15 +343,54 @@ impl Routing {
     }
 }
 
-fn mark(processor: Processor, state: &mut State, down: bool, now: Millis) {
-    match (down, state.down_since) {
+/// A planned call to one processor, counted in flight until reported (or dropped unsent).
+pub struct Ticket {
+    routing: Arc<Routing>,
+    processor: Processor,
+    access: Access,
+    key: (i64, u64),
+    ended: bool,
+}
+
+impl Ticket {
+    pub fn processor(&self) -> Processor {
+        self.processor
+    }
+
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// What the call answered, at `now`.
+    pub fn report(mut self, outcome: CallOutcome, now: Millis) {
+        self.ended = true;
+        self.routing.end(&self, Some(outcome), now);
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.routing.end(self, None, Millis::now());
+        }
+    }
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Ticket({} {:?} {:?})", self.processor, self.access, self.key)
+    }
+}
+
+fn mark(processor: Processor, state: &mut State, failing: bool, now: Millis) {
+    match (failing, state.failing_since) {
         (true, None) => {
-            tracing::info!(%processor, "processor marked down");
-            state.down_since = Some(now);
+            tracing::info!(%processor, "processor failing");
+            state.failing_since = Some(now);
         }
         (false, Some(_)) => {
-            tracing::info!(%processor, "processor marked up");
-            state.down_since = None;
+            tracing::info!(%processor, "processor answering again");
+            state.failing_since = None;
         }
         _ => {}
     }
@@ -191,83 +398,4 @@ fn mark(processor: Processor, state: &mut State, down: bool, now: Millis) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn routing() -> Routing {
-        Routing::new(Duration::from_millis(100), Duration::from_millis(1000))
-    }
-
-    #[test]
-    fn waits_for_the_default_before_paying_the_fallback() {
-        let r = routing();
-        let preferred = |now| r.view(Millis(now)).preferred;
-        assert_eq!(preferred(0), Some(Processor::Default));
-        r.report(
-            Processor::Default,
-            CallOutcome::Failed,
-            Access::Open,
-            Millis(10),
-        );
-        assert_eq!(preferred(500), None);
-        assert!(!r.view(Millis(500)).wanted(Processor::Fallback));
-        assert_eq!(preferred(1010), Some(Processor::Fallback));
-        r.report(
-            Processor::Default,
-            CallOutcome::Processed,
-            Access::Open,
-            Millis(1020),
-        );
-        assert_eq!(preferred(1030), Some(Processor::Default));
-    }
-
-    #[test]
-    fn probes_a_down_processor_one_at_a_time() {
-        let r = routing();
-        // What the dispatcher does: take a view, start the probe it allows.
-        let call = |now| {
-            let access = r.view(Millis(now)).access(Processor::Default);
-            if access == Some(Access::Probe) {
-                r.start_probe(Processor::Default, Millis(now));
-            }
-            access
-        };
-        let report =
-            |outcome, access, now| r.report(Processor::Default, outcome, access, Millis(now));
-        report(CallOutcome::NoAnswer, Access::Open, 0);
-        assert_eq!(call(1), Some(Access::Probe));
-        assert_eq!(call(500), None, "probe still in flight");
-        report(CallOutcome::Failed, Access::Probe, 501);
-        assert_eq!(call(502), Some(Access::Probe));
-        report(CallOutcome::Failed, Access::Probe, 510);
-        assert_eq!(call(550), None, "interval not over");
-        assert_eq!(call(602), Some(Access::Probe));
-        report(CallOutcome::AlreadyProcessed, Access::Probe, 610);
-        assert_eq!(call(611), Some(Access::Open));
-    }
-
-    #[test]
-    fn an_older_health_record_does_not_undo_a_newer_answer() {
-        let r = routing();
-        r.report(
-            Processor::Default,
-            CallOutcome::Failed,
-            Access::Open,
-            Millis(100),
-        );
-        let stale = HealthRecord {
-            failing: false,
-            min_response_time_ms: 0,
-            checked_at: Millis(50),
-        };
-        r.apply_health(Processor::Default, &stale);
-        assert!(!r.is_up(Processor::Default));
-        let fresh = HealthRecord {
-            failing: false,
-            min_response_time_ms: 0,
-            checked_at: Millis(150),
-        };
-        r.apply_health(Processor::Default, &fresh);
-        assert!(r.is_up(Processor::Default));
-    }
-}
+mod tests;

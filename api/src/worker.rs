@@ -10,7 +10,7 @@ use crate::intake::Intake;
 use crate::metrics::Metrics;
 use crate::processor::ProcessorClient;
 use crate::recovery::{self, Recovery};
-use crate::routing::Routing;
+use crate::routing::{Policy, Routing};
 use crate::server::{self, App, Listener};
 use crate::shutdown::{self, Shutdown, Trigger};
 use crate::ApiError;
@@ -203,6 +203,10 @@ async fn open_store(config: &Config) -> Result<Store, ApiError> {
     Ok(store)
 }
 
+/// Longest time between the write that stamps a payment's `requestedAt` and its call: part
+/// of the margin between `PROCESSOR_LATENCY_MAX_MS` and an audit's lag (see `crate::routing`).
+const STAMP_MAX_AGE: Duration = Duration::from_millis(250);
+
 /// The dispatcher and the parts it shares with the other tasks (queue, routing, metrics).
 fn dispatcher(config: &Config, store: &Store) -> Result<Dispatcher, InvalidUri> {
     let client = |processor, url: &str| {
@@ -215,20 +219,27 @@ fn dispatcher(config: &Config, store: &Store) -> Result<Dispatcher, InvalidUri> 
         .map(Arc::new)
     };
     let metrics = Arc::new(Metrics::default());
+    let policy = Policy {
+        latency_max: config.latency_max.as_millis() as i64,
+        fallback_after: config.fallback_after.as_millis() as i64,
+        overflow_after: config.overflow_after.as_millis() as i64,
+        concurrency: config.dispatch_concurrency,
+    };
+    let routing = Routing::new(policy, config.probe_interval, Arc::clone(&metrics));
+    // Each processor's share, both together.
+    let concurrency = config.dispatch_concurrency * Processor::ALL.len();
     Ok(Dispatcher {
         queue: Arc::new(Queue::new(Arc::clone(&metrics))),
         store: store.clone(),
-        routing: Arc::new(Routing::new(config.probe_interval, config.fallback_after)),
+        routing: Arc::new(routing),
         metrics,
         clients: [
             client(Processor::Default, &config.default_url)?,
             client(Processor::Fallback, &config.fallback_url)?,
         ],
-        concurrency: config.dispatch_concurrency,
-        permits: Arc::new(Semaphore::new(config.dispatch_concurrency)),
+        concurrency,
+        permits: Arc::new(Semaphore::new(concurrency)),
         probe_interval: config.probe_interval,
-        // A call starts within this of the proof that the payment is ours: before that, no
-        // other worker can have claimed it.
-        send_within: config.worker_dead_after / 2,
+        send_within: (config.worker_dead_after / 2).min(STAMP_MAX_AGE),
     })
 }

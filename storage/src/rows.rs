@@ -37,7 +37,7 @@ impl PendingRow<'_> {
 }
 
 /// The attempt a take-for-sending stored: the processor in the row (`asked` if the name is
-/// unknown, which the table's CHECK forbids) and the first requestedAt.
+/// unknown, which the table's CHECK forbids) and its requestedAt.
 pub fn stored_attempt(processor: &str, requested_at: i64, asked: Processor) -> Attempt {
     Attempt { processor: Processor::from_name(processor).unwrap_or(asked), requested_at: Millis(requested_at) }
 }

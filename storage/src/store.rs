@@ -80,9 +80,10 @@ impl Store {
     /// The ownership check before every send, and the attempt made durable BEFORE the
     /// payment is sent. For each payment that is still pending AND owned by this store's
     /// owner: records the processor it goes to (a payment pinned to a processor keeps that
-    /// one, whatever was asked) and, on its first attempt, the requestedAt, which is the
-    /// time of this write: the caller sends right after it. Returns each with the attempt
-    /// as stored (later attempts keep the first requestedAt). Everything else is not
+    /// one, whatever was asked) and the requestedAt, which is the time of this write: the
+    /// caller sends right after it. A pinned payment keeps the requestedAt of the attempt
+    /// whose outcome is unknown: the processor may hold it with that one. Returns each with
+    /// the attempt as stored. Everything else is not
     /// returned and not changed: payments claimed by another worker (this one's heartbeat
     /// went stale), processed, or purged. The caller sends only what is returned, and only
     /// to the processor returned.

@@ -15,14 +15,14 @@ on_both!(
     a_newer_schema_is_refused,
     workers_opening_a_new_database_at_once_all_succeed,
     the_same_payment_twice_is_one_row_counted_once,
-    a_retry_keeps_the_first_requested_at_and_a_purged_row_comes_back_when_processed,
+    a_send_is_dated_by_its_take_a_pinned_one_keeps_its_date_and_a_purged_row_comes_back,
     summary_windows_are_inclusive_at_both_ends,
     pending_payments_are_not_in_the_summary,
     one_hundred_thousand_payments_of_19_90_sum_to_exact_cents,
     a_failing_write_does_not_take_its_batch_neighbours_down,
     claims_take_a_dead_workers_payments_but_not_a_live_ones,
     own_pending_reads_back_this_workers_pending_payments_as_a_claim_would,
-    only_the_owner_takes_a_payment_for_sending_and_the_first_requested_at_stays,
+    only_the_owner_takes_a_payment_for_sending_and_a_pinned_one_keeps_its_requested_at,
     recording_for_sending_takes_the_new_payments_in_the_same_write,
     the_store_knows_the_heartbeat_it_wrote_last,
     a_pin_lives_in_the_row_and_outlasts_the_worker,
@@ -99,18 +99,26 @@ async fn the_same_payment_twice_is_one_row_counted_once(db: Db) {
     assert_eq!(store.pending_count().await.unwrap(), 3);
 }
 
-async fn a_retry_keeps_the_first_requested_at_and_a_purged_row_comes_back_when_processed(db: Db) {
+async fn a_send_is_dated_by_its_take_a_pinned_one_keeps_its_date_and_a_purged_row_comes_back(db: Db) {
     let store = db.open("w1");
     store.record_pending(vec![accepted(1, 1990, 1_000)]).await.unwrap();
 
-    // The first attempt's requestedAt is the time of the write that makes it durable.
+    // An attempt's requestedAt is the time of the write that makes it durable.
     let first = store.take_for_sending(vec![(id(1), Processor::Default)]).await.unwrap();
-    let at = first.alive_at.0;
-    assert_eq!(first.payments, vec![(id(1), attempt(Processor::Default, at))]);
-    // Moved to the other processor after a 500: same requestedAt.
+    let first_at = first.alive_at.0;
+    assert_eq!(first.payments, vec![(id(1), attempt(Processor::Default, first_at))]);
+    // Moved to the other processor after a 500 (nothing stored): dated by this send.
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     let moved = store.take_for_sending(vec![(id(1), Processor::Fallback)]).await.unwrap();
-    assert!(moved.alive_at.0 >= at);
+    let at = moved.alive_at.0;
+    assert!(at > first_at);
     assert_eq!(moved.payments, vec![(id(1), attempt(Processor::Fallback, at))]);
+    // Its call got no answer: pinned, every later send keeps that call's requestedAt.
+    assert_eq!(store.pin(vec![(id(1), Processor::Fallback)]).await.unwrap(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    let resent = store.take_for_sending(vec![(id(1), Processor::Fallback)]).await.unwrap();
+    assert!(resent.alive_at.0 > at);
+    assert_eq!(resent.payments, vec![(id(1), attempt(Processor::Fallback, at))]);
     store.retire().await.unwrap();
     let claimed = store.claim_orphans(Millis::now(), 1_000, 10).await.unwrap();
     assert_eq!(claimed.payments.len(), 1);
@@ -255,7 +263,7 @@ async fn own_pending_reads_back_this_workers_pending_payments_as_a_claim_would(d
     assert_eq!(db.count("SELECT count(*) FROM payments_view WHERE pinned_to IS NOT NULL"), 0);
 }
 
-async fn only_the_owner_takes_a_payment_for_sending_and_the_first_requested_at_stays(db: Db) {
+async fn only_the_owner_takes_a_payment_for_sending_and_a_pinned_one_keeps_its_requested_at(db: Db) {
     let stalled = db.open("stalled");
     let rescuer = db.open("rescuer");
     let (d, f) = (Processor::Default, Processor::Fallback);
@@ -284,11 +292,12 @@ async fn only_the_owner_takes_a_payment_for_sending_and_the_first_requested_at_s
     assert!(rescuer.claim_orphans(Millis::now(), 3_000, 100).await.unwrap().payments.is_empty());
 
     // The new owner sends payment 0, pinned by the claim: asked for the fallback, the row
-    // keeps the default, and a retry gets the first requestedAt back.
+    // keeps the default and the requestedAt of the call the stalled worker may have made.
     let rescued = rescuer.take_for_sending(vec![(id(0), f)]).await.unwrap();
     assert_eq!(rescued.payments, vec![(id(0), attempt(d, first_at))]);
+    // A retry of an unpinned payment (its call answered 500) is dated by its new send.
     let retry = stalled.take_for_sending(vec![(id(2), f)]).await.unwrap();
-    assert_eq!(retry.payments, vec![(id(2), attempt(f, at))]);
+    assert_eq!(retry.payments, vec![(id(2), attempt(f, retry.alive_at.0))]);
 
     // Processed and purged payments are not sent again either.
     stalled.mark_processed(vec![(payment(3, 1990), attempt(f, at))]).await.unwrap();
@@ -334,9 +343,10 @@ async fn recording_for_sending_takes_the_new_payments_in_the_same_write(db: Db) 
     // The heartbeat written with them keeps them from being claimed.
     rescuer.heartbeat(Millis::now()).await.unwrap();
     assert!(rescuer.claim_orphans(Millis::now(), 3_000, 100).await.unwrap().payments.is_empty());
-    // Not sent yet, so not pinned: a later take may send one elsewhere, with the first requestedAt.
+    // Not sent yet, so not pinned: a later take may send one elsewhere, dated by that take.
     let taken = mine.take_for_sending(vec![(id(1), f)]).await.unwrap();
-    assert_eq!(taken.payments, vec![(id(1), attempt(f, at))]);
+    let taken_at = taken.alive_at.0;
+    assert_eq!(taken.payments, vec![(id(1), attempt(f, taken_at))]);
 
     // Its worker dead, a claim gives them back as attempted: pinned to where they were going.
     mine.heartbeat(Millis(1_000)).await.unwrap();
@@ -347,7 +357,7 @@ async fn recording_for_sending_takes_the_new_payments_in_the_same_write(db: Db) 
         got,
         vec![
             (id(0), None, Destination::Anywhere),
-            (id(1), Some(attempt(f, at)), Destination::PinnedTo(f)),
+            (id(1), Some(attempt(f, taken_at)), Destination::PinnedTo(f)),
             (id(2), Some(attempt(d, at)), Destination::PinnedTo(d)),
         ]
     );

@@ -4,30 +4,31 @@
 //!   while they wait in its queue (its heartbeat stalled past `WORKER_DEAD_AFTER_MS`: CPU
 //!   starvation, a slow disk, SIGSTOP). So every payment of a round, first sends and retries
 //!   alike, goes through one `take_for_sending` (one group commit per round): it makes the
-//!   attempt (processor, `requestedAt` = now for a first send) durable on the rows this
-//!   worker still owns, and returns only those, with the attempt as stored. Only those are
-//!   sent; the others are dropped from the queue (another worker owns them now, or a purge
-//!   forgot them), counted in `api_payments_lost_ownership_total`. Every later send reuses
-//!   the stored `requestedAt`.
+//!   attempt (processor, `requestedAt` = now) durable on the rows this worker still owns,
+//!   and returns only those, with the attempt as stored. Only those are sent; the others
+//!   are dropped from the queue (another worker owns them now, or a purge forgot them),
+//!   counted in `api_payments_lost_ownership_total`. A payment that waited is thus dated by
+//!   its send, not by its arrival; a pinned payment (an earlier call's outcome unknown)
+//!   keeps the `requestedAt` of that call, which the processor may hold.
 //! - Intake may do the same in the write that records the payments, when the routing sends
 //!   payments free to go anywhere to an open processor (`Store::record_for_sending`): one
 //!   row write per payment fewer. The first round that plans such a payment to that
 //!   processor sends it on that write's proof ([`Dispatcher::call_taken_at_intake`]).
 //! - The same write renews this worker's heartbeat: no other worker can claim the payments
-//!   for `WORKER_DEAD_AFTER_MS` after it. A call starts only within half of that (else the
-//!   payment goes back to be checked again), so a worker stalled between the check and the
-//!   send cannot race the one that took its payments over.
+//!   for `WORKER_DEAD_AFTER_MS` after it. A call starts only within 250 ms of it (under half
+//!   of that; else the payment goes back to be taken again), so a worker stalled between the
+//!   check and the send cannot race the one that took its payments over, and the stamp is
+//!   never much older than the send (see `crate::routing` on audits).
 //! - What an answer means is decided by [`after_call`]; here it is carried out: a success
-//!   is recorded (`mark_processed`), a new pin is written to the payment's row at once
-//!   (`Store::pin`), so a restart or a claim keeps it. Payments claimed from a dead worker
+//!   is recorded (`mark_processed`), a new pin is written to the payment's row before it
+//!   can be sent again (`Store::pin`), so a restart, a claim and the next take keep it. Payments claimed from a dead worker
 //!   with an attempt come back pinned by the store.
 //! - A success recorded for a payment already processed at the other processor means it
 //!   was charged twice: an error log and `api_double_charges_total`, never silence.
 
 use super::after_call::{after_call, after_unrecorded, Next, RETRY_BACKOFF};
-use super::plan::PlannedCall;
 use super::queue::{Job, Place};
-use super::Dispatcher;
+use super::{Call, Dispatcher};
 use payment::{Millis, Processor, Uuid};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -43,15 +44,15 @@ impl Dispatcher {
     /// A proof is used by one round only: a payment that comes back is taken again.
     pub(super) fn call_taken_at_intake(
         self: &Arc<Self>,
-        calls: Vec<PlannedCall>,
+        calls: Vec<Call>,
         permits: &mut OwnedSemaphorePermit,
-    ) -> Vec<PlannedCall> {
+    ) -> Vec<Call> {
         let mut to_take = Vec::new();
         for mut call in calls {
             let taken_at = call.job.taken_at.take();
             let attempt = call.job.pending.attempt;
             match (taken_at, attempt) {
-                (Some(owned_at), Some(attempt)) if attempt.processor == call.processor => {
+                (Some(owned_at), Some(attempt)) if attempt.processor == call.processor() => {
                     self.start_call(call, permits, owned_at)
                 }
                 _ => to_take.push(call),
@@ -61,16 +62,16 @@ impl Dispatcher {
     }
 
     /// Makes the attempts of the round durable on the payments this worker still owns (the
-    /// store stamps a first attempt's requestedAt now), then sends those and drops the
-    /// others. If the database refuses, nothing is sent and they wait. `permits` holds one
-    /// permit per planned call.
+    /// store stamps requestedAt now, except on a pinned payment, which keeps the one its
+    /// unanswered call carried), then sends those and drops the others. If the database
+    /// refuses, nothing is sent and they wait. `permits` holds one permit per call.
     pub(super) async fn take_then_call(
         self: Arc<Self>,
-        calls: Vec<PlannedCall>,
+        calls: Vec<Call>,
         permits: OwnedSemaphorePermit,
     ) {
         let batch: Vec<(Uuid, Processor)> =
-            calls.iter().map(|c| (c.job.id(), c.processor)).collect();
+            calls.iter().map(|c| (c.job.id(), c.processor())).collect();
         match self.store.take_for_sending(batch).await {
             Ok(taken) => self.call_taken(calls, permits, taken),
             Err(e) => {
@@ -81,7 +82,6 @@ impl Dispatcher {
                 tokio::time::sleep(RETRY_BACKOFF).await;
                 for call in calls {
                     // Nothing was sent: the destination is what it was.
-                    self.abandon(&call);
                     self.queue.requeue(call.job, Place::Front);
                 }
             }
@@ -91,7 +91,7 @@ impl Dispatcher {
     /// Sends what the store gave us, with the attempt as stored; drops the rest.
     fn call_taken(
         self: &Arc<Self>,
-        calls: Vec<PlannedCall>,
+        calls: Vec<Call>,
         mut permits: OwnedSemaphorePermit,
         taken: Taken,
     ) {
@@ -99,14 +99,13 @@ impl Dispatcher {
         let mut lost = 0;
         for mut call in calls {
             match ours.remove(&call.job.id()) {
-                Some(attempt) if attempt.processor == call.processor => {
+                Some(attempt) if attempt.processor == call.processor() => {
                     call.job.pending.attempt = Some(attempt);
                     self.start_call(call, &mut permits, taken.alive_at);
                 }
                 Some(attempt) => self.redirect(call, attempt),
                 None => {
                     lost += 1;
-                    self.abandon(&call);
                     self.metrics.lost_ownership.fetch_add(1, Relaxed);
                     self.queue.done(&call.job);
                 }
@@ -121,15 +120,9 @@ impl Dispatcher {
     }
 
     /// Starts one call in a task of its own, with one of the round's permits.
-    fn start_call(
-        self: &Arc<Self>,
-        call: PlannedCall,
-        permits: &mut OwnedSemaphorePermit,
-        owned_at: Millis,
-    ) {
+    fn start_call(self: &Arc<Self>, call: Call, permits: &mut OwnedSemaphorePermit, owned_at: Millis) {
         // The round took one permit per planned call, so this cannot come up short.
         let Some(permit) = permits.split(1) else {
-            self.abandon(&call);
             self.queue.requeue(call.job, Place::Front);
             return;
         };
@@ -139,36 +132,34 @@ impl Dispatcher {
 
     /// A payment whose row is pinned to another processor than planned (this copy did not
     /// know): it goes back to wait for that one, not sent here.
-    fn redirect(&self, mut call: PlannedCall, attempt: Attempt) {
+    fn redirect(&self, call: Call, attempt: Attempt) {
         tracing::warn!(payment = %call.job.id(), pinned_to = %attempt.processor,
-            "payment not sent to {}: its row is pinned to {}", call.processor, attempt.processor);
-        self.abandon(&call);
-        call.job.pending.attempt = Some(attempt);
-        call.job.pending.destination = Destination::PinnedTo(attempt.processor);
-        self.queue.requeue(call.job, Place::Front);
+            "payment not sent to {}: its row is pinned to {}", call.processor(), attempt.processor);
+        let mut job = call.job;
+        job.pending.attempt = Some(attempt);
+        job.pending.destination = Destination::PinnedTo(attempt.processor);
+        self.queue.requeue(job, Place::Front);
     }
 
     /// One processor call and what follows from its answer. `owned_at`: when the store
-    /// last proved this worker owns the payment.
-    async fn call(&self, call: PlannedCall, permit: OwnedSemaphorePermit, owned_at: Millis) {
-        let Some(attempt) = self.sendable(&call, owned_at) else {
-            self.abandon(&call);
+    /// last proved this worker owns the payment (and stamped it, unless pinned).
+    async fn call(&self, call: Call, permit: OwnedSemaphorePermit, owned_at: Millis) {
+        let Some(attempt) = self.sendable(&call.job, owned_at) else {
             drop(permit);
             self.queue.requeue(call.job, Place::Front);
             return;
         };
-        let PlannedCall {
-            job,
-            processor,
-            access,
-        } = call;
+        let Call { job, ticket } = call;
+        let processor = ticket.processor();
+        if let Destination::PinnedTo(_) = job.pending.destination {
+            self.metrics.resend(processor);
+        }
         let started = Instant::now();
         let outcome = self.clients[processor.index()]
             .pay(&job.pending.payment, attempt.requested_at)
             .await;
         self.metrics.call(processor, outcome, started.elapsed());
-        self.routing
-            .report(processor, outcome, access, Millis::now());
+        ticket.report(outcome, Millis::now());
         let next = match after_call(outcome, job.pending.destination, processor) {
             Next::Record => self.record(&job, attempt).await,
             retry => retry,
@@ -185,17 +176,15 @@ impl Dispatcher {
         }
     }
 
-    /// The attempt to send with, unless the proof that the payment is ours is too old to
-    /// send on: stalled since the check, another worker may be about to claim it.
-    fn sendable(&self, call: &PlannedCall, owned_at: Millis) -> Option<Attempt> {
+    /// The attempt to send with, unless the write that proved the payment ours (and
+    /// stamped its requestedAt) is too old to send on: the payment goes back to be taken
+    /// again, counted in `api_stale_proofs_total` (logged now and then, not per payment).
+    fn sendable(&self, job: &Job, owned_at: Millis) -> Option<Attempt> {
         // take_then_call always sets the attempt before a call.
-        let attempt = call.job.pending.attempt?;
+        let attempt = job.pending.attempt?;
         let proof_age = Millis::now().0.saturating_sub(owned_at.0);
         if proof_age > self.send_within.as_millis() as i64 {
-            tracing::warn!(
-                proof_age,
-                "payment not sent: the proof of ownership is too old"
-            );
+            self.metrics.stale_proofs.fetch_add(1, Relaxed);
             return None;
         }
         Some(attempt)
@@ -232,14 +221,15 @@ impl Dispatcher {
         self.queue.requeue(job, place);
     }
 
-    /// Makes a new pin durable in the payment's row, so a restart or a claim keeps it. If
-    /// the write fails the pin still holds in this worker, and a claim pins any payment
-    /// with an attempt on record anyway.
+    /// Makes a new pin durable in the payment's row before the payment can be sent again,
+    /// so a restart or a claim keeps it, and so the next take keeps its requestedAt (a take
+    /// stamps a new one on a row that is not pinned). A failed write is tried again.
     async fn pin(&self, job: &Job, processor: Processor) {
         self.metrics.pinned(processor);
         tracing::debug!(payment = %job.id(), %processor, "payment pinned: its call's outcome is unknown");
-        if let Err(e) = self.store.pin(vec![(job.id(), processor)]).await {
-            tracing::warn!(payment = %job.id(), %processor, "cannot write the pin (it holds in this worker): {e}");
+        while let Err(e) = self.store.pin(vec![(job.id(), processor)]).await {
+            tracing::warn!(payment = %job.id(), %processor, "cannot write the pin, trying again: {e}");
+            tokio::time::sleep(RETRY_BACKOFF).await;
         }
     }
 

@@ -26,19 +26,20 @@ pub use queue::{Job, Queue};
 
 use crate::metrics::Metrics;
 use crate::processor::ProcessorClient;
-use crate::routing::{Access, Routing};
+use crate::routing::{Backlog, Routing, Ticket};
 use crate::shutdown::Shutdown;
 use payment::{Millis, Processor};
-use plan::{plan, PlannedCall};
+use plan::plan;
 use queue::Place;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use storage::Store;
 use tokio::sync::Semaphore;
 
-/// How often the payments that wait for the processor they are pinned to are logged.
-const PINNED_REPORT_EVERY: Duration = Duration::from_secs(10);
-
+/// How often the payments that wait for the processor they are pinned to, and the sends
+/// taken again for a stale stamp, are logged.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// Everything a call needs; shared by the dispatcher and its call tasks.
 pub struct Dispatcher {
@@ -47,22 +48,36 @@ pub struct Dispatcher {
     pub routing: Arc<Routing>,
     pub metrics: Arc<Metrics>,
     pub clients: [Arc<ProcessorClient>; 2],
-    /// Calls in flight at once (`DISPATCH_CONCURRENCY`): the permits of `permits`.
+    /// Calls in flight at once, all processors together: the permits of `permits`.
     pub concurrency: usize,
     pub permits: Arc<Semaphore>,
     pub probe_interval: Duration,
-    /// A call must start within this of the proof that this worker owns the payment (half of
-    /// `WORKER_DEAD_AFTER_MS`: before that, no other worker can have claimed it).
+    /// A call must start within this of the write that stamped its `requestedAt` and proved
+    /// this worker owns the payment: under half of `WORKER_DEAD_AFTER_MS` (before that no
+    /// other worker can have claimed it), and short, since the stamp's age adds to the
+    /// processor's delay in what an audit can see (see `crate::routing`).
     pub send_within: Duration,
+}
+
+/// A planned call, counted by the routing as in flight until it ends (its ticket).
+pub(crate) struct Call {
+    job: Job,
+    ticket: Ticket,
+}
+
+impl Call {
+    fn processor(&self) -> Processor {
+        self.ticket.processor()
+    }
 }
 
 impl Dispatcher {
     /// Runs rounds until shutdown. Calls already started keep running; see [`Dispatcher::drain`].
     pub async fn run(self: Arc<Self>, mut shutdown: Shutdown) {
-        let mut pinned_reported = Instant::now();
+        let mut reported = (Instant::now(), 0);
         while !shutdown.is_shutdown() {
             self.round(Millis::now());
-            self.report_pinned(&mut pinned_reported);
+            self.report(&mut reported);
             tokio::select! {
                 _ = self.queue.changed() => {}
                 _ = tokio::time::sleep(self.probe_interval) => {}
@@ -80,27 +95,34 @@ impl Dispatcher {
             .is_ok()
     }
 
-    /// Plans the calls of this round and starts them: their permits and probes are taken
+    /// Plans the calls of this round and starts them: their permits and tickets are taken
     /// here, the store's confirmation and the calls follow in a task of their own.
     fn round(self: &Arc<Self>, now: Millis) {
-        let view = self.routing.view(now);
+        let backlog = Backlog {
+            waiting: self.queue.waiting_anywhere(),
+        };
+        let view = self.routing.view(now, backlog);
         let free = self.permits.available_permits();
-        let calls = self.queue.with_lanes(|lanes| plan(lanes, &view, free));
-        if calls.is_empty() {
+        let planned = self.queue.with_lanes(|lanes| plan(lanes, &view, free));
+        if planned.is_empty() {
             return;
         }
-        let count = u32::try_from(calls.len()).unwrap_or(u32::MAX);
+        let count = u32::try_from(planned.len()).unwrap_or(u32::MAX);
         // Only this task takes permits, and the plan took at most the free ones.
         let Ok(mut permits) = Arc::clone(&self.permits).try_acquire_many_owned(count) else {
             tracing::error!("the permits of a round are gone; its payments wait");
-            calls
+            planned
                 .into_iter()
                 .for_each(|c| self.queue.requeue(c.job, Place::Front));
             return;
         };
-        for call in calls.iter().filter(|c| c.access == Access::Probe) {
-            self.routing.start_probe(call.processor, now);
-        }
+        let calls = planned
+            .into_iter()
+            .map(|c| Call {
+                job: c.job,
+                ticket: self.routing.start(c.processor, c.access, now),
+            })
+            .collect();
         let to_take = self.call_taken_at_intake(calls, &mut permits);
         if to_take.is_empty() {
             return;
@@ -109,20 +131,18 @@ impl Dispatcher {
         tokio::spawn(async move { this.take_then_call(to_take, permits).await });
     }
 
-    /// A planned call that is not made: its probe slot is released (its permit goes back
-    /// when dropped).
-    fn abandon(&self, call: &PlannedCall) {
-        if call.access == Access::Probe {
-            self.routing.probe_abandoned(call.processor);
-        }
-    }
-
-    /// Logs, now and then, the payments that wait for a processor they are pinned to.
-    fn report_pinned(&self, last: &mut Instant) {
-        if last.elapsed() < PINNED_REPORT_EVERY {
+    /// Logs, now and then, the payments that wait for a processor they are pinned to, and
+    /// how many sends were taken again because their stamp was stale.
+    fn report(&self, last: &mut (Instant, u64)) {
+        if last.0.elapsed() < REPORT_EVERY {
             return;
         }
-        *last = Instant::now();
+        let stale = self.metrics.stale_proofs.load(Relaxed);
+        if stale > last.1 {
+            tracing::warn!(count = stale - last.1,
+                "sends taken again: the write that stamped them was too old when their call could start (a busy worker)");
+        }
+        *last = (Instant::now(), stale);
         let waiting = self.queue.pinned_waiting();
         for processor in Processor::ALL {
             let count = waiting[processor.index()];

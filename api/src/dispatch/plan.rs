@@ -19,36 +19,35 @@ pub struct PlannedCall {
     pub access: Access,
 }
 
-/// Takes from `lanes` the payments to send now, at most `permits` of them:
+/// Takes from `lanes` the payments to send now, at most `permits` of them and at most each
+/// processor's room:
 ///
 /// 1. pinned payments first, each to its processor: they can go nowhere else;
-/// 2. payments free to go anywhere, to the processor the routing prefers;
-/// 3. if it prefers none (the default is down, and the fallback is not allowed or down
-///    too), ONE of them to each processor it wants back, as its probe.
+/// 2. ONE payment free to go anywhere to each failing processor the view wants back, as
+///    its probe (unless a pinned payment already is);
+/// 3. payments free to go anywhere, to the default then the fallback, as many as the
+///    view's `free` allows each.
 ///
-/// A processor that is up takes as many as there are permits; a down one only its probe,
-/// when the view grants it (one per processor and round).
+/// A processor that is not failing takes as many as its room; a failing one only its
+/// probe, when the view grants it (one per processor and round).
 pub fn plan(lanes: &mut Lanes, view: &View, permits: usize) -> Vec<PlannedCall> {
     let mut grants = Grants {
         access: view.access,
+        room: view.room,
         permits,
     };
     let mut calls = Vec::new();
     for processor in Processor::ALL {
-        grants.fill(
-            lanes.pinned_to(processor),
-            processor,
-            usize::MAX,
-            &mut calls,
-        );
+        grants.fill(lanes.pinned_to(processor), processor, usize::MAX, &mut calls);
     }
-    match view.preferred {
-        Some(processor) => grants.fill(&mut lanes.anywhere, processor, usize::MAX, &mut calls),
-        None => {
-            for processor in Processor::ALL.into_iter().filter(|p| view.wanted(*p)) {
-                grants.fill(&mut lanes.anywhere, processor, 1, &mut calls);
-            }
+    for processor in Processor::ALL.into_iter().filter(|p| view.wanted[p.index()]) {
+        if grants.access[processor.index()] == Some(Access::Probe) {
+            grants.fill(&mut lanes.anywhere, processor, 1, &mut calls);
         }
+    }
+    for processor in Processor::ALL {
+        let most = view.free[processor.index()];
+        grants.fill(&mut lanes.anywhere, processor, most, &mut calls);
     }
     calls
 }
@@ -57,21 +56,24 @@ pub fn plan(lanes: &mut Lanes, view: &View, permits: usize) -> Vec<PlannedCall> 
 struct Grants {
     /// Per processor; a probe, once granted, leaves None.
     access: [Option<Access>; 2],
+    /// Per processor: calls it may still take.
+    room: [usize; 2],
     permits: usize,
 }
 
 impl Grants {
     /// Consent and a permit for one call to `processor`.
     fn grant(&mut self, processor: Processor) -> Option<Access> {
-        if self.permits == 0 {
+        let i = processor.index();
+        if self.permits == 0 || self.room[i] == 0 {
             return None;
         }
-        let slot = &mut self.access[processor.index()];
-        let access = (*slot)?;
+        let access = self.access[i]?;
         if access == Access::Probe {
-            *slot = None;
+            self.access[i] = None;
         }
         self.permits -= 1;
+        self.room[i] -= 1;
         Some(access)
     }
 

@@ -317,6 +317,8 @@ fn environment(config: &Config) -> Vec<(&'static str, String)> {
         (knobs::PROCESSOR_TIMEOUT_MS, ms(config.processor_timeout)),
         (knobs::PROBE_INTERVAL_MS, ms(config.probe_interval)),
         (knobs::FALLBACK_AFTER_MS, ms(config.fallback_after)),
+        (knobs::PROCESSOR_LATENCY_MAX_MS, ms(config.latency_max)),
+        (knobs::OVERFLOW_AFTER_MS, ms(config.overflow_after)),
         (knobs::HEALTH_WINDOW_MS, ms(config.health_window)),
         (knobs::HEALTH_READ_MS, ms(config.health_read)),
         (knobs::HEARTBEAT_MS, ms(config.heartbeat)),

@@ -94,7 +94,7 @@ const RECORD_PENDING: &str = "INSERT INTO payments (correlation_id, amount, stat
      ON CONFLICT (correlation_id) DO NOTHING";
 
 const TAKE_FOR_SENDING: &str = "UPDATE payments SET processor = CASE WHEN pinned THEN processor ELSE $2 END,
-                         requested_at = coalesce(requested_at, $3)
+                         requested_at = CASE WHEN pinned THEN coalesce(requested_at, $3) ELSE $3 END
      WHERE correlation_id = $1 AND status = 'pending' AND owner = $4
      RETURNING processor, requested_at";
 

@@ -51,9 +51,9 @@ fn insert_pending(conn: &Connection, owner: &str, batch: &[Accepted], attempt: O
 }
 
 /// Takes for sending the payments `owner` still owns: on each pending row owned by `owner`
-/// records the processor it is going to now (a pinned row keeps its own) and, for a first
-/// attempt, the requestedAt: the time of this write, which the caller follows with the call
-/// at once. Later attempts keep the first requestedAt forever. Returns the attempt as
+/// records the processor it is going to now (a pinned row keeps its own) and the
+/// requestedAt: the time of this write, which the caller follows with the call at once. A
+/// pinned row keeps its requestedAt: the processor may hold the earlier attempt with it. Returns the attempt as
 /// stored. Rows claimed by another worker, processed or purged are left as they are and
 /// not returned. In the same transaction the owner's heartbeat is renewed to the time of
 /// the write, returned as the proof of ownership: no other worker can claim these rows
@@ -63,7 +63,7 @@ pub fn take_for_sending(conn: &Connection, owner: &str, batch: &[(Uuid, Processo
     heartbeat(conn, owner, alive_at)?;
     let mut update = conn.prepare_cached(
         "UPDATE payments SET processor = CASE WHEN pinned = 1 THEN processor ELSE ?2 END,
-                             requested_at = coalesce(requested_at, ?3)
+                             requested_at = CASE WHEN pinned = 1 THEN coalesce(requested_at, ?3) ELSE ?3 END
          WHERE correlation_id = ?1 AND status = 'pending' AND owner = ?4
          RETURNING processor, requested_at",
     )?;

@@ -7,30 +7,34 @@ use storage::Destination::{self, *};
 use Access::*;
 use Processor::*;
 
-const fn view(
-    preferred: Option<Processor>,
-    access: [Option<Access>; 2],
-    wanted: [bool; 2],
-) -> View {
+const ALL: usize = usize::MAX;
+
+const fn view(access: [Option<Access>; 2], free: [usize; 2], wanted: [bool; 2]) -> View {
     View {
-        preferred,
         access,
+        room: [ALL, ALL],
+        free,
         wanted,
     }
 }
 
-/// Both processors up.
-const UP: View = view(Some(Default), [Some(Open), Some(Open)], [true, false]);
-/// The default down, its probe due; the fallback up but not allowed yet.
-const DEFAULT_DOWN: View = view(None, [Some(Probe), Some(Open)], [true, false]);
+/// Both processors up, the default takes everything.
+const UP: View = view([Some(Open), Some(Open)], [ALL, 0], [false, false]);
+/// The default failing, its probe due; the fallback up but not used yet.
+const DEFAULT_DOWN: View = view([Some(Probe), Some(Open)], [0, 0], [true, false]);
 /// As [`DEFAULT_DOWN`], with the default's probe in flight.
-const DEFAULT_PROBING: View = view(None, [None, Some(Open)], [true, false]);
-/// The default down for longer than `FALLBACK_AFTER_MS`, the fallback up.
-const FALLBACK_ALLOWED: View = view(Some(Fallback), [Some(Probe), Some(Open)], [true, true]);
+const DEFAULT_PROBING: View = view([None, Some(Open)], [0, 0], [true, false]);
+/// The default failing for longer than `FALLBACK_AFTER_MS`, the fallback up.
+const FALLBACK_ALLOWED: View = view([Some(Probe), Some(Open)], [0, ALL], [true, false]);
 /// As [`FALLBACK_ALLOWED`], with the default's probe in flight.
-const FALLBACK_ALLOWED_PROBING: View = view(Some(Fallback), [None, Some(Open)], [true, true]);
-/// Both down, the fallback allowed: probes due at both.
-const BOTH_DOWN: View = view(None, [Some(Probe), Some(Probe)], [true, true]);
+const FALLBACK_ALLOWED_PROBING: View = view([None, Some(Open)], [0, ALL], [true, false]);
+/// Both failing, the fallback wanted: probes due at both.
+const BOTH_DOWN: View = view([Some(Probe), Some(Probe)], [0, 0], [true, true]);
+/// The default with room for 2 more calls, 1 payment beyond them to the fallback.
+const OVERFLOWING: View = View {
+    room: [2, ALL],
+    ..view([Some(Open), Some(Open)], [ALL, 1], [false, false])
+};
 
 /// Lanes holding payments numbered in order, with these destinations.
 fn lanes(destinations: &[Destination]) -> Lanes {
@@ -62,7 +66,7 @@ type Row = (
 #[test]
 fn what_a_round_sends() {
     #[rustfmt::skip]
-    let table: [Row; 12] = [
+    let table: [Row; 15] = [
         // (situation, waiting payments 1.., view, free permits, calls (payment, to, access), left)
         ("healthy: everything to the default",
             &[Anywhere, Anywhere], UP, 8, &[(1, Default, Open), (2, Default, Open)], &[]),
@@ -87,6 +91,14 @@ fn what_a_round_sends() {
         ("the fallback allowed, the default's probe in flight: its pin waits",
             &[Anywhere, PinnedTo(Default)], FALLBACK_ALLOWED_PROBING, 8,
             &[(1, Fallback, Open)], &[2]),
+        ("a long outage, nothing pinned: one free payment probes the default, the rest to the fallback",
+            &[Anywhere, Anywhere, Anywhere], FALLBACK_ALLOWED, 8,
+            &[(1, Default, Probe), (2, Fallback, Open), (3, Fallback, Open)], &[]),
+        ("the default's room, then what overflows, to the fallback",
+            &[Anywhere, Anywhere, Anywhere, Anywhere, Anywhere], OVERFLOWING, 8,
+            &[(1, Default, Open), (2, Default, Open), (3, Fallback, Open)], &[4, 5]),
+        ("a full default takes even no pinned payment",
+            &[PinnedTo(Default), Anywhere], View { room: [0, ALL], ..UP }, 8, &[], &[2, 1]),
         ("both down: one probe each, with free payments",
             &[Anywhere, Anywhere, Anywhere], BOTH_DOWN, 8,
             &[(1, Default, Probe), (2, Fallback, Probe)], &[3]),
