@@ -24,7 +24,9 @@ pub struct PlannedCall {
 ///
 /// 1. pinned payments first, each to its processor: they can go nowhere else;
 /// 2. ONE payment free to go anywhere to each failing processor the view wants back, as
-///    its probe (unless a pinned payment already is);
+///    its probe (unless a pinned payment already is): the oldest while nothing else takes
+///    them, else the newest, so that while the fallback pays, each probe delays a different
+///    payment by one failed call instead of holding one payment back for the whole outage;
 /// 3. payments free to go anywhere, to the default then the fallback, as many as the
 ///    view's `free` allows each.
 ///
@@ -40,9 +42,25 @@ pub fn plan(lanes: &mut Lanes, view: &View, permits: usize) -> Vec<PlannedCall> 
     for processor in Processor::ALL {
         grants.fill(lanes.pinned_to(processor), processor, usize::MAX, &mut calls);
     }
+    let others_take = view.free.iter().any(|n| *n > 0);
     for processor in Processor::ALL.into_iter().filter(|p| view.wanted[p.index()]) {
-        if grants.access[processor.index()] == Some(Access::Probe) {
-            grants.fill(&mut lanes.anywhere, processor, 1, &mut calls);
+        let probe_due = grants.access[processor.index()] == Some(Access::Probe);
+        if !probe_due || lanes.anywhere.is_empty() {
+            continue;
+        }
+        let Some(access) = grants.grant(processor) else {
+            continue;
+        };
+        let job = match others_take {
+            true => lanes.anywhere.pop_back(),
+            false => lanes.anywhere.pop_front(),
+        };
+        if let Some(job) = job {
+            calls.push(PlannedCall {
+                job,
+                processor,
+                access,
+            });
         }
     }
     for processor in Processor::ALL {

@@ -66,7 +66,7 @@ type Row = (
 #[test]
 fn what_a_round_sends() {
     #[rustfmt::skip]
-    let table: [Row; 15] = [
+    let table: [Row; 16] = [
         // (situation, waiting payments 1.., view, free permits, calls (payment, to, access), left)
         ("healthy: everything to the default",
             &[Anywhere, Anywhere], UP, 8, &[(1, Default, Open), (2, Default, Open)], &[]),
@@ -91,9 +91,9 @@ fn what_a_round_sends() {
         ("the fallback allowed, the default's probe in flight: its pin waits",
             &[Anywhere, PinnedTo(Default)], FALLBACK_ALLOWED_PROBING, 8,
             &[(1, Fallback, Open)], &[2]),
-        ("a long outage, nothing pinned: one free payment probes the default, the rest to the fallback",
+        ("a long outage, nothing pinned: the newest free payment probes the default, the rest to the fallback",
             &[Anywhere, Anywhere, Anywhere], FALLBACK_ALLOWED, 8,
-            &[(1, Default, Probe), (2, Fallback, Open), (3, Fallback, Open)], &[]),
+            &[(3, Default, Probe), (1, Fallback, Open), (2, Fallback, Open)], &[]),
         ("the default's room, then what overflows, to the fallback",
             &[Anywhere, Anywhere, Anywhere, Anywhere, Anywhere], OVERFLOWING, 8,
             &[(1, Default, Open), (2, Default, Open), (3, Fallback, Open)], &[4, 5]),
@@ -102,6 +102,9 @@ fn what_a_round_sends() {
         ("both down: one probe each, with free payments",
             &[Anywhere, Anywhere, Anywhere], BOTH_DOWN, 8,
             &[(1, Default, Probe), (2, Fallback, Probe)], &[3]),
+        ("both down: the oldest free payment probes",
+            &[Anywhere, Anywhere], view([Some(Probe), None], [0, 0], [true, false]), 8,
+            &[(1, Default, Probe)], &[2]),
         ("both down, one payment: it probes the default, the fallback waits",
             &[Anywhere], BOTH_DOWN, 8, &[(1, Default, Probe)], &[]),
         ("both down, one permit: one probe",
