@@ -21,7 +21,8 @@
 # (its backends' CPU counted under `postgres`); API_WORKERS=N: N workers (native only).
 #
 # Variables: SCENARIO (preview | final | final-late), DEPLOY (native | compose), STORAGE (sqlite | postgres),
-# API_WORKERS (native), BENCH_FLOOR (1; 0: no floor run), CONTEST_LIMITS=1
+# API_WORKERS (native), BENCH_FLOOR (1; 0: no floor run), BENCH_POINTS (1; 0: no k6 CSV, no latency
+# panel), CONTEST_LIMITS=1
 # (native: run lb/api1/api2 each in a cgroup with the cpu and memory limits compose.yml
 # gives its service; needs writable cgroup v1/v2 cpu+memory controllers), BENCH_REQUESTS (the
 # scenario's VUs), BENCH_TIME_SCALE (1: the k6 scenario's TIME_SCALE, for a quick try), BIN_DIR (target/x86_64-unknown-linux-gnu/release),
@@ -33,6 +34,14 @@ source scripts/scenario.sh
 requests=${BENCH_REQUESTS:-$SCENARIO_VUS}
 floor=${BENCH_FLOOR:-1}
 case $floor in 0 | 1) ;; *) echo "bench: BENCH_FLOOR=$floor: expected 1 (run the floor) or 0" >&2; exit 2 ;; esac
+# Every request's figures as CSV, for the plot's latency panel. Writing them costs k6 CPU and
+# memory: at the final's ~600/s about +0.7 ms on the floor's p99 (bench/RESULTS.md), so
+# BENCH_POINTS=0 drops them (and the panel). `@` becomes the run's path prefix.
+case ${BENCH_POINTS:-1} in
+  1) points=(--out "csv=@-points.csv") ;;
+  0) points=() ;;
+  *) echo "bench: BENCH_POINTS=$BENCH_POINTS: expected 1 (write k6's points) or 0" >&2; exit 2 ;;
+esac
 time_scale=${BENCH_TIME_SCALE:-1}
 limits=${CONTEST_LIMITS:-}
 deploy=${DEPLOY:-native}
@@ -118,7 +127,7 @@ contest_run() {
   echo "bench: $label: $SCENARIO_SCRIPT ($SCENARIO) MAX_REQUESTS=$requests TIME_SCALE=$time_scale (load average $(cut -d' ' -f1-3 /proc/loadavg))"
   BACKEND_URL=http://127.0.0.1:$backend PROCESSOR_DEFAULT_URL=http://127.0.0.1:$def \
     PROCESSOR_FALLBACK_URL=http://127.0.0.1:$fb RESULT_FILE=$work/$label-result.json K6_CSV_TIME_FORMAT=unix_milli \
-    k6 run --quiet --out "csv=$work/$label-points.csv" -e MAX_REQUESTS="$requests" -e TIME_SCALE="$time_scale" \
+    k6 run --quiet "${points[@]/@/$work/$label}" -e MAX_REQUESTS="$requests" -e TIME_SCALE="$time_scale" \
     -e TOKEN="$token" "${SCENARIO_K6_ENV[@]}" "$SCENARIO_SCRIPT" 2>"$work/$label-k6.log" &
   local k6_pid=$!
   pids+=("$k6_pid")

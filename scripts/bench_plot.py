@@ -191,7 +191,9 @@ def main():
     title = (f"make bench: {result['scenario']}, {result['max_requests']} VUs, score {result['score']:.0f}, "
              f"p99 {result['p99_raw_ms']:.2f} ms, lag {result['lag']}, {result['inconsistencies']} inconsistencies")
     plot = Plot(t_max, stages, title)
-    plot.panel("latency per second (log scale)", latency_series(args.work / f"{args.label}-points.csv", t0), " ms", log=True)
+    points = args.work / f"{args.label}-points.csv"
+    if points.exists():  # not with BENCH_POINTS=0
+        plot.panel("latency per second (log scale)", latency_series(points, t0), " ms", log=True)
     plot.panel("queues (payments)", queue_series(samples, t0), "")
     plot.panel("calls in flight at each processor (running + waiting there)", in_flight_series(samples, t0), "")
     plot.panel("CPU per process, % of one core (log scale; `machine (all)` includes everything else running)",
