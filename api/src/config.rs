@@ -95,7 +95,7 @@ pub struct Config {
     #[arg(long, env = PROBE_INTERVAL_MS, default_value = "100", value_parser = checked(millis))]
     pub probe_interval: Duration,
     /// Payments wait this long (ms) for a default that is failing or too slow, then go to the fallback.
-    #[arg(long, env = FALLBACK_AFTER_MS, default_value = "10000", value_parser = checked(millis_or_zero))]
+    #[arg(long, env = FALLBACK_AFTER_MS, default_value = "12000", value_parser = checked(millis_or_zero))]
     pub fallback_after: Duration,
     /// A processor slower than this (ms) gets no payment that could go elsewhere.
     #[arg(long, env = PROCESSOR_LATENCY_MAX_MS, default_value = "1200", value_parser = checked(millis))]
