@@ -30,7 +30,9 @@
 //! 3. **The lowest fee.** The default's fee is the lower one, so it gets every payment it
 //!    can pay in time and consistently. When it cannot (failing, slower than the latency
 //!    bound, or suspect), payments wait for it, but only for `FALLBACK_AFTER_MS` of
-//!    continuous trouble: then the waiting ones and the new ones go to the fallback. The
+//!    continuous trouble during which the fallback could have paid them: then the waiting
+//!    ones and the new ones go to the fallback (a fallback that was down too and comes
+//!    back starts the count again: the default gets the same chance as at first). The
 //!    bound trades the fee on an outage that ends against lag on one that lasts to the end:
 //!    a wait of W leaves W of arrivals unpaid if the end comes first, and saves the fee only
 //!    on outages shorter than W. Measured on the contest's final (bench/RESULTS.md): its
@@ -50,8 +52,11 @@
 //! - **Failing**: a 5xx or no answer marks a processor failing, a 200 or 422 marks it back
 //!   (a newer health record can do either). A failing processor gets ONE probe payment at a
 //!   time, at most every `PROBE_INTERVAL_MS`: a real payment, so its 200 both pays it and
-//!   says the processor is back. Slow processors are not probed (a probe could land late);
-//!   the health record tells when they are fast again.
+//!   says the processor is back (the default always; the fallback while the default is in
+//!   trouble). Slow processors are not probed (a probe could land late); the health record
+//!   tells when they are fast again. So does it for a processor whose probe came back 200
+//!   after a long delay: that delay is the one it had while failing, the best evidence
+//!   there is until the record says otherwise.
 //! - **Capacity**: each worker keeps at most `DISPATCH_CONCURRENCY` calls in flight per
 //!   processor (the processors run 800 at once and queue 500 more, shared by the workers).
 //!
@@ -125,7 +130,8 @@ pub struct Observed {
     pub overdue_ms: i64,
     /// Calls planned and not ended.
     pub in_flight: usize,
-    /// How long it has been without a break not usable (ms; 0 while usable).
+    /// How long it has been, without a break, not usable while the other processor was
+    /// (ms; 0 otherwise): the wait for it that only a fee can end.
     pub trouble_ms: i64,
 }
 
@@ -187,7 +193,7 @@ pub fn route(observed: &[Observed; 2], backlog: Backlog, policy: &Policy) -> Vie
         access,
         room,
         free,
-        wanted: [default.failing, fallback.failing && waited_long],
+        wanted: [default.failing, fallback.failing && !usable[0]],
     }
 }
 
@@ -210,7 +216,7 @@ struct State {
     latency: Evidence,
     /// The calls in flight: (start in ms, sequence number).
     in_flight: BTreeSet<(i64, u64)>,
-    /// Since when the processor is not usable; None while it is.
+    /// Since when the processor is not usable while the other is; None otherwise.
     trouble_since: Option<Millis>,
 }
 
@@ -266,13 +272,13 @@ impl Routing {
     }
 
     /// What the policy allows at `now` for this backlog; also starts or ends each
-    /// processor's trouble.
+    /// processor's trouble: it runs while the processor is not usable and the other is.
     pub fn view(&self, now: Millis, backlog: Backlog) -> View {
         let observed = self.with(|states, _| {
-            let mut observed = [Observed::default(); 2];
-            for (state, o) in states.iter_mut().zip(&mut observed) {
-                *o = state.observe(now, self.probe_interval);
-                if self.policy.usable(o) {
+            let mut observed = states.each_ref().map(|s| s.observe(now, self.probe_interval));
+            let usable = observed.map(|o| self.policy.usable(&o));
+            for (i, (state, o)) in states.iter_mut().zip(&mut observed).enumerate() {
+                if usable[i] || !usable[1 - i] {
                     state.trouble_since = None;
                 } else {
                     let since = *state.trouble_since.get_or_insert(now);

@@ -75,8 +75,10 @@ fn where_payments_go_in_each_stage() {
         ("preview 0-10: both fast", ok(1), ok(1), 0, Goes::Default, &[]),
         ("preview 10-20: default at 100 ms", ok(100), ok(1), 0, Goes::Default, &[]),
         ("preview 20-30: default failing 3 s: wait, probing it", failing(100, 3_000), ok(1), 50, Goes::Wait, &[Default]),
-        ("preview 30-40: both failing, the default for 10.5 s: probe both",
-            failing(2000, 10_500), failing(1000, 500), 900, Goes::Wait, &[Default, Fallback]),
+        ("preview 30-40: both failing (no trouble count: nothing to trade): probe both",
+            failing(2000, 0), failing(1000, 0), 900, Goes::Wait, &[Default, Fallback]),
+        ("preview 40: the fallback back first, the default still failing: wait again",
+            failing(2000, 500), ok(20), 5000, Goes::Wait, &[Default]),
         ("preview 40-50: both back at 20 ms", ok(20), ok(20), 2000, Goes::Default, &[]),
         ("preview 50-60: the fallback slow, unused anyway", ok(1), slow(5000, 5_000), 0, Goes::Default, &[]),
         // The final (stages of 30 s).
@@ -111,9 +113,10 @@ fn where_payments_go_in_each_stage() {
             Observed { in_flight: 400, ..ok(2) }, ok(1), 30_000, Goes::Default, &[]),
         ("default full, fallback failing: nothing overflows", Observed { in_flight: 400, ..ok(1000) },
             failing(1, 1_000), 300, Goes::Default, &[]),
-        ("both failing, the fallback not yet wanted", failing(1, 2_000), failing(1, 2_000), 10, Goes::Wait, &[Default]),
-        ("the default slow, the fallback failing: wait; probe only the fallback once wanted",
-            slow(3000, 20_000), failing(1, 20_000), 10, Goes::Wait, &[Fallback]),
+        ("both failing: both probed", failing(1, 0), failing(1, 0), 10, Goes::Wait, &[Default, Fallback]),
+        ("the default slow, the fallback failing: wait; probe only the fallback",
+            slow(3000, 0), failing(1, 0), 10, Goes::Wait, &[Fallback]),
+        ("the default up, the fallback failing: not probed", ok(1), failing(1, 0), 10, Goes::Default, &[]),
     ];
     for (situation, default, fallback, waiting, want, probed) in table {
         let view = route(&[default, fallback], Backlog { waiting }, &POLICY);
@@ -174,6 +177,22 @@ fn waits_for_a_failing_default_then_pays_the_fallback() {
     r.start(Default, Access::Probe, Millis(1500))
         .report(CallOutcome::Processed, Millis(1510));
     assert_eq!(goes(&view(&r, 1520)), Goes::Default);
+}
+
+#[test]
+fn a_fallback_that_comes_back_starts_the_wait_again() {
+    let r = routing();
+    for processor in Processor::ALL {
+        r.start(processor, Access::Open, Millis(0))
+            .report(CallOutcome::Failed, Millis(10));
+    }
+    assert_eq!(goes(&view(&r, 500)), Goes::Wait);
+    assert_eq!(goes(&view(&r, 1500)), Goes::Wait, "both down: nothing to trade");
+    r.start(Fallback, Access::Probe, Millis(1500))
+        .report(CallOutcome::Processed, Millis(1510));
+    assert_eq!(goes(&view(&r, 1600)), Goes::Wait, "the wait starts now");
+    assert_eq!(goes(&view(&r, 2599)), Goes::Wait);
+    assert_eq!(goes(&view(&r, 2600)), Goes::Fallback);
 }
 
 #[test]
