@@ -52,8 +52,11 @@
 //! - **Failing**: a 5xx or no answer marks a processor failing, a 200 or 422 marks it back
 //!   (a newer health record can do either). A failing processor gets ONE probe payment at a
 //!   time, at most every `PROBE_INTERVAL_MS`: a real payment, so its 200 both pays it and
-//!   says the processor is back (the default always; the fallback while the default is in
-//!   trouble). Slow processors are not probed (a probe could land late); the health record
+//!   says the processor is back. Only the default is probed with payments free to go
+//!   anywhere: a fallback probe that answers 200 pays the higher fee, and a fallback back
+//!   from an outage only starts the wait again, so the health record (within one window)
+//!   is soon enough; payments pinned to the fallback still probe it. Slow processors are
+//!   not probed (a probe could land late); the health record
 //!   tells when they are fast again. So does it for a processor whose probe came back 200
 //!   after a long delay: that delay is the one it had while failing, the best evidence
 //!   there is until the record says otherwise.
@@ -174,7 +177,7 @@ impl View {
 
 /// The policy: see the module doc.
 pub fn route(observed: &[Observed; 2], backlog: Backlog, policy: &Policy) -> View {
-    let [default, fallback] = observed;
+    let [default, _] = observed;
     let usable = observed.map(|o| policy.usable(&o));
     let room = observed.map(|o| policy.concurrency.saturating_sub(o.in_flight));
     let waited_long = default.trouble_ms >= policy.fallback_after;
@@ -193,7 +196,9 @@ pub fn route(observed: &[Observed; 2], backlog: Backlog, policy: &Policy) -> Vie
         access,
         room,
         free,
-        wanted: [default.failing, fallback.failing && !usable[0]],
+        // A fallback probe that answers 200 pays the higher fee, and a fallback back from an
+        // outage only starts the wait again: its return is read from the health record.
+        wanted: [default.failing, false],
     }
 }
 
