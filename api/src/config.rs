@@ -101,7 +101,7 @@ pub struct Config {
     #[arg(long, env = PROCESSOR_LATENCY_MAX_MS, default_value = "1200", value_parser = checked(millis))]
     pub latency_max: Duration,
     /// Payments the default would not start within this (ms) go to the fallback.
-    #[arg(long, env = OVERFLOW_AFTER_MS, default_value = "500", value_parser = checked(millis))]
+    #[arg(long, env = OVERFLOW_AFTER_MS, default_value = "5000", value_parser = checked(millis))]
     pub overflow_after: Duration,
     /// One health call per this window (ms) per processor, shared by all workers.
     #[arg(long, env = HEALTH_WINDOW_MS, default_value = "5000", value_parser = checked(millis))]

@@ -26,7 +26,10 @@
 //!    a probability of that time over 10 s).
 //! 2. **Every payment paid before the end.** A backlog is lag at the end. The default's
 //!    throughput is `DISPATCH_CONCURRENCY` / latency per worker (Little's law); payments it
-//!    would not start within `OVERFLOW_AFTER_MS` go to the fallback instead of waiting.
+//!    would not start within `OVERFLOW_AFTER_MS` (5 s) go to the fallback instead of
+//!    waiting. The bound is long against a drain (a backlog of thousands after an outage
+//!    drains in under a second, and should not pay the fee for that second) and short
+//!    against a backlog that grows because the default cannot keep up.
 //! 3. **The lowest fee.** The default's fee is the lower one, so it gets every payment it
 //!    can pay in time and consistently. When it cannot (failing, slower than the latency
 //!    bound, or suspect), payments wait for it, but only for `FALLBACK_AFTER_MS` of
@@ -256,6 +259,8 @@ pub struct Routing {
     probe_interval: i64,
     metrics: Arc<Metrics>,
     states: Mutex<([State; 2], u64)>,
+    /// Per processor: whether free payments went there at the last view (for the log).
+    last_goes: Mutex<[bool; 2]>,
 }
 
 impl Routing {
@@ -265,6 +270,7 @@ impl Routing {
             probe_interval: probe_interval.as_millis() as i64,
             metrics,
             states: Mutex::new((Default::default(), 0)),
+            last_goes: Mutex::new([true, false]),
         }
     }
 
@@ -292,7 +298,20 @@ impl Routing {
             }
             observed
         });
-        route(&observed, backlog, &self.policy)
+        let view = route(&observed, backlog, &self.policy);
+        self.note_change(&view, &observed);
+        view
+    }
+
+    /// Logs (at info) each change of where payments free to go anywhere go, with what
+    /// decided it.
+    fn note_change(&self, view: &View, observed: &[Observed; 2]) {
+        let goes = view.free.map(|n| n > 0);
+        let mut last = self.last_goes.lock().unwrap_or_else(|p| p.into_inner());
+        if *last != goes {
+            *last = goes;
+            tracing::info!(default = goes[0], fallback = goes[1], ?observed, "free payments now go to");
+        }
     }
 
     /// A call the view allowed is planned: it counts as in flight (and, as a probe, holds
