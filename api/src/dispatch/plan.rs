@@ -25,8 +25,9 @@ pub struct PlannedCall {
 /// 1. pinned payments first, each to its processor: they can go nowhere else;
 /// 2. ONE payment free to go anywhere to each failing processor the view wants back, as
 ///    its probe (unless a pinned payment already is): the oldest while nothing else takes
-///    them, else the newest, so that while the fallback pays, each probe delays a different
-///    payment by one failed call instead of holding one payment back for the whole outage;
+///    them, else the newest, and only if another waits too, so that while the fallback
+///    pays, each probe delays a different payment by one failed call instead of holding
+///    one payment back for the whole outage;
 /// 3. payments free to go anywhere, to the default then the fallback, as many as the
 ///    view's `free` allows each.
 ///
@@ -45,7 +46,10 @@ pub fn plan(lanes: &mut Lanes, view: &View, permits: usize) -> Vec<PlannedCall> 
     let others_take = view.free.iter().any(|n| *n > 0);
     for processor in Processor::ALL.into_iter().filter(|p| view.wanted[p.index()]) {
         let probe_due = grants.access[processor.index()] == Some(Access::Probe);
-        if !probe_due || lanes.anywhere.is_empty() {
+        // While others take them, a lone payment goes to them: it may be the last probe
+        // back from its failed call, which would otherwise probe again and again.
+        let spare = if others_take { 2 } else { 1 };
+        if !probe_due || lanes.anywhere.len() < spare {
             continue;
         }
         let Some(access) = grants.grant(processor) else {

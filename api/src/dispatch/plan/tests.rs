@@ -66,7 +66,7 @@ type Row = (
 #[test]
 fn what_a_round_sends() {
     #[rustfmt::skip]
-    let table: [Row; 16] = [
+    let table: [Row; 17] = [
         // (situation, waiting payments 1.., view, free permits, calls (payment, to, access), left)
         ("healthy: everything to the default",
             &[Anywhere, Anywhere], UP, 8, &[(1, Default, Open), (2, Default, Open)], &[]),
@@ -94,6 +94,8 @@ fn what_a_round_sends() {
         ("a long outage, nothing pinned: the newest free payment probes the default, the rest to the fallback",
             &[Anywhere, Anywhere, Anywhere], FALLBACK_ALLOWED, 8,
             &[(3, Default, Probe), (1, Fallback, Open), (2, Fallback, Open)], &[]),
+        ("a long outage, one payment waiting: the fallback takes it, no probe",
+            &[Anywhere], FALLBACK_ALLOWED, 8, &[(1, Fallback, Open)], &[]),
         ("the default's room, then what overflows, to the fallback",
             &[Anywhere, Anywhere, Anywhere, Anywhere, Anywhere], OVERFLOWING, 8,
             &[(1, Default, Open), (2, Default, Open), (3, Fallback, Open)], &[4, 5]),
