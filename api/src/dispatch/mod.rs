@@ -2,8 +2,10 @@
 //!
 //! Intake and recovery push payments (already pending in SQLite) into the [`Queue`]; one
 //! dispatcher task takes them in rounds and starts a bounded number of concurrent calls
-//! (`DISPATCH_CONCURRENCY` permits). It is split so that the decisions can be tested
-//! apart from the tasks and the database that carry them out:
+//! (`DISPATCH_CONCURRENCY` per processor, as the routing's view allows; the permits bound
+//! both together). Each call holds a routing [`Ticket`] until it ends: the routing counts
+//! calls in flight and learns latencies from them. It is split so that the decisions can
+//! be tested apart from the tasks and the database that carry them out:
 //!
 //! - [`queue`]: the waiting payments, in lanes per destination, and which copy of a
 //!   payment is current;
