@@ -120,8 +120,11 @@ fn a_default_slower_than_the_latency_bound_is_waited_for_then_left_to_the_fallba
     let sent: Vec<_> = first.iter().chain(&waiting).chain(&later).copied().collect();
     worker.wait_processed(sent.len(), SETTLE);
     stack.assert_settled(&worker, &sent);
-    assert_eq!(stack.default.summary("").requests, 10, "only those sent before it was known slow");
-    assert_eq!(stack.fallback.summary("").requests, 100);
+    // The first 10 reach the default only if they were sent before its health record
+    // (2,000 ms) was read; everything sent later goes to the fallback.
+    let at_default = stack.default.summary("").requests;
+    assert!(at_default <= 10, "{at_default} at the default: some sent once it was known slow");
+    assert_eq!(stack.fallback.summary("").requests, 110 - at_default);
 }
 
 fn a_timed_out_payment_goes_back_only_to_its_processor(backend: Backend) {
