@@ -215,8 +215,8 @@ struct Evidence {
 
 #[derive(Debug, Default)]
 struct State {
-    /// Since when the processor is failing; None = not failing.
-    failing_since: Option<Millis>,
+    /// A 5xx or no answer said so (or the health record), and nothing has said otherwise since.
+    failing: bool,
     /// When failing or not was last decided, so an older health record cannot undo a newer answer.
     decided_at: Millis,
     probe_in_flight: bool,
@@ -236,7 +236,7 @@ impl State {
             .last_probe
             .is_none_or(|last| now.0 - last.0 >= probe_interval);
         Observed {
-            failing: self.failing_since.is_some(),
+            failing: self.failing,
             probe_due: !self.probe_in_flight && due,
             latency_ms: self.latency.ms,
             overdue_ms: oldest_new.map_or(0, |(start, _)| (now.0 - start).max(0)),
@@ -258,9 +258,17 @@ pub struct Routing {
     policy: Policy,
     probe_interval: i64,
     metrics: Arc<Metrics>,
-    states: Mutex<([State; 2], u64)>,
+    shared: Mutex<Shared>,
+}
+
+/// What [`Routing`] keeps under its one lock.
+#[derive(Default)]
+struct Shared {
+    states: [State; 2],
+    /// The sequence number of the last call started (it orders calls of the same ms).
+    last_call: u64,
     /// Per processor: whether free payments went there at the last view (for the log).
-    last_goes: Mutex<[bool; 2]>,
+    goes: [bool; 2],
 }
 
 impl Routing {
@@ -269,23 +277,24 @@ impl Routing {
             policy,
             probe_interval: probe_interval.as_millis() as i64,
             metrics,
-            states: Mutex::new((Default::default(), 0)),
-            last_goes: Mutex::new([true, false]),
+            shared: Mutex::new(Shared {
+                goes: [true, false],
+                ..Shared::default()
+            }),
         }
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut [State; 2], &mut u64) -> T) -> T {
+    fn with<T>(&self, f: impl FnOnce(&mut Shared) -> T) -> T {
         // A panic while holding this lock cannot leave the small state inconsistent, so a
         // poisoned lock is still usable.
-        let mut guard = self.states.lock().unwrap_or_else(|p| p.into_inner());
-        let (states, seq) = &mut *guard;
-        f(states, seq)
+        f(&mut self.shared.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// What the policy allows at `now` for this backlog; also starts or ends each
     /// processor's trouble: it runs while the processor is not usable and the other is.
     pub fn view(&self, now: Millis, backlog: Backlog) -> View {
-        let observed = self.with(|states, _| {
+        self.with(|shared| {
+            let states = &mut shared.states;
             let mut observed = states.each_ref().map(|s| s.observe(now, self.probe_interval));
             let usable = observed.map(|o| self.policy.usable(&o));
             for (i, (state, o)) in states.iter_mut().zip(&mut observed).enumerate() {
@@ -296,35 +305,23 @@ impl Routing {
                     o.trouble_ms = now.0 - since.0;
                 }
             }
-            observed
-        });
-        let view = route(&observed, backlog, &self.policy);
-        self.note_change(&view, &observed);
-        view
-    }
-
-    /// Logs (at info) each change of where payments free to go anywhere go, with what
-    /// decided it.
-    fn note_change(&self, view: &View, observed: &[Observed; 2]) {
-        let goes = view.free.map(|n| n > 0);
-        let mut last = self.last_goes.lock().unwrap_or_else(|p| p.into_inner());
-        if *last != goes {
-            *last = goes;
-            tracing::info!(default = goes[0], fallback = goes[1], ?observed, "free payments now go to");
-        }
+            let view = route(&observed, backlog, &self.policy);
+            note_change(&mut shared.goes, &view, &observed);
+            view
+        })
     }
 
     /// A call the view allowed is planned: it counts as in flight (and, as a probe, holds
     /// the processor's one probe slot) until its ticket is reported or dropped.
     pub fn start(self: &Arc<Self>, processor: Processor, access: Access, now: Millis) -> Ticket {
-        let key = self.with(|states, seq| {
-            *seq += 1;
-            let state = &mut states[processor.index()];
+        let key = self.with(|shared| {
+            shared.last_call += 1;
+            let state = &mut shared.states[processor.index()];
             if access == Access::Probe {
                 state.probe_in_flight = true;
                 state.last_probe = Some(now);
             }
-            let key = (now.0, *seq);
+            let key = (now.0, shared.last_call);
             state.in_flight.insert(key);
             key
         });
@@ -340,8 +337,8 @@ impl Routing {
 
     /// A call ended: with its answer, or unsent (`outcome` None).
     fn end(&self, ticket: &Ticket, outcome: Option<CallOutcome>, now: Millis) {
-        self.with(|states, _| {
-            let state = &mut states[ticket.processor.index()];
+        self.with(|shared| {
+            let state = &mut shared.states[ticket.processor.index()];
             state.in_flight.remove(&ticket.key);
             if ticket.access == Access::Probe {
                 state.probe_in_flight = false;
@@ -365,8 +362,8 @@ impl Routing {
     /// A shared health record: its failing flag applies if it is newer than what decided
     /// the state, its `minResponseTime` if newer than the latency evidence.
     pub fn apply_health(&self, processor: Processor, record: &HealthRecord) {
-        self.with(|states, _| {
-            let state = &mut states[processor.index()];
+        self.with(|shared| {
+            let state = &mut shared.states[processor.index()];
             state.learn(Evidence {
                 as_of: record.checked_at,
                 ms: i64::try_from(record.min_response_time_ms).unwrap_or(i64::MAX),
@@ -417,18 +414,23 @@ impl std::fmt::Debug for Ticket {
     }
 }
 
+/// Logs (at info) each change of where payments free to go anywhere go, with what
+/// decided it; `goes` is where they went at the last view.
+fn note_change(goes: &mut [bool; 2], view: &View, observed: &[Observed; 2]) {
+    let now_goes = view.free.map(|n| n > 0);
+    if *goes != now_goes {
+        *goes = now_goes;
+        tracing::info!(default = now_goes[0], fallback = now_goes[1], ?observed, "free payments now go to");
+    }
+}
+
 fn mark(processor: Processor, state: &mut State, failing: bool, now: Millis) {
-    match (failing, state.failing_since) {
-        (true, None) => {
-            tracing::info!(%processor, "processor failing");
-            state.failing_since = Some(now);
-        }
-        (false, Some(_)) => {
-            tracing::info!(%processor, "processor answering again");
-            state.failing_since = None;
-        }
+    match (failing, state.failing) {
+        (true, false) => tracing::info!(%processor, "processor failing"),
+        (false, true) => tracing::info!(%processor, "processor answering again"),
         _ => {}
     }
+    state.failing = failing;
     state.decided_at = state.decided_at.max(now);
 }
 
