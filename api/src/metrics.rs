@@ -115,7 +115,9 @@ impl Metrics {
 
     /// A call to `processor` was planned (`started`) or ended (`!started`).
     pub fn in_flight(&self, processor: Processor, started: bool) {
-        self.of(processor).in_flight.fetch_add(if started { 1 } else { -1 }, Relaxed);
+        self.of(processor)
+            .in_flight
+            .fetch_add(if started { 1 } else { -1 }, Relaxed);
     }
 
     pub fn resend(&self, processor: Processor) {
@@ -183,7 +185,11 @@ impl Metrics {
             );
         }
         let name = "api_calls_in_flight";
-        out.family(name, Kind::Gauge, "Payment calls to this processor planned and not yet ended.");
+        out.family(
+            name,
+            Kind::Gauge,
+            "Payment calls to this processor planned and not yet ended.",
+        );
         for processor in Processor::ALL {
             let count = self.of(processor).in_flight.load(Relaxed);
             out.sample(name, &[("processor", processor.name())], count);

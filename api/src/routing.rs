@@ -185,7 +185,10 @@ pub fn route(observed: &[Observed; 2], backlog: Backlog, policy: &Policy) -> Vie
     let room = observed.map(|o| policy.concurrency.saturating_sub(o.in_flight));
     let waited_long = default.trouble_ms >= policy.fallback_after;
     let free = match usable {
-        [true, true] => [usize::MAX, policy.overflow(default, backlog.waiting, room[0])],
+        [true, true] => [
+            usize::MAX,
+            policy.overflow(default, backlog.waiting, room[0]),
+        ],
         [true, false] => [usize::MAX, 0],
         [false, true] if waited_long => [0, usize::MAX],
         _ => [0, 0],
@@ -295,7 +298,9 @@ impl Routing {
     pub fn view(&self, now: Millis, backlog: Backlog) -> View {
         self.with(|shared| {
             let states = &mut shared.states;
-            let mut observed = states.each_ref().map(|s| s.observe(now, self.probe_interval));
+            let mut observed = states
+                .each_ref()
+                .map(|s| s.observe(now, self.probe_interval));
             let usable = observed.map(|o| self.policy.usable(&o));
             for (i, (state, o)) in states.iter_mut().zip(&mut observed).enumerate() {
                 if usable[i] || !usable[1 - i] {
@@ -344,12 +349,15 @@ impl Routing {
                 state.probe_in_flight = false;
             }
             let Some(outcome) = outcome else { return };
-            let (started, failing) = (Millis(ticket.key.0), match outcome {
-                CallOutcome::Processed | CallOutcome::AlreadyProcessed => false,
-                CallOutcome::Failed | CallOutcome::NoAnswer => true,
-                // Answered at once: says nothing of failing or latency.
-                CallOutcome::Busy | CallOutcome::Rejected => return,
-            });
+            let (started, failing) = (
+                Millis(ticket.key.0),
+                match outcome {
+                    CallOutcome::Processed | CallOutcome::AlreadyProcessed => false,
+                    CallOutcome::Failed | CallOutcome::NoAnswer => true,
+                    // Answered at once: says nothing of failing or latency.
+                    CallOutcome::Busy | CallOutcome::Rejected => return,
+                },
+            );
             state.learn(Evidence {
                 as_of: started,
                 ms: now.0 - started.0,
@@ -410,7 +418,11 @@ impl Drop for Ticket {
 
 impl std::fmt::Debug for Ticket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Ticket({} {:?} {:?})", self.processor, self.access, self.key)
+        write!(
+            f,
+            "Ticket({} {:?} {:?})",
+            self.processor, self.access, self.key
+        )
     }
 }
 
@@ -420,7 +432,12 @@ fn note_change(goes: &mut [bool; 2], view: &View, observed: &[Observed; 2]) {
     let now_goes = view.free.map(|n| n > 0);
     if *goes != now_goes {
         *goes = now_goes;
-        tracing::info!(default = now_goes[0], fallback = now_goes[1], ?observed, "free payments now go to");
+        tracing::info!(
+            default = now_goes[0],
+            fallback = now_goes[1],
+            ?observed,
+            "free payments now go to"
+        );
     }
 }
 

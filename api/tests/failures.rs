@@ -93,7 +93,11 @@ fn a_default_slow_within_the_latency_bound_keeps_getting_the_payments() {
     }
     worker.wait_processed(sent.len(), SETTLE);
     stack.assert_settled(&worker, &sent);
-    assert_eq!(stack.fallback.summary("").requests, 0, "slow within the bound is not trouble");
+    assert_eq!(
+        stack.fallback.summary("").requests,
+        0,
+        "slow within the bound is not trouble"
+    );
 }
 
 #[test]
@@ -111,19 +115,31 @@ fn a_default_slower_than_the_latency_bound_is_waited_for_then_left_to_the_fallba
     let waiting = payments(50);
     worker.send(&waiting, 50);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(stack.sims_total(), 0, "payments sent to a default answering in 2 s");
+    assert_eq!(
+        stack.sims_total(),
+        0,
+        "payments sent to a default answering in 2 s"
+    );
     // The wait for the default is over after 3 s: the fallback takes what waits.
     std::thread::sleep(Duration::from_millis(2000));
     let later = payments(50);
     worker.send(&later, 50);
 
-    let sent: Vec<_> = first.iter().chain(&waiting).chain(&later).copied().collect();
+    let sent: Vec<_> = first
+        .iter()
+        .chain(&waiting)
+        .chain(&later)
+        .copied()
+        .collect();
     worker.wait_processed(sent.len(), SETTLE);
     stack.assert_settled(&worker, &sent);
     // The first 10 reach the default only if they were sent before its health record
     // (2,000 ms) was read; everything sent later goes to the fallback.
     let at_default = stack.default.summary("").requests;
-    assert!(at_default <= 10, "{at_default} at the default: some sent once it was known slow");
+    assert!(
+        at_default <= 10,
+        "{at_default} at the default: some sent once it was known slow"
+    );
     assert_eq!(stack.fallback.summary("").requests, 110 - at_default);
 }
 

@@ -120,7 +120,12 @@ impl Dispatcher {
     }
 
     /// Starts one call in a task of its own, with one of the round's permits.
-    fn start_call(self: &Arc<Self>, call: Call, permits: &mut OwnedSemaphorePermit, owned_at: Millis) {
+    fn start_call(
+        self: &Arc<Self>,
+        call: Call,
+        permits: &mut OwnedSemaphorePermit,
+        owned_at: Millis,
+    ) {
         // The round took one permit per planned call, so this cannot come up short.
         let Some(permit) = permits.split(1) else {
             self.queue.requeue(call.job, Place::Front);

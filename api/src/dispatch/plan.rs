@@ -41,10 +41,18 @@ pub fn plan(lanes: &mut Lanes, view: &View, permits: usize) -> Vec<PlannedCall> 
     };
     let mut calls = Vec::new();
     for processor in Processor::ALL {
-        grants.fill(lanes.pinned_to(processor), processor, usize::MAX, &mut calls);
+        grants.fill(
+            lanes.pinned_to(processor),
+            processor,
+            usize::MAX,
+            &mut calls,
+        );
     }
     let others_take = view.free.iter().any(|n| *n > 0);
-    for processor in Processor::ALL.into_iter().filter(|p| view.wanted[p.index()]) {
+    for processor in Processor::ALL
+        .into_iter()
+        .filter(|p| view.wanted[p.index()])
+    {
         let probe_due = grants.access[processor.index()] == Some(Access::Probe);
         // While others take them, a lone payment goes to them: it may be the last probe
         // back from its failed call, which would otherwise probe again and again.

@@ -65,7 +65,14 @@ fn goes(view: &View) -> Goes {
 }
 
 /// (situation, default, fallback, waiting, where free payments go, probed with one of them)
-type Row = (&'static str, Observed, Observed, usize, Goes, &'static [Processor]);
+type Row = (
+    &'static str,
+    Observed,
+    Observed,
+    usize,
+    Goes,
+    &'static [Processor],
+);
 
 #[test]
 fn where_payments_go_in_each_stage() {
@@ -174,7 +181,11 @@ fn waits_for_a_failing_default_then_pays_the_fallback() {
         .report(CallOutcome::Failed, Millis(10));
     assert_eq!(goes(&view(&r, 500)), Goes::Wait);
     assert_eq!(goes(&view(&r, 1499)), Goes::Wait);
-    assert_eq!(goes(&view(&r, 1500)), Goes::Fallback, "1 s after trouble was seen");
+    assert_eq!(
+        goes(&view(&r, 1500)),
+        Goes::Fallback,
+        "1 s after trouble was seen"
+    );
     r.start(Default, Access::Probe, Millis(1500))
         .report(CallOutcome::Processed, Millis(1510));
     assert_eq!(goes(&view(&r, 1520)), Goes::Default);
@@ -188,7 +199,11 @@ fn a_fallback_that_comes_back_starts_the_wait_again() {
             .report(CallOutcome::Failed, Millis(10));
     }
     assert_eq!(goes(&view(&r, 500)), Goes::Wait);
-    assert_eq!(goes(&view(&r, 1500)), Goes::Wait, "both down: nothing to trade");
+    assert_eq!(
+        goes(&view(&r, 1500)),
+        Goes::Wait,
+        "both down: nothing to trade"
+    );
     r.start(Fallback, Access::Probe, Millis(1500))
         .report(CallOutcome::Processed, Millis(1510));
     assert_eq!(goes(&view(&r, 1600)), Goes::Wait, "the wait starts now");
@@ -210,7 +225,11 @@ fn probes_a_failing_processor_one_at_a_time() {
     let unsent = r.start(Default, Access::Probe, Millis(502));
     drop(unsent);
     assert_eq!(access(550), None, "interval not over");
-    assert_eq!(access(602), Some(Access::Probe), "an unsent probe freed its slot");
+    assert_eq!(
+        access(602),
+        Some(Access::Probe),
+        "an unsent probe freed its slot"
+    );
     r.start(Default, Access::Probe, Millis(602))
         .report(CallOutcome::AlreadyProcessed, Millis(610));
     assert_eq!(access(611), Some(Access::Open));
@@ -224,13 +243,28 @@ fn a_stage_change_shows_within_a_fraction_of_a_second() {
         .report(CallOutcome::Processed, Millis(1103));
     // ...then a call sent after that answer runs on: 2 s, as it turns out.
     let late = r.start(Default, Access::Open, Millis(1200));
-    assert_eq!(goes(&view(&r, 1350)), Goes::Default, "150 ms old: within the slack");
+    assert_eq!(
+        goes(&view(&r, 1350)),
+        Goes::Default,
+        "150 ms old: within the slack"
+    );
     assert_eq!(goes(&view(&r, 1500)), Goes::Wait, "300 ms old: suspect");
-    assert_eq!(r.view(Millis(1500), Backlog::default()).sends_at_once(), None);
-    assert_eq!(goes(&view(&r, 2400)), Goes::Wait, "1.2 s old: slow; trouble since 1500");
+    assert_eq!(
+        r.view(Millis(1500), Backlog::default()).sends_at_once(),
+        None
+    );
+    assert_eq!(
+        goes(&view(&r, 2400)),
+        Goes::Wait,
+        "1.2 s old: slow; trouble since 1500"
+    );
     assert_eq!(goes(&view(&r, 2500)), Goes::Fallback, "1 s of trouble");
     late.report(CallOutcome::Processed, Millis(3200));
-    assert_eq!(goes(&view(&r, 3300)), Goes::Fallback, "2 s is over the bound");
+    assert_eq!(
+        goes(&view(&r, 3300)),
+        Goes::Fallback,
+        "2 s is over the bound"
+    );
     // A newer health record says it is fast again.
     let fast = HealthRecord {
         failing: false,
@@ -254,7 +288,11 @@ fn calls_started_before_the_newest_evidence_are_not_overdue() {
     r.apply_health(Default, &fast);
     assert_eq!(goes(&view(&r, 1900)), Goes::Default);
     old.report(CallOutcome::Processed, Millis(2000));
-    assert_eq!(goes(&view(&r, 2001)), Goes::Default, "older evidence than the record");
+    assert_eq!(
+        goes(&view(&r, 2001)),
+        Goes::Default,
+        "older evidence than the record"
+    );
 }
 
 #[test]
