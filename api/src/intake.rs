@@ -42,9 +42,8 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use storage::{Attempt, Destination, Pending, StorageError, Store};
 
-/// Largest intake body: 16 Ki lines of about 70 bytes, far above any batch the lb sends
-/// (`LB_BATCH_MAX`), far below what would strain the worker's memory.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest intake body: the wire format's bound, which also bounds `LB_BATCH_MAX`.
+pub const MAX_BODY_BYTES: usize = payment::intake::MAX_BATCH_BYTES;
 
 pub struct Intake {
     pub store: Store,

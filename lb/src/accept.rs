@@ -1,15 +1,17 @@
-//! `POST /payments`: read the body (size-limited), validate it, queue the payment and
-//! answer 202 at once.
+//! `POST /payments`: read the body (size-limited), validate it, record it in the journal,
+//! queue it and answer 202 at once.
 //!
 //! This is the path the contest's p99 is measured on, so nothing slow is on it: no
-//! upstream round trip, no disk, no lock shared with the forwarder's I/O. The only
-//! shared thing is the queue's non-blocking push. A payment is timestamped here
-//! (`accepted_at`) and is the lb's responsibility from the moment it is queued; a
-//! payment that cannot be queued is refused (503) rather than accepted and lost.
+//! upstream round trip, no system call to the disk, no lock shared with the forwarder's
+//! I/O. The only shared things are the journal's slot (a few stores into a memory
+//! mapping) and the queue's non-blocking push. A payment is timestamped here
+//! (`accepted_at`) and is the lb's responsibility from the moment it is journaled and
+//! queued; a payment that cannot be is refused (503) rather than accepted and lost.
 
 use crate::body;
+use crate::journal::Journal;
 use crate::metrics::{Metrics, Rejection};
-use crate::queue::{PushError, QueueSender};
+use crate::queue::{PushError, QueueSender, Queued};
 use crate::reply;
 use payment::intake::Accepted;
 use payment::request::MAX_BODY_BYTES;
@@ -19,6 +21,7 @@ use std::sync::Arc;
 
 pub struct Acceptor {
     queue: QueueSender,
+    journal: Arc<Journal>,
     metrics: Arc<Metrics>,
 }
 
@@ -29,8 +32,12 @@ struct Refusal {
 }
 
 impl Acceptor {
-    pub fn new(queue: QueueSender, metrics: Arc<Metrics>) -> Acceptor {
-        Acceptor { queue, metrics }
+    pub fn new(queue: QueueSender, journal: Arc<Journal>, metrics: Arc<Metrics>) -> Acceptor {
+        Acceptor {
+            queue,
+            journal,
+            metrics,
+        }
     }
 
     /// Answers one `POST /payments` completely. An `Err` is an I/O failure on the
@@ -69,16 +76,26 @@ impl Acceptor {
             payment,
             accepted_at: Millis::now(),
         };
-        Ok(self.queue.push(accepted).map_err(|e| match e {
-            PushError::Full => Refusal {
-                why: Rejection::QueueFull,
-                message: "the lb's queue is full while the workers catch up; retry shortly".into(),
-            },
-            PushError::Closed => Refusal {
-                why: Rejection::ShuttingDown,
-                message: "the lb is shutting down; retry shortly".into(),
-            },
+        let Some(seq) = self.journal.record(&accepted) else {
+            return Ok(Err(refused(PushError::Full)));
+        };
+        Ok(self.queue.push(Queued { accepted, seq }).map_err(|e| {
+            self.journal.retire(seq);
+            refused(e)
         }))
+    }
+}
+
+fn refused(e: PushError) -> Refusal {
+    match e {
+        PushError::Full => Refusal {
+            why: Rejection::QueueFull,
+            message: "the lb's queue is full while the workers catch up; retry shortly".into(),
+        },
+        PushError::Closed => Refusal {
+            why: Rejection::ShuttingDown,
+            message: "the lb is shutting down; retry shortly".into(),
+        },
     }
 }
 

@@ -9,7 +9,9 @@
 //! 100 MB compose limit whatever the clients do.
 
 use crate::workers::WorkerAddr;
+use payment::intake::MAX_BATCH_PAYMENTS;
 use service::config::{checked, millis, millis_or_zero, positive, text};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The variable of [`Config::listen`].
@@ -36,6 +38,8 @@ pub const LB_HEALTH_INTERVAL_MS: &str = "LB_HEALTH_INTERVAL_MS";
 pub const LB_MAX_CONNECTIONS: &str = "LB_MAX_CONNECTIONS";
 /// The variable of [`Config::avoid`].
 pub const LB_AVOID_MS: &str = "LB_AVOID_MS";
+/// The variable of [`Config::journal`].
+pub const LB_JOURNAL_PATH: &str = "LB_JOURNAL_PATH";
 
 /// Why these defaults: about two minutes of the contest's peak rate (550/s, 32
 /// bytes each) for the queue; for the connections, with every connection inside a request
@@ -62,8 +66,8 @@ pub struct Config {
     /// Payments held between the 202 and the workers' intake; beyond that, 503.
     #[arg(long, env = LB_QUEUE_CAPACITY, default_value = "65536", value_parser = checked(positive))]
     pub queue_capacity: usize,
-    /// Most payments in one POST /intake batch.
-    #[arg(long, env = LB_BATCH_MAX, default_value = "256", value_parser = checked(positive))]
+    /// Most payments in one POST /intake batch (at most what fits in a worker's 1 MiB intake body).
+    #[arg(long, env = LB_BATCH_MAX, default_value = "256", value_parser = checked(batch_size))]
     pub batch_max: usize,
     /// How long (ms) the forwarder waits after the first queued payment for more; 0: none.
     #[arg(long, env = LB_BATCH_LINGER_MS, default_value = "100", value_parser = checked(millis_or_zero))]
@@ -86,6 +90,45 @@ pub struct Config {
     /// After a worker's intake failed, how long (ms) the forwarder tries the others first.
     #[arg(long, env = LB_AVOID_MS, default_value = "5000", value_parser = checked(millis))]
     pub avoid: Duration,
+    /// The file (on the data volume) that keeps accepted payments until a worker commits
+    /// them, replayed at start; `off`: a killed lb loses the payments it holds.
+    #[arg(long, env = LB_JOURNAL_PATH, default_value = "data/lb.journal", value_parser = checked(JournalAt::parse))]
+    pub journal: JournalAt,
+}
+
+/// Where the journal is (see [`crate::journal`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JournalAt {
+    Off,
+    File(PathBuf),
+}
+
+impl JournalAt {
+    fn parse(text: &str) -> Result<JournalAt, std::convert::Infallible> {
+        Ok(match text {
+            "off" => JournalAt::Off,
+            path => JournalAt::File(PathBuf::from(path)),
+        })
+    }
+}
+
+impl Config {
+    /// The journal's slots: the queue, the batch the forwarder holds, and one batch of slack.
+    pub fn journal_slots(&self) -> usize {
+        self.queue_capacity + 2 * self.batch_max
+    }
+}
+
+/// A batch size from 1 to what always fits in a worker's intake body.
+fn batch_size(text: &str) -> Result<usize, String> {
+    let n = positive(text)?;
+    if n > MAX_BATCH_PAYMENTS {
+        return Err(format!(
+            "at most {MAX_BATCH_PAYMENTS} payments fit in a worker's {} KiB intake body",
+            payment::intake::MAX_BATCH_BYTES / 1024
+        ));
+    }
+    Ok(n)
 }
 
 /// The worker list of `API_ADDRS`; named so clap's derive takes it as one value, not as a
@@ -118,5 +161,30 @@ mod tests {
             Duration::ZERO
         );
         assert!(config(&["--forward-timeout", "0"]).is_err());
+    }
+
+    #[test]
+    fn a_batch_that_cannot_fit_a_worker_s_intake_is_refused() {
+        let most = MAX_BATCH_PAYMENTS.to_string();
+        assert_eq!(
+            config(&["--batch-max", &most]).unwrap().batch_max,
+            MAX_BATCH_PAYMENTS
+        );
+        let over = (MAX_BATCH_PAYMENTS + 1).to_string();
+        assert!(config(&["--batch-max", &over]).is_err());
+    }
+
+    #[test]
+    fn the_journal_is_a_file_unless_off() {
+        let at = |v: &str| config(&["--journal", v]).unwrap().journal;
+        assert_eq!(at("off"), JournalAt::Off);
+        assert_eq!(
+            at("/data/lb.journal"),
+            JournalAt::File("/data/lb.journal".into())
+        );
+        assert_eq!(
+            config(&[]).unwrap().journal,
+            JournalAt::File("data/lb.journal".into())
+        );
     }
 }

@@ -9,9 +9,9 @@
 //!   times fewer intake requests. Each batch costs the workers about the same whatever
 //!   its size (an HTTP exchange, two commits, their wake-ups), so at the contest's rate
 //!   (~280 payments/s) 100 ms instead of 20 cut the workers' CPU per run by about a third
-//!   (bench/RESULTS.md, issue 16). The price: a payment waits up to that long in the lb's
-//!   memory, where an lb killed with SIGKILL loses it (SIGTERM drains). 0 sends whatever
-//!   is queued at once.
+//!   (bench/RESULTS.md, issue 16). The price: a payment waits up to that long in the lb,
+//!   kept by the journal across a kill (see [`crate::journal`]). 0 sends whatever is
+//!   queued at once.
 //! - **Round robin with failover**: each batch goes to the next worker in turn, and a
 //!   failed attempt is retried on the other worker at once. When every worker failed, it
 //!   waits (exponential backoff from 10 ms, capped at `LB_BACKOFF_MAX_MS`) and goes round
@@ -26,18 +26,22 @@
 //!   200 (committed). Sending a batch twice is harmless, intake is idempotent, so a
 //!   timeout is simply retried. The one exception is a 400, which means the lb and the
 //!   worker disagree on the wire format (a bug): retrying cannot help, so the batch is
-//!   logged as an error with the worker's answer, counted, and dropped.
+//!   logged as an error with the worker's answer, counted, and dropped. A 413 (a worker
+//!   that takes smaller bodies than `LB_BATCH_MAX` assumes) sends the batch again in
+//!   halves instead of retrying it whole forever. Either way its payments are retired
+//!   from the journal then, and only then.
 //! - **Drains on shutdown**: when [`Shutdown`] starts draining, it closes the queue (new
 //!   payments get 503) and keeps delivering until the queue is empty, then says so.
 
 use crate::intake_client::{IntakeClient, IntakeReply};
+use crate::journal::Journal;
 use crate::metrics::Metrics;
-use crate::queue::QueueReceiver;
+use crate::queue::{QueueReceiver, Queued};
 use crate::shutdown::Shutdown;
 use crate::workers::WorkerAddr;
 use async_trait::async_trait;
 use bytes::Bytes;
-use payment::intake::{self, Accepted};
+use payment::intake;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use std::sync::{Arc, Mutex};
@@ -61,6 +65,7 @@ pub struct Forwarder {
     queue: Mutex<Option<QueueReceiver>>,
     settings: Settings,
     metrics: Arc<Metrics>,
+    journal: Arc<Journal>,
     shutdown: Arc<Shutdown>,
 }
 
@@ -69,12 +74,14 @@ impl Forwarder {
         queue: QueueReceiver,
         settings: Settings,
         metrics: Arc<Metrics>,
+        journal: Arc<Journal>,
         shutdown: Arc<Shutdown>,
     ) -> Self {
         Forwarder {
             queue: Mutex::new(Some(queue)),
             settings,
             metrics,
+            journal,
             shutdown,
         }
     }
@@ -90,7 +97,8 @@ impl BackgroundService for Forwarder {
             tracing::error!("forwarder started twice; the second start does nothing");
             return;
         };
-        let mut delivery = Delivery::new(&self.settings, self.metrics.clone());
+        let mut delivery =
+            Delivery::new(&self.settings, self.metrics.clone(), self.journal.clone());
         let mut draining = self.shutdown.draining();
         let mut closed = false;
         let mut batch = Vec::with_capacity(self.settings.batch_max);
@@ -121,6 +129,17 @@ impl BackgroundService for Forwarder {
     }
 }
 
+/// What came of one intake attempt.
+enum Attempt {
+    Recorded,
+    Malformed,
+    Oversized,
+    Failed,
+}
+
+/// A worker found a batch too large to take.
+struct Oversized;
+
 /// The forwarder's connections and its place in the rotation.
 struct Delivery {
     clients: Vec<IntakeClient>,
@@ -131,10 +150,11 @@ struct Delivery {
     backoff_max: Duration,
     avoid: Duration,
     metrics: Arc<Metrics>,
+    journal: Arc<Journal>,
 }
 
 impl Delivery {
-    fn new(settings: &Settings, metrics: Arc<Metrics>) -> Delivery {
+    fn new(settings: &Settings, metrics: Arc<Metrics>, journal: Arc<Journal>) -> Delivery {
         Delivery {
             clients: settings
                 .workers
@@ -148,30 +168,63 @@ impl Delivery {
             backoff_max: settings.backoff_max,
             avoid: settings.avoid,
             metrics,
+            journal,
         }
     }
 
-    /// Returns once a worker recorded the batch (or refused it as malformed).
-    async fn deliver(&mut self, batch: &[Accepted]) {
+    /// Returns once workers recorded every payment of the batch (or refused some as
+    /// malformed); a batch a worker finds too large is sent again in halves.
+    async fn deliver(&mut self, batch: &[Queued]) {
+        let mut parts = vec![batch];
+        while let Some(part) = parts.pop() {
+            let Some(Oversized) = self.deliver_whole(part).await else {
+                continue;
+            };
+            if part.len() > 1 {
+                let (first, second) = part.split_at(part.len() / 2);
+                parts.extend([second, first]);
+            } else {
+                tracing::error!("a worker refused one payment's intake line as too large, dropping it (a bug in lb or api)");
+                self.done_with(part, false);
+            }
+        }
+    }
+
+    /// Sends `batch` as one intake request until a worker records or refuses it; returns
+    /// `Some(Oversized)` if a worker answered 413 instead.
+    async fn deliver_whole(&mut self, batch: &[Queued]) -> Option<Oversized> {
         let mut wire = Vec::with_capacity(batch.len() * 64);
-        batch.iter().for_each(|a| intake::encode(a, &mut wire));
+        batch
+            .iter()
+            .for_each(|q| intake::encode(&q.accepted, &mut wire));
         let body = Bytes::from(wire);
         let mut backoff = FIRST_BACKOFF;
         loop {
             let avoided = avoided(&self.failed_at, Instant::now(), self.avoid);
             for i in attempt_order(self.next, &avoided) {
-                if self.attempt(i, body.clone(), batch.len()).await {
-                    return;
+                match self.attempt(i, body.clone(), batch.len()).await {
+                    Attempt::Recorded => return self.done_with(batch, true),
+                    Attempt::Malformed => return self.done_with(batch, false),
+                    Attempt::Oversized => return Some(Oversized),
+                    Attempt::Failed => self.metrics.retried(),
                 }
-                self.metrics.retried();
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(self.backoff_max);
         }
     }
 
-    /// One try on worker `i`; true when the batch is done with.
-    async fn attempt(&mut self, i: usize, body: Bytes, payments: usize) -> bool {
+    /// The payments of `batch` leave the lb: recorded by a worker, or dropped as a bug.
+    fn done_with(&self, batch: &[Queued], recorded: bool) -> Option<Oversized> {
+        if !recorded {
+            self.metrics.dropped(batch.len());
+        }
+        batch.iter().for_each(|q| self.journal.retire(q.seq));
+        None
+    }
+
+    /// One try on worker `i`.
+    async fn attempt(&mut self, i: usize, body: Bytes, payments: usize) -> Attempt {
         self.next = (i + 1) % self.clients.len();
         let started = Instant::now();
         let client = &mut self.clients[i];
@@ -183,20 +236,23 @@ impl Delivery {
                 if self.failed_at[i].take().is_some() {
                     tracing::warn!("worker {addr} takes intake again");
                 }
-                true
+                Attempt::Recorded
             }
             Ok(IntakeReply::Refused(answer)) => {
                 tracing::error!("worker {addr} refused an intake batch as malformed, dropping its {payments} payments (a bug in lb or api): {answer}");
-                self.metrics.dropped(payments);
-                true
+                Attempt::Malformed
+            }
+            Ok(IntakeReply::TooLarge) => {
+                tracing::warn!("worker {addr} found an intake batch of {payments} payments too large; sending it in halves (lower LB_BATCH_MAX)");
+                Attempt::Oversized
             }
             Ok(IntakeReply::Unavailable(status)) => {
                 self.note_failure(i, || format!("worker {addr} answered intake with {status}"));
-                false
+                Attempt::Failed
             }
             Err(e) => {
                 self.note_failure(i, || e.to_string());
-                false
+                Attempt::Failed
             }
         }
     }
@@ -253,5 +309,91 @@ mod tests {
         let now = t0 + Duration::from_secs(6);
         assert_eq!(avoided(&failed_at, now, avoid), [false, false, true]);
         assert_eq!(avoided(&failed_at, t0, avoid), [false, true, true]);
+    }
+
+    /// A worker that takes bodies of at most `max_lines` intake lines (413 beyond) and
+    /// keeps every line it took.
+    async fn small_worker(max_lines: usize) -> (WorkerAddr, Arc<Mutex<Vec<String>>>) {
+        use http_body_util::{BodyExt, Full};
+        use hyper::service::service_fn;
+        use hyper_util::rt::TokioIo;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let taken = Arc::new(Mutex::new(Vec::new()));
+        let kept = taken.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let kept = kept.clone();
+                let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let kept = kept.clone();
+                    async move {
+                        let body = request.into_body().collect().await?.to_bytes();
+                        let lines: Vec<String> = String::from_utf8_lossy(&body)
+                            .lines()
+                            .map(String::from)
+                            .collect();
+                        let status = if lines.len() > max_lines { 413 } else { 200 };
+                        if status == 200 {
+                            kept.lock().unwrap().extend(lines);
+                        }
+                        let mut answer = hyper::Response::new(Full::new(Bytes::new()));
+                        *answer.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                        Ok::<_, hyper::Error>(answer)
+                    }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service),
+                );
+            }
+        });
+        (addr, taken)
+    }
+
+    #[tokio::test]
+    async fn a_batch_a_worker_finds_too_large_is_delivered_in_halves() {
+        let (worker, taken) = small_worker(3).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, _) = Journal::open(&dir.path().join("j"), 16).unwrap();
+        let journal = Arc::new(journal);
+        let settings = Settings {
+            workers: vec![worker],
+            batch_max: 10,
+            linger: Duration::ZERO,
+            timeout: Duration::from_secs(5),
+            backoff_max: Duration::from_millis(100),
+            avoid: Duration::from_secs(1),
+        };
+        let mut delivery = Delivery::new(&settings, Arc::default(), journal.clone());
+        let batch: Vec<Queued> = (0..10)
+            .map(|i| {
+                let accepted = payment::intake::Accepted {
+                    payment: payment::Payment {
+                        correlation_id: payment::Uuid::new_v4(),
+                        amount: payment::Cents(100 + i),
+                    },
+                    accepted_at: payment::Millis(i),
+                };
+                Queued {
+                    accepted,
+                    seq: journal.record(&accepted).unwrap(),
+                }
+            })
+            .collect();
+        // Before the split, a 413 was retried whole, forever.
+        tokio::time::timeout(Duration::from_secs(10), delivery.deliver(&batch))
+            .await
+            .expect("delivered within 10 s");
+        let taken = taken.lock().unwrap().clone();
+        let sent: Vec<String> = batch
+            .iter()
+            .map(|q| {
+                let mut line = Vec::new();
+                intake::encode(&q.accepted, &mut line);
+                String::from_utf8(line).unwrap().trim_end().to_string()
+            })
+            .collect();
+        assert_eq!(taken, sent, "every payment once, in order");
+        assert_eq!(journal.live(), 0, "all retired");
     }
 }

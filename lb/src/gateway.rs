@@ -14,18 +14,21 @@
 //! 3. [`fail_to_connect`](ProxyHttp::fail_to_connect) marks a refused connection as
 //!    retryable while an untried worker is left, so the summary keeps answering while
 //!    one worker is down, even before the health check notices.
-//! 4. [`fail_to_proxy`](ProxyHttp::fail_to_proxy) answers what could not be proxied
+//! 4. [`response_filter`](ProxyHttp::response_filter) clears the journal once a worker
+//!    answered a purge with 200, so that a replay never brings back a purged payment.
+//! 5. [`fail_to_proxy`](ProxyHttp::fail_to_proxy) answers what could not be proxied
 //!    with a JSON error, like every other error of ours.
 
 use crate::accept::Acceptor;
 use crate::body;
 use crate::front::Slots;
+use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::queue::QueueSender;
 use crate::reply;
 use crate::routes::{route, Miss, Route};
 use async_trait::async_trait;
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::lb::{selection::RoundRobin, Backend, LoadBalancer};
 use pingora::modules::http::HttpModules;
 use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
@@ -48,6 +51,7 @@ pub struct Gateway {
     workers: Arc<LoadBalancer<RoundRobin>>,
     worker_count: usize,
     queue: QueueSender,
+    journal: Arc<Journal>,
     metrics: Arc<Metrics>,
     connections: Arc<Slots>,
 }
@@ -61,22 +65,26 @@ pub struct RequestCtx {
     refused: Vec<Backend>,
     /// The client sent a (small) body, read and dropped: the worker gets none.
     body_dropped: bool,
+    /// The request is a purge.
+    purge: bool,
 }
 
 impl Gateway {
     pub fn new(
         queue: QueueSender,
+        journal: Arc<Journal>,
         workers: Arc<LoadBalancer<RoundRobin>>,
         worker_count: usize,
         metrics: Arc<Metrics>,
         connections: Arc<Slots>,
     ) -> Gateway {
-        let acceptor = Acceptor::new(queue.clone(), metrics.clone());
+        let acceptor = Acceptor::new(queue.clone(), journal.clone(), metrics.clone());
         Gateway {
             acceptor,
             workers,
             worker_count,
             queue,
+            journal,
             metrics,
             connections,
         }
@@ -118,6 +126,7 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
         ctx.body_dropped = body::declared(session);
+        ctx.purge = route == Route::Purge;
         if body::read_limited(session, route.max_body())
             .await?
             .is_none()
@@ -162,6 +171,18 @@ impl ProxyHttp for Gateway {
         let peer = peer_of(&backend)?;
         ctx.current = Some(backend);
         Ok(peer)
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if ctx.purge && upstream_response.status.is_success() {
+            self.journal.clear();
+        }
+        Ok(())
     }
 
     fn fail_to_connect(

@@ -22,6 +22,9 @@ pub enum IntakeReply {
     Recorded,
     /// 400: the worker found a malformed line; the body says which.
     Refused(String),
+    /// 413: the batch is larger than the worker takes (a worker with a smaller limit
+    /// than this lb's `LB_BATCH_MAX` assumes): smaller batches will do.
+    TooLarge,
     /// Any other status (503 while it shuts down): try another worker or later.
     Unavailable(u16),
 }
@@ -99,6 +102,7 @@ impl IntakeClient {
         Ok(match status {
             200 => IntakeReply::Recorded,
             400 => IntakeReply::Refused(String::from_utf8_lossy(&body).into_owned()),
+            413 => IntakeReply::TooLarge,
             other => IntakeReply::Unavailable(other),
         })
     }

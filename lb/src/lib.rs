@@ -3,8 +3,9 @@
 //! the api workers' `POST /intake`, and proxies the summary and the purge to a healthy
 //! worker. Built on Cloudflare's Pingora.
 //!
-//! The life of a payment: [`gateway`] routes it, [`accept`] validates and queues it
-//! ([`queue`]), [`forwarder`] delivers it ([`intake_client`]) to a worker ([`workers`]).
+//! The life of a payment: [`gateway`] routes it, [`accept`] validates it, records it in
+//! the [`journal`] and queues it ([`queue`]), [`forwarder`] delivers it ([`intake_client`])
+//! to a worker ([`workers`]) and retires it from the journal.
 //! [`front`] caps the client connections; [`shutdown`] drains the queue on SIGTERM;
 //! [`server`] puts the parts together.
 
@@ -16,6 +17,7 @@ pub mod front;
 pub mod gateway;
 pub mod head;
 pub mod intake_client;
+pub mod journal;
 pub mod metrics;
 pub mod queue;
 pub mod reply;

@@ -14,11 +14,20 @@
 //! makes a whole batch's worth queued ends that linger, so at high rates batches leave as
 //! soon as they are full instead of piling up for the whole linger and leaving in a burst.
 
+use crate::journal::Seq;
 use payment::intake::Accepted;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
+
+/// A payment in the queue: what the client sent, when the lb took it, and where the
+/// journal keeps it until a worker commits it.
+#[derive(Debug, Clone, Copy)]
+pub struct Queued {
+    pub accepted: Accepted,
+    pub seq: Seq,
+}
 
 /// Why a payment could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +41,7 @@ pub enum PushError {
 /// The accept path's end: cheap to clone, never blocks.
 #[derive(Clone)]
 pub struct QueueSender {
-    tx: mpsc::Sender<Accepted>,
+    tx: mpsc::Sender<Queued>,
     refusing: Arc<AtomicBool>,
     batch: usize,
     batch_queued: Arc<Notify>,
@@ -40,7 +49,7 @@ pub struct QueueSender {
 
 /// The forwarder's end.
 pub struct QueueReceiver {
-    rx: mpsc::Receiver<Accepted>,
+    rx: mpsc::Receiver<Queued>,
     batch: usize,
     batch_queued: Arc<Notify>,
 }
@@ -66,11 +75,11 @@ pub fn bounded(capacity: usize, batch: usize) -> (QueueSender, QueueReceiver) {
 }
 
 impl QueueSender {
-    pub fn push(&self, accepted: Accepted) -> Result<(), PushError> {
+    pub fn push(&self, queued: Queued) -> Result<(), PushError> {
         if self.refusing.load(Ordering::Relaxed) {
             return Err(PushError::Closed);
         }
-        self.tx.try_send(accepted).map_err(|e| match e {
+        self.tx.try_send(queued).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => PushError::Full,
             mpsc::error::TrySendError::Closed(_) => PushError::Closed,
         })?;
@@ -99,13 +108,13 @@ impl QueueReceiver {
     /// Waits until at least one payment is queued, then moves whatever is queued (up to
     /// `max`) into `batch`: no waiting for a batch to fill. Returns 0 once the queue is
     /// closed and empty.
-    pub async fn next_batch(&mut self, batch: &mut Vec<Accepted>, max: usize) -> usize {
+    pub async fn next_batch(&mut self, batch: &mut Vec<Queued>, max: usize) -> usize {
         self.rx.recv_many(batch, max).await
     }
 
     /// Moves whatever is queued now (up to `max` in `batch` in all) into `batch`, without
     /// waiting.
-    pub async fn top_up(&mut self, batch: &mut Vec<Accepted>, max: usize) {
+    pub async fn top_up(&mut self, batch: &mut Vec<Queued>, max: usize) {
         if batch.len() < max && !self.rx.is_empty() {
             self.rx.recv_many(batch, max - batch.len()).await;
         }
@@ -137,13 +146,16 @@ mod tests {
     use super::*;
     use payment::{Cents, Millis, Payment, Uuid};
 
-    fn accepted() -> Accepted {
-        Accepted {
-            payment: Payment {
-                correlation_id: Uuid::new_v4(),
-                amount: Cents(1990),
+    fn accepted() -> Queued {
+        Queued {
+            accepted: Accepted {
+                payment: Payment {
+                    correlation_id: Uuid::new_v4(),
+                    amount: Cents(1990),
+                },
+                accepted_at: Millis(1),
             },
-            accepted_at: Millis(1),
+            seq: Seq::NONE,
         }
     }
 

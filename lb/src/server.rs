@@ -10,11 +10,13 @@
 //! and our [`DrainOnSignal`] as the server's shutdown trigger.
 
 use crate::config::Config;
+use crate::config::JournalAt;
 use crate::forwarder::{self, Forwarder};
 use crate::front::{Front, Slots};
 use crate::gateway::Gateway;
+use crate::journal::{Journal, JournalError};
 use crate::metrics::Metrics;
-use crate::queue;
+use crate::queue::{self, QueueSender, Queued};
 use crate::shutdown::{DrainOnSignal, Shutdown};
 use crate::workers::{self, ResolveError};
 use pingora::lb::discovery::Static;
@@ -46,6 +48,8 @@ pub enum StartError {
     Backends(String),
     #[error("cannot prepare the load balancer: {0}")]
     Runtime(#[from] service::StartError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }
 
 /// How the lb ended.
@@ -93,11 +97,17 @@ pub fn run(config: Config) -> Result<Exit, StartError> {
     let metrics = Arc::new(Metrics::default());
     let connections = Arc::new(Slots::new(config.max_connections));
     let shutdown = Shutdown::new();
-    let (queue_tx, queue_rx) = queue::bounded(config.queue_capacity, config.batch_max);
+    let (journal, left) = open_journal(&config)?;
+    // Room for what the previous lb left too (at most two batches more than configured).
+    let capacity = config.queue_capacity.max(left.len());
+    let (queue_tx, queue_rx) = queue::bounded(capacity, config.batch_max);
+    requeue(left, &queue_tx, &config.journal);
+    let journal = Arc::new(journal);
 
     let health = background_service("worker health check", health_checked_workers(&config)?);
     let gateway = Gateway::new(
         queue_tx.clone(),
+        journal.clone(),
         health.task(),
         config.workers.len(),
         metrics.clone(),
@@ -116,7 +126,13 @@ pub fn run(config: Config) -> Result<Exit, StartError> {
         backoff_max: config.backoff_max,
         avoid: config.avoid,
     };
-    let forwarder = Forwarder::new(queue_rx, settings, metrics.clone(), shutdown.clone());
+    let forwarder = Forwarder::new(
+        queue_rx,
+        settings,
+        metrics.clone(),
+        journal,
+        shutdown.clone(),
+    );
 
     server.add_service(http);
     server.add_service(health);
@@ -130,6 +146,29 @@ pub fn run(config: Config) -> Result<Exit, StartError> {
     } else {
         Exit::PaymentsLeft
     })
+}
+
+/// The journal of `LB_JOURNAL_PATH`, and the payments the previous lb accepted and did
+/// not deliver, oldest first.
+fn open_journal(config: &Config) -> Result<(Journal, Vec<Queued>), StartError> {
+    let JournalAt::File(path) = &config.journal else {
+        return Ok((Journal::off(), Vec::new()));
+    };
+    let (journal, left) = Journal::open(path, config.journal_slots())?;
+    let left = left
+        .into_iter()
+        .map(|(seq, accepted)| Queued { accepted, seq })
+        .collect();
+    Ok((journal, left))
+}
+
+/// Queues `left` (the queue has room for all of them) before the lb takes new payments.
+fn requeue(left: Vec<Queued>, queue: &QueueSender, journal: &JournalAt) {
+    let count = left.len();
+    let queued = left.into_iter().filter(|q| queue.push(*q).is_ok()).count();
+    if let (JournalAt::File(path), 1..) = (journal, count) {
+        tracing::warn!("{queued} of {count} payments the previous lb accepted and did not deliver are queued again from {}", path.display());
+    }
 }
 
 /// The workers as a round-robin load balancer with a TCP health check every

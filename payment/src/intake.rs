@@ -7,6 +7,16 @@
 use crate::{Cents, Millis, Payment};
 use uuid::Uuid;
 
+/// The largest `POST /intake` body a worker takes: far above any batch the lb sends, far
+/// below what would strain a worker's memory.
+pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
+/// The longest line [`encode`] writes: a hyphenated uuid, then two `i64`s (at most 20
+/// characters each, sign included), two spaces and the newline.
+pub const MAX_LINE_BYTES: usize = uuid::fmt::Hyphenated::LENGTH + 2 * 20 + 3;
+/// The most payments in one batch that always fits in [`MAX_BATCH_BYTES`]: the bound of
+/// the lb's `LB_BATCH_MAX`.
+pub const MAX_BATCH_PAYMENTS: usize = MAX_BATCH_BYTES / MAX_LINE_BYTES;
+
 /// A payment as the lb forwards it: what the client sent plus when the lb accepted it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Accepted {
@@ -102,5 +112,20 @@ mod tests {
         assert!(decode(format!("{id} 0 1\n").as_bytes()).is_err());
         assert!(decode(format!("{id} 1 1 extra\n").as_bytes()).is_err());
         assert_eq!(decode(b"").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn the_longest_line_fits_the_bound() {
+        let mut wire = Vec::new();
+        let longest = Accepted {
+            payment: Payment {
+                correlation_id: Uuid::new_v4(),
+                amount: Cents(i64::MIN),
+            },
+            accepted_at: Millis(i64::MIN),
+        };
+        encode(&longest, &mut wire);
+        assert_eq!(wire.len(), MAX_LINE_BYTES);
+        assert!(MAX_BATCH_PAYMENTS * MAX_LINE_BYTES <= MAX_BATCH_BYTES);
     }
 }

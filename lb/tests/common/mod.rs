@@ -9,6 +9,7 @@
 use api::config as api_env;
 use lb::config as lb_env;
 use payment::Uuid;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use testkit::{free_addr, http, wait_for, wait_listening, Service};
 
@@ -97,25 +98,44 @@ impl Stack {
 pub struct Lb {
     pub service: Service,
     pub addr: String,
+    /// Its journal file (`LB_JOURNAL_PATH`), in a temporary directory of its own unless
+    /// given.
+    pub journal: PathBuf,
+    _journal_dir: Option<tempfile::TempDir>,
 }
 
 impl Lb {
-    /// Starts the lb in front of `workers`, with `env` on top.
+    /// Starts the lb in front of `workers`, with `env` on top, and a journal of its own.
     pub fn start(workers: &[&Listen], env: &[(&str, &str)]) -> Lb {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut lb = Lb::start_on_journal(workers, env, &dir.path().join("lb.journal"));
+        lb._journal_dir = Some(dir);
+        lb
+    }
+
+    /// Starts the lb with the journal at `journal` (the one a killed lb left).
+    pub fn start_on_journal(workers: &[&Listen], env: &[(&str, &str)], journal: &Path) -> Lb {
         let addr = free_addr();
         let api_addrs = workers
             .iter()
             .map(|w| w.to_string())
             .collect::<Vec<_>>()
             .join(",");
+        let journal_path = journal.display().to_string();
         let mut all = vec![
             (lb_env::LB_LISTEN, addr.as_str()),
             (lb_env::API_ADDRS, api_addrs.as_str()),
+            (lb_env::LB_JOURNAL_PATH, journal_path.as_str()),
         ];
         all.extend_from_slice(env);
         let service = Service::start("lb", &[], &all);
         wait_listening(&addr, START_TIMEOUT);
-        Lb { service, addr }
+        Lb {
+            service,
+            addr,
+            journal: journal.to_path_buf(),
+            _journal_dir: None,
+        }
     }
 
     /// `POST /payments` with a raw body.
