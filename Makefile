@@ -77,6 +77,8 @@ check: deps
 	BIN_DIR=target/debug bash scripts/smoke.sh
 	BIN_DIR=target/debug python3 scripts/faults.py
 	BIN_DIR=target/debug python3 scripts/faults.py --storage postgres
+	BIN_DIR=target/debug python3 scripts/faults.py --lb
+	BIN_DIR=target/debug python3 scripts/faults.py --lb --storage postgres
 	$(MAKE) compose-test SCENARIO=preview
 	$(MAKE) compose-test SCENARIO=preview STORAGE=postgres
 	$(MAKE) contest-run SCENARIO=preview

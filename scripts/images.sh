@@ -47,7 +47,7 @@ build() {
 
 # image | binaries | directories the process writes to (volume mount points, /tmp)
 images=(
-  "lb|lb|run/rinha tmp"
+  "lb|lb|data run/rinha tmp"
   "api|api|data run/rinha tmp"
   "sim|sim floor|tmp"
 )

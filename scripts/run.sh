@@ -9,7 +9,8 @@
 # exits is started again after 1 s (compose's `restart: always`). Ctrl-C or SIGTERM stops
 # everything, by PID; PostgreSQL last, once no worker uses it.
 #
-# Variables: BIN_DIR (target/x86_64-unknown-linux-gnu/release), DATA_DIR (./data: the database and run/<name>.pid),
+# Variables: BIN_DIR (target/x86_64-unknown-linux-gnu/release), DATA_DIR (./data: the database, the lb's
+# journal lb.journal, and run/<name>.pid),
 # STORAGE (sqlite | postgres), API_WORKERS (2), SCENARIO (preview | final | final-late: the
 # simulators' fees; SIM_DEFAULT_FEE / SIM_FALLBACK_FEE override them),
 # LB_LISTEN (0.0.0.0:9999), API1_LISTEN (127.0.0.1:9101), API2_LISTEN (127.0.0.1:9102), ... APIn_LISTEN (127.0.0.1:910n),
@@ -145,7 +146,7 @@ for i in $(seq "$API_WORKERS"); do
   start "api$i" env API_LISTEN="$listen" DATABASE_PATH="$DATABASE_PATH" DATABASE_URL="$DATABASE_URL" WORKER_ID="api$i" "$BIN_DIR/api"
 done
 for addr in "${api_addrs[@]}"; do wait_listening "$addr"; done
-start lb env LB_LISTEN="$LB_LISTEN" API_ADDRS="$(IFS=,; echo "${api_addrs[*]}")" "$BIN_DIR/lb"
+start lb env LB_LISTEN="$LB_LISTEN" LB_JOURNAL_PATH="${LB_JOURNAL_PATH:-$DATA_DIR/lb.journal}" API_ADDRS="$(IFS=,; echo "${api_addrs[*]}")" "$BIN_DIR/lb"
 wait_listening "$LB_LISTEN"
 
 cat <<EOF
