@@ -5,7 +5,8 @@
 #   pids+=($!)                after starting a process, so that the cleanup stops it
 #   free_ports N              N free ports on 127.0.0.1 (scripts/free_ports.py)
 #   start NAME PORT BINARY ENV...
-#                             starts BINARY with ENV, logs in $work/NAME.log, waits for PORT
+#                             starts BINARY with ENV, logs in $work/NAME.log, waits for PORT;
+#                             an lb gets the journal $work/NAME.journal unless ENV names one
 #   start_backend             two simulators (5 %, 15 %) and two workers on one database in
 #                             $work, on free ports; sets $workers (the lb's API_ADDRS)
 #
@@ -43,7 +44,7 @@ wait_port() {
 
 start() {
   local name=$1 port=$2 bin=$3; shift 3
-  env "$@" "$bin" >"$work/$name.log" 2>&1 &
+  env LB_JOURNAL_PATH="$work/$name.journal" "$@" "$bin" >"$work/$name.log" 2>&1 &
   pids+=($!)
   wait_port "$port"
 }
