@@ -14,7 +14,8 @@
 //! its last heartbeat, and a call lasts at most `PROCESSOR_TIMEOUT_MS`. Sending the same
 //! payment while its earlier call may still be running would let the processor store it
 //! long after our requestedAt, which an audit would see. Payments never sent go at once.
-//! Claims are taken in pages, only as far as the dispatch queue has room.
+//! Claims are taken in pages, only as far as the dispatch queue has room; payments waiting
+//! out the dead worker's calls take room too.
 //!
 //! A live worker whose heartbeat stalls (CPU starvation, a slow disk) can lose payments it
 //! still holds in its queue this way. It simply carries on writing its heartbeat (the
@@ -163,10 +164,9 @@ impl Recovery {
             wait_ms = wait.as_millis() as u64,
             "claimed payments with an attempt wait until the dead worker's calls could have ended"
         );
-        let queue = Arc::clone(&self.queue);
-        tokio::spawn(async move {
-            tokio::time::sleep(wait).await;
-            queue.push_new(attempted);
-        });
+        self.queue.push_new_after(attempted, wait);
     }
 }
+
+#[cfg(test)]
+mod tests;
