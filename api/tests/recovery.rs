@@ -336,6 +336,57 @@ fn a_batch_committed_but_answered_with_an_error_after_its_sender_gave_up_is_stil
     stack.assert_settled(&worker, &sent);
 }
 
+#[test]
+fn payments_claimed_by_a_commit_whose_answer_was_lost_are_still_paid() {
+    // A claim is a write too: its commit can succeed and its answer be lost. The claimed
+    // payments are then this live worker's, in no queue: they must be paid all the same,
+    // each once, those the dead worker had sent included.
+    let server = Arc::new(PgServer::dedicated());
+    let stack = Stack::on_server(Arc::clone(&server), &[]);
+    let worker = stack.worker(only_intake_writes);
+    let commits = LostCommitAnswers(&server);
+    commits.hold();
+    let orphans = payments(20);
+    // A worker died with these pending, half of them sent to the default; its heartbeat
+    // row is gone, so they are claimable at once (written without waiting for the standby).
+    let sent_at = payment::Millis::now().0;
+    let rows: Vec<String> = orphans
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let attempt = match i % 2 {
+                0 => format!("'default', {sent_at}"),
+                _ => "NULL, NULL".to_string(),
+            };
+            format!(
+                "('{}', {}, 'pending', {}, 'dead-worker', {attempt})",
+                a.payment.correlation_id, a.payment.amount.0, a.accepted_at.0
+            )
+        })
+        .collect();
+    let database = stack
+        .database_url
+        .as_deref()
+        .and_then(|url| url.rsplit('/').next());
+    let insert = format!(
+        "SET synchronous_commit = local; INSERT INTO payments (correlation_id, amount, status, accepted_at, owner, processor, requested_at) VALUES {}",
+        rows.join(", ")
+    );
+    server
+        .psql(database.expect("a PostgreSQL database"), &insert)
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    wait_for(
+        "the claim's commit waiting",
+        Duration::from_secs(10),
+        || commits.waiting() > 0,
+    );
+    commits.cut_off();
+    commits.release();
+    worker.wait_processed(orphans.len(), Duration::from_secs(10));
+    stack.assert_settled(&worker, &orphans);
+}
+
 /// No writes but intake's for a while (heartbeats and health turns would be committed too).
 fn only_intake_writes(c: &mut Config) {
     c.heartbeat = Duration::from_secs(30);
