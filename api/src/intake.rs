@@ -42,6 +42,7 @@ use service::reply::{self, Reply};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
+use std::time::Instant;
 use storage::{Attempt, Destination, Pending, StorageError, Store};
 
 /// Largest intake body: 16 Ki lines of about 70 bytes, far above any batch the lb sends
@@ -159,10 +160,11 @@ impl Recording {
             let new = self.store.record_pending(batch).await?.into_iter();
             return Ok(new.map(|a| Job::new(pending(a, None))).collect());
         };
+        let asked = Instant::now();
         let recorded = self.store.record_for_sending(batch, processor).await?;
         let jobs = recorded.new.into_iter();
         Ok(jobs
-            .map(|a| Job::taken(pending(a, Some(recorded.attempt)), recorded.alive_at))
+            .map(|a| Job::taken(pending(a, Some(recorded.attempt)), asked))
             .collect())
     }
 }

@@ -13,12 +13,12 @@
 //! in any form.
 
 use crate::metrics::Metrics;
-use payment::{Millis, Processor, Uuid};
+use payment::{Processor, Uuid};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use storage::{Destination, Pending};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
@@ -31,9 +31,10 @@ pub struct Job {
     /// Which copy of the payment this is, set by the queue (see [`Queue::push_new`]).
     generation: u64,
     /// Set when intake's write already took the payment for sending (its attempt is in
-    /// `pending`): the proof of ownership that came with it. Good for the first round that
-    /// plans the payment only; after that it goes through the store like any other.
-    pub(super) taken_at: Option<Millis>,
+    /// `pending`): when that proof of ownership was asked for, on this process's monotonic
+    /// clock (see [`Job::taken`]). Good for the first round that plans the payment only;
+    /// after that it goes through the store like any other.
+    pub(super) taken_at: Option<Instant>,
 }
 
 impl Job {
@@ -47,10 +48,11 @@ impl Job {
     }
 
     /// A payment intake recorded and took for sending in one write
-    /// (`Store::record_for_sending`), owned as of `alive_at`.
-    pub fn taken(pending: Pending, alive_at: Millis) -> Job {
+    /// (`Store::record_for_sending`) queued at `asked`, an instant taken just before: the
+    /// write ran later, so the proof's age measured from it is never under-counted.
+    pub fn taken(pending: Pending, asked: Instant) -> Job {
         Job {
-            taken_at: Some(alive_at),
+            taken_at: Some(asked),
             ..Job::new(pending)
         }
     }
