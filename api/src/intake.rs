@@ -15,6 +15,8 @@
 //! pending payments and queues those it does not hold (`Queue::push_missing`,
 //! `crate::recovery`). We chose this over having a re-sent batch queue them: the lb
 //! re-sends to the other worker first, which may not take a live worker's payments.
+//! The intake task marks the worker, not the request's handler: when the lb's forward
+//! timeout closed the connection first, no handler is left to hear the error.
 //! Exactly once still holds: a payment already held (waiting or in flight) is never
 //! queued twice, and a copy read back just before its payment was processed or claimed
 //! is dropped unsent, because dispatch sends nothing the store does not confirm as this
@@ -40,6 +42,7 @@ use service::reply::{self, Reply};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
+use std::time::Instant;
 use storage::{Attempt, Destination, Pending, StorageError, Store};
 
 /// Largest intake body: the wire format's bound, which also bounds `LB_BATCH_MAX`.
@@ -84,24 +87,19 @@ impl Intake {
             );
         }
         let send_to = self.send_to();
-        let (store, queue, metrics) = (
-            self.store.clone(),
-            Arc::clone(&self.queue),
-            Arc::clone(&self.metrics),
-        );
-        let recorded =
-            tokio::spawn(
-                async move { record_and_queue(store, &queue, &metrics, batch, send_to).await },
-            );
+        let recording = Recording {
+            store: self.store.clone(),
+            queue: Arc::clone(&self.queue),
+            metrics: Arc::clone(&self.metrics),
+            unsure: Arc::clone(&self.unsure),
+        };
+        let recorded = tokio::spawn(async move { recording.run(batch, send_to).await });
         match recorded.await {
             Ok(Ok(recorded)) => {
                 reply::json(StatusCode::OK, format!(r#"{{"recorded":{recorded}}}"#))
             }
-            Ok(Err(e)) => {
-                self.unsure.store(true, SeqCst);
-                tracing::error!("cannot record an intake batch: {e}");
-                reply::error(StatusCode::SERVICE_UNAVAILABLE, "storage", e)
-            }
+            // The task marked the worker unsure and logged it.
+            Ok(Err(e)) => reply::error(StatusCode::SERVICE_UNAVAILABLE, "storage", e),
             Err(e) => {
                 self.unsure.store(true, SeqCst);
                 reply::error(StatusCode::INTERNAL_SERVER_ERROR, "intake_task", e)
@@ -123,31 +121,51 @@ impl Intake {
     }
 }
 
-/// Commits the batch as pending (taken for sending to `send_to`, if set), then queues the
-/// new payments; returns how many were new.
-async fn record_and_queue(
+/// The intake task's share of the worker: the task runs to its end even when the request
+/// that started it is gone (see the module doc).
+struct Recording {
     store: Store,
-    queue: &Queue,
-    metrics: &Metrics,
-    batch: Vec<Accepted>,
-    send_to: Option<Processor>,
-) -> Result<usize, StorageError> {
-    let new: Vec<Job> = match send_to {
-        Some(processor) => {
-            let recorded = store.record_for_sending(batch, processor).await?;
-            let jobs = recorded.new.into_iter();
-            jobs.map(|a| Job::taken(pending(a, Some(recorded.attempt)), recorded.alive_at))
-                .collect()
-        }
-        None => {
-            let new = store.record_pending(batch).await?.into_iter();
-            new.map(|a| Job::new(pending(a, None))).collect()
-        }
-    };
-    let recorded = new.len();
-    metrics.recorded.fetch_add(recorded as u64, Relaxed);
-    queue.push_missing(new);
-    Ok(recorded)
+    queue: Arc<Queue>,
+    metrics: Arc<Metrics>,
+    unsure: Arc<AtomicBool>,
+}
+
+impl Recording {
+    /// Commits the batch as pending (taken for sending to `send_to`, if set), then queues
+    /// the new payments; returns how many were new. A failed write may have committed: the
+    /// worker is marked unsure here, whether or not a request still waits for the answer.
+    async fn run(
+        self,
+        batch: Vec<Accepted>,
+        send_to: Option<Processor>,
+    ) -> Result<usize, StorageError> {
+        let new = self.record(batch, send_to).await.inspect_err(|e| {
+            self.unsure.store(true, SeqCst);
+            tracing::error!("cannot record an intake batch; this worker's pending payments will be read back: {e}");
+        })?;
+        let recorded = new.len();
+        self.metrics.recorded.fetch_add(recorded as u64, Relaxed);
+        self.queue.push_missing(new);
+        Ok(recorded)
+    }
+
+    /// The write: the new payments, as jobs for the queue.
+    async fn record(
+        &self,
+        batch: Vec<Accepted>,
+        send_to: Option<Processor>,
+    ) -> Result<Vec<Job>, StorageError> {
+        let Some(processor) = send_to else {
+            let new = self.store.record_pending(batch).await?.into_iter();
+            return Ok(new.map(|a| Job::new(pending(a, None))).collect());
+        };
+        let asked = Instant::now();
+        let recorded = self.store.record_for_sending(batch, processor).await?;
+        let jobs = recorded.new.into_iter();
+        Ok(jobs
+            .map(|a| Job::taken(pending(a, Some(recorded.attempt)), asked))
+            .collect())
+    }
 }
 
 fn pending(accepted: Accepted, attempt: Option<Attempt>) -> Pending {

@@ -14,7 +14,14 @@
 //! its last heartbeat, and a call lasts at most `PROCESSOR_TIMEOUT_MS`. Sending the same
 //! payment while its earlier call may still be running would let the processor store it
 //! long after our requestedAt, which an audit would see. Payments never sent go at once.
-//! Claims are taken in pages, only as far as the dispatch queue has room.
+//! Claims are taken in pages, only as far as the dispatch queue has room; payments waiting
+//! out the dead worker's calls take room too.
+//!
+//! A claim is a write, and on PostgreSQL its commit can succeed with its answer lost: the
+//! claimed rows are then this worker's, in no queue. So a failed claim marks the worker
+//! unsure, as a failed intake write does (see `crate::intake`), and the next scan reads
+//! back this worker's pending payments. Those with an attempt wait, as claimed ones do,
+//! until the calls of any worker dead at the time of that claim could have ended.
 //!
 //! A live worker whose heartbeat stalls (CPU starvation, a slow disk) can lose payments it
 //! still holds in its queue this way. It simply carries on writing its heartbeat (the
@@ -25,8 +32,8 @@ use crate::dispatch::{Job, Queue};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use payment::Millis;
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::Arc;
 use std::time::Duration;
 use storage::{Claimed, StorageError, Store};
@@ -44,8 +51,11 @@ pub struct Recovery {
     pub calls_outlive_heartbeat_by: Duration,
     /// `DISPATCH_QUEUE_MAX`: claims stop where the queue is full.
     pub queue_max: usize,
-    /// Set by intake when a write failed and may have committed anyway.
+    /// Set by intake, and by a claim, when a write failed and may have committed anyway.
     pub unsure: Arc<AtomicBool>,
+    /// The latest heartbeat (ms) a worker whose payments a failed claim may have taken
+    /// can have written (0: no failed claim). Wall clock, as in the database.
+    pub lost_claim_last_alive: AtomicI64,
 }
 
 /// Writes the heartbeat until shutdown, whatever happened to the row or our payments
@@ -96,10 +106,12 @@ impl Recovery {
             if limit == 0 {
                 return Ok(()); // the rest waits for room, at a later scan
             }
+            let now = Millis::now();
             let claimed = self
                 .store
-                .claim_orphans(Millis::now(), dead_after_ms, limit)
-                .await?;
+                .claim_orphans(now, dead_after_ms, limit)
+                .await
+                .inspect_err(|_| self.claim_unsure(now))?;
             let count = claimed.payments.len();
             if count > 0 {
                 tracing::info!(count, "claimed payments of a dead worker");
@@ -112,11 +124,23 @@ impl Recovery {
         }
     }
 
-    /// After an intake write that failed and may have committed: queues this worker's
-    /// pending payments it does not hold. The flag is cleared before the read, so a write
-    /// that fails during it (and was flagged after its commit) is read back next time.
-    /// Not limited by `DISPATCH_QUEUE_MAX`: such rows are at most what the queue holds
-    /// plus the batches whose answer was lost, and leaving one out would lose it.
+    /// A claim at `now` failed and may have committed: whatever it took is read back by
+    /// [`Recovery::adopt_own`]. The workers it may have taken from were last alive at
+    /// `now - dead_after` at the latest.
+    fn claim_unsure(&self, now: Millis) {
+        let dead_since = now.0.saturating_sub(self.dead_after.as_millis() as i64);
+        // Before the flag: a scan that sees the flag sees this too.
+        self.lost_claim_last_alive.fetch_max(dead_since, SeqCst);
+        self.unsure.store(true, SeqCst);
+    }
+
+    /// After a write that failed and may have committed (intake's or a claim): queues this
+    /// worker's pending payments it does not hold. The flag is cleared before the read, so
+    /// a write that fails during it (and was flagged after its commit) is read back next
+    /// time. Not limited by `DISPATCH_QUEUE_MAX`: such rows are at most what the queue
+    /// holds plus the batches and one claim page whose answer was lost, and leaving one
+    /// out would lose it. Those with an attempt may come from a lost claim: they wait
+    /// until the dead worker's calls could have ended, as claimed ones do.
     async fn adopt_own(&self) -> Result<(), StorageError> {
         if !self.unsure.swap(false, SeqCst) {
             return Ok(());
@@ -126,14 +150,42 @@ impl Recovery {
             .own_pending(usize::MAX)
             .await
             .inspect_err(|_| self.unsure.store(true, SeqCst))?;
-        let adopted = self.queue.push_missing(own.into_iter().map(Job::new));
+        let (attempted, fresh): (Vec<_>, Vec<_>) = own
+            .into_iter()
+            .map(Job::new)
+            .partition(|job| job.pending.attempt.is_some());
+        let mut adopted = self.queue.push_missing(fresh);
+        let last_alive = Millis(self.lost_claim_last_alive.load(SeqCst));
+        let wait = self.until_calls_end(last_alive);
+        if wait.is_zero() {
+            adopted += self.queue.push_missing(attempted);
+        } else if !attempted.is_empty() {
+            tracing::warn!(
+                count = attempted.len(),
+                wait_ms = wait.as_millis() as u64,
+                "payments read back with an attempt wait until a dead worker's calls could have ended"
+            );
+            self.queue.push_missing_after(attempted, wait);
+        }
         if adopted > 0 {
             tracing::warn!(
                 adopted,
-                "queued payments whose intake write failed after it committed"
+                "queued payments whose write (intake or claim) failed after it committed"
             );
         }
         Ok(())
+    }
+
+    /// How long from now until the calls of a worker last alive at `last_alive` could
+    /// have ended. Wall clock on purpose: `last_alive` is a heartbeat time shared through
+    /// the database (written by another process, or the bound of one), and only our own
+    /// wall clock compares with it (the workers' clocks must agree, see `storage`). The
+    /// wait itself then runs on the monotonic clock (`tokio::time`): a later clock step
+    /// does not move it.
+    fn until_calls_end(&self, last_alive: Millis) -> Duration {
+        let outlive = self.calls_outlive_heartbeat_by.as_millis() as i64;
+        let until = last_alive.0.saturating_add(outlive);
+        Duration::from_millis(u64::try_from(until.saturating_sub(Millis::now().0)).unwrap_or(0))
     }
 
     /// Queues the claimed payments: those never sent at once, those with an attempt once
@@ -145,12 +197,9 @@ impl Recovery {
             .map(Job::new)
             .partition(|job| job.pending.attempt.is_some());
         self.queue.push_new(fresh);
-        let wait = claimed.last_alive.map_or(Duration::ZERO, |alive| {
-            let until = alive
-                .0
-                .saturating_add(self.calls_outlive_heartbeat_by.as_millis() as i64);
-            Duration::from_millis(u64::try_from(until.saturating_sub(Millis::now().0)).unwrap_or(0))
-        });
+        let wait = claimed
+            .last_alive
+            .map_or(Duration::ZERO, |alive| self.until_calls_end(alive));
         if attempted.is_empty() {
             return;
         }
@@ -163,10 +212,9 @@ impl Recovery {
             wait_ms = wait.as_millis() as u64,
             "claimed payments with an attempt wait until the dead worker's calls could have ended"
         );
-        let queue = Arc::clone(&self.queue);
-        tokio::spawn(async move {
-            tokio::time::sleep(wait).await;
-            queue.push_new(attempted);
-        });
+        self.queue.push_new_after(attempted, wait);
     }
 }
+
+#[cfg(test)]
+mod tests;

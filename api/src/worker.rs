@@ -17,7 +17,7 @@ use crate::ApiError;
 use hyper::http::uri::InvalidUri;
 use payment::{Millis, Processor};
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::Arc;
 use std::time::Duration;
 use storage::{Store, StoreConfig};
@@ -161,6 +161,7 @@ fn spawn_work(
         dead_after: config.worker_dead_after,
         calls_outlive_heartbeat_by: dispatcher.send_within + config.processor_timeout,
         queue_max: config.dispatch_queue_max,
+        lost_claim_last_alive: AtomicI64::new(0),
     };
     work.spawn(recovery.run(config.orphan_scan, stop.clone()));
     let app = Arc::new(App {

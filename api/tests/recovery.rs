@@ -234,18 +234,7 @@ fn a_batch_whose_sender_gave_up_during_a_stalled_write_is_still_paid() {
     let lock = rusqlite::Connection::open(stack.db()).expect("open the database");
     lock.execute_batch("BEGIN IMMEDIATE")
         .expect("take the write lock");
-    let mut body = Vec::new();
-    sent.iter()
-        .for_each(|a| payment::intake::encode(a, &mut body));
-    let head = format!(
-        "POST /intake HTTP/1.1\r\nHost: api\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    let mut sender = TcpStream::connect(&worker.addr).expect("connect");
-    sender
-        .write_all(head.as_bytes())
-        .and_then(|_| sender.write_all(&body))
-        .expect("send the batch");
+    let sender = post_intake_unanswered(&worker.addr, &sent);
     std::thread::sleep(Duration::from_millis(300));
     drop(sender); // the sender gives up before any answer
     std::thread::sleep(Duration::from_millis(300));
@@ -253,6 +242,156 @@ fn a_batch_whose_sender_gave_up_during_a_stalled_write_is_still_paid() {
 
     worker.wait_processed(sent.len(), Duration::from_secs(20));
     stack.assert_settled(&worker, &sent);
+}
+
+/// Posts `batch` to `POST /intake` on `addr` and returns the connection without reading
+/// the answer: dropping it is a sender that gives up, as the lb's forward timeout does.
+fn post_intake_unanswered(addr: &str, batch: &[payment::intake::Accepted]) -> TcpStream {
+    let mut body = Vec::new();
+    batch
+        .iter()
+        .for_each(|a| payment::intake::encode(a, &mut body));
+    let head = format!(
+        "POST /intake HTTP/1.1\r\nHost: api\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut sender = TcpStream::connect(addr).expect("connect");
+    sender
+        .write_all(head.as_bytes())
+        .and_then(|_| sender.write_all(&body))
+        .expect("send the batch");
+    sender
+}
+
+/// Commits whose answer is lost, for real, on a PostgreSQL server of the test's own: the
+/// server waits after each commit for a synchronous standby that does not exist, and the
+/// waiting backend is terminated, which keeps the commit and drops its connection.
+struct LostCommitAnswers<'a>(&'a PgServer);
+
+impl LostCommitAnswers<'_> {
+    fn psql(&self, sql: &str) -> Vec<String> {
+        self.0
+            .psql("postgres", sql)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// From now on every commit waits (for the standby) until [`Self::cut_off`].
+    fn hold(&self) {
+        self.psql("ALTER SYSTEM SET synchronous_standby_names = 'nobody'");
+        self.psql("SELECT pg_reload_conf()");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    /// How many commits wait now.
+    fn waiting(&self) -> usize {
+        let rows = self.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'");
+        rows.first().and_then(|n| n.parse().ok()).unwrap_or(0)
+    }
+
+    /// The waiting commits stay committed; their connections drop before the answer.
+    fn cut_off(&self) {
+        self.psql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+        );
+    }
+
+    /// Commits are acknowledged again (a commit still waiting is answered).
+    fn release(&self) {
+        self.psql("ALTER SYSTEM RESET synchronous_standby_names");
+        self.psql("SELECT pg_reload_conf()");
+    }
+}
+
+#[test]
+fn a_batch_committed_but_answered_with_an_error_after_its_sender_gave_up_is_still_paid() {
+    // As below, but the lb's forward timeout closed the connection while the commit
+    // waited: no request is left to hear that the write failed. The lb sends the batch
+    // again, which finds nothing new: the payments must be paid all the same, each once.
+    let server = Arc::new(PgServer::dedicated());
+    let stack = Stack::on_server(Arc::clone(&server), &[]);
+    let worker = stack.worker(only_intake_writes);
+    let commits = LostCommitAnswers(&server);
+    commits.hold();
+    let sent = payments(20);
+    let sender = post_intake_unanswered(&worker.addr, &sent);
+    wait_for(
+        "the batch's commit waiting",
+        Duration::from_secs(10),
+        || commits.waiting() > 0,
+    );
+    drop(sender); // the lb gives up
+    std::thread::sleep(Duration::from_millis(300));
+    commits.cut_off();
+    commits.release();
+
+    wait_for(
+        "the batch re-sent and answered 200",
+        Duration::from_secs(10),
+        || {
+            let again = worker.intake(&sent);
+            again.status == 200 && again.json()["recorded"] == 0
+        },
+    );
+    worker.wait_processed(sent.len(), Duration::from_secs(10));
+    stack.assert_settled(&worker, &sent);
+}
+
+#[test]
+fn payments_claimed_by_a_commit_whose_answer_was_lost_are_still_paid() {
+    // A claim is a write too: its commit can succeed and its answer be lost. The claimed
+    // payments are then this live worker's, in no queue: they must be paid all the same,
+    // each once, those the dead worker had sent included.
+    let server = Arc::new(PgServer::dedicated());
+    let stack = Stack::on_server(Arc::clone(&server), &[]);
+    let worker = stack.worker(only_intake_writes);
+    let commits = LostCommitAnswers(&server);
+    commits.hold();
+    let orphans = payments(20);
+    // A worker died with these pending, half of them sent to the default; its heartbeat
+    // row is gone, so they are claimable at once (written without waiting for the standby).
+    let sent_at = payment::Millis::now().0;
+    let rows: Vec<String> = orphans
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let attempt = match i % 2 {
+                0 => format!("'default', {sent_at}"),
+                _ => "NULL, NULL".to_string(),
+            };
+            format!(
+                "('{}', {}, 'pending', {}, 'dead-worker', {attempt})",
+                a.payment.correlation_id, a.payment.amount.0, a.accepted_at.0
+            )
+        })
+        .collect();
+    let database = stack
+        .database_url
+        .as_deref()
+        .and_then(|url| url.rsplit('/').next());
+    let insert = format!(
+        "SET synchronous_commit = local; INSERT INTO payments (correlation_id, amount, status, accepted_at, owner, processor, requested_at) VALUES {}",
+        rows.join(", ")
+    );
+    server
+        .psql(database.expect("a PostgreSQL database"), &insert)
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    wait_for(
+        "the claim's commit waiting",
+        Duration::from_secs(10),
+        || commits.waiting() > 0,
+    );
+    commits.cut_off();
+    commits.release();
+    worker.wait_processed(orphans.len(), Duration::from_secs(10));
+    stack.assert_settled(&worker, &orphans);
+}
+
+/// No writes but intake's for a while (heartbeats and health turns would be committed too).
+fn only_intake_writes(c: &mut Config) {
+    c.heartbeat = Duration::from_secs(30);
+    c.worker_dead_after = Duration::from_secs(60);
+    c.health_read = Duration::from_secs(30);
 }
 
 #[test]
@@ -264,20 +403,9 @@ fn a_batch_committed_but_answered_with_an_error_is_still_paid() {
     // finds nothing new: the payments must be paid all the same, each once.
     let server = Arc::new(PgServer::dedicated());
     let stack = Stack::on_server(Arc::clone(&server), &[]);
-    // No writes but intake's while the commits wait (heartbeats and health turns would).
-    let worker = stack.worker(|c| {
-        c.heartbeat = Duration::from_secs(30);
-        c.worker_dead_after = Duration::from_secs(60);
-        c.health_read = Duration::from_secs(30);
-    });
-    let psql = |sql: &str| {
-        server
-            .psql("postgres", sql)
-            .unwrap_or_else(|e| panic!("{e}"))
-    };
-    psql("ALTER SYSTEM SET synchronous_standby_names = 'nobody'");
-    psql("SELECT pg_reload_conf()");
-    std::thread::sleep(Duration::from_millis(300));
+    let worker = stack.worker(only_intake_writes);
+    let commits = LostCommitAnswers(&server);
+    commits.hold();
     let sent = payments(20);
     let first = std::thread::scope(|s| {
         let answer = s.spawn(|| worker.intake(&sent));
@@ -285,13 +413,12 @@ fn a_batch_committed_but_answered_with_an_error_is_still_paid() {
         // other write the worker made meanwhile (its writes share one connection).
         let deadline = Instant::now() + Duration::from_secs(10);
         while !answer.is_finished() && Instant::now() < deadline {
-            psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'");
+            commits.cut_off();
             std::thread::sleep(Duration::from_millis(50));
         }
-        // Commits are acknowledged again (which also frees a write still waiting if intake
-        // never answered, so the test fails instead of hanging).
-        psql("ALTER SYSTEM RESET synchronous_standby_names");
-        psql("SELECT pg_reload_conf()");
+        // Also frees a write still waiting if intake never answered, so the test fails
+        // instead of hanging.
+        commits.release();
         answer.join().expect("the intake thread")
     });
     assert_eq!(first.status, 503, "{}", first.body);

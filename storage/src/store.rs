@@ -110,7 +110,8 @@ impl Store {
         dispatch!(self.mark_processed(batch))
     }
 
-    /// This worker is alive at `now`.
+    /// This worker is alive at `now`. The row never goes back: a heartbeat stamped before
+    /// a later take's proof of ownership (the writer stalled between them) leaves that proof.
     pub async fn heartbeat(&self, now: Millis) -> Result<(), StorageError> {
         dispatch!(self.heartbeat(now))?;
         self.heartbeat_written(now);
@@ -120,16 +121,14 @@ impl Store {
     /// The heartbeat this store committed last, by [`Store::heartbeat`] or along with
     /// [`Store::take_for_sending`] or [`Store::record_for_sending`]: a worker whose writes
     /// renew its heartbeat anyway need not write one on its own (see `api::recovery`).
-    /// Writes answered out of order can leave an older value here than in the row, never
-    /// a newer one while the wall clock does not go back: at worst a heartbeat is written
-    /// that was not needed.
+    /// Never goes back, as the row does not.
     pub fn heartbeat_written_at(&self) -> Option<Millis> {
         let at = self.heartbeat_written.load(Relaxed);
         (at > 0).then_some(Millis(at))
     }
 
     fn heartbeat_written(&self, at: Millis) {
-        self.heartbeat_written.store(at.0, Relaxed);
+        self.heartbeat_written.fetch_max(at.0, Relaxed);
     }
 
     /// This worker leaves cleanly: its heartbeat row goes, so its pending payments are

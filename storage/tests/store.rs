@@ -25,6 +25,7 @@ on_both!(
     only_the_owner_takes_a_payment_for_sending_and_a_pinned_one_keeps_its_requested_at,
     recording_for_sending_takes_the_new_payments_in_the_same_write,
     the_store_knows_the_heartbeat_it_wrote_last,
+    a_heartbeat_queued_behind_a_take_never_moves_its_proof_back,
     a_pin_lives_in_the_row_and_outlasts_the_worker,
     a_version_1_database_is_migrated_with_its_payments,
     concurrent_claimers_never_get_the_same_payment,
@@ -272,10 +273,11 @@ async fn only_the_owner_takes_a_payment_for_sending_and_a_pinned_one_keeps_its_r
     let first_at = sent.alive_at.0;
     assert_eq!(sent.payments, vec![(id(0), attempt(d, first_at))]);
 
-    // Its heartbeat stalls; the rescuer claims both payments while they wait in its queue.
-    stalled.heartbeat(Millis(1_000)).await.unwrap();
-    rescuer.heartbeat(Millis::now()).await.unwrap();
-    assert_eq!(rescuer.claim_orphans(Millis::now(), 3_000, 100).await.unwrap().payments.len(), 2);
+    // Its heartbeat stalls: 10 s later the rescuer claims both payments while they wait in
+    // its queue.
+    let later = Millis(Millis::now().0 + 10_000);
+    rescuer.heartbeat(later).await.unwrap();
+    assert_eq!(rescuer.claim_orphans(later, 3_000, 100).await.unwrap().payments.len(), 2);
     stalled.record_pending(vec![accepted(2, 1990, 0), accepted(3, 1990, 0)]).await.unwrap();
 
     let before = Millis::now();
@@ -320,6 +322,36 @@ async fn the_store_knows_the_heartbeat_it_wrote_last(db: Db) {
     assert_eq!(Some(Millis(row)), store.heartbeat_written_at(), "as in the row");
 }
 
+async fn a_heartbeat_queued_behind_a_take_never_moves_its_proof_back(db: Db) {
+    let store = db.open("stalled");
+    let rescuer = db.open("rescuer");
+    store.record_pending(vec![accepted(1, 1990, 0)]).await.unwrap();
+    // The heartbeat task stamped its time (here: a second ago), then the writer stalled
+    // behind a lock held elsewhere, with a take for sending queued before the heartbeat.
+    let stamped = Millis(Millis::now().0 - 1_000);
+    let lunch = Lunch::start(&db).await;
+    let (taken, beat, ()) = tokio::join!(
+        store.take_for_sending(vec![(id(1), Processor::Default)]),
+        store.heartbeat(stamped),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            lunch.end().await;
+        },
+    );
+    let taken = taken.unwrap();
+    beat.unwrap();
+    assert_eq!(taken.payments.len(), 1, "taken for sending: {taken:?}");
+
+    // The proof handed out with the take holds: nobody claims the payment before it is
+    // `dead_after` old, and the store does not believe its heartbeat older either.
+    let dead_after = 2_000;
+    rescuer.heartbeat(Millis(taken.alive_at.0 + 60_000)).await.unwrap();
+    let just_before = Millis(taken.alive_at.0 + dead_after - 1);
+    let claimed = rescuer.claim_orphans(just_before, dead_after, 100).await.unwrap();
+    assert!(claimed.payments.is_empty(), "claimed within the proof's life: {claimed:?}");
+    assert_eq!(store.heartbeat_written_at(), Some(taken.alive_at));
+}
+
 async fn recording_for_sending_takes_the_new_payments_in_the_same_write(db: Db) {
     let (d, f) = (Processor::Default, Processor::Fallback);
     let mine = db.open("mine");
@@ -348,9 +380,11 @@ async fn recording_for_sending_takes_the_new_payments_in_the_same_write(db: Db) 
     let taken_at = taken.alive_at.0;
     assert_eq!(taken.payments, vec![(id(1), attempt(f, taken_at))]);
 
-    // Its worker dead, a claim gives them back as attempted: pinned to where they were going.
-    mine.heartbeat(Millis(1_000)).await.unwrap();
-    let mut claimed = rescuer.claim_orphans(Millis::now(), 3_000, 100).await.unwrap().payments;
+    // Its worker dead (10 s later), a claim gives them back as attempted: pinned to where
+    // they were going.
+    let later = Millis(taken_at + 10_000);
+    rescuer.heartbeat(later).await.unwrap();
+    let mut claimed = rescuer.claim_orphans(later, 3_000, 100).await.unwrap().payments;
     claimed.sort_by_key(|p| p.payment.correlation_id);
     let got: Vec<_> = claimed.iter().map(|p| (p.payment.correlation_id, p.attempt, p.destination)).collect();
     assert_eq!(

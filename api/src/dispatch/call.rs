@@ -72,8 +72,10 @@ impl Dispatcher {
     ) {
         let batch: Vec<(Uuid, Processor)> =
             calls.iter().map(|c| (c.job.id(), c.processor())).collect();
+        // The proof's age is measured from here, before the write ran (see `sendable`).
+        let asked = Instant::now();
         match self.store.take_for_sending(batch).await {
-            Ok(taken) => self.call_taken(calls, permits, taken),
+            Ok(taken) => self.call_taken(calls, permits, taken, asked),
             Err(e) => {
                 tracing::error!(
                     "cannot take payments for sending, {} payments wait: {e}",
@@ -88,12 +90,14 @@ impl Dispatcher {
         }
     }
 
-    /// Sends what the store gave us, with the attempt as stored; drops the rest.
+    /// Sends what the store gave us, with the attempt as stored; drops the rest. `asked`:
+    /// when the take was queued.
     fn call_taken(
         self: &Arc<Self>,
         calls: Vec<Call>,
         mut permits: OwnedSemaphorePermit,
         taken: Taken,
+        asked: Instant,
     ) {
         let mut ours: HashMap<Uuid, Attempt> = taken.payments.into_iter().collect();
         let mut lost = 0;
@@ -101,7 +105,7 @@ impl Dispatcher {
             match ours.remove(&call.job.id()) {
                 Some(attempt) if attempt.processor == call.processor() => {
                     call.job.pending.attempt = Some(attempt);
-                    self.start_call(call, &mut permits, taken.alive_at);
+                    self.start_call(call, &mut permits, asked);
                 }
                 Some(attempt) => self.redirect(call, attempt),
                 None => {
@@ -124,7 +128,7 @@ impl Dispatcher {
         self: &Arc<Self>,
         call: Call,
         permits: &mut OwnedSemaphorePermit,
-        owned_at: Millis,
+        owned_at: Instant,
     ) {
         // The round took one permit per planned call, so this cannot come up short.
         let Some(permit) = permits.split(1) else {
@@ -146,9 +150,10 @@ impl Dispatcher {
         self.queue.requeue(job, Place::Front);
     }
 
-    /// One processor call and what follows from its answer. `owned_at`: when the store
-    /// last proved this worker owns the payment (and stamped it, unless pinned).
-    async fn call(&self, call: Call, permit: OwnedSemaphorePermit, owned_at: Millis) {
+    /// One processor call and what follows from its answer. `owned_at`: when the write
+    /// that last proved this worker owns the payment (and stamped it, unless pinned) was
+    /// queued.
+    async fn call(&self, call: Call, permit: OwnedSemaphorePermit, owned_at: Instant) {
         let Some(attempt) = self.sendable(&call.job, owned_at) else {
             drop(permit);
             self.queue.requeue(call.job, Place::Front);
@@ -184,11 +189,14 @@ impl Dispatcher {
     /// The attempt to send with, unless the write that proved the payment ours (and
     /// stamped its requestedAt) is too old to send on: the payment goes back to be taken
     /// again, counted in `api_stale_proofs_total` (logged now and then, not per payment).
-    fn sendable(&self, job: &Job, owned_at: Millis) -> Option<Attempt> {
+    /// The age is measured on the monotonic clock, from just before the write was queued
+    /// (so never less than the write's true age): it is a span inside this process, which
+    /// a wall-clock step (NTP, an operator) must not shorten or stretch. The write's own
+    /// stamp stays wall-clock time, since other workers read it from the database.
+    fn sendable(&self, job: &Job, owned_at: Instant) -> Option<Attempt> {
         // take_then_call always sets the attempt before a call.
         let attempt = job.pending.attempt?;
-        let proof_age = Millis::now().0.saturating_sub(owned_at.0);
-        if proof_age > self.send_within.as_millis() as i64 {
+        if owned_at.elapsed() > self.send_within {
             self.metrics.stale_proofs.fetch_add(1, Relaxed);
             return None;
         }

@@ -57,7 +57,8 @@ pub struct Dispatcher {
     /// A call must start within this of the write that stamped its `requestedAt` and proved
     /// this worker owns the payment: under half of `WORKER_DEAD_AFTER_MS` (before that no
     /// other worker can have claimed it), and short, since the stamp's age adds to the
-    /// processor's delay in what an audit can see (see `crate::routing`).
+    /// processor's delay in what an audit can see (see `crate::routing`). Measured on the
+    /// monotonic clock from just before the write was queued (see `call`).
     pub send_within: Duration,
 }
 

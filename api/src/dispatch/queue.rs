@@ -6,12 +6,19 @@
 //! processor is failing every probe is the SAME payment: it is older than those behind it,
 //! and only one payment at a time is exposed to the moment the processor recovers (a probe
 //! sent just before is stored then with its `requestedAt`; see `crate::routing` on audits).
+//!
+//! Payments may also be set aside to join later (claimed payments waiting out a dead
+//! worker's calls, [`Queue::push_new_after`]): they count against `DISPATCH_QUEUE_MAX` from
+//! the moment they are set aside, so claims and intake stop while the worker holds that many
+//! in any form.
 
 use crate::metrics::Metrics;
-use payment::{Millis, Processor, Uuid};
+use payment::{Processor, Uuid};
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use storage::{Destination, Pending};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
@@ -24,9 +31,10 @@ pub struct Job {
     /// Which copy of the payment this is, set by the queue (see [`Queue::push_new`]).
     generation: u64,
     /// Set when intake's write already took the payment for sending (its attempt is in
-    /// `pending`): the proof of ownership that came with it. Good for the first round that
-    /// plans the payment only; after that it goes through the store like any other.
-    pub(super) taken_at: Option<Millis>,
+    /// `pending`): when that proof of ownership was asked for, on this process's monotonic
+    /// clock (see [`Job::taken`]). Good for the first round that plans the payment only;
+    /// after that it goes through the store like any other.
+    pub(super) taken_at: Option<Instant>,
 }
 
 impl Job {
@@ -40,10 +48,11 @@ impl Job {
     }
 
     /// A payment intake recorded and took for sending in one write
-    /// (`Store::record_for_sending`), owned as of `alive_at`.
-    pub fn taken(pending: Pending, alive_at: Millis) -> Job {
+    /// (`Store::record_for_sending`) queued at `asked`, an instant taken just before: the
+    /// write ran later, so the proof's age measured from it is never under-counted.
+    pub fn taken(pending: Pending, asked: Instant) -> Job {
         Job {
-            taken_at: Some(alive_at),
+            taken_at: Some(asked),
             ..Job::new(pending)
         }
     }
@@ -128,6 +137,8 @@ impl Held {
 /// The in-memory queue of one worker.
 pub struct Queue {
     held: Mutex<Held>,
+    /// Payments set aside to join later ([`Queue::push_new_after`]), not yet pushed.
+    set_aside: AtomicUsize,
     wake: Notify,
     metrics: Arc<Metrics>,
 }
@@ -136,6 +147,7 @@ impl Queue {
     pub fn new(metrics: Arc<Metrics>) -> Queue {
         Queue {
             held: Mutex::new(Held::default()),
+            set_aside: AtomicUsize::new(0),
             wake: Notify::new(),
             metrics,
         }
@@ -172,6 +184,30 @@ impl Queue {
     /// while its call is in flight.
     pub fn push_missing(&self, jobs: impl IntoIterator<Item = Job>) -> usize {
         self.push(jobs, IfHeld::Keep)
+    }
+
+    /// [`Queue::push_new`] once `wait` has passed (on the monotonic clock). Until then the
+    /// jobs count in [`Queue::room`]: without that, claims would see the room unchanged and
+    /// take every orphan at once, past `DISPATCH_QUEUE_MAX`.
+    pub fn push_new_after(self: &Arc<Self>, jobs: Vec<Job>, wait: Duration) {
+        self.push_after(jobs, wait, IfHeld::Replace);
+    }
+
+    /// [`Queue::push_missing`] once `wait` has passed, counted in [`Queue::room`] meanwhile.
+    pub fn push_missing_after(self: &Arc<Self>, jobs: Vec<Job>, wait: Duration) {
+        self.push_after(jobs, wait, IfHeld::Keep);
+    }
+
+    fn push_after(self: &Arc<Self>, jobs: Vec<Job>, wait: Duration, if_held: IfHeld) {
+        let count = jobs.len();
+        self.set_aside.fetch_add(count, Relaxed);
+        let queue = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            // Pushed before they stop counting as set aside: the room never overstates.
+            queue.push(jobs, if_held);
+            queue.set_aside.fetch_sub(count, Relaxed);
+        });
     }
 
     /// Adds each job under a new generation; a payment this worker already holds is
@@ -212,10 +248,12 @@ impl Queue {
         self.wake.notify_one();
     }
 
-    /// How many more payments fit under `limit` (waiting and in flight count alike).
+    /// How many more payments fit under `limit` (waiting, in flight and set aside to join
+    /// later count alike).
     pub fn room(&self, limit: usize) -> usize {
         let held = usize::try_from(self.metrics.queued.load(Relaxed)).unwrap_or(0);
-        limit.saturating_sub(held)
+        let set_aside = self.set_aside.load(Relaxed);
+        limit.saturating_sub(held.saturating_add(set_aside))
     }
 
     /// Payments free to go anywhere that wait (not in flight).

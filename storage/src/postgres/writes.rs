@@ -108,8 +108,9 @@ const MARK_PROCESSED: &str = "INSERT INTO payments (correlation_id, amount, proc
             requested_at = excluded.requested_at, owner = NULL
         WHERE payments.status = 'pending'";
 
+/// Never back: see `sqlite::writes::heartbeat`.
 const HEARTBEAT: &str = "INSERT INTO workers (id, heartbeat_at) VALUES ($1, $2)
-     ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at";
+     ON CONFLICT (id) DO UPDATE SET heartbeat_at = greatest(workers.heartbeat_at, excluded.heartbeat_at)";
 
 /// Why the lock first: see the module doc.
 const CLAIM_LOCK: &str = "LOCK TABLE workers IN SHARE ROW EXCLUSIVE MODE";

@@ -121,10 +121,14 @@ pub fn mark_processed(conn: &Connection, batch: &[(Payment, Attempt)]) -> rusqli
     Ok(double)
 }
 
+/// Renews `owner`'s heartbeat to `now`, never back: a heartbeat stamped before the writer
+/// stalled can run after a take that stamped a later proof of ownership, and must not make
+/// that proof's payments claimable before it is `dead_after` old. The value stays wall-clock
+/// time: other processes compare it with their own clocks.
 pub fn heartbeat(conn: &Connection, owner: &str, now: Millis) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO workers (id, heartbeat_at) VALUES (?1, ?2)
-         ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+         ON CONFLICT (id) DO UPDATE SET heartbeat_at = max(heartbeat_at, excluded.heartbeat_at)",
     )?
     .execute(params![owner, now.0])?;
     Ok(())
