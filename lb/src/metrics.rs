@@ -54,6 +54,7 @@ impl Rejection {
 #[derive(Default)]
 pub struct Metrics {
     accepted: AtomicU64,
+    replayed: AtomicU64,
     rejected: [AtomicU64; Rejection::ALL.len()],
     forwarded: AtomicU64,
     batches: AtomicU64,
@@ -66,6 +67,11 @@ pub struct Metrics {
 impl Metrics {
     pub fn accepted(&self) {
         self.accepted.fetch_add(1, Relaxed);
+    }
+
+    /// Payments a killed lb accepted and left undelivered, queued again from the journal.
+    pub fn replayed(&self, payments: usize) {
+        self.replayed.fetch_add(payments as u64, Relaxed);
     }
 
     pub fn rejected(&self, why: Rejection) {
@@ -95,10 +101,12 @@ impl Metrics {
         self.connections_refused.fetch_add(1, Relaxed) + 1
     }
 
-    /// Payments answered 202 that no worker has recorded yet (queued or in flight).
+    /// Payments answered 202 (by this lb or a killed one) that no worker has recorded yet
+    /// (queued or in flight).
     pub fn undelivered(&self) -> u64 {
         let done = self.forwarded.load(Relaxed) + self.dropped.load(Relaxed);
-        self.accepted.load(Relaxed).saturating_sub(done)
+        let taken = self.accepted.load(Relaxed) + self.replayed.load(Relaxed);
+        taken.saturating_sub(done)
     }
 
     /// The Prometheus text exposition of every metric.
@@ -124,6 +132,11 @@ impl Metrics {
             queue_depth,
         );
         out.counters(&[
+            (
+                "lb_payments_replayed_total",
+                "Payments a killed lb accepted and did not deliver, queued again from the journal at start.",
+                &self.replayed,
+            ),
             (
                 "lb_payments_forwarded_total",
                 "Payments recorded by a worker.",

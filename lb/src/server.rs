@@ -101,7 +101,7 @@ pub fn run(config: Config) -> Result<Exit, StartError> {
     // Room for what the previous lb left too (at most two batches more than configured).
     let capacity = config.queue_capacity.max(left.len());
     let (queue_tx, queue_rx) = queue::bounded(capacity, config.batch_max);
-    requeue(left, &queue_tx, &config.journal);
+    metrics.replayed(requeue(left, &queue_tx, &config.journal));
     let journal = Arc::new(journal);
 
     let health = background_service("worker health check", health_checked_workers(&config)?);
@@ -162,13 +162,15 @@ fn open_journal(config: &Config) -> Result<(Journal, Vec<Queued>), StartError> {
     Ok((journal, left))
 }
 
-/// Queues `left` (the queue has room for all of them) before the lb takes new payments.
-fn requeue(left: Vec<Queued>, queue: &QueueSender, journal: &JournalAt) {
+/// Queues `left` (the queue has room for all of them) before the lb takes new payments;
+/// returns how many were queued.
+fn requeue(left: Vec<Queued>, queue: &QueueSender, journal: &JournalAt) -> usize {
     let count = left.len();
     let queued = left.into_iter().filter(|q| queue.push(*q).is_ok()).count();
     if let (JournalAt::File(path), 1..) = (journal, count) {
         tracing::warn!("{queued} of {count} payments the previous lb accepted and did not deliver are queued again from {}", path.display());
     }
+    queued
 }
 
 /// The workers as a round-robin load balancer with a TCP health check every

@@ -24,6 +24,7 @@ fn a_killed_lb_s_payments_are_delivered_by_the_next_one() {
     let lb = Lb::start_on_journal(&[&one, &two], &[], &journal);
     assert_eq!(lb.pay_many(10), 10);
     assert_settled(&stack, &lb, 70, SETTLE);
+    assert_eq!(lb.metric("lb_payments_replayed_total"), 60);
 }
 
 #[test]
