@@ -8,6 +8,7 @@
 //! 10 s stop timeout, and a cap on client connections that keeps the lb inside its
 //! 100 MB compose limit whatever the clients do.
 
+use crate::metrics_listener::MetricsListen;
 use crate::workers::WorkerAddr;
 use service::config::{checked, millis, millis_or_zero, positive, text};
 use std::time::Duration;
@@ -36,6 +37,8 @@ pub const LB_HEALTH_INTERVAL_MS: &str = "LB_HEALTH_INTERVAL_MS";
 pub const LB_MAX_CONNECTIONS: &str = "LB_MAX_CONNECTIONS";
 /// The variable of [`Config::avoid`].
 pub const LB_AVOID_MS: &str = "LB_AVOID_MS";
+/// The variable of [`Config::metrics_listen`].
+pub const LB_METRICS_LISTEN: &str = "LB_METRICS_LISTEN";
 
 /// Why these defaults: about two minutes of the contest's peak rate (550/s, 32
 /// bytes each) for the queue; for the connections, with every connection inside a request
@@ -86,6 +89,9 @@ pub struct Config {
     /// After a worker's intake failed, how long (ms) the forwarder tries the others first.
     #[arg(long, env = LB_AVOID_MS, default_value = "5000", value_parser = checked(millis))]
     pub avoid: Duration,
+    /// Where GET /metrics answers, off the public port: host:port, unix:/path, or `off`.
+    #[arg(long, env = LB_METRICS_LISTEN, default_value = "127.0.0.1:9990", value_parser = checked(MetricsListen::parse))]
+    pub metrics_listen: MetricsListen,
 }
 
 /// The worker list of `API_ADDRS`; named so clap's derive takes it as one value, not as a

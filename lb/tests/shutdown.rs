@@ -117,6 +117,7 @@ fn sigterm_as_soon_as_the_port_opens_still_drains_and_exits_0() {
                 (lb_env::LB_LISTEN, &addr),
                 (lb_env::API_ADDRS, &nowhere),
                 (lb_env::LB_DRAIN_TIMEOUT_MS, "2000"),
+                (lb_env::LB_METRICS_LISTEN, "off"),
             ],
         );
         wait_accepting(&addr);

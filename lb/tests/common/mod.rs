@@ -96,13 +96,21 @@ impl Stack {
 /// The lb process.
 pub struct Lb {
     pub service: Service,
+    /// The public port.
     pub addr: String,
+    /// Where its `GET /metrics` answers (`LB_METRICS_LISTEN`), off the public port: a
+    /// free TCP port unless `env` says otherwise.
+    pub metrics_addr: String,
 }
 
 impl Lb {
     /// Starts the lb in front of `workers`, with `env` on top.
     pub fn start(workers: &[&Listen], env: &[(&str, &str)]) -> Lb {
         let addr = free_addr();
+        let chosen = env
+            .iter()
+            .find(|(name, _)| *name == lb_env::LB_METRICS_LISTEN);
+        let metrics_addr = chosen.map_or_else(free_addr, |(_, value)| value.to_string());
         let api_addrs = workers
             .iter()
             .map(|w| w.to_string())
@@ -111,11 +119,19 @@ impl Lb {
         let mut all = vec![
             (lb_env::LB_LISTEN, addr.as_str()),
             (lb_env::API_ADDRS, api_addrs.as_str()),
+            (lb_env::LB_METRICS_LISTEN, metrics_addr.as_str()),
         ];
         all.extend_from_slice(env);
         let service = Service::start("lb", &[], &all);
         wait_listening(&addr, START_TIMEOUT);
-        Lb { service, addr }
+        if chosen.is_none() {
+            wait_listening(&metrics_addr, START_TIMEOUT);
+        }
+        Lb {
+            service,
+            addr,
+            metrics_addr,
+        }
     }
 
     /// `POST /payments` with a raw body.
@@ -155,7 +171,7 @@ impl Lb {
 
     /// One sample of the lb's `/metrics`, e.g. `lb_payments_accepted_total`.
     pub fn metric(&self, sample: &str) -> u64 {
-        testkit::processors::metric(&self.addr, sample) as u64
+        testkit::processors::metric(&self.metrics_addr, sample) as u64
     }
 }
 
