@@ -166,9 +166,9 @@ fi
 
 # ---- our stack ----
 native_stack() {
-  local p_lb p_api1 p_api2 p_def p_fb stack
-  read -r p_lb p_api1 p_api2 p_def p_fb < <(python3 scripts/free_ports.py 5)
-  DATA_DIR=$work/stack CGROUP_PARENT=$cgroup_parent LB_LISTEN=127.0.0.1:$p_lb \
+  local p_lb p_lbm p_api1 p_api2 p_def p_fb stack
+  read -r p_lb p_lbm p_api1 p_api2 p_def p_fb < <(python3 scripts/free_ports.py 6)
+  DATA_DIR=$work/stack CGROUP_PARENT=$cgroup_parent LB_LISTEN=127.0.0.1:$p_lb LB_METRICS_LISTEN=127.0.0.1:$p_lbm \
     API1_LISTEN=127.0.0.1:$p_api1 API2_LISTEN=127.0.0.1:$p_api2 \
     SIM_DEFAULT_LISTEN=127.0.0.1:$p_def SIM_FALLBACK_LISTEN=127.0.0.1:$p_fb \
     bash scripts/run.sh >"$work/stack.log" 2>&1 &
@@ -178,7 +178,7 @@ native_stack() {
   grep -q '^run: ready' "$work/stack.log" || { echo "bench: the stack did not start" >&2; cat "$work/stack.log" >&2; exit 1; }
   ledger_db=-; [ "${STORAGE:-sqlite}" = sqlite ] && ledger_db=$work/stack/payments.db
   contest_run stack "$p_lb" "$p_def" "$p_fb" "$work/stack/run" \
-    "lb=http://127.0.0.1:$p_lb/metrics" "api1=http://127.0.0.1:$p_api1/metrics" "api2=http://127.0.0.1:$p_api2/metrics"
+    "lb=http://127.0.0.1:$p_lbm/metrics" "api1=http://127.0.0.1:$p_api1/metrics" "api2=http://127.0.0.1:$p_api2/metrics"
   if [ -n "$cgroup_parent" ]; then
     cgroup_stats=$(for svc in $(python3 scripts/compose_limits.py compose.yml | cut -d' ' -f1); do
       echo "$svc $(bash scripts/cgroup.sh stats "$cgroup_parent/$svc")"

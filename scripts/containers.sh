@@ -11,9 +11,9 @@
 #                             api1, api2, floor, sim-default, sim-fallback: the names
 #                             scripts/run.sh uses), for scripts/bench_sampler.py
 #   containers_metrics        NAME=URL of every service's GET /metrics for
-#                             scripts/bench_sampler.py: the lb on :9999, each worker at its
-#                             unix socket (API_LISTEN in compose.yml) seen from the host, in
-#                             the socket volume's directory
+#                             scripts/bench_sampler.py: the lb and each worker at its unix
+#                             socket (LB_METRICS_LISTEN, API_LISTEN in compose.yml) seen from
+#                             the host, in the socket volume's directory
 #   containers_database       the path, seen from the host, of the SQLite file the workers
 #                             share (compose.yml's DATABASE_PATH in its named volume)
 #   containers_limits_json    {service: {cpus, memory_limit_mb, peak_memory_mb,
@@ -110,11 +110,12 @@ containers_pids() {
 containers_metrics() {
   local sockets
   sockets=$(docker volume inspect --format '{{.Mountpoint}}' "${CONTAINERS_STACK_PROJECT}_sockets")
-  echo "lb=http://127.0.0.1:9999/metrics"
   python3 - "$sockets" "$CONTAINERS_COMPOSE" <<'EOF'
 import sys, yaml
 for name, svc in yaml.safe_load(open(sys.argv[2]))["services"].items():
-    listen = (svc.get("environment") or {}).get("API_LISTEN", "")
+    env = svc.get("environment") or {}
+    # The lb's metrics are off its public port, on the sockets volume like the workers'.
+    listen = env.get("API_LISTEN") or env.get("LB_METRICS_LISTEN", "")
     if listen.startswith("unix:"):
         print(f"{name}=unix:{sys.argv[1]}/{listen.rsplit('/', 1)[1]}")
 EOF

@@ -152,6 +152,7 @@ wait_listening "$LB_LISTEN"
 cat <<EOF
 run: ready (binaries from $BIN_DIR, database $database, pids in $RUN_DIR)
   lb        http://$LB_LISTEN   (the contest port: POST /payments, GET /payments-summary)
+  lb        ${LB_METRICS_LISTEN:-127.0.0.1:9990}   (GET /metrics, off the contest port; LB_METRICS_LISTEN)
 $(for i in "${!api_addrs[@]}"; do printf '  api%-6s %s\n' "$((i + 1))" "${api_addrs[$i]}"; done)
   default   $PROCESSOR_DEFAULT_URL$([ -n "$sims" ] && echo "  (simulator, fee $SIM_DEFAULT_FEE: SCENARIO=$SCENARIO)")
   fallback  $PROCESSOR_FALLBACK_URL$([ -n "$sims" ] && echo "  (simulator, fee $SIM_FALLBACK_FEE)")

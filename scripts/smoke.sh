@@ -33,7 +33,7 @@ finish() {
 trap finish EXIT
 
 DATA_DIR=$work/data LB_LISTEN=127.0.0.1:$p_lb API1_LISTEN=127.0.0.1:$p_api1 API2_LISTEN=127.0.0.1:$p_api2 \
-  SIM_DEFAULT_LISTEN=127.0.0.1:$p_def SIM_FALLBACK_LISTEN=127.0.0.1:$p_fb \
+  SIM_DEFAULT_LISTEN=127.0.0.1:$p_def SIM_FALLBACK_LISTEN=127.0.0.1:$p_fb LB_METRICS_LISTEN=off \
   bash scripts/run.sh >"$work/stack.log" 2>&1 &
 run_pid=$!
 for _ in $(seq 300); do

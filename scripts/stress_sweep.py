@@ -103,7 +103,7 @@ class Stack:
                "LB_LISTEN": f"127.0.0.1:{self.lb}", "API1_LISTEN": f"127.0.0.1:{self.api1}",
                "API2_LISTEN": f"127.0.0.1:{self.api2}",
                "SIM_DEFAULT_LISTEN": f"127.0.0.1:{self.default}",
-               "SIM_FALLBACK_LISTEN": f"127.0.0.1:{self.fallback}"}
+               "SIM_FALLBACK_LISTEN": f"127.0.0.1:{self.fallback}", "LB_METRICS_LISTEN": "off"}
         self._spawn(["bash", str(ROOT / "scripts" / "run.sh")], env, "stack.log")
         self._spawn([str(BIN_DIR / "floor")], {**os.environ, "FLOOR_LISTEN": f"127.0.0.1:{self.floor}"},
                     "floor.log")

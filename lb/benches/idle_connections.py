@@ -4,11 +4,15 @@ lb-idle-connections.sh, which starts and stops the processes).
 
 Modes (how each held connection looks to the lb):
   fresh    connected, nothing sent yet;
-  used     one keep-alive request answered (GET /metrics), then idle: a real client
-           between two requests;
+  used     one keep-alive request answered (a POST /payments, 202), then idle: a real
+           client between two requests;
   head     a request head sent without its end (a slow client, or a slowloris);
   body     a whole head and the first byte of its body: the lb is inside Pingora's
            request handling, waiting for the rest, the most a connection costs.
+
+At LB_MAX_CONNECTIONS the lb closes the connection idle the longest for each new one
+(fresh and used connections are idle) and answers 503 only when none is idle (head,
+body): `refused` counts both, the connections it closed or answered.
 
 Prints one line of `key=value` figures: connections the lb kept and refused, the lb's
 VmHWM/VmRSS (MiB), and the status of a new `POST /payments` while the connections are
@@ -92,9 +96,11 @@ def open_connections(port, mode, count):
             continue
         try:
             if mode == "used":
-                sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: lb\r\n\r\n")
+                body = json.dumps({"correlationId": str(uuid.uuid4()), "amount": 19.9}).encode()
+                sock.sendall(b"POST /payments HTTP/1.1\r\nHost: lb\r\nContent-Type: application/json\r\n"
+                             + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
                 status, _ = read_response(sock)
-                if status != 200:
+                if status != 202:
                     refused += 1
                     sock.close()
                     continue

@@ -23,9 +23,9 @@ bench_start lb-ab sim api lb
 start_backend
 read -r p_old p_new < <(free_ports 2)
 
-start lb-old "$p_old" "$OLD_LB" LB_LISTEN="127.0.0.1:$p_old" API_ADDRS="$workers"
+start lb-old "$p_old" "$OLD_LB" LB_LISTEN="127.0.0.1:$p_old" API_ADDRS="$workers" LB_METRICS_LISTEN=off
 old_pid=${pids[-1]}
-start lb-new "$p_new" "$BIN_DIR/lb" LB_LISTEN="127.0.0.1:$p_new" API_ADDRS="$workers"
+start lb-new "$p_new" "$BIN_DIR/lb" LB_LISTEN="127.0.0.1:$p_new" API_ADDRS="$workers" LB_METRICS_LISTEN=off
 new_pid=${pids[-1]}
 
 targets="old=http://127.0.0.1:$p_old,new=http://127.0.0.1:$p_new"

@@ -42,7 +42,7 @@ mkdir -p "$(dirname "$RESULT")"
 status=0
 for mode in $MODES; do
   read -r p_lb < <(free_ports 1)
-  start "lb-$mode" "$p_lb" "$BIN_DIR/lb" LB_LISTEN="127.0.0.1:$p_lb" API_ADDRS="$workers"
+  start "lb-$mode" "$p_lb" "$BIN_DIR/lb" LB_LISTEN="127.0.0.1:$p_lb" API_ADDRS="$workers" LB_METRICS_LISTEN=off
   lb_pid=${pids[-1]}
   line=$(python3 lb/benches/idle_connections.py "$p_lb" "$lb_pid" "$mode" "$COUNT") || status=1
   echo "   $line" | tee -a "$RESULT"

@@ -20,11 +20,12 @@ source lb/benches/lib.sh
 bench_start lb-vs-floor sim floor api lb
 
 start_backend
-read -r p_lb p_floor p_alone p_nowhere < <(free_ports 4)
+read -r p_lb p_floor p_alone p_nowhere p_metrics < <(free_ports 5)
 
-start lb "$p_lb" "$BIN_DIR/lb" LB_LISTEN="127.0.0.1:$p_lb" API_ADDRS="$workers" LB_THREADS="$LB_THREADS"
+start lb "$p_lb" "$BIN_DIR/lb" LB_LISTEN="127.0.0.1:$p_lb" API_ADDRS="$workers" LB_THREADS="$LB_THREADS" \
+  LB_METRICS_LISTEN="127.0.0.1:$p_metrics"
 start floor "$p_floor" "$BIN_DIR/floor" FLOOR_LISTEN="127.0.0.1:$p_floor"
-start lb-alone "$p_alone" "$BIN_DIR/lb" LB_LISTEN="127.0.0.1:$p_alone" API_ADDRS="127.0.0.1:$p_nowhere" LB_THREADS="$LB_THREADS" \
+start lb-alone "$p_alone" "$BIN_DIR/lb" LB_LISTEN="127.0.0.1:$p_alone" API_ADDRS="127.0.0.1:$p_nowhere" LB_THREADS="$LB_THREADS" LB_METRICS_LISTEN=off \
   LB_DRAIN_TIMEOUT_MS=100 RUST_LOG=error
 
 mkdir -p "$(dirname "$RESULT")"
@@ -38,5 +39,5 @@ k6 run --quiet --no-color --address 127.0.0.1:0 -e RATE="$RATE" -e SECONDS="$SEC
 cat "$work/k6.txt" | tee -a "$RESULT"
 # Every payment the lb accepted reached a worker (a benchmark that lost payments would be no figure).
 sleep 2
-curl -s "http://127.0.0.1:$p_lb/metrics" | grep -E '^lb_(payments_accepted|payments_forwarded|forward_batches|queue_depth|forward_retries)' | tr '\n' ' ' | sed 's/^/   lb: /' | tee -a "$RESULT"
+curl -s "http://127.0.0.1:$p_metrics/metrics" | grep -E '^lb_(payments_accepted|payments_forwarded|forward_batches|queue_depth|forward_retries)' | tr '\n' ' ' | sed 's/^/   lb: /' | tee -a "$RESULT"
 echo | tee -a "$RESULT"

@@ -8,6 +8,7 @@
 //! 10 s stop timeout, and a cap on client connections that keeps the lb inside its
 //! 100 MB compose limit whatever the clients do.
 
+use crate::metrics_listener::MetricsListen;
 use crate::workers::WorkerAddr;
 use payment::intake::MAX_BATCH_PAYMENTS;
 use service::config::{checked, millis, millis_or_zero, positive, text};
@@ -40,6 +41,8 @@ pub const LB_MAX_CONNECTIONS: &str = "LB_MAX_CONNECTIONS";
 pub const LB_AVOID_MS: &str = "LB_AVOID_MS";
 /// The variable of [`Config::journal`].
 pub const LB_JOURNAL_PATH: &str = "LB_JOURNAL_PATH";
+/// The variable of [`Config::metrics_listen`].
+pub const LB_METRICS_LISTEN: &str = "LB_METRICS_LISTEN";
 
 /// Why these defaults: about two minutes of the contest's peak rate (550/s, 32
 /// bytes each) for the queue; for the connections, with every connection inside a request
@@ -90,6 +93,9 @@ pub struct Config {
     /// After a worker's intake failed, how long (ms) the forwarder tries the others first.
     #[arg(long, env = LB_AVOID_MS, default_value = "5000", value_parser = checked(millis))]
     pub avoid: Duration,
+    /// Where GET /metrics answers, off the public port: host:port, unix:/path, or `off`.
+    #[arg(long, env = LB_METRICS_LISTEN, default_value = "127.0.0.1:9990", value_parser = checked(MetricsListen::parse))]
+    pub metrics_listen: MetricsListen,
     /// The file (on the data volume) that keeps accepted payments until a worker commits
     /// them, replayed at start; `off`: a killed lb loses the payments it holds.
     #[arg(long, env = LB_JOURNAL_PATH, default_value = "data/lb.journal", value_parser = checked(JournalAt::parse))]

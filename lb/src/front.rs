@@ -4,17 +4,29 @@
 //! **The cap** (`LB_MAX_CONNECTIONS`). Nothing in Pingora bounds the connections it
 //! accepts, and each one it serves holds memory: 4,000 idle clients took the lb to
 //! 96 MiB, at its 100 MB compose limit, where an OOM kill would lose every payment in the
-//! queue. A connection beyond the cap is answered at once, `503
+//! queue. At the cap, a new connection is served in place of the connection idle the
+//! longest, which is closed (as nginx closes idle keep-alive connections to serve new
+//! ones); only when none is idle is the new one answered at once, `503
 //! {"error":"too_many_connections",...}` with `Retry-After: 1` and `Connection: close`,
-//! then closed; the connections already open are served as before, and the next
-//! connection after one of them closed is served again.
+//! then closed. The connections being served are never touched.
+//! - Idle means waiting for the next request with no byte of it read ([`crate::idle`]).
+//!   Closing such a connection loses nothing the lb accepted: no payment on it was read,
+//!   so none was answered 202. A client between two requests sees its keep-alive
+//!   connection closed (a FIN), as after any server's keep-alive timeout, and opens a new
+//!   one for its next request (HTTP client pools do this by themselves). The one loser is
+//!   a client that sent a request in the instant its connection, the one idle the
+//!   longest, was closed: its request was never read (the kernel resets the connection
+//!   over the unread bytes), so it gets an error instead of an answer and must send the
+//!   payment again; pools resend by themselves only what they know to be unsent or
+//!   idempotent, and a resent payment is harmless (intake keys it by `correlationId`).
+//!   A connection that has started sending a request is never closed for room: the head
+//!   is read here, before Pingora, so the lb knows which connections have sent nothing.
 //! - Why answer rather than leave new connections in the kernel's accept queue until a
 //!   slot frees: the client learns at once that it may retry, instead of a request that
 //!   hangs on a connection that looks accepted until its own timeout.
-//! - Why not close idle keep-alive connections to make room: a client may be sending a
-//!   `POST /payments` on one at that very moment, and lose it.
 //! - The default leaves room for every connection being inside a request (the most one
-//!   costs, see bench/RESULTS.md), not only for idle ones.
+//!   costs, see bench/RESULTS.md), not only for idle ones; the accept path pays one
+//!   atomic update below the cap, and the list's lock only at the cap.
 //!
 //! **Per connection**: [`Front`] reads each request's head itself before Pingora sees it
 //! ([`crate::head`]), so a connection between two requests holds no Pingora state and no
@@ -23,6 +35,7 @@
 
 use crate::config::LB_MAX_CONNECTIONS;
 use crate::head::{self, Head, HeadBuffer, HEAD_MAX_BYTES};
+use crate::idle::{IdleConnections, IdleSpot};
 use crate::metrics::Metrics;
 use async_trait::async_trait;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
@@ -48,13 +61,13 @@ const REFUSING_MAX: usize = 256;
 /// Pingora proxy with our [`crate::gateway::Gateway`]) for each request.
 pub struct Front<A> {
     http: Arc<A>,
-    connections: Arc<Slots>,
+    connections: Arc<Connections>,
     refusing: Slots,
     metrics: Arc<Metrics>,
 }
 
 impl<A> Front<A> {
-    pub fn new(http: A, connections: Arc<Slots>, metrics: Arc<Metrics>) -> Front<A> {
+    pub fn new(http: A, connections: Arc<Connections>, metrics: Arc<Metrics>) -> Front<A> {
         Front {
             http: Arc::new(http),
             connections,
@@ -71,10 +84,21 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Front<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        match self.connections.take() {
-            Some(_slot) => self.serve(stream, shutdown).await,
-            None => self.refuse(stream).await,
-        }
+        let open = &self.connections.open;
+        let slot = match open.take() {
+            Some(slot) => slot,
+            None if self.connections.idle.close_oldest() => {
+                self.metrics.idle_connection_closed();
+                // The closed one releases its slot as soon as its task runs.
+                open.take_over()
+            }
+            None => {
+                self.refuse(stream).await;
+                return None;
+            }
+        };
+        self.serve(stream, shutdown).await;
+        drop(slot);
         None
     }
 
@@ -90,14 +114,15 @@ impl<A: HttpServerApp + Send + Sync + 'static> Front<A> {
     async fn serve(&self, mut stream: Stream, shutdown: &ShutdownWatch) {
         let mut settings: Option<HttpPersistentSettings> = None;
         let mut buffer = HeadBuffer::new();
+        let mut spot = IdleSpot::new(&self.connections.idle);
         loop {
-            stream = match head::read(stream, &mut buffer, IDLE_TIMEOUT).await {
+            stream = match head::read(stream, &mut buffer, IDLE_TIMEOUT, &mut spot).await {
                 Head::Complete(stream) => stream,
                 Head::TooLarge(stream) => {
                     Box::pin(answer_and_close(stream, head_too_large(), false)).await;
                     return;
                 }
-                Head::Gone => return,
+                Head::Gone | Head::ClosedIdle => return,
             };
             let mut session = ServerSession::new_http1(stream);
             match settings.take() {
@@ -117,13 +142,13 @@ impl<A: HttpServerApp + Send + Sync + 'static> Front<A> {
         let refused = self.metrics.connection_refused();
         if refused.is_power_of_two() {
             tracing::warn!(
-                "{} client connections open, the most {LB_MAX_CONNECTIONS} allows: new ones are refused with 503 ({refused} so far)",
-                self.connections.max()
+                "{} client connections open, the most {LB_MAX_CONNECTIONS} allows, none idle: new ones are refused with 503 ({refused} so far)",
+                self.connections.open.max()
             );
         }
         if let Some(_refusing) = self.refusing.take() {
             // Boxed: its buffer is not part of every admitted connection's future.
-            let answer = too_many_connections(self.connections.max());
+            let answer = too_many_connections(self.connections.open.max());
             Box::pin(answer_and_close(stream, answer, true)).await;
         }
     }
@@ -186,6 +211,32 @@ fn closing_answer(status: &str, kind: &str, message: &str, retry: bool) -> Vec<u
     .into_bytes()
 }
 
+/// The client connections: how many are open, at most `LB_MAX_CONNECTIONS` (plus, for a
+/// moment, those closed for room whose task has not run yet), and which are idle.
+pub struct Connections {
+    open: Slots,
+    idle: IdleConnections,
+}
+
+impl Connections {
+    pub fn new(max: usize) -> Connections {
+        Connections {
+            open: Slots::new(max),
+            idle: IdleConnections::new(max),
+        }
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.held()
+    }
+
+    /// Connections idle now (open, waiting for a request, no byte of it read).
+    pub fn idle(&self) -> usize {
+        self.idle.count()
+    }
+}
+
 /// A count of things held at once with a maximum; taking one past it fails at once.
 /// Lock-free: one atomic update per take and per release.
 #[derive(Debug)]
@@ -213,6 +264,13 @@ impl Slots {
             })
             .ok()
             .map(|_| Slot(self))
+    }
+
+    /// A slot even past the maximum: for a connection served in place of one being
+    /// closed, which releases its own slot soon after.
+    pub fn take_over(&self) -> Slot<'_> {
+        self.held.fetch_add(1, Ordering::AcqRel);
+        Slot(self)
     }
 
     pub fn held(&self) -> usize {

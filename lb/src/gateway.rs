@@ -1,8 +1,9 @@
 //! The public port: a Pingora [`ProxyHttp`] whose filters read top to bottom like the
 //! life of a request.
 //!
-//! 1. [`request_filter`](ProxyHttp::request_filter) routes it. `POST /payments` and
-//!    `GET /metrics` are answered right here and never reach a worker; unknown paths
+//! 1. [`request_filter`](ProxyHttp::request_filter) routes it. `POST /payments` is
+//!    answered right here and never reaches a worker (`GET /metrics` is not on this
+//!    port: see [`crate::metrics_listener`]); unknown paths
 //!    and wrong methods get their 404/405. The routes without a body take at most
 //!    [`NO_BODY_MAX_BYTES`](crate::routes::NO_BODY_MAX_BYTES) of one, read and dropped
 //!    here; more is 413 and the request goes no further (a purge with a body is refused,
@@ -21,7 +22,6 @@
 
 use crate::accept::Acceptor;
 use crate::body;
-use crate::front::Slots;
 use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::queue::QueueSender;
@@ -50,10 +50,7 @@ pub struct Gateway {
     acceptor: Acceptor,
     workers: Arc<LoadBalancer<RoundRobin>>,
     worker_count: usize,
-    queue: QueueSender,
     journal: Arc<Journal>,
-    metrics: Arc<Metrics>,
-    connections: Arc<Slots>,
 }
 
 /// What one request carries between the filters.
@@ -76,17 +73,13 @@ impl Gateway {
         workers: Arc<LoadBalancer<RoundRobin>>,
         worker_count: usize,
         metrics: Arc<Metrics>,
-        connections: Arc<Slots>,
     ) -> Gateway {
-        let acceptor = Acceptor::new(queue.clone(), journal.clone(), metrics.clone());
+        let acceptor = Acceptor::new(queue, journal.clone(), metrics);
         Gateway {
             acceptor,
             workers,
             worker_count,
-            queue,
             journal,
-            metrics,
-            connections,
         }
     }
 
@@ -132,13 +125,6 @@ impl ProxyHttp for Gateway {
             .is_none()
         {
             answer_too_large(session, route.max_body()).await?;
-            return Ok(true);
-        }
-        if route == Route::Metrics {
-            let body = self
-                .metrics
-                .render(self.queue.depth(), self.connections.held());
-            reply::text(session, 200, service::reply::PROMETHEUS, body).await?;
             return Ok(true);
         }
         Ok(false)

@@ -13,6 +13,7 @@
 //! have made), a scan of the bytes for the empty line, and one copy of them: no difference
 //! in CPU or p99 measurable with lb/benches/lb-ab.sh (bench/RESULTS.md, "Connections and memory").
 
+use crate::idle::{FirstRead, IdleSpot};
 use pingora::protocols::l4::stream::Stream as TcpStream;
 use pingora::protocols::Stream;
 use std::time::Duration;
@@ -33,6 +34,8 @@ pub enum Head {
     TooLarge(Stream),
     /// The client closed or broke the connection, or sent nothing for `idle`.
     Gone,
+    /// Closed to make room for a new client while idle: before any byte was read.
+    ClosedIdle,
 }
 
 /// A connection's read buffer for its request heads, kept from one request to the next
@@ -51,8 +54,14 @@ impl Default for HeadBuffer {
     }
 }
 
-/// Reads until the head's empty line is in, each read waiting at most `idle`.
-pub async fn read(stream: Stream, buffer: &mut HeadBuffer, idle: Duration) -> Head {
+/// Reads until the head's empty line is in, each read waiting at most `idle`; until the
+/// first byte is read the connection is idle in `spot`, and may be closed.
+pub async fn read(
+    stream: Stream,
+    buffer: &mut HeadBuffer,
+    idle: Duration,
+    spot: &mut IdleSpot<'_>,
+) -> Head {
     if !stream.as_any().is::<TcpStream>() {
         // Not a connection the lb's listener makes; Pingora reads it by itself.
         return Head::Complete(stream);
@@ -65,7 +74,16 @@ pub async fn read(stream: Stream, buffer: &mut HeadBuffer, idle: Duration) -> He
     // A long head made it grow: back to its small size before waiting again.
     bytes.shrink_to(FIRST_READ_BYTES);
     loop {
-        match timeout(idle, tcp.read_buf(bytes)).await {
+        let read = if bytes.is_empty() {
+            match timeout(idle, spot.first_read(tcp.read_buf(bytes))).await {
+                Ok(FirstRead::Read(read)) => Ok(read),
+                Ok(FirstRead::Closed) => return Head::ClosedIdle,
+                Err(elapsed) => Err(elapsed),
+            }
+        } else {
+            timeout(idle, tcp.read_buf(bytes)).await
+        };
+        match read {
             Ok(Ok(read)) if read > 0 => {}
             _ => return Head::Gone,
         }

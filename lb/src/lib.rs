@@ -6,8 +6,9 @@
 //! The life of a payment: [`gateway`] routes it, [`accept`] validates it, records it in
 //! the [`journal`] and queues it ([`queue`]), [`forwarder`] delivers it ([`intake_client`])
 //! to a worker ([`workers`]) and retires it from the journal.
-//! [`front`] caps the client connections; [`shutdown`] drains the queue on SIGTERM;
-//! [`server`] puts the parts together.
+//! [`front`] caps the client connections ([`idle`]: which may be closed at the cap);
+//! [`shutdown`] drains the queue on SIGTERM; [`metrics_listener`] serves the counters off
+//! the public port; [`server`] puts the parts together.
 
 pub mod accept;
 pub mod body;
@@ -16,9 +17,11 @@ pub mod forwarder;
 pub mod front;
 pub mod gateway;
 pub mod head;
+pub mod idle;
 pub mod intake_client;
 pub mod journal;
 pub mod metrics;
+pub mod metrics_listener;
 pub mod queue;
 pub mod reply;
 pub mod routes;

@@ -11,7 +11,12 @@ use std::process::ExitCode;
 const LOG_FILTER: &str = "warn,pingora_load_balancing=error";
 
 fn main() -> ExitCode {
+    // First, before any thread exists (see `lb::shutdown`).
+    let held = lb::shutdown::hold_stop_signals();
     let config: lb::config::Config = service::config("lb");
     service::logging(LOG_FILTER);
+    if let Err(e) = held {
+        tracing::warn!("cannot hold SIGTERM/SIGINT back while starting: {e}");
+    }
     service::exit("lb", server::run(config).map(Exit::code), ExitCode::from(2))
 }

@@ -1,5 +1,5 @@
 //! Counters of what the lb did, served as Prometheus text (`service::prometheus`) on
-//! `GET /metrics`.
+//! `GET /metrics` (of [`crate::metrics_listener`]).
 //!
 //! Plain atomics, updated with relaxed ordering: a scrape that is a few increments
 //! behind is fine, and the accept path must not pay for anything stronger.
@@ -61,6 +61,7 @@ pub struct Metrics {
     retries: AtomicU64,
     dropped: AtomicU64,
     connections_refused: AtomicU64,
+    idle_connections_closed: AtomicU64,
     latency: Histogram,
 }
 
@@ -101,6 +102,11 @@ impl Metrics {
         self.connections_refused.fetch_add(1, Relaxed) + 1
     }
 
+    /// An idle client connection was closed to serve a new one at `LB_MAX_CONNECTIONS`.
+    pub fn idle_connection_closed(&self) {
+        self.idle_connections_closed.fetch_add(1, Relaxed);
+    }
+
     /// Payments answered 202 (by this lb or a killed one) that no worker has recorded yet
     /// (queued or in flight).
     pub fn undelivered(&self) -> u64 {
@@ -110,7 +116,12 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
-    pub fn render(&self, queue_depth: usize, connections_open: usize) -> String {
+    pub fn render(
+        &self,
+        queue_depth: usize,
+        connections_open: usize,
+        connections_idle: usize,
+    ) -> String {
         let mut out = Exposition::default();
         out.counter(
             "lb_payments_accepted_total",
@@ -163,9 +174,19 @@ impl Metrics {
             "Client connections being served.",
             connections_open,
         )
+        .gauge(
+            "lb_connections_idle",
+            "Client connections waiting for a request, no byte of it read.",
+            connections_idle,
+        )
+        .counter(
+            "lb_connections_idle_closed_total",
+            "Idle client connections closed to serve a new one at LB_MAX_CONNECTIONS.",
+            self.idle_connections_closed.load(Relaxed),
+        )
         .counter(
             "lb_connections_refused_total",
-            "Client connections answered 503 because LB_MAX_CONNECTIONS were open.",
+            "Client connections answered 503: LB_MAX_CONNECTIONS open, none idle.",
             self.connections_refused.load(Relaxed),
         );
         let name = "lb_forward_seconds";
@@ -191,7 +212,7 @@ mod tests {
         m.forwarded(3, Duration::from_micros(800));
         m.forwarded(1, Duration::from_secs(5));
         m.connection_refused();
-        let text = m.render(7, 3);
+        let text = m.render(7, 3, 2);
         assert!(text.contains("lb_payments_accepted_total 1\n"), "{text}");
         assert!(
             text.contains("lb_payments_rejected_total{reason=\"bad_amount\"} 1\n"),
@@ -199,6 +220,7 @@ mod tests {
         );
         assert!(text.contains("lb_queue_depth 7\n"), "{text}");
         assert!(text.contains("lb_connections_open 3\n"), "{text}");
+        assert!(text.contains("lb_connections_idle 2\n"), "{text}");
         assert!(text.contains("lb_connections_refused_total 1\n"), "{text}");
         assert!(text.contains("lb_payments_forwarded_total 4\n"), "{text}");
         assert!(

@@ -1,6 +1,5 @@
 //! The answers the lb writes itself (everything but the proxied routes) through Pingora:
-//! an empty status, the JSON error body of every binary (`service::reply::error_body`), or
-//! a text body.
+//! an empty status, or the JSON error body of every binary (`service::reply::error_body`).
 //!
 //! Headers are built without Pingora's case map (HTTP/1.1 names are case-insensitive, so
 //! they go out in lower case) and with room for the two Pingora adds (`date`,
@@ -32,18 +31,6 @@ pub async fn error(
     for (name, value) in headers {
         header.insert_header(*name, *value)?;
     }
-    with_body(session, header, Bytes::from(body)).await
-}
-
-/// A text body with the given content type.
-pub async fn text(
-    session: &mut Session,
-    status: u16,
-    content_type: &str,
-    body: String,
-) -> Result<()> {
-    let mut header = head(status, 2)?;
-    header.insert_header("content-type", content_type)?;
     with_body(session, header, Bytes::from(body)).await
 }
 

@@ -1,5 +1,5 @@
 //! The lb's URL map: which paths exist, the method each takes, and (by the variant) who
-//! answers: the lb itself (`Payments`, `Metrics`) or a worker through the proxy
+//! answers: the lb itself (`Payments`) or a worker through the proxy
 //! (`Summary`, `Purge`). Everything else is 404, or 405 on a known path. Each route also
 //! says how much body it takes ([`Route::max_body`]); more is 413.
 
@@ -18,8 +18,6 @@ pub enum Route {
     Summary,
     /// `POST /purge-payments`: proxied to a worker.
     Purge,
-    /// `GET /metrics`: the lb's own counters.
-    Metrics,
 }
 
 impl Route {
@@ -28,7 +26,7 @@ impl Route {
     pub fn max_body(self) -> usize {
         match self {
             Route::Payments => MAX_BODY_BYTES,
-            Route::Summary | Route::Purge | Route::Metrics => NO_BODY_MAX_BYTES,
+            Route::Summary | Route::Purge => NO_BODY_MAX_BYTES,
         }
     }
 }
@@ -56,11 +54,11 @@ impl Miss {
     }
 }
 
-const TABLE: [(&str, Method, Route); 4] = [
+/// `GET /metrics` is not here: it has its own listener (`crate::metrics_listener`).
+const TABLE: [(&str, Method, Route); 3] = [
     ("/payments", Method::POST, Route::Payments),
     ("/payments-summary", Method::GET, Route::Summary),
     ("/purge-payments", Method::POST, Route::Purge),
-    ("/metrics", Method::GET, Route::Metrics),
 ];
 
 /// The route for `method path` (path without the query string).
@@ -92,5 +90,6 @@ mod tests {
         );
         assert_eq!(route(&Method::POST, "/payments/"), Err(Miss::NotFound));
         assert_eq!(route(&Method::GET, "/intake"), Err(Miss::NotFound));
+        assert_eq!(route(&Method::GET, "/metrics"), Err(Miss::NotFound));
     }
 }

@@ -5,17 +5,19 @@
 //!   [`Gateway`];
 //! - the workers' TCP health check (Pingora's load balancer as a background service),
 //!   which the gateway consults to proxy the summary and the purge;
-//! - the [`Forwarder`], a background service draining the queue into the workers,
+//! - the [`Forwarder`], a background service draining the queue into the workers;
+//! - the [`MetricsListener`] on `LB_METRICS_LISTEN` (unless `off`),
 //!
 //! and our [`DrainOnSignal`] as the server's shutdown trigger.
 
 use crate::config::Config;
 use crate::config::JournalAt;
 use crate::forwarder::{self, Forwarder};
-use crate::front::{Front, Slots};
+use crate::front::{Connections, Front};
 use crate::gateway::Gateway;
 use crate::journal::{Journal, JournalError};
 use crate::metrics::Metrics;
+use crate::metrics_listener::{Gauges, MetricsListen, MetricsListener};
 use crate::queue::{self, QueueSender, Queued};
 use crate::shutdown::{DrainOnSignal, Shutdown};
 use crate::workers::{self, ResolveError};
@@ -95,7 +97,7 @@ pub fn run(config: Config) -> Result<Exit, StartError> {
     server.bootstrap();
 
     let metrics = Arc::new(Metrics::default());
-    let connections = Arc::new(Slots::new(config.max_connections));
+    let connections = Arc::new(Connections::new(config.max_connections));
     let shutdown = Shutdown::new();
     let (journal, left) = open_journal(&config)?;
     // Room for what the previous lb left too (at most two batches more than configured).
@@ -111,8 +113,12 @@ pub fn run(config: Config) -> Result<Exit, StartError> {
         health.task(),
         config.workers.len(),
         metrics.clone(),
-        connections.clone(),
     );
+    let gauges = Gauges {
+        metrics: metrics.clone(),
+        queue: queue_tx.clone(),
+        connections: connections.clone(),
+    };
     let proxy = http_proxy(&server.configuration, gateway);
     let front = Front::new(proxy, connections, metrics.clone());
     let mut http = Service::new("lb".to_string(), front);
@@ -137,6 +143,10 @@ pub fn run(config: Config) -> Result<Exit, StartError> {
     server.add_service(http);
     server.add_service(health);
     server.add_service(background_service("forwarder", forwarder));
+    if let MetricsListen::At(address) = &config.metrics_listen {
+        let listener = MetricsListener::new(address.clone(), gauges);
+        server.add_service(background_service("metrics listener", listener));
+    }
     let trigger = DrainOnSignal::new(shutdown.clone(), config.drain_timeout, queue_tx, metrics);
     server.run(RunArgs {
         shutdown_signal: Box::new(trigger),

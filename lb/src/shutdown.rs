@@ -13,14 +13,55 @@
 //! During the drain the port still answers: the summary keeps working and new payments
 //! get 503 (the queue refuses them from the signal on), so nothing is accepted that
 //! could be lost.
+//!
+//! Until [`DrainOnSignal`] has installed its handler, the default action of SIGTERM is
+//! to kill the process, and the port opens (on a service thread) before Pingora asks
+//! for the trigger (on the main thread): a SIGTERM in that window would skip the drain
+//! (`lb/tests/shutdown.rs` saw it in about 1 start in 30). So `main` first holds both
+//! signals back ([`hold_stop_signals`]): every thread started later inherits the mask,
+//! a signal that arrives is kept pending, and the handler lets it through once
+//! installed, which then starts the drain as for any later signal.
 
 use crate::metrics::Metrics;
 use crate::queue::QueueSender;
 use async_trait::async_trait;
 use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
+use std::io;
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+
+/// The signals that stop the lb.
+const STOP_SIGNALS: [libc::c_int; 2] = [libc::SIGTERM, libc::SIGINT];
+
+/// Holds SIGTERM and SIGINT pending in the calling thread and in every thread it starts
+/// afterwards; call it first in `main`, before any thread exists.
+pub fn hold_stop_signals() -> io::Result<()> {
+    set_stop_signals_mask(libc::SIG_BLOCK)
+}
+
+/// Lets SIGTERM and SIGINT through again to the calling thread (a pending one at once).
+fn release_stop_signals() -> io::Result<()> {
+    set_stop_signals_mask(libc::SIG_UNBLOCK)
+}
+
+fn set_stop_signals_mask(how: libc::c_int) -> io::Result<()> {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: `set` is initialised by sigemptyset before any other use; pthread_sigmask
+    // only changes the calling thread's mask and is given no old-mask pointer.
+    let failed = unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        for signal in STOP_SIGNALS {
+            libc::sigaddset(set.as_mut_ptr(), signal);
+        }
+        libc::pthread_sigmask(how, set.as_ptr(), std::ptr::null_mut())
+    };
+    match failed {
+        0 => Ok(()),
+        code => Err(io::Error::from_raw_os_error(code)),
+    }
+}
 
 /// The drain's two moments, shared by the signal watch and the forwarder.
 pub struct Shutdown {
@@ -86,8 +127,14 @@ impl DrainOnSignal {
 #[async_trait]
 impl ShutdownSignalWatch for DrainOnSignal {
     async fn recv(&self) -> ShutdownSignal {
-        let name = match service::signals::terminated().await {
-            Ok(name) => name,
+        let installed = service::signals::Signals::install();
+        // Installed or not, the signals are held back no longer: without our handler,
+        // their default action (exit) is better than being ignored.
+        if let Err(e) = release_stop_signals() {
+            tracing::error!("cannot unblock SIGTERM/SIGINT, graceful shutdown is off: {e}");
+        }
+        let name = match installed {
+            Ok(mut signals) => signals.recv().await,
             Err(e) => {
                 tracing::error!("cannot listen for SIGTERM/SIGINT, graceful shutdown is off: {e}");
                 return std::future::pending().await;

@@ -1,16 +1,21 @@
-//! The cap on client connections (`LB_MAX_CONNECTIONS`): past it a new client gets a
-//! clear 503 at once, the clients already connected are served as before, and new
-//! clients are served again as soon as one of them leaves.
+//! The cap on client connections (`LB_MAX_CONNECTIONS`): at the cap a new client is
+//! served in place of the connection idle the longest, which is closed; only when no
+//! connection is idle does a new client get a clear 503. Connections inside a request
+//! are never closed for room. And the lb's `/metrics`: on its own listener, not on the
+//! public port.
 
 mod common;
 
 use common::{assert_error, payment_body, Lb};
 use lb::config as lb_env;
 use payment::Uuid;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
-use testkit::{wait_for, SilentAddr};
+use testkit::{http, wait_for, SilentAddr};
+
+/// Longest wait for the lb to act on a connection (close it, count it).
+const SETTLE: Duration = Duration::from_secs(5);
 
 /// A client that keeps its connection open across requests (HTTP/1.1 keep-alive).
 struct Client {
@@ -28,19 +33,53 @@ impl Client {
         }
     }
 
-    /// A client whose first request was served, i.e. one the lb admitted; retried on a
-    /// new connection while an earlier client's slot is still being released.
+    /// A client whose first payment got its 202, now idle between two requests.
     fn admitted(addr: &str) -> Client {
-        let mut admitted = None;
-        wait_for("a connection admitted", Duration::from_secs(5), || {
-            let mut client = Client::open(addr);
-            let served = client
-                .send("GET", "/metrics", "")
-                .is_some_and(|(s, _)| s == 200);
-            admitted = served.then_some(client);
-            admitted.is_some()
-        });
-        admitted.expect("wait_for returned, so a client was admitted")
+        let mut client = Client::open(addr);
+        assert_eq!(client.pay(), Some(202), "a client admitted");
+        client
+    }
+
+    /// Posts one fresh payment on this connection: its status, or None if the lb closed.
+    fn pay(&mut self) -> Option<u16> {
+        let body = payment_body(Uuid::new_v4(), "19.90");
+        self.send("POST", "/payments", &body)
+            .map(|(status, _)| status)
+    }
+
+    /// Sends the first line of a request and no more: the connection is inside a request.
+    fn start_request(&mut self) {
+        let line = b"POST /payments HTTP/1.1\r\n";
+        self.reader.get_mut().write_all(line).expect("send a line");
+    }
+
+    /// Sends the rest of the request begun by [`Client::start_request`]; its status.
+    fn finish_request(&mut self) -> Option<u16> {
+        let body = payment_body(Uuid::new_v4(), "19.90");
+        let rest = format!(
+            "Host: lb\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.reader.get_mut().write_all(rest.as_bytes()).ok()?;
+        self.read_answer().map(|(status, _)| status)
+    }
+
+    /// Whether the lb closed this connection (it reads the end of the stream, or a reset).
+    fn closed_by_lb(&mut self) -> bool {
+        let stream = self.reader.get_mut();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("read timeout");
+        let mut byte = [0u8; 1];
+        let closed = match stream.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => panic!("the lb sent bytes on a connection without a request"),
+            Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        };
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        closed
     }
 
     /// Sends one request and reads its answer: status and body, or None if the lb closed.
@@ -50,6 +89,11 @@ impl Client {
             body.len()
         );
         self.reader.get_mut().write_all(request.as_bytes()).ok()?;
+        self.read_answer()
+    }
+
+    /// Reads one answer: status and body, or None if the lb closed.
+    fn read_answer(&mut self) -> Option<(u16, String)> {
         let mut status_line = String::new();
         self.reader.read_line(&mut status_line).ok()?;
         let status = status_line.split(' ').nth(1)?.parse().ok()?;
@@ -70,54 +114,131 @@ impl Client {
         self.reader.read_exact(&mut answer).ok()?;
         Some((status, String::from_utf8_lossy(&answer).into_owned()))
     }
-
-    fn status(&mut self, method: &str, path: &str, body: &str) -> Option<u16> {
-        self.send(method, path, body).map(|(status, _)| status)
-    }
-
-    /// One sample of the lb's `/metrics`, asked on this connection.
-    fn metric(&mut self, sample: &str) -> u64 {
-        let (_, text) = self.send("GET", "/metrics", "").expect("the lb answers");
-        text.lines()
-            .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no sample {sample} in /metrics:\n{text}"))
-    }
 }
 
-#[test]
-fn past_the_cap_new_clients_get_503_until_a_connection_closes() {
-    // The payments are only queued here: no worker is needed for the 202.
-    let silent = SilentAddr::bind();
-    let nowhere = silent.to_string();
-    let lb = Lb::start(
+/// An lb without workers (the payments are only queued: no worker is needed for the
+/// 202) serving at most `max` client connections.
+fn lb_with_cap(max: &str, nowhere: &SilentAddr) -> Lb {
+    let nowhere = nowhere.to_string();
+    Lb::start(
         &[],
         &[
             (lb_env::API_ADDRS, &nowhere),
-            (lb_env::LB_MAX_CONNECTIONS, "3"),
+            (lb_env::LB_MAX_CONNECTIONS, max),
             (lb_env::LB_DRAIN_TIMEOUT_MS, "300"),
         ],
+    )
+}
+
+/// Waits until the lb counts `idle` idle connections and `closed` closed for room.
+fn wait_idle(lb: &Lb, idle: u64, closed: u64) {
+    wait_for(
+        &format!("{idle} idle connections, {closed} closed for room"),
+        SETTLE,
+        || {
+            lb.metric("lb_connections_idle") == idle
+                && lb.metric("lb_connections_idle_closed_total") == closed
+        },
     );
+}
+
+#[test]
+fn at_the_cap_the_connection_idle_longest_makes_room_for_a_new_client() {
+    let nowhere = SilentAddr::bind();
+    let lb = lb_with_cap("3", &nowhere);
+    // Three clients between two requests, then five that connect and send nothing yet:
+    // eight idle connections for three slots, each new one taking the oldest one's.
+    let mut used: Vec<Client> = (0..3).map(|_| Client::admitted(&lb.addr)).collect();
+    wait_idle(&lb, 3, 0);
+    let mut fresh = Vec::new();
+    for opened in 1..=5 {
+        fresh.push(Client::open(&lb.addr));
+        wait_idle(&lb, 3, opened);
+    }
+
+    // A new client is served: its payment gets 202.
+    assert_eq!(lb.pay(), 202, "a new client at the cap");
+    wait_idle(&lb, 2, 6);
+
+    // The oldest six were closed, the two youngest are served as before.
+    for (n, client) in used.iter_mut().chain(&mut fresh[..3]).enumerate() {
+        wait_for(&format!("connection {n} closed"), SETTLE, || {
+            client.closed_by_lb()
+        });
+    }
+    for client in &mut fresh[3..] {
+        assert_eq!(client.pay(), Some(202), "a connection kept open");
+    }
+    assert_eq!(lb.metric("lb_connections_refused_total"), 0);
+    assert_eq!(lb.metric("lb_payments_accepted_total"), 3 + 1 + 2);
+}
+
+#[test]
+fn at_the_cap_with_no_idle_connection_new_clients_get_503() {
+    let nowhere = SilentAddr::bind();
+    let lb = lb_with_cap("3", &nowhere);
     let mut held: Vec<Client> = (0..3).map(|_| Client::admitted(&lb.addr)).collect();
+    // Each is inside a request: its first line read, the rest to come.
+    held.iter_mut().for_each(Client::start_request);
+    wait_idle(&lb, 0, 0);
 
     let refused = lb.post(&payment_body(Uuid::new_v4(), "19.90"));
     assert_error(&refused, 503, "too_many_connections", "a fourth client");
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert_eq!(refused.header("connection"), Some("close"));
+    assert_eq!(lb.metric("lb_connections_refused_total"), 1);
+    assert_eq!(lb.metric("lb_connections_open"), 3);
 
-    // The clients already connected are served as before.
-    let body = payment_body(Uuid::new_v4(), "19.90");
-    assert_eq!(held[0].status("POST", "/payments", &body), Some(202));
-    assert_eq!(held[2].status("GET", "/metrics", ""), Some(200));
-    assert_eq!(held[1].metric("lb_connections_open"), 3);
-    assert!(held[1].metric("lb_connections_refused_total") >= 1);
+    // The requests on the connections held are served, not lost to the new client.
+    for client in &mut held {
+        assert_eq!(client.finish_request(), Some(202), "a request under way");
+    }
+    // Idle again: the next new client is served in the place of the oldest.
+    wait_idle(&lb, 3, 0);
+    assert_eq!(lb.pay(), 202, "a new client once one is idle");
+    wait_for("the oldest closed", SETTLE, || held[0].closed_by_lb());
+    assert_eq!(held[1].pay(), Some(202));
+    assert_eq!(lb.metric("lb_payments_accepted_total"), 3 + 3 + 1 + 1);
+}
 
-    // One leaves: a new client is served again.
-    drop(held.pop());
-    wait_for(
-        "a new client's payment accepted",
-        Duration::from_secs(5),
-        || lb.pay() == 202,
+#[test]
+fn metrics_answer_on_their_own_listener_not_on_the_public_port() {
+    let nowhere = SilentAddr::bind();
+    let lb = lb_with_cap("3", &nowhere);
+    let public = http::get(&lb.addr, "/metrics");
+    assert_error(&public, 404, "not_found", "/metrics on the public port");
+
+    let own = http::get(&lb.metrics_addr, "/metrics");
+    assert_eq!(own.status, 200, "{}", own.body);
+    assert!(own.body.contains("lb_connections_open "), "{}", own.body);
+    let elsewhere = http::get(&lb.metrics_addr, "/payments");
+    assert_error(&elsewhere, 404, "not_found", "another path");
+}
+
+#[test]
+fn metrics_answer_on_a_unix_socket_too() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let socket = dir.path().join("lb-metrics.sock");
+    let listen = format!("unix:{}", socket.display());
+    let nowhere = SilentAddr::bind().to_string();
+    let lb = Lb::start(
+        &[],
+        &[
+            (lb_env::API_ADDRS, &nowhere),
+            (lb_env::LB_METRICS_LISTEN, &listen),
+        ],
     );
-    assert_eq!(held[0].metric("lb_payments_accepted_total"), 2);
+    assert_eq!(lb.pay(), 202);
+    wait_for("the metrics socket", SETTLE, || socket.exists());
+    let mut scraper = std::os::unix::net::UnixStream::connect(&socket).expect("connect");
+    scraper
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut answer = String::new();
+    scraper.read_to_string(&mut answer).expect("read");
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert!(
+        answer.contains("lb_payments_accepted_total 1\n"),
+        "{answer}"
+    );
 }

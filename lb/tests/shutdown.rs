@@ -1,13 +1,18 @@
 //! SIGTERM with a full queue: the lb refuses new payments, delivers every accepted one
-//! as soon as a worker takes intake, and only then exits (0).
+//! as soon as a worker takes intake, and only then exits (0). A SIGTERM that lands while
+//! the lb is still starting drains and exits 0 as well.
 
 mod common;
 
 use common::{payment_body, Lb, Stack};
 use lb::config as lb_env;
 use payment::Uuid;
-use std::time::Duration;
-use testkit::{http, wait_for};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+use testkit::{free_addr, http, wait_for, Service, SilentAddr};
+
+/// Starts of the lb, each stopped by a SIGTERM as soon as its port accepts a connection.
+const EARLY_SIGTERM_ROUNDS: usize = 10;
 
 #[test]
 fn sigterm_delivers_the_whole_queue_before_exiting() {
@@ -96,4 +101,48 @@ fn sigterm_while_the_workers_catch_up_still_delivers_everything() {
         || stack.sims_total() >= accepted as i64,
     );
     assert_eq!(stack.sims_total(), accepted as i64, "exactly once");
+}
+
+#[test]
+fn sigterm_as_soon_as_the_port_opens_still_drains_and_exits_0() {
+    // Nothing to deliver: the queue is empty, so the drain is over at once.
+    let silent = SilentAddr::bind();
+    let nowhere = silent.to_string();
+    for round in 0..EARLY_SIGTERM_ROUNDS {
+        let addr = free_addr();
+        let mut lb = Service::start(
+            "lb",
+            &[],
+            &[
+                (lb_env::LB_LISTEN, &addr),
+                (lb_env::API_ADDRS, &nowhere),
+                (lb_env::LB_DRAIN_TIMEOUT_MS, "2000"),
+                (lb_env::LB_METRICS_LISTEN, "off"),
+            ],
+        );
+        wait_accepting(&addr);
+        lb.signal(libc::SIGTERM);
+        assert_eq!(
+            lb.wait_exit(Duration::from_secs(10)),
+            Some(0),
+            "round {round}: the lb drained and exited 0 (None: killed by the signal)"
+        );
+    }
+}
+
+/// Returns as soon as something accepts connections on `addr`: tries again at once
+/// (`wait_listening` sleeps between tries, which would let the lb finish starting).
+fn wait_accepting(addr: &str) {
+    let sock: SocketAddr = addr.parse().expect("ip:port");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        // A connect to a port nobody listens on may connect to itself (same port as source).
+        if let Ok(stream) = TcpStream::connect(sock) {
+            if stream.local_addr().ok() != Some(sock) {
+                return;
+            }
+        }
+        std::thread::yield_now();
+    }
+    panic!("nothing listens on {addr} after 10 s");
 }

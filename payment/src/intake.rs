@@ -16,6 +16,7 @@ pub const MAX_LINE_BYTES: usize = uuid::fmt::Hyphenated::LENGTH + 2 * 20 + 3;
 /// The most payments in one batch that always fits in [`MAX_BATCH_BYTES`]: the bound of
 /// the lb's `LB_BATCH_MAX`.
 pub const MAX_BATCH_PAYMENTS: usize = MAX_BATCH_BYTES / MAX_LINE_BYTES;
+const _: () = assert!(MAX_BATCH_PAYMENTS * MAX_LINE_BYTES <= MAX_BATCH_BYTES);
 
 /// A payment as the lb forwards it: what the client sent plus when the lb accepted it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +127,5 @@ mod tests {
         };
         encode(&longest, &mut wire);
         assert_eq!(wire.len(), MAX_LINE_BYTES);
-        assert!(MAX_BATCH_PAYMENTS * MAX_LINE_BYTES <= MAX_BATCH_BYTES);
     }
 }

@@ -135,6 +135,7 @@ fn a_bad_value_exits_2_naming_its_variable() {
 #[test]
 fn an_empty_variable_means_its_default_and_values_are_trimmed() {
     let database = tempfile::tempdir().expect("a temporary directory");
+    let journal = database.path().join("lb.journal");
     let database = database.path().join("payments.db");
     let api_addr = testkit::free_addr();
     let starts: [(&str, &str, Vec<(&str, String)>); 4] = [
@@ -155,6 +156,8 @@ fn an_empty_variable_means_its_default_and_values_are_trimmed() {
                 ("LB_THREADS", String::new()),
                 ("LB_BATCH_LINGER_MS", String::new()),
                 ("API_ADDRS", format!(" {api_addr} , ")),
+                ("LB_JOURNAL_PATH", format!(" {} ", journal.display())),
+                ("LB_METRICS_LISTEN", "off".into()),
             ],
         ),
         (

@@ -97,11 +97,15 @@ impl Stack {
 /// The lb process.
 pub struct Lb {
     pub service: Service,
+    /// The public port.
     pub addr: String,
     /// Its journal file (`LB_JOURNAL_PATH`), in a temporary directory of its own unless
     /// given.
     pub journal: PathBuf,
     _journal_dir: Option<tempfile::TempDir>,
+    /// Where its `GET /metrics` answers (`LB_METRICS_LISTEN`), off the public port: a
+    /// free TCP port unless `env` says otherwise.
+    pub metrics_addr: String,
 }
 
 impl Lb {
@@ -116,6 +120,10 @@ impl Lb {
     /// Starts the lb with the journal at `journal` (the one a killed lb left).
     pub fn start_on_journal(workers: &[&Listen], env: &[(&str, &str)], journal: &Path) -> Lb {
         let addr = free_addr();
+        let chosen = env
+            .iter()
+            .find(|(name, _)| *name == lb_env::LB_METRICS_LISTEN);
+        let metrics_addr = chosen.map_or_else(free_addr, |(_, value)| value.to_string());
         let api_addrs = workers
             .iter()
             .map(|w| w.to_string())
@@ -126,13 +134,18 @@ impl Lb {
             (lb_env::LB_LISTEN, addr.as_str()),
             (lb_env::API_ADDRS, api_addrs.as_str()),
             (lb_env::LB_JOURNAL_PATH, journal_path.as_str()),
+            (lb_env::LB_METRICS_LISTEN, metrics_addr.as_str()),
         ];
         all.extend_from_slice(env);
         let service = Service::start("lb", &[], &all);
         wait_listening(&addr, START_TIMEOUT);
+        if chosen.is_none() {
+            wait_listening(&metrics_addr, START_TIMEOUT);
+        }
         Lb {
             service,
             addr,
+            metrics_addr,
             journal: journal.to_path_buf(),
             _journal_dir: None,
         }
@@ -175,7 +188,7 @@ impl Lb {
 
     /// One sample of the lb's `/metrics`, e.g. `lb_payments_accepted_total`.
     pub fn metric(&self, sample: &str) -> u64 {
-        testkit::processors::metric(&self.addr, sample) as u64
+        testkit::processors::metric(&self.metrics_addr, sample) as u64
     }
 }
 
