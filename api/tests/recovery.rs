@@ -263,12 +263,38 @@ fn post_intake_unanswered(addr: &str, batch: &[payment::intake::Accepted]) -> Tc
     sender
 }
 
+/// The lb sends the batch again until a worker answers 200, which finds nothing new by
+/// then; every payment is paid all the same, each once.
+fn resend_until_recorded(stack: &Stack, worker: &Worker, sent: &[payment::intake::Accepted]) {
+    wait_for(
+        "the batch re-sent and answered 200",
+        Duration::from_secs(10),
+        || {
+            let again = worker.intake(sent);
+            again.status == 200 && again.json()["recorded"] == 0
+        },
+    );
+    worker.wait_processed(sent.len(), Duration::from_secs(10));
+    stack.assert_settled(worker, sent);
+}
+
 /// Commits whose answer is lost, for real, on a PostgreSQL server of the test's own: the
 /// server waits after each commit for a synchronous standby that does not exist, and the
 /// waiting backend is terminated, which keeps the commit and drops its connection.
-struct LostCommitAnswers<'a>(&'a PgServer);
+struct LostCommitAnswers(Arc<PgServer>);
 
-impl LostCommitAnswers<'_> {
+impl LostCommitAnswers {
+    /// A worker that only records intake, on a dedicated server whose commits are held
+    /// from the start ([`Self::hold`]).
+    fn start() -> (Stack, Worker, LostCommitAnswers) {
+        let server = Arc::new(PgServer::dedicated());
+        let stack = Stack::on_server(Arc::clone(&server), &[]);
+        let worker = stack.worker(only_intake_writes);
+        let commits = LostCommitAnswers(server);
+        commits.hold();
+        (stack, worker, commits)
+    }
+
     fn psql(&self, sql: &str) -> Vec<String> {
         self.0
             .psql("postgres", sql)
@@ -307,11 +333,7 @@ fn a_batch_committed_but_answered_with_an_error_after_its_sender_gave_up_is_stil
     // As below, but the lb's forward timeout closed the connection while the commit
     // waited: no request is left to hear that the write failed. The lb sends the batch
     // again, which finds nothing new: the payments must be paid all the same, each once.
-    let server = Arc::new(PgServer::dedicated());
-    let stack = Stack::on_server(Arc::clone(&server), &[]);
-    let worker = stack.worker(only_intake_writes);
-    let commits = LostCommitAnswers(&server);
-    commits.hold();
+    let (stack, worker, commits) = LostCommitAnswers::start();
     let sent = payments(20);
     let sender = post_intake_unanswered(&worker.addr, &sent);
     wait_for(
@@ -324,16 +346,7 @@ fn a_batch_committed_but_answered_with_an_error_after_its_sender_gave_up_is_stil
     commits.cut_off();
     commits.release();
 
-    wait_for(
-        "the batch re-sent and answered 200",
-        Duration::from_secs(10),
-        || {
-            let again = worker.intake(&sent);
-            again.status == 200 && again.json()["recorded"] == 0
-        },
-    );
-    worker.wait_processed(sent.len(), Duration::from_secs(10));
-    stack.assert_settled(&worker, &sent);
+    resend_until_recorded(&stack, &worker, &sent);
 }
 
 #[test]
@@ -341,11 +354,7 @@ fn payments_claimed_by_a_commit_whose_answer_was_lost_are_still_paid() {
     // A claim is a write too: its commit can succeed and its answer be lost. The claimed
     // payments are then this live worker's, in no queue: they must be paid all the same,
     // each once, those the dead worker had sent included.
-    let server = Arc::new(PgServer::dedicated());
-    let stack = Stack::on_server(Arc::clone(&server), &[]);
-    let worker = stack.worker(only_intake_writes);
-    let commits = LostCommitAnswers(&server);
-    commits.hold();
+    let (stack, worker, commits) = LostCommitAnswers::start();
     let orphans = payments(20);
     // A worker died with these pending, half of them sent to the default; its heartbeat
     // row is gone, so they are claimable at once (written without waiting for the standby).
@@ -372,7 +381,8 @@ fn payments_claimed_by_a_commit_whose_answer_was_lost_are_still_paid() {
         "SET synchronous_commit = local; INSERT INTO payments (correlation_id, amount, status, accepted_at, owner, processor, requested_at) VALUES {}",
         rows.join(", ")
     );
-    server
+    commits
+        .0
         .psql(database.expect("a PostgreSQL database"), &insert)
         .unwrap_or_else(|e| panic!("{e}"));
 
@@ -401,11 +411,7 @@ fn a_batch_committed_but_answered_with_an_error_is_still_paid() {
     // synchronous standby that does not exist, and the waiting backend is terminated, which
     // keeps the commit. Intake answers 503 and the lb sends the batch again, which then
     // finds nothing new: the payments must be paid all the same, each once.
-    let server = Arc::new(PgServer::dedicated());
-    let stack = Stack::on_server(Arc::clone(&server), &[]);
-    let worker = stack.worker(only_intake_writes);
-    let commits = LostCommitAnswers(&server);
-    commits.hold();
+    let (stack, worker, commits) = LostCommitAnswers::start();
     let sent = payments(20);
     let first = std::thread::scope(|s| {
         let answer = s.spawn(|| worker.intake(&sent));
@@ -424,14 +430,5 @@ fn a_batch_committed_but_answered_with_an_error_is_still_paid() {
     assert_eq!(first.status, 503, "{}", first.body);
 
     // The lb sends it again until a worker answers 200: nothing is new by then.
-    wait_for(
-        "the batch re-sent and answered 200",
-        Duration::from_secs(10),
-        || {
-            let again = worker.intake(&sent);
-            again.status == 200 && again.json()["recorded"] == 0
-        },
-    );
-    worker.wait_processed(sent.len(), Duration::from_secs(10));
-    stack.assert_settled(&worker, &sent);
+    resend_until_recorded(&stack, &worker, &sent);
 }

@@ -27,6 +27,22 @@ fn recovery(store: Store, queue_max: usize) -> Recovery {
     }
 }
 
+/// Opens the store at `path` as worker `owner`.
+fn open(path: &std::path::Path, owner: &str) -> Store {
+    Store::open(StoreConfig::new(path, owner)).expect("open the store")
+}
+
+/// The recovery of worker "rescuer" on `path`, alive for the whole test.
+async fn rescuer(path: &std::path::Path, queue_max: usize) -> Recovery {
+    let rescuer = open(path, "rescuer");
+    let alive_all_test = Millis(Millis::now().0 + HOUR.as_millis() as i64);
+    rescuer
+        .heartbeat(alive_all_test)
+        .await
+        .expect("the rescuer's heartbeat");
+    recovery(rescuer, queue_max)
+}
+
 fn accepted(n: usize) -> Accepted {
     Accepted {
         payment: Payment {
@@ -41,21 +57,13 @@ fn accepted(n: usize) -> Accepted {
 async fn claims_waiting_out_a_dead_workers_calls_stop_at_the_queue_bound() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("payments.db");
-    let open = |owner: &str| Store::open(StoreConfig::new(&path, owner)).expect("open the store");
     // A worker took 1,000 payments for sending, then died: its calls may still run.
-    let dead = open("dead");
+    let dead = open(&path, "dead");
     let orphans = (0..1_000).map(accepted).collect();
     dead.record_for_sending(orphans, Processor::Default)
         .await
         .expect("record the dead worker's payments");
-    let rescuer = open("rescuer");
-    let alive_all_test = Millis(Millis::now().0 + HOUR.as_millis() as i64);
-    rescuer
-        .heartbeat(alive_all_test)
-        .await
-        .expect("the rescuer's heartbeat");
-
-    let recovery = recovery(rescuer, 100);
+    let recovery = rescuer(&path, 100).await;
     for _scan in 0..3 {
         recovery.claim_all().await.expect("a claim");
     }
@@ -76,9 +84,8 @@ async fn claims_waiting_out_a_dead_workers_calls_stop_at_the_queue_bound() {
 async fn payments_read_back_after_a_lost_claim_wait_out_the_dead_workers_calls() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("payments.db");
-    let open = |owner: &str| Store::open(StoreConfig::new(&path, owner)).expect("open the store");
     // A worker took 10 payments for sending and died; 5 more it never took.
-    let dead = open("dead");
+    let dead = open(&path, "dead");
     let taken = (0..10).map(accepted).collect();
     dead.record_for_sending(taken, Processor::Default)
         .await
@@ -87,13 +94,7 @@ async fn payments_read_back_after_a_lost_claim_wait_out_the_dead_workers_calls()
     dead.record_pending(untaken)
         .await
         .expect("record the others");
-    let rescuer = open("rescuer");
-    let alive_all_test = Millis(Millis::now().0 + HOUR.as_millis() as i64);
-    rescuer
-        .heartbeat(alive_all_test)
-        .await
-        .expect("the rescuer's heartbeat");
-    let recovery = recovery(rescuer, 100);
+    let recovery = rescuer(&path, 100).await;
 
     // The claim commits, and its answer is lost (as `claim_all` sees an error).
     let now = Millis::now();
