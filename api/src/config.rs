@@ -1,11 +1,12 @@
 //! The worker's configuration, read once at start from the environment (or flags) under
 //! the rules of `service::config`.
 //!
-//! Every variable name is a `pub const` here so tests, `make run` and compose use the
-//! same spelling. Defaults are the right values for the contest (the README's configuration
-//! table says why each one is what it is).
+//! Every variable name is a `pub const` here, its flag made from it (`service::flag!`), so
+//! tests, `make run` and compose use the same spelling. Defaults are the right values for
+//! the contest (the README's configuration table says why each one is what it is).
 
 use service::config::{checked, http_url, micros_or_zero, millis, millis_or_zero, path, positive};
+use service::flag;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -62,71 +63,71 @@ pub type Listen = service::Address;
 )]
 pub struct Config {
     /// Where the worker listens: host:port or unix:/path.
-    #[arg(long, env = API_LISTEN, default_value = "127.0.0.1:9101", value_parser = checked(Listen::parse))]
+    #[arg(long = flag!(API_LISTEN), env = API_LISTEN, default_value = "127.0.0.1:9101", value_parser = checked(Listen::parse))]
     pub listen: Listen,
     /// The SQLite file shared by both workers (when no DATABASE_URL is set).
-    #[arg(long, env = DATABASE_PATH, default_value = "data/payments.db", value_parser = checked(path))]
+    #[arg(long = flag!(DATABASE_PATH), env = DATABASE_PATH, default_value = "data/payments.db", value_parser = checked(path))]
     pub database_path: PathBuf,
     /// A postgres:// URL: the workers share that PostgreSQL database instead of the SQLite file.
-    #[arg(long, env = DATABASE_URL, value_parser = checked(database_url))]
+    #[arg(long = flag!(DATABASE_URL), env = DATABASE_URL, value_parser = checked(database_url))]
     pub database_url: Option<String>,
     /// Base URL of the default (cheap) processor.
-    #[arg(long, env = PROCESSOR_DEFAULT_URL, default_value = "http://127.0.0.1:8001", value_parser = checked(http_url))]
+    #[arg(long = flag!(PROCESSOR_DEFAULT_URL), env = PROCESSOR_DEFAULT_URL, default_value = "http://127.0.0.1:8001", value_parser = checked(http_url))]
     pub default_url: String,
     /// Base URL of the fallback (expensive) processor.
-    #[arg(long, env = PROCESSOR_FALLBACK_URL, default_value = "http://127.0.0.1:8002", value_parser = checked(http_url))]
+    #[arg(long = flag!(PROCESSOR_FALLBACK_URL), env = PROCESSOR_FALLBACK_URL, default_value = "http://127.0.0.1:8002", value_parser = checked(http_url))]
     pub fallback_url: String,
     /// The storage owner of this process: `WORKER_ID` (default `api`) plus a random
     /// per-start suffix, so a restarted worker never mistakes its predecessor's pending
     /// payments for its own live ones: they become orphans and are claimed normally.
     #[arg(help = "A label for this worker; each start adds a unique suffix")]
-    #[arg(long = "worker-id", env = WORKER_ID, default_value = "api", value_parser = checked(owner))]
+    #[arg(long = flag!(WORKER_ID), env = WORKER_ID, default_value = "api", value_parser = checked(owner))]
     pub owner: String,
     /// Tokio worker threads; 1 runs a single-threaded runtime.
-    #[arg(long, env = API_THREADS, default_value = "1", value_parser = checked(positive))]
+    #[arg(long = flag!(API_THREADS), env = API_THREADS, default_value = "1", value_parser = checked(positive))]
     pub threads: usize,
     /// Processor calls in flight at once, per processor, per worker.
-    #[arg(long, env = DISPATCH_CONCURRENCY, default_value = "400", value_parser = checked(positive))]
+    #[arg(long = flag!(DISPATCH_CONCURRENCY), env = DISPATCH_CONCURRENCY, default_value = "400", value_parser = checked(positive))]
     pub dispatch_concurrency: usize,
     /// A processor call not answered within this (ms) is a timeout (the payment stays pinned).
-    #[arg(long, env = PROCESSOR_TIMEOUT_MS, default_value = "6000", value_parser = checked(millis))]
+    #[arg(long = flag!(PROCESSOR_TIMEOUT_MS), env = PROCESSOR_TIMEOUT_MS, default_value = "6000", value_parser = checked(millis))]
     pub processor_timeout: Duration,
     /// While a processor is down, one probe payment is sent to it this often (ms).
-    #[arg(long, env = PROBE_INTERVAL_MS, default_value = "100", value_parser = checked(millis))]
+    #[arg(long = flag!(PROBE_INTERVAL_MS), env = PROBE_INTERVAL_MS, default_value = "100", value_parser = checked(millis))]
     pub probe_interval: Duration,
     /// Payments wait this long (ms) for a default that is failing or too slow, then go to the fallback.
-    #[arg(long, env = FALLBACK_AFTER_MS, default_value = "12000", value_parser = checked(millis_or_zero))]
+    #[arg(long = flag!(FALLBACK_AFTER_MS), env = FALLBACK_AFTER_MS, default_value = "12000", value_parser = checked(millis_or_zero))]
     pub fallback_after: Duration,
     /// A processor slower than this (ms) gets no payment that could go elsewhere.
-    #[arg(long, env = PROCESSOR_LATENCY_MAX_MS, default_value = "1200", value_parser = checked(millis))]
+    #[arg(long = flag!(PROCESSOR_LATENCY_MAX_MS), env = PROCESSOR_LATENCY_MAX_MS, default_value = "1200", value_parser = checked(millis))]
     pub latency_max: Duration,
     /// Payments the default would not start within this (ms) go to the fallback.
-    #[arg(long, env = OVERFLOW_AFTER_MS, default_value = "5000", value_parser = checked(millis))]
+    #[arg(long = flag!(OVERFLOW_AFTER_MS), env = OVERFLOW_AFTER_MS, default_value = "5000", value_parser = checked(millis))]
     pub overflow_after: Duration,
     /// One health call per this window (ms) per processor, shared by all workers.
-    #[arg(long, env = HEALTH_WINDOW_MS, default_value = "5000", value_parser = checked(millis))]
+    #[arg(long = flag!(HEALTH_WINDOW_MS), env = HEALTH_WINDOW_MS, default_value = "5000", value_parser = checked(millis))]
     pub health_window: Duration,
     /// How often (ms) a worker reads the shared health records (and tries for the health turn).
-    #[arg(long, env = HEALTH_READ_MS, default_value = "1000", value_parser = checked(millis))]
+    #[arg(long = flag!(HEALTH_READ_MS), env = HEALTH_READ_MS, default_value = "1000", value_parser = checked(millis))]
     pub health_read: Duration,
     /// How often (ms) a worker writes its heartbeat.
-    #[arg(long, env = HEARTBEAT_MS, default_value = "500", value_parser = checked(millis))]
+    #[arg(long = flag!(HEARTBEAT_MS), env = HEARTBEAT_MS, default_value = "500", value_parser = checked(millis))]
     pub heartbeat: Duration,
     /// A worker silent this long (ms) is dead; its pending payments are claimed.
-    #[arg(long, env = WORKER_DEAD_AFTER_MS, default_value = "3000", value_parser = checked(millis))]
+    #[arg(long = flag!(WORKER_DEAD_AFTER_MS), env = WORKER_DEAD_AFTER_MS, default_value = "3000", value_parser = checked(millis))]
     pub worker_dead_after: Duration,
     /// How often (ms) a worker looks for orphaned pending payments.
-    #[arg(long, env = ORPHAN_SCAN_MS, default_value = "1000", value_parser = checked(millis))]
+    #[arg(long = flag!(ORPHAN_SCAN_MS), env = ORPHAN_SCAN_MS, default_value = "1000", value_parser = checked(millis))]
     pub orphan_scan: Duration,
     /// Longest wait (ms) for processor calls in flight on graceful shutdown.
-    #[arg(long, env = SHUTDOWN_GRACE_MS, default_value = "3000", value_parser = checked(millis))]
+    #[arg(long = flag!(SHUTDOWN_GRACE_MS), env = SHUTDOWN_GRACE_MS, default_value = "3000", value_parser = checked(millis))]
     pub shutdown_grace: Duration,
     /// How long (µs) the database writer waits for more writes to share a commit; 0: none.
-    #[arg(long, env = WRITE_LINGER_US, default_value = "5000", value_parser = checked(micros_or_zero))]
+    #[arg(long = flag!(WRITE_LINGER_US), env = WRITE_LINGER_US, default_value = "5000", value_parser = checked(micros_or_zero))]
     pub write_linger: Duration,
     /// Most payments in this worker's dispatch queue; beyond, intake answers 503 (the lb keeps
     /// the batch) and orphans are left for a later claim.
-    #[arg(long, env = DISPATCH_QUEUE_MAX, default_value = "100000", value_parser = checked(positive))]
+    #[arg(long = flag!(DISPATCH_QUEUE_MAX), env = DISPATCH_QUEUE_MAX, default_value = "100000", value_parser = checked(positive))]
     pub dispatch_queue_max: usize,
 }
 
@@ -163,16 +164,16 @@ mod tests {
         assert!(c.owner.starts_with("api-"), "{}", c.owner);
         assert_eq!(c.write_linger, Duration::from_millis(5));
         let c = config(&[
-            "--listen",
+            "--api-listen",
             " unix:/tmp/api.sock ",
-            "--default-url",
+            "--processor-default-url",
             "http://p:1/",
         ])
         .unwrap();
         assert_eq!(c.listen, Listen::Unix("/tmp/api.sock".into()));
         assert_eq!(c.default_url, "http://p:1");
         assert_eq!(
-            config(&["--write-linger", "0"]).unwrap().write_linger,
+            config(&["--write-linger-us", "0"]).unwrap().write_linger,
             Duration::ZERO
         );
     }
@@ -180,9 +181,9 @@ mod tests {
     #[test]
     fn refuses_bad_values_naming_them() {
         for (flag, bad) in [
-            ("--listen", "unix:"),
-            ("--threads", "0"),
-            ("--default-url", "https://x"),
+            ("--api-listen", "unix:"),
+            ("--api-threads", "0"),
+            ("--processor-default-url", "https://x"),
         ] {
             let Err(Refused::Bad(said)) = config(&[flag, bad]) else {
                 panic!("{flag} {bad} should be refused");

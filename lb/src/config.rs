@@ -1,17 +1,18 @@
 //! The lb's configuration, read once at start from the environment (or flags) under the
 //! rules of `service::config`.
 //!
-//! Every variable name is a `pub const` here so tests, `make run` and compose use the
-//! same spelling. Defaults are the right values for the contest: one Pingora service
-//! thread (all services share 1.5 CPUs), a queue deep enough to hold a minute of the
-//! contest's peak rate while both workers are down, a drain that fits inside docker's
-//! 10 s stop timeout, and a cap on client connections that keeps the lb inside its
-//! 100 MB compose limit whatever the clients do.
+//! Every variable name is a `pub const` here, its flag made from it (`service::flag!`), so
+//! tests, `make run` and compose use the same spelling. Defaults are the right values for
+//! the contest: one Pingora service thread (all services share 1.5 CPUs), a queue deep
+//! enough to hold a minute of the contest's peak rate while both workers are down, a drain
+//! that fits inside docker's 10 s stop timeout, and a cap on client connections that keeps
+//! the lb inside its 100 MB compose limit whatever the clients do.
 
 use crate::metrics_listener::MetricsListen;
 use crate::workers::WorkerAddr;
 use payment::intake::MAX_BATCH_PAYMENTS;
 use service::config::{checked, millis, millis_or_zero, positive, text};
+use service::flag;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -58,47 +59,47 @@ pub const LB_METRICS_LISTEN: &str = "LB_METRICS_LISTEN";
 )]
 pub struct Config {
     /// `host:port` the public HTTP port listens on.
-    #[arg(long, env = LB_LISTEN, default_value = "0.0.0.0:9999", value_parser = checked(text))]
+    #[arg(long = flag!(LB_LISTEN), env = LB_LISTEN, default_value = "0.0.0.0:9999", value_parser = checked(text))]
     pub listen: String,
     /// The api workers, comma-separated, each host:port or unix:/path.
-    #[arg(long, env = API_ADDRS, default_value = "127.0.0.1:9101,127.0.0.1:9102", value_parser = checked(WorkerAddr::parse_list))]
+    #[arg(long = flag!(API_ADDRS), env = API_ADDRS, default_value = "127.0.0.1:9101,127.0.0.1:9102", value_parser = checked(WorkerAddr::parse_list))]
     pub workers: Workers,
     /// Threads of the Pingora HTTP service (the 202 path and the proxy).
-    #[arg(long, env = LB_THREADS, default_value = "1", value_parser = checked(positive))]
+    #[arg(long = flag!(LB_THREADS), env = LB_THREADS, default_value = "1", value_parser = checked(positive))]
     pub threads: usize,
     /// Payments held between the 202 and the workers' intake; beyond that, 503.
-    #[arg(long, env = LB_QUEUE_CAPACITY, default_value = "65536", value_parser = checked(positive))]
+    #[arg(long = flag!(LB_QUEUE_CAPACITY), env = LB_QUEUE_CAPACITY, default_value = "65536", value_parser = checked(positive))]
     pub queue_capacity: usize,
     /// Most payments in one POST /intake batch (at most what fits in a worker's 1 MiB intake body).
-    #[arg(long, env = LB_BATCH_MAX, default_value = "256", value_parser = checked(batch_size))]
+    #[arg(long = flag!(LB_BATCH_MAX), env = LB_BATCH_MAX, default_value = "256", value_parser = checked(batch_size))]
     pub batch_max: usize,
     /// How long (ms) the forwarder waits after the first queued payment for more; 0: none.
-    #[arg(long, env = LB_BATCH_LINGER_MS, default_value = "100", value_parser = checked(millis_or_zero))]
+    #[arg(long = flag!(LB_BATCH_LINGER_MS), env = LB_BATCH_LINGER_MS, default_value = "100", value_parser = checked(millis_or_zero))]
     pub batch_linger: Duration,
     /// An intake round trip (connect, send, answer) not done within this (ms) counts as failed.
-    #[arg(long, env = LB_FORWARD_TIMEOUT_MS, default_value = "2000", value_parser = checked(millis))]
+    #[arg(long = flag!(LB_FORWARD_TIMEOUT_MS), env = LB_FORWARD_TIMEOUT_MS, default_value = "2000", value_parser = checked(millis))]
     pub forward_timeout: Duration,
     /// Cap (ms) of the exponential backoff between delivery rounds while no worker takes intake.
-    #[arg(long, env = LB_BACKOFF_MAX_MS, default_value = "500", value_parser = checked(millis))]
+    #[arg(long = flag!(LB_BACKOFF_MAX_MS), env = LB_BACKOFF_MAX_MS, default_value = "500", value_parser = checked(millis))]
     pub backoff_max: Duration,
     /// How long (ms) SIGTERM waits for the queue to reach the workers before the lb exits.
-    #[arg(long, env = LB_DRAIN_TIMEOUT_MS, default_value = "8000", value_parser = checked(millis))]
+    #[arg(long = flag!(LB_DRAIN_TIMEOUT_MS), env = LB_DRAIN_TIMEOUT_MS, default_value = "8000", value_parser = checked(millis))]
     pub drain_timeout: Duration,
     /// How often (ms) the proxy's health check connects to each worker.
-    #[arg(long, env = LB_HEALTH_INTERVAL_MS, default_value = "1000", value_parser = checked(millis))]
+    #[arg(long = flag!(LB_HEALTH_INTERVAL_MS), env = LB_HEALTH_INTERVAL_MS, default_value = "1000", value_parser = checked(millis))]
     pub health_interval: Duration,
     /// Client connections served at once; one more is answered 503 and closed.
-    #[arg(long, env = LB_MAX_CONNECTIONS, default_value = "2048", value_parser = checked(positive))]
+    #[arg(long = flag!(LB_MAX_CONNECTIONS), env = LB_MAX_CONNECTIONS, default_value = "2048", value_parser = checked(positive))]
     pub max_connections: usize,
     /// After a worker's intake failed, how long (ms) the forwarder tries the others first.
-    #[arg(long, env = LB_AVOID_MS, default_value = "5000", value_parser = checked(millis))]
+    #[arg(long = flag!(LB_AVOID_MS), env = LB_AVOID_MS, default_value = "5000", value_parser = checked(millis))]
     pub avoid: Duration,
     /// Where GET /metrics answers, off the public port: host:port, unix:/path, or `off`.
-    #[arg(long, env = LB_METRICS_LISTEN, default_value = "127.0.0.1:9990", value_parser = checked(MetricsListen::parse))]
+    #[arg(long = flag!(LB_METRICS_LISTEN), env = LB_METRICS_LISTEN, default_value = "127.0.0.1:9990", value_parser = checked(MetricsListen::parse))]
     pub metrics_listen: MetricsListen,
     /// The file (on the data volume) that keeps accepted payments until a worker commits
     /// them, replayed at start; `off`: a killed lb loses the payments it holds.
-    #[arg(long, env = LB_JOURNAL_PATH, default_value = "data/lb.journal", value_parser = checked(JournalAt::parse))]
+    #[arg(long = flag!(LB_JOURNAL_PATH), env = LB_JOURNAL_PATH, default_value = "data/lb.journal", value_parser = checked(JournalAt::parse))]
     pub journal: JournalAt,
 }
 
@@ -152,37 +153,37 @@ mod tests {
 
     #[test]
     fn worker_lists_parse_both_kinds() {
-        let c = config(&["--workers", " 127.0.0.1:9101 , unix:/tmp/api.sock,"]).unwrap();
+        let c = config(&["--api-addrs", " 127.0.0.1:9101 , unix:/tmp/api.sock,"]).unwrap();
         assert_eq!(c.workers.len(), 2);
         assert_eq!(c.workers[1].to_string(), "unix:/tmp/api.sock");
-        assert!(config(&["--workers", " , "]).is_err());
-        assert!(config(&["--workers", "127.0.0.1"]).is_err());
+        assert!(config(&["--api-addrs", " , "]).is_err());
+        assert!(config(&["--api-addrs", "127.0.0.1"]).is_err());
         assert_eq!(config(&[]).unwrap().workers.len(), 2);
     }
 
     #[test]
     fn linger_may_be_zero_other_periods_not() {
         assert_eq!(
-            config(&["--batch-linger", "0"]).unwrap().batch_linger,
+            config(&["--lb-batch-linger-ms", "0"]).unwrap().batch_linger,
             Duration::ZERO
         );
-        assert!(config(&["--forward-timeout", "0"]).is_err());
+        assert!(config(&["--lb-forward-timeout-ms", "0"]).is_err());
     }
 
     #[test]
     fn a_batch_that_cannot_fit_a_worker_s_intake_is_refused() {
         let most = MAX_BATCH_PAYMENTS.to_string();
         assert_eq!(
-            config(&["--batch-max", &most]).unwrap().batch_max,
+            config(&["--lb-batch-max", &most]).unwrap().batch_max,
             MAX_BATCH_PAYMENTS
         );
         let over = (MAX_BATCH_PAYMENTS + 1).to_string();
-        assert!(config(&["--batch-max", &over]).is_err());
+        assert!(config(&["--lb-batch-max", &over]).is_err());
     }
 
     #[test]
     fn the_journal_is_a_file_unless_off() {
-        let at = |v: &str| config(&["--journal", v]).unwrap().journal;
+        let at = |v: &str| config(&["--lb-journal-path", v]).unwrap().journal;
         assert_eq!(at("off"), JournalAt::Off);
         assert_eq!(
             at("/data/lb.journal"),

@@ -1,8 +1,9 @@
 //! One rule set for the configuration of every binary. Each binary declares its settings
 //! once, as a `#[derive(clap::Parser)]` struct whose fields name their environment
 //! variable (`env = NAME`), default and value parser ([`checked`]); `--help` then lists
-//! every variable with its default, and each one may also be given as a flag (a flag
-//! wins over its variable). The rules:
+//! every variable with its default, and each one may also be given as a flag named after
+//! it (`LB_AVOID_MS` is `--lb-avoid-ms`, made by [`flag!`](crate::flag) from the same
+//! const), which wins over the variable. The rules:
 //!
 //! - a value is trimmed; an empty one means unset, so the default applies;
 //! - a bad one stops the binary with exit code 2 and `<binary>: NAME="value": why`, NAME
@@ -15,6 +16,40 @@ use std::ffi::OsStr;
 use std::fmt::Display;
 use std::process::exit;
 use std::time::Duration;
+
+/// The flag of the variable `NAME`: the name in kebab case (`LB_AVOID_MS` is
+/// `lb-avoid-ms`), made at compile time from the const that holds the name, so each
+/// setting's name is written once:
+/// `#[arg(long = service::flag!(LB_AVOID_MS), env = LB_AVOID_MS, ...)]`.
+#[macro_export]
+macro_rules! flag {
+    ($variable:expr) => {{
+        const VARIABLE: &str = $variable;
+        const BYTES: [u8; VARIABLE.len()] = $crate::config::kebab(VARIABLE);
+        const FLAG: &str = match ::std::str::from_utf8(&BYTES) {
+            Ok(flag) => flag,
+            Err(_) => panic!("a variable's name is ASCII"),
+        };
+        FLAG
+    }};
+}
+
+/// `variable` in kebab case, as the `N` bytes [`flag!`](crate::flag) makes a `&str` of:
+/// `_` becomes `-`, capitals lowercase.
+pub const fn kebab<const N: usize>(variable: &str) -> [u8; N] {
+    let bytes = variable.as_bytes();
+    assert!(bytes.len() == N, "N is the variable's length");
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = match bytes[i] {
+            b'_' => b'-',
+            b => b.to_ascii_lowercase(),
+        };
+        i += 1;
+    }
+    out
+}
 
 /// The exit code of a binary whose configuration is bad.
 pub const BAD_CONFIGURATION: i32 = 2;
@@ -51,10 +86,15 @@ pub fn parse<C: Parser>(
     binary: &'static str,
     args: impl IntoIterator<Item = impl Into<std::ffi::OsString> + Clone>,
 ) -> Result<C, Refused> {
-    // The help shows each variable's name and default, not its current value (a token).
-    let command = C::command()
-        .name(binary)
-        .mut_args(|a| a.hide_env_values(true));
+    // The help shows each variable's name and default, not its current value (a token),
+    // and the variable's name as the flag's value (`--lb-avoid-ms <LB_AVOID_MS>`).
+    let command = C::command().name(binary).mut_args(|a| {
+        let variable = a.get_env().map(|v| v.to_string_lossy().into_owned());
+        match variable {
+            Some(variable) => a.hide_env_values(true).value_name(variable),
+            None => a.hide_env_values(true),
+        }
+    });
     let refused = |e: clap::Error| match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Refused::Help(e.render().to_string()),
         _ => Refused::Bad(format!("{binary}: {}", message(&e))),
@@ -213,5 +253,17 @@ pub fn switch(text: &str) -> Result<bool, String> {
         "1" | "true" | "on" => Ok(true),
         "0" | "false" | "off" => Ok(false),
         _ => Err("not 1 or 0".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    const LB_AVOID_MS: &str = "LB_AVOID_MS";
+
+    #[test]
+    fn a_flag_is_its_variable_in_kebab_case() {
+        assert_eq!(crate::flag!(LB_AVOID_MS), "lb-avoid-ms");
+        assert_eq!(crate::flag!("WRITE_LINGER_US"), "write-linger-us");
+        assert_eq!(crate::flag!("API_ADDRS"), "api-addrs");
     }
 }

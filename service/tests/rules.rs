@@ -8,14 +8,14 @@ use service::config::{checked, from_flags, positive, Refused};
 #[derive(Debug, clap::Parser)]
 struct Demo {
     /// Threads.
-    #[arg(long, env = "RULES_THREADS", default_value = "3", value_parser = checked(positive))]
+    #[arg(long = service::flag!("RULES_THREADS"), env = "RULES_THREADS", default_value = "3", value_parser = checked(positive))]
     threads: usize,
 }
 
 #[derive(Debug, clap::Parser)]
 struct Other {
     /// Workers.
-    #[arg(long, env = "RULES_WORKERS", default_value = "4", value_parser = checked(positive))]
+    #[arg(long = service::flag!("RULES_WORKERS"), env = "RULES_WORKERS", default_value = "4", value_parser = checked(positive))]
     workers: usize,
 }
 
@@ -28,8 +28,8 @@ fn empty_means_default_values_are_trimmed_flags_win() {
     assert_eq!(demo(&[]).unwrap().threads, 3);
     std::env::set_var("RULES_THREADS", " 7 ");
     assert_eq!(demo(&[]).unwrap().threads, 7);
-    assert_eq!(demo(&["--threads", " 9"]).unwrap().threads, 9);
-    assert_eq!(demo(&["--threads="]).unwrap().threads, 3);
+    assert_eq!(demo(&["--rules-threads", " 9"]).unwrap().threads, 9);
+    assert_eq!(demo(&["--rules-threads="]).unwrap().threads, 3);
 }
 
 #[test]
@@ -45,8 +45,8 @@ fn a_bad_value_is_named_by_its_variable_or_flag() {
         "other: RULES_WORKERS=\"0\": not a whole number >= 1"
     );
     assert_eq!(
-        said(other(&["--workers", "x"])),
-        "other: --workers=\"x\": not a whole number >= 1"
+        said(other(&["--rules-workers", "x"])),
+        "other: --rules-workers=\"x\": not a whole number >= 1"
     );
     let Err(Refused::Help(help)) = other(&["--help"]) else {
         panic!("--help is no error");

@@ -2,11 +2,12 @@
 //! every environment variable name is defined here once, so tests, scripts and the README
 //! use the same names.
 //!
-//! Each variable may also be given as a flag (`--listen`, `--fee`, `--token`,
-//! `--health-window-secs`, `--store-after-disconnect`, ...), so two simulators are easy to
-//! start by hand; a flag wins over its environment variable.
+//! Each variable may also be given as a flag of the same name in kebab case (`--sim-listen`,
+//! `--sim-fee`, `--sim-token`, ...), so two simulators are easy to start by hand; a flag
+//! wins over its environment variable.
 
 use service::config::{checked, positive, socket_addr, switch, whole};
+use service::flag;
 use std::net::SocketAddr;
 
 /// The variable of [`SimConfig::listen`].
@@ -54,25 +55,25 @@ impl FeePpm {
 #[command(about = "A payment processor as the contest runs them, for local runs and tests")]
 pub struct SimConfig {
     /// Address (ip:port) the simulator listens on.
-    #[arg(long, env = SIM_LISTEN, default_value = "127.0.0.1:8001", value_parser = checked(socket_addr))]
+    #[arg(long = flag!(SIM_LISTEN), env = SIM_LISTEN, default_value = "127.0.0.1:8001", value_parser = checked(socket_addr))]
     pub listen: SocketAddr,
     /// Fee per transaction as a fraction (0.05 = 5 %), reported by the admin summary.
-    #[arg(long, env = SIM_FEE, default_value = "0.05", value_parser = checked(FeePpm::parse))]
+    #[arg(long = flag!(SIM_FEE), env = SIM_FEE, default_value = "0.05", value_parser = checked(FeePpm::parse))]
     pub fee: FeePpm,
     /// Initial X-Rinha-Token of the admin endpoints.
-    #[arg(long, env = SIM_TOKEN, default_value = "123", value_parser = checked(service::config::text))]
+    #[arg(long = flag!(SIM_TOKEN), env = SIM_TOKEN, default_value = "123", value_parser = checked(service::config::text))]
     pub token: String,
     /// Length in seconds of one health-check window (one call per window).
-    #[arg(long, env = SIM_HEALTH_WINDOW_SECS, default_value = "5", value_parser = checked(positive))]
+    #[arg(long = flag!(SIM_HEALTH_WINDOW_SECS), env = SIM_HEALTH_WINDOW_SECS, default_value = "5", value_parser = checked(positive))]
     pub health_window_secs: usize,
     /// Tokio worker threads; 1 runs everything on the calling thread.
-    #[arg(long, env = SIM_THREADS, default_value = "1", value_parser = checked(positive))]
+    #[arg(long = flag!(SIM_THREADS), env = SIM_THREADS, default_value = "1", value_parser = checked(positive))]
     pub threads: usize,
     /// POST /payments running at once (the processors allow 800).
-    #[arg(long, env = SIM_MAX_RUNNING, default_value = "800", value_parser = checked(positive))]
+    #[arg(long = flag!(SIM_MAX_RUNNING), env = SIM_MAX_RUNNING, default_value = "800", value_parser = checked(positive))]
     pub max_running: usize,
     /// More POST /payments that may wait for a running slot before 429 (the processors allow 500).
-    #[arg(long, env = SIM_MAX_WAITING, default_value = "500", value_parser = checked(whole))]
+    #[arg(long = flag!(SIM_MAX_WAITING), env = SIM_MAX_WAITING, default_value = "500", value_parser = checked(whole))]
     pub max_waiting: usize,
     /// 1: a payment whose client hung up during the delay is still stored; 0: it is dropped.
     ///
@@ -80,7 +81,7 @@ pub struct SimConfig {
     /// to the end and stores the payment, as a server that ignores its client's give-up
     /// does (the call's outcome is unknown to the client). 0: the request is dropped with
     /// its connection, so a client that gave up before the delay ended was not charged.
-    #[arg(long, env = SIM_STORE_AFTER_DISCONNECT, default_value = "1", value_parser = checked(switch), action = clap::ArgAction::Set)]
+    #[arg(long = flag!(SIM_STORE_AFTER_DISCONNECT), env = SIM_STORE_AFTER_DISCONNECT, default_value = "1", value_parser = checked(switch), action = clap::ArgAction::Set)]
     pub store_after_disconnect: bool,
 }
 
@@ -89,10 +90,10 @@ pub struct SimConfig {
 #[command(about = "The bare responder the benchmarks compare the real stack against")]
 pub struct FloorConfig {
     /// Address (ip:port) floor listens on.
-    #[arg(long, env = FLOOR_LISTEN, default_value = "127.0.0.1:9999", value_parser = checked(socket_addr))]
+    #[arg(long = flag!(FLOOR_LISTEN), env = FLOOR_LISTEN, default_value = "127.0.0.1:9999", value_parser = checked(socket_addr))]
     pub listen: SocketAddr,
     /// Tokio worker threads of floor.
-    #[arg(long, env = FLOOR_THREADS, default_value = "1", value_parser = checked(positive))]
+    #[arg(long = flag!(FLOOR_THREADS), env = FLOOR_THREADS, default_value = "1", value_parser = checked(positive))]
     pub threads: usize,
 }
 
@@ -128,16 +129,16 @@ mod tests {
 
     #[test]
     fn names_the_bad_value() {
-        let Err(Refused::Bad(said)) = load(&["--fee", "1.5"]) else {
+        let Err(Refused::Bad(said)) = load(&["--sim-fee", "1.5"]) else {
             panic!("a fee of 1.5 should be refused");
         };
-        assert!(said.contains("--fee=\"1.5\""), "{said}");
-        assert!(load(&["--fee", "0.0000001"]).is_err());
-        assert!(load(&["--health-window-secs", "0"]).is_err());
+        assert!(said.contains("--sim-fee=\"1.5\""), "{said}");
+        assert!(load(&["--sim-fee", "0.0000001"]).is_err());
+        assert!(load(&["--sim-health-window-secs", "0"]).is_err());
         assert!(load(&["--bogus"]).is_err());
-        assert!(load(&["--token"]).is_err());
-        assert!(load(&["--listen", "localhost"]).is_err());
-        let Err(Refused::Bad(said)) = load(&["--store-after-disconnect", "maybe"]) else {
+        assert!(load(&["--sim-token"]).is_err());
+        assert!(load(&["--sim-listen", "localhost"]).is_err());
+        let Err(Refused::Bad(said)) = load(&["--sim-store-after-disconnect", "maybe"]) else {
             panic!("maybe is no switch");
         };
         assert!(said.contains("not 1 or 0"), "{said}");
@@ -146,10 +147,10 @@ mod tests {
     #[test]
     fn store_after_disconnect_can_be_switched_off() {
         assert!(
-            !load(&["--store-after-disconnect", "0"])
+            !load(&["--sim-store-after-disconnect", "0"])
                 .unwrap()
                 .store_after_disconnect
         );
-        assert_eq!(load(&["--fee", "0.15"]).unwrap().fee, FeePpm(150_000));
+        assert_eq!(load(&["--sim-fee", "0.15"]).unwrap().fee, FeePpm(150_000));
     }
 }

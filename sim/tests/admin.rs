@@ -82,7 +82,7 @@ fn the_initial_token_is_123_and_a_new_one_replaces_it() {
 
 #[test]
 fn the_summary_window_is_inclusive_and_the_fee_exact() {
-    let sim = TestSim::start_with(&["--fee", "0.15"], &[]);
+    let sim = TestSim::start_with(&["--sim-fee", "0.15"], &[]);
     let times = [
         "2025-07-10T12:00:00.000Z",
         "2025-07-10T12:00:00.001Z",

@@ -31,7 +31,7 @@ fn bad_configuration_exits_with_2_and_names_the_value() {
         &run("sim", &[], &[(SIM_FEE, "five")]),
         "sim: SIM_FEE=\"five\"",
     );
-    assert_refused(&run("sim", &["--fee", "2"], &[]), "--fee=\"2\"");
+    assert_refused(&run("sim", &["--sim-fee", "2"], &[]), "--sim-fee=\"2\"");
     assert_refused(&run("sim", &[], &[(SIM_LISTEN, "nowhere")]), "SIM_LISTEN");
     assert_refused(
         &run("sim", &[], &[(SIM_HEALTH_WINDOW_SECS, "0")]),
@@ -43,12 +43,12 @@ fn bad_configuration_exits_with_2_and_names_the_value() {
         "unexpected argument '--colour'",
     );
     assert_refused(
-        &run("sim", &["--token"], &[]),
-        "a value is required for '--token",
+        &run("sim", &["--sim-token"], &[]),
+        "a value is required for '--sim-token",
     );
     assert_refused(
-        &run("sim", &["--store-after-disconnect", "maybe"], &[]),
-        "--store-after-disconnect=\"maybe\"",
+        &run("sim", &["--sim-store-after-disconnect", "maybe"], &[]),
+        "--sim-store-after-disconnect=\"maybe\"",
     );
     assert_refused(
         &run("floor", &[], &[(FLOOR_LISTEN, "nowhere")]),
@@ -56,7 +56,7 @@ fn bad_configuration_exits_with_2_and_names_the_value() {
     );
     let help = run("sim", &["--help"], &[]);
     assert_eq!(help.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&help.stdout).contains("--health-window-secs"));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--sim-health-window-secs"));
 }
 
 #[test]
@@ -64,7 +64,7 @@ fn a_flag_wins_over_its_environment_variable() {
     let (env_addr, flag_addr) = (testkit::free_addr(), testkit::free_addr());
     let _sim = Service::start(
         "sim",
-        &["--listen", &flag_addr, "--token", "from-flag"],
+        &["--sim-listen", &flag_addr, "--sim-token", "from-flag"],
         &[
             (SIM_LISTEN, &env_addr),
             (sim::config::SIM_TOKEN, "from-env"),

@@ -187,10 +187,10 @@ fn pay_and_hang_up_mid_delay(sim: &TestSim) -> Uuid {
 
 #[test]
 fn a_client_hanging_up_mid_delay_does_not_cancel_the_payment() {
-    // The default, and what `--store-after-disconnect 1` asks for explicitly.
+    // The default, and what `--sim-store-after-disconnect 1` asks for explicitly.
     for sim in [
         TestSim::start(),
-        TestSim::start_with(&["--store-after-disconnect", "1"], &[]),
+        TestSim::start_with(&["--sim-store-after-disconnect", "1"], &[]),
     ] {
         let id = pay_and_hang_up_mid_delay(&sim);
         assert_eq!(

@@ -1,7 +1,7 @@
 //! The configuration rules every service binary shares (`service::config`), checked on the
-//! real binaries: the README's `## Configuration` table says what each one's `--help` says,
-//! a bad value exits 2 naming its variable, an empty variable means the default and values
-//! are trimmed.
+//! real binaries: the README's `## Configuration` table says what each one's `--help` says
+//! (both ways), every flag is its variable's name, a bad value exits 2
+//! naming its variable, an empty variable means the default and values are trimmed.
 //!
 //! Binaries of other crates are not built by `cargo test -p testkit`: run
 //! `cargo build --workspace --bins` first (`make check` does), or `cargo test --workspace`.
@@ -65,12 +65,11 @@ fn readme_defaults(section: &str, bin: &str) -> Defaults {
         .collect()
 }
 
-/// What `bin --help` lists: each option's `[env: NAME]` and `[default: value]`.
-fn help_defaults(bin: &str) -> Defaults {
+/// The options of `bin --help`, one block each: from a line starting with `-` to the next.
+fn help_blocks(bin: &str) -> Vec<String> {
     let help = run(bin, &["--help"], &[]);
     assert_eq!(help.status.code(), Some(0), "{bin} --help");
     let help = String::from_utf8_lossy(&help.stdout).into_owned();
-    // One block per option: from a line starting with `-` to the next.
     let mut blocks: Vec<String> = Vec::new();
     for line in help.lines() {
         if line.trim_start().starts_with('-') {
@@ -81,11 +80,18 @@ fn help_defaults(bin: &str) -> Defaults {
             block.push('\n');
         }
     }
-    let bracket = |block: &str, key: &str| {
-        let start = block.find(key)? + key.len();
-        Some(block[start..].split(']').next()?.to_string())
-    };
     blocks
+}
+
+/// What follows `key` in `block`, up to the next `]` (`[env: NAME]` gives `NAME`).
+fn bracket(block: &str, key: &str) -> Option<String> {
+    let start = block.find(key)? + key.len();
+    Some(block[start..].split(']').next()?.to_string())
+}
+
+/// What `bin --help` lists: each option's `[env: NAME]` and `[default: value]`.
+fn help_defaults(bin: &str) -> Defaults {
+    help_blocks(bin)
         .iter()
         .filter_map(|block| {
             let name = bracket(block, "[env: ")?;
@@ -107,6 +113,30 @@ fn the_readme_table_and_every_binarys_help_agree() {
             help,
             "README.md `## Configuration` rows for {bin} (left) and `{bin} --help` (right) disagree"
         );
+    }
+}
+
+/// Every option of every binary but `--help` is a variable's, and its flag is the
+/// variable's name in kebab case with the name as its value: `--lb-avoid-ms <LB_AVOID_MS>`.
+#[test]
+fn every_flag_is_its_variables_name() {
+    for bin in BINARIES {
+        for block in help_blocks(bin) {
+            // The flag and its value, before any help on the same line.
+            let line = block.lines().next().unwrap_or_default().trim();
+            let first = line.split("  ").next().unwrap_or_default();
+            if first == "-h, --help" {
+                continue;
+            }
+            let variable = bracket(&block, "[env: ")
+                .unwrap_or_else(|| panic!("{bin}: `{first}` has no variable"));
+            let flag = format!("--{}", variable.to_lowercase().replace('_', "-"));
+            assert_eq!(
+                first,
+                format!("{flag} <{variable}>"),
+                "{bin}: the flag of {variable}"
+            );
+        }
     }
 }
 
