@@ -5,7 +5,9 @@
 //! tests, `make run` and compose use the same spelling. Defaults are the right values for
 //! the contest (the README's configuration table says why each one is what it is).
 
-use service::config::{checked, http_url, micros_or_zero, millis, millis_or_zero, path, positive};
+use service::config::{
+    checked, http_url, micros_or_zero, millis, millis_or_zero, path, positive, text,
+};
 use service::flag;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,7 +22,7 @@ pub const DATABASE_URL: &str = "DATABASE_URL";
 pub const PROCESSOR_DEFAULT_URL: &str = "PROCESSOR_DEFAULT_URL";
 /// The variable of [`Config::fallback_url`].
 pub const PROCESSOR_FALLBACK_URL: &str = "PROCESSOR_FALLBACK_URL";
-/// The variable of [`Config::owner`].
+/// The variable of [`Config::worker_id`].
 pub const WORKER_ID: &str = "WORKER_ID";
 /// The variable of [`Config::threads`].
 pub const API_THREADS: &str = "API_THREADS";
@@ -77,12 +79,13 @@ pub struct Config {
     /// Base URL of the fallback (expensive) processor.
     #[arg(long = flag!(PROCESSOR_FALLBACK_URL), env = PROCESSOR_FALLBACK_URL, default_value = "http://127.0.0.1:8002", value_parser = checked(http_url))]
     pub fallback_url: String,
-    /// The storage owner of this process: `WORKER_ID` (default `api`) plus a random
-    /// per-start suffix, so a restarted worker never mistakes its predecessor's pending
-    /// payments for its own live ones: they become orphans and are claimed normally.
+    /// The label of this worker (default `api`). Its owner in the store is this label plus
+    /// a suffix each start makes (`crate::worker`), so a restarted worker never mistakes its
+    /// predecessor's pending payments for its own live ones: they become orphans and are
+    /// claimed normally.
     #[arg(help = "A label for this worker; each start adds a unique suffix")]
-    #[arg(long = flag!(WORKER_ID), env = WORKER_ID, default_value = "api", value_parser = checked(owner))]
-    pub owner: String,
+    #[arg(long = flag!(WORKER_ID), env = WORKER_ID, default_value = "api", value_parser = checked(text))]
+    pub worker_id: String,
     /// Tokio worker threads; 1 runs a single-threaded runtime.
     #[arg(long = flag!(API_THREADS), env = API_THREADS, default_value = "1", value_parser = checked(positive))]
     pub threads: usize,
@@ -143,11 +146,6 @@ impl Config {
     }
 }
 
-/// `WORKER_ID` plus this start's unique suffix (see [`Config::owner`]).
-fn owner(label: &str) -> Result<String, std::convert::Infallible> {
-    Ok(format!("{label}-{}", payment::Uuid::new_v4().simple()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,7 +159,7 @@ mod tests {
     fn defaults_and_flags() {
         let c = config(&[]).unwrap();
         assert_eq!(c.listen, Listen::Tcp("127.0.0.1:9101".into()));
-        assert!(c.owner.starts_with("api-"), "{}", c.owner);
+        assert_eq!(c.worker_id, "api");
         assert_eq!(c.write_linger, Duration::from_millis(5));
         let c = config(&[
             "--api-listen",

@@ -45,7 +45,8 @@ impl Worker {
     /// Opens the store, listens, and starts the dispatcher, the health pollers, the
     /// heartbeat, the orphan scans and the server.
     pub async fn start(config: Config) -> Result<Worker, ApiError> {
-        let store = open_store(&config).await?;
+        let owner = owner_of_this_start(&config.worker_id);
+        let store = open_store(&config, &owner).await?;
         let listener = Listener::bind(&config.listen)
             .await
             .map_err(|source| ApiError::Listen {
@@ -62,7 +63,7 @@ impl Worker {
             config.heartbeat,
             heartbeat_signal,
         ));
-        tracing::info!(owner = %config.owner, listen = ?config.listen, "api worker ready");
+        tracing::info!(%owner, listen = ?config.listen, "api worker ready");
         Ok(Worker {
             store,
             dispatcher,
@@ -181,8 +182,15 @@ fn spawn_work(
     work
 }
 
-/// The shared database, with this worker's first heartbeat written.
-async fn open_store(config: &Config) -> Result<Store, ApiError> {
+/// The store's owner for this start of the worker: its `WORKER_ID` label plus a random
+/// suffix, so a restarted worker never mistakes its predecessor's pending payments for its
+/// own live ones: they become orphans and are claimed normally.
+fn owner_of_this_start(label: &str) -> String {
+    format!("{label}-{}", payment::Uuid::new_v4().simple())
+}
+
+/// The shared database as `owner`, with this worker's first heartbeat written.
+async fn open_store(config: &Config, owner: &str) -> Result<Store, ApiError> {
     let database = config.database().map_err(|source| ApiError::Storage {
         database: config.database_path.display().to_string(),
         source,
@@ -194,7 +202,7 @@ async fn open_store(config: &Config) -> Result<Store, ApiError> {
     };
     let store = Store::open(StoreConfig {
         linger: config.write_linger,
-        ..StoreConfig::with_database(database, &config.owner)
+        ..StoreConfig::with_database(database, owner)
     })
     .map_err(storage_error)?;
     store

@@ -21,7 +21,7 @@ fn a_killed_workers_payments_are_paid_exactly_once_by_the_others(backend: Backen
     let stack = Stack::on(backend, &[]);
     stack.default.set_delay(1000);
     // Same label for the first and its successor: each process start is still a distinct owner.
-    let label = |c: &mut Config| c.owner = "api-1".into();
+    let label = |c: &mut Config| c.worker_id = "api-1".into();
     let mut first = stack.worker_process(label);
     let others = [stack.worker_process(|_| {}), stack.worker_process(|_| {})];
     let sent = payments(300);

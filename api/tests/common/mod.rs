@@ -293,7 +293,7 @@ pub fn window(from: Millis, to: Millis) -> String {
 }
 
 /// `config` as the environment of a worker process: what the worker's configuration reads back
-/// (the owner's label is `WORKER_ID`; the process adds its own suffix).
+/// (the process adds its own suffix to `WORKER_ID` for its owner in the store).
 fn environment(config: &Config) -> Vec<(&'static str, String)> {
     let ms = |d: Duration| d.as_millis().to_string();
     vec![
@@ -308,7 +308,7 @@ fn environment(config: &Config) -> Vec<(&'static str, String)> {
         ),
         (knobs::PROCESSOR_DEFAULT_URL, config.default_url.clone()),
         (knobs::PROCESSOR_FALLBACK_URL, config.fallback_url.clone()),
-        (knobs::WORKER_ID, config.owner.clone()),
+        (knobs::WORKER_ID, config.worker_id.clone()),
         (knobs::API_THREADS, config.threads.to_string()),
         (
             knobs::DISPATCH_CONCURRENCY,
