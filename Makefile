@@ -71,9 +71,9 @@ run: deps release
 check: deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
-	python3 -m unittest discover -s scripts -p 'test_*.py'
+	BIN_DIR=target/debug python3 -m unittest discover -s scripts -p 'test_*.py'
 	k6 run --quiet k6/score_check.js
-	python3 scripts/check_deploy.py
+	BIN_DIR=target/debug python3 scripts/check_deploy.py
 	BIN_DIR=target/debug bash scripts/smoke.sh
 	BIN_DIR=target/debug python3 scripts/faults.py
 	BIN_DIR=target/debug python3 scripts/faults.py --storage postgres

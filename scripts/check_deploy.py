@@ -20,8 +20,9 @@ What it checks (one line each, then `deploy: N passed, N failed`; exit 1 on any 
   named volume, the workers waiting for its healthcheck;
 - compose.sim.yml: the simulators on the `payment-processor` network under the official
   names;
-- every environment variable a compose file sets is one the service's binary reads
-  (a `pub const` in that crate's `src/config.rs`); the postgres service sets none;
+- every environment variable a compose file sets is one the service's binary reads, as
+  the binary itself lists them: each `[env: NAME]` of `$BIN_DIR/<binary> --help`; the
+  postgres service sets none;
 - the submission package of compose.yml and of compose.postgres.yml (written by
   scripts/submission.py into a temporary folder with its default names, or for compose.yml
   the folder given with --submission): docker-compose.yml passes every rule of its file, has no `build:`, names every image with a registry and a tag, and
@@ -31,10 +32,14 @@ What it checks (one line each, then `deploy: N passed, N failed`; exit 1 on any 
   info.json.
 
 Usage: scripts/check_deploy.py [repo root] [--submission DIR]   (needs PyYAML: make deps)
+Variables: BIN_DIR (target/debug; a relative one is taken from the repo root checked): where
+the built binaries are (`cargo build --workspace --bins`, which `make check` runs first).
 """
 import argparse
 import copy
+import functools
 import json
+import os
 import re
 import subprocess
 import sys
@@ -160,12 +165,24 @@ def check_dockerfile(root, name, all_binaries):
 
 # ---- compose files ----
 
-def config_consts(root, crate):
-    """Environment variable names the crate reads: the `pub const X: &str = "X"` of src/config.rs."""
-    path = root / crate / "src" / "config.rs"
-    if not path.exists():
-        return set()
-    return set(re.findall(r'pub const \w+: &str = "([A-Z0-9_]+)"', path.read_text()))
+def bin_dir(root):
+    """Where the built binaries are: BIN_DIR (target/debug), relative to the repo root checked."""
+    path = Path(os.environ.get("BIN_DIR") or "target/debug")
+    return path if path.is_absolute() else root / path
+
+
+@functools.lru_cache(maxsize=None)
+def variables_read(program):
+    """(the environment variables the binary at `program` reads, why not): the `[env: NAME]`
+    of its `--help` (run with an empty environment), or (None, why) when it cannot tell."""
+    try:
+        res = subprocess.run([program, "--help"], env={}, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, f"{e}; build the binaries first: cargo build --workspace --bins"
+    names = set(re.findall(r"\[env:\s*([A-Z][A-Z0-9_]*)", res.stdout))
+    if res.returncode != 0 or not names:
+        return None, f"exit {res.returncode}, {len(names)} variables listed: {res.stderr.strip()[:200]}"
+    return names, ""
 
 
 def image_binary(service, dockerfile_bins):
@@ -174,7 +191,7 @@ def image_binary(service, dockerfile_bins):
     return dockerfile_bins.get(f"Dockerfile.{m.group('x')}") if m else None
 
 
-def check_env_read(root, label, services, dockerfile_bins, crate_of_bin):
+def check_env_read(root, label, services, dockerfile_bins):
     for name, svc in services.items():
         binary = image_binary(svc, dockerfile_bins)
         if binary is None:
@@ -183,10 +200,14 @@ def check_env_read(root, label, services, dockerfile_bins, crate_of_bin):
             check(f"{label}: {name} sets no environment variable (settings: Dockerfile.postgres's CMD)",
                   not env_of(svc), f"sets {sorted(env_of(svc))}")
             continue
-        known = config_consts(root, crate_of_bin[binary])
+        program = bin_dir(root) / binary
+        known, why = variables_read(str(program))
+        if known is None:
+            check(f"{label}: {name}: `{binary} --help` lists the variables {binary} reads", False, f"{program}: {why}")
+            continue
         for var in env_of(svc):
             check(f"{label}: {name} sets {var}, which `{binary}` reads", var in known,
-                  f"not a pub const in {crate_of_bin[binary]}/src/config.rs")
+                  f"not an [env: ...] of `{program} --help`")
 
 
 def check_images(label, services, dockerfile_bins, published):
@@ -314,7 +335,7 @@ def check_postgres(label, doc, workers, dockerfile_bins):
           any(dst == "/var/lib/postgresql/data" for _, dst in named_mounts(doc, host)))
 
 
-def check_compose_sim(root, dockerfile_bins, crate_of_bin):
+def check_compose_sim(root, dockerfile_bins):
     doc = load_yaml(root / "compose.sim.yml", "compose.sim.yml")
     if doc is None:
         return
@@ -330,7 +351,7 @@ def check_compose_sim(root, dockerfile_bins, crate_of_bin):
         listen = env_of(svc).get("SIM_LISTEN", "")
         check(f"compose.sim.yml: {host} answers on :{port} of the payment-processor network",
               "payment-processor" in network_names(svc) and listen.endswith(f":{port}"), f"SIM_LISTEN={listen}")
-    check_env_read(root, "compose.sim.yml", services, dockerfile_bins, crate_of_bin)
+    check_env_read(root, "compose.sim.yml", services, dockerfile_bins)
 
 
 def without_images(doc):
@@ -339,14 +360,14 @@ def without_images(doc):
     return services, doc.get("networks"), doc.get("volumes")
 
 
-def check_submission(folder, compose, dockerfile_bins, crate_of_bin, root, name="submission"):
+def check_submission(folder, compose, dockerfile_bins, root, name="submission"):
     label = f"{name} docker-compose.yml"
     doc = load_yaml(folder / "docker-compose.yml", label)
     if doc is None:
         return
     check_stack(label, doc, dockerfile_bins)
     check_images(label, doc.get("services") or {}, dockerfile_bins, published=True)
-    check_env_read(root, label, doc.get("services") or {}, dockerfile_bins, crate_of_bin)
+    check_env_read(root, label, doc.get("services") or {}, dockerfile_bins)
     check(f"{label}: compose.yml's services, limits, networks and volumes" if name == "submission"
           else f"{label}: its file's services, limits, networks and volumes",
           without_images(doc) == without_images(submission.published_compose(copy.deepcopy(compose), "", "x")[0]),
@@ -392,14 +413,14 @@ def main():
         if compose is not None:
             check_stack(file, compose, dockerfile_bins)
             check_images(file, compose.get("services") or {}, dockerfile_bins, published=False)
-            check_env_read(root, file, compose.get("services") or {}, dockerfile_bins, crate_of_bin)
-    check_compose_sim(root, dockerfile_bins, crate_of_bin)
+            check_env_read(root, file, compose.get("services") or {}, dockerfile_bins)
+    check_compose_sim(root, dockerfile_bins)
     for file, compose in stacks.items():
         if compose is None:
             continue
         label = "submission" if file == "compose.yml" else f"submission of {file}"
         if args.submission and file == "compose.yml":
-            check_submission(args.submission, compose, dockerfile_bins, crate_of_bin, root, label)
+            check_submission(args.submission, compose, dockerfile_bins, root, label)
             continue
         with tempfile.TemporaryDirectory(prefix="submission-") as folder:
             try:
@@ -407,7 +428,7 @@ def main():
             except SystemExit as e:  # the file names an image make images does not build
                 check(f"scripts/submission.py writes the package of {file}", False, str(e))
             else:
-                check_submission(Path(folder), compose, dockerfile_bins, crate_of_bin, root, label)
+                check_submission(Path(folder), compose, dockerfile_bins, root, label)
 
     passed, failed = results.count(True), results.count(False)
     print(f"deploy: {passed} passed, {failed} failed")

@@ -3,8 +3,12 @@
 breach of a contest rule, written into a copy of them, fails with the check that names it.
 
 Run: python3 -m unittest discover -s scripts -p 'test_*.py'   (part of `make check`)
+check_deploy.py asks the built binaries which variables they read (`--help`), so these tests
+need them too: `cargo build --workspace --bins` first (`make check` builds them before);
+BIN_DIR (target/debug, relative to the repository) says where they are.
 """
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -17,6 +21,8 @@ import submission
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECK = ROOT / "scripts" / "check_deploy.py"
+# The binaries check_deploy.py asks, in the repository (the copies have none).
+BIN_DIR = ROOT / (os.environ.get("BIN_DIR") or "target/debug")
 DEPLOY_FILES = ["compose.yml", "compose.postgres.yml", "compose.sim.yml", "Dockerfile.lb", "Dockerfile.api",
                 "Dockerfile.sim", "Dockerfile.postgres", "Cargo.toml", "Cargo.lock"]
 
@@ -27,6 +33,12 @@ def workspace_members():
 
 
 class CheckDeploy(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        missing = [b for b in ("lb", "api", "sim") if not os.access(BIN_DIR / b, os.X_OK)]
+        if missing:
+            raise AssertionError(f"{BIN_DIR}: no {', '.join(missing)}; build first: cargo build --workspace --bins")
+
     def setUp(self):
         self.dir = Path(tempfile.mkdtemp(prefix="check-deploy-"))
         for name in DEPLOY_FILES:
@@ -37,8 +49,9 @@ class CheckDeploy(unittest.TestCase):
     def tearDown(self):
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def run_check(self, *extra):
-        res = subprocess.run([sys.executable, str(CHECK), str(self.dir), *extra], capture_output=True, text=True)
+    def run_check(self, *extra, bin_dir=BIN_DIR):
+        res = subprocess.run([sys.executable, str(CHECK), str(self.dir), *extra], capture_output=True, text=True,
+                             env={**os.environ, "BIN_DIR": str(bin_dir)})
         return res.returncode, res.stdout + res.stderr
 
     def write_submission(self):
@@ -54,8 +67,8 @@ class CheckDeploy(unittest.TestCase):
         self.assertIn(old, text, f"{name} no longer contains {old!r}: update this test")
         path.write_text(text.replace(old, new, 1))
 
-    def assert_fails(self, check_name, *extra):
-        code, out = self.run_check(*extra)
+    def assert_fails(self, check_name, *extra, bin_dir=BIN_DIR):
+        code, out = self.run_check(*extra, bin_dir=bin_dir)
         self.assertEqual(code, 1, out)
         self.assertRegex(out, r"deploy: \d+ passed, [1-9]\d* failed", "the check crashed instead of failing")
         failed = [line for line in out.splitlines() if line.startswith("FAIL")]
@@ -97,6 +110,14 @@ class CheckDeploy(unittest.TestCase):
     def test_env_var_no_binary_reads(self):
         self.edit("compose.yml", "      WORKER_ID: api1", "      WORKER_ID: api1\n      WORKER_NAME: api1")
         self.assert_fails("api1 sets WORKER_NAME")
+
+    def test_env_var_another_binary_of_the_crate_reads(self):
+        # floor (crate sim) reads FLOOR_THREADS; the sim binary does not.
+        self.edit("compose.sim.yml", "      SIM_LISTEN: 0.0.0.0:8080\n", "      SIM_LISTEN: 0.0.0.0:8080\n      FLOOR_THREADS: 2\n")
+        self.assert_fails("compose.sim.yml: payment-processor-default sets FLOOR_THREADS")
+
+    def test_binaries_not_built(self):
+        self.assert_fails("`api --help` lists the variables api reads", bin_dir=self.dir / "target" / "debug")
 
     def test_lb_pointing_at_a_socket_no_worker_listens_on(self):
         self.edit("compose.yml", "API_ADDRS: unix:/run/rinha/api1.sock", "API_ADDRS: unix:/run/rinha/apiX.sock")
