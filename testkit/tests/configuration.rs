@@ -1,6 +1,6 @@
 //! The configuration rules every service binary shares (`service::config`), checked on the
 //! real binaries: the README's `## Configuration` table says what each one's `--help` says
-//! (both ways), every flag is its variable's name, a bad value exits 2
+//! (both ways) and nothing else, every flag is its variable's name, a bad value exits 2
 //! naming its variable, an empty variable means the default and values are trimmed.
 //!
 //! Binaries of other crates are not built by `cargo test -p testkit`: run
@@ -105,6 +105,14 @@ fn help_defaults(bin: &str) -> Defaults {
 #[test]
 fn the_readme_table_and_every_binarys_help_agree() {
     let section = configuration_section();
+    // The table holds the binaries' variables only (make's, the scripts' and k6's are in
+    // docs/operations.md, checked by scripts/test_operations_table.py).
+    for row in section.lines().filter(|l| l.starts_with("| `")).map(cells) {
+        assert!(
+            row.len() >= 4 && BINARIES.contains(&row[1].as_str()),
+            "README.md `## Configuration`: {row:?} is no variable of {BINARIES:?}"
+        );
+    }
     for bin in BINARIES {
         let help = help_defaults(bin);
         assert!(!help.is_empty(), "{bin} --help lists no variable");
