@@ -170,13 +170,16 @@ fn a_bad_value_exits_2_naming_its_variable() {
     assert!(String::from_utf8_lossy(&output.stderr).starts_with("lb: API_ADDRS=\"127.0.0.1\": "));
 }
 
+/// A binary to start, the variable of its listening address, and the rest of its variables.
+type Start<'a> = (&'a str, &'a str, Vec<(&'a str, String)>);
+
 #[test]
 fn an_empty_variable_means_its_default_and_values_are_trimmed() {
     let database = tempfile::tempdir().expect("a temporary directory");
     let journal = database.path().join("lb.journal");
     let database = database.path().join("payments.db");
     let api_addr = testkit::free_addr();
-    let starts: [(&str, &str, Vec<(&str, String)>); 4] = [
+    let starts: [Start; 4] = [
         (
             "api",
             "API_LISTEN",
