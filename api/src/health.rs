@@ -51,10 +51,9 @@ impl HealthPoller {
     /// for all workers and applies it here.
     async fn check(&self, client: &ProcessorClient) {
         let processor = client.processor();
-        let window_ms = self.window.as_millis() as i64;
         match self
             .store
-            .take_health_turn(processor, Millis::now(), window_ms)
+            .take_health_turn(processor, Millis::now(), self.window)
             .await
         {
             Ok(true) => {}

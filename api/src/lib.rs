@@ -52,5 +52,6 @@ pub async fn run(config: Config) -> Result<(), ApiError> {
     let mut signals = Signals::install().map_err(ApiError::Signals)?;
     let worker = Worker::start(config).await?;
     signals.recv().await;
-    worker.shutdown().await
+    worker.shutdown().await;
+    Ok(())
 }

@@ -92,11 +92,10 @@ impl Recovery {
     }
 
     async fn claim_all(&self) -> Result<(), StorageError> {
-        let dead_after_ms = self.dead_after.as_millis() as i64;
         // A claim is a write, and nearly always finds nothing: look first.
         if !self
             .store
-            .orphans_exist(Millis::now(), dead_after_ms)
+            .orphans_exist(Millis::now(), self.dead_after)
             .await?
         {
             return Ok(());
@@ -109,7 +108,7 @@ impl Recovery {
             let now = Millis::now();
             let claimed = self
                 .store
-                .claim_orphans(now, dead_after_ms, limit)
+                .claim_orphans(now, self.dead_after, limit)
                 .await
                 .inspect_err(|_| self.claim_unsure(now))?;
             let count = claimed.payments.len();

@@ -82,7 +82,7 @@ impl Worker {
 
     /// Shuts down in order, within about `SHUTDOWN_GRACE_MS`, and hands what is left to the
     /// other worker.
-    pub async fn shutdown(mut self) -> Result<(), ApiError> {
+    pub async fn shutdown(mut self) {
         let deadline = Instant::now() + self.shutdown_grace;
         // 1. Stop taking work: the server stops accepting, intake answers 503, and no round,
         //    health poll or orphan scan starts.
@@ -108,11 +108,7 @@ impl Worker {
             tracing::warn!("processor calls still in flight at shutdown; their payments stay pending for the other worker");
         }
         // 6. Close the store: what is queued for the writer is committed first.
-        let database = self.store.database().to_string();
-        self.store
-            .close()
-            .await
-            .map_err(|source| ApiError::Storage { database, source })
+        self.store.close().await;
     }
 
     /// Waits for the tasks stopped by `stop_work`; one still busy at `deadline` (a health
