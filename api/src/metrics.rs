@@ -2,51 +2,11 @@
 //!
 //! Plain atomics: every update is one relaxed add on the hot path.
 
+use crate::processor::CallOutcome;
 use payment::Processor;
 use service::prometheus::{Exposition, Histogram, Kind};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
-
-/// How a processor call ended, as counted in `api_processor_calls_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallOutcome {
-    /// 200: stored now.
-    Processed,
-    /// 422: it already had the payment (counts as processed there).
-    AlreadyProcessed,
-    /// 5xx: not stored, the processor is failing.
-    Failed,
-    /// Another 4xx: the processor refused this request; not stored.
-    Rejected,
-    /// 429: too busy, retried later.
-    Busy,
-    /// No answer: the call timed out or its connection broke. Whether the processor stored
-    /// the payment is unknown, so it stays pinned there.
-    NoAnswer,
-}
-
-impl CallOutcome {
-    pub const ALL: [CallOutcome; 6] = [
-        CallOutcome::Processed,
-        CallOutcome::AlreadyProcessed,
-        CallOutcome::Failed,
-        CallOutcome::Rejected,
-        CallOutcome::Busy,
-        CallOutcome::NoAnswer,
-    ];
-
-    fn label(self) -> &'static str {
-        match self {
-            CallOutcome::Processed => "processed",
-            CallOutcome::AlreadyProcessed => "already_processed",
-            CallOutcome::Failed => "failed",
-            CallOutcome::Rejected => "rejected",
-            CallOutcome::Busy => "busy",
-            // The label predates the variant's name; kept for dashboards and scripts.
-            CallOutcome::NoAnswer => "timeout",
-        }
-    }
-}
 
 #[derive(Default)]
 struct PerProcessor {
@@ -243,7 +203,7 @@ impl Metrics {
             for (slot, outcome) in CallOutcome::ALL.iter().enumerate() {
                 let labels = [
                     ("processor", processor.name()),
-                    ("outcome", outcome.label()),
+                    ("outcome", outcome_label(*outcome)),
                 ];
                 out.sample(name, &labels, self.of(processor).calls[slot].load(Relaxed));
             }
@@ -257,6 +217,19 @@ impl Metrics {
                 &self.of(processor).latency,
             );
         }
+    }
+}
+
+/// The `outcome` label of `api_processor_calls_total`.
+fn outcome_label(outcome: CallOutcome) -> &'static str {
+    match outcome {
+        CallOutcome::Processed => "processed",
+        CallOutcome::AlreadyProcessed => "already_processed",
+        CallOutcome::Failed => "failed",
+        CallOutcome::Rejected => "rejected",
+        CallOutcome::Busy => "busy",
+        // The label predates the variant's name; kept for dashboards and scripts.
+        CallOutcome::NoAnswer => "timeout",
     }
 }
 
