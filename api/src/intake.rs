@@ -12,7 +12,7 @@
 //! sends the batch again (here or to another worker), and the store calls those payments
 //! "not new": pending, owned by this live worker, in no queue, never to be paid. So a
 //! failed write marks the worker unsure, and its next recovery scan reads back its own
-//! pending payments and queues those it does not hold (`Queue::push_missing`,
+//! pending payments and queues those it does not hold (`Queue::push_unheld`,
 //! `crate::recovery`). We chose this over having a re-sent batch queue them: the lb
 //! re-sends to the other worker first, which may not take a live worker's payments.
 //! The intake task marks the worker, not the request's handler: when the lb's forward
@@ -53,8 +53,6 @@ pub struct Intake {
     pub queue: Arc<Queue>,
     pub metrics: Arc<Metrics>,
     pub shutdown: Shutdown,
-    /// `DISPATCH_QUEUE_MAX`.
-    pub queue_max: usize,
     /// Set when a write failed and may have committed: recovery then queues this
     /// worker's pending payments that it does not hold (see the module doc).
     pub unsure: Arc<AtomicBool>,
@@ -78,12 +76,12 @@ impl Intake {
         if batch.is_empty() {
             return reply::json(StatusCode::OK, r#"{"recorded":0}"#);
         }
-        if self.queue.room(self.queue_max) == 0 {
+        if self.queue.room() == 0 {
             self.metrics.intake_refused.fetch_add(1, Relaxed);
             return reply::error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "queue_full",
-                format!("this worker holds {} payments (DISPATCH_QUEUE_MAX); send later or to the other one", self.queue_max),
+                format!("this worker holds {} payments (DISPATCH_QUEUE_MAX); send later or to the other one", self.queue.capacity()),
             );
         }
         let send_to = self.send_to();
@@ -145,7 +143,7 @@ impl Recording {
         })?;
         let recorded = new.len();
         self.metrics.recorded.fetch_add(recorded as u64, Relaxed);
-        self.queue.push_missing(new);
+        self.queue.push_unheld(new);
         Ok(recorded)
     }
 

@@ -49,8 +49,6 @@ pub struct Recovery {
     /// How long after its last heartbeat a dead worker's calls may still run: its send
     /// deadline plus the processor call timeout.
     pub calls_outlive_heartbeat_by: Duration,
-    /// `DISPATCH_QUEUE_MAX`: claims stop where the queue is full.
-    pub queue_max: usize,
     /// Set by intake, and by a claim, when a write failed and may have committed anyway.
     pub unsure: Arc<AtomicBool>,
     /// The latest heartbeat (ms) a worker whose payments a failed claim may have taken
@@ -101,7 +99,8 @@ impl Recovery {
             return Ok(());
         }
         loop {
-            let limit = self.queue.room(self.queue_max).min(CLAIM_BATCH);
+            // Claims stop where the queue is full.
+            let limit = self.queue.room().min(CLAIM_BATCH);
             if limit == 0 {
                 return Ok(()); // the rest waits for room, at a later scan
             }
@@ -153,18 +152,18 @@ impl Recovery {
             .into_iter()
             .map(Job::new)
             .partition(|job| job.pending.attempt.is_some());
-        let mut adopted = self.queue.push_missing(fresh);
+        let mut adopted = self.queue.push_unheld(fresh);
         let last_alive = Millis(self.lost_claim_last_alive.load(SeqCst));
         let wait = self.until_calls_end(last_alive);
         if wait.is_zero() {
-            adopted += self.queue.push_missing(attempted);
+            adopted += self.queue.push_unheld(attempted);
         } else if !attempted.is_empty() {
             tracing::warn!(
                 count = attempted.len(),
                 wait_ms = wait.as_millis() as u64,
                 "payments read back with an attempt wait until a dead worker's calls could have ended"
             );
-            self.queue.push_missing_after(attempted, wait);
+            self.queue.push_unheld_after(attempted, wait);
         }
         if adopted > 0 {
             tracing::warn!(
@@ -195,7 +194,7 @@ impl Recovery {
             .into_iter()
             .map(Job::new)
             .partition(|job| job.pending.attempt.is_some());
-        self.queue.push_new(fresh);
+        self.queue.push_replacing(fresh);
         let wait = claimed
             .last_alive
             .map_or(Duration::ZERO, |alive| self.until_calls_end(alive));
@@ -203,7 +202,7 @@ impl Recovery {
             return;
         }
         if wait.is_zero() {
-            self.queue.push_new(attempted);
+            self.queue.push_replacing(attempted);
             return;
         }
         tracing::info!(
@@ -211,7 +210,7 @@ impl Recovery {
             wait_ms = wait.as_millis() as u64,
             "claimed payments with an attempt wait until the dead worker's calls could have ended"
         );
-        self.queue.push_new_after(attempted, wait);
+        self.queue.push_replacing_after(attempted, wait);
     }
 }
 

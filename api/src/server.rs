@@ -14,7 +14,7 @@
 
 use crate::config::Listen;
 use crate::intake::{self, Intake};
-use crate::metrics::Metrics;
+use crate::metrics::{Gauges, Metrics};
 use crate::shutdown::Shutdown;
 use crate::summary;
 use http_body_util::BodyExt;
@@ -196,14 +196,16 @@ async fn route(app: &App, request: Request<Incoming>) -> Reply {
         Endpoint::Summary => summary::summary(&app.store, head.uri.query()).await,
         Endpoint::Purge => summary::purge(&app.store).await,
         Endpoint::Metrics => {
-            let pending = app.store.pending_count().await.unwrap_or_else(|e| {
+            let pending_in_db = app.store.pending_count().await.unwrap_or_else(|e| {
                 tracing::warn!("cannot count pending payments: {e}");
                 -1
             });
-            reply::prometheus(
-                app.metrics
-                    .render(pending, app.intake.queue.pinned_waiting()),
-            )
+            let queue = &app.intake.queue;
+            reply::prometheus(app.metrics.render(Gauges {
+                held: queue.held(),
+                pinned_waiting: queue.pinned_waiting(),
+                pending_in_db,
+            }))
         }
     }
 }

@@ -156,7 +156,6 @@ fn spawn_work(
         metrics: Arc::clone(metrics),
         dead_after: config.worker_dead_after,
         calls_outlive_heartbeat_by: dispatcher.send_within + config.processor_timeout,
-        queue_max: config.dispatch_queue_max,
         lost_claim_last_alive: AtomicI64::new(0),
     };
     work.spawn(recovery.run(config.orphan_scan, stop.clone()));
@@ -166,7 +165,6 @@ fn spawn_work(
             queue: Arc::clone(&dispatcher.queue),
             metrics: Arc::clone(metrics),
             shutdown: stop.clone(),
-            queue_max: config.dispatch_queue_max,
             unsure,
             routing: Arc::clone(&dispatcher.routing),
         },
@@ -226,7 +224,7 @@ fn dispatcher(config: &Config, store: &Store) -> Result<Dispatcher, InvalidUri> 
     // Each processor's share, both together.
     let concurrency = config.dispatch_concurrency * Processor::ALL.len();
     Ok(Dispatcher {
-        queue: Arc::new(Queue::new(Arc::clone(&metrics))),
+        queue: Arc::new(Queue::new(config.dispatch_queue_max)),
         store: store.clone(),
         routing: Arc::new(routing),
         metrics,

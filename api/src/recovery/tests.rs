@@ -17,11 +17,10 @@ fn recovery(store: Store, queue_max: usize) -> Recovery {
     let metrics = Arc::new(Metrics::default());
     Recovery {
         store,
-        queue: Arc::new(Queue::new(Arc::clone(&metrics))),
+        queue: Arc::new(Queue::new(queue_max)),
         metrics,
         dead_after: Duration::ZERO,
         calls_outlive_heartbeat_by: HOUR,
-        queue_max,
         unsure: Arc::default(),
         lost_claim_last_alive: AtomicI64::new(0),
     }
@@ -72,7 +71,7 @@ async fn claims_waiting_out_a_dead_workers_calls_stop_at_the_queue_bound() {
         100,
         "claimed no more than DISPATCH_QUEUE_MAX, waiting ones included"
     );
-    assert_eq!(recovery.queue.room(100), 0, "intake is refused meanwhile");
+    assert_eq!(recovery.queue.room(), 0, "intake is refused meanwhile");
     let rest_claimable = recovery.store.orphans_exist(Millis::now(), Duration::ZERO).await;
     assert!(
         rest_claimable.expect("look for orphans"),
@@ -113,5 +112,5 @@ async fn payments_read_back_after_a_lost_claim_wait_out_the_dead_workers_calls()
         [0, 0],
         "those the dead worker may be sending wait"
     );
-    assert_eq!(recovery.queue.room(100), 85, "and take room meanwhile");
+    assert_eq!(recovery.queue.room(), 85, "and take room meanwhile");
 }
