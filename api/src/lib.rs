@@ -4,8 +4,9 @@
 //! call answers and the shared `health` records), takes over the payments of a dead worker
 //! (`recovery`), and answers the summary from the database, so both agree.
 //!
-//! [`Worker`] wires the parts together, owns every background task it starts and shuts
-//! them down in order (see `worker`); [`run`] is a worker until SIGTERM/SIGINT.
+//! [`Worker`] builds the parts from one set of shared handles (`shared`), owns every
+//! background task it starts and shuts them down in order (see `worker`); [`run`] is a
+//! worker until SIGTERM/SIGINT.
 
 pub mod config;
 pub mod dispatch;
@@ -16,6 +17,7 @@ pub mod processor;
 pub mod recovery;
 pub mod routing;
 pub mod server;
+pub mod shared;
 pub mod shutdown;
 pub mod summary;
 pub mod worker;
