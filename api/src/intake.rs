@@ -2,6 +2,7 @@
 //! (`payment::intake` lines). The answer `200 {"recorded":n}` is sent only after the batch
 //! is committed as pending, so an answered batch is never lost; then the new payments
 //! join this worker's dispatch queue. A re-sent batch records nothing new (idempotent).
+//!
 //! The write and the queueing run in a task of their own: if the client (the lb) gives up
 //! and closes the connection while the write waits (a slow disk, a held lock), the batch
 //! is still queued once it is committed, instead of being left pending in the database
@@ -21,6 +22,7 @@
 //! queued twice, and a copy read back just before its payment was processed or claimed
 //! is dropped unsent, because dispatch sends nothing the store does not confirm as this
 //! worker's and pending; one with an attempt keeps its processor and `requestedAt`.
+//!
 //! When the routing sends payments free to go anywhere to a processor that is up, the write
 //! that records the batch also takes its new payments for sending there
 //! (`Store::record_for_sending`: the attempt in the inserted rows, the heartbeat renewed in
@@ -28,6 +30,7 @@
 //! row write per payment fewer, and one commit fewer per batch. From that write on such a
 //! payment counts as attempted: if this worker dies before sending it, a claim gives it
 //! back pinned to that processor (a liveness cost only while that processor is down).
+//!
 //! While the queue holds `DISPATCH_QUEUE_MAX` payments, a batch is answered 503 and
 //! nothing is recorded: the lb keeps it and sends it again (here or to the other worker).
 

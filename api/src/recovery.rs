@@ -1,4 +1,6 @@
-//! Restart recovery: no payment stays with a dead worker.
+//! Restart recovery: claims the pending payments of dead workers and queues them here, and
+//! reads back this worker's own after a write whose outcome it did not learn
+//! ([`RecoveryHint`]). So no payment stays with a dead worker, or in no queue.
 //!
 //! Each worker writes a heartbeat every `HEARTBEAT_MS`, unless the writes that take payments
 //! for sending renewed it since. At start and every `ORPHAN_SCAN_MS` it looks (a read)
