@@ -112,7 +112,10 @@ impl Intake {
         if backlog.waiting > 0 {
             return None;
         }
-        self.shared.routing.view(Millis::now(), backlog).sends_at_once()
+        self.shared
+            .routing
+            .view(Millis::now(), backlog)
+            .sends_at_once()
     }
 }
 
@@ -136,7 +139,10 @@ impl Recording {
             tracing::error!("cannot record an intake batch; this worker's pending payments will be read back: {e}");
         })?;
         let recorded = new.len();
-        self.shared.metrics.recorded.fetch_add(recorded as u64, Relaxed);
+        self.shared
+            .metrics
+            .recorded
+            .fetch_add(recorded as u64, Relaxed);
         self.shared.queue.push_unheld(new);
         Ok(recorded)
     }
@@ -152,7 +158,11 @@ impl Recording {
             return Ok(new.map(|a| Job::new(pending(a, None))).collect());
         };
         let asked = Instant::now();
-        let recorded = self.shared.store.record_for_sending(batch, processor).await?;
+        let recorded = self
+            .shared
+            .store
+            .record_for_sending(batch, processor)
+            .await?;
         let jobs = recorded.new.into_iter();
         Ok(jobs
             .map(|a| Job::taken(pending(a, Some(recorded.attempt)), asked))

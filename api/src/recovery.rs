@@ -94,7 +94,11 @@ impl Recovery {
     /// `dead_after`: `WORKER_DEAD_AFTER_MS`; `calls_outlive_heartbeat_by`: how long a dead
     /// worker's calls may run after its last heartbeat (its send deadline plus the
     /// processor call timeout).
-    pub fn new(shared: Shared, dead_after: Duration, calls_outlive_heartbeat_by: Duration) -> Recovery {
+    pub fn new(
+        shared: Shared,
+        dead_after: Duration,
+        calls_outlive_heartbeat_by: Duration,
+    ) -> Recovery {
         Recovery {
             shared,
             dead_after,

@@ -14,10 +14,10 @@
 
 use crate::config::Listen;
 use crate::intake::{self, Intake};
+use crate::ledger;
 use crate::metrics::Gauges;
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
-use crate::ledger;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;

@@ -168,7 +168,9 @@ impl Dispatcher {
         let outcome = self.clients[processor.index()]
             .pay(&job.pending.payment, attempt.requested_at)
             .await;
-        self.shared.metrics.call(processor, outcome, started.elapsed());
+        self.shared
+            .metrics
+            .call(processor, outcome, started.elapsed());
         ticket.report(outcome, Millis::now());
         let next = match after_call(outcome, job.pending.destination, processor) {
             Next::Record => self.record(&job, attempt).await,
@@ -207,7 +209,12 @@ impl Dispatcher {
     /// [`after_unrecorded`] says if the database refuses.
     async fn record(&self, job: &Job, attempt: Attempt) -> Next {
         let (payment, processor) = (job.pending.payment, attempt.processor);
-        match self.shared.store.mark_processed(vec![(payment, attempt)]).await {
+        match self
+            .shared
+            .store
+            .mark_processed(vec![(payment, attempt)])
+            .await
+        {
             Ok(double) => {
                 self.alarm(&double);
                 self.shared.metrics.processed(processor);

@@ -123,7 +123,10 @@ impl Dispatcher {
         };
         let view = self.shared.routing.view(now, backlog);
         let free = self.permits.available_permits();
-        let planned = self.shared.queue.with_lanes(|lanes| plan(lanes, &view, free));
+        let planned = self
+            .shared
+            .queue
+            .with_lanes(|lanes| plan(lanes, &view, free));
         if planned.is_empty() {
             return;
         }

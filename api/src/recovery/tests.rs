@@ -70,8 +70,16 @@ async fn claims_waiting_out_a_dead_workers_calls_stop_at_the_queue_bound() {
         100,
         "claimed no more than DISPATCH_QUEUE_MAX, waiting ones included"
     );
-    assert_eq!(recovery.shared.queue.room(), 0, "intake is refused meanwhile");
-    let rest_claimable = recovery.shared.store.orphans_exist(Millis::now(), Duration::ZERO).await;
+    assert_eq!(
+        recovery.shared.queue.room(),
+        0,
+        "intake is refused meanwhile"
+    );
+    let rest_claimable = recovery
+        .shared
+        .store
+        .orphans_exist(Millis::now(), Duration::ZERO)
+        .await;
     assert!(
         rest_claimable.expect("look for orphans"),
         "the other 900 stay claimable by a worker with room"
@@ -96,7 +104,11 @@ async fn payments_read_back_after_a_lost_claim_wait_out_the_dead_workers_calls()
 
     // The claim commits, and its answer is lost (as `claim_all` sees an error).
     let now = Millis::now();
-    let claimed = recovery.shared.store.claim_orphans(now, Duration::ZERO, 100).await;
+    let claimed = recovery
+        .shared
+        .store
+        .claim_orphans(now, Duration::ZERO, 100)
+        .await;
     assert_eq!(claimed.expect("the claim").payments.len(), 15);
     recovery.claim_unsure(now);
     recovery.adopt_own().await.expect("read back");
