@@ -57,7 +57,7 @@ def queue_series(samples, t0_ms):
     out = {}
     for proc, metrics in samples["gauges"].items():
         for metric, points in metrics.items():
-            if not metric.endswith(("queue_depth", "pending_payments")):
+            if not metric.endswith(("queue_depth", "payments_held", "pending_payments")):
                 continue
             if metric.endswith("pending_payments") and proc != "api1":
                 continue  # the database is shared: one worker's view is everybody's

@@ -88,7 +88,7 @@ def stage_figures(result, samples, ledger):
                 peak = max_between(points, offset, start, end)
                 if peak is None:
                     continue
-                if metric.endswith("queue_depth"):
+                if metric.endswith(("queue_depth", "payments_held")):
                     queues[proc] = peak
                 elif metric.endswith("pending_payments") and proc == "api1":  # shared: one view is all
                     pending = peak

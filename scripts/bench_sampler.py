@@ -2,7 +2,7 @@
 """Samples the processes of a running stack while scripts/bench.sh loads it: CPU seconds
 (the scheduler's own run time of every thread, /proc/<pid>/task/<tid>/schedstat) and memory (VmRSS, and VmHWM, the kernel's own peak,
 from /proc/<pid>/status) of every process that scripts/run.sh lists in <run dir>/<name>.pid,
-the queue gauges (`*_queue_depth`, `*_pending_payments`, `*_in_flight`, `*_pinned_waiting`,
+the queue gauges (`*_queue_depth`, `*_payments_held`, `*_pending_payments`, `*_in_flight`, `*_pinned_waiting`,
 each label set its own series) of the services' GET /metrics, and, with --processors, the
 calls each simulator is serving (`paymentsRunning` + `paymentsWaiting` of its
 GET /admin/stats, a route of our simulator only) as `in_flight`.
@@ -30,7 +30,7 @@ import urllib.request
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
-GAUGE = re.compile(r"^(\w+_(?:queue_depth|pending_payments|in_flight|pinned_waiting)(?:\{[^}]*\})?)\s+([0-9.eE+-]+)\s*$",
+GAUGE = re.compile(r"^(\w+_(?:queue_depth|payments_held|pending_payments|in_flight|pinned_waiting)(?:\{[^}]*\})?)\s+([0-9.eE+-]+)\s*$",
                    re.M)
 START_TOKEN = "123"
 

@@ -10,24 +10,32 @@
 //! tries only once the saved record is a window old: most reads then end the round. A 429
 //! here would be a bug: it is logged as a warning and counted in `/metrics`.
 
-use crate::metrics::Metrics;
 use crate::processor::{HealthError, ProcessorClient};
-use crate::routing::Routing;
+use crate::shared::Shared;
 use crate::shutdown::Shutdown;
 use payment::Millis;
 use std::sync::Arc;
 use std::time::Duration;
-use storage::{HealthRecord, Store};
+use storage::HealthRecord;
 
+/// The health polls of one worker, one task per processor.
 pub struct HealthPoller {
-    pub store: Store,
-    pub routing: Arc<Routing>,
-    pub metrics: Arc<Metrics>,
-    pub window: Duration,
-    pub read_every: Duration,
+    shared: Shared,
+    /// `HEALTH_WINDOW_MS`: one health call per window per processor, all workers together.
+    window: Duration,
+    /// `HEALTH_READ_MS`: how often the shared record is read.
+    read_every: Duration,
 }
 
 impl HealthPoller {
+    pub fn new(shared: Shared, window: Duration, read_every: Duration) -> HealthPoller {
+        HealthPoller {
+            shared,
+            window,
+            read_every,
+        }
+    }
+
     /// Polls one processor until shutdown.
     pub async fn run(self: Arc<Self>, client: Arc<ProcessorClient>, shutdown: Shutdown) {
         shutdown
@@ -51,10 +59,10 @@ impl HealthPoller {
     /// for all workers and applies it here.
     async fn check(&self, client: &ProcessorClient) {
         let processor = client.processor();
-        let window_ms = self.window.as_millis() as i64;
         match self
+            .shared
             .store
-            .take_health_turn(processor, Millis::now(), window_ms)
+            .take_health_turn(processor, Millis::now(), self.window)
             .await
         {
             Ok(true) => {}
@@ -64,7 +72,7 @@ impl HealthPoller {
                 return;
             }
         }
-        self.metrics.health_call(processor);
+        self.shared.metrics.health_call(processor);
         match client.health().await {
             Ok(health) => {
                 let record = HealthRecord {
@@ -72,13 +80,13 @@ impl HealthPoller {
                     min_response_time_ms: health.min_response_time_ms,
                     checked_at: Millis::now(),
                 };
-                self.routing.apply_health(processor, &record);
-                if let Err(e) = self.store.save_health(processor, record).await {
+                self.shared.routing.apply_health(processor, &record);
+                if let Err(e) = self.shared.store.save_health(processor, record).await {
                     tracing::warn!(%processor, "cannot save the health record: {e}");
                 }
             }
             Err(e @ HealthError::TooManyRequests { .. }) => {
-                self.metrics.health_429(processor);
+                self.shared.metrics.health_429(processor);
                 tracing::warn!("{e}");
             }
             Err(e) => tracing::debug!("{e}"),
@@ -90,13 +98,14 @@ impl HealthPoller {
     async fn refresh(&self, client: &ProcessorClient) -> Option<HealthRecord> {
         let processor = client.processor();
         let record = self
+            .shared
             .store
             .health(processor)
             .await
             .inspect_err(|e| tracing::warn!(%processor, "cannot read the health record: {e}"))
             .ok()
             .flatten()?;
-        self.routing.apply_health(processor, &record);
+        self.shared.routing.apply_health(processor, &record);
         Some(record)
     }
 }

@@ -2,22 +2,25 @@
 //! file (crate `storage`): each records the payments the lb forwards (`intake`), pays them
 //! through the processors (`dispatch`, `processor`) as the policy says (`routing`, fed by
 //! call answers and the shared `health` records), takes over the payments of a dead worker
-//! (`recovery`), and answers the summary from the database, so both agree.
+//! (`recovery`), and answers the summary and the purge from the database (`ledger`), so
+//! both agree.
 //!
-//! [`Worker`] wires the parts together, owns every background task it starts and shuts
-//! them down in order (see `worker`); [`run`] is a worker until SIGTERM/SIGINT.
+//! [`Worker`] builds the parts from one set of shared handles (`shared`), owns every
+//! background task it starts and shuts them down in order (see `worker`); [`run`] is a
+//! worker until SIGTERM/SIGINT.
 
 pub mod config;
 pub mod dispatch;
 pub mod health;
 pub mod intake;
+pub mod ledger;
 pub mod metrics;
 pub mod processor;
 pub mod recovery;
 pub mod routing;
 pub mod server;
+pub mod shared;
 pub mod shutdown;
-pub mod summary;
 pub mod worker;
 
 pub use worker::Worker;
@@ -52,5 +55,6 @@ pub async fn run(config: Config) -> Result<(), ApiError> {
     let mut signals = Signals::install().map_err(ApiError::Signals)?;
     let worker = Worker::start(config).await?;
     signals.recv().await;
-    worker.shutdown().await
+    worker.shutdown().await;
+    Ok(())
 }

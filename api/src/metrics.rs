@@ -2,51 +2,11 @@
 //!
 //! Plain atomics: every update is one relaxed add on the hot path.
 
+use crate::processor::CallOutcome;
 use payment::Processor;
 use service::prometheus::{Exposition, Histogram, Kind};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
-
-/// How a processor call ended, as counted in `api_processor_calls_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallOutcome {
-    /// 200: stored now.
-    Processed,
-    /// 422: it already had the payment (counts as processed there).
-    AlreadyProcessed,
-    /// 5xx: not stored, the processor is failing.
-    Failed,
-    /// Another 4xx: the processor refused this request; not stored.
-    Rejected,
-    /// 429: too busy, retried later.
-    Busy,
-    /// No answer: the call timed out or its connection broke. Whether the processor stored
-    /// the payment is unknown, so it stays pinned there.
-    NoAnswer,
-}
-
-impl CallOutcome {
-    pub const ALL: [CallOutcome; 6] = [
-        CallOutcome::Processed,
-        CallOutcome::AlreadyProcessed,
-        CallOutcome::Failed,
-        CallOutcome::Rejected,
-        CallOutcome::Busy,
-        CallOutcome::NoAnswer,
-    ];
-
-    fn label(self) -> &'static str {
-        match self {
-            CallOutcome::Processed => "processed",
-            CallOutcome::AlreadyProcessed => "already_processed",
-            CallOutcome::Failed => "failed",
-            CallOutcome::Rejected => "rejected",
-            CallOutcome::Busy => "busy",
-            // The label predates the variant's name; kept for dashboards and scripts.
-            CallOutcome::NoAnswer => "timeout",
-        }
-    }
-}
 
 #[derive(Default)]
 struct PerProcessor {
@@ -63,12 +23,21 @@ struct PerProcessor {
     resends: AtomicU64,
 }
 
+/// The gauges [`Metrics::render`] reads from the parts that own them.
+#[derive(Debug, Clone, Copy)]
+pub struct Gauges {
+    /// The dispatch queue's payments, waiting or in a call (`Queue::held`).
+    pub held: usize,
+    /// The queue's payments that may only go to the default, the fallback.
+    pub pinned_waiting: [usize; 2],
+    /// Pending rows in the database, every worker's (-1: could not be read).
+    pub pending_in_db: i64,
+}
+
 /// All counters of one worker process.
 #[derive(Default)]
 pub struct Metrics {
     processors: [PerProcessor; 2],
-    /// Payments in this worker's in-memory dispatch queue (waiting or in flight).
-    pub queued: AtomicI64,
     /// Calls that did not pay the payment, which was queued again.
     pub retries: AtomicU64,
     /// Payments recorded by `POST /intake` (new ones only).
@@ -128,14 +97,19 @@ impl Metrics {
         self.of(processor).health_429.fetch_add(1, Relaxed);
     }
 
-    /// The Prometheus text exposition; `pending_in_db` is every worker's pending rows,
-    /// `pinned_waiting` this worker's queued payments pinned to the default, the fallback.
-    pub fn render(&self, pending_in_db: i64, pinned_waiting: [usize; 2]) -> String {
+    /// The Prometheus text exposition: these counters, and the gauges read from their
+    /// owners (the queue, the database) for this rendering.
+    pub fn render(&self, gauges: Gauges) -> String {
+        let Gauges {
+            held,
+            pinned_waiting,
+            pending_in_db,
+        } = gauges;
         let mut out = Exposition::default();
         out.gauge(
-            "api_queue_depth",
-            "Payments in this worker's dispatch queue.",
-            self.queued.load(Relaxed),
+            "api_payments_held",
+            "Payments in this worker's hands: waiting in its dispatch queue or in a call.",
+            held,
         )
         .gauge(
             "api_pending_payments",
@@ -243,7 +217,7 @@ impl Metrics {
             for (slot, outcome) in CallOutcome::ALL.iter().enumerate() {
                 let labels = [
                     ("processor", processor.name()),
-                    ("outcome", outcome.label()),
+                    ("outcome", outcome_label(*outcome)),
                 ];
                 out.sample(name, &labels, self.of(processor).calls[slot].load(Relaxed));
             }
@@ -257,6 +231,19 @@ impl Metrics {
                 &self.of(processor).latency,
             );
         }
+    }
+}
+
+/// The `outcome` label of `api_processor_calls_total`.
+fn outcome_label(outcome: CallOutcome) -> &'static str {
+    match outcome {
+        CallOutcome::Processed => "processed",
+        CallOutcome::AlreadyProcessed => "already_processed",
+        CallOutcome::Failed => "failed",
+        CallOutcome::Rejected => "rejected",
+        CallOutcome::Busy => "busy",
+        // The label predates the variant's name; kept for dashboards and scripts.
+        CallOutcome::NoAnswer => "timeout",
     }
 }
 
@@ -277,7 +264,12 @@ mod tests {
             CallOutcome::Failed,
             Duration::from_millis(30_000),
         );
-        let text = m.render(7, [2, 0]);
+        let text = m.render(Gauges {
+            held: 3,
+            pinned_waiting: [2, 0],
+            pending_in_db: 7,
+        });
+        assert!(text.contains("api_payments_held 3"));
         assert!(text.contains("api_pending_payments 7"));
         assert!(text.contains(r#"api_pinned_waiting{processor="default"} 2"#));
         assert!(

@@ -6,7 +6,6 @@
 //! bounded by the processor timeout; a timeout drops that connection (the pool opens a
 //! new one), and the caller treats the payment's fate as unknown.
 
-use crate::metrics::CallOutcome;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::http::uri::InvalidUri;
@@ -16,6 +15,36 @@ use hyper_util::rt::TokioExecutor;
 use payment::{Millis, Payment, Processor};
 use serde::Deserialize;
 use std::time::Duration;
+
+/// How a payment call ended: what the processor's answer (or its absence) says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// 200: stored now.
+    Processed,
+    /// 422: it already had the payment (counts as processed there).
+    AlreadyProcessed,
+    /// 5xx: not stored, the processor is failing.
+    Failed,
+    /// Another 4xx: the processor refused this request; not stored.
+    Rejected,
+    /// 429: too busy, retried later.
+    Busy,
+    /// No answer: the call timed out or its connection broke. Whether the processor stored
+    /// the payment is unknown, so it stays pinned there.
+    NoAnswer,
+}
+
+impl CallOutcome {
+    /// Every outcome, in the order `metrics` counts them.
+    pub const ALL: [CallOutcome; 6] = [
+        CallOutcome::Processed,
+        CallOutcome::AlreadyProcessed,
+        CallOutcome::Failed,
+        CallOutcome::Rejected,
+        CallOutcome::Busy,
+        CallOutcome::NoAnswer,
+    ];
+}
 
 /// What `GET /payments/service-health` said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

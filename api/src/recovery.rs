@@ -1,4 +1,6 @@
-//! Restart recovery: no payment stays with a dead worker.
+//! Restart recovery: claims the pending payments of dead workers and queues them here, and
+//! reads back this worker's own after a write whose outcome it did not learn
+//! ([`RecoveryHint`]). So no payment stays with a dead worker, or in no queue.
 //!
 //! Each worker writes a heartbeat every `HEARTBEAT_MS`, unless the writes that take payments
 //! for sending renewed it since. At start and every `ORPHAN_SCAN_MS` it looks (a read)
@@ -18,9 +20,9 @@
 //! out the dead worker's calls take room too.
 //!
 //! A claim is a write, and on PostgreSQL its commit can succeed with its answer lost: the
-//! claimed rows are then this worker's, in no queue. So a failed claim marks the worker
-//! unsure, as a failed intake write does (see `crate::intake`), and the next scan reads
-//! back this worker's pending payments. Those with an attempt wait, as claimed ones do,
+//! claimed rows are then this worker's, in no queue. So a failed claim marks the
+//! [`RecoveryHint`], as a failed intake write does (see `crate::intake`), and the next scan
+//! reads back this worker's pending payments. Those with an attempt wait, as claimed ones do,
 //! until the calls of any worker dead at the time of that claim could have ended.
 //!
 //! A live worker whose heartbeat stalls (CPU starvation, a slow disk) can lose payments it
@@ -28,8 +30,8 @@
 //! upsert recreates a deleted row): dispatch sends nothing without the store confirming
 //! ownership first, so the lost payments are dropped from its queue, not sent twice.
 
-use crate::dispatch::{Job, Queue};
-use crate::metrics::Metrics;
+use crate::dispatch::Job;
+use crate::shared::Shared;
 use crate::shutdown::Shutdown;
 use payment::Millis;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -41,21 +43,33 @@ use storage::{Claimed, StorageError, Store};
 /// Most payments claimed in one transaction; more are taken in the next one right away.
 const CLAIM_BATCH: usize = 4096;
 
+/// The signal from a write that failed and may have committed anyway (intake's, or a
+/// claim) to the next scan: read back this worker's pending payments. Clones share it.
+#[derive(Clone, Default)]
+pub struct RecoveryHint(Arc<AtomicBool>);
+
+impl RecoveryHint {
+    /// A write's outcome is unknown: the next scan reads back what this worker owns.
+    pub fn mark(&self) {
+        self.0.store(true, SeqCst);
+    }
+
+    /// Whether a write was marked since the last take; clears the mark.
+    pub fn take(&self) -> bool {
+        self.0.swap(false, SeqCst)
+    }
+}
+
+/// The orphan scans of one worker: claims, and reading back after an unsure write.
 pub struct Recovery {
-    pub store: Store,
-    pub queue: Arc<Queue>,
-    pub metrics: Arc<Metrics>,
-    pub dead_after: Duration,
+    shared: Shared,
+    dead_after: Duration,
     /// How long after its last heartbeat a dead worker's calls may still run: its send
     /// deadline plus the processor call timeout.
-    pub calls_outlive_heartbeat_by: Duration,
-    /// `DISPATCH_QUEUE_MAX`: claims stop where the queue is full.
-    pub queue_max: usize,
-    /// Set by intake, and by a claim, when a write failed and may have committed anyway.
-    pub unsure: Arc<AtomicBool>,
+    calls_outlive_heartbeat_by: Duration,
     /// The latest heartbeat (ms) a worker whose payments a failed claim may have taken
     /// can have written (0: no failed claim). Wall clock, as in the database.
-    pub lost_claim_last_alive: AtomicI64,
+    lost_claim_last_alive: AtomicI64,
 }
 
 /// Writes the heartbeat until shutdown, whatever happened to the row or our payments
@@ -77,6 +91,22 @@ pub async fn heartbeat(store: Store, every: Duration, shutdown: Shutdown) {
 }
 
 impl Recovery {
+    /// `dead_after`: `WORKER_DEAD_AFTER_MS`; `calls_outlive_heartbeat_by`: how long a dead
+    /// worker's calls may run after its last heartbeat (its send deadline plus the
+    /// processor call timeout).
+    pub fn new(
+        shared: Shared,
+        dead_after: Duration,
+        calls_outlive_heartbeat_by: Duration,
+    ) -> Recovery {
+        Recovery {
+            shared,
+            dead_after,
+            calls_outlive_heartbeat_by,
+            lost_claim_last_alive: AtomicI64::new(0),
+        }
+    }
+
     /// Claims orphans now and then every `every`, until shutdown.
     pub async fn run(self, every: Duration, shutdown: Shutdown) {
         shutdown
@@ -92,30 +122,32 @@ impl Recovery {
     }
 
     async fn claim_all(&self) -> Result<(), StorageError> {
-        let dead_after_ms = self.dead_after.as_millis() as i64;
         // A claim is a write, and nearly always finds nothing: look first.
         if !self
+            .shared
             .store
-            .orphans_exist(Millis::now(), dead_after_ms)
+            .orphans_exist(Millis::now(), self.dead_after)
             .await?
         {
             return Ok(());
         }
         loop {
-            let limit = self.queue.room(self.queue_max).min(CLAIM_BATCH);
+            // Claims stop where the queue is full.
+            let limit = self.shared.queue.room().min(CLAIM_BATCH);
             if limit == 0 {
                 return Ok(()); // the rest waits for room, at a later scan
             }
             let now = Millis::now();
             let claimed = self
+                .shared
                 .store
-                .claim_orphans(now, dead_after_ms, limit)
+                .claim_orphans(now, self.dead_after, limit)
                 .await
                 .inspect_err(|_| self.claim_unsure(now))?;
             let count = claimed.payments.len();
             if count > 0 {
                 tracing::info!(count, "claimed payments of a dead worker");
-                self.metrics.claimed.fetch_add(count as u64, Relaxed);
+                self.shared.metrics.claimed.fetch_add(count as u64, Relaxed);
                 self.queue_claimed(claimed);
             }
             if count < limit {
@@ -131,7 +163,7 @@ impl Recovery {
         let dead_since = now.0.saturating_sub(self.dead_after.as_millis() as i64);
         // Before the flag: a scan that sees the flag sees this too.
         self.lost_claim_last_alive.fetch_max(dead_since, SeqCst);
-        self.unsure.store(true, SeqCst);
+        self.shared.recovery_hint.mark();
     }
 
     /// After a write that failed and may have committed (intake's or a claim): queues this
@@ -142,30 +174,31 @@ impl Recovery {
     /// out would lose it. Those with an attempt may come from a lost claim: they wait
     /// until the dead worker's calls could have ended, as claimed ones do.
     async fn adopt_own(&self) -> Result<(), StorageError> {
-        if !self.unsure.swap(false, SeqCst) {
+        if !self.shared.recovery_hint.take() {
             return Ok(());
         }
         let own = self
+            .shared
             .store
             .own_pending(usize::MAX)
             .await
-            .inspect_err(|_| self.unsure.store(true, SeqCst))?;
+            .inspect_err(|_| self.shared.recovery_hint.mark())?;
         let (attempted, fresh): (Vec<_>, Vec<_>) = own
             .into_iter()
             .map(Job::new)
             .partition(|job| job.pending.attempt.is_some());
-        let mut adopted = self.queue.push_missing(fresh);
+        let mut adopted = self.shared.queue.push_unheld(fresh);
         let last_alive = Millis(self.lost_claim_last_alive.load(SeqCst));
         let wait = self.until_calls_end(last_alive);
         if wait.is_zero() {
-            adopted += self.queue.push_missing(attempted);
+            adopted += self.shared.queue.push_unheld(attempted);
         } else if !attempted.is_empty() {
             tracing::warn!(
                 count = attempted.len(),
                 wait_ms = wait.as_millis() as u64,
                 "payments read back with an attempt wait until a dead worker's calls could have ended"
             );
-            self.queue.push_missing_after(attempted, wait);
+            self.shared.queue.push_unheld_after(attempted, wait);
         }
         if adopted > 0 {
             tracing::warn!(
@@ -196,7 +229,7 @@ impl Recovery {
             .into_iter()
             .map(Job::new)
             .partition(|job| job.pending.attempt.is_some());
-        self.queue.push_new(fresh);
+        self.shared.queue.push_replacing(fresh);
         let wait = claimed
             .last_alive
             .map_or(Duration::ZERO, |alive| self.until_calls_end(alive));
@@ -204,7 +237,7 @@ impl Recovery {
             return;
         }
         if wait.is_zero() {
-            self.queue.push_new(attempted);
+            self.shared.queue.push_replacing(attempted);
             return;
         }
         tracing::info!(
@@ -212,7 +245,7 @@ impl Recovery {
             wait_ms = wait.as_millis() as u64,
             "claimed payments with an attempt wait until the dead worker's calls could have ended"
         );
-        self.queue.push_new_after(attempted, wait);
+        self.shared.queue.push_replacing_after(attempted, wait);
     }
 }
 

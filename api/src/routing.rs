@@ -70,7 +70,8 @@
 //! dispatcher's business: pinned payments go to their processor whenever it is not failing
 //! (or as its probe), slow or not: they have nowhere else to go.
 
-use crate::metrics::{CallOutcome, Metrics};
+use crate::metrics::Metrics;
+use crate::processor::CallOutcome;
 use payment::{Millis, Processor};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};

@@ -3,8 +3,8 @@
 //! | route | method | what |
 //! |---|---|---|
 //! | `/intake` | POST | batch from the lb (see `intake`) |
-//! | `/payments-summary` | GET | the contest summary (see `summary`) |
-//! | `/purge-payments` | POST | deletes all payments |
+//! | `/payments-summary` | GET | the contest summary (see `ledger`) |
+//! | `/purge-payments` | POST | deletes all payments (see `ledger`) |
 //! | `/metrics` | GET | Prometheus text (see `metrics`) |
 //!
 //! An unknown path is 404, a known path with another method 405, both with JSON bodies.
@@ -14,9 +14,10 @@
 
 use crate::config::Listen;
 use crate::intake::{self, Intake};
-use crate::metrics::Metrics;
+use crate::ledger;
+use crate::metrics::Gauges;
+use crate::shared::Shared;
 use crate::shutdown::Shutdown;
-use crate::summary;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -26,15 +27,23 @@ use hyper_util::rt::TokioIo;
 use service::reply::{self, Reply};
 use std::convert::Infallible;
 use std::sync::Arc;
-use storage::Store;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 
 /// What the routes need.
 pub struct App {
-    pub intake: Intake,
-    pub store: Store,
-    pub metrics: Arc<Metrics>,
+    intake: Intake,
+    shared: Shared,
+}
+
+impl App {
+    /// The routes of a worker; intake answers 503 once `shutdown` fires.
+    pub fn new(shared: Shared, shutdown: Shutdown) -> App {
+        App {
+            intake: Intake::new(shared.clone(), shutdown),
+            shared,
+        }
+    }
 }
 
 /// A bound listener.
@@ -193,17 +202,19 @@ async fn route(app: &App, request: Request<Incoming>) -> Reply {
     };
     match endpoint {
         Endpoint::Intake => app.intake.handle(&body).await,
-        Endpoint::Summary => summary::summary(&app.store, head.uri.query()).await,
-        Endpoint::Purge => summary::purge(&app.store).await,
+        Endpoint::Summary => ledger::summary(&app.shared.store, head.uri.query()).await,
+        Endpoint::Purge => ledger::purge(&app.shared.store).await,
         Endpoint::Metrics => {
-            let pending = app.store.pending_count().await.unwrap_or_else(|e| {
+            let pending_in_db = app.shared.store.pending_count().await.unwrap_or_else(|e| {
                 tracing::warn!("cannot count pending payments: {e}");
                 -1
             });
-            reply::prometheus(
-                app.metrics
-                    .render(pending, app.intake.queue.pinned_waiting()),
-            )
+            let queue = &app.shared.queue;
+            reply::prometheus(app.shared.metrics.render(Gauges {
+                held: queue.held(),
+                pinned_waiting: queue.pinned_waiting(),
+                pending_in_db,
+            }))
         }
     }
 }

@@ -1,27 +1,27 @@
-//! The life of one worker: [`Worker::start`] opens the store, listens and starts every
-//! background task, holding their handles; [`Worker::shutdown`] stops them in the one order
-//! that hands the payments over safely. Both run inside any tokio runtime, so a test can
-//! run a worker in its own process.
+//! The life of one worker: [`Worker::start`] opens the store, listens, builds the parts
+//! from one [`Shared`] set of handles and starts every background task, holding their
+//! handles; [`Worker::shutdown`] stops them in the one order that hands the payments over
+//! safely.
+//!
+//! Both run inside any tokio runtime, so a test can run a worker in its own process; how
+//! the parts are joined is written only here (`spawn_work`).
 
 use crate::config::Config;
-use crate::dispatch::{Dispatcher, Queue};
+use crate::dispatch::Dispatcher;
 use crate::health::HealthPoller;
-use crate::intake::Intake;
-use crate::metrics::Metrics;
 use crate::processor::ProcessorClient;
 use crate::recovery::{self, Recovery};
-use crate::routing::{Policy, Routing};
+use crate::routing::Policy;
 use crate::server::{self, App, Listener};
+use crate::shared::Shared;
 use crate::shutdown::{self, Shutdown, Trigger};
 use crate::ApiError;
 use hyper::http::uri::InvalidUri;
 use payment::{Millis, Processor};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::Arc;
 use std::time::Duration;
 use storage::{Store, StoreConfig};
-use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
@@ -54,9 +54,15 @@ impl Worker {
                 source,
             })?;
         let tcp_addr = listener.tcp_addr();
-        let dispatcher = Arc::new(dispatcher(&config, &store)?);
+        let clients = processor_clients(&config)?;
+        let shared = Shared::new(
+            store.clone(),
+            config.dispatch_queue_max,
+            policy(&config),
+            config.probe_interval,
+        );
         let (stop_work, work_signal) = shutdown::channel();
-        let work = spawn_work(&config, &dispatcher, listener, work_signal);
+        let (dispatcher, work) = spawn_work(&config, &shared, clients, listener, work_signal);
         let (stop_heartbeat, heartbeat_signal) = shutdown::channel();
         let heartbeat = tokio::spawn(recovery::heartbeat(
             store.clone(),
@@ -83,7 +89,7 @@ impl Worker {
 
     /// Shuts down in order, within about `SHUTDOWN_GRACE_MS`, and hands what is left to the
     /// other worker.
-    pub async fn shutdown(mut self) -> Result<(), ApiError> {
+    pub async fn shutdown(mut self) {
         let deadline = Instant::now() + self.shutdown_grace;
         // 1. Stop taking work: the server stops accepting, intake answers 503, and no round,
         //    health poll or orphan scan starts.
@@ -109,11 +115,7 @@ impl Worker {
             tracing::warn!("processor calls still in flight at shutdown; their payments stay pending for the other worker");
         }
         // 6. Close the store: what is queued for the writer is committed first.
-        let database = self.store.database().to_string();
-        self.store
-            .close()
-            .await
-            .map_err(|source| ApiError::Storage { database, source })
+        self.store.close().await;
     }
 
     /// Waits for the tasks stopped by `stop_work`; one still busy at `deadline` (a health
@@ -132,54 +134,45 @@ impl Worker {
     }
 }
 
-/// Starts the tasks that take work in, all stopped by `stop`: the dispatcher, a health
-/// poller per processor, the orphan scans and the server.
+/// Builds the parts that take work in from `shared` and starts them, all stopped by `stop`:
+/// the dispatcher (returned too, for the drain), a health poller per processor, the orphan
+/// scans and the server.
 fn spawn_work(
     config: &Config,
-    dispatcher: &Arc<Dispatcher>,
+    shared: &Shared,
+    clients: [Arc<ProcessorClient>; 2],
     listener: Listener,
     stop: Shutdown,
-) -> JoinSet<()> {
+) -> (Arc<Dispatcher>, JoinSet<()>) {
+    let send_within = (config.worker_dead_after / 2).min(STAMP_MAX_AGE);
+    let dispatcher = Arc::new(Dispatcher::new(
+        shared.clone(),
+        clients.clone(),
+        config.dispatch_concurrency,
+        config.probe_interval,
+        send_within,
+    ));
+    let poller = Arc::new(HealthPoller::new(
+        shared.clone(),
+        config.health_window,
+        config.health_read,
+    ));
+    // A dead worker's calls may start up to its send deadline after its last heartbeat.
+    let calls_outlive_heartbeat_by = send_within + config.processor_timeout;
+    let recovery = Recovery::new(
+        shared.clone(),
+        config.worker_dead_after,
+        calls_outlive_heartbeat_by,
+    );
+    let app = Arc::new(App::new(shared.clone(), stop.clone()));
     let mut work = JoinSet::new();
-    work.spawn(Arc::clone(dispatcher).run(stop.clone()));
-    let (store, metrics) = (&dispatcher.store, &dispatcher.metrics);
-    let poller = Arc::new(HealthPoller {
-        store: store.clone(),
-        routing: Arc::clone(&dispatcher.routing),
-        metrics: Arc::clone(metrics),
-        window: config.health_window,
-        read_every: config.health_read,
-    });
-    for client in dispatcher.clients.clone() {
+    work.spawn(Arc::clone(&dispatcher).run(stop.clone()));
+    for client in clients {
         work.spawn(Arc::clone(&poller).run(client, stop.clone()));
     }
-    let unsure = Arc::new(AtomicBool::new(false));
-    let recovery = Recovery {
-        store: store.clone(),
-        unsure: Arc::clone(&unsure),
-        queue: Arc::clone(&dispatcher.queue),
-        metrics: Arc::clone(metrics),
-        dead_after: config.worker_dead_after,
-        calls_outlive_heartbeat_by: dispatcher.send_within + config.processor_timeout,
-        queue_max: config.dispatch_queue_max,
-        lost_claim_last_alive: AtomicI64::new(0),
-    };
     work.spawn(recovery.run(config.orphan_scan, stop.clone()));
-    let app = Arc::new(App {
-        intake: Intake {
-            store: store.clone(),
-            queue: Arc::clone(&dispatcher.queue),
-            metrics: Arc::clone(metrics),
-            shutdown: stop.clone(),
-            queue_max: config.dispatch_queue_max,
-            unsure,
-            routing: Arc::clone(&dispatcher.routing),
-        },
-        store: store.clone(),
-        metrics: Arc::clone(metrics),
-    });
     work.spawn(server::serve(listener, app, stop));
-    work
+    (dispatcher, work)
 }
 
 /// The store's owner for this start of the worker: its `WORKER_ID` label plus a random
@@ -216,8 +209,18 @@ async fn open_store(config: &Config, owner: &str) -> Result<Store, ApiError> {
 /// of the margin between `PROCESSOR_LATENCY_MAX_MS` and an audit's lag (see `crate::routing`).
 const STAMP_MAX_AGE: Duration = Duration::from_millis(250);
 
-/// The dispatcher and the parts it shares with the other tasks (queue, routing, metrics).
-fn dispatcher(config: &Config, store: &Store) -> Result<Dispatcher, InvalidUri> {
+/// The routing policy's knobs, from the configuration.
+fn policy(config: &Config) -> Policy {
+    Policy {
+        latency_max: config.latency_max.as_millis() as i64,
+        fallback_after: config.fallback_after.as_millis() as i64,
+        overflow_after: config.overflow_after.as_millis() as i64,
+        concurrency: config.dispatch_concurrency,
+    }
+}
+
+/// A client for each processor, the default's first.
+fn processor_clients(config: &Config) -> Result<[Arc<ProcessorClient>; 2], InvalidUri> {
     let client = |processor, url: &str| {
         ProcessorClient::new(
             processor,
@@ -227,28 +230,8 @@ fn dispatcher(config: &Config, store: &Store) -> Result<Dispatcher, InvalidUri> 
         )
         .map(Arc::new)
     };
-    let metrics = Arc::new(Metrics::default());
-    let policy = Policy {
-        latency_max: config.latency_max.as_millis() as i64,
-        fallback_after: config.fallback_after.as_millis() as i64,
-        overflow_after: config.overflow_after.as_millis() as i64,
-        concurrency: config.dispatch_concurrency,
-    };
-    let routing = Routing::new(policy, config.probe_interval, Arc::clone(&metrics));
-    // Each processor's share, both together.
-    let concurrency = config.dispatch_concurrency * Processor::ALL.len();
-    Ok(Dispatcher {
-        queue: Arc::new(Queue::new(Arc::clone(&metrics))),
-        store: store.clone(),
-        routing: Arc::new(routing),
-        metrics,
-        clients: [
-            client(Processor::Default, &config.default_url)?,
-            client(Processor::Fallback, &config.fallback_url)?,
-        ],
-        concurrency,
-        permits: Arc::new(Semaphore::new(concurrency)),
-        probe_interval: config.probe_interval,
-        send_within: (config.worker_dead_after / 2).min(STAMP_MAX_AGE),
-    })
+    Ok([
+        client(Processor::Default, &config.default_url)?,
+        client(Processor::Fallback, &config.fallback_url)?,
+    ])
 }

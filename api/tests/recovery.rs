@@ -182,7 +182,7 @@ fn payments_taken_over_from_a_stalled_worker_are_sent_by_one_worker_only() {
     wait_for(
         "the stalled worker's queue emptied",
         Duration::from_secs(15),
-        || stalled.metric("api_queue_depth") == 0.0,
+        || stalled.metric("api_payments_held") == 0.0,
     );
     stack.default.set_failure(false);
     rescuer.wait_processed(sent.len(), Duration::from_secs(20));

@@ -73,7 +73,7 @@ async fn main() -> Result<(), Error> {
     let start = Instant::now();
     store.summary(None, None).await?;
     line(format!("  (for scale: no window at {filled} rows: {:.1} ms)", ms(start.elapsed())));
-    store.close().await?;
+    store.close().await;
 
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("no workspace")?;
     let out = workspace.join("bench/results/storage-bench.txt");
@@ -89,7 +89,7 @@ async fn write_run(processes: u64, batch: u64) -> Result<WriteFigures, Error> {
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("write.db");
     // Schema first, so the children start writing at once.
-    Store::open(StoreConfig::new(&db, "setup"))?.close().await?;
+    Store::open(StoreConfig::new(&db, "setup"))?.close().await;
     let exe = std::env::current_exe()?;
     let children: Vec<_> = (0..processes)
         .map(|p| {
@@ -151,7 +151,7 @@ async fn child(args: &[String]) -> Result<(), Error> {
         handle.await??;
     }
     let end = epoch_ms();
-    store.close().await?;
+    store.close().await;
     println!("{start} {end} {}", cpu_ms());
     Ok(())
 }

@@ -51,7 +51,7 @@ async fn run(args: &[String]) -> Result<(), Error> {
         "claim" => claim(&store, num(3)?).await?,
         other => return Err(format!("unknown mode {other}").into()),
     }
-    store.close().await?;
+    store.close().await;
     Ok(())
 }
 
@@ -97,7 +97,7 @@ async fn record(store: &Store, first: u64, count: u64, batch: u64, tasks: u64) -
 
 async fn turns(store: &Store, processor: Processor, window_ms: u64, for_ms: u64) -> Result<(), Error> {
     let until = Instant::now() + Duration::from_millis(for_ms);
-    let window = i64::try_from(window_ms)?;
+    let window = Duration::from_millis(window_ms);
     while Instant::now() < until {
         let now = Millis::now();
         if store.take_health_turn(processor, now, window).await? {
@@ -110,7 +110,7 @@ async fn turns(store: &Store, processor: Processor, window_ms: u64, for_ms: u64)
 async fn claim(store: &Store, limit: u64) -> Result<(), Error> {
     store.heartbeat(Millis::now()).await?;
     loop {
-        let claimed = store.claim_orphans(Millis::now(), 60_000, usize::try_from(limit)?).await?.payments;
+        let claimed = store.claim_orphans(Millis::now(), Duration::from_secs(60), usize::try_from(limit)?).await?.payments;
         if claimed.is_empty() {
             return Ok(());
         }

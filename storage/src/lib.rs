@@ -24,9 +24,9 @@
 //! What is the same in both is written once: the records ([`Pending`], [`Claimed`] …), the
 //! errors, the column conversions (`rows`), the schema versions ([`schema`]), and the
 //! writer's batching (`writer`: one thread, one transaction for many writes, a failing
-//! write retried alone). Each backend holds only its SQL, its connections and how it runs a
-//! transaction. An enum, not a trait object, picks the backend in [`Store`]: there are two,
-//! both known here.
+//! write retried alone). Each operation is declared once, in [`Store`], with its body for
+//! each backend; a backend holds only its SQL, its connections and how it runs a
+//! transaction.
 //!
 //! Times (requestedAt, heartbeats) come from each worker's clock, as with SQLite: workers
 //! on several hosts need clocks that agree (NTP) to well within the claim's dead-after.

@@ -4,6 +4,7 @@
 
 use crate::model::{Attempt, Destination, DoubleCharge, HealthRecord, Pending};
 use payment::{Cents, Millis, Payment, Processor, ProcessorTotals, Summary, Uuid};
+use std::time::Duration;
 
 /// The columns of a pending row, as read back from a claim.
 pub struct PendingRow<'a> {
@@ -54,8 +55,13 @@ pub fn double_charge(payment: &Payment, attempt: &Attempt, recorded: Option<&str
 }
 
 /// Heartbeats at or before this are stale: their owner's payments may be claimed.
-pub fn claim_threshold(now: Millis, dead_after_ms: i64) -> i64 {
-    now.0.saturating_sub(dead_after_ms)
+pub fn claim_threshold(now: Millis, dead_after: Duration) -> i64 {
+    now.0.saturating_sub(millis(dead_after))
+}
+
+/// A span as the database compares it with its times: whole milliseconds.
+pub fn millis(span: Duration) -> i64 {
+    i64::try_from(span.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// A claim's `LIMIT`.

@@ -1,7 +1,12 @@
 //! [`Store`]: the async API the api worker uses, the same whatever the database. Each
-//! method dispatches to the backend the [`Database`] chose (`sqlite`, `postgres`); the
-//! semantics documented here hold for both, and `tests/store.rs` proves it by running every
-//! test against both.
+//! operation is declared here once, with what it guarantees, and holds its body for each
+//! backend the [`Database`] chose: a closure over SQLite's connection (`sqlite::writes`,
+//! `sqlite::reads`), a function of PostgreSQL's transaction or read connection
+//! (`postgres::writes`, `postgres::reads`).
+//!
+//! Why one `match` per operation: there are two backends, both known here, so a trait
+//! would only add a layer that forwards; here an operation, its name in errors and both its
+//! bodies are read in one place. `tests/store.rs` runs every test against both.
 
 use crate::config::{Database, StoreConfig};
 use crate::error::StorageError;
@@ -12,6 +17,7 @@ use payment::{Millis, Payment, Processor, Summary, Uuid};
 use std::sync::atomic::AtomicI64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A handle on the database; cheap to clone, all clones share one writer thread and one
 /// read pool.
@@ -28,16 +34,6 @@ pub struct Store {
 enum Backend {
     Sqlite(sqlite::Store),
     Postgres(postgres::Store),
-}
-
-/// `dispatch!(self.method(args))`: the same call on whichever backend this store has.
-macro_rules! dispatch {
-    ($self:ident . $method:ident ( $($arg:expr),* )) => {
-        match &$self.backend {
-            Backend::Sqlite(backend) => backend.$method($($arg),*).await,
-            Backend::Postgres(backend) => backend.$method($($arg),*).await,
-        }
-    };
 }
 
 impl Store {
@@ -61,7 +57,11 @@ impl Store {
     /// Records accepted payments as pending, owned by this store's owner. Returns the ones
     /// that were new: a re-sent batch returns none of the already known ones.
     pub async fn record_pending(&self, batch: Vec<Accepted>) -> Result<Vec<Accepted>, StorageError> {
-        dispatch!(self.record_pending(batch))
+        let operation = "record pending payments";
+        match &self.backend {
+            Backend::Sqlite(db) => db.write(operation, move |conn, owner| sqlite::writes::record_pending(conn, owner, &batch)).await,
+            Backend::Postgres(db) => db.write(operation, batch, postgres::writes::record_pending).await,
+        }
     }
 
     /// [`Store::record_pending`] and, in the same transaction, [`Store::take_for_sending`]
@@ -72,7 +72,13 @@ impl Store {
     /// changed. A payment recorded this way counts as attempted even before it is sent:
     /// a claim or [`Store::own_pending`] gives it back pinned to `processor`.
     pub async fn record_for_sending(&self, batch: Vec<Accepted>, processor: Processor) -> Result<Recorded, StorageError> {
-        let recorded = dispatch!(self.record_for_sending(batch, processor))?;
+        let operation = "record pending payments for sending";
+        let recorded = match &self.backend {
+            Backend::Sqlite(db) => {
+                db.write(operation, move |conn, owner| sqlite::writes::record_for_sending(conn, owner, &batch, processor)).await
+            }
+            Backend::Postgres(db) => db.write(operation, (batch, processor), postgres::writes::record_for_sending).await,
+        }?;
         self.heartbeat_written(recorded.alive_at);
         Ok(recorded)
     }
@@ -92,7 +98,11 @@ impl Store {
     /// that time, the proof of ownership: nobody can claim the returned payments before
     /// `alive_at + dead_after`.
     pub async fn take_for_sending(&self, batch: Vec<(Uuid, Processor)>) -> Result<Taken, StorageError> {
-        let taken = dispatch!(self.take_for_sending(batch))?;
+        let operation = "take payments for sending";
+        let taken = match &self.backend {
+            Backend::Sqlite(db) => db.write(operation, move |conn, owner| sqlite::writes::take_for_sending(conn, owner, &batch)).await,
+            Backend::Postgres(db) => db.write(operation, batch, postgres::writes::take_for_sending).await,
+        }?;
         self.heartbeat_written(taken.alive_at);
         Ok(taken)
     }
@@ -100,20 +110,32 @@ impl Store {
     /// Pins pending payments to the processor of their last attempt, for good: a call there
     /// ended without an answer, so it may have stored them. Survives restarts and claims.
     pub async fn pin(&self, batch: Vec<(Uuid, Processor)>) -> Result<usize, StorageError> {
-        dispatch!(self.pin(batch))
+        let operation = "pin payments to a processor";
+        match &self.backend {
+            Backend::Sqlite(db) => db.write(operation, move |conn, _| sqlite::writes::pin(conn, &batch)).await,
+            Backend::Postgres(db) => db.write(operation, batch, postgres::writes::pin).await,
+        }
     }
 
     /// Marks payments processed on that processor with that requestedAt. A row purged
     /// meanwhile is recreated; an already processed row is left unchanged, and returned if
     /// it was processed at the other processor: that payment was charged twice.
     pub async fn mark_processed(&self, batch: Vec<(Payment, Attempt)>) -> Result<Vec<DoubleCharge>, StorageError> {
-        dispatch!(self.mark_processed(batch))
+        let operation = "mark payments processed";
+        match &self.backend {
+            Backend::Sqlite(db) => db.write(operation, move |conn, _| sqlite::writes::mark_processed(conn, &batch)).await,
+            Backend::Postgres(db) => db.write(operation, batch, postgres::writes::mark_processed).await,
+        }
     }
 
     /// This worker is alive at `now`. The row never goes back: a heartbeat stamped before
     /// a later take's proof of ownership (the writer stalled between them) leaves that proof.
     pub async fn heartbeat(&self, now: Millis) -> Result<(), StorageError> {
-        dispatch!(self.heartbeat(now))?;
+        let operation = "record a worker heartbeat";
+        match &self.backend {
+            Backend::Sqlite(db) => db.write(operation, move |conn, owner| sqlite::writes::heartbeat(conn, owner, now)).await,
+            Backend::Postgres(db) => db.write(operation, now, postgres::writes::heartbeat).await,
+        }?;
         self.heartbeat_written(now);
         Ok(())
     }
@@ -134,24 +156,39 @@ impl Store {
     /// This worker leaves cleanly: its heartbeat row goes, so its pending payments are
     /// claimable at once.
     pub async fn retire(&self) -> Result<(), StorageError> {
-        dispatch!(self.retire())
+        let operation = "retire the worker";
+        match &self.backend {
+            Backend::Sqlite(db) => db.write(operation, sqlite::writes::retire).await,
+            Backend::Postgres(db) => db.write(operation, (), postgres::writes::retire).await,
+        }
     }
 
     /// Takes over up to `limit` pending payments whose owner has no heartbeat newer than
-    /// `now - dead_after_ms` (or no heartbeat row, or no owner) and returns them with their
+    /// `now - dead_after` (or no heartbeat row, or no owner) and returns them with their
     /// attempt; those with an attempt come back pinned to its processor. Atomic across
     /// processes and hosts: two workers with live heartbeats never both get a payment.
     /// The owner is judged only by its heartbeat, so a worker restarted under the
     /// same id gets its own old payments back only if it claims before its first heartbeat.
-    pub async fn claim_orphans(&self, now: Millis, dead_after_ms: i64, limit: usize) -> Result<Claimed, StorageError> {
-        dispatch!(self.claim_orphans(now, dead_after_ms, limit))
+    pub async fn claim_orphans(&self, now: Millis, dead_after: Duration, limit: usize) -> Result<Claimed, StorageError> {
+        let operation = "claim orphaned payments";
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                db.write(operation, move |conn, owner| sqlite::writes::claim_orphans(conn, owner, now, dead_after, limit)).await
+            }
+            // In a transaction of its own: see `postgres::writes::claim_orphans`.
+            Backend::Postgres(db) => db.write_alone(operation, (now, dead_after, limit), postgres::writes::claim_orphans).await,
+        }
     }
 
-    /// Whether [`Store::claim_orphans`] with the same `now` and `dead_after_ms` would take
+    /// Whether [`Store::claim_orphans`] with the same `now` and `dead_after` would take
     /// anything right now. A read: a worker looks every scan and claims (a write) only when
     /// there is something to take.
-    pub async fn orphans_exist(&self, now: Millis, dead_after_ms: i64) -> Result<bool, StorageError> {
-        dispatch!(self.orphans_exist(now, dead_after_ms))
+    pub async fn orphans_exist(&self, now: Millis, dead_after: Duration) -> Result<bool, StorageError> {
+        let operation = "look for orphaned payments";
+        match &self.backend {
+            Backend::Sqlite(db) => db.read(operation, move |conn| sqlite::reads::orphans_exist(conn, now, dead_after)).await,
+            Backend::Postgres(db) => db.read(operation, move |reader| postgres::reads::orphans_exist(reader, now, dead_after)).await,
+        }
     }
 
     /// Up to `limit` pending payments owned by this store's owner, with their attempt;
@@ -160,19 +197,33 @@ impl Store {
     /// track of what it owns: a write that failed after it may have committed (see
     /// `api::intake`).
     pub async fn own_pending(&self, limit: usize) -> Result<Vec<Pending>, StorageError> {
-        dispatch!(self.own_pending(limit))
+        let operation = "read this worker's pending payments";
+        match &self.backend {
+            Backend::Sqlite(db) => db.write(operation, move |conn, owner| sqlite::writes::own_pending(conn, owner, limit)).await,
+            Backend::Postgres(db) => db.write(operation, limit, postgres::writes::own_pending).await,
+        }
     }
 
     /// The shared health-check budget: true iff no worker took a turn for `processor` in
-    /// the last `window_ms`, in which case `now` is recorded as the last turn (atomically,
+    /// the last `window`, in which case `now` is recorded as the last turn (atomically,
     /// across processes and hosts).
-    pub async fn take_health_turn(&self, processor: Processor, now: Millis, window_ms: i64) -> Result<bool, StorageError> {
-        dispatch!(self.take_health_turn(processor, now, window_ms))
+    pub async fn take_health_turn(&self, processor: Processor, now: Millis, window: Duration) -> Result<bool, StorageError> {
+        let operation = "take a health-check turn";
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                db.write(operation, move |conn, _| sqlite::writes::take_health_turn(conn, processor, now, window)).await
+            }
+            Backend::Postgres(db) => db.write(operation, (processor, now, window), postgres::writes::take_health_turn).await,
+        }
     }
 
     /// Stores a processor's health answer for all workers to read.
     pub async fn save_health(&self, processor: Processor, record: HealthRecord) -> Result<(), StorageError> {
-        dispatch!(self.save_health(processor, record))
+        let operation = "save a health record";
+        match &self.backend {
+            Backend::Sqlite(db) => db.write(operation, move |conn, _| sqlite::writes::save_health(conn, processor, &record)).await,
+            Backend::Postgres(db) => db.write(operation, (processor, record), postgres::writes::save_health).await,
+        }
     }
 
     /// Deletes all payments, pending and processed: the database forgets everything. A
@@ -180,30 +231,48 @@ impl Store {
     /// rows are gone); one whose call is in flight is recreated by [`Store::mark_processed`]
     /// if the processor stored it, so our summary keeps matching the processor's.
     pub async fn purge(&self) -> Result<(), StorageError> {
-        dispatch!(self.purge())
+        let operation = "purge payments";
+        match &self.backend {
+            Backend::Sqlite(db) => db.write(operation, |conn, _| sqlite::writes::purge(conn)).await,
+            Backend::Postgres(db) => db.write(operation, (), postgres::writes::purge).await,
+        }
     }
 
     /// Processed payments per processor with requestedAt in `[from, to]` (inclusive, a
     /// missing bound is open), in exact cents.
     pub async fn summary(&self, from: Option<Millis>, to: Option<Millis>) -> Result<Summary, StorageError> {
-        dispatch!(self.summary(from, to))
+        let operation = "compute the payments summary";
+        match &self.backend {
+            Backend::Sqlite(db) => db.read(operation, move |conn| sqlite::reads::summary(conn, from, to)).await,
+            Backend::Postgres(db) => db.read(operation, move |reader| postgres::reads::summary(reader, from, to)).await,
+        }
     }
 
     /// The last health answer saved for `processor`, by any worker.
     pub async fn health(&self, processor: Processor) -> Result<Option<HealthRecord>, StorageError> {
-        dispatch!(self.health(processor))
+        let operation = "read a health record";
+        match &self.backend {
+            Backend::Sqlite(db) => db.read(operation, move |conn| sqlite::reads::health(conn, processor)).await,
+            Backend::Postgres(db) => db.read(operation, move |reader| postgres::reads::health(reader, processor)).await,
+        }
     }
 
     /// How many payments are pending (all workers).
     pub async fn pending_count(&self) -> Result<i64, StorageError> {
-        dispatch!(self.pending_count())
+        let operation = "count pending payments";
+        match &self.backend {
+            Backend::Sqlite(db) => db.read(operation, sqlite::reads::pending_count).await,
+            Backend::Postgres(db) => db.read(operation, postgres::reads::pending_count).await,
+        }
     }
 
     /// Flushes the writer and stops its thread (graceful shutdown). Writes through other
     /// clones fail with [`StorageError::Closed`] afterwards; reads keep working.
-    pub async fn close(self) -> Result<(), StorageError> {
-        dispatch!(self.close());
-        Ok(())
+    pub async fn close(self) {
+        match &self.backend {
+            Backend::Sqlite(db) => db.close().await,
+            Backend::Postgres(db) => db.close().await,
+        }
     }
 
     /// The database this store speaks to; its Display is the path or the URL without

@@ -10,7 +10,8 @@
 //! transaction, so each caller gets its own result.
 //!
 //! At a low steady rate (the contest sends a worker one payment every few milliseconds, and
-//! each payment needs three writes) the queue rarely holds more than one job when the
+//! each payment needs two writes: recorded, already taken for sending while the default
+//! is up, then processed; three when it is taken for sending apart) the queue rarely holds more than one job when the
 //! thread wakes, so every write would pay a whole commit. So the thread may *linger*
 //! (`linger`, the api's `WRITE_LINGER_US`): after the first job of a batch it waits that
 //! long for more before committing. Neighbouring payments then share the commit; each

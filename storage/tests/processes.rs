@@ -162,14 +162,14 @@ fn writers_killed_mid_batch_lose_nothing_they_reported_committed(db: Db) {
     block_on(async {
         let store = db.open("after");
         assert!(store.pending_count().await.unwrap() >= committed.len() as i64 * 50);
-        store.close().await.unwrap();
+        store.close().await;
     });
 }
 
 fn processes_hammering_the_health_budget_get_one_turn_per_window(db: Db) {
     let url = db.arg();
     // Created first so all children find the schema ready and start hammering at once.
-    block_on(async { db.open("setup").close().await }).unwrap();
+    block_on(async { db.open("setup").close().await });
     let children: Vec<Child> =
         (0..WORKERS).map(|w| start(&["turns", &url, &format!("w{w}"), "default", "200", "2000"])).collect();
     let mut turns: Vec<i64> = children
@@ -188,7 +188,7 @@ fn processes_claiming_orphans_never_share_a_payment(db: Db) {
     block_on(async {
         let gone = db.open("gone");
         gone.record_pending((0..3_000).map(|n| accepted(n, 1990, 0)).collect()).await.unwrap();
-        gone.close().await.unwrap();
+        gone.close().await;
     });
     let children: Vec<Child> = (0..WORKERS).map(|w| start(&["claim", &url, &format!("w{w}"), "25"])).collect();
     let claimed: Vec<Vec<String>> =

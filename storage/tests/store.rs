@@ -9,6 +9,11 @@ use common::{accepted, attempt, id, on_both, payment, Backend, Db};
 use payment::{Cents, Millis, Processor};
 use storage::{Database, Destination, DoubleCharge, HealthRecord, StorageError, Store, StoreConfig};
 
+/// `n` milliseconds.
+fn ms(n: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(n)
+}
+
 on_both!(
     async
     reopening_keeps_the_data_and_the_schema_version,
@@ -38,7 +43,7 @@ on_both!(
 async fn reopening_keeps_the_data_and_the_schema_version(db: Db) {
     let store = db.open("w1");
     store.record_pending(vec![accepted(1, 1990, 1_000)]).await.unwrap();
-    store.close().await.unwrap();
+    store.close().await;
 
     let store = db.open("w1");
     assert_eq!(store.pending_count().await.unwrap(), 1);
@@ -46,7 +51,7 @@ async fn reopening_keeps_the_data_and_the_schema_version(db: Db) {
 }
 
 async fn a_newer_schema_is_refused(db: Db) {
-    db.open("w1").close().await.unwrap();
+    db.open("w1").close().await;
     db.query(&db.set_schema_version_sql(99));
     let err = Store::open(db.config("w1")).err().expect("must be refused");
     assert!(matches!(err, StorageError::SchemaTooNew { found: 99, .. }), "{err:?}");
@@ -121,7 +126,7 @@ async fn a_send_is_dated_by_its_take_a_pinned_one_keeps_its_date_and_a_purged_ro
     assert!(resent.alive_at.0 > at);
     assert_eq!(resent.payments, vec![(id(1), attempt(Processor::Fallback, at))]);
     store.retire().await.unwrap();
-    let claimed = store.claim_orphans(Millis::now(), 1_000, 10).await.unwrap();
+    let claimed = store.claim_orphans(Millis::now(), ms(1_000), 10).await.unwrap();
     assert_eq!(claimed.payments.len(), 1);
     assert_eq!(claimed.payments[0].attempt, Some(attempt(Processor::Fallback, at)));
     // It had an attempt, so its new owner may only send it there; the retired worker left
@@ -222,9 +227,9 @@ async fn claims_take_a_dead_workers_payments_but_not_a_live_ones(db: Db) {
     dead.heartbeat(Millis(now + 1_000)).await.unwrap();
     rescuer.heartbeat(Millis(now + 10_000)).await.unwrap();
 
-    assert!(!rescuer.orphans_exist(Millis(now + 2_000), 2_000).await.unwrap(), "every owner is alive");
-    assert!(rescuer.orphans_exist(Millis(now + 10_500), 2_000).await.unwrap());
-    let claimed = rescuer.claim_orphans(Millis(now + 10_500), 2_000, 100).await.unwrap();
+    assert!(!rescuer.orphans_exist(Millis(now + 2_000), ms(2_000)).await.unwrap(), "every owner is alive");
+    assert!(rescuer.orphans_exist(Millis(now + 10_500), ms(2_000)).await.unwrap());
+    let claimed = rescuer.claim_orphans(Millis(now + 10_500), ms(2_000), 100).await.unwrap();
     // The dead worker's last heartbeat: its calls may outlive it by their timeout.
     assert_eq!(claimed.last_alive, Some(Millis(now + 1_000)));
     let mut claimed = claimed.payments;
@@ -235,12 +240,12 @@ async fn claims_take_a_dead_workers_payments_but_not_a_live_ones(db: Db) {
     assert_eq!(claimed[0].destination, Destination::PinnedTo(Processor::Default));
     assert!(claimed[1..].iter().all(|p| p.attempt.is_none() && p.destination == Destination::Anywhere));
     // Now owned by a live worker: nobody else gets them.
-    assert!(!live.orphans_exist(Millis(now + 10_600), 2_000).await.unwrap());
-    assert!(live.claim_orphans(Millis(now + 10_600), 2_000, 100).await.unwrap().payments.is_empty());
+    assert!(!live.orphans_exist(Millis(now + 10_600), ms(2_000)).await.unwrap());
+    assert!(live.claim_orphans(Millis(now + 10_600), ms(2_000), 100).await.unwrap().payments.is_empty());
 
     // A worker that retires hands its payments over at once.
     live.retire().await.unwrap();
-    assert_eq!(rescuer.claim_orphans(Millis(now + 10_700), 2_000, 100).await.unwrap().payments.len(), 5);
+    assert_eq!(rescuer.claim_orphans(Millis(now + 10_700), ms(2_000), 100).await.unwrap().payments.len(), 5);
     assert_eq!(db.count("SELECT count(*) FROM payments WHERE owner = 'rescuer'"), 10);
 }
 
@@ -277,7 +282,7 @@ async fn only_the_owner_takes_a_payment_for_sending_and_a_pinned_one_keeps_its_r
     // its queue.
     let later = Millis(Millis::now().0 + 10_000);
     rescuer.heartbeat(later).await.unwrap();
-    assert_eq!(rescuer.claim_orphans(later, 3_000, 100).await.unwrap().payments.len(), 2);
+    assert_eq!(rescuer.claim_orphans(later, ms(3_000), 100).await.unwrap().payments.len(), 2);
     stalled.record_pending(vec![accepted(2, 1990, 0), accepted(3, 1990, 0)]).await.unwrap();
 
     let before = Millis::now();
@@ -291,7 +296,7 @@ async fn only_the_owner_takes_a_payment_for_sending_and_a_pinned_one_keeps_its_r
     assert_eq!(db.count(&format!("{} AND processor = 'default' AND requested_at = {first_at}", row(0))), 1);
     assert_eq!(db.count(&format!("{} AND processor IS NULL AND requested_at IS NULL", row(1))), 1);
     // The renewed heartbeat keeps the stalled worker's own rows from being claimed.
-    assert!(rescuer.claim_orphans(Millis::now(), 3_000, 100).await.unwrap().payments.is_empty());
+    assert!(rescuer.claim_orphans(Millis::now(), ms(3_000), 100).await.unwrap().payments.is_empty());
 
     // The new owner sends payment 0, pinned by the claim: asked for the fallback, the row
     // keeps the default and the requestedAt of the call the stalled worker may have made.
@@ -344,9 +349,9 @@ async fn a_heartbeat_queued_behind_a_take_never_moves_its_proof_back(db: Db) {
 
     // The proof handed out with the take holds: nobody claims the payment before it is
     // `dead_after` old, and the store does not believe its heartbeat older either.
-    let dead_after = 2_000;
+    let dead_after = ms(2_000);
     rescuer.heartbeat(Millis(taken.alive_at.0 + 60_000)).await.unwrap();
-    let just_before = Millis(taken.alive_at.0 + dead_after - 1);
+    let just_before = Millis(taken.alive_at.0 + dead_after.as_millis() as i64 - 1);
     let claimed = rescuer.claim_orphans(just_before, dead_after, 100).await.unwrap();
     assert!(claimed.payments.is_empty(), "claimed within the proof's life: {claimed:?}");
     assert_eq!(store.heartbeat_written_at(), Some(taken.alive_at));
@@ -374,7 +379,7 @@ async fn recording_for_sending_takes_the_new_payments_in_the_same_write(db: Db) 
     assert_eq!(db.count(&taken_rows), 2);
     // The heartbeat written with them keeps them from being claimed.
     rescuer.heartbeat(Millis::now()).await.unwrap();
-    assert!(rescuer.claim_orphans(Millis::now(), 3_000, 100).await.unwrap().payments.is_empty());
+    assert!(rescuer.claim_orphans(Millis::now(), ms(3_000), 100).await.unwrap().payments.is_empty());
     // Not sent yet, so not pinned: a later take may send one elsewhere, dated by that take.
     let taken = mine.take_for_sending(vec![(id(1), f)]).await.unwrap();
     let taken_at = taken.alive_at.0;
@@ -384,7 +389,7 @@ async fn recording_for_sending_takes_the_new_payments_in_the_same_write(db: Db) 
     // they were going.
     let later = Millis(taken_at + 10_000);
     rescuer.heartbeat(later).await.unwrap();
-    let mut claimed = rescuer.claim_orphans(later, 3_000, 100).await.unwrap().payments;
+    let mut claimed = rescuer.claim_orphans(later, ms(3_000), 100).await.unwrap().payments;
     claimed.sort_by_key(|p| p.payment.correlation_id);
     let got: Vec<_> = claimed.iter().map(|p| (p.payment.correlation_id, p.attempt, p.destination)).collect();
     assert_eq!(
@@ -409,13 +414,13 @@ async fn a_pin_lives_in_the_row_and_outlasts_the_worker(db: Db) {
     let by_id: std::collections::HashMap<_, _> = moved.payments.into_iter().collect();
     assert_eq!(by_id[&id(1)].processor, d, "a pinned payment is not moved, whatever is asked");
     assert_eq!(by_id[&id(2)].processor, f);
-    first.close().await.unwrap();
+    first.close().await;
 
     // The pin is visible at the sqlite3 prompt, then survives a restart and a claim.
     let pinned = "SELECT count(*) FROM payments_view WHERE pinned_to = 'default'";
     assert_eq!(db.count(pinned), 1);
     let next = db.open("next");
-    let claimed = next.claim_orphans(Millis(Millis::now().0 + 60_000), 1_000, 10).await.unwrap();
+    let claimed = next.claim_orphans(Millis(Millis::now().0 + 60_000), ms(1_000), 10).await.unwrap();
     let destinations: std::collections::HashMap<_, _> =
         claimed.payments.iter().map(|p| (p.payment.correlation_id, p.destination)).collect();
     assert_eq!(destinations[&id(1)], Destination::PinnedTo(d));
@@ -427,7 +432,7 @@ async fn a_pin_lives_in_the_row_and_outlasts_the_worker(db: Db) {
 async fn a_version_1_database_is_migrated_with_its_payments(db: Db) {
     let store = db.open("w1");
     store.record_pending(vec![accepted(1, 1990, 0)]).await.unwrap();
-    store.close().await.unwrap();
+    store.close().await;
     // Back to what version 1 was: no pin column, the old view.
     db.query(&format!(
         "DROP VIEW payments_view;
@@ -453,7 +458,7 @@ async fn concurrent_claimers_never_get_the_same_payment(db: Db) {
                 store.heartbeat(Millis::now()).await.unwrap();
                 let mut mine = Vec::new();
                 loop {
-                    let got = store.claim_orphans(Millis::now(), 60_000, 50).await.unwrap().payments;
+                    let got = store.claim_orphans(Millis::now(), ms(60_000), 50).await.unwrap().payments;
                     if got.is_empty() {
                         return mine;
                     }
@@ -476,12 +481,12 @@ async fn one_health_turn_per_window_and_the_record_is_shared(db: Db) {
     let w1 = db.open("w1");
     let w2 = db.open("w2");
     let (d, f) = (Processor::Default, Processor::Fallback);
-    assert!(w1.take_health_turn(d, Millis(10_000), 5_000).await.unwrap());
-    assert!(!w2.take_health_turn(d, Millis(10_001), 5_000).await.unwrap());
-    assert!(!w1.take_health_turn(d, Millis(14_999), 5_000).await.unwrap());
+    assert!(w1.take_health_turn(d, Millis(10_000), ms(5_000)).await.unwrap());
+    assert!(!w2.take_health_turn(d, Millis(10_001), ms(5_000)).await.unwrap());
+    assert!(!w1.take_health_turn(d, Millis(14_999), ms(5_000)).await.unwrap());
     // The other processor has its own budget.
-    assert!(w2.take_health_turn(f, Millis(10_001), 5_000).await.unwrap());
-    assert!(w2.take_health_turn(d, Millis(15_000), 5_000).await.unwrap());
+    assert!(w2.take_health_turn(f, Millis(10_001), ms(5_000)).await.unwrap());
+    assert!(w2.take_health_turn(d, Millis(15_000), ms(5_000)).await.unwrap());
 
     assert_eq!(w2.health(d).await.unwrap(), None);
     let record = HealthRecord { failing: true, min_response_time_ms: 120, checked_at: Millis(15_010) };
@@ -493,7 +498,7 @@ async fn one_health_turn_per_window_and_the_record_is_shared(db: Db) {
 async fn writes_after_close_say_so(db: Db) {
     let store = db.open("w1");
     let other = store.clone();
-    store.close().await.unwrap();
+    store.close().await;
     let err = other.record_pending(vec![accepted(1, 1990, 0)]).await.unwrap_err();
     assert!(matches!(err, StorageError::Closed { .. }), "{err:?}");
     // Reads still work.
@@ -507,7 +512,7 @@ async fn the_view_reads_well_at_the_prompt(db: Db) {
     let accepted_at = Millis::parse_iso("2025-07-10T12:34:56.005Z").unwrap();
     store.record_pending(vec![accepted(1, 1990, accepted_at.0), accepted(2, 5, accepted_at.0)]).await.unwrap();
     store.mark_processed(vec![(payment(1, 1990), attempt(Processor::Fallback, at.0))]).await.unwrap();
-    store.close().await.unwrap();
+    store.close().await;
 
     let lines = db.query("SELECT * FROM payments_view ORDER BY correlation_id;");
     assert_eq!(
@@ -568,7 +573,7 @@ async fn sqlite_opening_creates_the_directory_in_wal_mode() {
     let db = Db::new(Backend::Sqlite);
     let path = db.path();
     assert!(!path.parent().unwrap().exists());
-    db.open("w1").close().await.unwrap();
+    db.open("w1").close().await;
     assert_eq!(db.query("PRAGMA journal_mode"), ["wal"]);
 }
 

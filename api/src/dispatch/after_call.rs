@@ -2,7 +2,7 @@
 //! (invariant 2) is decided, as pure functions with a table test.
 
 use super::queue::Place;
-use crate::metrics::CallOutcome;
+use crate::processor::CallOutcome;
 use payment::Processor;
 use std::time::Duration;
 use storage::Destination;

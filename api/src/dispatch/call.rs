@@ -74,7 +74,7 @@ impl Dispatcher {
             calls.iter().map(|c| (c.job.id(), c.processor())).collect();
         // The proof's age is measured from here, before the write ran (see `sendable`).
         let asked = Instant::now();
-        match self.store.take_for_sending(batch).await {
+        match self.shared.store.take_for_sending(batch).await {
             Ok(taken) => self.call_taken(calls, permits, taken, asked),
             Err(e) => {
                 tracing::error!(
@@ -84,7 +84,7 @@ impl Dispatcher {
                 tokio::time::sleep(RETRY_BACKOFF).await;
                 for call in calls {
                     // Nothing was sent: the destination is what it was.
-                    self.queue.requeue(call.job, Place::Front);
+                    self.shared.queue.requeue(call.job, Place::Front);
                 }
             }
         }
@@ -110,8 +110,8 @@ impl Dispatcher {
                 Some(attempt) => self.redirect(call, attempt),
                 None => {
                     lost += 1;
-                    self.metrics.lost_ownership.fetch_add(1, Relaxed);
-                    self.queue.done(&call.job);
+                    self.shared.metrics.lost_ownership.fetch_add(1, Relaxed);
+                    self.shared.queue.done(&call.job);
                 }
             }
         }
@@ -132,7 +132,7 @@ impl Dispatcher {
     ) {
         // The round took one permit per planned call, so this cannot come up short.
         let Some(permit) = permits.split(1) else {
-            self.queue.requeue(call.job, Place::Front);
+            self.shared.queue.requeue(call.job, Place::Front);
             return;
         };
         let this = Arc::clone(self);
@@ -147,7 +147,7 @@ impl Dispatcher {
         let mut job = call.job;
         job.pending.attempt = Some(attempt);
         job.pending.destination = Destination::PinnedTo(attempt.processor);
-        self.queue.requeue(job, Place::Front);
+        self.shared.queue.requeue(job, Place::Front);
     }
 
     /// One processor call and what follows from its answer. `owned_at`: when the write
@@ -156,19 +156,21 @@ impl Dispatcher {
     async fn call(&self, call: Call, permit: OwnedSemaphorePermit, owned_at: Instant) {
         let Some(attempt) = self.sendable(&call.job, owned_at) else {
             drop(permit);
-            self.queue.requeue(call.job, Place::Front);
+            self.shared.queue.requeue(call.job, Place::Front);
             return;
         };
         let Call { job, ticket } = call;
         let processor = ticket.processor();
         if let Destination::PinnedTo(_) = job.pending.destination {
-            self.metrics.resend(processor);
+            self.shared.metrics.resend(processor);
         }
         let started = Instant::now();
         let outcome = self.clients[processor.index()]
             .pay(&job.pending.payment, attempt.requested_at)
             .await;
-        self.metrics.call(processor, outcome, started.elapsed());
+        self.shared
+            .metrics
+            .call(processor, outcome, started.elapsed());
         ticket.report(outcome, Millis::now());
         let next = match after_call(outcome, job.pending.destination, processor) {
             Next::Record => self.record(&job, attempt).await,
@@ -177,7 +179,7 @@ impl Dispatcher {
         // Held until the answer is recorded: a shutdown's drain waits for it.
         drop(permit);
         match next {
-            Next::Record => self.queue.done(&job),
+            Next::Record => self.shared.queue.done(&job),
             Next::Retry {
                 destination,
                 wait,
@@ -197,7 +199,7 @@ impl Dispatcher {
         // take_then_call always sets the attempt before a call.
         let attempt = job.pending.attempt?;
         if owned_at.elapsed() > self.send_within {
-            self.metrics.stale_proofs.fetch_add(1, Relaxed);
+            self.shared.metrics.stale_proofs.fetch_add(1, Relaxed);
             return None;
         }
         Some(attempt)
@@ -207,10 +209,15 @@ impl Dispatcher {
     /// [`after_unrecorded`] says if the database refuses.
     async fn record(&self, job: &Job, attempt: Attempt) -> Next {
         let (payment, processor) = (job.pending.payment, attempt.processor);
-        match self.store.mark_processed(vec![(payment, attempt)]).await {
+        match self
+            .shared
+            .store
+            .mark_processed(vec![(payment, attempt)])
+            .await
+        {
             Ok(double) => {
                 self.alarm(&double);
-                self.metrics.processed(processor);
+                self.shared.metrics.processed(processor);
                 Next::Record
             }
             Err(e) => {
@@ -229,18 +236,18 @@ impl Dispatcher {
             }
             job.pending.destination = destination;
         }
-        self.metrics.retries.fetch_add(1, Relaxed);
+        self.shared.metrics.retries.fetch_add(1, Relaxed);
         tokio::time::sleep(wait).await;
-        self.queue.requeue(job, place);
+        self.shared.queue.requeue(job, place);
     }
 
     /// Makes a new pin durable in the payment's row before the payment can be sent again,
     /// so a restart or a claim keeps it, and so the next take keeps its requestedAt (a take
     /// stamps a new one on a row that is not pinned). A failed write is tried again.
     async fn pin(&self, job: &Job, processor: Processor) {
-        self.metrics.pinned(processor);
+        self.shared.metrics.pinned(processor);
         tracing::debug!(payment = %job.id(), %processor, "payment pinned: its call's outcome is unknown");
-        while let Err(e) = self.store.pin(vec![(job.id(), processor)]).await {
+        while let Err(e) = self.shared.store.pin(vec![(job.id(), processor)]).await {
             tracing::warn!(payment = %job.id(), %processor, "cannot write the pin, trying again: {e}");
             tokio::time::sleep(RETRY_BACKOFF).await;
         }
@@ -249,7 +256,7 @@ impl Dispatcher {
     /// A payment charged by both processors: never expected, always loud.
     fn alarm(&self, double: &[DoubleCharge]) {
         for d in double {
-            self.metrics.double_charges.fetch_add(1, Relaxed);
+            self.shared.metrics.double_charges.fetch_add(1, Relaxed);
             tracing::error!(
                 payment = %d.payment.correlation_id,
                 recorded_at = %d.recorded_at,

@@ -26,9 +26,9 @@ pub mod queue;
 
 pub use queue::{Job, Queue};
 
-use crate::metrics::Metrics;
 use crate::processor::ProcessorClient;
-use crate::routing::{Backlog, Routing, Ticket};
+use crate::routing::{Backlog, Ticket};
+use crate::shared::Shared;
 use crate::shutdown::Shutdown;
 use payment::{Millis, Processor};
 use plan::plan;
@@ -36,30 +36,27 @@ use queue::Place;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use storage::Store;
 use tokio::sync::Semaphore;
 
 /// How often the payments that wait for the processor they are pinned to, and the sends
 /// taken again for a stale stamp, are logged.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
-/// Everything a call needs; shared by the dispatcher and its call tasks.
+/// The dispatcher of one worker: its rounds, and everything its call tasks need.
 pub struct Dispatcher {
-    pub queue: Arc<Queue>,
-    pub store: Store,
-    pub routing: Arc<Routing>,
-    pub metrics: Arc<Metrics>,
-    pub clients: [Arc<ProcessorClient>; 2],
+    shared: Shared,
+    /// The default's client, the fallback's.
+    clients: [Arc<ProcessorClient>; 2],
     /// Calls in flight at once, all processors together: the permits of `permits`.
-    pub concurrency: usize,
-    pub permits: Arc<Semaphore>,
-    pub probe_interval: Duration,
+    concurrency: usize,
+    permits: Arc<Semaphore>,
+    probe_interval: Duration,
     /// A call must start within this of the write that stamped its `requestedAt` and proved
     /// this worker owns the payment: under half of `WORKER_DEAD_AFTER_MS` (before that no
     /// other worker can have claimed it), and short, since the stamp's age adds to the
     /// processor's delay in what an audit can see (see `crate::routing`). Measured on the
     /// monotonic clock from just before the write was queued (see `call`).
-    pub send_within: Duration,
+    send_within: Duration,
 }
 
 /// A planned call, counted by the routing as in flight until it ends (its ticket).
@@ -75,6 +72,26 @@ impl Call {
 }
 
 impl Dispatcher {
+    /// `per_processor`: calls in flight at once per processor (`DISPATCH_CONCURRENCY`);
+    /// a round runs at least every `probe_interval`; for `send_within` see the field.
+    pub fn new(
+        shared: Shared,
+        clients: [Arc<ProcessorClient>; 2],
+        per_processor: usize,
+        probe_interval: Duration,
+        send_within: Duration,
+    ) -> Dispatcher {
+        let concurrency = per_processor * clients.len();
+        Dispatcher {
+            shared,
+            clients,
+            concurrency,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            probe_interval,
+            send_within,
+        }
+    }
+
     /// Runs rounds until shutdown. Calls already started keep running; see [`Dispatcher::drain`].
     pub async fn run(self: Arc<Self>, mut shutdown: Shutdown) {
         let mut reported = (Instant::now(), 0);
@@ -82,7 +99,7 @@ impl Dispatcher {
             self.round(Millis::now());
             self.report(&mut reported);
             tokio::select! {
-                _ = self.queue.changed() => {}
+                _ = self.shared.queue.changed() => {}
                 _ = tokio::time::sleep(self.probe_interval) => {}
                 _ = shutdown.recv() => {}
             }
@@ -102,11 +119,14 @@ impl Dispatcher {
     /// here, the store's confirmation and the calls follow in a task of their own.
     fn round(self: &Arc<Self>, now: Millis) {
         let backlog = Backlog {
-            waiting: self.queue.waiting_anywhere(),
+            waiting: self.shared.queue.waiting_anywhere(),
         };
-        let view = self.routing.view(now, backlog);
+        let view = self.shared.routing.view(now, backlog);
         let free = self.permits.available_permits();
-        let planned = self.queue.with_lanes(|lanes| plan(lanes, &view, free));
+        let planned = self
+            .shared
+            .queue
+            .with_lanes(|lanes| plan(lanes, &view, free));
         if planned.is_empty() {
             return;
         }
@@ -116,14 +136,14 @@ impl Dispatcher {
             tracing::error!("the permits of a round are gone; its payments wait");
             planned
                 .into_iter()
-                .for_each(|c| self.queue.requeue(c.job, Place::Front));
+                .for_each(|c| self.shared.queue.requeue(c.job, Place::Front));
             return;
         };
         let calls = planned
             .into_iter()
             .map(|c| Call {
                 job: c.job,
-                ticket: self.routing.start(c.processor, c.access, now),
+                ticket: self.shared.routing.start(c.processor, c.access, now),
             })
             .collect();
         let to_take = self.call_taken_at_intake(calls, &mut permits);
@@ -140,13 +160,13 @@ impl Dispatcher {
         if last.0.elapsed() < REPORT_EVERY {
             return;
         }
-        let stale = self.metrics.stale_proofs.load(Relaxed);
+        let stale = self.shared.metrics.stale_proofs.load(Relaxed);
         if stale > last.1 {
             tracing::warn!(count = stale - last.1,
                 "sends taken again: the write that stamped them was too old when their call could start (a busy worker)");
         }
         *last = (Instant::now(), stale);
-        let waiting = self.queue.pinned_waiting();
+        let waiting = self.shared.queue.pinned_waiting();
         for processor in Processor::ALL {
             let count = waiting[processor.index()];
             if count > 0 {

@@ -1,4 +1,5 @@
-//! The payments this worker holds, waiting or in flight, and the lanes they wait in.
+//! The payments this worker holds, waiting or in flight: the lanes they wait in, which copy
+//! of each is current, and how many more fit under `DISPATCH_QUEUE_MAX`.
 //!
 //! Waiting payments sit in lanes: one for payments free to go anywhere, one per processor
 //! for payments pinned to it, so a round can serve what may go now without scanning what
@@ -8,11 +9,11 @@
 //! sent just before is stored then with its `requestedAt`; see `crate::routing` on audits).
 //!
 //! Payments may also be set aside to join later (claimed payments waiting out a dead
-//! worker's calls, [`Queue::push_new_after`]): they count against `DISPATCH_QUEUE_MAX` from
-//! the moment they are set aside, so claims and intake stop while the worker holds that many
-//! in any form.
+//! worker's calls, [`Queue::push_replacing_after`]): they count against `DISPATCH_QUEUE_MAX`
+//! from the moment they are set aside, so claims and intake stop while the worker holds that
+//! many in any form. The queue counts all of it itself ([`Queue::room`], [`Queue::held`]):
+//! admission and the `api_payments_held` gauge read the same numbers.
 
-use crate::metrics::Metrics;
 use payment::{Processor, Uuid};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicUsize;
@@ -28,7 +29,7 @@ use tokio::sync::Notify;
 pub struct Job {
     /// The payment as stored, with where it may go (`pending.destination`).
     pub pending: Pending,
-    /// Which copy of the payment this is, set by the queue (see [`Queue::push_new`]).
+    /// Which copy of the payment this is, set by the queue (see [`Queue::push_replacing`]).
     generation: u64,
     /// Set when intake's write already took the payment for sending (its attempt is in
     /// `pending`): when that proof of ownership was asked for, on this process's monotonic
@@ -128,7 +129,7 @@ enum IfHeld {
 }
 
 impl Held {
-    /// False for a copy replaced by a newer one (see [`Queue::push_new`]).
+    /// False for a copy replaced by a newer one (see [`Queue::push_replacing`]).
     fn is_current(&self, job: &Job) -> bool {
         self.generations.get(&job.id()) == Some(&job.generation)
     }
@@ -137,30 +138,32 @@ impl Held {
 /// The in-memory queue of one worker.
 pub struct Queue {
     held: Mutex<Held>,
-    /// Payments set aside to join later ([`Queue::push_new_after`]), not yet pushed.
+    /// Payments set aside to join later ([`Queue::push_replacing_after`]), not yet pushed.
     set_aside: AtomicUsize,
+    /// `DISPATCH_QUEUE_MAX`: see [`Queue::room`].
+    capacity: usize,
     wake: Notify,
-    metrics: Arc<Metrics>,
 }
 
 impl Queue {
-    pub fn new(metrics: Arc<Metrics>) -> Queue {
+    /// An empty queue for at most `capacity` payments (`DISPATCH_QUEUE_MAX`).
+    pub fn new(capacity: usize) -> Queue {
         Queue {
             held: Mutex::new(Held::default()),
             set_aside: AtomicUsize::new(0),
+            capacity,
             wake: Notify::new(),
-            metrics,
         }
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
         // Plain deques and a map; a panic elsewhere cannot leave them half-updated.
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `f` on the waiting payments, under the queue's lock.
     pub(super) fn with_lanes<T>(&self, f: impl FnOnce(&mut Lanes) -> T) -> T {
-        f(&mut self.held().lanes)
+        f(&mut self.lock().lanes)
     }
 
     /// Resolves at the next change worth a new round (a push, a put back, a payment done).
@@ -173,28 +176,28 @@ impl Queue {
     /// that worker died, and this one claimed it back. The claimed copy carries the attempt
     /// as stored (maybe another processor, pinned), so it replaces the old one: a waiting
     /// old copy is removed, one in flight is dropped when its call ends.
-    pub fn push_new(&self, jobs: impl IntoIterator<Item = Job>) {
+    pub fn push_replacing(&self, jobs: impl IntoIterator<Item = Job>) {
         self.push(jobs, IfHeld::Replace);
     }
 
     /// Adds those of `jobs` this worker does not hold (waiting or in flight); returns how
     /// many. For payments just recorded, and for payments read back as ours after a write
     /// whose outcome we did not learn (see `crate::intake`): a copy already held is the
-    /// current one, and replacing it (as [`Queue::push_new`] does) could send a payment
-    /// while its call is in flight.
-    pub fn push_missing(&self, jobs: impl IntoIterator<Item = Job>) -> usize {
+    /// current one, and replacing it (as [`Queue::push_replacing`] does) could send a
+    /// payment while its call is in flight.
+    pub fn push_unheld(&self, jobs: impl IntoIterator<Item = Job>) -> usize {
         self.push(jobs, IfHeld::Keep)
     }
 
-    /// [`Queue::push_new`] once `wait` has passed (on the monotonic clock). Until then the
-    /// jobs count in [`Queue::room`]: without that, claims would see the room unchanged and
-    /// take every orphan at once, past `DISPATCH_QUEUE_MAX`.
-    pub fn push_new_after(self: &Arc<Self>, jobs: Vec<Job>, wait: Duration) {
+    /// [`Queue::push_replacing`] once `wait` has passed (on the monotonic clock). Until then
+    /// the jobs count in [`Queue::room`]: without that, claims would see the room unchanged
+    /// and take every orphan at once, past `DISPATCH_QUEUE_MAX`.
+    pub fn push_replacing_after(self: &Arc<Self>, jobs: Vec<Job>, wait: Duration) {
         self.push_after(jobs, wait, IfHeld::Replace);
     }
 
-    /// [`Queue::push_missing`] once `wait` has passed, counted in [`Queue::room`] meanwhile.
-    pub fn push_missing_after(self: &Arc<Self>, jobs: Vec<Job>, wait: Duration) {
+    /// [`Queue::push_unheld`] once `wait` has passed, counted in [`Queue::room`] meanwhile.
+    pub fn push_unheld_after(self: &Arc<Self>, jobs: Vec<Job>, wait: Duration) {
         self.push_after(jobs, wait, IfHeld::Keep);
     }
 
@@ -215,7 +218,7 @@ impl Queue {
     fn push(&self, jobs: impl IntoIterator<Item = Job>, if_held: IfHeld) -> usize {
         let mut count = 0;
         {
-            let mut held = self.held();
+            let mut held = self.lock();
             for mut job in jobs {
                 let id = job.id();
                 if held.generations.contains_key(&id) {
@@ -232,7 +235,6 @@ impl Queue {
                 held.lanes.put(job, Place::Back);
             }
         }
-        self.metrics.queued.fetch_add(count as i64, Relaxed);
         self.wake.notify_one();
         count
     }
@@ -240,7 +242,7 @@ impl Queue {
     /// Returns a payment taken by the dispatcher to its lane, unless a newer copy replaced
     /// it meanwhile.
     pub(super) fn requeue(&self, job: Job, place: Place) {
-        let mut held = self.held();
+        let mut held = self.lock();
         if held.is_current(&job) {
             held.lanes.put(job, place);
         }
@@ -248,32 +250,41 @@ impl Queue {
         self.wake.notify_one();
     }
 
-    /// How many more payments fit under `limit` (waiting, in flight and set aside to join
-    /// later count alike).
-    pub fn room(&self, limit: usize) -> usize {
-        let held = usize::try_from(self.metrics.queued.load(Relaxed)).unwrap_or(0);
+    /// How many more payments fit under the capacity (waiting, in flight and set aside to
+    /// join later count alike).
+    pub fn room(&self) -> usize {
+        let held = self.held();
         let set_aside = self.set_aside.load(Relaxed);
-        limit.saturating_sub(held.saturating_add(set_aside))
+        self.capacity.saturating_sub(held.saturating_add(set_aside))
+    }
+
+    /// `DISPATCH_QUEUE_MAX`.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Payments in this worker's hands: waiting or in flight (not those set aside).
+    pub fn held(&self) -> usize {
+        self.lock().generations.len()
     }
 
     /// Payments free to go anywhere that wait (not in flight).
     pub fn waiting_anywhere(&self) -> usize {
-        self.held().lanes.anywhere.len()
+        self.lock().lanes.anywhere.len()
     }
 
     /// Payments waiting (not in flight) that may only go to the default, the fallback.
     pub fn pinned_waiting(&self) -> [usize; 2] {
-        let held = self.held();
+        let held = self.lock();
         held.lanes.pinned.each_ref().map(VecDeque::len)
     }
 
     /// A payment left the queue for good (processed, or no longer this worker's to send).
     /// A replaced copy leaves nothing: the payment stays in hand as its newer copy.
     pub(super) fn done(&self, job: &Job) {
-        let mut held = self.held();
+        let mut held = self.lock();
         if held.is_current(job) {
             held.generations.remove(&job.id());
-            self.metrics.queued.fetch_sub(1, Relaxed);
         }
         drop(held);
         self.wake.notify_one();

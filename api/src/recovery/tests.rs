@@ -2,6 +2,7 @@
 //! them go.
 
 use super::*;
+use crate::routing::Policy;
 use payment::intake::Accepted;
 use payment::{Cents, Payment, Processor, Uuid};
 use storage::StoreConfig;
@@ -14,17 +15,14 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// worker is dead once its last heartbeat is in the past, and its calls outlive it by an
 /// hour.
 fn recovery(store: Store, queue_max: usize) -> Recovery {
-    let metrics = Arc::new(Metrics::default());
-    Recovery {
-        store,
-        queue: Arc::new(Queue::new(Arc::clone(&metrics))),
-        metrics,
-        dead_after: Duration::ZERO,
-        calls_outlive_heartbeat_by: HOUR,
-        queue_max,
-        unsure: Arc::default(),
-        lost_claim_last_alive: AtomicI64::new(0),
-    }
+    let policy = Policy {
+        latency_max: 1_200,
+        fallback_after: 12_000,
+        overflow_after: 5_000,
+        concurrency: 400,
+    };
+    let shared = Shared::new(store, queue_max, policy, Duration::from_millis(100));
+    Recovery::new(shared, Duration::ZERO, HOUR)
 }
 
 /// Opens the store at `path` as worker `owner`.
@@ -68,12 +66,20 @@ async fn claims_waiting_out_a_dead_workers_calls_stop_at_the_queue_bound() {
         recovery.claim_all().await.expect("a claim");
     }
     assert_eq!(
-        recovery.metrics.claimed.load(Relaxed),
+        recovery.shared.metrics.claimed.load(Relaxed),
         100,
         "claimed no more than DISPATCH_QUEUE_MAX, waiting ones included"
     );
-    assert_eq!(recovery.queue.room(100), 0, "intake is refused meanwhile");
-    let rest_claimable = recovery.store.orphans_exist(Millis::now(), 0).await;
+    assert_eq!(
+        recovery.shared.queue.room(),
+        0,
+        "intake is refused meanwhile"
+    );
+    let rest_claimable = recovery
+        .shared
+        .store
+        .orphans_exist(Millis::now(), Duration::ZERO)
+        .await;
     assert!(
         rest_claimable.expect("look for orphans"),
         "the other 900 stay claimable by a worker with room"
@@ -98,20 +104,24 @@ async fn payments_read_back_after_a_lost_claim_wait_out_the_dead_workers_calls()
 
     // The claim commits, and its answer is lost (as `claim_all` sees an error).
     let now = Millis::now();
-    let claimed = recovery.store.claim_orphans(now, 0, 100).await;
+    let claimed = recovery
+        .shared
+        .store
+        .claim_orphans(now, Duration::ZERO, 100)
+        .await;
     assert_eq!(claimed.expect("the claim").payments.len(), 15);
     recovery.claim_unsure(now);
     recovery.adopt_own().await.expect("read back");
 
     assert_eq!(
-        recovery.queue.waiting_anywhere(),
+        recovery.shared.queue.waiting_anywhere(),
         5,
         "the never-sent ones go at once"
     );
     assert_eq!(
-        recovery.queue.pinned_waiting(),
+        recovery.shared.queue.pinned_waiting(),
         [0, 0],
         "those the dead worker may be sending wait"
     );
-    assert_eq!(recovery.queue.room(100), 85, "and take room meanwhile");
+    assert_eq!(recovery.shared.queue.room(), 85, "and take room meanwhile");
 }

@@ -149,16 +149,10 @@ struct InProcess {
 }
 
 impl InProcess {
-    /// Shuts the worker down, once, and checks it went cleanly (unless the test already
-    /// failed); the runtime lives on, with any connection still open.
+    /// Shuts the worker down, once; the runtime lives on, with any connection still open.
     fn shutdown(&mut self) {
-        let Some(worker) = self.worker.take() else {
-            return;
-        };
-        if let Err(e) = self.runtime.block_on(worker.shutdown()) {
-            if !std::thread::panicking() {
-                panic!("the worker did not shut down cleanly: {e}");
-            }
+        if let Some(worker) = self.worker.take() {
+            self.runtime.block_on(worker.shutdown());
         }
     }
 }

@@ -3,25 +3,23 @@
 //! writes into one transaction per batch (`crate::writer`, `writer`), and a few read
 //! connections (`reads`). The connections are driven by the store's own small runtime
 //! ([`writer::Driver`]), so the store works from any caller, async or not, like SQLite's.
-//! The semantics of each method are [`crate::Store`]'s; `writes` says why each statement
-//! keeps them between any number of workers.
+//! Each operation's body is in [`crate::Store`]: a function of `writes` given to
+//! [`Store::write`], or of `reads` given to [`Store::read`]; `writes` says why each
+//! statement keeps [`crate::Store`]'s guarantees between any number of workers.
 //!
 //! The client is `tokio-postgres` without TLS (the workers and the database share a
 //! private network); a URL that requires TLS (`sslmode=require`) fails to connect.
 
-mod reads;
+pub mod reads;
 mod schema;
 mod writer;
-mod writes;
+pub mod writes;
 
 use crate::config::{redact, StoreConfig};
 use crate::error::StorageError;
-use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Pending, Recorded, Taken};
 use crate::writer::Batching;
 use futures_util::future::BoxFuture;
-use payment::intake::Accepted;
-use payment::{Millis, Payment, Processor, Summary, Uuid};
-use reads::{Reader, Readers};
+use reads::{Read, Reader, Readers};
 use std::sync::Arc;
 use tokio_postgres::Client;
 use writer::{Driver, PgSession, PgWriter, Tx};
@@ -55,8 +53,9 @@ impl Store {
         Ok(Store { writer, readers })
     }
 
-    /// Queues a write, to be folded with others into one transaction.
-    async fn write<A, T>(&self, operation: &'static str, args: A, sql: WriteFn<A, T>) -> Result<T, StorageError>
+    /// Queues the write `sql` of `args`, to be folded with others into one transaction, and
+    /// waits until it is committed (or failed).
+    pub async fn write<A, T>(&self, operation: &'static str, args: A, sql: WriteFn<A, T>) -> Result<T, StorageError>
     where
         A: Send + Sync + 'static,
         T: Send + 'static,
@@ -64,7 +63,15 @@ impl Store {
         self.write_in(operation, false, args, sql).await
     }
 
-    /// Queues a write; `alone`: in a transaction of its own.
+    /// [`Store::write`] in a transaction of its own.
+    pub async fn write_alone<A, T>(&self, operation: &'static str, args: A, sql: WriteFn<A, T>) -> Result<T, StorageError>
+    where
+        A: Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        self.write_in(operation, true, args, sql).await
+    }
+
     async fn write_in<A, T>(&self, operation: &'static str, alone: bool, args: A, sql: WriteFn<A, T>) -> Result<T, StorageError>
     where
         A: Send + Sync + 'static,
@@ -74,69 +81,9 @@ impl Store {
         writer::run(&self.writer, operation, alone, move |tx| sql(tx, Arc::clone(&args))).await
     }
 
-    pub async fn record_pending(&self, batch: Vec<Accepted>) -> Result<Vec<Accepted>, StorageError> {
-        self.write("record pending payments", batch, writes::record_pending).await
-    }
-
-    pub async fn record_for_sending(&self, batch: Vec<Accepted>, processor: Processor) -> Result<Recorded, StorageError> {
-        self.write("record pending payments for sending", (batch, processor), writes::record_for_sending).await
-    }
-
-    pub async fn take_for_sending(&self, batch: Vec<(Uuid, Processor)>) -> Result<Taken, StorageError> {
-        self.write("take payments for sending", batch, writes::take_for_sending).await
-    }
-
-    pub async fn pin(&self, batch: Vec<(Uuid, Processor)>) -> Result<usize, StorageError> {
-        self.write("pin payments to a processor", batch, writes::pin).await
-    }
-
-    pub async fn mark_processed(&self, batch: Vec<(Payment, Attempt)>) -> Result<Vec<DoubleCharge>, StorageError> {
-        self.write("mark payments processed", batch, writes::mark_processed).await
-    }
-
-    pub async fn heartbeat(&self, now: Millis) -> Result<(), StorageError> {
-        self.write("record a worker heartbeat", now, writes::heartbeat).await
-    }
-
-    pub async fn retire(&self) -> Result<(), StorageError> {
-        self.write("retire the worker", (), writes::retire).await
-    }
-
-    pub async fn claim_orphans(&self, now: Millis, dead_after_ms: i64, limit: usize) -> Result<Claimed, StorageError> {
-        // In a transaction of its own: see `writes::claim_orphans`.
-        self.write_in("claim orphaned payments", true, (now, dead_after_ms, limit), writes::claim_orphans).await
-    }
-
-    pub async fn own_pending(&self, limit: usize) -> Result<Vec<Pending>, StorageError> {
-        self.write("read this worker's pending payments", limit, writes::own_pending).await
-    }
-
-    pub async fn take_health_turn(&self, processor: Processor, now: Millis, window_ms: i64) -> Result<bool, StorageError> {
-        self.write("take a health-check turn", (processor, now, window_ms), writes::take_health_turn).await
-    }
-
-    pub async fn save_health(&self, processor: Processor, record: HealthRecord) -> Result<(), StorageError> {
-        self.write("save a health record", (processor, record), writes::save_health).await
-    }
-
-    pub async fn purge(&self) -> Result<(), StorageError> {
-        self.write("purge payments", (), writes::purge).await
-    }
-
-    pub async fn summary(&self, from: Option<Millis>, to: Option<Millis>) -> Result<Summary, StorageError> {
-        self.readers.summary(from, to).await
-    }
-
-    pub async fn health(&self, processor: Processor) -> Result<Option<HealthRecord>, StorageError> {
-        self.readers.health(processor).await
-    }
-
-    pub async fn orphans_exist(&self, now: Millis, dead_after_ms: i64) -> Result<bool, StorageError> {
-        self.readers.orphans_exist(now, dead_after_ms).await
-    }
-
-    pub async fn pending_count(&self) -> Result<i64, StorageError> {
-        self.readers.pending_count().await
+    /// Runs `query` on a read connection.
+    pub async fn read<T>(&self, operation: &'static str, query: impl for<'a> FnOnce(&'a Reader) -> Read<'a, T>) -> Result<T, StorageError> {
+        self.readers.run(operation, query).await
     }
 
     pub async fn close(&self) {

@@ -10,10 +10,12 @@
 use crate::error::StorageError;
 use crate::model::HealthRecord;
 use crate::rows;
+use futures_util::future::BoxFuture;
 use payment::{Millis, Processor, Summary};
 use super::writer::Driver;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, Statement};
 
@@ -85,42 +87,48 @@ impl Readers {
         Ok(Arc::clone(&slot))
     }
 
-    fn error(&self, operation: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StorageError + '_ {
-        move |e| StorageError::postgres(&self.database, operation, Arc::new(e))
-    }
-
-    /// Totals of processed payments per processor with `requested_at` in `[from, to]`.
-    pub async fn summary(&self, from: Option<Millis>, to: Option<Millis>) -> Result<Summary, StorageError> {
-        let (from, to) = rows::summary_bounds(from, to);
-        let operation = "compute the payments summary";
+    /// Runs `query` on the next connection in turn.
+    pub async fn run<T>(
+        &self,
+        operation: &'static str,
+        query: impl for<'a> FnOnce(&'a Reader) -> Read<'a, T>,
+    ) -> Result<T, StorageError> {
         let reader = self.pick(operation).await?;
-        let found = reader.client.query(&reader.summary, &[&from, &to]).await.map_err(self.error(operation))?;
+        query(&reader).await.map_err(|e| StorageError::postgres(&self.database, operation, Arc::new(e)))
+    }
+}
+
+/// A read's statements on one connection.
+pub type Read<'a, T> = BoxFuture<'a, Result<T, tokio_postgres::Error>>;
+
+/// Totals of processed payments per processor with `requested_at` in `[from, to]`.
+pub fn summary(reader: &Reader, from: Option<Millis>, to: Option<Millis>) -> Read<'_, Summary> {
+    Box::pin(async move {
+        let (from, to) = rows::summary_bounds(from, to);
+        let found = reader.client.query(&reader.summary, &[&from, &to]).await?;
         let mut summary = Summary::default();
         for row in &found {
             rows::add_totals(&mut summary, row.get(0), row.get(1), row.get(2));
         }
         Ok(summary)
-    }
+    })
+}
 
-    pub async fn health(&self, processor: Processor) -> Result<Option<HealthRecord>, StorageError> {
-        let operation = "read a health record";
-        let reader = self.pick(operation).await?;
-        let found = reader.client.query_opt(&reader.health, &[&processor.name()]).await.map_err(self.error(operation))?;
+pub fn health(reader: &Reader, processor: Processor) -> Read<'_, Option<HealthRecord>> {
+    Box::pin(async move {
+        let found = reader.client.query_opt(&reader.health, &[&processor.name()]).await?;
         Ok(found.map(|row| rows::health_record(row.get(0), row.get(1), row.get(2))))
-    }
+    })
+}
 
-    pub async fn pending_count(&self) -> Result<i64, StorageError> {
-        let operation = "count pending payments";
-        let reader = self.pick(operation).await?;
-        let row = reader.client.query_one(&reader.pending_count, &[]).await.map_err(self.error(operation))?;
-        Ok(row.get(0))
-    }
+pub fn pending_count(reader: &Reader) -> Read<'_, i64> {
+    Box::pin(async move { Ok(reader.client.query_one(&reader.pending_count, &[]).await?.get(0)) })
+}
 
-    pub async fn orphans_exist(&self, now: Millis, dead_after_ms: i64) -> Result<bool, StorageError> {
-        let operation = "look for orphaned payments";
-        let reader = self.pick(operation).await?;
-        let threshold = rows::claim_threshold(now, dead_after_ms);
-        let row = reader.client.query_one(&reader.orphans_exist, &[&threshold]).await.map_err(self.error(operation))?;
-        Ok(row.get(0))
-    }
+/// See `sqlite::reads::orphans_exist`.
+pub fn orphans_exist(reader: &Reader, now: Millis, dead_after: Duration) -> Read<'_, bool> {
+    Box::pin(async move {
+        let threshold = rows::claim_threshold(now, dead_after);
+        Ok(reader.client.query_one(&reader.orphans_exist, &[&threshold]).await?.get(0))
+    })
 }

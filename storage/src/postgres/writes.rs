@@ -35,6 +35,7 @@ use futures_util::future::{try_join_all, BoxFuture};
 use payment::intake::Accepted;
 use payment::{Millis, Payment, Processor, Uuid};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Error, Row, Statement};
 
@@ -233,16 +234,16 @@ pub fn retire<'a>(tx: &'a Tx<'a>, _: Arc<()>) -> Written<'a, ()> {
     Box::pin(async move { tx.tx.execute(&tx.sql.retire, &[&tx.owner]).await.map(drop) })
 }
 
-/// What a claim is asked: now, dead-after in ms, at most how many.
-pub type ClaimArgs = (Millis, i64, usize);
+/// What a claim is asked: now, dead-after, at most how many.
+pub type ClaimArgs = (Millis, Duration, usize);
 
 /// Gives this worker the pending payments whose owner shows no heartbeat newer than
-/// `now - dead_after_ms`; see the module doc for why it locks `workers` first, in a
+/// `now - dead_after`; see the module doc for why it locks `workers` first, in a
 /// transaction of its own.
 pub fn claim_orphans<'a>(tx: &'a Tx<'a>, args: Arc<ClaimArgs>) -> Written<'a, Claimed> {
     Box::pin(async move {
-        let (now, dead_after_ms, limit) = *args;
-        let threshold = rows::claim_threshold(now, dead_after_ms);
+        let (now, dead_after, limit) = *args;
+        let threshold = rows::claim_threshold(now, dead_after);
         tx.tx.batch_execute(CLAIM_LOCK).await?;
         let last_alive: Option<i64> = tx.tx.query_one(&tx.sql.last_alive, &[&threshold]).await?.get(0);
         let claimed = tx.tx.query(&tx.sql.claim, &[&tx.owner, &threshold, &rows::claim_limit(limit)]).await?;
@@ -270,14 +271,14 @@ fn pending_from_row(row: &Row) -> Pending {
     .into_pending()
 }
 
-/// What a health turn is asked: for which processor, now, the window in ms.
-pub type TurnArgs = (Processor, Millis, i64);
+/// What a health turn is asked: for which processor, now, the window.
+pub type TurnArgs = (Processor, Millis, Duration);
 
 /// True iff nobody took a turn for the processor in the last window; then records now.
 pub fn take_health_turn<'a>(tx: &'a Tx<'a>, args: Arc<TurnArgs>) -> Written<'a, bool> {
     Box::pin(async move {
-        let (processor, now, window_ms) = *args;
-        let taken = tx.tx.query_opt(&tx.sql.take_health_turn, &[&processor.name(), &now.0, &window_ms]).await?;
+        let (processor, now, window) = *args;
+        let taken = tx.tx.query_opt(&tx.sql.take_health_turn, &[&processor.name(), &now.0, &rows::millis(window)]).await?;
         Ok(taken.is_some())
     })
 }

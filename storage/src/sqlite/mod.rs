@@ -1,21 +1,20 @@
 //! The SQLite backend: one database file in WAL mode, shared by the worker processes of
 //! one host. Writes go to the single writer thread (`writer`, batching in
 //! `crate::writer`), reads to a small pool of read connections (`reads`); nothing here
-//! blocks a runtime thread on SQLite. The semantics of each method are [`crate::Store`]'s.
+//! blocks a runtime thread on SQLite. Each operation's body is in [`crate::Store`]: a
+//! closure over a connection, given to [`Store::write`] or [`Store::read`].
 
 mod busy;
-mod reads;
+pub mod reads;
 pub mod schema;
 mod writer;
-mod writes;
+pub mod writes;
 
 use crate::config::StoreConfig;
 use crate::error::StorageError;
-use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Pending, Recorded, Taken};
 use crate::writer::Batching;
-use payment::intake::Accepted;
-use payment::{Millis, Payment, Processor, Summary, Uuid};
 use reads::Readers;
+use rusqlite::Connection;
 use std::path::PathBuf;
 use std::sync::Arc;
 use writer::SqliteWriter;
@@ -35,74 +34,23 @@ impl Store {
         Ok(Store { writer, readers })
     }
 
-    pub async fn record_pending(&self, batch: Vec<Accepted>) -> Result<Vec<Accepted>, StorageError> {
-        writer::run(&self.writer, "record pending payments", move |conn, owner| writes::record_pending(conn, owner, &batch)).await
+    /// Queues `sql` for the writer thread and waits until it is committed (or failed).
+    /// `sql` gets the open transaction's connection and the store's owner id.
+    pub async fn write<T, F>(&self, operation: &'static str, sql: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection, &str) -> rusqlite::Result<T> + Send + 'static,
+    {
+        writer::run(&self.writer, operation, sql).await
     }
 
-    pub async fn record_for_sending(&self, batch: Vec<Accepted>, processor: Processor) -> Result<Recorded, StorageError> {
-        writer::run(&self.writer, "record pending payments for sending", move |conn, owner| {
-            writes::record_for_sending(conn, owner, &batch, processor)
-        })
-        .await
-    }
-
-    pub async fn take_for_sending(&self, batch: Vec<(Uuid, Processor)>) -> Result<Taken, StorageError> {
-        writer::run(&self.writer, "take payments for sending", move |conn, owner| writes::take_for_sending(conn, owner, &batch)).await
-    }
-
-    pub async fn pin(&self, batch: Vec<(Uuid, Processor)>) -> Result<usize, StorageError> {
-        writer::run(&self.writer, "pin payments to a processor", move |conn, _| writes::pin(conn, &batch)).await
-    }
-
-    pub async fn mark_processed(&self, batch: Vec<(Payment, Attempt)>) -> Result<Vec<DoubleCharge>, StorageError> {
-        writer::run(&self.writer, "mark payments processed", move |conn, _| writes::mark_processed(conn, &batch)).await
-    }
-
-    pub async fn heartbeat(&self, now: Millis) -> Result<(), StorageError> {
-        writer::run(&self.writer, "record a worker heartbeat", move |conn, owner| writes::heartbeat(conn, owner, now)).await
-    }
-
-    pub async fn retire(&self) -> Result<(), StorageError> {
-        writer::run(&self.writer, "retire the worker", writes::retire).await
-    }
-
-    pub async fn claim_orphans(&self, now: Millis, dead_after_ms: i64, limit: usize) -> Result<Claimed, StorageError> {
-        let claim = move |conn: &_, owner: &str| writes::claim_orphans(conn, owner, now, dead_after_ms, limit);
-        writer::run(&self.writer, "claim orphaned payments", claim).await
-    }
-
-    pub async fn own_pending(&self, limit: usize) -> Result<Vec<Pending>, StorageError> {
-        let own = move |conn: &_, owner: &str| writes::own_pending(conn, owner, limit);
-        writer::run(&self.writer, "read this worker's pending payments", own).await
-    }
-
-    pub async fn take_health_turn(&self, processor: Processor, now: Millis, window_ms: i64) -> Result<bool, StorageError> {
-        let turn = move |conn: &_, _: &str| writes::take_health_turn(conn, processor, now, window_ms);
-        writer::run(&self.writer, "take a health-check turn", turn).await
-    }
-
-    pub async fn save_health(&self, processor: Processor, record: HealthRecord) -> Result<(), StorageError> {
-        writer::run(&self.writer, "save a health record", move |conn, _| writes::save_health(conn, processor, &record)).await
-    }
-
-    pub async fn purge(&self) -> Result<(), StorageError> {
-        writer::run(&self.writer, "purge payments", |conn, _| writes::purge(conn)).await
-    }
-
-    pub async fn summary(&self, from: Option<Millis>, to: Option<Millis>) -> Result<Summary, StorageError> {
-        self.readers.run("compute the payments summary", move |conn| reads::summary(conn, from, to)).await
-    }
-
-    pub async fn health(&self, processor: Processor) -> Result<Option<HealthRecord>, StorageError> {
-        self.readers.run("read a health record", move |conn| reads::health(conn, processor)).await
-    }
-
-    pub async fn orphans_exist(&self, now: Millis, dead_after_ms: i64) -> Result<bool, StorageError> {
-        self.readers.run("look for orphaned payments", move |conn| reads::orphans_exist(conn, now, dead_after_ms)).await
-    }
-
-    pub async fn pending_count(&self) -> Result<i64, StorageError> {
-        self.readers.run("count pending payments", reads::pending_count).await
+    /// Runs `query` on a read connection, in the blocking pool.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        operation: &'static str,
+        query: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        self.readers.run(operation, query).await
     }
 
     pub async fn close(&self) {

@@ -11,6 +11,7 @@ use payment::{Millis, Processor, Summary};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// Read connections handed out one per query; at most `readers` queries run at once.
@@ -88,17 +89,17 @@ pub fn health(conn: &Connection, processor: Processor) -> rusqlite::Result<Optio
     .optional()
 }
 
-/// Whether some pending payment's owner shows no heartbeat newer than `now - dead_after_ms`
+/// Whether some pending payment's owner shows no heartbeat newer than `now - dead_after`
 /// (or none at all, or there is no owner): whether a claim would take anything. A read, so
 /// a worker can look every scan and write only when there is something to claim.
-pub fn orphans_exist(conn: &Connection, now: Millis, dead_after_ms: i64) -> rusqlite::Result<bool> {
+pub fn orphans_exist(conn: &Connection, now: Millis, dead_after: Duration) -> rusqlite::Result<bool> {
     conn.prepare_cached(
         "SELECT EXISTS (
              SELECT 1 FROM payments p
              WHERE p.status = 'pending'
                AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = p.owner AND w.heartbeat_at > ?1))",
     )?
-    .query_row(params![rows::claim_threshold(now, dead_after_ms)], |row| row.get(0))
+    .query_row(params![rows::claim_threshold(now, dead_after)], |row| row.get(0))
 }
 
 pub fn pending_count(conn: &Connection) -> rusqlite::Result<i64> {

@@ -7,6 +7,7 @@ use crate::rows::{self, PendingRow};
 use payment::intake::Accepted;
 use payment::{Millis, Payment, Processor, Uuid};
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::time::Duration;
 
 /// Inserts the payments as pending, owned by `owner`; returns those that were new.
 pub fn record_pending(conn: &Connection, owner: &str, batch: &[Accepted]) -> rusqlite::Result<Vec<Accepted>> {
@@ -140,7 +141,7 @@ pub fn retire(conn: &Connection, owner: &str) -> rusqlite::Result<()> {
 }
 
 /// Gives `owner` the pending payments whose owner shows no heartbeat newer than
-/// `now - dead_after_ms` (or none at all, or no owner). One statement inside the writer's
+/// `now - dead_after` (or none at all, or no owner). One statement inside the writer's
 /// IMMEDIATE transaction: no other process can claim the same rows in between. A row with
 /// an attempt on record is pinned to that processor: the dead worker may have been in the
 /// middle of that call.
@@ -148,10 +149,10 @@ pub fn claim_orphans(
     conn: &Connection,
     owner: &str,
     now: Millis,
-    dead_after_ms: i64,
+    dead_after: Duration,
     limit: usize,
 ) -> rusqlite::Result<Claimed> {
-    let threshold = rows::claim_threshold(now, dead_after_ms);
+    let threshold = rows::claim_threshold(now, dead_after);
     let last_alive: Option<i64> = conn
         .prepare_cached("SELECT max(heartbeat_at) FROM workers WHERE heartbeat_at <= ?1")?
         .query_row(params![threshold], |row| row.get(0))?;
@@ -196,15 +197,15 @@ fn pending_from_row(row: &Row<'_>) -> rusqlite::Result<Pending> {
     Ok(pending.into_pending())
 }
 
-/// True iff nobody took a turn for `processor` in the last `window_ms`; then records `now`.
-pub fn take_health_turn(conn: &Connection, processor: Processor, now: Millis, window_ms: i64) -> rusqlite::Result<bool> {
+/// True iff nobody took a turn for `processor` in the last `window`; then records `now`.
+pub fn take_health_turn(conn: &Connection, processor: Processor, now: Millis, window: Duration) -> rusqlite::Result<bool> {
     conn.prepare_cached(
         "INSERT INTO health_turns (processor, last_turn_at) VALUES (?1, ?2)
          ON CONFLICT (processor) DO UPDATE SET last_turn_at = excluded.last_turn_at
             WHERE health_turns.last_turn_at <= excluded.last_turn_at - ?3
          RETURNING 1",
     )?
-    .query_row(params![processor.name(), now.0, window_ms], |_| Ok(()))
+    .query_row(params![processor.name(), now.0, rows::millis(window)], |_| Ok(()))
     .optional()
     .map(|taken| taken.is_some())
 }

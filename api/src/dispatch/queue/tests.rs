@@ -29,8 +29,7 @@ fn waiting(queue: &Queue) -> Vec<(Destination, Option<Attempt>)> {
 
 #[test]
 fn a_payment_claimed_back_replaces_the_copy_still_held() {
-    let metrics = Arc::new(Metrics::default());
-    let queue = Queue::new(Arc::clone(&metrics));
+    let queue = Queue::new(usize::MAX);
     // Lost to another worker that sent it to the fallback, then claimed back from it.
     let elsewhere = Attempt {
         processor: Fallback,
@@ -42,41 +41,41 @@ fn a_payment_claimed_back_replaces_the_copy_still_held() {
             ..pending(7, PinnedTo(Fallback))
         })
     };
-    queue.push_new([Job::new(pending(7, Anywhere))]);
-    queue.push_new([claimed()]);
+    queue.push_replacing([Job::new(pending(7, Anywhere))]);
+    queue.push_replacing([claimed()]);
     assert_eq!(waiting(&queue), vec![(PinnedTo(Fallback), Some(elsewhere))]);
-    assert_eq!(metrics.queued.load(Relaxed), 1);
+    assert_eq!(queue.held(), 1);
 
     // The same with the old copy in flight: when its call ends it is dropped.
     let in_flight = queue.with_lanes(|lanes| lanes.pinned_to(Fallback).pop_front());
     let in_flight = in_flight.expect("the claimed copy waits in the fallback lane");
-    queue.push_new([claimed()]);
+    queue.push_replacing([claimed()]);
     queue.requeue(in_flight.clone(), Place::Front);
     queue.done(&in_flight);
     assert_eq!(waiting(&queue), vec![(PinnedTo(Fallback), Some(elsewhere))]);
-    assert_eq!(metrics.queued.load(Relaxed), 1);
+    assert_eq!(queue.held(), 1);
 }
 
 #[test]
 fn room_counts_what_the_queue_holds() {
-    let queue = Queue::new(Arc::new(Metrics::default()));
-    assert_eq!(queue.room(2), 2);
-    queue.push_new([Job::new(pending(7, Anywhere))]);
-    assert_eq!(queue.room(2), 1);
-    assert_eq!(queue.room(1), 0);
+    let queue = Queue::new(2);
+    assert_eq!(queue.room(), 2);
+    queue.push_replacing([Job::new(pending(7, Anywhere))]);
+    assert_eq!(queue.room(), 1);
+    queue.push_replacing([Job::new(pending(8, Anywhere))]);
+    assert_eq!(queue.room(), 0);
 }
 
 #[test]
 fn a_payment_read_back_as_ours_is_added_only_if_not_held() {
-    let metrics = Arc::new(Metrics::default());
-    let queue = Queue::new(Arc::clone(&metrics));
-    queue.push_new([Job::new(pending(7, Anywhere))]);
+    let queue = Queue::new(usize::MAX);
+    queue.push_replacing([Job::new(pending(7, Anywhere))]);
     let in_flight = queue.with_lanes(|lanes| lanes.anywhere.pop_front());
     let in_flight = in_flight.expect("the payment waits in the anywhere lane");
     // Held in flight, and a second copy of 8 in the same read: one of 8 joins.
     let read_back = [7, 8, 8].map(|id| Job::new(pending(id, Anywhere)));
-    assert_eq!(queue.push_missing(read_back), 1);
-    assert_eq!(metrics.queued.load(Relaxed), 2);
+    assert_eq!(queue.push_unheld(read_back), 1);
+    assert_eq!(queue.held(), 2);
     // The copy in flight is still the current one: it goes back to its lane.
     queue.requeue(in_flight, Place::Front);
     assert_eq!(waiting(&queue).len(), 2);

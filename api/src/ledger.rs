@@ -1,14 +1,16 @@
-//! `GET /payments-summary?from&to` and `POST /purge-payments`, answered from SQLite so
-//! both workers give the same answer.
+//! The ledger's two routes: `GET /payments-summary?from&to` reads the processed payments'
+//! totals, `POST /purge-payments` deletes every payment.
 //!
-//! The query is read strictly by [`payment::Window::parse`]: anything it refuses (an
-//! unknown or repeated parameter, a date that does not parse) is a 400.
+//! Both are answered from the database, not from this worker's memory, so both workers
+//! give the same answer. The query is read strictly by [`payment::Window::parse`]: anything
+//! it refuses (an unknown or repeated parameter, a date that does not parse) is a 400.
 
 use hyper::StatusCode;
 use payment::Window;
 use service::reply::{self, Reply};
 use storage::Store;
 
+/// `GET /payments-summary`: the totals per processor in the query's window.
 pub async fn summary(store: &Store, query: Option<&str>) -> Reply {
     let window = match Window::parse(query) {
         Ok(window) => window,
@@ -23,6 +25,7 @@ pub async fn summary(store: &Store, query: Option<&str>) -> Reply {
     }
 }
 
+/// `POST /purge-payments`: forgets every payment (see `Store::purge`).
 pub async fn purge(store: &Store) -> Reply {
     match store.purge().await {
         Ok(()) => reply::json(StatusCode::OK, r#"{"message":"All payments purged."}"#),
