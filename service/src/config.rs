@@ -168,7 +168,12 @@ fn default_of(arg: Option<&Arg>) -> String {
 /// (`scheme://user:password@host`), which logs must not keep.
 fn shown(value: &str) -> &str {
     match value.split_once("://") {
-        Some((_, rest)) if rest.split(['/', '?']).next().is_some_and(|a| a.contains('@')) => {
+        Some((_, rest))
+            if rest
+                .split(['/', '?'])
+                .next()
+                .is_some_and(|a| a.contains('@')) =>
+        {
             "(a URL with credentials, not repeated)"
         }
         _ => value,

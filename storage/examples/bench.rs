@@ -46,7 +46,9 @@ async fn main() -> Result<(), Error> {
         cores(),
         load_average()
     ));
-    line(format!("writer: {TASKS} concurrent async callers, {WRITE_ROWS} rows per process per run"));
+    line(format!(
+        "writer: {TASKS} concurrent async callers, {WRITE_ROWS} rows per process per run"
+    ));
     for batch in [1, 256] {
         for processes in [1, 2] {
             let f = write_run(processes, batch).await?;
@@ -68,14 +70,23 @@ async fn main() -> Result<(), Error> {
         fill_processed(&store, filled, rows).await?;
         filled = rows;
         let (median, p99) = summary_latency(&store, rows).await?;
-        line(format!("  {rows:>9} rows: median {:>7.3} ms, p99 {:>7.3} ms", ms(median), ms(p99)));
+        line(format!(
+            "  {rows:>9} rows: median {:>7.3} ms, p99 {:>7.3} ms",
+            ms(median),
+            ms(p99)
+        ));
     }
     let start = Instant::now();
     store.summary(None, None).await?;
-    line(format!("  (for scale: no window at {filled} rows: {:.1} ms)", ms(start.elapsed())));
+    line(format!(
+        "  (for scale: no window at {filled} rows: {:.1} ms)",
+        ms(start.elapsed())
+    ));
     store.close().await;
 
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("no workspace")?;
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("no workspace")?;
     let out = workspace.join("bench/results/storage-bench.txt");
     std::fs::create_dir_all(out.parent().ok_or("no parent")?)?;
     std::fs::write(&out, report)?;
@@ -94,7 +105,11 @@ async fn write_run(processes: u64, batch: u64) -> Result<WriteFigures, Error> {
     let children: Vec<_> = (0..processes)
         .map(|p| {
             Command::new(&exe)
-                .args(["child", &db.to_string_lossy(), &(p * WRITE_ROWS).to_string()])
+                .args([
+                    "child",
+                    &db.to_string_lossy(),
+                    &(p * WRITE_ROWS).to_string(),
+                ])
                 .args([TASKS.to_string(), batch.to_string(), WRITE_ROWS.to_string()])
                 .stdout(Stdio::piped())
                 .spawn()
@@ -109,15 +124,23 @@ async fn write_run(processes: u64, batch: u64) -> Result<WriteFigures, Error> {
             return Err("a bench child failed".into());
         }
         let text = String::from_utf8(output.stdout)?;
-        let fields: Vec<f64> = text.split_whitespace().map(str::parse).collect::<Result<_, _>>()?;
-        let [start, end, child_cpu] = fields[..] else { return Err("child output".into()) };
+        let fields: Vec<f64> = text
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()?;
+        let [start, end, child_cpu] = fields[..] else {
+            return Err("child output".into());
+        };
         spans.push((start, end));
         cpu += child_cpu;
     }
     let start = spans.iter().map(|s| s.0).fold(f64::MAX, f64::min);
     let end = spans.iter().map(|s| s.1).fold(0.0, f64::max);
     let rows = (processes * WRITE_ROWS) as f64;
-    Ok(WriteFigures { rows_per_s: rows / ((end - start) / 1000.0), cpu_us_per_row: cpu * 1000.0 / rows })
+    Ok(WriteFigures {
+        rows_per_s: rows / ((end - start) / 1000.0),
+        cpu_us_per_row: cpu * 1000.0 / rows,
+    })
 }
 
 struct WriteFigures {
@@ -128,7 +151,8 @@ struct WriteFigures {
 }
 
 async fn child(args: &[String]) -> Result<(), Error> {
-    let arg = |i: usize| -> Result<u64, Error> { Ok(args.get(i).ok_or("missing argument")?.parse()?) };
+    let arg =
+        |i: usize| -> Result<u64, Error> { Ok(args.get(i).ok_or("missing argument")?.parse()?) };
     let db = args.first().ok_or("missing db")?;
     let (first, tasks, batch, rows) = (arg(1)?, arg(2)?, arg(3)?, arg(4)?);
     let store = Store::open(StoreConfig::new(db, format!("bench-{first}")))?;
@@ -140,7 +164,9 @@ async fn child(args: &[String]) -> Result<(), Error> {
             let base = first + t * per_task;
             tokio::spawn(async move {
                 for chunk in (base..base + per_task).step_by(batch as usize) {
-                    let calls = (chunk..(chunk + batch).min(base + per_task)).map(accepted).collect();
+                    let calls = (chunk..(chunk + batch).min(base + per_task))
+                        .map(accepted)
+                        .collect();
                     store.record_pending(calls).await?;
                 }
                 Ok::<(), storage::StorageError>(())
@@ -163,8 +189,18 @@ async fn fill_processed(store: &Store, from: u64, to: u64) -> Result<(), Error> 
         let rows = chunk
             .iter()
             .map(|&n| {
-                let processor = if n % 10 == 0 { Processor::Fallback } else { Processor::Default };
-                (payment(n), Attempt { processor, requested_at: history_time(n) })
+                let processor = if n % 10 == 0 {
+                    Processor::Fallback
+                } else {
+                    Processor::Default
+                };
+                (
+                    payment(n),
+                    Attempt {
+                        processor,
+                        requested_at: history_time(n),
+                    },
+                )
             })
             .collect();
         store.mark_processed(rows).await?;
@@ -183,7 +219,9 @@ async fn summary_latency(store: &Store, rows: u64) -> Result<(Duration, Duration
         seed ^= seed << 17;
         let from = history_time(0).0 + (seed % span as u64) as i64;
         let start = Instant::now();
-        let summary = store.summary(Some(Millis(from)), Some(Millis(from + WINDOW_MS))).await?;
+        let summary = store
+            .summary(Some(Millis(from)), Some(Millis(from + WINDOW_MS)))
+            .await?;
         times.push(start.elapsed());
         if summary.default.requests + summary.fallback.requests == 0 {
             return Err("a window inside the history came back empty".into());
@@ -201,15 +239,23 @@ fn history_time(n: u64) -> Millis {
 /// bijection), so the primary-key index is written all over as in production.
 fn payment(n: u64) -> Payment {
     let id = u128::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
-    Payment { correlation_id: Uuid::from_u128(id), amount: Cents(1990) }
+    Payment {
+        correlation_id: Uuid::from_u128(id),
+        amount: Cents(1990),
+    }
 }
 
 fn accepted(n: u64) -> Accepted {
-    Accepted { payment: payment(n), accepted_at: Millis::now() }
+    Accepted {
+        payment: payment(n),
+        accepted_at: Millis::now(),
+    }
 }
 
 fn epoch_ms() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -234,7 +280,10 @@ fn cores() -> usize {
 
 /// The machine may be shared (other builds, other benchmarks): say how busy it was.
 fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg").map_or_else(|_| "?".into(), |s| s.split(' ').take(3).collect::<Vec<_>>().join(" "))
+    std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "?".into(),
+        |s| s.split(' ').take(3).collect::<Vec<_>>().join(" "),
+    )
 }
 
 fn git_head() -> String {

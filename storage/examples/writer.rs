@@ -37,15 +37,23 @@ async fn main() -> ExitCode {
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 async fn run(args: &[String]) -> Result<(), Error> {
-    let arg = |i: usize| args.get(i).map(String::as_str).ok_or("missing argument, see the module doc");
+    let arg = |i: usize| {
+        args.get(i)
+            .map(String::as_str)
+            .ok_or("missing argument, see the module doc")
+    };
     let num = |i: usize| -> Result<u64, Error> { Ok(arg(i)?.parse()?) };
     let database = arg(1)?;
     let url = database.contains("://").then_some(database);
-    let store = Store::open(StoreConfig::with_database(Database::from_url_or_path(url, database)?, arg(2)?))?;
+    let store = Store::open(StoreConfig::with_database(
+        Database::from_url_or_path(url, database)?,
+        arg(2)?,
+    ))?;
     match arg(0)? {
         "record" => record(&store, num(3)?, num(4)?, num(5)?, num(6)?).await?,
         "turns" => {
-            let processor = Processor::from_name(arg(3)?).ok_or("processor is default or fallback")?;
+            let processor =
+                Processor::from_name(arg(3)?).ok_or("processor is default or fallback")?;
             turns(&store, processor, num(4)?, num(5)?).await?
         }
         "claim" => claim(&store, num(3)?).await?,
@@ -57,7 +65,10 @@ async fn run(args: &[String]) -> Result<(), Error> {
 
 fn accepted(n: u64) -> Accepted {
     Accepted {
-        payment: Payment { correlation_id: Uuid::from_u128(u128::from(n)), amount: Cents(1990) },
+        payment: Payment {
+            correlation_id: Uuid::from_u128(u128::from(n)),
+            amount: Cents(1990),
+        },
         accepted_at: Millis::now(),
     }
 }
@@ -69,19 +80,33 @@ fn report(line: std::fmt::Arguments<'_>) {
     let _ = out.flush();
 }
 
-async fn record(store: &Store, first: u64, count: u64, batch: u64, tasks: u64) -> Result<(), Error> {
+async fn record(
+    store: &Store,
+    first: u64,
+    count: u64,
+    batch: u64,
+    tasks: u64,
+) -> Result<(), Error> {
     let batch = batch.max(1);
     let batches: Vec<u64> = (first..first + count).step_by(batch as usize).collect();
     let mut handles = Vec::new();
     for task in 0..tasks.max(1) {
-        let mine: Vec<u64> = batches.iter().copied().skip(task as usize).step_by(tasks.max(1) as usize).collect();
+        let mine: Vec<u64> = batches
+            .iter()
+            .copied()
+            .skip(task as usize)
+            .step_by(tasks.max(1) as usize)
+            .collect();
         let store = store.clone();
         let end_all = first + count;
         handles.push(tokio::spawn(async move {
             let mut new = 0;
             for start in mine {
                 let end = (start + batch).min(end_all);
-                new += store.record_pending((start..end).map(accepted).collect()).await?.len();
+                new += store
+                    .record_pending((start..end).map(accepted).collect())
+                    .await?
+                    .len();
                 report(format_args!("committed {start} {end}"));
             }
             Ok::<usize, storage::StorageError>(new)
@@ -95,7 +120,12 @@ async fn record(store: &Store, first: u64, count: u64, batch: u64, tasks: u64) -
     Ok(())
 }
 
-async fn turns(store: &Store, processor: Processor, window_ms: u64, for_ms: u64) -> Result<(), Error> {
+async fn turns(
+    store: &Store,
+    processor: Processor,
+    window_ms: u64,
+    for_ms: u64,
+) -> Result<(), Error> {
     let until = Instant::now() + Duration::from_millis(for_ms);
     let window = Duration::from_millis(window_ms);
     while Instant::now() < until {
@@ -110,7 +140,14 @@ async fn turns(store: &Store, processor: Processor, window_ms: u64, for_ms: u64)
 async fn claim(store: &Store, limit: u64) -> Result<(), Error> {
     store.heartbeat(Millis::now()).await?;
     loop {
-        let claimed = store.claim_orphans(Millis::now(), Duration::from_secs(60), usize::try_from(limit)?).await?.payments;
+        let claimed = store
+            .claim_orphans(
+                Millis::now(),
+                Duration::from_secs(60),
+                usize::try_from(limit)?,
+            )
+            .await?
+            .payments;
         if claimed.is_empty() {
             return Ok(());
         }

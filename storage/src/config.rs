@@ -29,7 +29,10 @@ impl Database {
     /// at `path` (`DATABASE_PATH`). A URL must be `postgres://` or `postgresql://`; any
     /// other is refused with [`StorageError::UnsupportedDatabaseUrl`], so a typo does not
     /// silently fall back to a local file.
-    pub fn from_url_or_path(url: Option<&str>, path: impl Into<PathBuf>) -> Result<Database, StorageError> {
+    pub fn from_url_or_path(
+        url: Option<&str>,
+        path: impl Into<PathBuf>,
+    ) -> Result<Database, StorageError> {
         let url = match url.map(str::trim) {
             None | Some("") => return Ok(Database::Sqlite(path.into())),
             Some(url) => url,
@@ -37,10 +40,19 @@ impl Database {
         let scheme = url.split_once("://").map(|(scheme, _)| scheme);
         match scheme {
             Some("postgres" | "postgresql") => {}
-            _ => return Err(StorageError::UnsupportedDatabaseUrl { url: redact(url), scheme: scheme.map(str::to_string) }),
+            _ => {
+                return Err(StorageError::UnsupportedDatabaseUrl {
+                    url: redact(url),
+                    scheme: scheme.map(str::to_string),
+                })
+            }
         }
-        url.parse::<tokio_postgres::Config>()
-            .map_err(|source| StorageError::InvalidDatabaseUrl { url: redact(url), source })?;
+        url.parse::<tokio_postgres::Config>().map_err(|source| {
+            StorageError::InvalidDatabaseUrl {
+                url: redact(url),
+                source,
+            }
+        })?;
         Ok(Database::Postgres(url.to_string()))
     }
 }
@@ -68,7 +80,9 @@ impl fmt::Debug for Database {
 /// `scheme://user:secret@host/db?password=secret` → `scheme://user:***@host/db?password=***`.
 pub(crate) fn redact(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let (authority, tail) = rest.find(['/', '?']).map_or((rest, ""), |i| rest.split_at(i));
+    let (authority, tail) = rest
+        .find(['/', '?'])
+        .map_or((rest, ""), |i| rest.split_at(i));
     let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
             Some((user, _)) => format!("{user}:***@{host}"),
@@ -89,7 +103,11 @@ pub(crate) fn redact(url: &str) -> String {
         }
         None => tail.to_string(),
     };
-    let scheme = if scheme.is_empty() { String::new() } else { format!("{scheme}://") };
+    let scheme = if scheme.is_empty() {
+        String::new()
+    } else {
+        format!("{scheme}://")
+    };
     format!("{scheme}{authority}{tail}")
 }
 
@@ -131,29 +149,57 @@ mod tests {
 
     #[test]
     fn the_url_decides_and_a_password_is_never_shown() {
-        let db = Database::from_url_or_path(Some("postgres://rinha:s3cret@db:5432/pay?password=s3cret"), "x.db").unwrap();
+        let db = Database::from_url_or_path(
+            Some("postgres://rinha:s3cret@db:5432/pay?password=s3cret"),
+            "x.db",
+        )
+        .unwrap();
         assert!(matches!(db, Database::Postgres(_)));
         let shown = format!("{db} {db:?}");
-        assert!(!shown.contains("s3cret") && shown.contains("rinha:***@db:5432/pay"), "{shown}");
-        assert!(matches!(Database::from_url_or_path(Some("postgresql://h/db"), "x.db"), Ok(Database::Postgres(_))));
-        assert_eq!(Database::from_url_or_path(None, "x.db").unwrap(), Database::Sqlite("x.db".into()));
-        assert_eq!(Database::from_url_or_path(Some(" "), "x.db").unwrap(), Database::Sqlite("x.db".into()));
+        assert!(
+            !shown.contains("s3cret") && shown.contains("rinha:***@db:5432/pay"),
+            "{shown}"
+        );
+        assert!(matches!(
+            Database::from_url_or_path(Some("postgresql://h/db"), "x.db"),
+            Ok(Database::Postgres(_))
+        ));
+        assert_eq!(
+            Database::from_url_or_path(None, "x.db").unwrap(),
+            Database::Sqlite("x.db".into())
+        );
+        assert_eq!(
+            Database::from_url_or_path(Some(" "), "x.db").unwrap(),
+            Database::Sqlite("x.db".into())
+        );
     }
 
     #[test]
     fn another_scheme_is_refused_by_name() {
         let err = Database::from_url_or_path(Some("mysql://root:pw@db/pay"), "x.db").unwrap_err();
         let message = err.to_string();
-        assert!(message.contains("`mysql`") && message.contains("postgres://") && !message.contains("pw@"), "{message}");
+        assert!(
+            message.contains("`mysql`")
+                && message.contains("postgres://")
+                && !message.contains("pw@"),
+            "{message}"
+        );
         let err = Database::from_url_or_path(Some("/var/lib/pay.db"), "x.db").unwrap_err();
         assert!(err.to_string().contains("DATABASE_PATH"), "{err}");
     }
 
     #[test]
     fn a_malformed_postgres_url_is_refused_without_its_password() {
-        let err = Database::from_url_or_path(Some("postgres://rinha:s3cret@db:port/pay"), "x.db").unwrap_err();
+        let err = Database::from_url_or_path(Some("postgres://rinha:s3cret@db:port/pay"), "x.db")
+            .unwrap_err();
         let message = err.to_string();
-        assert!(matches!(err, StorageError::InvalidDatabaseUrl { .. }), "{err:?}");
-        assert!(message.contains("rinha:***@db:port/pay") && !message.contains("s3cret"), "{message}");
+        assert!(
+            matches!(err, StorageError::InvalidDatabaseUrl { .. }),
+            "{err:?}"
+        );
+        assert!(
+            message.contains("rinha:***@db:port/pay") && !message.contains("s3cret"),
+            "{message}"
+        );
     }
 }

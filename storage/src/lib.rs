@@ -43,5 +43,7 @@ mod writer;
 
 pub use config::{Database, StoreConfig, DEFAULT_LINGER, DEFAULT_MAX_BATCH, DEFAULT_READERS};
 pub use error::StorageError;
-pub use model::{Attempt, Claimed, Destination, DoubleCharge, HealthRecord, Pending, Recorded, Taken};
+pub use model::{
+    Attempt, Claimed, Destination, DoubleCharge, HealthRecord, Pending, Recorded, Taken,
+};
 pub use store::Store;

@@ -20,8 +20,14 @@ impl PendingRow<'_> {
     /// A row has an attempt once it has both the processor and the requestedAt; it is
     /// pinned only to the processor of an attempt.
     pub fn into_pending(self) -> Pending {
-        let attempt = match (self.processor.and_then(Processor::from_name), self.requested_at) {
-            (Some(processor), Some(at)) => Some(Attempt { processor, requested_at: Millis(at) }),
+        let attempt = match (
+            self.processor.and_then(Processor::from_name),
+            self.requested_at,
+        ) {
+            (Some(processor), Some(at)) => Some(Attempt {
+                processor,
+                requested_at: Millis(at),
+            }),
             _ => None,
         };
         let destination = match (self.pinned, attempt) {
@@ -29,7 +35,10 @@ impl PendingRow<'_> {
             _ => Destination::Anywhere,
         };
         Pending {
-            payment: Payment { correlation_id: self.correlation_id, amount: Cents(self.amount) },
+            payment: Payment {
+                correlation_id: self.correlation_id,
+                amount: Cents(self.amount),
+            },
             accepted_at: Millis(self.accepted_at),
             attempt,
             destination,
@@ -40,16 +49,25 @@ impl PendingRow<'_> {
 /// The attempt a take-for-sending stored: the processor in the row (`asked` if the name is
 /// unknown, which the table's CHECK forbids) and its requestedAt.
 pub fn stored_attempt(processor: &str, requested_at: i64, asked: Processor) -> Attempt {
-    Attempt { processor: Processor::from_name(processor).unwrap_or(asked), requested_at: Millis(requested_at) }
+    Attempt {
+        processor: Processor::from_name(processor).unwrap_or(asked),
+        requested_at: Millis(requested_at),
+    }
 }
 
 /// A success at `attempt.processor` for a row already processed at `recorded`: the
 /// payment was charged twice. The same processor again (a 422 after a lost answer) is not.
-pub fn double_charge(payment: &Payment, attempt: &Attempt, recorded: Option<&str>) -> Option<DoubleCharge> {
+pub fn double_charge(
+    payment: &Payment,
+    attempt: &Attempt,
+    recorded: Option<&str>,
+) -> Option<DoubleCharge> {
     match recorded.and_then(Processor::from_name) {
-        Some(recorded) if recorded != attempt.processor => {
-            Some(DoubleCharge { payment: *payment, recorded_at: recorded, also_at: attempt.processor })
-        }
+        Some(recorded) if recorded != attempt.processor => Some(DoubleCharge {
+            payment: *payment,
+            recorded_at: recorded,
+            also_at: attempt.processor,
+        }),
         _ => None,
     }
 }
@@ -77,7 +95,10 @@ pub fn summary_bounds(from: Option<Millis>, to: Option<Millis>) -> (i64, i64) {
 /// Adds one `GROUP BY processor` row to the summary; unknown names are ignored.
 pub fn add_totals(summary: &mut Summary, processor: &str, requests: i64, amount: i64) {
     if let Some(processor) = Processor::from_name(processor) {
-        *summary.get_mut(processor) = ProcessorTotals { requests, amount: Cents(amount) };
+        *summary.get_mut(processor) = ProcessorTotals {
+            requests,
+            amount: Cents(amount),
+        };
     }
 }
 

@@ -51,16 +51,31 @@ impl Store {
             Database::Sqlite(path) => Backend::Sqlite(sqlite::Store::open(path.clone(), &config)?),
             Database::Postgres(url) => Backend::Postgres(postgres::Store::open(url, &config)?),
         };
-        Ok(Store { backend, database: config.database, heartbeat_written: Arc::default() })
+        Ok(Store {
+            backend,
+            database: config.database,
+            heartbeat_written: Arc::default(),
+        })
     }
 
     /// Records accepted payments as pending, owned by this store's owner. Returns the ones
     /// that were new: a re-sent batch returns none of the already known ones.
-    pub async fn record_pending(&self, batch: Vec<Accepted>) -> Result<Vec<Accepted>, StorageError> {
+    pub async fn record_pending(
+        &self,
+        batch: Vec<Accepted>,
+    ) -> Result<Vec<Accepted>, StorageError> {
         let operation = "record pending payments";
         match &self.backend {
-            Backend::Sqlite(db) => db.write(operation, move |conn, owner| sqlite::writes::record_pending(conn, owner, &batch)).await,
-            Backend::Postgres(db) => db.write(operation, batch, postgres::writes::record_pending).await,
+            Backend::Sqlite(db) => {
+                db.write(operation, move |conn, owner| {
+                    sqlite::writes::record_pending(conn, owner, &batch)
+                })
+                .await
+            }
+            Backend::Postgres(db) => {
+                db.write(operation, batch, postgres::writes::record_pending)
+                    .await
+            }
         }
     }
 
@@ -71,13 +86,27 @@ impl Store {
     /// proof of ownership. Known payments of a re-sent batch are neither returned nor
     /// changed. A payment recorded this way counts as attempted even before it is sent:
     /// a claim or [`Store::own_pending`] gives it back pinned to `processor`.
-    pub async fn record_for_sending(&self, batch: Vec<Accepted>, processor: Processor) -> Result<Recorded, StorageError> {
+    pub async fn record_for_sending(
+        &self,
+        batch: Vec<Accepted>,
+        processor: Processor,
+    ) -> Result<Recorded, StorageError> {
         let operation = "record pending payments for sending";
         let recorded = match &self.backend {
             Backend::Sqlite(db) => {
-                db.write(operation, move |conn, owner| sqlite::writes::record_for_sending(conn, owner, &batch, processor)).await
+                db.write(operation, move |conn, owner| {
+                    sqlite::writes::record_for_sending(conn, owner, &batch, processor)
+                })
+                .await
             }
-            Backend::Postgres(db) => db.write(operation, (batch, processor), postgres::writes::record_for_sending).await,
+            Backend::Postgres(db) => {
+                db.write(
+                    operation,
+                    (batch, processor),
+                    postgres::writes::record_for_sending,
+                )
+                .await
+            }
         }?;
         self.heartbeat_written(recorded.alive_at);
         Ok(recorded)
@@ -97,11 +126,22 @@ impl Store {
     /// Also renews this worker's heartbeat in the same transaction; [`Taken::alive_at`] is
     /// that time, the proof of ownership: nobody can claim the returned payments before
     /// `alive_at + dead_after`.
-    pub async fn take_for_sending(&self, batch: Vec<(Uuid, Processor)>) -> Result<Taken, StorageError> {
+    pub async fn take_for_sending(
+        &self,
+        batch: Vec<(Uuid, Processor)>,
+    ) -> Result<Taken, StorageError> {
         let operation = "take payments for sending";
         let taken = match &self.backend {
-            Backend::Sqlite(db) => db.write(operation, move |conn, owner| sqlite::writes::take_for_sending(conn, owner, &batch)).await,
-            Backend::Postgres(db) => db.write(operation, batch, postgres::writes::take_for_sending).await,
+            Backend::Sqlite(db) => {
+                db.write(operation, move |conn, owner| {
+                    sqlite::writes::take_for_sending(conn, owner, &batch)
+                })
+                .await
+            }
+            Backend::Postgres(db) => {
+                db.write(operation, batch, postgres::writes::take_for_sending)
+                    .await
+            }
         }?;
         self.heartbeat_written(taken.alive_at);
         Ok(taken)
@@ -112,7 +152,10 @@ impl Store {
     pub async fn pin(&self, batch: Vec<(Uuid, Processor)>) -> Result<usize, StorageError> {
         let operation = "pin payments to a processor";
         match &self.backend {
-            Backend::Sqlite(db) => db.write(operation, move |conn, _| sqlite::writes::pin(conn, &batch)).await,
+            Backend::Sqlite(db) => {
+                db.write(operation, move |conn, _| sqlite::writes::pin(conn, &batch))
+                    .await
+            }
             Backend::Postgres(db) => db.write(operation, batch, postgres::writes::pin).await,
         }
     }
@@ -120,11 +163,22 @@ impl Store {
     /// Marks payments processed on that processor with that requestedAt. A row purged
     /// meanwhile is recreated; an already processed row is left unchanged, and returned if
     /// it was processed at the other processor: that payment was charged twice.
-    pub async fn mark_processed(&self, batch: Vec<(Payment, Attempt)>) -> Result<Vec<DoubleCharge>, StorageError> {
+    pub async fn mark_processed(
+        &self,
+        batch: Vec<(Payment, Attempt)>,
+    ) -> Result<Vec<DoubleCharge>, StorageError> {
         let operation = "mark payments processed";
         match &self.backend {
-            Backend::Sqlite(db) => db.write(operation, move |conn, _| sqlite::writes::mark_processed(conn, &batch)).await,
-            Backend::Postgres(db) => db.write(operation, batch, postgres::writes::mark_processed).await,
+            Backend::Sqlite(db) => {
+                db.write(operation, move |conn, _| {
+                    sqlite::writes::mark_processed(conn, &batch)
+                })
+                .await
+            }
+            Backend::Postgres(db) => {
+                db.write(operation, batch, postgres::writes::mark_processed)
+                    .await
+            }
         }
     }
 
@@ -133,7 +187,12 @@ impl Store {
     pub async fn heartbeat(&self, now: Millis) -> Result<(), StorageError> {
         let operation = "record a worker heartbeat";
         match &self.backend {
-            Backend::Sqlite(db) => db.write(operation, move |conn, owner| sqlite::writes::heartbeat(conn, owner, now)).await,
+            Backend::Sqlite(db) => {
+                db.write(operation, move |conn, owner| {
+                    sqlite::writes::heartbeat(conn, owner, now)
+                })
+                .await
+            }
             Backend::Postgres(db) => db.write(operation, now, postgres::writes::heartbeat).await,
         }?;
         self.heartbeat_written(now);
@@ -169,25 +228,54 @@ impl Store {
     /// processes and hosts: two workers with live heartbeats never both get a payment.
     /// The owner is judged only by its heartbeat, so a worker restarted under the
     /// same id gets its own old payments back only if it claims before its first heartbeat.
-    pub async fn claim_orphans(&self, now: Millis, dead_after: Duration, limit: usize) -> Result<Claimed, StorageError> {
+    pub async fn claim_orphans(
+        &self,
+        now: Millis,
+        dead_after: Duration,
+        limit: usize,
+    ) -> Result<Claimed, StorageError> {
         let operation = "claim orphaned payments";
         match &self.backend {
             Backend::Sqlite(db) => {
-                db.write(operation, move |conn, owner| sqlite::writes::claim_orphans(conn, owner, now, dead_after, limit)).await
+                db.write(operation, move |conn, owner| {
+                    sqlite::writes::claim_orphans(conn, owner, now, dead_after, limit)
+                })
+                .await
             }
             // In a transaction of its own: see `postgres::writes::claim_orphans`.
-            Backend::Postgres(db) => db.write_alone(operation, (now, dead_after, limit), postgres::writes::claim_orphans).await,
+            Backend::Postgres(db) => {
+                db.write_alone(
+                    operation,
+                    (now, dead_after, limit),
+                    postgres::writes::claim_orphans,
+                )
+                .await
+            }
         }
     }
 
     /// Whether [`Store::claim_orphans`] with the same `now` and `dead_after` would take
     /// anything right now. A read: a worker looks every scan and claims (a write) only when
     /// there is something to take.
-    pub async fn orphans_exist(&self, now: Millis, dead_after: Duration) -> Result<bool, StorageError> {
+    pub async fn orphans_exist(
+        &self,
+        now: Millis,
+        dead_after: Duration,
+    ) -> Result<bool, StorageError> {
         let operation = "look for orphaned payments";
         match &self.backend {
-            Backend::Sqlite(db) => db.read(operation, move |conn| sqlite::reads::orphans_exist(conn, now, dead_after)).await,
-            Backend::Postgres(db) => db.read(operation, move |reader| postgres::reads::orphans_exist(reader, now, dead_after)).await,
+            Backend::Sqlite(db) => {
+                db.read(operation, move |conn| {
+                    sqlite::reads::orphans_exist(conn, now, dead_after)
+                })
+                .await
+            }
+            Backend::Postgres(db) => {
+                db.read(operation, move |reader| {
+                    postgres::reads::orphans_exist(reader, now, dead_after)
+                })
+                .await
+            }
         }
     }
 
@@ -199,30 +287,69 @@ impl Store {
     pub async fn own_pending(&self, limit: usize) -> Result<Vec<Pending>, StorageError> {
         let operation = "read this worker's pending payments";
         match &self.backend {
-            Backend::Sqlite(db) => db.write(operation, move |conn, owner| sqlite::writes::own_pending(conn, owner, limit)).await,
-            Backend::Postgres(db) => db.write(operation, limit, postgres::writes::own_pending).await,
+            Backend::Sqlite(db) => {
+                db.write(operation, move |conn, owner| {
+                    sqlite::writes::own_pending(conn, owner, limit)
+                })
+                .await
+            }
+            Backend::Postgres(db) => {
+                db.write(operation, limit, postgres::writes::own_pending)
+                    .await
+            }
         }
     }
 
     /// The shared health-check budget: true iff no worker took a turn for `processor` in
     /// the last `window`, in which case `now` is recorded as the last turn (atomically,
     /// across processes and hosts).
-    pub async fn take_health_turn(&self, processor: Processor, now: Millis, window: Duration) -> Result<bool, StorageError> {
+    pub async fn take_health_turn(
+        &self,
+        processor: Processor,
+        now: Millis,
+        window: Duration,
+    ) -> Result<bool, StorageError> {
         let operation = "take a health-check turn";
         match &self.backend {
             Backend::Sqlite(db) => {
-                db.write(operation, move |conn, _| sqlite::writes::take_health_turn(conn, processor, now, window)).await
+                db.write(operation, move |conn, _| {
+                    sqlite::writes::take_health_turn(conn, processor, now, window)
+                })
+                .await
             }
-            Backend::Postgres(db) => db.write(operation, (processor, now, window), postgres::writes::take_health_turn).await,
+            Backend::Postgres(db) => {
+                db.write(
+                    operation,
+                    (processor, now, window),
+                    postgres::writes::take_health_turn,
+                )
+                .await
+            }
         }
     }
 
     /// Stores a processor's health answer for all workers to read.
-    pub async fn save_health(&self, processor: Processor, record: HealthRecord) -> Result<(), StorageError> {
+    pub async fn save_health(
+        &self,
+        processor: Processor,
+        record: HealthRecord,
+    ) -> Result<(), StorageError> {
         let operation = "save a health record";
         match &self.backend {
-            Backend::Sqlite(db) => db.write(operation, move |conn, _| sqlite::writes::save_health(conn, processor, &record)).await,
-            Backend::Postgres(db) => db.write(operation, (processor, record), postgres::writes::save_health).await,
+            Backend::Sqlite(db) => {
+                db.write(operation, move |conn, _| {
+                    sqlite::writes::save_health(conn, processor, &record)
+                })
+                .await
+            }
+            Backend::Postgres(db) => {
+                db.write(
+                    operation,
+                    (processor, record),
+                    postgres::writes::save_health,
+                )
+                .await
+            }
         }
     }
 
@@ -233,18 +360,35 @@ impl Store {
     pub async fn purge(&self) -> Result<(), StorageError> {
         let operation = "purge payments";
         match &self.backend {
-            Backend::Sqlite(db) => db.write(operation, |conn, _| sqlite::writes::purge(conn)).await,
+            Backend::Sqlite(db) => {
+                db.write(operation, |conn, _| sqlite::writes::purge(conn))
+                    .await
+            }
             Backend::Postgres(db) => db.write(operation, (), postgres::writes::purge).await,
         }
     }
 
     /// Processed payments per processor with requestedAt in `[from, to]` (inclusive, a
     /// missing bound is open), in exact cents.
-    pub async fn summary(&self, from: Option<Millis>, to: Option<Millis>) -> Result<Summary, StorageError> {
+    pub async fn summary(
+        &self,
+        from: Option<Millis>,
+        to: Option<Millis>,
+    ) -> Result<Summary, StorageError> {
         let operation = "compute the payments summary";
         match &self.backend {
-            Backend::Sqlite(db) => db.read(operation, move |conn| sqlite::reads::summary(conn, from, to)).await,
-            Backend::Postgres(db) => db.read(operation, move |reader| postgres::reads::summary(reader, from, to)).await,
+            Backend::Sqlite(db) => {
+                db.read(operation, move |conn| {
+                    sqlite::reads::summary(conn, from, to)
+                })
+                .await
+            }
+            Backend::Postgres(db) => {
+                db.read(operation, move |reader| {
+                    postgres::reads::summary(reader, from, to)
+                })
+                .await
+            }
         }
     }
 
@@ -252,8 +396,18 @@ impl Store {
     pub async fn health(&self, processor: Processor) -> Result<Option<HealthRecord>, StorageError> {
         let operation = "read a health record";
         match &self.backend {
-            Backend::Sqlite(db) => db.read(operation, move |conn| sqlite::reads::health(conn, processor)).await,
-            Backend::Postgres(db) => db.read(operation, move |reader| postgres::reads::health(reader, processor)).await,
+            Backend::Sqlite(db) => {
+                db.read(operation, move |conn| {
+                    sqlite::reads::health(conn, processor)
+                })
+                .await
+            }
+            Backend::Postgres(db) => {
+                db.read(operation, move |reader| {
+                    postgres::reads::health(reader, processor)
+                })
+                .await
+            }
         }
     }
 

@@ -73,8 +73,18 @@ pub struct Job<T, F> {
 }
 
 impl<T, F> Job<T, F> {
-    pub fn new(operation: &'static str, sql: F, reply: oneshot::Sender<Result<T, StorageError>>) -> Job<T, F> {
-        Job { operation, sql, output: None, alone: false, reply }
+    pub fn new(
+        operation: &'static str,
+        sql: F,
+        reply: oneshot::Sender<Result<T, StorageError>>,
+    ) -> Job<T, F> {
+        Job {
+            operation,
+            sql,
+            output: None,
+            alone: false,
+            reply,
+        }
     }
 
     /// Answers the caller: `None` after a successful commit, else what went wrong.
@@ -113,21 +123,37 @@ pub struct Writer<J> {
 
 impl<J> Clone for Writer<J> {
     fn clone(&self) -> Self {
-        Writer { queue: self.queue.clone(), database: Arc::clone(&self.database) }
+        Writer {
+            queue: self.queue.clone(),
+            database: Arc::clone(&self.database),
+        }
     }
 }
 
 impl<J: Send + 'static> Writer<J> {
     /// Starts the writer thread on `session` (already migrated).
-    pub fn start<S: Session<Job = J>>(session: S, database: String, batching: Batching) -> Result<Writer<J>, StorageError> {
-        let batching = Batching { max_batch: batching.max_batch.max(1), ..batching };
+    pub fn start<S: Session<Job = J>>(
+        session: S,
+        database: String,
+        batching: Batching,
+    ) -> Result<Writer<J>, StorageError> {
+        let batching = Batching {
+            max_batch: batching.max_batch.max(1),
+            ..batching
+        };
         // Room for a few batches; beyond that callers wait, which is the backpressure we want.
         let (queue, jobs) = mpsc::channel(batching.max_batch.saturating_mul(4));
         std::thread::Builder::new()
             .name("storage-writer".into())
             .spawn(move || write_loop(session, batching, jobs))
-            .map_err(|source| StorageError::WriterThread { database: database.clone(), source })?;
-        Ok(Writer { queue, database: database.into() })
+            .map_err(|source| StorageError::WriterThread {
+                database: database.clone(),
+                source,
+            })?;
+        Ok(Writer {
+            queue,
+            database: database.into(),
+        })
     }
 
     /// Queues the job `make` builds around its reply channel, and waits for its answer.
@@ -136,9 +162,15 @@ impl<J: Send + 'static> Writer<J> {
         operation: &'static str,
         make: impl FnOnce(oneshot::Sender<Result<T, StorageError>>) -> J,
     ) -> Result<T, StorageError> {
-        let closed = || StorageError::Closed { database: self.database.to_string(), operation };
+        let closed = || StorageError::Closed {
+            database: self.database.to_string(),
+            operation,
+        };
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Message::Job(make(reply))).await.map_err(|_| closed())?;
+        self.queue
+            .send(Message::Job(make(reply)))
+            .await
+            .map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }
 
@@ -152,7 +184,11 @@ impl<J: Send + 'static> Writer<J> {
     }
 }
 
-fn write_loop<S: Session>(mut session: S, batching: Batching, mut jobs: mpsc::Receiver<Message<S::Job>>) {
+fn write_loop<S: Session>(
+    mut session: S,
+    batching: Batching,
+    mut jobs: mpsc::Receiver<Message<S::Job>>,
+) {
     let mut batch = Vec::with_capacity(batching.max_batch);
     let mut close_ack = None;
     // blocking_recv is fine: this is our own thread, not a runtime thread.
@@ -198,7 +234,8 @@ fn take_queued<J>(
 
 /// Commits the batch in one transaction, the jobs that want it each in their own after it.
 fn commit_batch<S: Session>(session: &mut S, batch: &mut Vec<S::Job>) {
-    let (alone, mut together): (Vec<_>, Vec<_>) = batch.drain(..).partition(|job| session.alone(job));
+    let (alone, mut together): (Vec<_>, Vec<_>) =
+        batch.drain(..).partition(|job| session.alone(job));
     commit_together(session, &mut together);
     for job in alone {
         commit_together(session, &mut vec![job]);
@@ -213,10 +250,17 @@ fn commit_together<S: Session>(session: &mut S, batch: &mut Vec<S::Job>) {
     }
     match session.transact(batch) {
         Ok(()) => batch.drain(..).for_each(|job| session.answer(job, None)),
-        Err(Failure::Whole(e)) => batch.drain(..).for_each(|job| session.answer(job, Some(&e))),
-        Err(Failure::Work(e)) if batch.len() == 1 => batch.drain(..).for_each(|job| session.answer(job, Some(&e))),
+        Err(Failure::Whole(e)) => batch
+            .drain(..)
+            .for_each(|job| session.answer(job, Some(&e))),
+        Err(Failure::Work(e)) if batch.len() == 1 => batch
+            .drain(..)
+            .for_each(|job| session.answer(job, Some(&e))),
         Err(Failure::Work(e)) => {
-            tracing::warn!("a batch of {} writes failed ({e}); retrying them one by one", batch.len());
+            tracing::warn!(
+                "a batch of {} writes failed ({e}); retrying them one by one",
+                batch.len()
+            );
             for job in batch.drain(..) {
                 let mut alone = [job];
                 let failure = session.transact(&mut alone).err().map(Failure::into_error);

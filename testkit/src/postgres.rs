@@ -54,17 +54,35 @@ impl PgServer {
 
     fn start() -> PgServer {
         let bin = bin_dir();
-        let dir = tempfile::Builder::new().prefix("pg").tempdir().expect("a temporary directory for PostgreSQL");
+        let dir = tempfile::Builder::new()
+            .prefix("pg")
+            .tempdir()
+            .expect("a temporary directory for PostgreSQL");
         let user = server_user();
         if let Some((uid, gid)) = user {
-            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown the directory to postgres");
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
+                .expect("chown the directory to postgres");
         }
         let data = dir.path().join("data");
         let mut initdb = as_user(Command::new(bin.join("initdb")), user, dir.path());
-        initdb.arg("-D").arg(&data).args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"]);
+        initdb.arg("-D").arg(&data).args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]);
         check("initdb", initdb.output());
         let postgres = launch(&bin, dir.path(), user);
-        let mut server = PgServer { dir, bin, user, postgres };
+        let mut server = PgServer {
+            dir,
+            bin,
+            user,
+            postgres,
+        };
         server.wait_ready();
         server
     }
@@ -84,7 +102,11 @@ impl PgServer {
             std::thread::sleep(Duration::from_millis(200));
             match self.postgres.try_wait() {
                 Ok(None) => break,
-                _ => assert!(start.elapsed() < START_TIMEOUT, "PostgreSQL did not restart; its log:\n{}", self.log()),
+                _ => assert!(
+                    start.elapsed() < START_TIMEOUT,
+                    "PostgreSQL did not restart; its log:\n{}",
+                    self.log()
+                ),
             }
         }
         self.wait_ready();
@@ -98,9 +120,16 @@ impl PgServer {
                 return;
             }
             if let Ok(Some(status)) = self.postgres.try_wait() {
-                panic!("PostgreSQL exited ({status}) while starting; its log:\n{}", self.log());
+                panic!(
+                    "PostgreSQL exited ({status}) while starting; its log:\n{}",
+                    self.log()
+                );
             }
-            assert!(start.elapsed() < START_TIMEOUT, "PostgreSQL did not start within {START_TIMEOUT:?}; its log:\n{}", self.log());
+            assert!(
+                start.elapsed() < START_TIMEOUT,
+                "PostgreSQL did not start within {START_TIMEOUT:?}; its log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -112,15 +141,26 @@ impl PgServer {
     /// A new empty database; its URL (the socket directory as the host).
     pub fn create_database(&self) -> String {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("test_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        self.psql("postgres", &format!("CREATE DATABASE {name}")).unwrap_or_else(|e| panic!("{e}"));
+        let name = format!(
+            "test_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        self.psql("postgres", &format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|e| panic!("{e}"));
         let host = self.dir.path().display().to_string().replace('/', "%2F");
         format!("postgresql://postgres@{host}/{name}")
     }
 
     /// A URL on which no server answers: a socket directory with no socket.
     pub fn nowhere(&self) -> String {
-        let host = self.dir.path().join("data").display().to_string().replace('/', "%2F");
+        let host = self
+            .dir
+            .path()
+            .join("data")
+            .display()
+            .to_string()
+            .replace('/', "%2F");
         format!("postgresql://postgres:hunter2@{host}/nothing")
     }
 
@@ -133,9 +173,15 @@ impl PgServer {
             .output()
             .map_err(|e| format!("cannot run psql ({ADVICE}): {e}"))?;
         if !output.status.success() {
-            return Err(format!("psql -c {sql:?} failed: {}", String::from_utf8_lossy(&output.stderr)));
+            return Err(format!(
+                "psql -c {sql:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
         }
-        Ok(String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect())
+        Ok(String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect())
     }
 
     fn psql_binary(&self) -> PathBuf {
@@ -171,14 +217,29 @@ impl Drop for PgServer {
 /// its output appended to `dir/server.log`.
 fn launch(bin: &Path, dir: &Path, user: Option<(u32, u32)>) -> Child {
     let log_path = dir.join("server.log");
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("the server log file");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .expect("the server log file");
     if let Some((uid, gid)) = user {
         std::os::unix::fs::chown(&log_path, Some(uid), Some(gid)).expect("chown the log");
     }
     let mut postgres = as_user(Command::new(bin.join("postgres")), user, dir);
-    postgres.arg("-D").arg(dir.join("data")).arg("-k").arg(dir).args(["-c", "listen_addresses="]);
-    postgres.stdin(Stdio::null()).stdout(log.try_clone().expect("the log file")).stderr(log).process_group(0);
-    postgres.spawn().unwrap_or_else(|e| panic!("cannot start {}/postgres: {e}", bin.display()))
+    postgres
+        .arg("-D")
+        .arg(dir.join("data"))
+        .arg("-k")
+        .arg(dir)
+        .args(["-c", "listen_addresses="]);
+    postgres
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("the log file"))
+        .stderr(log)
+        .process_group(0);
+    postgres
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}/postgres: {e}", bin.display()))
 }
 
 /// The directory of `initdb` and `postgres`: on PATH, else the newest of Debian's

@@ -34,28 +34,52 @@ pub struct Store {
 }
 
 /// A write's statements, given its arguments (see `writes`).
-type WriteFn<A, T> = for<'a> fn(&'a Tx<'a>, Arc<A>) -> BoxFuture<'a, Result<T, tokio_postgres::Error>>;
+type WriteFn<A, T> =
+    for<'a> fn(&'a Tx<'a>, Arc<A>) -> BoxFuture<'a, Result<T, tokio_postgres::Error>>;
 
 impl Store {
     /// Creates or migrates the schema, then connects the writer and the readers (on the
     /// store's own runtime, blocking this thread meanwhile, as opening a file does).
     pub fn open(url: &str, config: &StoreConfig) -> Result<Store, StorageError> {
         let database = redact(url);
-        let runtime_error = |source| StorageError::WriterThread { database: database.clone(), source };
+        let runtime_error = |source| StorageError::WriterThread {
+            database: database.clone(),
+            source,
+        };
         let driver = Arc::new(Driver::start().map_err(runtime_error)?);
         let (client, sql, readers) = driver.block_on(connect_all(url, &database, config))?;
-        let batching = Batching { max_batch: config.max_batch, linger: config.linger };
+        let batching = Batching {
+            max_batch: config.max_batch,
+            linger: config.linger,
+        };
         let owner = config.owner.clone();
-        let session =
-            PgSession { client, sql, driver: Arc::clone(&driver), url: url.to_string(), database: database.clone(), owner };
+        let session = PgSession {
+            client,
+            sql,
+            driver: Arc::clone(&driver),
+            url: url.to_string(),
+            database: database.clone(),
+            owner,
+        };
         let writer = writer::start(session, batching)?;
-        let readers = Readers::new(readers, driver, url.to_string(), database, config.owner.clone());
+        let readers = Readers::new(
+            readers,
+            driver,
+            url.to_string(),
+            database,
+            config.owner.clone(),
+        );
         Ok(Store { writer, readers })
     }
 
     /// Queues the write `sql` of `args`, to be folded with others into one transaction, and
     /// waits until it is committed (or failed).
-    pub async fn write<A, T>(&self, operation: &'static str, args: A, sql: WriteFn<A, T>) -> Result<T, StorageError>
+    pub async fn write<A, T>(
+        &self,
+        operation: &'static str,
+        args: A,
+        sql: WriteFn<A, T>,
+    ) -> Result<T, StorageError>
     where
         A: Send + Sync + 'static,
         T: Send + 'static,
@@ -64,7 +88,12 @@ impl Store {
     }
 
     /// [`Store::write`] in a transaction of its own.
-    pub async fn write_alone<A, T>(&self, operation: &'static str, args: A, sql: WriteFn<A, T>) -> Result<T, StorageError>
+    pub async fn write_alone<A, T>(
+        &self,
+        operation: &'static str,
+        args: A,
+        sql: WriteFn<A, T>,
+    ) -> Result<T, StorageError>
     where
         A: Send + Sync + 'static,
         T: Send + 'static,
@@ -72,17 +101,30 @@ impl Store {
         self.write_in(operation, true, args, sql).await
     }
 
-    async fn write_in<A, T>(&self, operation: &'static str, alone: bool, args: A, sql: WriteFn<A, T>) -> Result<T, StorageError>
+    async fn write_in<A, T>(
+        &self,
+        operation: &'static str,
+        alone: bool,
+        args: A,
+        sql: WriteFn<A, T>,
+    ) -> Result<T, StorageError>
     where
         A: Send + Sync + 'static,
         T: Send + 'static,
     {
         let args = Arc::new(args);
-        writer::run(&self.writer, operation, alone, move |tx| sql(tx, Arc::clone(&args))).await
+        writer::run(&self.writer, operation, alone, move |tx| {
+            sql(tx, Arc::clone(&args))
+        })
+        .await
     }
 
     /// Runs `query` on a read connection.
-    pub async fn read<T>(&self, operation: &'static str, query: impl for<'a> FnOnce(&'a Reader) -> Read<'a, T>) -> Result<T, StorageError> {
+    pub async fn read<T>(
+        &self,
+        operation: &'static str,
+        query: impl for<'a> FnOnce(&'a Reader) -> Read<'a, T>,
+    ) -> Result<T, StorageError> {
         self.readers.run(operation, query).await
     }
 
@@ -93,7 +135,11 @@ impl Store {
 
 /// Migrates the schema on a connection of its own, then opens the write connection and
 /// the readers.
-async fn connect_all(url: &str, database: &str, config: &StoreConfig) -> Result<(Client, Statements, Vec<Reader>), StorageError> {
+async fn connect_all(
+    url: &str,
+    database: &str,
+    config: &StoreConfig,
+) -> Result<(Client, Statements, Vec<Reader>), StorageError> {
     let refused = |source| StorageError::postgres_connect(database, source);
     let mut client = connect(url, &config.owner).await.map_err(refused)?;
     schema::migrate(&mut client, database).await?;
@@ -108,7 +154,10 @@ async fn connect_all(url: &str, database: &str, config: &StoreConfig) -> Result<
 }
 
 /// The writer's connection: its lock timeout set, its statements prepared.
-async fn open_writer(url: &str, owner: &str) -> Result<(Client, Statements), tokio_postgres::Error> {
+async fn open_writer(
+    url: &str,
+    owner: &str,
+) -> Result<(Client, Statements), tokio_postgres::Error> {
     let client = connect(url, owner).await?;
     client.batch_execute(writer::LOCK_TIMEOUT).await?;
     let sql = Statements::prepare(&client).await?;

@@ -7,12 +7,12 @@
 //! connection found closed (the server restarted) is opened again on the store's runtime
 //! before the query; a query that met the loss fails, and the next one works.
 
+use super::writer::Driver;
 use crate::error::StorageError;
 use crate::model::HealthRecord;
 use crate::rows;
 use futures_util::future::BoxFuture;
 use payment::{Millis, Processor, Summary};
-use super::writer::Driver;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,9 +67,25 @@ pub struct Readers {
 
 impl Readers {
     /// `readers` must not be empty.
-    pub fn new(readers: Vec<Reader>, driver: Arc<Driver>, url: String, database: String, owner: String) -> Arc<Readers> {
-        let slots = readers.into_iter().map(|r| Mutex::new(Arc::new(r))).collect();
-        Arc::new(Readers { slots, next: AtomicUsize::new(0), driver, url, database, owner })
+    pub fn new(
+        readers: Vec<Reader>,
+        driver: Arc<Driver>,
+        url: String,
+        database: String,
+        owner: String,
+    ) -> Arc<Readers> {
+        let slots = readers
+            .into_iter()
+            .map(|r| Mutex::new(Arc::new(r)))
+            .collect();
+        Arc::new(Readers {
+            slots,
+            next: AtomicUsize::new(0),
+            driver,
+            url,
+            database,
+            owner,
+        })
     }
 
     /// The next connection in turn, opened again first if it was lost.
@@ -77,10 +93,20 @@ impl Readers {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let mut slot = self.slots[i].lock().await;
         if slot.client.is_closed() {
-            tracing::warn!("a read connection to {} was lost; reconnecting", self.database);
+            tracing::warn!(
+                "a read connection to {} was lost; reconnecting",
+                self.database
+            );
             let (url, owner) = (self.url.clone(), self.owner.clone());
-            let reopened = self.driver.handle().spawn(async move { Reader::open(&url, &owner).await }).await;
-            let lost = || StorageError::ReaderLost { database: self.database.clone(), operation };
+            let reopened = self
+                .driver
+                .handle()
+                .spawn(async move { Reader::open(&url, &owner).await })
+                .await;
+            let lost = || StorageError::ReaderLost {
+                database: self.database.clone(),
+                operation,
+            };
             let refused = |e| StorageError::postgres_connect(&self.database, e);
             *slot = Arc::new(reopened.map_err(|_| lost())?.map_err(refused)?);
         }
@@ -94,7 +120,9 @@ impl Readers {
         query: impl for<'a> FnOnce(&'a Reader) -> Read<'a, T>,
     ) -> Result<T, StorageError> {
         let reader = self.pick(operation).await?;
-        query(&reader).await.map_err(|e| StorageError::postgres(&self.database, operation, Arc::new(e)))
+        query(&reader)
+            .await
+            .map_err(|e| StorageError::postgres(&self.database, operation, Arc::new(e)))
     }
 }
 
@@ -116,19 +144,32 @@ pub fn summary(reader: &Reader, from: Option<Millis>, to: Option<Millis>) -> Rea
 
 pub fn health(reader: &Reader, processor: Processor) -> Read<'_, Option<HealthRecord>> {
     Box::pin(async move {
-        let found = reader.client.query_opt(&reader.health, &[&processor.name()]).await?;
+        let found = reader
+            .client
+            .query_opt(&reader.health, &[&processor.name()])
+            .await?;
         Ok(found.map(|row| rows::health_record(row.get(0), row.get(1), row.get(2))))
     })
 }
 
 pub fn pending_count(reader: &Reader) -> Read<'_, i64> {
-    Box::pin(async move { Ok(reader.client.query_one(&reader.pending_count, &[]).await?.get(0)) })
+    Box::pin(async move {
+        Ok(reader
+            .client
+            .query_one(&reader.pending_count, &[])
+            .await?
+            .get(0))
+    })
 }
 
 /// See `sqlite::reads::orphans_exist`.
 pub fn orphans_exist(reader: &Reader, now: Millis, dead_after: Duration) -> Read<'_, bool> {
     Box::pin(async move {
         let threshold = rows::claim_threshold(now, dead_after);
-        Ok(reader.client.query_one(&reader.orphans_exist, &[&threshold]).await?.get(0))
+        Ok(reader
+            .client
+            .query_one(&reader.orphans_exist, &[&threshold])
+            .await?
+            .get(0))
     })
 }

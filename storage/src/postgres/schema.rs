@@ -93,17 +93,32 @@ pub async fn migrate(client: &mut Client, database: &str) -> Result<(), StorageE
     ))
     .await
     .map_err(err)?;
-    let found: i64 = tx.query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[]).await.map_err(err)?.get(0);
+    let found: i64 = tx
+        .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])
+        .await
+        .map_err(err)?
+        .get(0);
     if found > SCHEMA_VERSION {
-        return Err(StorageError::SchemaTooNew { database: database.to_string(), found, known: SCHEMA_VERSION });
+        return Err(StorageError::SchemaTooNew {
+            database: database.to_string(),
+            found,
+            known: SCHEMA_VERSION,
+        });
     }
     for step in MIGRATIONS.iter().skip(usize::try_from(found).unwrap_or(0)) {
         tx.batch_execute(step).await.map_err(err)?;
     }
     if found < SCHEMA_VERSION {
         tx.batch_execute(VIEW).await.map_err(err)?;
-        tx.execute("DELETE FROM schema_version", &[]).await.map_err(err)?;
-        tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&SCHEMA_VERSION]).await.map_err(err)?;
+        tx.execute("DELETE FROM schema_version", &[])
+            .await
+            .map_err(err)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[&SCHEMA_VERSION],
+        )
+        .await
+        .map_err(err)?;
     }
     tx.commit().await.map_err(err)
 }

@@ -52,10 +52,12 @@ impl Driver {
     where
         F::Output: Send,
     {
-        std::thread::scope(|scope| match scope.spawn(|| self.handle().block_on(future)).join() {
-            Ok(output) => output,
-            Err(panic) => std::panic::resume_unwind(panic),
-        })
+        std::thread::scope(
+            |scope| match scope.spawn(|| self.handle().block_on(future)).join() {
+                Ok(output) => output,
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+        )
     }
 }
 
@@ -118,7 +120,12 @@ pub fn start(session: PgSession, batching: Batching) -> Result<PgWriter, Storage
 
 /// Queues `sql` and waits until it is committed (or failed); `alone`: in a transaction of
 /// its own.
-pub async fn run<T, F>(writer: &PgWriter, operation: &'static str, alone: bool, sql: F) -> Result<T, StorageError>
+pub async fn run<T, F>(
+    writer: &PgWriter,
+    operation: &'static str,
+    alone: bool,
+    sql: F,
+) -> Result<T, StorageError>
 where
     T: Send + 'static,
     F: for<'a> FnMut(&'a Tx<'a>) -> BoxFuture<'a, Result<T, Error>> + Send + 'static,
@@ -144,10 +151,14 @@ impl Session for PgSession {
         driver.handle().block_on(async {
             let mut conflicts = 0;
             loop {
-                self.reconnect_if_closed().await.map_err(|e| Failure::Whole(Arc::new(e)))?;
+                self.reconnect_if_closed()
+                    .await
+                    .map_err(|e| Failure::Whole(Arc::new(e)))?;
                 match transact(&mut self.client, &self.sql, &self.owner, jobs).await {
                     Err(Failure::Work(e)) if is_conflict(&e) && conflicts < CONFLICT_RETRIES => {
-                        tracing::debug!("a batch was rolled back by a conflict, running it again: {e}");
+                        tracing::debug!(
+                            "a batch was rolled back by a conflict, running it again: {e}"
+                        );
                         conflicts += 1;
                     }
                     outcome => return outcome,
@@ -173,7 +184,10 @@ impl PgSession {
     /// next batch; the batch that met the loss has failed already.
     async fn reconnect_if_closed(&mut self) -> Result<(), Error> {
         if self.client.is_closed() {
-            tracing::warn!("the write connection to {} was lost; reconnecting", self.database);
+            tracing::warn!(
+                "the write connection to {} was lost; reconnecting",
+                self.database
+            );
             (self.client, self.sql) = super::open_writer(&self.url, &self.owner).await?;
         }
         Ok(())
@@ -181,7 +195,10 @@ impl PgSession {
 }
 
 fn is_conflict(e: &Error) -> bool {
-    matches!(e.code(), Some(&SqlState::T_R_DEADLOCK_DETECTED | &SqlState::T_R_SERIALIZATION_FAILURE))
+    matches!(
+        e.code(),
+        Some(&SqlState::T_R_DEADLOCK_DETECTED | &SqlState::T_R_SERIALIZATION_FAILURE)
+    )
 }
 
 /// How long a write waits for a lock someone else holds before it fails, like SQLite's
@@ -192,14 +209,23 @@ pub const LOCK_TIMEOUT: &str = "SET lock_timeout = '5s'";
 /// A connection that cannot begin, a lock that could not be had, or a commit without an
 /// answer fail the whole batch (see [`Failure::Whole`]); a statement that fails rolls the
 /// transaction back, and its jobs are retried alone.
-async fn transact(client: &mut Client, sql: &Statements, owner: &str, jobs: &mut [Box<dyn Queued>]) -> Result<(), Failure<Arc<Error>>> {
+async fn transact(
+    client: &mut Client,
+    sql: &Statements,
+    owner: &str,
+    jobs: &mut [Box<dyn Queued>],
+) -> Result<(), Failure<Arc<Error>>> {
     let whole = |e| Failure::Whole(Arc::new(e));
     let work = |e: Error| match e.code() {
         Some(&SqlState::LOCK_NOT_AVAILABLE) => Failure::Whole(Arc::new(e)),
         _ => Failure::Work(Arc::new(e)),
     };
     let tx = client.transaction().await.map_err(whole)?;
-    let context = Tx { tx: &tx, owner, sql };
+    let context = Tx {
+        tx: &tx,
+        owner,
+        sql,
+    };
     for job in jobs.iter_mut() {
         job.run(&context).await.map_err(work)?;
     }

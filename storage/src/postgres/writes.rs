@@ -43,12 +43,20 @@ use tokio_postgres::{Client, Error, Row, Statement};
 type Param<'a> = &'a (dyn ToSql + Sync);
 
 /// Runs `statement` once per parameter row, pipelined; the rows each returned, in order.
-async fn each_row<const N: usize>(tx: &Tx<'_>, statement: &Statement, params: &[[Param<'_>; N]]) -> Result<Vec<Option<Row>>, Error> {
+async fn each_row<const N: usize>(
+    tx: &Tx<'_>,
+    statement: &Statement,
+    params: &[[Param<'_>; N]],
+) -> Result<Vec<Option<Row>>, Error> {
     try_join_all(params.iter().map(|p| tx.tx.query_opt(statement, p))).await
 }
 
 /// Runs `statement` once per parameter row, pipelined; how many rows each changed, in order.
-async fn each_change<const N: usize>(tx: &Tx<'_>, statement: &Statement, params: &[[Param<'_>; N]]) -> Result<Vec<u64>, Error> {
+async fn each_change<const N: usize>(
+    tx: &Tx<'_>,
+    statement: &Statement,
+    params: &[[Param<'_>; N]],
+) -> Result<Vec<u64>, Error> {
     try_join_all(params.iter().map(|p| tx.tx.execute(statement, p))).await
 }
 
@@ -76,10 +84,14 @@ impl Statements {
             take_for_sending: client.prepare(TAKE_FOR_SENDING).await?,
             pin: client.prepare(PIN).await?,
             mark_processed: client.prepare(MARK_PROCESSED).await?,
-            recorded_at: client.prepare("SELECT processor FROM payments WHERE correlation_id = $1").await?,
+            recorded_at: client
+                .prepare("SELECT processor FROM payments WHERE correlation_id = $1")
+                .await?,
             heartbeat: client.prepare(HEARTBEAT).await?,
             retire: client.prepare("DELETE FROM workers WHERE id = $1").await?,
-            last_alive: client.prepare("SELECT max(heartbeat_at) FROM workers WHERE heartbeat_at <= $1").await?,
+            last_alive: client
+                .prepare("SELECT max(heartbeat_at) FROM workers WHERE heartbeat_at <= $1")
+                .await?,
             claim: client.prepare(CLAIM).await?,
             own_pending: client.prepare(OWN_PENDING).await?,
             take_health_turn: client.prepare(TAKE_HEALTH_TURN).await?,
@@ -94,7 +106,8 @@ const RECORD_PENDING: &str = "INSERT INTO payments (correlation_id, amount, stat
      VALUES ($1, $2, 'pending', $3, $4, $5, $6)
      ON CONFLICT (correlation_id) DO NOTHING";
 
-const TAKE_FOR_SENDING: &str = "UPDATE payments SET processor = CASE WHEN pinned THEN processor ELSE $2 END,
+const TAKE_FOR_SENDING: &str =
+    "UPDATE payments SET processor = CASE WHEN pinned THEN processor ELSE $2 END,
                          requested_at = CASE WHEN pinned THEN coalesce(requested_at, $3) ELSE $3 END
      WHERE correlation_id = $1 AND status = 'pending' AND owner = $4
      RETURNING processor, requested_at";
@@ -134,7 +147,8 @@ const TAKE_HEALTH_TURN: &str = "INSERT INTO health_turns (processor, last_turn_a
         WHERE health_turns.last_turn_at <= excluded.last_turn_at - $3
      RETURNING 1";
 
-const SAVE_HEALTH: &str = "INSERT INTO health_records (processor, failing, min_response_time_ms, checked_at)
+const SAVE_HEALTH: &str =
+    "INSERT INTO health_records (processor, failing, min_response_time_ms, checked_at)
      VALUES ($1, $2, $3, $4)
      ON CONFLICT (processor) DO UPDATE SET failing = excluded.failing,
         min_response_time_ms = excluded.min_response_time_ms, checked_at = excluded.checked_at";
@@ -147,36 +161,71 @@ pub fn record_pending<'a>(tx: &'a Tx<'a>, batch: Arc<Vec<Accepted>>) -> Written<
 }
 
 /// See `sqlite::writes::record_for_sending`: the same rules, the same statements.
-pub fn record_for_sending<'a>(tx: &'a Tx<'a>, args: Arc<(Vec<Accepted>, Processor)>) -> Written<'a, Recorded> {
+pub fn record_for_sending<'a>(
+    tx: &'a Tx<'a>,
+    args: Arc<(Vec<Accepted>, Processor)>,
+) -> Written<'a, Recorded> {
     Box::pin(async move {
         let alive_at = Millis::now();
         heartbeat(tx, Arc::new(alive_at)).await?;
-        let attempt = Attempt { processor: args.1, requested_at: alive_at };
+        let attempt = Attempt {
+            processor: args.1,
+            requested_at: alive_at,
+        };
         let new = insert_pending(tx, &args.0, Some(attempt)).await?;
-        Ok(Recorded { new, attempt, alive_at })
+        Ok(Recorded {
+            new,
+            attempt,
+            alive_at,
+        })
     })
 }
 
-async fn insert_pending(tx: &Tx<'_>, batch: &[Accepted], attempt: Option<Attempt>) -> Result<Vec<Accepted>, Error> {
-    let (processor, requested_at) = (attempt.map(|a| a.processor.name()), attempt.map(|a| a.requested_at.0));
+async fn insert_pending(
+    tx: &Tx<'_>,
+    batch: &[Accepted],
+    attempt: Option<Attempt>,
+) -> Result<Vec<Accepted>, Error> {
+    let (processor, requested_at) = (
+        attempt.map(|a| a.processor.name()),
+        attempt.map(|a| a.requested_at.0),
+    );
     let params: Vec<[Param; 6]> = batch
         .iter()
         .map(|a| -> [Param; 6] {
-            [&a.payment.correlation_id, &a.payment.amount.0, &a.accepted_at.0, &tx.owner, &processor, &requested_at]
+            [
+                &a.payment.correlation_id,
+                &a.payment.amount.0,
+                &a.accepted_at.0,
+                &tx.owner,
+                &processor,
+                &requested_at,
+            ]
         })
         .collect();
     let changed = each_change(tx, &tx.sql.record_pending, &params).await?;
-    Ok(batch.iter().zip(changed).filter(|(_, n)| *n == 1).map(|(a, _)| *a).collect())
+    Ok(batch
+        .iter()
+        .zip(changed)
+        .filter(|(_, n)| *n == 1)
+        .map(|(a, _)| *a)
+        .collect())
 }
 
 /// See `sqlite::writes::take_for_sending`: the same rules, the same statement per row.
-pub fn take_for_sending<'a>(tx: &'a Tx<'a>, batch: Arc<Vec<(Uuid, Processor)>>) -> Written<'a, Taken> {
+pub fn take_for_sending<'a>(
+    tx: &'a Tx<'a>,
+    batch: Arc<Vec<(Uuid, Processor)>>,
+) -> Written<'a, Taken> {
     Box::pin(async move {
         let alive_at = Millis::now();
         heartbeat(tx, Arc::new(alive_at)).await?;
         let names = names(&batch);
-        let params: Vec<[Param; 4]> =
-            batch.iter().zip(&names).map(|((id, _), name)| -> [Param; 4] { [id, name, &alive_at.0, &tx.owner] }).collect();
+        let params: Vec<[Param; 4]> = batch
+            .iter()
+            .zip(&names)
+            .map(|((id, _), name)| -> [Param; 4] { [id, name, &alive_at.0, &tx.owner] })
+            .collect();
         let stored = each_row(tx, &tx.sql.take_for_sending, &params).await?;
         let payments = batch
             .iter()
@@ -191,43 +240,73 @@ pub fn take_for_sending<'a>(tx: &'a Tx<'a>, batch: Arc<Vec<(Uuid, Processor)>>) 
 }
 
 fn names(batch: &[(Uuid, Processor)]) -> Vec<&'static str> {
-    batch.iter().map(|(_, processor)| processor.name()).collect()
+    batch
+        .iter()
+        .map(|(_, processor)| processor.name())
+        .collect()
 }
 
 /// Pins pending payments to the processor of their attempt; returns how many were pinned.
 pub fn pin<'a>(tx: &'a Tx<'a>, batch: Arc<Vec<(Uuid, Processor)>>) -> Written<'a, usize> {
     Box::pin(async move {
         let names = names(&batch);
-        let params: Vec<[Param; 2]> = batch.iter().zip(&names).map(|((id, _), name)| -> [Param; 2] { [id, name] }).collect();
-        let pinned: u64 = each_change(tx, &tx.sql.pin, &params).await?.into_iter().sum();
+        let params: Vec<[Param; 2]> = batch
+            .iter()
+            .zip(&names)
+            .map(|((id, _), name)| -> [Param; 2] { [id, name] })
+            .collect();
+        let pinned: u64 = each_change(tx, &tx.sql.pin, &params)
+            .await?
+            .into_iter()
+            .sum();
         Ok(usize::try_from(pinned).unwrap_or(usize::MAX))
     })
 }
 
 /// Marks payments processed; recreates a row purged meanwhile; reports double charges.
-pub fn mark_processed<'a>(tx: &'a Tx<'a>, batch: Arc<Vec<(Payment, Attempt)>>) -> Written<'a, Vec<DoubleCharge>> {
+pub fn mark_processed<'a>(
+    tx: &'a Tx<'a>,
+    batch: Arc<Vec<(Payment, Attempt)>>,
+) -> Written<'a, Vec<DoubleCharge>> {
     Box::pin(async move {
         let names: Vec<&str> = batch.iter().map(|(_, a)| a.processor.name()).collect();
         let params: Vec<[Param; 4]> = batch
             .iter()
             .zip(&names)
-            .map(|((p, a), name)| -> [Param; 4] { [&p.correlation_id, &p.amount.0, name, &a.requested_at.0] })
+            .map(|((p, a), name)| -> [Param; 4] {
+                [&p.correlation_id, &p.amount.0, name, &a.requested_at.0]
+            })
             .collect();
         let changed = each_change(tx, &tx.sql.mark_processed, &params).await?;
         // The rows left unchanged were processed already (the upsert locked them): where?
-        let unchanged: Vec<_> = batch.iter().zip(changed).filter(|(_, n)| *n == 0).map(|(pa, _)| pa).collect();
-        let params: Vec<[Param; 1]> = unchanged.iter().map(|(p, _)| -> [Param; 1] { [&p.correlation_id] }).collect();
+        let unchanged: Vec<_> = batch
+            .iter()
+            .zip(changed)
+            .filter(|(_, n)| *n == 0)
+            .map(|(pa, _)| pa)
+            .collect();
+        let params: Vec<[Param; 1]> = unchanged
+            .iter()
+            .map(|(p, _)| -> [Param; 1] { [&p.correlation_id] })
+            .collect();
         let recorded = each_row(tx, &tx.sql.recorded_at, &params).await?;
         Ok(unchanged
             .into_iter()
             .zip(recorded)
-            .filter_map(|((p, a), row)| rows::double_charge(p, a, row.as_ref().and_then(|r| r.get(0))))
+            .filter_map(|((p, a), row)| {
+                rows::double_charge(p, a, row.as_ref().and_then(|r| r.get(0)))
+            })
             .collect())
     })
 }
 
 pub fn heartbeat<'a>(tx: &'a Tx<'a>, now: Arc<Millis>) -> Written<'a, ()> {
-    Box::pin(async move { tx.tx.execute(&tx.sql.heartbeat, &[&tx.owner, &now.0]).await.map(drop) })
+    Box::pin(async move {
+        tx.tx
+            .execute(&tx.sql.heartbeat, &[&tx.owner, &now.0])
+            .await
+            .map(drop)
+    })
 }
 
 pub fn retire<'a>(tx: &'a Tx<'a>, _: Arc<()>) -> Written<'a, ()> {
@@ -245,16 +324,35 @@ pub fn claim_orphans<'a>(tx: &'a Tx<'a>, args: Arc<ClaimArgs>) -> Written<'a, Cl
         let (now, dead_after, limit) = *args;
         let threshold = rows::claim_threshold(now, dead_after);
         tx.tx.batch_execute(CLAIM_LOCK).await?;
-        let last_alive: Option<i64> = tx.tx.query_one(&tx.sql.last_alive, &[&threshold]).await?.get(0);
-        let claimed = tx.tx.query(&tx.sql.claim, &[&tx.owner, &threshold, &rows::claim_limit(limit)]).await?;
-        Ok(Claimed { payments: claimed.iter().map(pending_from_row).collect(), last_alive: last_alive.map(Millis) })
+        let last_alive: Option<i64> = tx
+            .tx
+            .query_one(&tx.sql.last_alive, &[&threshold])
+            .await?
+            .get(0);
+        let claimed = tx
+            .tx
+            .query(
+                &tx.sql.claim,
+                &[&tx.owner, &threshold, &rows::claim_limit(limit)],
+            )
+            .await?;
+        Ok(Claimed {
+            payments: claimed.iter().map(pending_from_row).collect(),
+            last_alive: last_alive.map(Millis),
+        })
     })
 }
 
 /// See `sqlite::writes::own_pending`: the same rows, read on the writer's connection.
 pub fn own_pending<'a>(tx: &'a Tx<'a>, limit: Arc<usize>) -> Written<'a, Vec<Pending>> {
     Box::pin(async move {
-        let own = tx.tx.query(&tx.sql.own_pending, &[&tx.owner, &rows::claim_limit(*limit)]).await?;
+        let own = tx
+            .tx
+            .query(
+                &tx.sql.own_pending,
+                &[&tx.owner, &rows::claim_limit(*limit)],
+            )
+            .await?;
         Ok(own.iter().map(pending_from_row).collect())
     })
 }
@@ -278,7 +376,13 @@ pub type TurnArgs = (Processor, Millis, Duration);
 pub fn take_health_turn<'a>(tx: &'a Tx<'a>, args: Arc<TurnArgs>) -> Written<'a, bool> {
     Box::pin(async move {
         let (processor, now, window) = *args;
-        let taken = tx.tx.query_opt(&tx.sql.take_health_turn, &[&processor.name(), &now.0, &rows::millis(window)]).await?;
+        let taken = tx
+            .tx
+            .query_opt(
+                &tx.sql.take_health_turn,
+                &[&processor.name(), &now.0, &rows::millis(window)],
+            )
+            .await?;
         Ok(taken.is_some())
     })
 }

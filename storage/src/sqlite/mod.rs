@@ -29,7 +29,10 @@ impl Store {
     pub fn open(path: PathBuf, config: &StoreConfig) -> Result<Store, StorageError> {
         let conn = schema::open_writer(&path)?;
         let readers = Readers::open(path.clone(), config.readers)?;
-        let batching = Batching { max_batch: config.max_batch, linger: config.linger };
+        let batching = Batching {
+            max_batch: config.max_batch,
+            linger: config.linger,
+        };
         let writer = writer::start(conn, path, config.owner.clone(), batching)?;
         Ok(Store { writer, readers })
     }

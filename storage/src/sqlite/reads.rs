@@ -24,8 +24,14 @@ pub struct Readers {
 impl Readers {
     pub fn open(path: PathBuf, count: usize) -> Result<Arc<Readers>, StorageError> {
         let count = count.max(1);
-        let idle = (0..count).map(|_| super::schema::open_reader(&path)).collect::<Result<Vec<_>, _>>()?;
-        Ok(Arc::new(Readers { path, idle: Mutex::new(idle), permits: Semaphore::new(count) }))
+        let idle = (0..count)
+            .map(|_| super::schema::open_reader(&path))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Arc::new(Readers {
+            path,
+            idle: Mutex::new(idle),
+            permits: Semaphore::new(count),
+        }))
     }
 
     /// Runs `query` on an idle read connection in the blocking pool.
@@ -34,7 +40,10 @@ impl Readers {
         operation: &'static str,
         query: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StorageError> {
-        let lost = || StorageError::ReaderLost { database: self.path.display().to_string(), operation };
+        let lost = || StorageError::ReaderLost {
+            database: self.path.display().to_string(),
+            operation,
+        };
         // The semaphore is never closed, so acquiring only waits for a free connection.
         let _permit = self.permits.acquire().await.map_err(|_| lost())?;
         let readers = Arc::clone(self);
@@ -44,7 +53,8 @@ impl Readers {
                 Some(conn) => conn,
                 None => super::schema::open_reader(&readers.path)?,
             };
-            let result = query(&conn).map_err(|e| StorageError::sqlite(&readers.path, operation, e));
+            let result =
+                query(&conn).map_err(|e| StorageError::sqlite(&readers.path, operation, e));
             readers.give_back(conn);
             result
         })
@@ -53,18 +63,28 @@ impl Readers {
     }
 
     fn take(&self) -> Option<Connection> {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop()
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
     }
 
     fn give_back(&self, conn: Connection) {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(conn);
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(conn);
     }
 }
 
 /// Totals of processed payments per processor with `requested_at` in `[from, to]`
 /// (inclusive; a missing bound is open). One range scan of the covering index per
 /// processor; naming both processors lets SQLite use the index order for the grouping.
-pub fn summary(conn: &Connection, from: Option<Millis>, to: Option<Millis>) -> rusqlite::Result<Summary> {
+pub fn summary(
+    conn: &Connection,
+    from: Option<Millis>,
+    to: Option<Millis>,
+) -> rusqlite::Result<Summary> {
     let mut query = conn.prepare_cached(
         "SELECT processor, count(*), coalesce(sum(amount), 0) FROM payments
          WHERE status = 'processed' AND processor IN ('default', 'fallback')
@@ -85,14 +105,20 @@ pub fn health(conn: &Connection, processor: Processor) -> rusqlite::Result<Optio
     conn.prepare_cached(
         "SELECT failing, min_response_time_ms, checked_at FROM health_records WHERE processor = ?1",
     )?
-    .query_row(params![processor.name()], |row| Ok(rows::health_record(row.get(0)?, row.get(1)?, row.get(2)?)))
+    .query_row(params![processor.name()], |row| {
+        Ok(rows::health_record(row.get(0)?, row.get(1)?, row.get(2)?))
+    })
     .optional()
 }
 
 /// Whether some pending payment's owner shows no heartbeat newer than `now - dead_after`
 /// (or none at all, or there is no owner): whether a claim would take anything. A read, so
 /// a worker can look every scan and write only when there is something to claim.
-pub fn orphans_exist(conn: &Connection, now: Millis, dead_after: Duration) -> rusqlite::Result<bool> {
+pub fn orphans_exist(
+    conn: &Connection,
+    now: Millis,
+    dead_after: Duration,
+) -> rusqlite::Result<bool> {
     conn.prepare_cached(
         "SELECT EXISTS (
              SELECT 1 FROM payments p

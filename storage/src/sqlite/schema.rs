@@ -146,27 +146,36 @@ pub fn open_reader(path: &Path) -> Result<Connection, StorageError> {
 
 fn create_parent_dir(path: &Path) -> Result<(), StorageError> {
     match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir).map_err(|source| {
-            StorageError::CreateDir { dir: dir.to_path_buf(), path: path.to_path_buf(), source }
-        }),
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(|source| StorageError::CreateDir {
+                dir: dir.to_path_buf(),
+                path: path.to_path_buf(),
+                source,
+            })
+        }
         _ => Ok(()),
     }
 }
 
 fn apply_pragmas(conn: &Connection, path: &Path) -> Result<(), StorageError> {
     let err = |e| StorageError::sqlite(path, "set the connection pragmas", e);
-    conn.busy_handler(Some(super::busy::wait_for_lock)).map_err(err)?;
-    conn.pragma_update(None, "synchronous", SYNCHRONOUS).map_err(err)?;
-    conn.pragma_update(None, "cache_size", -CACHE_SIZE_KIB).map_err(err)?;
-    conn.pragma_update(None, "temp_store", "MEMORY").map_err(err)?;
+    conn.busy_handler(Some(super::busy::wait_for_lock))
+        .map_err(err)?;
+    conn.pragma_update(None, "synchronous", SYNCHRONOUS)
+        .map_err(err)?;
+    conn.pragma_update(None, "cache_size", -CACHE_SIZE_KIB)
+        .map_err(err)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(err)?;
     Ok(())
 }
 
 /// Switches the file to WAL. The first statement that reads the file, so a file that is
 /// not a database fails here.
 fn enable_wal(conn: &Connection, path: &Path) -> Result<(), StorageError> {
-    let mode: String = super::busy::retry(|| conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)))
-        .map_err(|e| StorageError::sqlite(path, "switch the database to WAL mode", e))?;
+    let mode: String =
+        super::busy::retry(|| conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)))
+            .map_err(|e| StorageError::sqlite(path, "switch the database to WAL mode", e))?;
     if !mode.eq_ignore_ascii_case("wal") {
         // SQLite answers with the mode it kept, e.g. for an in-memory database.
         return Err(StorageError::sqlite(
@@ -198,9 +207,15 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StorageError> {
 
 fn migrate_in_transaction(conn: &Connection, path: &Path) -> Result<(), StorageError> {
     let err = |e| StorageError::sqlite(path, "create or migrate the schema", e);
-    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(err)?;
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(err)?;
     if found > SCHEMA_VERSION {
-        return Err(StorageError::SchemaTooNew { database: path.display().to_string(), found, known: SCHEMA_VERSION });
+        return Err(StorageError::SchemaTooNew {
+            database: path.display().to_string(),
+            found,
+            known: SCHEMA_VERSION,
+        });
     }
     if found < 1 {
         conn.execute_batch(SCHEMA_V1).map_err(err)?;
@@ -212,5 +227,6 @@ fn migrate_in_transaction(conn: &Connection, path: &Path) -> Result<(), StorageE
     if found < SCHEMA_VERSION {
         conn.execute_batch(VIEW).map_err(err)?;
     }
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(err)
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(err)
 }

@@ -37,19 +37,32 @@ where
 pub type SqliteWriter = Writer<Box<dyn Queued>>;
 
 /// Starts the writer thread on `conn` (already migrated, see `schema::open_writer`).
-pub fn start(conn: Connection, path: PathBuf, owner: String, batching: Batching) -> Result<SqliteWriter, StorageError> {
+pub fn start(
+    conn: Connection,
+    path: PathBuf,
+    owner: String,
+    batching: Batching,
+) -> Result<SqliteWriter, StorageError> {
     let database = path.display().to_string();
     Writer::start(SqliteSession { conn, path, owner }, database, batching)
 }
 
 /// Queues `sql` and waits until it is committed (or failed). `sql` gets the open
 /// transaction's connection and the store's owner id.
-pub async fn run<T, F>(writer: &SqliteWriter, operation: &'static str, sql: F) -> Result<T, StorageError>
+pub async fn run<T, F>(
+    writer: &SqliteWriter,
+    operation: &'static str,
+    sql: F,
+) -> Result<T, StorageError>
 where
     T: Send + 'static,
     F: FnMut(&Connection, &str) -> rusqlite::Result<T> + Send + 'static,
 {
-    writer.call(operation, |reply| Box::new(Job::new(operation, sql, reply)) as Box<dyn Queued>).await
+    writer
+        .call(operation, |reply| {
+            Box::new(Job::new(operation, sql, reply)) as Box<dyn Queued>
+        })
+        .await
 }
 
 struct SqliteSession {
@@ -64,7 +77,9 @@ impl Session for SqliteSession {
 
     fn transact(&mut self, jobs: &mut [Box<dyn Queued>]) -> Result<(), Failure<rusqlite::Error>> {
         let owner = self.owner.as_str();
-        in_transaction(&self.conn, |conn| jobs.iter_mut().try_for_each(|job| job.run(conn, owner)))
+        in_transaction(&self.conn, |conn| {
+            jobs.iter_mut().try_for_each(|job| job.run(conn, owner))
+        })
     }
 
     fn answer(&self, job: Box<dyn Queued>, failure: Option<&rusqlite::Error>) {
@@ -74,7 +89,10 @@ impl Session for SqliteSession {
     fn close(self) {
         // Closing the last connection checkpoints the WAL into the database file.
         if let Err((_, e)) = self.conn.close() {
-            tracing::warn!("closing the write connection to {} failed: {e}", self.path.display());
+            tracing::warn!(
+                "closing the write connection to {} failed: {e}",
+                self.path.display()
+            );
         }
     }
 }
@@ -83,7 +101,10 @@ impl Session for SqliteSession {
 /// retrying busy), so nothing inside can fail for lack of it. A lock still held after the
 /// busy handler's wait (someone holds a write transaction open, e.g. in the sqlite3 shell)
 /// is a [`Failure::Whole`]: trying each job alone would only wait that long again.
-fn in_transaction(conn: &Connection, body: impl FnOnce(&Connection) -> rusqlite::Result<()>) -> Result<(), Failure<rusqlite::Error>> {
+fn in_transaction(
+    conn: &Connection,
+    body: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+) -> Result<(), Failure<rusqlite::Error>> {
     busy::retry(|| run_cached(conn, "BEGIN IMMEDIATE")).map_err(Failure::Whole)?;
     let result = body(conn).and_then(|()| run_cached(conn, "COMMIT"));
     if let Err(e) = result {
@@ -105,7 +126,9 @@ fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 /// One error for many callers (`rusqlite::Error` is not `Clone`).
 fn duplicate(e: &rusqlite::Error) -> rusqlite::Error {
     match e {
-        rusqlite::Error::SqliteFailure(code, message) => rusqlite::Error::SqliteFailure(*code, message.clone()),
+        rusqlite::Error::SqliteFailure(code, message) => {
+            rusqlite::Error::SqliteFailure(*code, message.clone())
+        }
         other => rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
             Some(other.to_string()),

@@ -10,7 +10,11 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::time::Duration;
 
 /// Inserts the payments as pending, owned by `owner`; returns those that were new.
-pub fn record_pending(conn: &Connection, owner: &str, batch: &[Accepted]) -> rusqlite::Result<Vec<Accepted>> {
+pub fn record_pending(
+    conn: &Connection,
+    owner: &str,
+    batch: &[Accepted],
+) -> rusqlite::Result<Vec<Accepted>> {
     insert_pending(conn, owner, batch, None)
 }
 
@@ -18,21 +22,41 @@ pub fn record_pending(conn: &Connection, owner: &str, batch: &[Accepted]) -> rus
 /// [`take_for_sending`] would right after it: the attempt (requestedAt = the time of this
 /// write) is in the inserted row, and the owner's heartbeat, renewed to that time, is the
 /// proof of ownership. One row write per payment instead of two.
-pub fn record_for_sending(conn: &Connection, owner: &str, batch: &[Accepted], processor: Processor) -> rusqlite::Result<Recorded> {
+pub fn record_for_sending(
+    conn: &Connection,
+    owner: &str,
+    batch: &[Accepted],
+    processor: Processor,
+) -> rusqlite::Result<Recorded> {
     let alive_at = Millis::now();
     heartbeat(conn, owner, alive_at)?;
-    let attempt = Attempt { processor, requested_at: alive_at };
+    let attempt = Attempt {
+        processor,
+        requested_at: alive_at,
+    };
     let new = insert_pending(conn, owner, batch, Some(attempt))?;
-    Ok(Recorded { new, attempt, alive_at })
+    Ok(Recorded {
+        new,
+        attempt,
+        alive_at,
+    })
 }
 
-fn insert_pending(conn: &Connection, owner: &str, batch: &[Accepted], attempt: Option<Attempt>) -> rusqlite::Result<Vec<Accepted>> {
+fn insert_pending(
+    conn: &Connection,
+    owner: &str,
+    batch: &[Accepted],
+    attempt: Option<Attempt>,
+) -> rusqlite::Result<Vec<Accepted>> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO payments (correlation_id, amount, status, accepted_at, owner, processor, requested_at)
          VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6)
          ON CONFLICT (correlation_id) DO NOTHING",
     )?;
-    let (processor, requested_at) = (attempt.map(|a| a.processor.name()), attempt.map(|a| a.requested_at.0));
+    let (processor, requested_at) = (
+        attempt.map(|a| a.processor.name()),
+        attempt.map(|a| a.requested_at.0),
+    );
     let mut new = Vec::with_capacity(batch.len());
     for accepted in batch {
         let id = id_text(&accepted.payment.correlation_id);
@@ -59,7 +83,11 @@ fn insert_pending(conn: &Connection, owner: &str, batch: &[Accepted], attempt: O
 /// not returned. In the same transaction the owner's heartbeat is renewed to the time of
 /// the write, returned as the proof of ownership: no other worker can claim these rows
 /// until that heartbeat is older than its dead-after.
-pub fn take_for_sending(conn: &Connection, owner: &str, batch: &[(Uuid, Processor)]) -> rusqlite::Result<Taken> {
+pub fn take_for_sending(
+    conn: &Connection,
+    owner: &str,
+    batch: &[(Uuid, Processor)],
+) -> rusqlite::Result<Taken> {
     let alive_at = Millis::now();
     heartbeat(conn, owner, alive_at)?;
     let mut update = conn.prepare_cached(
@@ -71,9 +99,10 @@ pub fn take_for_sending(conn: &Connection, owner: &str, batch: &[(Uuid, Processo
     let mut payments = Vec::with_capacity(batch.len());
     for (id, processor) in batch {
         let stored = update
-            .query_row(params![id_text(id).as_str(), processor.name(), alive_at.0, owner], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-            })
+            .query_row(
+                params![id_text(id).as_str(), processor.name(), alive_at.0, owner],
+                |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
+            )
             .optional()?;
         if let Some((name, requested_at)) = stored {
             payments.push((*id, rows::stored_attempt(&name, requested_at, *processor)));
@@ -98,7 +127,10 @@ pub fn pin(conn: &Connection, batch: &[(Uuid, Processor)]) -> rusqlite::Result<u
 /// Marks payments processed; recreates a row purged meanwhile. A row already processed is
 /// unchanged; if it was processed at the other processor, the payment was charged twice
 /// and is returned (the caller raises the alarm).
-pub fn mark_processed(conn: &Connection, batch: &[(Payment, Attempt)]) -> rusqlite::Result<Vec<DoubleCharge>> {
+pub fn mark_processed(
+    conn: &Connection,
+    batch: &[(Payment, Attempt)],
+) -> rusqlite::Result<Vec<DoubleCharge>> {
     // A recreated row's acceptance time is unknown; its requestedAt is the closest known.
     let mut upsert = conn.prepare_cached(
         "INSERT INTO payments (correlation_id, amount, processor, requested_at, status, accepted_at, owner)
@@ -108,15 +140,24 @@ pub fn mark_processed(conn: &Connection, batch: &[(Payment, Attempt)]) -> rusqli
                 requested_at = excluded.requested_at, owner = NULL
             WHERE payments.status = 'pending'",
     )?;
-    let mut recorded_at = conn.prepare_cached("SELECT processor FROM payments WHERE correlation_id = ?1")?;
+    let mut recorded_at =
+        conn.prepare_cached("SELECT processor FROM payments WHERE correlation_id = ?1")?;
     let mut double = Vec::new();
     for (payment, attempt) in batch {
         let id = id_text(&payment.correlation_id);
-        let changed = upsert.execute(params![id.as_str(), payment.amount.0, attempt.processor.name(), attempt.requested_at.0])?;
+        let changed = upsert.execute(params![
+            id.as_str(),
+            payment.amount.0,
+            attempt.processor.name(),
+            attempt.requested_at.0
+        ])?;
         if changed == 1 {
             continue;
         }
-        let name: Option<String> = recorded_at.query_row(params![id.as_str()], |row| row.get(0)).optional()?.flatten();
+        let name: Option<String> = recorded_at
+            .query_row(params![id.as_str()], |row| row.get(0))
+            .optional()?
+            .flatten();
         double.extend(rows::double_charge(payment, attempt, name.as_deref()));
     }
     Ok(double)
@@ -136,7 +177,8 @@ pub fn heartbeat(conn: &Connection, owner: &str, now: Millis) -> rusqlite::Resul
 }
 
 pub fn retire(conn: &Connection, owner: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached("DELETE FROM workers WHERE id = ?1")?.execute(params![owner])?;
+    conn.prepare_cached("DELETE FROM workers WHERE id = ?1")?
+        .execute(params![owner])?;
     Ok(())
 }
 
@@ -165,8 +207,14 @@ pub fn claim_orphans(
              LIMIT ?3)
          RETURNING correlation_id, amount, accepted_at, processor, requested_at, pinned",
     )?;
-    let claimed = claim.query_map(params![owner, threshold, rows::claim_limit(limit)], pending_from_row)?;
-    Ok(Claimed { payments: claimed.collect::<rusqlite::Result<_>>()?, last_alive: last_alive.map(Millis) })
+    let claimed = claim.query_map(
+        params![owner, threshold, rows::claim_limit(limit)],
+        pending_from_row,
+    )?;
+    Ok(Claimed {
+        payments: claimed.collect::<rusqlite::Result<_>>()?,
+        last_alive: last_alive.map(Millis),
+    })
 }
 
 /// The pending payments `owner` holds, as [`claim_orphans`] would return them (an attempt
@@ -183,8 +231,9 @@ pub fn own_pending(conn: &Connection, owner: &str, limit: usize) -> rusqlite::Re
 
 fn pending_from_row(row: &Row<'_>) -> rusqlite::Result<Pending> {
     let id: String = row.get(0)?;
-    let correlation_id = Uuid::try_parse(&id)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?;
+    let correlation_id = Uuid::try_parse(&id).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })?;
     let processor: Option<String> = row.get(3)?;
     let pending = PendingRow {
         correlation_id,
@@ -198,19 +247,31 @@ fn pending_from_row(row: &Row<'_>) -> rusqlite::Result<Pending> {
 }
 
 /// True iff nobody took a turn for `processor` in the last `window`; then records `now`.
-pub fn take_health_turn(conn: &Connection, processor: Processor, now: Millis, window: Duration) -> rusqlite::Result<bool> {
+pub fn take_health_turn(
+    conn: &Connection,
+    processor: Processor,
+    now: Millis,
+    window: Duration,
+) -> rusqlite::Result<bool> {
     conn.prepare_cached(
         "INSERT INTO health_turns (processor, last_turn_at) VALUES (?1, ?2)
          ON CONFLICT (processor) DO UPDATE SET last_turn_at = excluded.last_turn_at
             WHERE health_turns.last_turn_at <= excluded.last_turn_at - ?3
          RETURNING 1",
     )?
-    .query_row(params![processor.name(), now.0, rows::millis(window)], |_| Ok(()))
+    .query_row(
+        params![processor.name(), now.0, rows::millis(window)],
+        |_| Ok(()),
+    )
     .optional()
     .map(|taken| taken.is_some())
 }
 
-pub fn save_health(conn: &Connection, processor: Processor, record: &HealthRecord) -> rusqlite::Result<()> {
+pub fn save_health(
+    conn: &Connection,
+    processor: Processor,
+    record: &HealthRecord,
+) -> rusqlite::Result<()> {
     let min_response_time_ms = rows::stored_response_time(record);
     conn.prepare_cached(
         "INSERT INTO health_records (processor, failing, min_response_time_ms, checked_at)
@@ -218,7 +279,12 @@ pub fn save_health(conn: &Connection, processor: Processor, record: &HealthRecor
          ON CONFLICT (processor) DO UPDATE SET failing = excluded.failing,
             min_response_time_ms = excluded.min_response_time_ms, checked_at = excluded.checked_at",
     )?
-    .execute(params![processor.name(), record.failing, min_response_time_ms, record.checked_at.0])?;
+    .execute(params![
+        processor.name(),
+        record.failing,
+        min_response_time_ms,
+        record.checked_at.0
+    ])?;
     Ok(())
 }
 

@@ -36,12 +36,22 @@ impl Db {
         match backend {
             Backend::Sqlite => {
                 let database = Database::Sqlite(dir.path().join("data").join("payments.db"));
-                Db { backend, database, dir, server: None }
+                Db {
+                    backend,
+                    database,
+                    dir,
+                    server: None,
+                }
             }
             Backend::Postgres => {
                 let server = pg::server();
                 let database = Database::Postgres(server.create_database());
-                Db { backend, database, dir, server: Some(server) }
+                Db {
+                    backend,
+                    database,
+                    dir,
+                    server: Some(server),
+                }
             }
         }
     }
@@ -64,7 +74,10 @@ impl Db {
 
     /// A PostgreSQL URL, with a password, on which no server answers.
     pub fn nowhere(&self) -> String {
-        self.server.as_ref().expect("a PostgreSQL-only check ran against SQLite").nowhere()
+        self.server
+            .as_ref()
+            .expect("a PostgreSQL-only check ran against SQLite")
+            .nowhere()
     }
 
     /// The SQLite file (panics for PostgreSQL: the test is SQLite's only).
@@ -91,15 +104,24 @@ impl Db {
                     .arg(sql)
                     .output()
                     .expect("the sqlite3 shell (make deps installs it)");
-                assert!(output.status.success(), "sqlite3 {sql:?}: {}", String::from_utf8_lossy(&output.stderr));
-                String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect()
+                assert!(
+                    output.status.success(),
+                    "sqlite3 {sql:?}: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+                String::from_utf8_lossy(&output.stdout)
+                    .lines()
+                    .map(str::to_string)
+                    .collect()
             }
         }
     }
 
     pub fn count(&self, sql: &str) -> i64 {
         let rows = self.query(sql);
-        rows.first().and_then(|r| r.parse().ok()).unwrap_or_else(|| panic!("{sql} gave {rows:?}, not a number"))
+        rows.first()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or_else(|| panic!("{sql} gave {rows:?}, not a number"))
     }
 
     pub fn schema_version(&self) -> i64 {
@@ -123,13 +145,22 @@ pub fn id(n: u64) -> Uuid {
 }
 
 pub fn payment(n: u64, cents: i64) -> Payment {
-    Payment { correlation_id: id(n), amount: Cents(cents) }
+    Payment {
+        correlation_id: id(n),
+        amount: Cents(cents),
+    }
 }
 
 pub fn accepted(n: u64, cents: i64, at: i64) -> Accepted {
-    Accepted { payment: payment(n, cents), accepted_at: Millis(at) }
+    Accepted {
+        payment: payment(n, cents),
+        accepted_at: Millis(at),
+    }
 }
 
 pub fn attempt(processor: Processor, at: i64) -> Attempt {
-    Attempt { processor, requested_at: Millis(at) }
+    Attempt {
+        processor,
+        requested_at: Millis(at),
+    }
 }
