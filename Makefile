@@ -69,7 +69,9 @@ run: deps release
 	@STORAGE=$(STORAGE) API_WORKERS=$(API_WORKERS) bash scripts/run.sh
 
 check: deps
+	$(CARGO) fmt --all --check
 	$(CARGO) build --workspace --bins
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace --no-fail-fast
 	BIN_DIR=target/debug python3 -m unittest discover -s scripts -p 'test_*.py'
 	k6 run --quiet k6/score_check.js

