@@ -4,7 +4,8 @@
 //! Every variable name is a `pub const` here, its flag made from it (`service::flag!`), so
 //! tests, `make run` and compose use the same spelling. Defaults are the right values for
 //! the contest: one Pingora service thread (all services share 1.5 CPUs), a queue deep
-//! enough to hold a minute of the contest's peak rate while both workers are down, a drain
+//! enough to hold about two minutes of the contest's peak rate while both workers are
+//! down (see [`Config`]), a drain
 //! that fits inside docker's 10 s stop timeout, and a cap on client connections that keeps
 //! the lb inside its 100 MB compose limit whatever the clients do.
 
@@ -45,8 +46,8 @@ pub const LB_JOURNAL_PATH: &str = "LB_JOURNAL_PATH";
 /// The variable of [`Config::metrics_listen`].
 pub const LB_METRICS_LISTEN: &str = "LB_METRICS_LISTEN";
 
-/// Why these defaults: about two minutes of the contest's peak rate (550/s, 32
-/// bytes each) for the queue; for the connections, with every connection inside a request
+/// Why these defaults: about two minutes of the contest's peak rate for the queue
+/// (65,536 / 550 per s ≈ 119 s; 40 bytes each in the queue, 40 more in the journal); for the connections, with every connection inside a request
 /// at once, the most a connection costs (about 23 KB of Pingora's per-request state),
 /// 2,048 took the lb to 58 MiB of RSS (lb/benches/lb-idle-connections.sh), leaving room
 /// under its 100 MB for the kernel's socket memory (which the container's limit counts
