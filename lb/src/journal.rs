@@ -25,9 +25,9 @@
 //! their order into a fresh file beside it and renames that over the old one (a kill at
 //! any moment leaves one of the two whole), then writes every page once, so the 202 path
 //! takes no page fault. After each background writeback the kernel write-protects a page
-//! to notice its next change: one minor fault per 4 KiB page (about 100 payments) per
-//! writeback, the only cost the kernel adds. An exclusive `flock` keeps a second lb off
-//! the same journal.
+//! to notice its next change, and that fault may wait on the filesystem: a thread of the
+//! journal's own takes it ahead of the 202 path (see `keep_ahead_writable`). An exclusive
+//! `flock` keeps a second lb off the same journal.
 
 use payment::intake::Accepted;
 use payment::{Cents, Millis, Payment, Uuid};
@@ -36,11 +36,17 @@ use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 const MAGIC: [u8; 8] = *b"RPJRNL01";
 const HEADER_BYTES: usize = 64;
 const SLOT_BYTES: usize = 40;
 const PAGE_BYTES: usize = 4096;
+/// How far ahead of the next payment, and how often, [`keep_ahead_writable`] writes to the
+/// ring: 4,096 slots (41 pages) are seconds of the contest's peak rate, every 50 ms.
+const AHEAD_SLOTS: u64 = 4096;
+const AHEAD_EVERY: Duration = Duration::from_millis(50);
 const FREE: u64 = 0;
 const WRITING: u64 = u64::MAX;
 
@@ -76,7 +82,7 @@ pub enum JournalError {
 }
 
 /// The journal, or nothing when it is off.
-pub struct Journal(Option<Ring>);
+pub struct Journal(Option<Arc<Ring>>);
 
 /// The mapped file and the next sequence number.
 struct Ring {
@@ -142,6 +148,8 @@ impl Journal {
             .collect();
         ring.map.touch_every_page();
         std::fs::rename(&fresh_path, path).map_err(io("replace"))?;
+        let ring = Arc::new(ring);
+        keep_ahead_writable(Arc::downgrade(&ring));
         Ok((Journal(Some(ring)), replay))
     }
 
@@ -212,6 +220,16 @@ impl Ring {
         Some(Seq(seq))
     }
 
+    /// One write to every page the next `AHEAD_SLOTS` slots use (see [`keep_ahead_writable`]).
+    fn dirty_ahead(&self) {
+        let next = self.next.load(Ordering::Relaxed);
+        // Less than a page apart: every page gets at least one write.
+        let step = (PAGE_BYTES / SLOT_BYTES) as u64;
+        for k in (0..AHEAD_SLOTS.min(self.slots)).step_by(step as usize) {
+            self.state(next + k).fetch_add(0, Ordering::Relaxed);
+        }
+    }
+
     fn slot_offset(&self, seq: u64) -> usize {
         HEADER_BYTES + (seq % self.slots) as usize * SLOT_BYTES
     }
@@ -229,6 +247,32 @@ impl Ring {
         header[8..].copy_from_slice(&self.slots.to_le_bytes());
         // SAFETY: the header lies inside the mapping and nothing else uses it yet.
         unsafe { std::ptr::copy_nonoverlapping(header.as_ptr(), self.map.ptr, header.len()) };
+    }
+}
+
+/// Starts the thread that keeps the pages the next payments will use dirty and writable.
+///
+/// Why: once the kernel has written a page back, it write-protects it to notice the next
+/// change, and that write faults. On ext4 the fault updates the file's mtime, which takes
+/// a handle of the filesystem's journal and waits while that journal commits: tens to
+/// hundreds of milliseconds while the workers' SQLite commits on the same volume (seen as
+/// p99 spikes in the containers). So this thread takes those faults ahead of the 202 path:
+/// every [`AHEAD_EVERY`] it adds 0 to one slot state per page of the next [`AHEAD_SLOTS`]
+/// slots (an atomic write that changes nothing). It ends when the journal is dropped.
+fn keep_ahead_writable(ring: Weak<Ring>) {
+    let spawned = std::thread::Builder::new()
+        .name("lb-journal".into())
+        .spawn(move || {
+            while let Some(ring) = ring.upgrade() {
+                ring.dirty_ahead();
+                drop(ring);
+                std::thread::sleep(AHEAD_EVERY);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(
+            "cannot start the journal's page thread; the 202 path may wait on page faults: {e}"
+        );
     }
 }
 
