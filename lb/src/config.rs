@@ -49,7 +49,7 @@ pub const LB_METRICS_LISTEN: &str = "LB_METRICS_LISTEN";
 /// Why these defaults: about two minutes of the contest's peak rate for the queue
 /// (65,536 / 550 per s ≈ 119 s; 40 bytes each in the queue, 40 more in the journal); for the connections, with every connection inside a request
 /// at once, the most a connection costs (about 23 KB of Pingora's per-request state),
-/// 2,048 took the lb to 58 MiB of RSS (lb/benches/lb-idle-connections.sh), leaving room
+/// 2,048 took the lb to 58 MiB of RSS (scripts/bench/lb/idle_connections.sh), leaving room
 /// under its 100 MB for the kernel's socket memory (which the container's limit counts
 /// too) and a full queue; idle ones cost about 6 KB each, and the contest's clients hold
 /// about 550. `LB_AVOID_MS` is several forward timeouts: a worker that hangs costs one

@@ -11,7 +11,7 @@
 //!
 //! The cost on the 202 path: no extra system call (the read is the one Pingora would
 //! have made), a scan of the bytes for the empty line, and one copy of them: no difference
-//! in CPU or p99 measurable with lb/benches/lb-ab.sh (bench/RESULTS.md, "Connections and memory").
+//! in CPU or p99 measurable with scripts/bench/lb/ab.sh (bench/RESULTS.md, "Connections and memory").
 
 use crate::idle::{FirstRead, IdleSpot};
 use pingora::protocols::l4::stream::Stream as TcpStream;

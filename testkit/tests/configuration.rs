@@ -106,7 +106,7 @@ fn help_defaults(bin: &str) -> Defaults {
 fn the_readme_table_and_every_binarys_help_agree() {
     let section = configuration_section();
     // The table holds the binaries' variables only (make's, the scripts' and k6's are in
-    // docs/operations.md, checked by scripts/test_operations_table.py).
+    // docs/operations.md, checked by scripts/check/test_operations_table.py).
     for row in section.lines().filter(|l| l.starts_with("| `")).map(cells) {
         assert!(
             row.len() >= 4 && BINARIES.contains(&row[1].as_str()),

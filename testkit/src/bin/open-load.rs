@@ -4,7 +4,7 @@
 //! k6 needs 130–200 µs of CPU per request, so on two cores k6 itself saturates the
 //! machine near 5,000 requests/s and cannot show whether the lb holds 10,000 payments/s.
 //! This generator runs on one thread and needs a fraction of that, so the stack's own
-//! limit shows. k6 (k6/stress.js) stays the reference; scripts/stress_sweep.py runs both.
+//! limit shows. k6 (k6/stress.js) stays the reference; scripts/bench/stress_sweep.py runs both.
 //!
 //! Request `i` is due at `t0 + i / rate`. Every millisecond the due requests go out, each
 //! on the longest-idle keep-alive connection, or a new one up to `--max-connections`;

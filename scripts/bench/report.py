@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+"""Turns one `make bench` work directory into the result file bench/results/<date>-<scenario>.json
+and a short table: the contest score and its parts for our stack, the per-stage figures,
+CPU seconds and peak RSS of every process, the machine, and our p99 as a ratio to the bare
+`floor` responder's.
+
+Usage: report.py --work DIR --out FILE --limits TEXT [--cgroups JSON]
+(DIR holds <label>-result.json from the k6 scenario and <label>-samples.json from
+sampler.py, for the labels `stack` and, unless the floor was skipped, `floor`, and
+stack-ledger.json from ledger.py.)
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+import sys
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))  # scripts/lib
+from compose_limits import service_limits  # noqa: E402
+
+
+def machine():
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
+    mem = re.search(r"^MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.M)
+    return {
+        "cores": os.cpu_count(),
+        "cpu_model": model.group(1).strip() if model else "unknown",
+        "memory_gb": round(int(mem.group(1)) / 2**20, 1) if mem else None,
+        "kernel": platform.release(),
+    }
+
+
+def commit():
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def ratio(ours, floor):
+    return round(ours / floor, 2) if ours and floor else None
+
+
+# Not ours: the load generator and the processors' stand-ins.
+NOT_THE_STACK = ("k6", "sim-default", "sim-fallback")
+
+
+def cpu_budget(procs, payments):
+    """CPU per payment, per process: what each part of the stack spends on one payment
+    (idle work such as heartbeats and health checks included, spread over the run)."""
+    ours = {n: p["cpu_seconds"] for n, p in procs.items() if n not in NOT_THE_STACK and "cpu_seconds" in p}
+    per = lambda seconds: round(seconds / payments * 1e6, 1) if payments else None
+    total = round(sum(ours.values()), 3)
+    return {"cpu_seconds": total, "us_per_payment": per(total),
+            "processes_us_per_payment": {n: per(s) for n, s in sorted(ours.items())}}
+
+
+def max_between(points, offset, start, end):
+    """The largest value of [t, v] samples with start <= t + offset < end (seconds), or None."""
+    return max((v for t, v in points if start <= t + offset < end), default=None)
+
+
+def stage_figures(result, samples, ledger):
+    """Per stage of the scenario (by arrival: the time k6 sent, from the run's start), the
+    k6 figures with, from the samples, the largest queue of each service, pending payments
+    in the database and calls in flight at each processor, and, from our database, what
+    became of the stage's arrivals (paid at default / fallback, or still pending). The last
+    stage runs on to the end of the samples (the teardown's drain included)."""
+    t0 = result["started_at_ms"]
+    offset = (samples["started_at_ms"] - t0) / 1000
+    by_second = (ledger or {}).get("arrivals_per_second")
+    out = []
+    stages = result["stages"]
+    for i, st in enumerate(stages):
+        start = st["start_ms"] / 1000
+        end = st["end_ms"] / 1000 if i + 1 < len(stages) else float("inf")
+        row = {k: st[k] for k in ("at", "default", "fallback", "start_ms", "end_ms", "arrivals", "refused",
+                                  "p99_payments_ms", "stored", "audit_diffs")}
+        queues, in_flight, pending = {}, {}, None
+        for proc, metrics in samples.get("gauges", {}).items():
+            for metric, points in metrics.items():
+                peak = max_between(points, offset, start, end)
+                if peak is None:
+                    continue
+                if metric.endswith(("queue_depth", "payments_held")):
+                    queues[proc] = peak
+                elif metric.endswith("pending_payments") and proc == "api1":  # shared: one view is all
+                    pending = peak
+                elif metric == "in_flight" and proc.startswith("sim-"):
+                    in_flight[proc[len("sim-"):]] = peak
+                elif "in_flight" in metric:  # a worker's own gauge, if it has one
+                    in_flight[f"{proc} {metric}"] = peak
+        row.update(max_queue=queues, max_db_pending=pending, max_in_flight=in_flight)
+        if by_second is not None:
+            fate = {"default": 0, "fallback": 0, "pending": 0}
+            for second, status, processor, count in by_second:
+                if start <= (second * 1000 - t0) / 1000 + 0.5 < end:  # the middle of that second
+                    fate[processor if status == "processed" else "pending"] += count
+            row["paid_by_arrival"] = fate
+        out.append(row)
+    return out
+
+
+def floor_report(floor, samples):
+    if floor is None:
+        return None
+    procs = samples["processes"]
+    return {
+        "p99_ms": floor["p99_raw_ms"],
+        "p99_payments_ms": floor["p99_payments_ms"],
+        "payments_sent": floor["payments_sent"],
+        "processes": procs,
+        "other_cpu_seconds": round(samples["machine_cpu_seconds"] - sum(p.get("cpu_seconds", 0) for p in procs.values()), 2),
+        "stages": [{"start_ms": st["start_ms"], "arrivals": st["arrivals"], "p99_payments_ms": st["p99_payments_ms"]}
+                   for st in floor["stages"]],
+    }
+
+
+def stage_table(rows):
+    """The per-stage table bench prints (and plot.py draws)."""
+    state = lambda x: f"{x[0]}{'F' if x[1] else ''}"
+    num = lambda v: "-" if v is None else f"{v:.0f}"
+    head = ["from s", "D", "F", "arrivals", "p99 ms", "paid D", "paid F", "unpaid", "stored D", "stored F",
+            "queue api1/api2/lb", "db pend", "in flight D/F", "audit diffs"]
+    lines = []
+    for r in rows:
+        fate = r.get("paid_by_arrival") or {}
+        q = r["max_queue"]
+        lines.append([f"{r['start_ms'] / 1000:.0f}", state(r["default"]), state(r["fallback"]), str(r["arrivals"]),
+                      "-" if r["p99_payments_ms"] is None else f"{r['p99_payments_ms']:.2f}",
+                      num(fate.get("default")), num(fate.get("fallback")), num(fate.get("pending")),
+                      str(r["stored"]["default"]), str(r["stored"]["fallback"]),
+                      "/".join(num(q.get(n)) for n in ("api1", "api2", "lb")), num(r["max_db_pending"]),
+                      f"{num(r['max_in_flight'].get('default'))}/{num(r['max_in_flight'].get('fallback'))}",
+                      " ".join(map(str, r["audit_diffs"])) or "-"])
+    w = [max(len(h), *(len(l[i]) for l in lines)) for i, h in enumerate(head)]
+    fmt_line = lambda l: "  " + "  ".join(x.rjust(w[i]) if i < len(l) - 1 else x for i, x in enumerate(l))
+    return [fmt_line(head), *map(fmt_line, lines),
+            "  (by arrival: D/F delay ms, F = failing; paid D/F and unpaid: what became of the stage's arrivals,",
+            "   from our database at the end; stored D/F: what each processor holds with a requestedAt in the",
+            "   stage; queue, db pend(ing), in flight: the largest sample in the stage)"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", required=True, type=Path)
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--limits", required=True)
+    ap.add_argument("--cgroups", default="{}")
+    args = ap.parse_args()
+
+    load = lambda name: json.loads((args.work / name).read_text())
+    ours, samples = load("stack-result.json"), load("stack-samples.json")
+    has_floor = (args.work / "floor-result.json").exists()
+    floor = load("floor-result.json") if has_floor else None
+    floor_samples = load("floor-samples.json") if has_floor else None
+    ledger = load("stack-ledger.json") if (args.work / "stack-ledger.json").exists() else None
+    our_procs = samples["processes"]
+    cgroups = json.loads(args.cgroups)
+    limits = service_limits(yaml.safe_load(Path("compose.yml").read_text())) if cgroups else {}
+    for name, stats in cgroups.items():
+        cpus, mem = limits.get(name, (None, 0))
+        our_procs.setdefault(name, {})["cgroup"] = {"cpus": cpus, "memory_limit_mb": round(mem / 2**20, 1), **stats}
+        # A container of many processes (postgres) has no pid file for the sampler: its
+        # cgroup's CPU, over the container's life (its start included), stands in.
+        if "cpu_seconds" not in our_procs[name] and "cgroup_cpu_seconds" in stats:
+            our_procs[name]["cpu_seconds"] = stats["cgroup_cpu_seconds"]
+
+    report = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "commit": commit(),
+        "scenario": ours["scenario"],
+        "max_requests": ours["max_requests"],
+        "time_scale": ours["time_scale"],
+        "limits": args.limits,
+        "machine": machine(),
+        "score": round(ours["score"], 2),
+        "profit": round(ours["profit"], 2),
+        "p99_ms": ours["p99_raw_ms"],
+        "p99_bonus": ours["p99_bonus"],
+        "p99_payments_ms": ours["p99_payments_ms"],
+        "p50_payments_ms": ours["p50_payments_ms"],
+        "scored_from": ours["scored_from"],
+        "gross": round(ours["gross"], 2),
+        "fees": round(ours["fees"], 2),
+        "fine": ours["fine"],
+        "lag": ours["lag"],
+        "over_recorded": ours["over_recorded"],
+        "inconsistencies": ours["inconsistencies"],
+        "audits": ours["audits"],
+        "payments_sent": ours["payments_sent"],
+        "payments_failed": ours["payments_failed"],
+        "default": ours["default"],
+        "fallback": ours["fallback"],
+        "processors": ours["processors"],
+        "processors_amount": ours["processors_amount"],
+        "double_charged": ledger["double_charged"] if ledger else None,
+        "double_charged_ids": ledger["double_charged_ids"] if ledger else None,
+        "stages": stage_figures(ours, samples, ledger),
+        "audit_log": ours["audit_log"],
+        "processes": our_procs,
+        # Everything the machine did during the run that was neither the stack nor k6:
+        # large means the figures were taken on a busy machine.
+        "machine_busy_cpu_seconds": samples["machine_cpu_seconds"],
+        "other_cpu_seconds": round(samples["machine_cpu_seconds"]
+                                   - sum(p.get("cpu_seconds", 0) for p in our_procs.values()), 2),
+        "floor": floor_report(floor, floor_samples),
+        # CPU per payment of the stack (lb, workers, a database server) and of the floor,
+        # which does only the answering part of the lb's work.
+        "cpu_budget": {
+            "stack": cpu_budget(our_procs, ours["payments_sent"]),
+            "floor": cpu_budget(floor_samples["processes"], floor["payments_sent"]) if floor else None,
+        },
+        "p99_ratio_to_floor": ratio(ours["p99_raw_ms"], floor and floor["p99_raw_ms"]),
+        "p99_payments_ratio_to_floor": ratio(ours["p99_payments_ms"], floor and floor["p99_payments_ms"]),
+    }
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+    m, r = report["machine"], report
+    print(f"\nbench: {r['scenario']}, {r['max_requests']} VUs, {r['limits']}, {m['cores']} cores {m['cpu_model']}")
+    sent = r["payments_sent"]
+    print(f"  score {r['score']:.2f} from {'the processors' if r['scored_from'] == 'processors' else 'our'} summaries: "
+          f"gross {r['gross']:.2f} - fees {r['fees']:.2f}, p99 {r['p99_ms']:.3f} ms (bonus {r['p99_bonus'] * 100:.0f} %), "
+          f"fine {r['fine'] * 100:.0f} % ({r['inconsistencies']} inconsistencies in {r['audits']} audits)")
+    print(f"  payments {sent} accepted, {r['default']['requests']} default / {r['fallback']['requests']} fallback "
+          f"recorded, processors {r['processors']['default']} / {r['processors']['fallback']}; "
+          f"lag {r['lag']} ({100 * r['lag'] / sent if sent else 0:.1f} %); double charges {r['double_charged']}")
+    if r["floor"]:
+        print(f"  p99 vs floor: {r['p99_ms']:.3f} / {r['floor']['p99_ms']:.3f} ms = "
+              f"{r['p99_ratio_to_floor']}x  (POST /payments only: {r['p99_payments_ratio_to_floor']}x)")
+    print("\n".join(stage_table(r["stages"])))
+    print(f"  {'process':<14}{'cpu s':>8}{'peak rss MB':>13}{'restarts':>10}")
+    for name, p in sorted(our_procs.items()):
+        cg = p.get("cgroup")
+        extra = (f"  limit {cg['cpus']} CPU / {cg['memory_limit_mb']} MB: cgroup peak {cg['peak_memory_mb']} MB, "
+                 f"throttled {cg['cpu_throttled_periods']} periods") if cg else ""
+        print(f"  {name:<14}{p.get('cpu_seconds', 0):>8.2f}{p.get('peak_rss_mb', 0):>13.1f}{p.get('restarts', 0):>10}{extra}")
+    stack, floor_budget = report["cpu_budget"]["stack"], report["cpu_budget"]["floor"]
+    parts = ", ".join(f"{n} {us}" for n, us in stack["processes_us_per_payment"].items())
+    floor_part = f", floor {floor_budget['us_per_payment']} us ({floor_budget['cpu_seconds']} s)" if floor_budget else ""
+    print(f"  cpu per payment: {stack['us_per_payment']} us ({parts}; {stack['cpu_seconds']} s in all){floor_part}")
+    print(f"  other load on the machine meanwhile: {report['other_cpu_seconds']} cpu s"
+          + (f" (floor run: {report['floor']['other_cpu_seconds']})" if report["floor"] else ""))
+    print()
+
+
+if __name__ == "__main__":
+    main()
