@@ -24,10 +24,14 @@ import os
 import re
 import signal
 import socket
+import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))  # scripts/lib
+from stack import descendants, memory_kb, thread_run_seconds  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 GAUGE = re.compile(r"^(\w+_(?:queue_depth|payments_held|pending_payments|in_flight|pinned_waiting)(?:\{[^}]*\})?)\s+([0-9.eE+-]+)\s*$",
@@ -35,53 +39,12 @@ GAUGE = re.compile(r"^(\w+_(?:queue_depth|payments_held|pending_payments|in_flig
 START_TOKEN = "123"
 
 
-def thread_run_seconds(pid):
-    """{tid: seconds on a CPU} of every live thread of a process, from schedstat.
-
-    Not utime + stime from /proc/<pid>/stat: those are sampled at the timer tick (250 Hz
-    here, tickless when idle), and a thread that wakes for a few microseconds per request
-    is almost never running when the tick comes. Measured on this machine: the lb's HTTP
-    thread ran 0.69 s serving 10,000 requests and was charged 0 ticks, while its
-    timer-driven forwarder was charged in full. schedstat is the scheduler's exact sum."""
-    out = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            out[int(task.name)] = int((task / "schedstat").read_text().split()[0]) / 1e9
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
-
-
 def read_proc(pid):
     """({tid: cpu seconds}, rss kB, peak rss kB) of a live process, or None once it is gone."""
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
-        threads = thread_run_seconds(pid)
+        return thread_run_seconds(pid), *memory_kb(pid)
     except OSError:
         return None
-    kb = dict(re.findall(r"^(VmRSS|VmHWM):\s+(\d+) kB", status, re.M))
-    return threads, int(kb.get("VmRSS", 0)), int(kb.get("VmHWM", 0))
-
-
-def children(pid):
-    """The pids of a process's live child processes (/proc/<pid>/task/<tid>/children)."""
-    out = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            out += [int(c) for c in (task / "children").read_text().split()]
-    except (OSError, ValueError):
-        pass
-    return out
-
-
-def descendants(pid):
-    """Every live process below `pid`: a PostgreSQL server does its work in them."""
-    found, todo = [], children(pid)
-    while todo:
-        child = todo.pop()
-        found.append(child)
-        todo += children(child)
-    return found
 
 
 def machine_busy_seconds():

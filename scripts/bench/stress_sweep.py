@@ -36,17 +36,16 @@ import datetime
 import json
 import os
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))  # scripts/lib
+from stack import NativeStack, Process, cpu_seconds, http_json  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts" / "bench"))
-from sampler import descendants, thread_run_seconds  # noqa: E402
 
 BIN_DIR = Path(os.environ.get("BIN_DIR", ROOT / "target" / "x86_64-unknown-linux-gnu" / "release"))
 RATES = [int(r) for r in os.environ.get("STRESS_RATES", "1000 2000 4000 6000 8000 10000 12000").split()]
@@ -60,106 +59,55 @@ CONNECTIONS = int(os.environ.get("STRESS_CONNECTIONS", "500"))
 SERVER_RT, GENERATOR_RT = "10", "20"
 P99_LIMIT_MS = 5.0
 # The simulators' admin token (sim's default, as the contest's processors boot with).
-TOKEN = "123"
+ADMIN = {"X-Rinha-Token": "123"}
 # k6's garbage collector runs less often: a few hundred MB more, a fifth less CPU per request.
 K6_ENV = {"GOGC": "800"}
 
 
-def free_ports(n):
-    out = subprocess.run([sys.executable, ROOT / "scripts" / "lib" / "free_ports.py", str(n)],
-                         check=True, capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
-
-
-def wait_port(port, secs=30):
-    import socket
-    deadline = time.time() + secs
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"stress: nothing listens on 127.0.0.1:{port} after {secs} s")
-
-
-def http(method, url, body=None, headers=None):
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    with urllib.request.urlopen(req, timeout=5) as res:
-        data = res.read()
-        return json.loads(data) if data else None
-
-
-class Stack:
-    """scripts/stack/run.sh on free ports plus the floor; stopped by PID in `stop`."""
+class Stack(NativeStack):
+    """The native stack (scripts/lib/stack.py; STORAGE and API_WORKERS as in our environment)
+    plus the floor on a free port; `stop` stops both by PID."""
 
     def __init__(self, work):
-        self.work = work
-        (self.lb, self.api1, self.api2, self.default, self.fallback, self.floor) = free_ports(6)
-        self.procs = []
+        super().__init__(work, BIN_DIR, os.environ.get("STORAGE", "sqlite"), int(os.environ.get("API_WORKERS", "2")),
+                         {"LB_METRICS_LISTEN": "off"}, extra_ports=["floor"])
+        self.floor = None
 
     def start(self):
-        env = {**os.environ, "BIN_DIR": str(BIN_DIR), "DATA_DIR": str(self.work / "data"),
-               "LB_LISTEN": f"127.0.0.1:{self.lb}", "API1_LISTEN": f"127.0.0.1:{self.api1}",
-               "API2_LISTEN": f"127.0.0.1:{self.api2}",
-               "SIM_DEFAULT_LISTEN": f"127.0.0.1:{self.default}",
-               "SIM_FALLBACK_LISTEN": f"127.0.0.1:{self.fallback}", "LB_METRICS_LISTEN": "off"}
-        self._spawn(["bash", str(ROOT / "scripts" / "stack" / "run.sh")], env, "stack.log")
-        self._spawn([str(BIN_DIR / "floor")], {**os.environ, "FLOOR_LISTEN": f"127.0.0.1:{self.floor}"},
-                    "floor.log")
-        for port in (self.lb, self.floor):
-            wait_port(port)
+        super().start()
+        listen = f"127.0.0.1:{self.ports['floor']}"
+        self.floor = Process([BIN_DIR / "floor"], self.work / "floor.log", {"FLOOR_LISTEN": listen})
+        self.floor.wait_port(self.ports["floor"], "the floor")
         if REALTIME:
-            for pid in (self.pids()["lb"], self.procs[1].pid):
+            for pid in (self.pid("lb"), self.floor.pid):
                 subprocess.run(["chrt", "--all-tasks", "--fifo", "--pid", SERVER_RT, str(pid)], check=True)
 
-    def _spawn(self, argv, env, log):
-        with open(self.work / log, "w") as out:
-            self.procs.append(subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT))
-
     def stop(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-    def url(self, target):
-        return f"http://127.0.0.1:{self.lb if target == 'lb' else self.floor}"
-
-    def pids(self):
-        """{name: pid} of the stack's processes (run.sh's pid files)."""
-        run = self.work / "data" / "run"
-        return {f.stem: int(f.read_text()) for f in run.glob("*.pid")}
+        if self.floor:
+            self.floor.stop()
+        super().stop()
 
     def cpu(self):
         out = {}
-        for name, pid in self.pids().items():
+        for name, pid in [*self.pids().items(), ("floor", self.floor.pid)]:
             try:
-                # A PostgreSQL server (STORAGE=postgres) works in its child processes.
-                out[name] = sum(sum(thread_run_seconds(p).values()) for p in [pid, *descendants(pid)])
+                out[name] = cpu_seconds(pid)  # with a PostgreSQL server's child processes
             except OSError:
                 pass
-        out["floor"] = sum(thread_run_seconds(self.procs[1].pid).values())
         return out
 
     def purge(self):
-        http("POST", f"{self.url('lb')}/purge-payments")
-        for port in (self.default, self.fallback):
-            http("POST", f"http://127.0.0.1:{port}/admin/purge-payments", headers={"X-Rinha-Token": TOKEN})
+        http_json("POST", f"{self.url('lb')}/purge-payments")
+        for name in ("default", "fallback"):
+            http_json("POST", f"{self.url(name)}/admin/purge-payments", headers=ADMIN)
 
     def recorded(self, since):
         """(our total, the processors' total) for payments requested since `since`."""
         now = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=1)
         q = f"from={iso(since)}&to={iso(now)}"
-        ours = http("GET", f"{self.url('lb')}/payments-summary?{q}")
-        theirs = sum(http("GET", f"http://127.0.0.1:{port}/admin/payments-summary?{q}",
-                          headers={"X-Rinha-Token": TOKEN})["totalRequests"]
-                     for port in (self.default, self.fallback))
+        ours = http_json("GET", f"{self.url('lb')}/payments-summary?{q}")
+        theirs = sum(http_json("GET", f"{self.url(name)}/admin/payments-summary?{q}", headers=ADMIN)["totalRequests"]
+                     for name in ("default", "fallback"))
         return ours["default"]["totalRequests"] + ours["fallback"]["totalRequests"], theirs
 
 
@@ -178,8 +126,8 @@ def run_k6(stack, target, rate, work):
         argv = ["k6", "run", "--quiet", "--no-color", "--address", "127.0.0.1:0",
                 "-e", f"RATE={rate}", "-e", f"DURATION_SECS={SECS}", "-e", f"DRAIN_SECS={DRAIN_SECS}",
                 "-e", f"BACKEND_URL={stack.url('lb')}",
-                "-e", f"PROCESSOR_DEFAULT_URL=http://127.0.0.1:{stack.default}",
-                "-e", f"PROCESSOR_FALLBACK_URL=http://127.0.0.1:{stack.fallback}",
+                "-e", f"PROCESSOR_DEFAULT_URL={stack.url('default')}",
+                "-e", f"PROCESSOR_FALLBACK_URL={stack.url('fallback')}",
                 "-e", f"RESULT_FILE={result}", str(ROOT / "k6" / "stress.js")]
         subprocess.run(argv, env={**os.environ, **K6_ENV}, stdout=subprocess.DEVNULL, check=True)
         r = json.loads(result.read_text())
@@ -236,11 +184,8 @@ def main():
             print(f"stress: tool {tool!r} is not available (k6: make deps; open-load: make release)", file=sys.stderr)
             return 2
     work = Path(tempfile.mkdtemp(prefix="rinha-stress."))
-    work.chmod(0o711)  # STORAGE=postgres: the server runs as the postgres user below it
-    stack = Stack(work)
     rows = []
-    try:
-        stack.start()
+    with Stack(work) as stack:
         for tool in TOOLS:
             for rate in RATES:
                 for target in TARGETS:
@@ -255,8 +200,6 @@ def main():
                     row["pass"] = passes(row)
                     rows.append(row)
                     print(line(row), flush=True)
-    finally:
-        stack.stop()
     report(rows)
     return 0
 

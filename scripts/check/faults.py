@@ -47,14 +47,16 @@ import sys
 import tempfile
 import time
 import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))  # scripts/lib
+from stack import NativeStack, StackError, http_json, tail  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN_DIR = Path(os.environ.get("BIN_DIR", ROOT / "target" / "debug"))
 SETTLE_SECS = float(os.environ.get("FAULTS_SETTLE_SECS", "30"))
-TOKEN = "123"  # the simulators' initial admin token
+ADMIN = {"X-Rinha-Token": "123"}  # the simulators' initial admin token
 STACK_ENV = {
     "SIM_STORE_AFTER_DISCONNECT": "1",
     "PROCESSOR_TIMEOUT_MS": "800",
@@ -117,83 +119,22 @@ class Failure(Exception):
     """Something that stops the scenario before its checks, with what to do about it."""
 
 
-def call(method, url, body=None, timeout=5):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"X-Rinha-Token": TOKEN, "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as res:
-        text = res.read()
-        return json.loads(text) if text else None
-
-
-class Stack:
-    """scripts/stack/run.sh on free ports; stopped by PID in `stop`, also on failure."""
+class Stack(NativeStack):
+    """The native stack (scripts/lib/stack.py) with STACK_ENV and WORKERS[storage] workers,
+    and the processors' admin routes."""
 
     def __init__(self, work, storage):
-        self.work = work
-        workers = WORKERS[storage]
-        out = subprocess.run([sys.executable, ROOT / "scripts" / "lib" / "free_ports.py", str(3 + workers)],
-                             check=True, capture_output=True, text=True).stdout
-        self.lb, default, fallback, *apis = (int(p) for p in out.split())
-        self.ports = {"default": default, "fallback": fallback}
-        self.env = {**os.environ, **STACK_ENV, "BIN_DIR": str(BIN_DIR), "DATA_DIR": str(work / "data"),
-                    "STORAGE": storage, "API_WORKERS": str(workers),
-                    "LB_LISTEN": f"127.0.0.1:{self.lb}", "SIM_DEFAULT_LISTEN": f"127.0.0.1:{default}",
-                    "SIM_FALLBACK_LISTEN": f"127.0.0.1:{fallback}",
-                    **{f"API{i}_LISTEN": f"127.0.0.1:{port}" for i, port in enumerate(apis, 1)}}
-        self.proc = None
-        self.stopped = {}  # name: pid of the workers we sent SIGSTOP and not yet SIGCONT
-
-    def start(self):
-        with open(self.work / "stack.log", "w") as log:
-            self.proc = subprocess.Popen(["bash", str(ROOT / "scripts" / "stack" / "run.sh")], env=self.env,
-                                         stdout=log, stderr=subprocess.STDOUT)
-        for _ in range(300):
-            if "run: ready" in self.log():
-                return
-            if self.proc.poll() is not None:
-                raise Failure("the stack did not start (its output is below)")
-            time.sleep(0.1)
-        raise Failure("the stack was not ready after 30 s (its output is below)")
-
-    def log(self):
-        return (self.work / "stack.log").read_text(errors="replace")
-
-    def pid(self, name):
-        return int((self.work / "data" / "run" / f"{name}.pid").read_text())
-
-    def signal(self, name, sig):
-        pid = self.stopped.pop(name) if sig == signal.SIGCONT else self.pid(name)
-        os.kill(pid, sig)
-        if sig == signal.SIGSTOP:
-            self.stopped[name] = pid
-
-    def stop(self):
-        for pid in self.stopped.values():  # a stopped worker could not shut down
-            try:
-                os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # run.sh stops its services by PID
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def processor(self, name, path):
-        return f"http://127.0.0.1:{self.ports[name]}{path}"
+        super().__init__(work, BIN_DIR, storage, WORKERS[storage], STACK_ENV)
 
     def set_processors(self, default, fallback):
         for name, state in (("default", default), ("fallback", fallback)):
             delay, failing = STATES[state]
-            call("PUT", self.processor(name, "/admin/configurations/delay"), {"delay": delay})
-            call("PUT", self.processor(name, "/admin/configurations/failure"), {"failure": failing})
+            http_json("PUT", f"{self.url(name)}/admin/configurations/delay", {"delay": delay}, ADMIN)
+            http_json("PUT", f"{self.url(name)}/admin/configurations/failure", {"failure": failing}, ADMIN)
 
     def stored_ids(self, name):
         try:
-            return call("GET", self.processor(name, "/admin/payments"))["correlationIds"]
+            return http_json("GET", f"{self.url(name)}/admin/payments", headers=ADMIN)["correlationIds"]
         except urllib.error.HTTPError as e:
             if e.code == 404:
                 raise Failure(f"{BIN_DIR}/sim has no GET /admin/payments: rebuild it "
@@ -202,10 +143,10 @@ class Stack:
 
     def counts(self):
         """(ours, the processors') as {"default": n, "fallback": n}; ours None if unanswered."""
-        theirs = {n: call("GET", self.processor(n, "/admin/payments-summary"))["totalRequests"]
+        theirs = {n: http_json("GET", f"{self.url(n)}/admin/payments-summary", headers=ADMIN)["totalRequests"]
                   for n in ("default", "fallback")}
         try:
-            s = call("GET", f"http://127.0.0.1:{self.lb}/payments-summary")
+            s = http_json("GET", f"{self.url('lb')}/payments-summary")
             ours = {n: s[n]["totalRequests"] for n in ("default", "fallback")}
         except OSError:
             ours = None  # no worker answered this time (one is stopped or restarting)
@@ -239,7 +180,7 @@ def run_load(stack, payments, rate, events):
         pid = str(uuid.uuid4())
         body = json.dumps({"correlationId": pid, "amount": 19.90})
         try:
-            conn = conn or http.client.HTTPConnection("127.0.0.1", stack.lb, timeout=5)
+            conn = conn or http.client.HTTPConnection("127.0.0.1", stack.ports["lb"], timeout=5)
             conn.request("POST", "/payments", body, {"Content-Type": "application/json"})
             res = conn.getresponse()
             res.read()
@@ -319,7 +260,6 @@ def main():
             return 2
 
     work = Path(tempfile.mkdtemp(prefix=f"rinha-{label}."))
-    work.chmod(0o755)  # PostgreSQL runs as its own user (when we are root) under work/data
     stack = Stack(work, args.storage)
     ok = False
     try:
@@ -358,7 +298,7 @@ def main():
         print(f"{label}: {len(results) - failed} passed, {failed} failed")
         ok = failed == 0
         return 0 if ok else 1
-    except Failure as e:
+    except (Failure, StackError) as e:
         print(f"{label}: {e}", file=sys.stderr)
         return 1
     except OSError as e:
@@ -369,8 +309,8 @@ def main():
         if ok:
             shutil.rmtree(work, ignore_errors=True)
         else:
-            tail = "\n".join(stack.log().splitlines()[-40:]) if (work / "stack.log").exists() else ""
-            print(f"{label}: the stack's output (last 40 lines of {work}/stack.log):\n{tail}", file=sys.stderr)
+            print(f"{label}: the stack's output (last 40 lines of {stack.log}):\n{tail(stack.log, 40)}", end="",
+                  file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@
 Starts two `sim` processors (delay 0) and one `api` worker on a fresh database in a temp
 dir, all on free 127.0.0.1 ports; posts N payments to `POST /intake` over one keep-alive
 connection (as the lb does) in batches of BATCH at RATE payments/s (0 = as fast as the
-answers come); waits until every payment is processed; reads the worker's utime+stime
-from /proc/<pid>/stat before the first and after the last payment. Repeats each
-configuration REPEAT times and reports the median. Processes are stopped by PID.
+answers come); waits until every payment is processed; reads the time the worker's threads
+ran (their schedstat: scripts/lib/stack.py cpu_seconds) before the first and after the last
+payment. Repeats each configuration REPEAT times and reports the median. Processes are
+stopped by PID.
 
     python3 scripts/bench/api/cpu.py                      # CONFIGS=1:300:6000,0:300:6000,32:0:20000
     CONFIGS=1:300:20000 REPEAT=5 python3 scripts/bench/api/cpu.py
@@ -21,17 +22,20 @@ worker under a profiler; its CPU figure then means nothing. Appends a line per
 configuration to bench/results/api-cpu.txt (RESULT_FILE).
 """
 
+import contextlib
 import http.client
 import os
 import shlex
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lib"))  # scripts/lib
+from stack import Process, StackError, cpu_seconds, free_ports, memory_kb, tail  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BIN_DIR = os.environ.get("BIN_DIR", os.path.join(ROOT, "target", "release"))
@@ -43,55 +47,6 @@ LB_LINGER_S = int(os.environ.get("LB_BATCH_LINGER_MS", "100")) / 1000
 API_WRAPPER = shlex.split(os.environ.get("API_WRAPPER", ""))
 # Every wait is bounded.
 SETTLE_TIMEOUT_S = 120
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_addr():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return "127.0.0.1:%d" % s.getsockname()[1]
-
-
-def wait_listening(addr, timeout=30):
-    host, port = addr.split(":")
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            socket.create_connection((host, int(port)), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("nothing listens on %s after %ss" % (addr, timeout))
-
-
-def start(cmd, env, log):
-    return subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log, stderr=log)
-
-
-def stop(proc):
-    """SIGTERM by PID, then SIGKILL if it does not exit within 20 s (valgrind is slow)."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # utime and stime are fields 14 and 15 of the whole line; 12 and 13 after "(comm)".
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def peak_rss_mb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def get(addr, path):
@@ -157,25 +112,21 @@ def wait_processed(addr, n):
 
 
 def one_run(batch, rate, n, workdir):
-    log = open(os.path.join(workdir, "log.txt"), "a")
-    sims, api = [], None
-    try:
-        urls = []
-        for fee in ("0.05", "0.15"):
-            addr = free_addr()
-            sims.append(start([os.path.join(BIN_DIR, "sim")], {"SIM_LISTEN": addr, "SIM_FEE": fee}, log))
-            wait_listening(addr)
-            urls.append("http://" + addr)
-        addr = free_addr()
-        db = os.path.join(tempfile.mkdtemp(dir=workdir), "payments.db")
+    log = os.path.join(workdir, "log.txt")
+    default, fallback, port = free_ports(3)
+    with contextlib.ExitStack() as running:  # stops the processes by PID, last started first
+        for sim, fee in ((default, "0.05"), (fallback, "0.15")):
+            env = {"SIM_LISTEN": "127.0.0.1:%d" % sim, "SIM_FEE": fee}
+            running.enter_context(Process([os.path.join(BIN_DIR, "sim")], log, env)).wait_port(sim, "sim")
+        addr = "127.0.0.1:%d" % port
         env = {
             "API_LISTEN": addr,
-            "DATABASE_PATH": db,
-            "PROCESSOR_DEFAULT_URL": urls[0],
-            "PROCESSOR_FALLBACK_URL": urls[1],
+            "DATABASE_PATH": os.path.join(tempfile.mkdtemp(dir=workdir), "payments.db"),
+            "PROCESSOR_DEFAULT_URL": "http://127.0.0.1:%d" % default,
+            "PROCESSOR_FALLBACK_URL": "http://127.0.0.1:%d" % fallback,
         }
-        api = start(API_WRAPPER + [os.path.join(BIN_DIR, "api")], env, log)
-        wait_listening(addr, timeout=120)
+        api = running.enter_context(Process(API_WRAPPER + [os.path.join(BIN_DIR, "api")], log, env))
+        api.wait_port(port, "the api worker", timeout=120)
         # Warm-up: connections, prepared statements, page cache.
         post_all(addr, 200, batch, 0)
         wait_processed(addr, 200)
@@ -183,11 +134,7 @@ def one_run(batch, rate, n, workdir):
         post_all(addr, n, batch, rate)
         wait_processed(addr, 200 + n)
         after, wall = cpu_seconds(api.pid), time.monotonic() - t0
-        return (after - before) / n * 1e6, wall, peak_rss_mb(api.pid)
-    finally:
-        for proc in ([api] if api else []) + sims:
-            stop(proc)
-        log.close()
+        return (after - before) / n * 1e6, wall, memory_kb(api.pid)[1] / 1024
 
 
 def main():
@@ -197,7 +144,10 @@ def main():
     with tempfile.TemporaryDirectory(prefix="api-cpu-") as workdir:
         for config in CONFIGS.split(","):
             batch, rate, n = (int(x) for x in config.split(":"))
-            runs = [one_run(batch, rate, n, workdir) for _ in range(REPEAT)]
+            try:
+                runs = [one_run(batch, rate, n, workdir) for _ in range(REPEAT)]
+            except StackError as e:
+                raise SystemExit("%s; its last lines:\n%s" % (e, tail(os.path.join(workdir, "log.txt")))) from e
             per = [r[0] for r in runs]
             line = "%s%s WRITE_LINGER_US=%s batch=%s%s rate=%s n=%d: median %.1f us CPU/payment (runs %s), wall %.1f s, peak RSS %.1f MB" % (
                 commit,

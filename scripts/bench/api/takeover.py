@@ -21,40 +21,31 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import uuid
 from pathlib import Path
 
-from cpu import stop  # the same directory: SIGTERM by PID, then SIGKILL
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lib"))  # scripts/lib
+from stack import NativeStack, StackError, http_json, tail  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN_DIR = os.environ.get("BIN_DIR", str(ROOT / "target" / "x86_64-unknown-linux-gnu" / "release"))
 PAYMENTS = int(os.environ.get("PAYMENTS", "400"))
 RUNS = int(os.environ.get("RUNS", "3"))
 DELAY_MS = int(os.environ.get("DELAY_MS", "800"))
-ADMIN = {"X-Rinha-Token": "123", "Content-Type": "application/json"}
+ADMIN = {"X-Rinha-Token": "123"}
 
 
-def request(port, method, path, body=None, headers=None, timeout=5):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        res = conn.getresponse()
-        return res.status, res.read().decode()
-    finally:
-        conn.close()
-
-
-def our_totals(lb):
-    """(default, fallback) of our summary through the lb, or None if it did not answer 200
+def our_totals(stack):
+    """(default, fallback) of our summary through the lb, or None if it did not answer 2xx
     (the lb may just have picked the killed worker)."""
-    status, text = request(lb, "GET", "/payments-summary")
-    if status != 200:
+    try:
+        doc = http_json("GET", f"{stack.url('lb')}/payments-summary")
+    except urllib.error.HTTPError:
         return None
-    doc = json.loads(text)
     return doc["default"]["totalRequests"], doc["fallback"]["totalRequests"]
 
 
@@ -71,19 +62,11 @@ def wait(what, seconds, check):
 
 
 def one_run(work):
-    ports = subprocess.run([sys.executable, str(ROOT / "scripts" / "lib" / "free_ports.py"), "5"], capture_output=True,
-                           text=True, check=True).stdout.split()
-    lb, api1, api2, d, f = (int(p) for p in ports)
-    env = {**os.environ, "BIN_DIR": BIN_DIR, "DATA_DIR": str(work), "LB_LISTEN": f"127.0.0.1:{lb}",
-           "API1_LISTEN": f"127.0.0.1:{api1}", "API2_LISTEN": f"127.0.0.1:{api2}",
-           "SIM_DEFAULT_LISTEN": f"127.0.0.1:{d}", "SIM_FALLBACK_LISTEN": f"127.0.0.1:{f}"}
-    log = open(work / "stack.log", "w")
-    stack = subprocess.Popen(["bash", str(ROOT / "scripts" / "stack" / "run.sh")], env=env, stdout=log, stderr=log)
-    try:
-        wait("the stack", 30, lambda: "run: ready" in (work / "stack.log").read_text())
-        request(d, "PUT", "/admin/configurations/delay", json.dumps({"delay": DELAY_MS}), ADMIN)
+    with NativeStack(work, BIN_DIR) as stack:
+        delay = f"{stack.url('default')}/admin/configurations/delay"
+        http_json("PUT", delay, {"delay": DELAY_MS}, ADMIN)
         body = lambda: json.dumps({"correlationId": str(uuid.uuid4()), "amount": 19.90})
-        conn = http.client.HTTPConnection("127.0.0.1", lb, timeout=5)
+        conn = http.client.HTTPConnection("127.0.0.1", stack.ports["lb"], timeout=5)
         for _ in range(PAYMENTS):
             conn.request("POST", "/payments", body=body(), headers={"Content-Type": "application/json"})
             res = conn.getresponse()
@@ -92,21 +75,17 @@ def one_run(work):
                 raise SystemExit(f"takeover: POST /payments answered {res.status}")
         conn.close()
         time.sleep(0.3)  # the workers take the batches and start their calls
-        api1_pid = int((work / "run" / "api1.pid").read_text())
-        os.kill(api1_pid, signal.SIGKILL)
+        stack.signal("api1", signal.SIGKILL)
         killed = time.monotonic()
-        request(d, "PUT", "/admin/configurations/delay", json.dumps({"delay": 0}), ADMIN)
-        wait("every payment paid", 60, lambda: sum(our_totals(lb) or (0,)) >= PAYMENTS)
+        http_json("PUT", delay, {"delay": 0}, ADMIN)
+        wait("every payment paid", 60, lambda: sum(our_totals(stack) or (0,)) >= PAYMENTS)
         took = time.monotonic() - killed
-        ours = our_totals(lb)
-        theirs = tuple(json.loads(request(p, "GET", "/admin/payments-summary", headers=ADMIN)[1])["totalRequests"]
-                       for p in (d, f))
+        ours = our_totals(stack)
+        theirs = tuple(http_json("GET", f"{stack.url(n)}/admin/payments-summary", headers=ADMIN)["totalRequests"]
+                       for n in ("default", "fallback"))
         if ours != theirs or sum(ours) != PAYMENTS:
             raise SystemExit(f"takeover: ours {ours}, processors {theirs}, sent {PAYMENTS}")
         return took
-    finally:
-        stop(stack)
-        log.close()
 
 
 def main():
@@ -116,7 +95,10 @@ def main():
     runs = []
     for i in range(RUNS):
         with tempfile.TemporaryDirectory(prefix="rinha-takeover-") as work:
-            took = one_run(Path(work))
+            try:
+                took = one_run(Path(work))
+            except StackError as e:
+                raise SystemExit(f"takeover: {e}; its last lines:\n{tail(Path(work) / 'stack.log')}") from e
         runs.append(took)
         print(f"takeover: run {i + 1}: every payment paid {took:.2f} s after the SIGKILL")
     line = (f"takeover ({time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {BIN_DIR}): {PAYMENTS} payments, "
