@@ -10,6 +10,7 @@ What it checks (one line each, then `deploy: N passed, N failed`; exit 1 on any 
 - compose.yml: lb + at least two api workers, port 9999 published by the lb alone,
   `deploy.resources.limits` on every service summing to at most 1.5 CPUs and 350 MB, bridge
   networks only, no privileged / replicas / network_mode, linux/amd64, restart policies, the
+  lb's CPU weight (`cpu_shares`) above every other service's, the
   external `payment-processor` network with the workers on it and pointed at the official
   processors' names, the workers sharing one SQLite volume, the lb's API_ADDRS naming the
   workers' API_LISTEN, every image one `make images` builds (rinha-pay-<x>:latest from
@@ -247,6 +248,10 @@ def check_stack(label, doc, dockerfile_bins):
     check(f"{label}: an lb service", "lb" in services)
     check(f"{label}: at least two api workers", len(workers) >= 2, f"workers: {workers}")
     check_common_service_rules(label, services)
+    lb_shares = (services.get("lb") or {}).get("cpu_shares", 1024)
+    others = max((s.get("cpu_shares", 1024) for n, s in services.items() if n != "lb"), default=1024)
+    check(f"{label}: the lb has the largest CPU weight (its 202 path first when the cores are contended)",
+          lb_shares > others, f"lb cpu_shares={lb_shares}, others up to {others}")
 
     cpus = mem = 0.0
     for name, svc in services.items():

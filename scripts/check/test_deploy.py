@@ -96,6 +96,10 @@ class CheckDeploy(unittest.TestCase):
         self.edit("compose.yml", "    restart: always\n    depends_on", "    restart: always\n    privileged: true\n    depends_on")
         self.assert_fails("lb is not privileged")
 
+    def test_lb_without_the_largest_cpu_weight(self):
+        self.edit("compose.yml", "    cpu_shares: 8192\n", "")
+        self.assert_fails("compose.yml: the lb has the largest CPU weight")
+
     def test_host_network_mode(self):
         self.edit("compose.yml", "    restart: always\n    depends_on", "    restart: always\n    network_mode: host\n    depends_on")
         self.assert_fails("lb has no network_mode")
