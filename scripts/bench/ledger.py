@@ -13,16 +13,18 @@ Usage: ledger.py --default URL --fallback URL --out FILE [--db PATH]
 import argparse
 import json
 import sqlite3
-import urllib.request
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))  # scripts/lib
+from stack import http_json  # noqa: E402
 
 START_TOKEN = "123"
 
 
 def stored_ids(url):
-    req = urllib.request.Request(f"{url}/admin/payments", headers={"X-Rinha-Token": START_TOKEN})
-    with urllib.request.urlopen(req, timeout=30) as res:
-        return set(json.loads(res.read())["correlationIds"])
+    return set(http_json("GET", f"{url}/admin/payments", headers={"X-Rinha-Token": START_TOKEN},
+                         timeout=30)["correlationIds"])
 
 
 def arrivals(db):

@@ -26,18 +26,20 @@ import socket
 import sys
 import time
 import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lib"))  # scripts/lib
+from stack import memory_kb  # noqa: E402
 
 CONNECT_DEADLINE = 60.0  # seconds for opening all connections
 SETTLE = 3.0  # seconds the connections are held before the memory is read
 STEP_TIMEOUT = 5.0
 
 
-def mib(pid, field):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/{pid}/status")
+def mib(pid):
+    """(VmRSS, VmHWM) of the lb in MiB."""
+    rss, hwm = memory_kb(pid)
+    return rss / 1024, hwm / 1024
 
 
 def read_response(sock):
@@ -136,14 +138,14 @@ def still_open(socks):
 
 def main():
     port, pid, mode, count = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-    base = mib(pid, "VmHWM")
+    base = mib(pid)[1]
     started = time.monotonic()
     kept, refused = open_connections(port, mode, count)
     opened_in = time.monotonic() - started
     time.sleep(SETTLE)
     kept, closed = still_open(kept)
     refused += closed
-    hwm, rss = mib(pid, "VmHWM"), mib(pid, "VmRSS")
+    rss, hwm = mib(pid)
     during, answer = pay(port)
     error = ""
     if during != 202 and answer:
