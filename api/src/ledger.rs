@@ -6,7 +6,7 @@
 //! it refuses (an unknown or repeated parameter, a date that does not parse) is a 400.
 
 use hyper::StatusCode;
-use payment::Window;
+use payment::{Millis, Window};
 use service::reply::{self, Reply};
 use storage::Store;
 
@@ -25,9 +25,17 @@ pub async fn summary(store: &Store, query: Option<&str>) -> Reply {
     }
 }
 
-/// `POST /purge-payments`: forgets every payment (see `Store::purge`).
+/// `POST /purge-payments`: forgets every payment accepted until now, for good (see
+/// `Store::purge`). The answer waits until the clock is past the fence, so a payment
+/// accepted after the 200 is never forgotten. The fence is this worker's clock and the
+/// acceptance time the lb's: on one host they are the same clock.
 pub async fn purge(store: &Store) -> Reply {
-    match store.purge().await {
+    let fence = Millis::now();
+    let purged = store.purge(fence).await;
+    while Millis::now() <= fence {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    match purged {
         Ok(()) => reply::json(StatusCode::OK, r#"{"message":"All payments purged."}"#),
         Err(e) => {
             tracing::error!("purge failed: {e}");

@@ -36,6 +36,10 @@
 //!    continuous trouble during which the fallback could have paid them: then the waiting
 //!    ones and the new ones go to the fallback (a fallback that was down too and comes
 //!    back starts the count again: the default gets the same chance as at first). The
+//!    A fallback unusable for less than `Policy::blip_max` (7 s: longer than one health
+//!    window, the soonest a fallback marked failing by one call can be seen back, since
+//!    free payments never probe it) is a blip, not an outage: the wait goes on across it.
+//!    The
 //!    bound trades the fee on an outage that ends against lag on one that lasts to the end:
 //!    a wait of W leaves W of arrivals unpaid if the end comes first, and saves the fee only
 //!    on outages shorter than W. Measured on the contest's final (bench/RESULTS.md): its
@@ -102,7 +106,13 @@ pub struct Policy {
     pub overflow_after: i64,
     /// `DISPATCH_CONCURRENCY`: calls in flight per processor, this worker.
     pub concurrency: usize,
+    /// The longest the other processor may be unusable and still count as a blip: the wait
+    /// for a processor in trouble goes on across it; a longer outage starts it again.
+    pub blip_max: i64,
 }
+
+/// [`Policy::blip_max`]: see the module doc.
+pub const BLIP_MAX: Duration = Duration::from_secs(7);
 
 impl Policy {
     /// Whether payments free to go anywhere may be sent to a processor so observed: not
@@ -228,8 +238,11 @@ struct State {
     latency: Evidence,
     /// The calls in flight: (start in ms, sequence number).
     in_flight: BTreeSet<(i64, u64)>,
-    /// Since when the processor is not usable while the other is; None otherwise.
+    /// Since when the processor is not usable while the other is (across the other's
+    /// blips); None otherwise.
     trouble_since: Option<Millis>,
+    /// Since when the processor is not usable; None while it is.
+    unusable_since: Option<Millis>,
 }
 
 impl State {
@@ -303,10 +316,27 @@ impl Routing {
                 .each_ref()
                 .map(|s| s.observe(now, self.probe_interval));
             let usable = observed.map(|o| self.policy.usable(&o));
+            // How long each has been out, up to now (an outage that just ended included).
+            let out_for = states
+                .each_ref()
+                .map(|s| s.unusable_since.map(|since| now.0 - since.0));
+            for (state, usable) in states.iter_mut().zip(usable) {
+                state.unusable_since = match usable {
+                    true => None,
+                    false => Some(state.unusable_since.unwrap_or(now)),
+                };
+            }
             for (i, (state, o)) in states.iter_mut().zip(&mut observed).enumerate() {
-                if usable[i] || !usable[1 - i] {
+                if usable[i] {
                     state.trouble_since = None;
-                } else {
+                    continue;
+                }
+                // The other out for longer than a blip: the wait starts again once it is back.
+                if out_for[1 - i].is_some_and(|ms| ms >= self.policy.blip_max) {
+                    state.trouble_since = None;
+                }
+                // While the other is out there is nothing to trade: the wait pauses.
+                if usable[1 - i] {
                     let since = *state.trouble_since.get_or_insert(now);
                     o.trouble_ms = now.0 - since.0;
                 }

@@ -11,7 +11,7 @@ use crate::dispatch::Dispatcher;
 use crate::health::HealthPoller;
 use crate::processor::ProcessorClient;
 use crate::recovery::{self, Recovery};
-use crate::routing::Policy;
+use crate::routing::{self, Policy};
 use crate::server::{self, App, Listener};
 use crate::shared::Shared;
 use crate::shutdown::{self, Shutdown, Trigger};
@@ -216,6 +216,7 @@ fn policy(config: &Config) -> Policy {
         fallback_after: config.fallback_after.as_millis() as i64,
         overflow_after: config.overflow_after.as_millis() as i64,
         concurrency: config.dispatch_concurrency,
+        blip_max: routing::BLIP_MAX.as_millis() as i64,
     }
 }
 

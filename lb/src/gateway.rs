@@ -16,7 +16,9 @@
 //!    retryable while an untried worker is left, so the summary keeps answering while
 //!    one worker is down, even before the health check notices.
 //! 4. [`response_filter`](ProxyHttp::response_filter) clears the journal once a worker
-//!    answered a purge with 200, so that a replay never brings back a purged payment.
+//!    answered a purge with 200. A payment of before the purge that still reaches a worker
+//!    (queued here, or replayed after a crash before this clear) is not recorded: the
+//!    workers keep the purge's fence.
 //! 5. [`fail_to_proxy`](ProxyHttp::fail_to_proxy) answers what could not be proxied
 //!    with a JSON error, like every other error of ours.
 

@@ -7,10 +7,11 @@
 //!   pending rows by owner), `workers` (heartbeats), `health_turns` (the health-check
 //!   budget shared by all workers), `health_records` (the last answer per processor);
 //! - version 2: `payments.pinned`, the unknown-outcome pin, so it survives restarts and
-//!   claims.
+//!   claims;
+//! - version 3: `purge_fence`, the acceptance time up to which a purge forgot payments.
 //!
 //! Every migration also recreates `payments_view`, the table for people: decimal amounts,
 //! ISO-8601 UTC times, and `pinned_to`.
 
 /// The schema version this program creates and understands.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;

@@ -59,7 +59,8 @@ impl Store {
     }
 
     /// Records accepted payments as pending, owned by this store's owner. Returns the ones
-    /// that were new: a re-sent batch returns none of the already known ones.
+    /// that were new: a re-sent batch returns none of the already known ones, and payments
+    /// a purge forgot (accepted at or before its fence) are neither recorded nor returned.
     pub async fn record_pending(
         &self,
         batch: Vec<Accepted>,
@@ -160,9 +161,32 @@ impl Store {
         }
     }
 
-    /// Marks payments processed on that processor with that requestedAt. A row purged
-    /// meanwhile is recreated; an already processed row is left unchanged, and returned if
-    /// it was processed at the other processor: that payment was charged twice.
+    /// Frees payments of this store's owner pinned to `processor` (see [`Store::pin`]):
+    /// the caller asked that processor, which does not hold them, and no earlier call to it
+    /// can still land. Returns those freed; the others are no longer this owner's, or
+    /// pending. A take then stamps a new requestedAt, as for a payment never sent.
+    pub async fn unpin(
+        &self,
+        processor: Processor,
+        ids: Vec<Uuid>,
+    ) -> Result<Vec<Uuid>, StorageError> {
+        let operation = "free payments pinned to a processor";
+        let batch: Vec<(Uuid, Processor)> = ids.into_iter().map(|id| (id, processor)).collect();
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                db.write(operation, move |conn, owner| {
+                    sqlite::writes::unpin(conn, owner, &batch)
+                })
+                .await
+            }
+            Backend::Postgres(db) => db.write(operation, batch, postgres::writes::unpin).await,
+        }
+    }
+
+    /// Marks pending payments processed on that processor with that requestedAt. An
+    /// already processed row is left unchanged, and returned if it was processed at the
+    /// other processor: that payment was charged twice. A row purged meanwhile is not
+    /// recreated: a purge forgets for good.
     pub async fn mark_processed(
         &self,
         batch: Vec<(Payment, Attempt)>,
@@ -280,8 +304,8 @@ impl Store {
     }
 
     /// Up to `limit` pending payments owned by this store's owner, with their attempt;
-    /// those with one come back pinned to its processor, as a claim gives them (a call
-    /// may be running or may have stored it). Changes nothing. For a worker that lost
+    /// those with one come back pinned to its processor, in their rows too, as a claim
+    /// gives them (a call may be running or may have stored it). For a worker that lost
     /// track of what it owns: a write that failed after it may have committed (see
     /// `api::intake`).
     pub async fn own_pending(&self, limit: usize) -> Result<Vec<Pending>, StorageError> {
@@ -353,18 +377,20 @@ impl Store {
         }
     }
 
-    /// Deletes all payments, pending and processed: the database forgets everything. A
-    /// worker's queued payments are dropped at their next [`Store::take_for_sending`] (the
-    /// rows are gone); one whose call is in flight is recreated by [`Store::mark_processed`]
-    /// if the processor stored it, so our summary keeps matching the processor's.
-    pub async fn purge(&self) -> Result<(), StorageError> {
+    /// Forgets every payment accepted at or before `fence`, pending and processed, for
+    /// good: the rows go, and the fence is kept, so such a payment reaching intake later (a
+    /// batch in flight, the lb's journal replayed) is not recorded, and one whose call was in
+    /// flight is not recreated by [`Store::mark_processed`]. Queued payments are dropped at
+    /// their next [`Store::take_for_sending`]. A processor may still store a call that was in
+    /// flight: our summary then differs from its own by those, as the purge asked.
+    pub async fn purge(&self, fence: Millis) -> Result<(), StorageError> {
         let operation = "purge payments";
         match &self.backend {
             Backend::Sqlite(db) => {
-                db.write(operation, |conn, _| sqlite::writes::purge(conn))
+                db.write(operation, move |conn, _| sqlite::writes::purge(conn, fence))
                     .await
             }
-            Backend::Postgres(db) => db.write(operation, (), postgres::writes::purge).await,
+            Backend::Postgres(db) => db.write(operation, fence, postgres::writes::purge).await,
         }
     }
 

@@ -22,13 +22,14 @@ on_both!(
     a_newer_schema_is_refused,
     workers_opening_a_new_database_at_once_all_succeed,
     the_same_payment_twice_is_one_row_counted_once,
-    a_send_is_dated_by_its_take_a_pinned_one_keeps_its_date_and_a_purged_row_comes_back,
+    a_send_is_dated_by_its_take_a_pinned_one_keeps_its_date_and_a_purge_forgets_for_good,
     summary_windows_are_inclusive_at_both_ends,
     pending_payments_are_not_in_the_summary,
     one_hundred_thousand_payments_of_19_90_sum_to_exact_cents,
     a_failing_write_does_not_take_its_batch_neighbours_down,
     claims_take_a_dead_workers_payments_but_not_a_live_ones,
     own_pending_reads_back_this_workers_pending_payments_as_a_claim_would,
+    unpin_frees_only_the_owners_payments_pinned_there,
     only_the_owner_takes_a_payment_for_sending_and_a_pinned_one_keeps_its_requested_at,
     recording_for_sending_takes_the_new_payments_in_the_same_write,
     the_store_knows_the_heartbeat_it_wrote_last,
@@ -153,7 +154,7 @@ async fn the_same_payment_twice_is_one_row_counted_once(db: Db) {
     assert_eq!(store.pending_count().await.unwrap(), 3);
 }
 
-async fn a_send_is_dated_by_its_take_a_pinned_one_keeps_its_date_and_a_purged_row_comes_back(
+async fn a_send_is_dated_by_its_take_a_pinned_one_keeps_its_date_and_a_purge_forgets_for_good(
     db: Db,
 ) {
     let store = db.open("w1");
@@ -217,20 +218,27 @@ async fn a_send_is_dated_by_its_take_a_pinned_one_keeps_its_date_and_a_purged_ro
     );
     assert_eq!(claimed.last_alive, None);
 
-    store.purge().await.unwrap();
+    let fence = Millis::now();
+    store.purge(fence).await.unwrap();
     assert_eq!(store.pending_count().await.unwrap(), 0);
+    // A call in flight during the purge answers 200 later: the row is not recreated.
     store
         .mark_processed(vec![(payment(1, 1990), attempt(Processor::Fallback, at))])
         .await
         .unwrap();
-    let summary = store
-        .summary(Some(Millis(at)), Some(Millis(at)))
+    let summary = store.summary(None, None).await.unwrap();
+    assert_eq!(summary.fallback.requests, 0, "a purge forgets for good");
+    // A batch of before the purge arriving late (the lb's queue, its journal replayed) is
+    // not recorded; one accepted after the fence is.
+    let late = vec![accepted(2, 1990, fence.0), accepted(3, 1990, fence.0 + 1)];
+    let new = store.record_pending(late.clone()).await.unwrap();
+    assert_eq!(new, vec![late[1]]);
+    let taken = store
+        .record_for_sending(vec![accepted(4, 1990, fence.0 - 5)], Processor::Default)
         .await
         .unwrap();
-    assert_eq!(
-        (summary.fallback.requests, summary.fallback.amount),
-        (1, Cents(1990))
-    );
+    assert!(taken.new.is_empty(), "nor when recorded for sending");
+    assert_eq!(store.pending_count().await.unwrap(), 1);
 }
 
 async fn summary_windows_are_inclusive_at_both_ends(db: Db) {
@@ -333,7 +341,7 @@ async fn a_failing_write_does_not_take_its_batch_neighbours_down(db: Db) {
         tokio::spawn(async move { store.record_pending(vec![accepted(n, 1990, 0)]).await })
     });
     let good: Vec<_> = good.collect();
-    let bad = store.mark_processed(vec![(payment(999, 0), attempt(Processor::Default, 1))]);
+    let bad = store.record_pending(vec![accepted(999, 0, 0)]);
     let err = bad.await.expect_err("a zero amount is refused");
     assert!(
         matches!(
@@ -342,7 +350,7 @@ async fn a_failing_write_does_not_take_its_batch_neighbours_down(db: Db) {
         ),
         "{err:?}"
     );
-    assert!(err.to_string().contains("mark payments processed"), "{err}");
+    assert!(err.to_string().contains("record pending payments"), "{err}");
     for task in good {
         assert_eq!(task.await.unwrap().unwrap().len(), 1);
     }
@@ -466,11 +474,50 @@ async fn own_pending_reads_back_this_workers_pending_payments_as_a_claim_would(d
         (own[1].attempt, own[1].destination),
         (None, Destination::Anywhere)
     );
-    // A read: the rows are not pinned by it.
+    // Pinned in the row too, as in memory: a take keeps its processor and requestedAt.
     assert_eq!(
         db.count("SELECT count(*) FROM payments_view WHERE pinned_to IS NOT NULL"),
-        0
+        1
     );
+    let again = mine
+        .take_for_sending(vec![(id(0), Processor::Fallback)])
+        .await
+        .unwrap();
+    assert_eq!(
+        again.payments,
+        vec![(id(0), attempt(Processor::Default, sent.alive_at.0))]
+    );
+}
+
+async fn unpin_frees_only_the_owners_payments_pinned_there(db: Db) {
+    let (d, f) = (Processor::Default, Processor::Fallback);
+    let mine = db.open("mine");
+    mine.record_for_sending((0..3).map(|n| accepted(n, 1990, 0)).collect(), d)
+        .await
+        .unwrap();
+    let first_at = mine.own_pending(10).await.unwrap()[0].attempt;
+    assert_eq!(
+        db.count("SELECT count(*) FROM payments_view WHERE pinned_to = 'default'"),
+        3
+    );
+    let other = db.open("other");
+    assert!(
+        other.unpin(d, vec![id(0)]).await.unwrap().is_empty(),
+        "not its payment"
+    );
+    assert!(
+        mine.unpin(f, vec![id(1)]).await.unwrap().is_empty(),
+        "not pinned there"
+    );
+    assert_eq!(mine.unpin(d, vec![id(2)]).await.unwrap(), vec![id(2)]);
+    // Freed: the next take goes where asked and is dated by its send.
+    let taken = mine
+        .take_for_sending(vec![(id(2), f), (id(1), f)])
+        .await
+        .unwrap();
+    let by_id: std::collections::HashMap<_, _> = taken.payments.into_iter().collect();
+    assert_eq!(by_id[&id(2)], attempt(f, taken.alive_at.0));
+    assert_eq!(Some(by_id[&id(1)]), first_at, "still pinned: unchanged");
 }
 
 async fn only_the_owner_takes_a_payment_for_sending_and_a_pinned_one_keeps_its_requested_at(
@@ -565,7 +612,7 @@ async fn only_the_owner_takes_a_payment_for_sending_and_a_pinned_one_keeps_its_r
         .unwrap()
         .payments
         .is_empty());
-    stalled.purge().await.unwrap();
+    stalled.purge(Millis::now()).await.unwrap();
     assert!(stalled
         .take_for_sending(vec![(id(2), f)])
         .await
@@ -778,6 +825,7 @@ async fn a_version_1_database_is_migrated_with_its_payments(db: Db) {
     // Back to what version 1 was: no pin column, the old view.
     db.query(&format!(
         "DROP VIEW payments_view;
+         DROP TABLE purge_fence;
          ALTER TABLE payments DROP COLUMN pinned;
          CREATE VIEW payments_view AS SELECT correlation_id FROM payments;
          {}",

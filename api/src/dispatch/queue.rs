@@ -11,13 +11,13 @@
 //! Payments may also be set aside to join later (claimed payments waiting out a dead
 //! worker's calls, [`Queue::push_replacing_after`]): they count against `DISPATCH_QUEUE_MAX`
 //! from the moment they are set aside, so claims and intake stop while the worker holds that
-//! many in any form. The queue counts all of it itself ([`Queue::room`], [`Queue::held`]):
-//! admission and the `api_payments_held` gauge read the same numbers.
+//! many in any form, and a payment set aside counts as held: reading it back
+//! ([`Queue::push_unheld`]) neither sends it before its time nor queues a second copy. The
+//! queue counts all of it itself ([`Queue::room`], [`Queue::held`]): admission and the
+//! `api_payments_held` gauge read the same numbers.
 
 use payment::{Processor, Uuid};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::AtomicUsize;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use storage::{Destination, Pending};
@@ -117,6 +117,11 @@ struct Held {
     /// Every payment in this worker's hands (waiting or in flight) and its current generation.
     generations: HashMap<Uuid, u64>,
     last_generation: u64,
+    /// Payments set aside to join later ([`Queue::push_replacing_after`]), not yet pushed:
+    /// how many copies of each.
+    set_aside: HashMap<Uuid, usize>,
+    /// The sum of `set_aside`'s counts.
+    set_aside_total: usize,
 }
 
 /// What [`Queue::push`] does with a payment this worker already holds.
@@ -133,13 +138,51 @@ impl Held {
     fn is_current(&self, job: &Job) -> bool {
         self.generations.get(&job.id()) == Some(&job.generation)
     }
+
+    /// In hand (waiting or in flight) or set aside to join later.
+    fn holds(&self, id: &Uuid) -> bool {
+        self.generations.contains_key(id) || self.set_aside.contains_key(id)
+    }
+
+    fn set_aside(&mut self, id: Uuid) {
+        *self.set_aside.entry(id).or_default() += 1;
+        self.set_aside_total += 1;
+    }
+
+    fn unset_aside(&mut self, id: &Uuid) {
+        if let Some(count) = self.set_aside.get_mut(id) {
+            *count -= 1;
+            if *count == 0 {
+                self.set_aside.remove(id);
+            }
+            self.set_aside_total -= 1;
+        }
+    }
+
+    /// Adds each job under a new generation; a payment already in hand is replaced or kept
+    /// as `if_held` says (one set aside counts as in hand for [`IfHeld::Keep`]). Returns how
+    /// many payments were not in hand.
+    fn push(&mut self, jobs: impl IntoIterator<Item = Job>, if_held: IfHeld) -> usize {
+        let mut count = 0;
+        for mut job in jobs {
+            let id = job.id();
+            match if_held {
+                IfHeld::Keep if self.holds(&id) => continue,
+                IfHeld::Replace if self.generations.contains_key(&id) => self.lanes.remove(id),
+                _ => count += 1,
+            }
+            self.last_generation += 1;
+            job.generation = self.last_generation;
+            self.generations.insert(id, job.generation);
+            self.lanes.put(job, Place::Back);
+        }
+        count
+    }
 }
 
 /// The in-memory queue of one worker.
 pub struct Queue {
     held: Mutex<Held>,
-    /// Payments set aside to join later ([`Queue::push_replacing_after`]), not yet pushed.
-    set_aside: AtomicUsize,
     /// `DISPATCH_QUEUE_MAX`: see [`Queue::room`].
     capacity: usize,
     wake: Notify,
@@ -150,7 +193,6 @@ impl Queue {
     pub fn new(capacity: usize) -> Queue {
         Queue {
             held: Mutex::new(Held::default()),
-            set_aside: AtomicUsize::new(0),
             capacity,
             wake: Notify::new(),
         }
@@ -180,8 +222,8 @@ impl Queue {
         self.push(jobs, IfHeld::Replace);
     }
 
-    /// Adds those of `jobs` this worker does not hold (waiting or in flight); returns how
-    /// many. For payments just recorded, and for payments read back as ours after a write
+    /// Adds those of `jobs` this worker does not hold (waiting, in flight or set aside);
+    /// returns how many. For payments just recorded, and for payments read back as ours after a write
     /// whose outcome we did not learn (see `crate::intake`): a copy already held is the
     /// current one, and replacing it (as [`Queue::push_replacing`] does) could send a
     /// payment while its call is in flight.
@@ -201,40 +243,28 @@ impl Queue {
         self.push_after(jobs, wait, IfHeld::Keep);
     }
 
-    fn push_after(self: &Arc<Self>, jobs: Vec<Job>, wait: Duration, if_held: IfHeld) {
-        let count = jobs.len();
-        self.set_aside.fetch_add(count, Relaxed);
+    fn push_after(self: &Arc<Self>, mut jobs: Vec<Job>, wait: Duration, if_held: IfHeld) {
+        {
+            let mut held = self.lock();
+            if let IfHeld::Keep = if_held {
+                jobs.retain(|job| !held.holds(&job.id()));
+            }
+            jobs.iter().for_each(|job| held.set_aside(job.id()));
+        }
         let queue = Arc::clone(self);
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
-            // Pushed before they stop counting as set aside: the room never overstates.
-            queue.push(jobs, if_held);
-            queue.set_aside.fetch_sub(count, Relaxed);
+            // In one step: the room never overstates, and the copy is never unheld between.
+            let mut held = queue.lock();
+            jobs.iter().for_each(|job| held.unset_aside(&job.id()));
+            held.push(jobs, if_held);
+            drop(held);
+            queue.wake.notify_one();
         });
     }
 
-    /// Adds each job under a new generation; a payment this worker already holds is
-    /// replaced or kept as `if_held` says. Returns how many payments were not held.
     fn push(&self, jobs: impl IntoIterator<Item = Job>, if_held: IfHeld) -> usize {
-        let mut count = 0;
-        {
-            let mut held = self.lock();
-            for mut job in jobs {
-                let id = job.id();
-                if held.generations.contains_key(&id) {
-                    match if_held {
-                        IfHeld::Keep => continue,
-                        IfHeld::Replace => held.lanes.remove(id),
-                    }
-                } else {
-                    count += 1;
-                }
-                held.last_generation += 1;
-                job.generation = held.last_generation;
-                held.generations.insert(id, job.generation);
-                held.lanes.put(job, Place::Back);
-            }
-        }
+        let count = self.lock().push(jobs, if_held);
         self.wake.notify_one();
         count
     }
@@ -253,9 +283,9 @@ impl Queue {
     /// How many more payments fit under the capacity (waiting, in flight and set aside to
     /// join later count alike).
     pub fn room(&self) -> usize {
-        let held = self.held();
-        let set_aside = self.set_aside.load(Relaxed);
-        self.capacity.saturating_sub(held.saturating_add(set_aside))
+        let held = self.lock();
+        let in_any_form = held.generations.len() + held.set_aside_total;
+        self.capacity.saturating_sub(in_any_form)
     }
 
     /// `DISPATCH_QUEUE_MAX`.

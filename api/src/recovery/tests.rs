@@ -20,6 +20,7 @@ fn recovery(store: Store, queue_max: usize) -> Recovery {
         fallback_after: 12_000,
         overflow_after: 5_000,
         concurrency: 400,
+        blip_max: 7_000,
     };
     let shared = Shared::new(store, queue_max, policy, Duration::from_millis(100));
     Recovery::new(shared, Duration::ZERO, HOUR)
@@ -124,4 +125,35 @@ async fn payments_read_back_after_a_lost_claim_wait_out_the_dead_workers_calls()
         "those the dead worker may be sending wait"
     );
     assert_eq!(recovery.shared.queue.room(), 85, "and take room meanwhile");
+}
+
+#[tokio::test]
+async fn payments_set_aside_after_a_claim_are_not_read_back_before_their_time() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("payments.db");
+    // A worker took 10 payments for sending and died: its calls may run for the hour.
+    let dead = open(&path, "dead");
+    let taken = (0..10).map(accepted).collect();
+    dead.record_for_sending(taken, Processor::Default)
+        .await
+        .expect("record the dead worker's payments");
+    let recovery = rescuer(&path, 100).await;
+    recovery.claim_all().await.expect("a claim");
+    assert_eq!(recovery.shared.metrics.claimed.load(Relaxed), 10);
+
+    // A failed intake write: the next scan reads back every payment this worker owns.
+    recovery.shared.recovery_hint.mark();
+    recovery.adopt_own().await.expect("read back");
+
+    assert_eq!(
+        recovery.shared.queue.pinned_waiting(),
+        [0, 0],
+        "none queued while the dead worker's calls may run"
+    );
+    assert_eq!(recovery.shared.queue.held(), 0, "none in hand either");
+    assert_eq!(
+        recovery.shared.queue.room(),
+        90,
+        "each set aside once, not twice"
+    );
 }

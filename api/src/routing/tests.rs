@@ -10,6 +10,7 @@ const POLICY: Policy = Policy {
     fallback_after: 10_000,
     overflow_after: 500,
     concurrency: 400,
+    blip_max: 700,
 };
 
 /// Answering in `ms`, nothing overdue, nothing in flight.
@@ -209,6 +210,45 @@ fn a_fallback_that_comes_back_starts_the_wait_again() {
     assert_eq!(goes(&view(&r, 1600)), Goes::Wait, "the wait starts now");
     assert_eq!(goes(&view(&r, 2599)), Goes::Wait);
     assert_eq!(goes(&view(&r, 2600)), Goes::Fallback);
+}
+
+#[test]
+fn a_fallback_blip_does_not_start_the_wait_again() {
+    let r = routing();
+    r.start(Default, Access::Open, Millis(0))
+        .report(CallOutcome::Failed, Millis(10));
+    assert_eq!(goes(&view(&r, 500)), Goes::Wait);
+    assert_eq!(goes(&view(&r, 1500)), Goes::Fallback, "waited 1 s");
+    r.start(Fallback, Access::Open, Millis(1500))
+        .report(CallOutcome::NoAnswer, Millis(1600));
+    assert_eq!(goes(&view(&r, 1700)), Goes::Wait, "the fallback is out");
+    let back = HealthRecord {
+        failing: false,
+        min_response_time_ms: 0,
+        checked_at: Millis(2100),
+    };
+    r.apply_health(Fallback, &back);
+    assert_eq!(
+        goes(&view(&r, 2100)),
+        Goes::Fallback,
+        "out for 0.5 s, under the blip bound: the wait goes on"
+    );
+    r.start(Fallback, Access::Open, Millis(2200))
+        .report(CallOutcome::Failed, Millis(2210));
+    assert_eq!(goes(&view(&r, 2300)), Goes::Wait);
+    r.apply_health(
+        Fallback,
+        &HealthRecord {
+            checked_at: Millis(3000),
+            ..back
+        },
+    );
+    assert_eq!(
+        goes(&view(&r, 3000)),
+        Goes::Wait,
+        "out for 0.8 s, an outage: the wait starts again"
+    );
+    assert_eq!(goes(&view(&r, 4000)), Goes::Fallback);
 }
 
 #[test]

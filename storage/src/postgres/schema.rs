@@ -62,8 +62,16 @@ ALTER TABLE payments ADD COLUMN pinned boolean NOT NULL DEFAULT false;
                       -- true: a call to `processor` may have stored it; it goes nowhere else
 "#;
 
+/// Version 3: the purge fence (see `sqlite::schema`).
+const SCHEMA_V3: &str = r#"
+CREATE TABLE purge_fence (
+    id             integer PRIMARY KEY CHECK (id = 1),
+    accepted_up_to bigint NOT NULL   -- ms UTC: payments accepted until then are forgotten
+);
+"#;
+
 /// Step `i` moves the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 2] = [SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: [&str; 3] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
 
 /// The view for people at the `psql` prompt, the same columns and text as SQLite's:
 /// decimal amounts, ISO-8601 UTC times with milliseconds, `pinned_to`. Times are computed

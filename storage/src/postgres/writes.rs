@@ -4,12 +4,12 @@
 //! started, and an UPDATE that meets a row another transaction changed waits for it, then
 //! re-checks its WHERE on the row's newest version. Why each write is safe under it:
 //!
-//! - `record_pending`, `mark_processed`, the heartbeat, the health turn and record: one
+//! - `record_pending`, the heartbeat, the health turn and record: one
 //!   `INSERT … ON CONFLICT` per row, which PostgreSQL guarantees to end in exactly one
 //!   insert or one update (or nothing) even against concurrent inserts of the same key; the
 //!   `DO UPDATE … WHERE` condition is evaluated on the newest row version, under its lock.
 //!   So each payment is new for exactly one worker, and one worker gets the health turn.
-//! - `take_for_sending` and `pin`: one `UPDATE … WHERE correlation_id = $1 AND owner = …`
+//! - `take_for_sending`, `pin`, `unpin` and `mark_processed`: one `UPDATE … WHERE correlation_id = $1 AND owner = …`
 //!   per row; every condition is on the row itself, so the re-check on the newest version
 //!   is exact: a row claimed meanwhile is not taken.
 //! - `claim_orphans`: its WHERE reads *another* table (the owner's heartbeat), which the
@@ -72,6 +72,9 @@ pub struct Statements {
     last_alive: Statement,
     claim: Statement,
     own_pending: Statement,
+    unpin: Statement,
+    purge_fence: Statement,
+    set_purge_fence: Statement,
     take_health_turn: Statement,
     save_health: Statement,
     purge: Statement,
@@ -94,6 +97,11 @@ impl Statements {
                 .await?,
             claim: client.prepare(CLAIM).await?,
             own_pending: client.prepare(OWN_PENDING).await?,
+            unpin: client.prepare(UNPIN).await?,
+            purge_fence: client
+                .prepare("SELECT coalesce(max(accepted_up_to), $1) FROM purge_fence")
+                .await?,
+            set_purge_fence: client.prepare(SET_PURGE_FENCE).await?,
             take_health_turn: client.prepare(TAKE_HEALTH_TURN).await?,
             save_health: client.prepare(SAVE_HEALTH).await?,
             purge: client.prepare("DELETE FROM payments").await?,
@@ -114,13 +122,15 @@ const TAKE_FOR_SENDING: &str =
 
 const PIN: &str = "UPDATE payments SET pinned = true WHERE correlation_id = $1 AND status = 'pending' AND processor = $2";
 
-/// A recreated row's acceptance time is unknown; its requestedAt is the closest known.
-const MARK_PROCESSED: &str = "INSERT INTO payments (correlation_id, amount, processor, requested_at, status, accepted_at, owner)
-     VALUES ($1, $2, $3, $4, 'processed', $4, NULL)
-     ON CONFLICT (correlation_id) DO UPDATE
-        SET status = 'processed', processor = excluded.processor,
-            requested_at = excluded.requested_at, owner = NULL
-        WHERE payments.status = 'pending'";
+const MARK_PROCESSED: &str =
+    "UPDATE payments SET status = 'processed', processor = $2, requested_at = $3, owner = NULL
+     WHERE correlation_id = $1 AND status = 'pending'";
+
+const UNPIN: &str = "UPDATE payments SET pinned = false
+     WHERE correlation_id = $1 AND status = 'pending' AND owner = $2 AND processor = $3";
+
+const SET_PURGE_FENCE: &str = "INSERT INTO purge_fence (id, accepted_up_to) VALUES (1, $1)
+     ON CONFLICT (id) DO UPDATE SET accepted_up_to = greatest(purge_fence.accepted_up_to, excluded.accepted_up_to)";
 
 /// Never back: see `sqlite::writes::heartbeat`.
 const HEARTBEAT: &str = "INSERT INTO workers (id, heartbeat_at) VALUES ($1, $2)
@@ -138,9 +148,11 @@ const CLAIM: &str = "UPDATE payments SET owner = $1, pinned = (pinned OR process
          FOR UPDATE OF p SKIP LOCKED)
      RETURNING correlation_id, amount, accepted_at, processor, requested_at, pinned";
 
-const OWN_PENDING: &str =
-    "SELECT correlation_id, amount, accepted_at, processor, requested_at, (pinned OR processor IS NOT NULL)
-     FROM payments WHERE status = 'pending' AND owner = $1 LIMIT $2";
+const OWN_PENDING: &str = "UPDATE payments SET pinned = (pinned OR processor IS NOT NULL)
+     WHERE correlation_id IN (
+         SELECT correlation_id FROM payments WHERE status = 'pending' AND owner = $1 LIMIT $2
+         FOR UPDATE)
+     RETURNING correlation_id, amount, accepted_at, processor, requested_at, pinned";
 
 const TAKE_HEALTH_TURN: &str = "INSERT INTO health_turns (processor, last_turn_at) VALUES ($1, $2)
      ON CONFLICT (processor) DO UPDATE SET last_turn_at = excluded.last_turn_at
@@ -190,6 +202,13 @@ async fn insert_pending(
         attempt.map(|a| a.processor.name()),
         attempt.map(|a| a.requested_at.0),
     );
+    let fence: i64 = tx
+        .tx
+        .query_one(&tx.sql.purge_fence, &[&i64::MIN])
+        .await?
+        .get(0);
+    // Payments a purge forgot (see `sqlite::writes::purge`) are not recorded again.
+    let batch: Vec<&Accepted> = batch.iter().filter(|a| a.accepted_at.0 > fence).collect();
     let params: Vec<[Param; 6]> = batch
         .iter()
         .map(|a| -> [Param; 6] {
@@ -208,7 +227,7 @@ async fn insert_pending(
         .iter()
         .zip(changed)
         .filter(|(_, n)| *n == 1)
-        .map(|(a, _)| *a)
+        .map(|(a, _)| **a)
         .collect())
 }
 
@@ -270,12 +289,10 @@ pub fn mark_processed<'a>(
 ) -> Written<'a, Vec<DoubleCharge>> {
     Box::pin(async move {
         let names: Vec<&str> = batch.iter().map(|(_, a)| a.processor.name()).collect();
-        let params: Vec<[Param; 4]> = batch
+        let params: Vec<[Param; 3]> = batch
             .iter()
             .zip(&names)
-            .map(|((p, a), name)| -> [Param; 4] {
-                [&p.correlation_id, &p.amount.0, name, &a.requested_at.0]
-            })
+            .map(|((p, a), name)| -> [Param; 3] { [&p.correlation_id, name, &a.requested_at.0] })
             .collect();
         let changed = each_change(tx, &tx.sql.mark_processed, &params).await?;
         // The rows left unchanged were processed already (the upsert locked them): where?
@@ -343,7 +360,7 @@ pub fn claim_orphans<'a>(tx: &'a Tx<'a>, args: Arc<ClaimArgs>) -> Written<'a, Cl
     })
 }
 
-/// See `sqlite::writes::own_pending`: the same rows, read on the writer's connection.
+/// See `sqlite::writes::own_pending`: the same rows, pinned the same way.
 pub fn own_pending<'a>(tx: &'a Tx<'a>, limit: Arc<usize>) -> Written<'a, Vec<Pending>> {
     Box::pin(async move {
         let own = tx
@@ -396,6 +413,29 @@ pub fn save_health<'a>(tx: &'a Tx<'a>, args: Arc<(Processor, HealthRecord)>) -> 
     })
 }
 
-pub fn purge<'a>(tx: &'a Tx<'a>, _: Arc<()>) -> Written<'a, ()> {
-    Box::pin(async move { tx.tx.execute(&tx.sql.purge, &[]).await.map(drop) })
+/// See `sqlite::writes::purge`.
+pub fn purge<'a>(tx: &'a Tx<'a>, fence: Arc<Millis>) -> Written<'a, ()> {
+    Box::pin(async move {
+        tx.tx.execute(&tx.sql.set_purge_fence, &[&fence.0]).await?;
+        tx.tx.execute(&tx.sql.purge, &[]).await.map(drop)
+    })
+}
+
+/// See `sqlite::writes::unpin`.
+pub fn unpin<'a>(tx: &'a Tx<'a>, batch: Arc<Vec<(Uuid, Processor)>>) -> Written<'a, Vec<Uuid>> {
+    Box::pin(async move {
+        let names = names(&batch);
+        let params: Vec<[Param; 3]> = batch
+            .iter()
+            .zip(&names)
+            .map(|((id, _), name)| -> [Param; 3] { [id, &tx.owner, name] })
+            .collect();
+        let changed = each_change(tx, &tx.sql.unpin, &params).await?;
+        Ok(batch
+            .iter()
+            .zip(changed)
+            .filter(|(_, n)| *n == 1)
+            .map(|((id, _), _)| *id)
+            .collect())
+    })
 }

@@ -103,6 +103,15 @@ ALTER TABLE payments ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0 CHECK (pinned 
                                                  -- it goes nowhere else until that one answers
 "#;
 
+/// Version 3: the purge fence, so a purge forgets for good the payments it deleted, even
+/// those that reach a worker after it (a batch in flight, the lb's journal replayed).
+const SCHEMA_V3: &str = r#"
+CREATE TABLE purge_fence (
+    id             INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+    accepted_up_to INTEGER NOT NULL                 -- ms UTC: payments accepted until then are forgotten
+);
+"#;
+
 /// The view for people at the sqlite3 prompt, in its current form: decimal amounts,
 /// ISO-8601 UTC times, and `pinned_to`, the only processor a pending payment may still go
 /// to. Views hold no data, so every migration simply recreates it.
@@ -223,7 +232,10 @@ fn migrate_in_transaction(conn: &Connection, path: &Path) -> Result<(), StorageE
     if found < 2 {
         conn.execute_batch(SCHEMA_V2).map_err(err)?;
     }
-    // Later versions: `if found < 3 { ... }`, each step moving the schema one version on.
+    if found < 3 {
+        conn.execute_batch(SCHEMA_V3).map_err(err)?;
+    }
+    // Later versions: `if found < 4 { ... }`, each step moving the schema one version on.
     if found < SCHEMA_VERSION {
         conn.execute_batch(VIEW).map_err(err)?;
     }

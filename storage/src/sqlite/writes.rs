@@ -57,8 +57,9 @@ fn insert_pending(
         attempt.map(|a| a.processor.name()),
         attempt.map(|a| a.requested_at.0),
     );
+    let fence = purge_fence(conn)?;
     let mut new = Vec::with_capacity(batch.len());
-    for accepted in batch {
+    for accepted in batch.iter().filter(|a| a.accepted_at.0 > fence) {
         let id = id_text(&accepted.payment.correlation_id);
         let changed = insert.execute(params![
             id.as_str(),
@@ -124,30 +125,44 @@ pub fn pin(conn: &Connection, batch: &[(Uuid, Processor)]) -> rusqlite::Result<u
     Ok(pinned)
 }
 
-/// Marks payments processed; recreates a row purged meanwhile. A row already processed is
-/// unchanged; if it was processed at the other processor, the payment was charged twice
-/// and is returned (the caller raises the alarm).
+/// Frees pending payments of `owner` pinned to `processor`: that processor was asked and
+/// does not hold them, and no earlier call to it can still land. Returns those freed.
+pub fn unpin(
+    conn: &Connection,
+    owner: &str,
+    batch: &[(Uuid, Processor)],
+) -> rusqlite::Result<Vec<Uuid>> {
+    let mut update = conn.prepare_cached(
+        "UPDATE payments SET pinned = 0
+         WHERE correlation_id = ?1 AND status = 'pending' AND owner = ?2 AND processor = ?3",
+    )?;
+    let mut freed = Vec::with_capacity(batch.len());
+    for (id, processor) in batch {
+        if update.execute(params![id_text(id).as_str(), owner, processor.name()])? == 1 {
+            freed.push(*id);
+        }
+    }
+    Ok(freed)
+}
+
+/// Marks pending payments processed. A row already processed is unchanged; if it was
+/// processed at the other processor, the payment was charged twice and is returned (the
+/// caller raises the alarm). A row purged meanwhile stays forgotten.
 pub fn mark_processed(
     conn: &Connection,
     batch: &[(Payment, Attempt)],
 ) -> rusqlite::Result<Vec<DoubleCharge>> {
-    // A recreated row's acceptance time is unknown; its requestedAt is the closest known.
-    let mut upsert = conn.prepare_cached(
-        "INSERT INTO payments (correlation_id, amount, processor, requested_at, status, accepted_at, owner)
-         VALUES (?1, ?2, ?3, ?4, 'processed', ?4, NULL)
-         ON CONFLICT (correlation_id) DO UPDATE
-            SET status = 'processed', processor = excluded.processor,
-                requested_at = excluded.requested_at, owner = NULL
-            WHERE payments.status = 'pending'",
+    let mut update = conn.prepare_cached(
+        "UPDATE payments SET status = 'processed', processor = ?2, requested_at = ?3, owner = NULL
+         WHERE correlation_id = ?1 AND status = 'pending'",
     )?;
     let mut recorded_at =
         conn.prepare_cached("SELECT processor FROM payments WHERE correlation_id = ?1")?;
     let mut double = Vec::new();
     for (payment, attempt) in batch {
         let id = id_text(&payment.correlation_id);
-        let changed = upsert.execute(params![
+        let changed = update.execute(params![
             id.as_str(),
-            payment.amount.0,
             attempt.processor.name(),
             attempt.requested_at.0
         ])?;
@@ -217,13 +232,14 @@ pub fn claim_orphans(
     })
 }
 
-/// The pending payments `owner` holds, as [`claim_orphans`] would return them (an attempt
-/// on record means pinned), without changing them. On the writer's connection, which
-/// knows the owner; a plain read.
+/// The pending payments `owner` holds, as [`claim_orphans`] would return them: a row with
+/// an attempt on record is pinned to its processor, in the row too, so the pin in memory
+/// and the one in the database never differ (a take then keeps its requestedAt).
 pub fn own_pending(conn: &Connection, owner: &str, limit: usize) -> rusqlite::Result<Vec<Pending>> {
     let mut own = conn.prepare_cached(
-        "SELECT correlation_id, amount, accepted_at, processor, requested_at, (pinned = 1 OR processor IS NOT NULL)
-         FROM payments WHERE status = 'pending' AND owner = ?1 LIMIT ?2",
+        "UPDATE payments SET pinned = (pinned = 1 OR processor IS NOT NULL)
+         WHERE rowid IN (SELECT rowid FROM payments WHERE status = 'pending' AND owner = ?1 LIMIT ?2)
+         RETURNING correlation_id, amount, accepted_at, processor, requested_at, pinned",
     )?;
     let rows = own.query_map(params![owner, rows::claim_limit(limit)], pending_from_row)?;
     rows.collect()
@@ -288,9 +304,22 @@ pub fn save_health(
     Ok(())
 }
 
-pub fn purge(conn: &Connection) -> rusqlite::Result<()> {
+/// Forgets every payment accepted at or before `fence`: deletes them all and records the
+/// fence, so a batch of them that arrives later is not recorded (see [`purge_fence`]).
+pub fn purge(conn: &Connection, fence: Millis) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO purge_fence (id, accepted_up_to) VALUES (1, ?1)
+         ON CONFLICT (id) DO UPDATE SET accepted_up_to = max(accepted_up_to, excluded.accepted_up_to)",
+    )?
+    .execute(params![fence.0])?;
     conn.execute("DELETE FROM payments", [])?;
     Ok(())
+}
+
+/// The last purge's fence: payments accepted at or before it are forgotten (`i64::MIN`: none).
+fn purge_fence(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT coalesce(max(accepted_up_to), ?1) FROM purge_fence")?
+        .query_row(params![i64::MIN], |row| row.get(0))
 }
 
 /// The text form stored in `correlation_id`: lowercase, hyphenated, as a person types it.
