@@ -30,6 +30,8 @@ pub const API_THREADS: &str = "API_THREADS";
 pub const DISPATCH_CONCURRENCY: &str = "DISPATCH_CONCURRENCY";
 /// The variable of [`Config::processor_timeout`].
 pub const PROCESSOR_TIMEOUT_MS: &str = "PROCESSOR_TIMEOUT_MS";
+/// The variable of [`Config::late_store_max`].
+pub const LATE_STORE_MAX_MS: &str = "LATE_STORE_MAX_MS";
 /// The variable of [`Config::probe_interval`].
 pub const PROBE_INTERVAL_MS: &str = "PROBE_INTERVAL_MS";
 /// The variable of [`Config::fallback_after`].
@@ -95,6 +97,11 @@ pub struct Config {
     /// A processor call not answered within this (ms) is a timeout (the payment stays pinned).
     #[arg(long = flag!(PROCESSOR_TIMEOUT_MS), env = PROCESSOR_TIMEOUT_MS, default_value = "6000", value_parser = checked(millis))]
     pub processor_timeout: Duration,
+    /// How long (ms) after it was sent a call left without an answer may still be stored by
+    /// the processor (its delay plus its queueing; at least PROCESSOR_TIMEOUT_MS is used).
+    /// Past it, a failing processor that says it does not hold a payment pinned to it frees it.
+    #[arg(long = flag!(LATE_STORE_MAX_MS), env = LATE_STORE_MAX_MS, default_value = "10000", value_parser = checked(millis))]
+    pub late_store_max: Duration,
     /// While a processor is down, one probe payment is sent to it this often (ms).
     #[arg(long = flag!(PROBE_INTERVAL_MS), env = PROBE_INTERVAL_MS, default_value = "100", value_parser = checked(millis))]
     pub probe_interval: Duration,

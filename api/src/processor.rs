@@ -1,4 +1,4 @@
-//! HTTP client for one payment processor: `POST /payments` and
+//! HTTP client for one payment processor: `POST /payments`, `GET /payments/{id}` and
 //! `GET /payments/service-health`.
 //!
 //! One hyper-util pooled client per processor keeps connections alive between calls, so a
@@ -12,7 +12,7 @@ use hyper::http::uri::InvalidUri;
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use payment::{Millis, Payment, Processor};
+use payment::{Cents, Millis, Payment, Processor, Uuid};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -44,6 +44,24 @@ impl CallOutcome {
         CallOutcome::Busy,
         CallOutcome::NoAnswer,
     ];
+}
+
+/// What `GET /payments/{id}` said of one payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// 200: the processor holds it, with this requestedAt and amount.
+    Stored { requested_at: Millis, amount: Cents },
+    /// 404: it does not hold it (now).
+    NotFound,
+    /// Anything else (an error, no answer, a body we cannot read): nothing learnt.
+    Unknown,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredBody {
+    requested_at: String,
+    amount: serde_json::Number,
 }
 
 /// What `GET /payments/service-health` said.
@@ -151,6 +169,29 @@ impl ProcessorClient {
         }
     }
 
+    /// Asks whether the processor holds a payment (`GET /payments/{id}`), within the call
+    /// timeout. Whether an earlier call can still be stored is the caller's business.
+    pub async fn lookup(&self, id: Uuid) -> Lookup {
+        let uri = format!("{}/{id}", self.payments_uri);
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(uri)
+            .body(Full::new(Bytes::new()));
+        let Ok(request) = request else {
+            return Lookup::Unknown;
+        };
+        let answer = tokio::time::timeout(self.timeout, self.exchange(request)).await;
+        let lookup = match answer {
+            Ok(Ok((StatusCode::OK, body))) => stored(&body),
+            Ok(Ok((StatusCode::NOT_FOUND, _))) => Some(Lookup::NotFound),
+            _ => None,
+        };
+        lookup.unwrap_or_else(|| {
+            tracing::debug!(processor = %self.processor, payment = %id, "lookup answered nothing usable");
+            Lookup::Unknown
+        })
+    }
+
     /// Calls the health endpoint. The caller must hold the shared health turn.
     pub async fn health(&self) -> Result<Health, HealthError> {
         let processor = self.processor;
@@ -201,5 +242,36 @@ impl ProcessorClient {
             .map_err(|e| e.to_string())?
             .to_bytes();
         Ok((status, body))
+    }
+}
+
+/// A 200 body of `GET /payments/{id}`, if it reads as one.
+fn stored(body: &[u8]) -> Option<Lookup> {
+    let parsed: StoredBody = serde_json::from_slice(body).ok()?;
+    Some(Lookup::Stored {
+        requested_at: Millis::parse_iso(&parsed.requested_at).ok()?,
+        amount: Cents::parse_strict(&parsed.amount.to_string()).ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_stored_payment() {
+        let body = br#"{"correlationId":"4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3","amount":19.9,"requestedAt":"2025-07-10T12:34:56.789Z"}"#;
+        assert_eq!(
+            stored(body),
+            Some(Lookup::Stored {
+                requested_at: Millis::parse_iso("2025-07-10T12:34:56.789Z").unwrap(),
+                amount: Cents(1990),
+            })
+        );
+        assert_eq!(stored(br#"{"amount":19.9}"#), None);
+        assert_eq!(
+            stored(br#"{"amount":"x","requestedAt":"2025-07-10T12:34:56.789Z"}"#),
+            None
+        );
     }
 }

@@ -38,7 +38,8 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::Arc;
 use std::time::Duration;
-use storage::{Claimed, StorageError, Store};
+use std::time::Instant;
+use storage::{Claimed, Pending, StorageError, Store};
 
 /// Most payments claimed in one transaction; more are taken in the next one right away.
 const CLAIM_BATCH: usize = 4096;
@@ -64,6 +65,9 @@ impl RecoveryHint {
 pub struct Recovery {
     shared: Shared,
     dead_after: Duration,
+    /// How long after its last heartbeat a dead worker may still have sent a call: its
+    /// send deadline.
+    sends_outlive_heartbeat_by: Duration,
     /// How long after its last heartbeat a dead worker's calls may still run: its send
     /// deadline plus the processor call timeout.
     calls_outlive_heartbeat_by: Duration,
@@ -91,18 +95,18 @@ pub async fn heartbeat(store: Store, every: Duration, shutdown: Shutdown) {
 }
 
 impl Recovery {
-    /// `dead_after`: `WORKER_DEAD_AFTER_MS`; `calls_outlive_heartbeat_by`: how long a dead
-    /// worker's calls may run after its last heartbeat (its send deadline plus the
-    /// processor call timeout).
+    /// `dead_after`: `WORKER_DEAD_AFTER_MS`; a dead worker's calls may start up to
+    /// `send_within` after its last heartbeat and run for `call_timeout`.
     pub fn new(
         shared: Shared,
         dead_after: Duration,
-        calls_outlive_heartbeat_by: Duration,
+        (send_within, call_timeout): (Duration, Duration),
     ) -> Recovery {
         Recovery {
             shared,
             dead_after,
-            calls_outlive_heartbeat_by,
+            sends_outlive_heartbeat_by: send_within,
+            calls_outlive_heartbeat_by: send_within + call_timeout,
             lost_claim_last_alive: AtomicI64::new(0),
         }
     }
@@ -183,12 +187,9 @@ impl Recovery {
             .own_pending(usize::MAX)
             .await
             .inspect_err(|_| self.shared.recovery_hint.mark())?;
-        let (attempted, fresh): (Vec<_>, Vec<_>) = own
-            .into_iter()
-            .map(Job::new)
-            .partition(|job| job.pending.attempt.is_some());
-        let mut adopted = self.shared.queue.push_unheld(fresh);
         let last_alive = Millis(self.lost_claim_last_alive.load(SeqCst));
+        let (attempted, fresh) = self.split_attempted(own, Some(last_alive));
+        let mut adopted = self.shared.queue.push_unheld(fresh);
         let wait = self.until_calls_end(last_alive);
         if wait.is_zero() {
             adopted += self.shared.queue.push_unheld(attempted);
@@ -221,14 +222,32 @@ impl Recovery {
         Duration::from_millis(u64::try_from(until.saturating_sub(Millis::now().0)).unwrap_or(0))
     }
 
-    /// Queues the claimed payments: those never sent at once, those with an attempt once
-    /// the dead worker's calls could have ended.
-    fn queue_claimed(&self, claimed: Claimed) {
-        let (attempted, fresh): (Vec<_>, Vec<_>) = claimed
-            .payments
+    /// The payments with an attempt, each marked with the latest time a dead worker last
+    /// alive at `last_alive` (now, if unknown) could have sent it; and the others.
+    fn split_attempted(
+        &self,
+        payments: Vec<Pending>,
+        last_alive: Option<Millis>,
+    ) -> (Vec<Job>, Vec<Job>) {
+        let sends_outlive = self.sends_outlive_heartbeat_by.as_millis() as i64;
+        let sends_until = last_alive.map_or_else(Instant::now, |alive| {
+            instant_of(Millis(alive.0.saturating_add(sends_outlive)))
+        });
+        let (attempted, fresh): (Vec<_>, Vec<_>) = payments
             .into_iter()
             .map(Job::new)
             .partition(|job| job.pending.attempt.is_some());
+        let attempted = attempted
+            .into_iter()
+            .map(|job| job.unanswered_since(sends_until))
+            .collect();
+        (attempted, fresh)
+    }
+
+    /// Queues the claimed payments: those never sent at once, those with an attempt once
+    /// the dead worker's calls could have ended.
+    fn queue_claimed(&self, claimed: Claimed) {
+        let (attempted, fresh) = self.split_attempted(claimed.payments, claimed.last_alive);
         self.shared.queue.push_replacing(fresh);
         let wait = claimed
             .last_alive
@@ -246,6 +265,17 @@ impl Recovery {
             "claimed payments with an attempt wait until the dead worker's calls could have ended"
         );
         self.shared.queue.push_replacing_after(attempted, wait);
+    }
+}
+
+/// The instant of the monotonic clock at which the wall clock read `at` (now, if that is
+/// before the monotonic clock began).
+fn instant_of(at: Millis) -> Instant {
+    let (now, wall) = (Instant::now(), Millis::now());
+    let span = Duration::from_millis(wall.0.abs_diff(at.0));
+    match at <= wall {
+        true => now.checked_sub(span).unwrap_or(now),
+        false => now + span,
     }
 }
 

@@ -150,7 +150,10 @@ fn spawn_work(
         clients.clone(),
         config.dispatch_concurrency,
         config.probe_interval,
-        send_within,
+        (
+            send_within,
+            config.late_store_max.max(config.processor_timeout),
+        ),
     ));
     let poller = Arc::new(HealthPoller::new(
         shared.clone(),
@@ -158,11 +161,10 @@ fn spawn_work(
         config.health_read,
     ));
     // A dead worker's calls may start up to its send deadline after its last heartbeat.
-    let calls_outlive_heartbeat_by = send_within + config.processor_timeout;
     let recovery = Recovery::new(
         shared.clone(),
         config.worker_dead_after,
-        calls_outlive_heartbeat_by,
+        (send_within, config.processor_timeout),
     );
     let app = Arc::new(App::new(shared.clone(), stop.clone()));
     let mut work = JoinSet::new();

@@ -8,6 +8,7 @@ use common::{on_both, payments, window, Backend, Stack, Totals};
 use payment::Millis;
 use sim::config::{SIM_MAX_RUNNING, SIM_MAX_WAITING};
 use std::time::Duration;
+use testkit::wait_for;
 
 on_both!(
     a_timed_out_payment_goes_back_only_to_its_processor,
@@ -255,4 +256,34 @@ fn a_processor_answering_429_is_retried_until_it_takes_everything() {
         "the scenario produced 429s"
     );
     assert_eq!(stack.fallback.summary("").requests, 0, "busy is not down");
+}
+
+#[test]
+fn a_purge_while_calls_are_in_flight_forgets_every_payment_accepted_before_it() {
+    let stack = Stack::start(&[]);
+    stack.default.set_delay(500);
+    let worker = stack.worker(|_| {});
+    let sent = payments(200);
+    // Accepted before the purge, reaching the worker after it (the lb's queue, its journal).
+    let late = payments(20);
+    worker.send(&sent, 50);
+    wait_for(
+        "calls in flight at the default",
+        Duration::from_secs(10),
+        || stack.default.stat("paymentsRunning") > 0,
+    );
+    let purged = testkit::http::post(&worker.addr, "/purge-payments", "");
+    assert_eq!(purged.status, 200, "{}", purged.body);
+    let again = worker.intake(&late);
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.json()["recorded"], 0, "forgotten before they arrived");
+
+    wait_for("the calls in flight ended", SETTLE, || {
+        stack.default.stat("paymentsRunning") == 0
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(worker.processed(), 0, "the purge forgot them for good");
+    let after = payments(5);
+    worker.send(&after, 5);
+    worker.wait_processed(after.len(), SETTLE);
 }

@@ -1,7 +1,8 @@
 //! A worker dies (SIGKILL), leaves (SIGTERM, or its shutdown in process) or stalls (SIGSTOP)
 //! with payments in its hands: another worker on the same database pays each of them
 //! exactly once. The SIGKILL takeover runs on SQLite and PostgreSQL, with three workers;
-//! on PostgreSQL, an intake write that committed but was answered with an error.
+//! on PostgreSQL, an intake write that committed but was answered with an error. Payments
+//! claimed pinned to a processor that fails to the end are settled by asking it.
 
 mod common;
 
@@ -50,6 +51,39 @@ fn a_killed_workers_payments_are_paid_exactly_once_by_the_others(backend: Backen
         stack.default.stat("payments422") > 0,
         "payments the processor stored for the killed worker are confirmed with 422, not paid again"
     );
+}
+
+#[test]
+fn a_killed_workers_payments_pinned_to_a_default_failing_to_the_end_are_paid_in_time() {
+    // Every payment the killed worker recorded was stamped for the default, so the claim
+    // pins them all there; the default then fails to the end. Asked once the killed
+    // worker's calls can no longer be stored, the default says which it holds (recorded)
+    // and which not (freed): those go to the fallback after its wait, not one probe at a time.
+    let stack = Stack::start(&[]);
+    stack.default.set_delay(500);
+    let quick = |c: &mut Config| {
+        c.worker_dead_after = Duration::from_secs(1);
+        c.processor_timeout = Duration::from_secs(1);
+        c.late_store_max = Duration::from_secs(2);
+        c.fallback_after = Duration::from_secs(3);
+    };
+    let mut first = stack.worker_process(quick);
+    let other = stack.worker_process(quick);
+    let sent = payments(300);
+    first.send(&sent, 100);
+    wait_for(
+        "payments in flight at the processor",
+        Duration::from_secs(10),
+        || stack.default.stat("paymentsRunning") > 0,
+    );
+    first.service_mut().kill();
+    stack.default.set_failure(true);
+
+    // Dead after 1 s, calls over 1.25 s later, stored until 2 s after their send, a wait
+    // of 3 s for the default: within a few seconds more, all paid.
+    other.wait_processed(sent.len(), Duration::from_secs(12));
+    stack.assert_settled(&other, &sent);
+    assert!(stack.fallback.stat("paymentsStored") > 0);
 }
 
 #[test]
@@ -287,9 +321,17 @@ impl LostCommitAnswers {
     /// A worker that only records intake, on a dedicated server whose commits are held
     /// from the start ([`Self::hold`]).
     fn start() -> (Stack, Worker, LostCommitAnswers) {
+        Self::start_with(&[], only_intake_writes)
+    }
+
+    /// [`Self::start`] with these simulator variables and worker settings.
+    fn start_with(
+        sim_env: &[(&str, &str)],
+        tweak: impl FnOnce(&mut Config),
+    ) -> (Stack, Worker, LostCommitAnswers) {
         let server = Arc::new(PgServer::dedicated());
-        let stack = Stack::on_server(Arc::clone(&server), &[]);
-        let worker = stack.worker(only_intake_writes);
+        let stack = Stack::on_server(Arc::clone(&server), sim_env);
+        let worker = stack.worker(tweak);
         let commits = LostCommitAnswers(server);
         commits.hold();
         (stack, worker, commits)
@@ -402,6 +444,39 @@ fn only_intake_writes(c: &mut Config) {
     c.heartbeat = Duration::from_secs(30);
     c.worker_dead_after = Duration::from_secs(60);
     c.health_read = Duration::from_secs(30);
+}
+
+#[test]
+fn a_payment_read_back_then_sent_without_answer_keeps_the_requested_at_the_processor_stored() {
+    // The batch's commit succeeds with its answer lost, so the payments are read back (each
+    // stamped for the default by that write). Their first call gets no answer (the default
+    // is slower than the call timeout) yet is stored; the next, answered 422, must be
+    // recorded with the requestedAt the default stored, not with a new one.
+    let store_after_disconnect = [(sim::config::SIM_STORE_AFTER_DISCONNECT, "1")];
+    let (stack, worker, commits) = LostCommitAnswers::start_with(&store_after_disconnect, |c| {
+        only_intake_writes(c);
+        c.processor_timeout = Duration::from_millis(300);
+    });
+    stack.default.set_delay(1_000);
+    let sent = payments(20);
+    let first = std::thread::scope(|s| {
+        let answer = s.spawn(|| worker.intake(&sent));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !answer.is_finished() && Instant::now() < deadline {
+            commits.cut_off();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        commits.release();
+        answer.join().expect("the intake thread")
+    });
+    assert_eq!(first.status, 503, "{}", first.body);
+    wait_for(
+        "the read-back payments stored after their calls timed out",
+        Duration::from_secs(15),
+        || stack.default.stat("paymentsStored") as usize >= sent.len(),
+    );
+    stack.default.set_delay(0);
+    resend_until_recorded(&stack, &worker, &sent);
 }
 
 #[test]

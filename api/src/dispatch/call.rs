@@ -29,6 +29,7 @@
 use super::after_call::{after_call, after_unrecorded, Next, RETRY_BACKOFF};
 use super::queue::{Job, Place};
 use super::{Call, Dispatcher};
+use crate::processor::CallOutcome;
 use payment::{Millis, Processor, Uuid};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -147,6 +148,7 @@ impl Dispatcher {
         let mut job = call.job;
         job.pending.attempt = Some(attempt);
         job.pending.destination = Destination::PinnedTo(attempt.processor);
+        job.unanswered_since.get_or_insert_with(Instant::now);
         self.shared.queue.requeue(job, Place::Front);
     }
 
@@ -159,7 +161,7 @@ impl Dispatcher {
             self.shared.queue.requeue(call.job, Place::Front);
             return;
         };
-        let Call { job, ticket } = call;
+        let Call { mut job, ticket } = call;
         let processor = ticket.processor();
         if let Destination::PinnedTo(_) = job.pending.destination {
             self.shared.metrics.resend(processor);
@@ -172,6 +174,9 @@ impl Dispatcher {
             .metrics
             .call(processor, outcome, started.elapsed());
         ticket.report(outcome, Millis::now());
+        if outcome == CallOutcome::NoAnswer {
+            job.unanswered_since = Some(started);
+        }
         let next = match after_call(outcome, job.pending.destination, processor) {
             Next::Record => self.record(&job, attempt).await,
             retry => retry,
@@ -254,7 +259,7 @@ impl Dispatcher {
     }
 
     /// A payment charged by both processors: never expected, always loud.
-    fn alarm(&self, double: &[DoubleCharge]) {
+    pub(super) fn alarm(&self, double: &[DoubleCharge]) {
         for d in double {
             self.shared.metrics.double_charges.fetch_add(1, Relaxed);
             tracing::error!(

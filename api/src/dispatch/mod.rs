@@ -14,13 +14,15 @@
 //! - [`call`]: making a planned call, once the store confirmed the payment is still this
 //!   worker's, and carrying out what its answer means;
 //! - [`after_call`](mod@after_call): what an answer means, as pure functions: the one
-//!   place where a payment is kept from being charged twice (invariant 2).
+//!   place where a payment is kept from being charged twice (invariant 2);
+//! - [`lookup`]: asking a failing processor about the payments pinned to it.
 //!
 //! A round ends when what the routing lets through is planned; the rest waits for the
 //! next wake-up (a push, a finished call, or the probe timer).
 
 pub mod after_call;
 pub mod call;
+pub mod lookup;
 pub mod plan;
 pub mod queue;
 
@@ -33,6 +35,7 @@ use crate::shutdown::Shutdown;
 use payment::{Millis, Processor};
 use plan::plan;
 use queue::Place;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,6 +60,11 @@ pub struct Dispatcher {
     /// processor's delay in what an audit can see (see `crate::routing`). Measured on the
     /// monotonic clock from just before the write was queued (see `call`).
     send_within: Duration,
+    /// How long after it was sent a call without an answer may still be stored
+    /// (`LATE_STORE_MAX_MS`, at least the call timeout): see [`lookup`].
+    late_store_max: Duration,
+    /// Per processor: a lookup is running.
+    lookups: [AtomicBool; 2],
 }
 
 /// A planned call, counted by the routing as in flight until it ends (its ticket).
@@ -73,13 +81,14 @@ impl Call {
 
 impl Dispatcher {
     /// `per_processor`: calls in flight at once per processor (`DISPATCH_CONCURRENCY`);
-    /// a round runs at least every `probe_interval`; for `send_within` see the field.
+    /// a round runs at least every `probe_interval`; for `send_within` and
+    /// `late_store_max` see the fields.
     pub fn new(
         shared: Shared,
         clients: [Arc<ProcessorClient>; 2],
         per_processor: usize,
         probe_interval: Duration,
-        send_within: Duration,
+        (send_within, late_store_max): (Duration, Duration),
     ) -> Dispatcher {
         let concurrency = per_processor * clients.len();
         Dispatcher {
@@ -89,6 +98,8 @@ impl Dispatcher {
             permits: Arc::new(Semaphore::new(concurrency)),
             probe_interval,
             send_within,
+            late_store_max,
+            lookups: Default::default(),
         }
     }
 
@@ -122,6 +133,7 @@ impl Dispatcher {
             waiting: self.shared.queue.waiting_anywhere(),
         };
         let view = self.shared.routing.view(now, backlog);
+        self.look_up_pinned(&view);
         let free = self.permits.available_permits();
         let planned = self
             .shared

@@ -36,6 +36,10 @@ pub struct Job {
     /// clock (see [`Job::taken`]). Good for the first round that plans the payment only;
     /// after that it goes through the store like any other.
     pub(super) taken_at: Option<Instant>,
+    /// When its last call without an answer was sent (or could have been, for a payment
+    /// claimed or read back with an attempt), on the monotonic clock; None: no such call.
+    /// That call may still be stored until `LATE_STORE_MAX_MS` after this (see `lookup`).
+    pub(super) unanswered_since: Option<Instant>,
 }
 
 impl Job {
@@ -45,6 +49,16 @@ impl Job {
             pending,
             generation: 0,
             taken_at: None,
+            unanswered_since: None,
+        }
+    }
+
+    /// A payment claimed or read back with an attempt: a call of that attempt may have
+    /// been sent as late as `at` and not answered yet.
+    pub fn unanswered_since(self, at: Instant) -> Job {
+        Job {
+            unanswered_since: Some(at),
+            ..self
         }
     }
 

@@ -23,7 +23,7 @@ fn recovery(store: Store, queue_max: usize) -> Recovery {
         blip_max: 7_000,
     };
     let shared = Shared::new(store, queue_max, policy, Duration::from_millis(100));
-    Recovery::new(shared, Duration::ZERO, HOUR)
+    Recovery::new(shared, Duration::ZERO, (Duration::ZERO, HOUR))
 }
 
 /// Opens the store at `path` as worker `owner`.
