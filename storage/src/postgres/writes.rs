@@ -282,7 +282,7 @@ pub fn pin<'a>(tx: &'a Tx<'a>, batch: Arc<Vec<(Uuid, Processor)>>) -> Written<'a
     })
 }
 
-/// Marks payments processed; recreates a row purged meanwhile; reports double charges.
+/// Marks pending payments processed (a purged row stays forgotten); reports double charges.
 pub fn mark_processed<'a>(
     tx: &'a Tx<'a>,
     batch: Arc<Vec<(Payment, Attempt)>>,
