@@ -4,7 +4,8 @@
 # against the bare `floor` responder (+ the simulators), for the ratio of our p99 to the
 # floor's. Writes bench/results/<date>-<contest|final|final-late>[-limits|-compose].json
 # (score, p99, lag, inconsistencies, default/fallback counts, per-stage figures, ids stored
-# by both processors, CPU seconds and peak RSS of every process, the machine) and an SVG of
+# by both processors, the per-payment check, CPU seconds and peak RSS of every process, the
+# machine) and an SVG of
 # latency, queues and calls in flight over the run next to it. k6 gets `-e TOKEN=<a new
 # uuid>` as the contest's runner passes it.
 #
@@ -111,8 +112,9 @@ stop_pid() {
 
 # One contest run with the sampler around it: $1 = label, $2 = backend port, $3/$4 =
 # processor ports, $5 = run dir with the pid files, $6... = NAME=URL metrics endpoints.
-# With `ledger_db` set (a path, or "-" for none), what the processors and our database
-# hold is read at the end, while the stack is still up (scripts/bench/ledger.py).
+# With `ledger_db` set (a SQLite path, a postgres:// URL, or "-" for none), what the
+# processors and our database hold is read at the end, while the stack is still up, and
+# checked payment by payment (scripts/bench/ledger.py).
 ledger_db=""
 contest_run() {
   local label=$1 backend=$2 def=$3 fb=$4 run_dir=$5; shift 5
@@ -141,7 +143,7 @@ contest_run() {
   if [ -n "$ledger_db" ]; then
     local db=(); [ "$ledger_db" != - ] && db=(--db "$ledger_db")
     python3 scripts/bench/ledger.py --default "http://127.0.0.1:$def" --fallback "http://127.0.0.1:$fb" \
-      --out "$work/$label-ledger.json" "${db[@]}"
+      --lb "http://127.0.0.1:$backend" --out "$work/$label-ledger.json" "${db[@]}"
   fi
 }
 
@@ -176,7 +178,9 @@ native_stack() {
   pids+=("$stack")
   for _ in $(seq 600); do grep -q '^run: ready' "$work/stack.log" && break; sleep 0.1; done
   grep -q '^run: ready' "$work/stack.log" || { echo "bench: the stack did not start" >&2; cat "$work/stack.log" >&2; exit 1; }
-  ledger_db=-; [ "${STORAGE:-sqlite}" = sqlite ] && ledger_db=$work/stack/payments.db
+  ledger_db=$work/stack/payments.db
+  # run.sh's PostgreSQL server, on its unix socket (scripts/stack/postgres.sh's pg_database_url).
+  [ "${STORAGE:-sqlite}" = postgres ] && ledger_db=postgresql://postgres@$(realpath -m "$work/stack/run/postgres" | sed 's|/|%2F|g')/payments
   contest_run stack "$p_lb" "$p_def" "$p_fb" "$work/stack/run" \
     "lb=http://127.0.0.1:$p_lbm/metrics" "api1=http://127.0.0.1:$p_api1/metrics" "api2=http://127.0.0.1:$p_api2/metrics"
   if [ -n "$cgroup_parent" ]; then
@@ -195,8 +199,9 @@ compose_stack() {
   containers_pids "$work/stack/run"
   local metrics
   mapfile -t metrics < <(containers_metrics)
-  ledger_db=-
-  [ "$CONTAINERS_COMPOSE" = compose.yml ] && ledger_db=$(containers_database)
+  # Where the host reads our payments (the SQLite file in its volume, or PostgreSQL at its
+  # container's address); "-" if even that fails: the per-payment check then says so.
+  ledger_db=$(containers_database) || ledger_db=-
   contest_run stack 9999 8001 8002 "$work/stack/run" "${metrics[@]}"
   cgroup_stats=$(containers_limits_json)
   containers_stack_down

@@ -7,7 +7,8 @@ CPU seconds and peak RSS of every process, the machine, and our p99 as a ratio t
 Usage: report.py --work DIR --out FILE --limits TEXT [--cgroups JSON]
 (DIR holds <label>-result.json from the k6 scenario and <label>-samples.json from
 sampler.py, for the labels `stack` and, unless the floor was skipped, `floor`, and
-stack-ledger.json from ledger.py.)
+stack-ledger.json from ledger.py, whose per-payment check goes into the result and the
+table.)
 """
 import argparse
 import json
@@ -23,6 +24,7 @@ import yaml
 import sys
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))  # scripts/lib
 from compose_limits import service_limits  # noqa: E402
+import per_payment  # noqa: E402
 
 
 def machine():
@@ -204,6 +206,9 @@ def main():
         "processors_amount": ours["processors_amount"],
         "double_charged": ledger["double_charged"] if ledger else None,
         "double_charged_ids": ledger["double_charged_ids"] if ledger else None,
+        # Id by id, our rows against the processors' lists, and every 1 s and 15 s window
+        # (scripts/lib/per_payment.py, read by ledger.py at the end of the run).
+        "per_payment": ledger.get("per_payment") if ledger else None,
         "stages": stage_figures(ours, samples, ledger),
         "audit_log": ours["audit_log"],
         "processes": our_procs,
@@ -233,6 +238,11 @@ def main():
     print(f"  payments {sent} accepted, {r['default']['requests']} default / {r['fallback']['requests']} fallback "
           f"recorded, processors {r['processors']['default']} / {r['processors']['fallback']}; "
           f"lag {r['lag']} ({100 * r['lag'] / sent if sent else 0:.1f} %); double charges {r['double_charged']}")
+    if r["per_payment"]:
+        each = per_payment.lines(r["per_payment"], accepted=sent)
+        print(f"  {each[0]}{'' if per_payment.ok(r['per_payment']) else '  MISMATCH'}")
+        for line in each[1:]:
+            print(f"  {line}")
     if r["floor"]:
         print(f"  p99 vs floor: {r['p99_ms']:.3f} / {r['floor']['p99_ms']:.3f} ms = "
               f"{r['p99_ratio_to_floor']}x  (POST /payments only: {r['p99_payments_ratio_to_floor']}x)")

@@ -11,7 +11,9 @@ it again) and SIGSTOPs api2 for 3.5 s. Then both processors are healthy and it w
 (FAULTS_SETTLE_SECS at most) for the summary to settle, and checks what a user would
 notice: every POST /payments answered 2xx, no payment stored by both processors (a
 double charge), no accepted payment lost, our GET /payments-summary equal to the
-processors' admin summaries per processor.
+processors' admin summaries per processor, and, payment by payment
+(scripts/lib/per_payment.py), each id stored by one processor with our row processed there
+with the same requestedAt and amount, and every 1 s and 15 s window of the run equal.
 
 --storage postgres runs it with three workers sharing a PostgreSQL server of their own
 (run.sh's STORAGE=postgres, API_WORKERS=3) instead of two on a SQLite file: api1 is
@@ -51,6 +53,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))  # scripts/lib
+import per_payment  # noqa: E402
 from stack import NativeStack, StackError, http_json, tail  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,12 +137,15 @@ class Stack(NativeStack):
 
     def stored_ids(self, name):
         try:
-            return http_json("GET", f"{self.url(name)}/admin/payments", headers=ADMIN)["correlationIds"]
+            return list(per_payment.processor_payments(self.url(name), ADMIN["X-Rinha-Token"]))
         except urllib.error.HTTPError as e:
             if e.code == 404:
                 raise Failure(f"{BIN_DIR}/sim has no GET /admin/payments: rebuild it "
                               "(cargo build --workspace --bins)") from e
             raise
+        except KeyError as e:
+            raise Failure(f"{BIN_DIR}/sim lists no payments with their requestedAt and amount: rebuild it "
+                          "(cargo build --workspace --bins)") from e
 
     def counts(self):
         """(ours, the processors') as {"default": n, "fallback": n}; ours None if unanswered."""
@@ -234,7 +240,9 @@ def checks(f):
         ("our summary equals the processors' per processor", f["ours"] == theirs,
          f"ours {ours['default']}/{ours['fallback']}, processors {theirs['default']}/{theirs['fallback']}"
          " (default/fallback)"),
-    ]
+    ] + ([("each payment as the processors stored it, and every window", per_payment.ok(f["per_payment"]),
+           per_payment.lines(f["per_payment"])[0].removeprefix("per payment: "))]
+         if f.get("per_payment") else [])
 
 
 def main():
@@ -271,6 +279,9 @@ def main():
         accepted, sent, done, refused_while_up = run_load(stack, payments, rate, events)
         settle_secs, ours, theirs = settle(stack, len(accepted))
         stored = {n: set(stack.stored_ids(n)) for n in ("default", "fallback")}
+        # No call is in flight now: every id of the run, our row against the processors'.
+        each = per_payment.read_and_check(stack.database(), {n: stack.url(n) for n in ("default", "fallback")},
+                                          ADMIN["X-Rinha-Token"], accepted, stack.url("lb"))
         both = sorted(stored["default"] & stored["fallback"])
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                                 capture_output=True, text=True).stdout.strip()
@@ -284,6 +295,7 @@ def main():
             "stored_not_accepted": len((stored["default"] | stored["fallback"]) - set(accepted)),
             "ours": ours, "processors": theirs,
             "settled": settle_secs is not None, "settle_secs": settle_secs, "settle_limit_secs": SETTLE_SECS,
+            "per_payment": each,
         }
         results = checks(figures)
         figures["checks"] = [{"check": n, "ok": good, "detail": d} for n, good, d in results]
@@ -293,6 +305,8 @@ def main():
                               else f"did not settle within {SETTLE_SECS:g} s (FAULTS_SETTLE_SECS)"))
         for name, good, detail in results:
             print(f"{'ok  ' if good else 'FAIL'} {label}: {name} ({detail})")
+        for line in per_payment.lines(each)[1:]:
+            print(f"{label}: {line}")
         failed = sum(not good for _, good, _ in results)
         print(f"{label}: {len(both)} of {sent} payments stored by both processors; figures in {out}")
         print(f"{label}: {len(results) - failed} passed, {failed} failed")

@@ -10,6 +10,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from faults import Stack, checks, lb_kills  # noqa: E402
+import per_payment  # noqa: E402  (scripts/lib, on the path through faults)
+from per_payment import Row, Stored  # noqa: E402
 
 
 def figures(**changes):
@@ -40,6 +42,18 @@ class Verdicts(unittest.TestCase):
 
     def test_an_unanswered_summary_fails_the_comparison(self):
         self.assertEqual(failed(figures(ours=None)), ["our summary equals the processors' per processor"])
+
+    def test_a_payment_stored_unlike_our_row_fails_the_per_payment_check(self):
+        row, stored = Row(1990, "processed", "default", 1000), Stored(1000, 1990)
+        good = per_payment.check({"a": row}, {"default": {"a": stored}}, accepted={"a"})
+        self.assertEqual(failed(figures(per_payment=good)), [])
+        # Another requestedAt, in the same second: no total and no window sees it.
+        moved = per_payment.check({"a": row}, {"default": {"a": stored._replace(requested_at=1001)}},
+                                  accepted={"a"})
+        name = "each payment as the processors stored it, and every window"
+        self.assertEqual(failed(figures(per_payment=moved)), [name])
+        detail = dict((n, d) for n, _, d in checks(figures(per_payment=moved)))[name]
+        self.assertIn("1 ids checked (1 accepted), 0 matched, 0 lag (pending), 1 mismatches", detail)
 
     def test_the_detail_names_ids_stored_twice(self):
         detail = dict((n, d) for n, _, d in checks(figures(stored_by_both=["x", "y"])))
@@ -76,6 +90,13 @@ class Storage(unittest.TestCase):
         env = self.stack_env("sqlite")
         self.assertEqual((env["STORAGE"], env["API_WORKERS"]), ("sqlite", "2"))
         self.assertNotIn("API3_LISTEN", env)
+
+    def test_the_per_payment_check_reads_the_workers_database(self):
+        with tempfile.TemporaryDirectory() as work:
+            self.assertEqual(Stack(Path(work), "sqlite").database(), f"{work}/data/payments.db")
+            url = Stack(Path(work), "postgres").database()
+        socket_dir = str((Path(work) / "data" / "run" / "postgres").resolve()).replace("/", "%2F")
+        self.assertEqual(url, f"postgresql://postgres@{socket_dir}/payments")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,11 @@
 result file (k6/contest.js, k6/final.js) or from a `make bench` report (both carry the same
 fields): payments accepted, none refused, audits run, no inconsistency, lag at most
 --max-lag (0) and never negative (more recorded than accepted), no correlationId stored by
-both processors (a bench report's `double_charged`), and, when no lag is allowed, our
-summary equal to the processors' at the end (with lag allowed, calls still in flight at
+both processors (a bench report's `double_charged`), no mismatch in a bench report's
+per-payment check (`per_payment`, scripts/lib/per_payment.py: each id stored by one
+processor, our row processed there with its requestedAt and amount, every 1 s and 15 s
+window equal; payments still pending are lag, not mismatches), and, when no lag is allowed,
+our summary equal to the processors' at the end (with lag allowed, calls still in flight at
 the teardown may be stored there and not yet recorded here).
 
 --all-default adds: every payment went through the default processor (what the contest's
@@ -21,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))  # scripts/lib
 from compose_limits import CONTEST_MAX_CPUS, CONTEST_MAX_MEMORY_MB  # noqa: E402
+import per_payment  # noqa: E402
 
 
 def checks(r, all_default, limits, max_lag=0):
@@ -40,6 +44,10 @@ def checks(r, all_default, limits, max_lag=0):
     if r.get("double_charged") is not None:
         out.append(("no payment stored by both processors", r["double_charged"] == 0,
                     f"{r['double_charged']} ids stored twice{': ' + ', '.join(r['double_charged_ids'][:3]) if r['double_charged'] else ''}"))
+    if r.get("per_payment"):
+        out.append(("each payment as the processors stored it, and every window", per_payment.ok(r["per_payment"]),
+                    "; ".join(per_payment.lines(r["per_payment"], accepted=r["payments_sent"]))
+                    .removeprefix("per payment: ")))
     if all_default:
         out.append(("every payment through the default", ours[1] == 0 and ours[0] == r["payments_sent"],
                     f"{ours[0]} default, {ours[1]} fallback of {r['payments_sent']}"))

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -164,6 +165,15 @@ class NativeStack:
     def url(self, name):
         """http://127.0.0.1:<port> of "lb", "default", "fallback", "apiN" or an extra port."""
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    def database(self):
+        """Where the workers keep the payments: the SQLite file's path, or on PostgreSQL the
+        URL of run.sh's server (its unix socket in data/run/postgres, database `payments`)."""
+        data = self.work / "data"
+        if self.env["STORAGE"] == "postgres":
+            socket_dir = urllib.parse.quote(str((data / "run" / "postgres").resolve()), safe="")
+            return f"postgresql://postgres@{socket_dir}/payments"
+        return str(data / "payments.db")
 
     def start(self, timeout=60):
         """Starts run.sh and waits for the processors, then the lb (PostgreSQL's first start

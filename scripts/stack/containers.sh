@@ -14,8 +14,10 @@
 #                             scripts/bench/sampler.py: the lb and each worker at its unix
 #                             socket (LB_METRICS_LISTEN, API_LISTEN in compose.yml) seen from
 #                             the host, in the socket volume's directory
-#   containers_database       the path, seen from the host, of the SQLite file the workers
-#                             share (compose.yml's DATABASE_PATH in its named volume)
+#   containers_database       where the host reads the workers' payments: the path of the
+#                             SQLite file they share (compose.yml's DATABASE_PATH in its
+#                             named volume), or with compose.postgres.yml the DATABASE_URL
+#                             with the PostgreSQL container's address on its network
 #   containers_limits_json    {service: {cpus, memory_limit_mb, peak_memory_mb,
 #                             cpu_throttled_periods, cgroup_cpu_seconds}} of every limited
 #                             service of the stack
@@ -123,14 +125,25 @@ EOF
 
 containers_database() {
   python3 - "$CONTAINERS_STACK_PROJECT" "$CONTAINERS_COMPOSE" <<'EOF'
-import subprocess, sys, yaml
+import subprocess, sys, urllib.parse, yaml
 project, compose = sys.argv[1], yaml.safe_load(open(sys.argv[2]))
 api = compose["services"]["api1"]
-path = (api.get("environment") or {})["DATABASE_PATH"]
+env = api.get("environment") or {}
+run = lambda *argv: subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+if env.get("DATABASE_URL"):
+    # PostgreSQL: its container's address on the compose network, which the host reaches.
+    url = urllib.parse.urlsplit(env["DATABASE_URL"])
+    ids = run("docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}",
+              "--filter", f"label=com.docker.compose.service={url.hostname}").split()
+    ips = run("docker", "inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+              *ids[:1]).split() if ids else []
+    if not ips:
+        sys.exit(f"containers: no address of the {url.hostname} container")
+    print(url._replace(netloc=f"{url.username}:{url.password}@{ips[0]}:{url.port or 5432}").geturl())
+    sys.exit(0)
+path = env["DATABASE_PATH"]
 volume, target = next(v.split(":")[:2] for v in api["volumes"] if path.startswith(v.split(":")[1] + "/"))
-mount = subprocess.run(["docker", "volume", "inspect", "--format", "{{.Mountpoint}}", f"{project}_{volume}"],
-                       capture_output=True, text=True, check=True).stdout.strip()
-print(mount + path[len(target):])
+print(run("docker", "volume", "inspect", "--format", "{{.Mountpoint}}", f"{project}_{volume}") + path[len(target):])
 EOF
 }
 

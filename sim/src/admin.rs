@@ -1,6 +1,6 @@
 //! The `/admin/` endpoints the contest's test uses to steer a processor and read its
-//! books, plus our `GET /admin/stats` and `GET /admin/payments`. The token check happens in `routes` before any
-//! of these run.
+//! books, plus our `GET /admin/stats` and `GET /admin/payments`. The token check happens in
+//! `routes` before any of these run.
 
 use crate::body;
 use crate::state::Sim;
@@ -123,13 +123,27 @@ pub fn stats(sim: &Sim) -> Reply {
     reply::json(StatusCode::OK, body)
 }
 
-/// `GET /admin/payments`: `{"correlationIds":[..]}`, every payment stored now (sorted), so a
-/// test can tell in one call which ids this processor holds (two processors holding the
-/// same id is a double charge).
-pub fn payment_ids(sim: &Sim) -> Reply {
-    let ids: Vec<String> = sim.ledger.ids().iter().map(|id| id.to_string()).collect();
-    let body = serde_json::json!({ "correlationIds": ids });
-    reply::json(StatusCode::OK, body.to_string())
+/// `GET /admin/payments`: every payment stored now, sorted by id, each with the
+/// `requestedAt` and the amount it was stored with:
+/// `{"payments":[{"correlationId":"..","requestedAt":"2025-07-10T12:34:56.000Z","amount":19.90},..]}`.
+/// One call tells a test which ids this processor holds (two processors holding the same
+/// id is a double charge) and lets it compare each with our row, which no total does.
+pub fn payments(sim: &Sim) -> Reply {
+    use std::fmt::Write;
+    let all = sim.ledger.payments();
+    // About 100 bytes a payment; written by hand, so the amount keeps its two places.
+    let mut body = String::with_capacity(16 + all.len() * 104);
+    body.push_str(r#"{"payments":["#);
+    for (i, (id, p)) in all.iter().enumerate() {
+        let comma = if i == 0 { "" } else { "," };
+        let _ = write!(
+            body,
+            r#"{comma}{{"correlationId":"{id}","requestedAt":"{}","amount":{}}}"#,
+            p.requested_at, p.amount
+        );
+    }
+    body.push_str("]}");
+    reply::json(StatusCode::OK, body)
 }
 
 #[cfg(test)]

@@ -48,11 +48,13 @@ impl Ledger {
         self.lock().get(id).copied()
     }
 
-    /// The ids of every stored payment, sorted.
-    pub fn ids(&self) -> Vec<Uuid> {
-        let mut ids: Vec<Uuid> = self.lock().keys().copied().collect();
-        ids.sort_unstable();
-        ids
+    /// Every stored payment with its id, sorted by id (copied out, so the lock is held
+    /// only for the copy).
+    pub fn payments(&self) -> Vec<(Uuid, StoredPayment)> {
+        let mut all: Vec<(Uuid, StoredPayment)> =
+            self.lock().iter().map(|(id, p)| (*id, *p)).collect();
+        all.sort_unstable_by_key(|(id, _)| *id);
+        all
     }
 
     pub fn purge(&self) {
@@ -101,9 +103,24 @@ mod tests {
             }
         ));
         assert_eq!(ledger.get(&a).map(|p| p.amount), Some(Cents(1990)));
-        let mut both = vec![a, b];
-        both.sort_unstable();
-        assert_eq!(ledger.ids(), both);
+        let mut both = vec![
+            (
+                a,
+                StoredPayment {
+                    amount: Cents(1990),
+                    requested_at: Millis(10),
+                },
+            ),
+            (
+                b,
+                StoredPayment {
+                    amount: Cents(10),
+                    requested_at: Millis(20),
+                },
+            ),
+        ];
+        both.sort_unstable_by_key(|(id, _)| *id);
+        assert_eq!(ledger.payments(), both);
         assert_eq!(
             ledger.totals(Window {
                 from: Some(Millis(10)),

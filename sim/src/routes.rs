@@ -84,7 +84,7 @@ async fn route_admin(
         ("configurations/failure", &Method::PUT) => admin::set_failure(sim, body).await,
         ("purge-payments", &Method::POST) => admin::purge(sim),
         ("stats", &Method::GET) => admin::stats(sim),
-        ("payments", &Method::GET) => admin::payment_ids(sim),
+        ("payments", &Method::GET) => admin::payments(sim),
         ("payments-summary" | "stats" | "payments", _) => {
             reply::method_not_allowed(&full_path(), "GET")
         }

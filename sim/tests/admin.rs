@@ -1,6 +1,6 @@
 //! The `/admin/` endpoints over HTTP: the token on every route, token change, the summary
 //! (inclusive window, exact fee), delay/failure answers, purge, the stats counters and the
-//! list of stored ids.
+//! list of stored payments (id, requestedAt, amount).
 
 mod common;
 
@@ -173,21 +173,70 @@ fn purge_forgets_payments_but_not_the_counters() {
 }
 
 #[test]
-fn the_stored_ids_are_listed_in_one_call() {
+fn the_stored_payments_are_listed_in_one_call_with_their_time_and_amount() {
     let sim = TestSim::start();
-    let ids = |sim: &TestSim| sim.admin("GET", "/admin/payments", "").json();
-    assert_eq!(ids(&sim), json!({"correlationIds": []}));
-    let mut stored = vec![Uuid::new_v4(), Uuid::new_v4()];
-    for id in &stored {
-        assert_eq!(sim.pay(id, "10", AT).status, 200);
+    let list = |sim: &TestSim| {
+        let r = sim.admin("GET", "/admin/payments", "");
+        assert_eq!(r.status, 200, "{}", r.body);
+        r
+    };
+    assert_eq!(list(&sim).json(), json!({"payments": []}));
+    // (id, amount sent, requestedAt sent, amount stored, requestedAt stored): the amount
+    // rounded to cents, the time to the millisecond in UTC, as the summary counts them.
+    let mut stored = [
+        (Uuid::new_v4(), "19.90", AT, "19.90", AT),
+        (
+            Uuid::new_v4(),
+            "10",
+            "2025-07-10T12:00:00.001Z",
+            "10.00",
+            "2025-07-10T12:00:00.001Z",
+        ),
+        (
+            Uuid::new_v4(),
+            "0.125",
+            "2025-07-10T14:00:00.5+02:00",
+            "0.13",
+            "2025-07-10T12:00:00.500Z",
+        ),
+    ];
+    for (id, amount, at, _, _) in &stored {
+        assert_eq!(sim.pay(id, amount, at).status, 200);
     }
+    // Neither a duplicate nor a failed payment is listed.
+    assert_eq!(sim.pay(&stored[0].0, "1", AT).status, 422);
     sim.set_failure(true);
     assert_json_error(&sim.pay(&Uuid::new_v4(), "10", AT), 500);
-    stored.sort();
-    let expected: Vec<String> = stored.iter().map(|id| id.to_string()).collect();
-    assert_eq!(ids(&sim), json!({ "correlationIds": expected }));
+
+    stored.sort_by_key(|(id, ..)| *id);
+    let r = list(&sim);
+    let expected: Vec<String> = stored
+        .iter()
+        .map(|(id, _, _, amount, at)| {
+            format!(r#"{{"correlationId":"{id}","requestedAt":"{at}","amount":{amount}}}"#)
+        })
+        .collect();
+    // The body itself: amounts with their two places (19.90, not 19.9).
+    assert_eq!(
+        r.body,
+        format!(r#"{{"payments":[{}]}}"#, expected.join(","))
+    );
+    let payments = r.json()["payments"].as_array().cloned().expect("a list");
+    assert_eq!(payments.len(), 3);
+    for (p, (id, _, _, amount, at)) in payments.iter().zip(&stored) {
+        assert_eq!(p["correlationId"], id.to_string());
+        assert_eq!(p["requestedAt"], *at);
+        assert_eq!(p["amount"].as_f64(), amount.parse::<f64>().ok());
+    }
+    // The same payments as GET /payments/{id} shows them.
+    for (id, _, _, amount, at) in &stored {
+        let one = sim.payment(id).json();
+        assert_eq!(one["requestedAt"], *at);
+        assert_eq!(one["amount"].as_f64(), amount.parse::<f64>().ok());
+    }
+
     sim.admin("POST", "/admin/purge-payments", "");
-    assert_eq!(ids(&sim), json!({"correlationIds": []}));
+    assert_eq!(list(&sim).json(), json!({"payments": []}));
 }
 
 #[test]
