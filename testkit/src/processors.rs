@@ -2,10 +2,11 @@
 //! ports, their admin API, and the summary JSON both they and we answer.
 
 use crate::{free_addr, http, wait_listening, Service};
-use payment::Cents;
+use payment::{Cents, Millis, Uuid};
 use serde_json::Value;
 use sim::config::{SIM_FEE, SIM_LISTEN};
 use sim::routes::TOKEN_HEADER;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// The simulators' initial admin token.
@@ -40,6 +41,13 @@ impl Totals {
             Totals::from_json(&json["fallback"]),
         ]
     }
+}
+
+/// One payment as a processor stored it: the `requestedAt` it was sent and its amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    pub requested_at: Millis,
+    pub amount: Cents,
 }
 
 /// One simulated processor.
@@ -84,6 +92,46 @@ impl Sim {
                 .admin("GET", &format!("/admin/payments-summary{query}"), "")
                 .json(),
         )
+    }
+
+    /// Every payment the processor holds, by id, as it stored it (`GET /admin/payments`,
+    /// one call).
+    pub fn payments(&self) -> HashMap<Uuid, Stored> {
+        let list = self.admin("GET", "/admin/payments", "").json();
+        let payments = list["payments"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no payments in {list}"));
+        payments
+            .iter()
+            .map(|p| {
+                let field = |name: &str| {
+                    p.get(name)
+                        .unwrap_or_else(|| panic!("no {name} in {p}"))
+                        .clone()
+                };
+                let id = field("correlationId");
+                let id = id
+                    .as_str()
+                    .and_then(|id| Uuid::try_parse(id).ok())
+                    .unwrap_or_else(|| panic!("a bad correlationId in {p}"));
+                let at = field("requestedAt");
+                let requested_at = at
+                    .as_str()
+                    .and_then(|at| Millis::parse_iso(at).ok())
+                    .unwrap_or_else(|| panic!("a bad requestedAt in {p}"));
+                let amount = field("amount")
+                    .as_f64()
+                    .map(Cents::round_from_f64)
+                    .unwrap_or_else(|| panic!("a bad amount in {p}"));
+                (
+                    id,
+                    Stored {
+                        requested_at,
+                        amount,
+                    },
+                )
+            })
+            .collect()
     }
 
     /// The simulator's counters since start (`paymentsStored`, `payments422`, `health429`, ...).

@@ -10,6 +10,7 @@
 use api::config::{self as knobs, Config, Listen};
 use payment::intake::{self, Accepted};
 use payment::{Cents, Millis, Payment, Processor, Uuid};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use testkit::postgres::PgServer;
@@ -17,7 +18,27 @@ use testkit::{free_addr, http, wait_for, wait_listening, Service};
 
 pub use testkit::{on_both, Backend};
 
-pub use testkit::processors::{Sim, Totals};
+pub use testkit::processors::{Sim, Stored, Totals};
+
+/// One payment as our database holds it (what `assert_settled` compares with the
+/// processors').
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OurRow {
+    pub amount: Cents,
+    /// `pending` or `processed`.
+    pub status: String,
+    /// The processor of the last attempt (`None` before the first).
+    pub processor: Option<Processor>,
+    /// The `requestedAt` sent with that attempt.
+    pub requested_at: Option<Millis>,
+}
+
+/// The one read of our rows the tests make. The storage crate has no read of single
+/// payments (only totals), so the tests read the table directly, read-only, as a person at
+/// the `sqlite3` or `psql` prompt would: on SQLite through rusqlite, on PostgreSQL through
+/// `psql` (`testkit::postgres`), which the tests already use to disturb the database.
+const OUR_ROWS: &str =
+    "SELECT correlation_id, amount, status, processor, requested_at FROM payments";
 
 /// Two simulators and a database; workers are started on demand.
 pub struct Stack {
@@ -108,7 +129,8 @@ impl Stack {
     }
 
     /// The end state every scenario must reach: our summary equals the simulators' per
-    /// processor, in count and amount, and together they hold each payment exactly once.
+    /// processor, in count and amount, and together they hold each payment exactly once;
+    /// then, payment by payment (what no total shows), see [`Stack::assert_each_payment`].
     pub fn assert_settled(&self, worker: &Worker, sent: &[Accepted]) {
         let ours = worker.summary("");
         let theirs = self.sims_summary("");
@@ -127,6 +149,159 @@ impl Stack {
             Cents(amount),
             Cents(sent.iter().map(|a| a.payment.amount.0).sum())
         );
+        self.assert_each_payment(sent);
+    }
+
+    /// Payment by payment: each of `sent` is stored by exactly one processor, with its
+    /// amount; the processors hold no other payment; and our row of it is `processed` at
+    /// that processor with the very `requestedAt` and amount the processor stored (a
+    /// payment stored with another `requestedAt` than ours changes no total, but moves it
+    /// between an audit's windows).
+    pub fn assert_each_payment(&self, sent: &[Accepted]) {
+        let stored = Processor::ALL.map(|p| self.sim(p).payments());
+        let ours = self.our_rows();
+        let mut problems = Vec::new();
+        for accepted in sent {
+            let id = accepted.payment.correlation_id;
+            let at: Vec<(Processor, Stored)> = Processor::ALL
+                .into_iter()
+                .filter_map(|p| stored[p.index()].get(&id).map(|s| (p, *s)))
+                .collect();
+            let (processor, theirs) = match at.as_slice() {
+                [one] => *one,
+                [] => {
+                    problems.push(format!("{id}: stored by no processor"));
+                    continue;
+                }
+                _ => {
+                    problems.push(format!("{id}: stored by both processors"));
+                    continue;
+                }
+            };
+            if theirs.amount != accepted.payment.amount {
+                problems.push(format!(
+                    "{id}: sent {} but {processor} stored {}",
+                    accepted.payment.amount, theirs.amount
+                ));
+            }
+            let Some(row) = ours.get(&id) else {
+                problems.push(format!("{id}: stored by {processor}, not in our database"));
+                continue;
+            };
+            if row.status != "processed" || row.processor != Some(processor) {
+                problems.push(format!(
+                    "{id}: stored by {processor}, ours {} at {}",
+                    row.status,
+                    row.processor.map_or("no processor", Processor::name)
+                ));
+            }
+            if row.requested_at != Some(theirs.requested_at) {
+                problems.push(format!(
+                    "{id}: requestedAt {} at {processor}, ours {}",
+                    theirs.requested_at,
+                    row.requested_at
+                        .map_or_else(|| "none".to_string(), |at| at.to_string())
+                ));
+            }
+            if row.amount != theirs.amount {
+                problems.push(format!(
+                    "{id}: amount {} at {processor}, ours {}",
+                    theirs.amount, row.amount
+                ));
+            }
+        }
+        let sent_ids: HashSet<Uuid> = sent.iter().map(|a| a.payment.correlation_id).collect();
+        for processor in Processor::ALL {
+            let mut extra: Vec<&Uuid> = stored[processor.index()]
+                .keys()
+                .filter(|id| !sent_ids.contains(id))
+                .collect();
+            extra.sort();
+            problems.extend(
+                extra
+                    .into_iter()
+                    .map(|id| format!("{id}: stored by {processor}, never sent")),
+            );
+        }
+        assert!(
+            problems.is_empty(),
+            "{} differences, payment by payment, over {} payments sent (first 10):\n{}",
+            problems.len(),
+            sent.len(),
+            problems[..problems.len().min(10)].join("\n")
+        );
+    }
+
+    /// Every row of our `payments` table, by id (see [`OUR_ROWS`]).
+    pub fn our_rows(&self) -> HashMap<Uuid, OurRow> {
+        let rows: Vec<[String; 5]> = match (&self.server, &self.database_url) {
+            (Some(server), Some(url)) => {
+                let name = url.rsplit('/').next().expect("a database name in the URL");
+                let lines = server
+                    .psql(name, OUR_ROWS)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                lines
+                    .iter()
+                    .filter(|l| !l.is_empty())
+                    .map(|line| {
+                        let fields: Vec<&str> = line.split('|').collect();
+                        let fields: [&str; 5] = fields
+                            .try_into()
+                            .unwrap_or_else(|_| panic!("5 fields in {line:?}"));
+                        fields.map(str::to_string)
+                    })
+                    .collect()
+            }
+            _ => {
+                let db = rusqlite::Connection::open_with_flags(
+                    self.db(),
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .expect("open our database");
+                let mut query = db.prepare(OUR_ROWS).expect("our rows");
+                let text = |row: &rusqlite::Row<'_>, i: usize| -> rusqlite::Result<String> {
+                    Ok(match row.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => String::new(),
+                        rusqlite::types::ValueRef::Integer(n) => n.to_string(),
+                        rusqlite::types::ValueRef::Text(t) => {
+                            String::from_utf8_lossy(t).into_owned()
+                        }
+                        other => panic!("column {i}: unexpected {other:?}"),
+                    })
+                };
+                let rows = query
+                    .query_map([], |row| {
+                        Ok([
+                            text(row, 0)?,
+                            text(row, 1)?,
+                            text(row, 2)?,
+                            text(row, 3)?,
+                            text(row, 4)?,
+                        ])
+                    })
+                    .expect("read our rows");
+                rows.map(|row| row.expect("a row")).collect()
+            }
+        };
+        rows.into_iter()
+            .map(|[id, amount, status, processor, requested_at]| {
+                let id = Uuid::try_parse(&id).unwrap_or_else(|_| panic!("a bad id {id:?}"));
+                let number = |text: &str| -> i64 {
+                    text.parse()
+                        .unwrap_or_else(|_| panic!("{id}: not a number: {text:?}"))
+                };
+                let row = OurRow {
+                    amount: Cents(number(&amount)),
+                    status,
+                    processor: (!processor.is_empty()).then(|| {
+                        Processor::from_name(&processor)
+                            .unwrap_or_else(|| panic!("{id}: a bad processor {processor:?}"))
+                    }),
+                    requested_at: (!requested_at.is_empty()).then(|| Millis(number(&requested_at))),
+                };
+                (id, row)
+            })
+            .collect()
     }
 }
 
