@@ -363,6 +363,28 @@ impl LostCommitAnswers {
         );
     }
 
+    /// Posts `sent` to the worker's intake while every commit that waits is cut off, until
+    /// intake answers: intake's own, and any other write the worker made meanwhile (its
+    /// writes share one connection). Returns intake's answer.
+    fn intake_answer_lost(
+        &self,
+        worker: &Worker,
+        sent: &[payment::intake::Accepted],
+    ) -> testkit::http::Response {
+        std::thread::scope(|s| {
+            let answer = s.spawn(|| worker.intake(sent));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !answer.is_finished() && Instant::now() < deadline {
+                self.cut_off();
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            // Also frees a write still waiting if intake never answered, so the test fails
+            // instead of hanging.
+            self.release();
+            answer.join().expect("the intake thread")
+        })
+    }
+
     /// Commits are acknowledged again (a commit still waiting is answered).
     fn release(&self) {
         self.psql("ALTER SYSTEM RESET synchronous_standby_names");
@@ -459,16 +481,7 @@ fn a_payment_read_back_then_sent_without_answer_keeps_the_requested_at_the_proce
     });
     stack.default.set_delay(1_000);
     let sent = payments(20);
-    let first = std::thread::scope(|s| {
-        let answer = s.spawn(|| worker.intake(&sent));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !answer.is_finished() && Instant::now() < deadline {
-            commits.cut_off();
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        commits.release();
-        answer.join().expect("the intake thread")
-    });
+    let first = commits.intake_answer_lost(&worker, &sent);
     assert_eq!(first.status, 503, "{}", first.body);
     wait_for(
         "the read-back payments stored after their calls timed out",
@@ -488,20 +501,7 @@ fn a_batch_committed_but_answered_with_an_error_is_still_paid() {
     // finds nothing new: the payments must be paid all the same, each once.
     let (stack, worker, commits) = LostCommitAnswers::start();
     let sent = payments(20);
-    let first = std::thread::scope(|s| {
-        let answer = s.spawn(|| worker.intake(&sent));
-        // Every commit that waits is cut off until intake answers: intake's own, and any
-        // other write the worker made meanwhile (its writes share one connection).
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !answer.is_finished() && Instant::now() < deadline {
-            commits.cut_off();
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        // Also frees a write still waiting if intake never answered, so the test fails
-        // instead of hanging.
-        commits.release();
-        answer.join().expect("the intake thread")
-    });
+    let first = commits.intake_answer_lost(&worker, &sent);
     assert_eq!(first.status, 503, "{}", first.body);
 
     // The lb sends it again until a worker answers 200: nothing is new by then.
