@@ -43,7 +43,6 @@ use payment::intake::Accepted;
 use payment::{Millis, Processor};
 use service::reply::{self, Reply};
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
 use storage::{Attempt, Destination, Pending, StorageError};
 
 /// Largest intake body: the wire format's bound, which also bounds `LB_BATCH_MAX`.
@@ -157,7 +156,6 @@ impl Recording {
             let new = self.shared.store.record_pending(batch).await?.into_iter();
             return Ok(new.map(|a| Job::new(pending(a, None))).collect());
         };
-        let asked = Instant::now();
         let recorded = self
             .shared
             .store
@@ -165,7 +163,12 @@ impl Recording {
             .await?;
         let jobs = recorded.new.into_iter();
         Ok(jobs
-            .map(|a| Job::taken(pending(a, Some(recorded.attempt)), asked))
+            .map(|a| {
+                Job::taken(
+                    pending(a, Some(recorded.attempt)),
+                    recorded.alive_at_instant,
+                )
+            })
             .collect())
     }
 }

@@ -96,17 +96,17 @@ pub async fn heartbeat(store: Store, every: Duration, shutdown: Shutdown) {
 
 impl Recovery {
     /// `dead_after`: `WORKER_DEAD_AFTER_MS`; a dead worker's calls may start up to
-    /// `send_within` after its last heartbeat and run for `call_timeout`.
+    /// `owned_for` after its last heartbeat and run for `call_timeout`.
     pub fn new(
         shared: Shared,
         dead_after: Duration,
-        (send_within, call_timeout): (Duration, Duration),
+        (owned_for, call_timeout): (Duration, Duration),
     ) -> Recovery {
         Recovery {
             shared,
             dead_after,
-            sends_outlive_heartbeat_by: send_within,
-            calls_outlive_heartbeat_by: send_within + call_timeout,
+            sends_outlive_heartbeat_by: owned_for,
+            calls_outlive_heartbeat_by: owned_for + call_timeout,
             lost_claim_last_alive: AtomicI64::new(0),
         }
     }

@@ -18,8 +18,9 @@
 //!    and sending and d the processor's delay. That needs s + d + ε > lag. So a payment
 //!    free to go anywhere is sent only to a processor whose latency is at most
 //!    `PROCESSOR_LATENCY_MAX_MS` (1,200 ms by default, under the tightest lag we know of,
-//!    1,500 ms, by a margin for s + ε: dispatch sends within 250 ms of the stamp, and ε is a
-//!    commit). A processor that turns slow without notice is the one case no rule can
+//!    1,500 ms, by a margin for s + ε: ε is a commit, and dispatch starts a call while s +
+//!    the processor's expected latency is within `PROCESSOR_LATENCY_MAX_MS` + 250 ms,
+//!    `Policy::stamp_age_max`). A processor that turns slow without notice is the one case no rule can
 //!    exclude: its calls already in flight land late. Calls overdue by half their expected
 //!    latency plus 100 ms make it *suspect*, and nothing more goes to it until they answer, so
 //!    the calls exposed are those of about that long (an audit every 10 s lands on them with
@@ -114,6 +115,10 @@ pub struct Policy {
 /// [`Policy::blip_max`]: see the module doc.
 pub const BLIP_MAX: Duration = Duration::from_secs(7);
 
+/// The margin for a stamp's age above `latency_max` in the audit budget (see the module
+/// doc): a call stamped this long ago is always on time, even to the slowest usable processor.
+pub const STAMP_MARGIN: Duration = Duration::from_millis(250);
+
 impl Policy {
     /// Whether payments free to go anywhere may be sent to a processor so observed: not
     /// failing, not slower than the bound, no call overdue.
@@ -122,6 +127,16 @@ impl Policy {
         !o.failing
             && expected.max(o.overdue_ms) <= self.latency_max
             && o.overdue_ms <= expected + expected / 2 + SUSPECT_SLACK_MS
+    }
+
+    /// How old (ms) the requestedAt a call carries may be when the call starts: the stamp's
+    /// age and the processor's delay share one audit budget, `latency_max` + [`STAMP_MARGIN`],
+    /// so a fast processor leaves the stamp more of it (a slow database needs it), one at the
+    /// bound leaves the margin.
+    pub fn stamp_age_max(&self, o: &Observed) -> i64 {
+        let expected = o.latency_ms.max(o.overdue_ms);
+        let margin = STAMP_MARGIN.as_millis() as i64;
+        (self.latency_max + margin - expected).max(margin)
     }
 
     /// How many of `waiting` payments the default would not start within `overflow_after`:
@@ -345,6 +360,14 @@ impl Routing {
             note_change(&mut shared.goes, &view, &observed);
             view
         })
+    }
+
+    /// [`Policy::stamp_age_max`] for `processor` as observed at `now`.
+    pub fn stamp_age_max(&self, processor: Processor, now: Millis) -> Duration {
+        let observed =
+            self.with(|shared| shared.states[processor.index()].observe(now, self.probe_interval));
+        let ms = self.policy.stamp_age_max(&observed);
+        Duration::from_millis(u64::try_from(ms).unwrap_or(0))
     }
 
     /// A call the view allowed is planned: it counts as in flight (and, as a probe, holds

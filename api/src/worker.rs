@@ -144,14 +144,14 @@ fn spawn_work(
     listener: Listener,
     stop: Shutdown,
 ) -> (Arc<Dispatcher>, JoinSet<()>) {
-    let send_within = (config.worker_dead_after / 2).min(STAMP_MAX_AGE);
+    let owned_for = config.worker_dead_after / 2;
     let dispatcher = Arc::new(Dispatcher::new(
         shared.clone(),
         clients.clone(),
         config.dispatch_concurrency,
         config.probe_interval,
         (
-            send_within,
+            owned_for,
             config.late_store_max.max(config.processor_timeout),
         ),
     ));
@@ -164,7 +164,7 @@ fn spawn_work(
     let recovery = Recovery::new(
         shared.clone(),
         config.worker_dead_after,
-        (send_within, config.processor_timeout),
+        (owned_for, config.processor_timeout),
     );
     let app = Arc::new(App::new(shared.clone(), stop.clone()));
     let mut work = JoinSet::new();
@@ -206,10 +206,6 @@ async fn open_store(config: &Config, owner: &str) -> Result<Store, ApiError> {
         .map_err(storage_error)?;
     Ok(store)
 }
-
-/// Longest time between the write that stamps a payment's `requestedAt` and its call: part
-/// of the margin between `PROCESSOR_LATENCY_MAX_MS` and an audit's lag (see `crate::routing`).
-const STAMP_MAX_AGE: Duration = Duration::from_millis(250);
 
 /// The routing policy's knobs, from the configuration.
 fn policy(config: &Config) -> Policy {

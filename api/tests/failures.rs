@@ -1,6 +1,6 @@
-//! Processors failing, slow or timing out: nothing is lost, nothing is paid twice, our
-//! summary ends equal to the processors', and the fallback is paid only when the policy
-//! allows it.
+//! Processors failing, slow or timing out, and a slow database: nothing is lost, nothing
+//! is paid twice, our summary ends equal to the processors', and the fallback is paid only
+//! when the policy allows it.
 
 mod common;
 
@@ -13,6 +13,7 @@ use testkit::wait_for;
 on_both!(
     a_timed_out_payment_goes_back_only_to_its_processor,
     a_pin_is_not_released_by_the_500s_that_follow_a_timeout,
+    a_database_whose_writes_wait_longer_than_the_send_deadline_still_gets_everything_paid,
 );
 
 const SETTLE: Duration = Duration::from_secs(40);
@@ -286,4 +287,20 @@ fn a_purge_while_calls_are_in_flight_forgets_every_payment_accepted_before_it() 
     let after = payments(5);
     worker.send(&after, 5);
     worker.wait_processed(after.len(), SETTLE);
+}
+
+fn a_database_whose_writes_wait_longer_than_the_send_deadline_still_gets_everything_paid(
+    backend: Backend,
+) {
+    // Every write waits 400 ms in the writer's queue before it runs, longer than the 250 ms
+    // a call may start after the write that stamped it: a database throttled or slow to
+    // sync. The deadline counts from the stamp, so the calls still start; counted from the
+    // queueing, every take was stale on arrival and dispatch took the same payments again
+    // and again, paying none.
+    let stack = Stack::on(backend, &[]);
+    let worker = stack.worker(|c| c.write_linger = ms(400));
+    let sent = payments(200);
+    worker.send(&sent, 50);
+    worker.wait_processed(sent.len(), SETTLE);
+    stack.assert_settled(&worker, &sent);
 }

@@ -204,6 +204,7 @@ compose_stack() {
   ledger_db=$(containers_database) || ledger_db=-
   contest_run stack 9999 8001 8002 "$work/stack/run" "${metrics[@]}"
   cgroup_stats=$(containers_limits_json)
+  containers_logs "$work/stack.log"
   containers_stack_down
 }
 

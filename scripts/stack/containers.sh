@@ -24,6 +24,9 @@
 #                             (lb, api1, api2, and postgres with STORAGE=postgres), from
 #                             `docker inspect` (what the engine enforces) and the containers'
 #                             cgroups
+#   containers_logs FILE      every container's log of the stack into FILE; prints how many
+#                             lines warn or err and the last 20 of them (quiet by default,
+#                             so any is worth reading), so a failed run in CI says why
 #   containers_stack_down     removes the stack's containers and volumes
 #   floor_up CPUS MEMORY      `floor` (from the sim image) on :9999 under those limits
 #   containers_down           removes everything above, by name; safe to call twice
@@ -161,6 +164,14 @@ print(json.dumps({s: {"cpus": int(c) / 1e9, "memory_limit_mb": round(int(m) / 2*
                       "peak_memory_mb": round(int(p) / 2**20, 1), "cpu_throttled_periods": int(t),
                       "cgroup_cpu_seconds": float(u)}
                   for s, c, m, p, t, u in (l.split() for l in sys.stdin)}))'
+}
+
+containers_logs() {
+  local file=$1 count
+  docker compose -p "$CONTAINERS_STACK_PROJECT" logs --no-color --timestamps >"$file" 2>&1 || true
+  count=$(grep -cE '(WARN|ERROR)' "$file" || true)
+  echo "containers: $count warning or error lines in the stack's logs (all in $file)"
+  grep -E '(WARN|ERROR)' "$file" | tail -n 20 || true
 }
 
 containers_stack_down() {

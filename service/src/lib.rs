@@ -36,13 +36,15 @@ pub enum StartError {
 }
 
 /// Logs to stderr through `tracing`, filtered by `RUST_LOG` or else by `default_filter`
-/// (quiet by default: logging costs CPU the contest counts).
+/// (quiet by default: logging costs CPU the contest counts); colours only on a terminal,
+/// so a container's or a test's log file reads as plain text.
 pub fn logging(default_filter: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 

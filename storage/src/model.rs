@@ -4,6 +4,7 @@
 
 use payment::intake::Accepted;
 use payment::{Millis, Payment, Processor, Uuid};
+use std::time::Instant;
 
 /// A payment waiting to be paid, as dispatch sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +69,10 @@ pub struct Taken {
     /// transaction). Another worker can claim the payments only once this is older than its
     /// dead-after, so a send must start well within that.
     pub alive_at: Millis,
+    /// The same moment on this process's monotonic clock (read just before `alive_at`):
+    /// what a send's deadline is measured from, so a wall-clock step does not move it and
+    /// the time the write waited in the writer's queue does not count against it.
+    pub alive_at_instant: Instant,
     /// The payments still owned and pending, each with its attempt as stored: the processor
     /// asked for (or the one it is pinned to, if another was asked: send it there, not
     /// elsewhere), and the FIRST requestedAt.
@@ -84,6 +89,8 @@ pub struct Recorded {
     pub attempt: Attempt,
     /// The proof of ownership, as [`Taken::alive_at`].
     pub alive_at: Millis,
+    /// As [`Taken::alive_at_instant`].
+    pub alive_at_instant: Instant,
 }
 
 /// A processor's answer to `GET /payments/service-health`, shared between the workers.

@@ -15,10 +15,10 @@
 //!   row write per payment fewer. The first round that plans such a payment to that
 //!   processor sends it on that write's proof ([`Dispatcher::call_taken_at_intake`]).
 //! - The same write renews this worker's heartbeat: no other worker can claim the payments
-//!   for `WORKER_DEAD_AFTER_MS` after it. A call starts only within 250 ms of it (under half
-//!   of that; else the payment goes back to be taken again), so a worker stalled between the
-//!   check and the send cannot race the one that took its payments over, and the stamp is
-//!   never much older than the send (see `crate::routing` on audits).
+//!   for `WORKER_DEAD_AFTER_MS` after it. A call starts only within half of that (else the
+//!   payment goes back to be taken again), so a worker stalled between the check and the
+//!   send cannot race the one that took its payments over; and within what the audit budget
+//!   leaves a fresh stamp (see `crate::routing` on audits).
 //! - What an answer means is decided by [`after_call`]; here it is carried out: a success
 //!   is recorded (`mark_processed`), a new pin is written to the payment's row before it
 //!   can be sent again (`Store::pin`), so a restart, a claim and the next take keep it. Payments claimed from a dead worker
@@ -53,8 +53,9 @@ impl Dispatcher {
             let taken_at = call.job.taken_at.take();
             let attempt = call.job.pending.attempt;
             match (taken_at, attempt) {
-                (Some(owned_at), Some(attempt)) if attempt.processor == call.processor() => {
-                    self.start_call(call, permits, owned_at)
+                (Some(stamped), Some(attempt)) if attempt.processor == call.processor() => {
+                    let send_by = stamped + self.send_window(call.processor());
+                    self.start_call(call, permits, send_by)
                 }
                 _ => to_take.push(call),
             }
@@ -73,10 +74,8 @@ impl Dispatcher {
     ) {
         let batch: Vec<(Uuid, Processor)> =
             calls.iter().map(|c| (c.job.id(), c.processor())).collect();
-        // The proof's age is measured from here, before the write ran (see `sendable`).
-        let asked = Instant::now();
         match self.shared.store.take_for_sending(batch).await {
-            Ok(taken) => self.call_taken(calls, permits, taken, asked),
+            Ok(taken) => self.call_taken(calls, permits, taken),
             Err(e) => {
                 tracing::error!(
                     "cannot take payments for sending, {} payments wait: {e}",
@@ -91,22 +90,26 @@ impl Dispatcher {
         }
     }
 
-    /// Sends what the store gave us, with the attempt as stored; drops the rest. `asked`:
-    /// when the take was queued.
+    /// Sends what the store gave us, with the attempt as stored; drops the rest.
     fn call_taken(
         self: &Arc<Self>,
         calls: Vec<Call>,
         mut permits: OwnedSemaphorePermit,
         taken: Taken,
-        asked: Instant,
     ) {
         let mut ours: HashMap<Uuid, Attempt> = taken.payments.into_iter().collect();
+        let send_windows = Processor::ALL.map(|p| self.send_window(p));
         let mut lost = 0;
         for mut call in calls {
             match ours.remove(&call.job.id()) {
                 Some(attempt) if attempt.processor == call.processor() => {
+                    // A pinned payment kept an older requestedAt: only ownership bounds it.
+                    let window = match attempt.requested_at == taken.alive_at {
+                        true => send_windows[attempt.processor.index()],
+                        false => self.owned_for,
+                    };
                     call.job.pending.attempt = Some(attempt);
-                    self.start_call(call, &mut permits, asked);
+                    self.start_call(call, &mut permits, taken.alive_at_instant + window);
                 }
                 Some(attempt) => self.redirect(call, attempt),
                 None => {
@@ -124,12 +127,22 @@ impl Dispatcher {
         }
     }
 
-    /// Starts one call in a task of its own, with one of the round's permits.
+    /// How long after the write that proved this worker owns a payment, and stamped its
+    /// requestedAt, its call to `processor` may start: within half the dead-after (no other
+    /// worker can have claimed it before) and within what the audit budget leaves the
+    /// stamp ([`crate::routing::Policy::stamp_age_max`]).
+    fn send_window(&self, processor: Processor) -> Duration {
+        let audit = self.shared.routing.stamp_age_max(processor, Millis::now());
+        self.owned_for.min(audit)
+    }
+
+    /// Starts one call in a task of its own, with one of the round's permits; it goes back
+    /// to be taken again if it cannot start by `send_by`.
     fn start_call(
         self: &Arc<Self>,
         call: Call,
         permits: &mut OwnedSemaphorePermit,
-        owned_at: Instant,
+        send_by: Instant,
     ) {
         // The round took one permit per planned call, so this cannot come up short.
         let Some(permit) = permits.split(1) else {
@@ -137,7 +150,7 @@ impl Dispatcher {
             return;
         };
         let this = Arc::clone(self);
-        tokio::spawn(async move { this.call(call, permit, owned_at).await });
+        tokio::spawn(async move { this.call(call, permit, send_by).await });
     }
 
     /// A payment whose row is pinned to another processor than planned (this copy did not
@@ -152,11 +165,9 @@ impl Dispatcher {
         self.shared.queue.requeue(job, Place::Front);
     }
 
-    /// One processor call and what follows from its answer. `owned_at`: when the write
-    /// that last proved this worker owns the payment (and stamped it, unless pinned) was
-    /// queued.
-    async fn call(&self, call: Call, permit: OwnedSemaphorePermit, owned_at: Instant) {
-        let Some(attempt) = self.sendable(&call.job, owned_at) else {
+    /// One processor call and what follows from its answer. `send_by`: see [`Dispatcher::sendable`].
+    async fn call(&self, call: Call, permit: OwnedSemaphorePermit, send_by: Instant) {
+        let Some(attempt) = self.sendable(&call.job, send_by) else {
             drop(permit);
             self.shared.queue.requeue(call.job, Place::Front);
             return;
@@ -193,17 +204,17 @@ impl Dispatcher {
         }
     }
 
-    /// The attempt to send with, unless the write that proved the payment ours (and
-    /// stamped its requestedAt) is too old to send on: the payment goes back to be taken
-    /// again, counted in `api_stale_proofs_total` (logged now and then, not per payment).
-    /// The age is measured on the monotonic clock, from just before the write was queued
-    /// (so never less than the write's true age): it is a span inside this process, which
-    /// a wall-clock step (NTP, an operator) must not shorten or stretch. The write's own
-    /// stamp stays wall-clock time, since other workers read it from the database.
-    fn sendable(&self, job: &Job, owned_at: Instant) -> Option<Attempt> {
+    /// The attempt to send with, unless it is past `send_by`, the deadline the write that
+    /// proved the payment ours (and stamped its requestedAt) set ([`Dispatcher::send_window`]):
+    /// the payment goes back to be taken again, counted in `api_stale_proofs_total` (logged
+    /// now and then, not per payment). The deadline is on the monotonic clock and counts
+    /// from the moment the write stamped (`Taken::alive_at_instant`), not from when it was
+    /// queued: the wait behind other writes is part of neither bound, and counting it let a
+    /// slow database livelock dispatch (every take stale on arrival, taken again and again).
+    fn sendable(&self, job: &Job, send_by: Instant) -> Option<Attempt> {
         // take_then_call always sets the attempt before a call.
         let attempt = job.pending.attempt?;
-        if owned_at.elapsed() > self.send_within {
+        if Instant::now() > send_by {
             self.shared.metrics.stale_proofs.fetch_add(1, Relaxed);
             return None;
         }

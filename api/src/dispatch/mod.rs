@@ -54,12 +54,11 @@ pub struct Dispatcher {
     concurrency: usize,
     permits: Arc<Semaphore>,
     probe_interval: Duration,
-    /// A call must start within this of the write that stamped its `requestedAt` and proved
-    /// this worker owns the payment: under half of `WORKER_DEAD_AFTER_MS` (before that no
-    /// other worker can have claimed it), and short, since the stamp's age adds to the
-    /// processor's delay in what an audit can see (see `crate::routing`). Measured on the
-    /// monotonic clock from just before the write was queued (see `call`).
-    send_within: Duration,
+    /// A call must start within this of the write that proved this worker owns the payment:
+    /// half of `WORKER_DEAD_AFTER_MS` (before that no other worker can have claimed it).
+    /// One that write stamped must also start within what the audit budget leaves (see
+    /// `call`).
+    owned_for: Duration,
     /// How long after it was sent a call without an answer may still be stored
     /// (`LATE_STORE_MAX_MS`, at least the call timeout): see [`lookup`].
     late_store_max: Duration,
@@ -81,14 +80,14 @@ impl Call {
 
 impl Dispatcher {
     /// `per_processor`: calls in flight at once per processor (`DISPATCH_CONCURRENCY`);
-    /// a round runs at least every `probe_interval`; for `send_within` and
+    /// a round runs at least every `probe_interval`; for `owned_for` and
     /// `late_store_max` see the fields.
     pub fn new(
         shared: Shared,
         clients: [Arc<ProcessorClient>; 2],
         per_processor: usize,
         probe_interval: Duration,
-        (send_within, late_store_max): (Duration, Duration),
+        (owned_for, late_store_max): (Duration, Duration),
     ) -> Dispatcher {
         let concurrency = per_processor * clients.len();
         Dispatcher {
@@ -97,7 +96,7 @@ impl Dispatcher {
             concurrency,
             permits: Arc::new(Semaphore::new(concurrency)),
             probe_interval,
-            send_within,
+            owned_for,
             late_store_max,
             lookups: Default::default(),
         }

@@ -32,8 +32,8 @@ pub struct Job {
     /// Which copy of the payment this is, set by the queue (see [`Queue::push_replacing`]).
     generation: u64,
     /// Set when intake's write already took the payment for sending (its attempt is in
-    /// `pending`): when that proof of ownership was asked for, on this process's monotonic
-    /// clock (see [`Job::taken`]). Good for the first round that plans the payment only;
+    /// `pending`): when that write stamped it, on this process's monotonic clock
+    /// (`Recorded::alive_at_instant`). Good for the first round that plans the payment only;
     /// after that it goes through the store like any other.
     pub(super) taken_at: Option<Instant>,
     /// When its last call without an answer was sent (or could have been, for a payment
@@ -63,11 +63,10 @@ impl Job {
     }
 
     /// A payment intake recorded and took for sending in one write
-    /// (`Store::record_for_sending`) queued at `asked`, an instant taken just before: the
-    /// write ran later, so the proof's age measured from it is never under-counted.
-    pub fn taken(pending: Pending, asked: Instant) -> Job {
+    /// (`Store::record_for_sending`) that stamped it at `stamped` (monotonic).
+    pub fn taken(pending: Pending, stamped: Instant) -> Job {
         Job {
-            taken_at: Some(asked),
+            taken_at: Some(stamped),
             ..Job::new(pending)
         }
     }

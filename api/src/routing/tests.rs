@@ -139,6 +139,24 @@ fn where_payments_go_in_each_stage() {
 }
 
 #[test]
+fn a_stamp_may_be_as_old_as_the_audit_budget_leaves_after_the_processor_s_latency() {
+    // latency_max 1200 + the 250 ms margin: 1450 ms for the stamp's age and the delay.
+    let overdue = Observed {
+        overdue_ms: 900,
+        ..ok(20)
+    };
+    let rows = [
+        (ok(20), 1430, "a fast processor leaves the stamp most of the budget"),
+        (ok(1200), 250, "a processor at the bound leaves the margin"),
+        (slow(3000, 0), 250, "never less than the margin"),
+        (overdue, 550, "a call overdue counts as the latency"),
+    ];
+    for (observed, age_max, why) in rows {
+        assert_eq!(POLICY.stamp_age_max(&observed), age_max, "{why}");
+    }
+}
+
+#[test]
 fn access_and_room_follow_failing_probes_and_calls_in_flight() {
     let busy_default = Observed {
         in_flight: 150,

@@ -35,7 +35,7 @@ use futures_util::future::{try_join_all, BoxFuture};
 use payment::intake::Accepted;
 use payment::{Millis, Payment, Processor, Uuid};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Error, Row, Statement};
 
@@ -178,6 +178,7 @@ pub fn record_for_sending<'a>(
     args: Arc<(Vec<Accepted>, Processor)>,
 ) -> Written<'a, Recorded> {
     Box::pin(async move {
+        let alive_at_instant = Instant::now();
         let alive_at = Millis::now();
         heartbeat(tx, Arc::new(alive_at)).await?;
         let attempt = Attempt {
@@ -189,6 +190,7 @@ pub fn record_for_sending<'a>(
             new,
             attempt,
             alive_at,
+            alive_at_instant,
         })
     })
 }
@@ -237,6 +239,7 @@ pub fn take_for_sending<'a>(
     batch: Arc<Vec<(Uuid, Processor)>>,
 ) -> Written<'a, Taken> {
     Box::pin(async move {
+        let alive_at_instant = Instant::now();
         let alive_at = Millis::now();
         heartbeat(tx, Arc::new(alive_at)).await?;
         let names = names(&batch);
@@ -254,7 +257,11 @@ pub fn take_for_sending<'a>(
                 Some((*id, rows::stored_attempt(row.get(0), row.get(1), *asked)))
             })
             .collect();
-        Ok(Taken { alive_at, payments })
+        Ok(Taken {
+            alive_at,
+            alive_at_instant,
+            payments,
+        })
     })
 }
 

@@ -7,7 +7,7 @@ use crate::rows::{self, PendingRow};
 use payment::intake::Accepted;
 use payment::{Millis, Payment, Processor, Uuid};
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Inserts the payments as pending, owned by `owner`; returns those that were new.
 pub fn record_pending(
@@ -28,6 +28,7 @@ pub fn record_for_sending(
     batch: &[Accepted],
     processor: Processor,
 ) -> rusqlite::Result<Recorded> {
+    let alive_at_instant = Instant::now();
     let alive_at = Millis::now();
     heartbeat(conn, owner, alive_at)?;
     let attempt = Attempt {
@@ -39,6 +40,7 @@ pub fn record_for_sending(
         new,
         attempt,
         alive_at,
+        alive_at_instant,
     })
 }
 
@@ -89,6 +91,7 @@ pub fn take_for_sending(
     owner: &str,
     batch: &[(Uuid, Processor)],
 ) -> rusqlite::Result<Taken> {
+    let alive_at_instant = Instant::now();
     let alive_at = Millis::now();
     heartbeat(conn, owner, alive_at)?;
     let mut update = conn.prepare_cached(
@@ -109,7 +112,11 @@ pub fn take_for_sending(
             payments.push((*id, rows::stored_attempt(&name, requested_at, *processor)));
         }
     }
-    Ok(Taken { alive_at, payments })
+    Ok(Taken {
+        alive_at,
+        alive_at_instant,
+        payments,
+    })
 }
 
 /// Pins pending payments to the processor of their attempt: a call there may have stored
