@@ -49,12 +49,14 @@ impl Dispatcher {
         permits: &mut OwnedSemaphorePermit,
     ) -> Vec<Call> {
         let mut to_take = Vec::new();
+        let mut send_windows = None; // read from the routing once a round, if needed
         for mut call in calls {
             let taken_at = call.job.taken_at.take();
             let attempt = call.job.pending.attempt;
             match (taken_at, attempt) {
                 (Some(stamped), Some(attempt)) if attempt.processor == call.processor() => {
-                    let send_by = stamped + self.send_window(call.processor());
+                    let windows = send_windows.get_or_insert_with(|| self.send_windows());
+                    let send_by = stamped + windows[attempt.processor.index()];
                     self.start_call(call, permits, send_by)
                 }
                 _ => to_take.push(call),
@@ -98,7 +100,7 @@ impl Dispatcher {
         taken: Taken,
     ) {
         let mut ours: HashMap<Uuid, Attempt> = taken.payments.into_iter().collect();
-        let send_windows = Processor::ALL.map(|p| self.send_window(p));
+        let send_windows = self.send_windows();
         let mut lost = 0;
         for mut call in calls {
             match ours.remove(&call.job.id()) {
@@ -127,13 +129,16 @@ impl Dispatcher {
         }
     }
 
-    /// How long after the write that proved this worker owns a payment, and stamped its
-    /// requestedAt, its call to `processor` may start: within half the dead-after (no other
+    /// Per processor, how long after the write that proved this worker owns a payment, and
+    /// stamped its requestedAt, its call there may start: within half the dead-after (no other
     /// worker can have claimed it before) and within what the audit budget leaves the
     /// stamp ([`crate::routing::Policy::stamp_age_max`]).
-    fn send_window(&self, processor: Processor) -> Duration {
-        let audit = self.shared.routing.stamp_age_max(processor, Millis::now());
-        self.owned_for.min(audit)
+    fn send_windows(&self) -> [Duration; 2] {
+        let now = Millis::now();
+        Processor::ALL.map(|p| {
+            self.owned_for
+                .min(self.shared.routing.stamp_age_max(p, now))
+        })
     }
 
     /// Starts one call in a task of its own, with one of the round's permits; it goes back
@@ -205,7 +210,7 @@ impl Dispatcher {
     }
 
     /// The attempt to send with, unless it is past `send_by`, the deadline the write that
-    /// proved the payment ours (and stamped its requestedAt) set ([`Dispatcher::send_window`]):
+    /// proved the payment ours (and stamped its requestedAt) set ([`Dispatcher::send_windows`]):
     /// the payment goes back to be taken again, counted in `api_stale_proofs_total` (logged
     /// now and then, not per payment). The deadline is on the monotonic clock and counts
     /// from the moment the write stamped (`Taken::alive_at_instant`), not from when it was

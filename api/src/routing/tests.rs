@@ -146,7 +146,11 @@ fn a_stamp_may_be_as_old_as_the_audit_budget_leaves_after_the_processor_s_latenc
         ..ok(20)
     };
     let rows = [
-        (ok(20), 1430, "a fast processor leaves the stamp most of the budget"),
+        (
+            ok(20),
+            1430,
+            "a fast processor leaves the stamp most of the budget",
+        ),
         (ok(1200), 250, "a processor at the bound leaves the margin"),
         (slow(3000, 0), 250, "never less than the margin"),
         (overdue, 550, "a call overdue counts as the latency"),
