@@ -18,6 +18,7 @@ use payment::request::MAX_BODY_BYTES;
 use payment::{Millis, PaymentRequest, RequestError};
 use pingora::proxy::Session;
 use std::sync::Arc;
+use std::time::Instant;
 
 pub struct Acceptor {
     queue: QueueSender,
@@ -40,9 +41,19 @@ impl Acceptor {
         }
     }
 
-    /// Answers one `POST /payments` completely. An `Err` is an I/O failure on the
+    /// Answers one `POST /payments` completely, timed from here to the answer written (an
+    /// answer that fails to be written is not timed). An `Err` is an I/O failure on the
     /// client's connection, left to Pingora.
     pub async fn answer(&self, session: &mut Session) -> pingora::Result<()> {
+        let started = Instant::now();
+        let answered = self.take_and_answer(session).await;
+        if answered.is_ok() {
+            self.metrics.answered(started.elapsed());
+        }
+        answered
+    }
+
+    async fn take_and_answer(&self, session: &mut Session) -> pingora::Result<()> {
         match self.take(session).await? {
             Ok(()) => {
                 self.metrics.accepted();

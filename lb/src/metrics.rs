@@ -63,6 +63,7 @@ pub struct Metrics {
     connections_refused: AtomicU64,
     idle_connections_closed: AtomicU64,
     latency: Histogram,
+    answer: Histogram,
 }
 
 impl Metrics {
@@ -73,6 +74,11 @@ impl Metrics {
     /// Payments a killed lb accepted and left undelivered, queued again from the journal.
     pub fn replayed(&self, payments: usize) {
         self.replayed.fetch_add(payments as u64, Relaxed);
+    }
+
+    /// A `POST /payments` was answered (202 or a refusal) `took` after its body was first read.
+    pub fn answered(&self, took: Duration) {
+        self.answer.observe(took);
     }
 
     pub fn rejected(&self, why: Rejection) {
@@ -196,6 +202,13 @@ impl Metrics {
             "Round trip of one intake batch that a worker recorded.",
         )
         .histogram(name, &[], &self.latency);
+        let name = "lb_payment_answer_seconds";
+        out.family(
+            name,
+            Kind::Histogram,
+            "POST /payments from the first read of its body to its answer written: the lb's own time.",
+        )
+        .histogram(name, &[], &self.answer);
         out.finish()
     }
 }

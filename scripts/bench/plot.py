@@ -75,17 +75,37 @@ def in_flight_series(samples, t0_ms):
             if "in_flight" in metric}
 
 
-def cpu_series(samples, t0_ms):
-    """CPU use of each process in % of one core, from consecutive cumulative readings."""
+def rate_series(samples, t0_ms, pick, scale):
+    """{label: [(t, rate)]}: the rate of a cumulative reading of each process's samples,
+    times `scale`; `pick(sample)` gives {label: reading} (empty where there is none)."""
     offset = (samples["started_at_ms"] - t0_ms) / 1000
     out = {}
     for proc, series in samples["series"].items():
-        pts = []
-        for (t1, c1, _), (t2, c2, _) in zip(series, series[1:]):
-            if t2 > t1:
-                pts.append(((t1 + t2) / 2 + offset, max(0.0, (c2 - c1) / (t2 - t1) * 100)))
-        out[proc] = pts
+        for a, b in zip(series, series[1:]):
+            (t1, t2), ra, rb = (a[0], b[0]), pick(proc, a), pick(proc, b)
+            for label in ra.keys() & rb.keys():
+                if t2 > t1:
+                    rate = max(0.0, (rb[label] - ra[label]) / (t2 - t1) * scale)
+                    out.setdefault(label, []).append(((t1 + t2) / 2 + offset, rate))
     return out
+
+
+def cpu_series(samples, t0_ms):
+    """CPU use of each process in % of one core, from consecutive cumulative readings."""
+    return rate_series(samples, t0_ms, lambda proc, s: {proc: s[1]}, 100)
+
+
+def waiting_series(samples, t0_ms):
+    """Time each process of the stack waited for a CPU, in ms per second: its threads'
+    run-queue delay, and its cgroup's throttled time where a CPU limit holds it back."""
+    def pick(proc, s):
+        if proc in ("k6", "machine (all)") or proc.startswith("sim-") or len(s) < 5:
+            return {}
+        out = {f"{proc} run queue": s[3]}
+        if s[4]:
+            out[f"{proc} throttled"] = s[4][1]
+        return out
+    return rate_series(samples, t0_ms, pick, 1000)
 
 
 def esc(text):
@@ -198,6 +218,10 @@ def main():
     plot.panel("calls in flight at each processor (running + waiting there)", in_flight_series(samples, t0), "")
     plot.panel("CPU per process, % of one core (log scale; `machine (all)` includes everything else running)",
                cpu_series(samples, t0), "%", log=True)
+    waiting = waiting_series(samples, t0)
+    if waiting:
+        plot.panel("waiting for a CPU, ms per s: run-queue delay (ready, not running) and cgroup throttling",
+                   waiting, " ms")
     if args.report:
         from report import stage_table
         plot.text_lines("per stage", stage_table(json.loads(args.report.read_text())["stages"]))

@@ -65,6 +65,68 @@ def cpu_budget(procs, payments):
             "processes_us_per_payment": {n: per(s) for n, s in sorted(ours.items())}}
 
 
+def reading_at(series, offset, t):
+    """The last sample of a process's series taken by t (seconds from the run's start; the
+    first sample if none was), or None for an empty series."""
+    before = [s for s in series if s[0] + offset <= t]
+    return before[-1] if before else (series[0] if series else None)
+
+
+def process_figures(samples, offset, start, end):
+    """{process: {cpu_ms, wait_ms, throttled_ms, throttled_periods}} of the stack's processes
+    between start and end (seconds from the run's start): CPU, run-queue delay (runnable,
+    not running) and, under a CPU limit, its cgroup's throttling (None without one)."""
+    out = {}
+    for proc, series in samples.get("series", {}).items():
+        if proc in NOT_THE_STACK or proc == "machine (all)" or not series:
+            continue
+        a, b = reading_at(series, offset, start), reading_at(series, offset, end)
+        if len(a) < 5:  # a series from before run-queue delay was sampled
+            continue
+        throttled = (b[4][1] - a[4][1], b[4][0] - a[4][0]) if a[4] and b[4] else (None, None)
+        out[proc] = {"cpu_ms": round((b[1] - a[1]) * 1000, 1), "wait_ms": round((b[3] - a[3]) * 1000, 1),
+                     "throttled_ms": None if throttled[0] is None else round(throttled[0] * 1000, 1),
+                     "throttled_periods": throttled[1]}
+    return out
+
+
+def k6_run_cpu(result, samples, payments):
+    """CPU of the lb and the workers (or of the floor) over the k6 run alone (from its start
+    to the end of its last stage), not over their whole lives: the figure to compare between
+    builds."""
+    offset = (samples["started_at_ms"] - result["started_at_ms"]) / 1000
+    figures = process_figures(samples, offset, 0, result["stages"][-1]["end_ms"] / 1000)
+    parts = {n: f["cpu_ms"] / 1000 for n, f in figures.items() if n in ("lb", "api1", "api2", "floor")}
+    if not parts:
+        return None
+    total = round(sum(parts.values()), 3)
+    return {"cpu_seconds": total, "us_per_payment": round(total / payments * 1e6, 1) if payments else None,
+            "processes_cpu_seconds": {n: round(s, 3) for n, s in sorted(parts.items())},
+            "lb_run_queue_wait_ms": figures.get("lb", figures.get("floor", {})).get("wait_ms")}
+
+
+ANSWER_BUCKET = re.compile(r'^\w+_payment_answer_seconds_bucket\{le="([^"]+)"\}$')
+
+
+def answer_p99_ms(metrics, offset, start, end):
+    """The bound (ms) of the histogram bucket that holds the 99th percentile of the lb's own
+    answer times between start and end, from its cumulative bucket counts; None without
+    any answer (or without the histogram)."""
+    counts = []
+    for metric, points in metrics.items():
+        m = ANSWER_BUCKET.match(metric)
+        if not m or not points:
+            continue
+        a, b = reading_at(points, offset, start), reading_at(points, offset, end)
+        counts.append((float(m.group(1)), b[1] - a[1]))
+    counts.sort()
+    total = counts[-1][1] if counts else 0  # the +Inf bucket holds them all
+    if total <= 0:
+        return None
+    le = next(le for le, n in counts if n >= 0.99 * total)
+    return None if le == float("inf") else round(le * 1000, 3)
+
+
 def max_between(points, offset, start, end):
     """The largest value of [t, v] samples with start <= t + offset < end (seconds), or None."""
     return max((v for t, v in points if start <= t + offset < end), default=None)
@@ -100,7 +162,9 @@ def stage_figures(result, samples, ledger):
                     in_flight[proc[len("sim-"):]] = peak
                 elif "in_flight" in metric:  # a worker's own gauge, if it has one
                     in_flight[f"{proc} {metric}"] = peak
-        row.update(max_queue=queues, max_db_pending=pending, max_in_flight=in_flight)
+        row.update(max_queue=queues, max_db_pending=pending, max_in_flight=in_flight,
+                   processes=process_figures(samples, offset, start, end),
+                   lb_answer_p99_ms=answer_p99_ms(samples.get("gauges", {}).get("lb", {}), offset, start, end))
         if by_second is not None:
             fate = {"default": 0, "fallback": 0, "pending": 0}
             for second, status, processor, count in by_second:
@@ -130,25 +194,34 @@ def stage_table(rows):
     """The per-stage table bench prints (and plot.py draws)."""
     state = lambda x: f"{x[0]}{'F' if x[1] else ''}"
     num = lambda v: "-" if v is None else f"{v:.0f}"
-    head = ["from s", "D", "F", "arrivals", "p99 ms", "paid D", "paid F", "unpaid", "stored D", "stored F",
-            "queue api1/api2/lb", "db pend", "in flight D/F", "audit diffs"]
+    head = ["from s", "D", "F", "arrivals", "p99 ms", "lb ≤ ms", "paid D", "paid F", "unpaid", "stored D", "stored F",
+            "queue api1/api2/lb", "db pend", "in flight D/F", "lb cpu/wait ms", "throttled ms lb/api1/api2",
+            "audit diffs"]
     lines = []
     for r in rows:
         fate = r.get("paid_by_arrival") or {}
         q = r["max_queue"]
+        procs = r.get("processes") or {}
+        lb = procs.get("lb") or {}
+        throttled = "/".join(num((procs.get(n) or {}).get("throttled_ms")) for n in ("lb", "api1", "api2"))
         lines.append([f"{r['start_ms'] / 1000:.0f}", state(r["default"]), state(r["fallback"]), str(r["arrivals"]),
                       "-" if r["p99_payments_ms"] is None else f"{r['p99_payments_ms']:.2f}",
+                      "-" if r.get("lb_answer_p99_ms") is None else f"{r['lb_answer_p99_ms']:g}",
                       num(fate.get("default")), num(fate.get("fallback")), num(fate.get("pending")),
                       str(r["stored"]["default"]), str(r["stored"]["fallback"]),
                       "/".join(num(q.get(n)) for n in ("api1", "api2", "lb")), num(r["max_db_pending"]),
                       f"{num(r['max_in_flight'].get('default'))}/{num(r['max_in_flight'].get('fallback'))}",
+                      f"{num(lb.get('cpu_ms'))}/{num(lb.get('wait_ms'))}", throttled,
                       " ".join(map(str, r["audit_diffs"])) or "-"])
     w = [max(len(h), *(len(l[i]) for l in lines)) for i, h in enumerate(head)]
     fmt_line = lambda l: "  " + "  ".join(x.rjust(w[i]) if i < len(l) - 1 else x for i, x in enumerate(l))
     return [fmt_line(head), *map(fmt_line, lines),
-            "  (by arrival: D/F delay ms, F = failing; paid D/F and unpaid: what became of the stage's arrivals,",
+            "  (by arrival: D/F delay ms, F = failing; p99: k6's, of POST /payments; lb ≤: the bucket of the lb's",
+            "   own answer time (body read to answer written) that holds its p99; paid D/F and unpaid: what became of the stage's arrivals,",
             "   from our database at the end; stored D/F: what each processor holds with a requestedAt in the",
-            "   stage; queue, db pend(ing), in flight: the largest sample in the stage)"]
+            "   stage; queue, db pend(ing), in flight: the largest sample in the stage; lb cpu/wait: the lb's",
+            "   CPU and run-queue delay (ready, not running) in the stage; throttled: time each container's",
+            "   cgroup was held back by its CPU limit in the stage, - without a limit)"]
 
 
 def main():
@@ -222,6 +295,8 @@ def main():
         # which does only the answering part of the lb's work.
         "cpu_budget": {
             "stack": cpu_budget(our_procs, ours["payments_sent"]),
+            "k6_run": k6_run_cpu(ours, samples, ours["payments_sent"]),
+            "floor_k6_run": k6_run_cpu(floor, floor_samples, floor["payments_sent"]) if floor else None,
             "floor": cpu_budget(floor_samples["processes"], floor["payments_sent"]) if floor else None,
         },
         "p99_ratio_to_floor": ratio(ours["p99_raw_ms"], floor and floor["p99_raw_ms"]),
@@ -257,6 +332,13 @@ def main():
     parts = ", ".join(f"{n} {us}" for n, us in stack["processes_us_per_payment"].items())
     floor_part = f", floor {floor_budget['us_per_payment']} us ({floor_budget['cpu_seconds']} s)" if floor_budget else ""
     print(f"  cpu per payment: {stack['us_per_payment']} us ({parts}; {stack['cpu_seconds']} s in all){floor_part}")
+    run, floor_run = report["cpu_budget"]["k6_run"], report["cpu_budget"]["floor_k6_run"]
+    if run:
+        each = ", ".join(f"{n} {s}" for n, s in run["processes_cpu_seconds"].items())
+        vs_floor = (f"; floor {floor_run['cpu_seconds']} s ({ratio(run['cpu_seconds'], floor_run['cpu_seconds'])}x)"
+                    if floor_run else "")
+        print(f"  over the k6 run alone: lb + workers {run['cpu_seconds']} cpu s ({each}), {run['us_per_payment']} us "
+              f"a payment{vs_floor}; the lb waited {run['lb_run_queue_wait_ms']} ms runnable, not running")
     print(f"  other load on the machine meanwhile: {report['other_cpu_seconds']} cpu s"
           + (f" (floor run: {report['floor']['other_cpu_seconds']})" if report["floor"] else ""))
     print()

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Samples the processes of a running stack while scripts/bench/bench.sh loads it: CPU seconds
-(the scheduler's own run time of every thread, /proc/<pid>/task/<tid>/schedstat) and memory (VmRSS, and VmHWM, the kernel's own peak,
-from /proc/<pid>/status) of every process that scripts/stack/run.sh lists in <run dir>/<name>.pid,
+and run-queue delay (the scheduler's own run and wait time of every thread,
+/proc/<pid>/task/<tid>/schedstat), memory (VmRSS, and VmHWM, the kernel's own peak, from
+/proc/<pid>/status) and, under a CPU limit, the throttling of its cgroup (cpu.stat) of every
+process that scripts/stack/run.sh lists in <run dir>/<name>.pid,
 the queue gauges (`*_queue_depth`, `*_payments_held`, `*_pending_payments`, `*_in_flight`, `*_pinned_waiting`,
-each label set its own series) of the services' GET /metrics, and, with --processors, the
+each label set its own series) and the buckets of the lb's answer time
+(`lb_payment_answer_seconds_bucket`) of the services' GET /metrics, and, with --processors, the
 calls each simulator is serving (`paymentsRunning` + `paymentsWaiting` of its
 GET /admin/stats, a route of our simulator only) as `in_flight`.
 A restarted process (new PID) is followed; its predecessor's last reading is kept. The
@@ -31,19 +34,29 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))  # scripts/lib
-from stack import descendants, memory_kb, thread_run_seconds  # noqa: E402
+from stack import cgroup_throttling, descendants, memory_kb, thread_schedstats  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
-GAUGE = re.compile(r"^(\w+_(?:queue_depth|payments_held|pending_payments|in_flight|pinned_waiting)(?:\{[^}]*\})?)\s+([0-9.eE+-]+)\s*$",
-                   re.M)
+# The queue gauges, and the buckets of the lb's own answer time (cumulative counts).
+GAUGE = re.compile(r"^(\w+_(?:queue_depth|payments_held|pending_payments|in_flight|pinned_waiting"
+                   r"|payment_answer_seconds_bucket)(?:\{[^}]*\})?)\s+([0-9.eE+-]+)\s*$", re.M)
 START_TOKEN = "123"
 
 
 def read_proc(pid):
-    """({tid: cpu seconds}, rss kB, peak rss kB) of a live process, or None once it is gone."""
+    """({tid: (cpu seconds, run-queue wait seconds)}, rss kB, peak rss kB) of a live process,
+    or None once it is gone."""
     try:
-        return thread_run_seconds(pid), *memory_kb(pid)
+        return thread_schedstats(pid), *memory_kb(pid)
     except OSError:
+        return None
+
+
+def read_throttling(pid):
+    """cgroup_throttling(pid), or None where it cannot be read (no limit, no such process)."""
+    try:
+        return cgroup_throttling(pid)
+    except (OSError, ValueError, KeyError):
         return None
 
 
@@ -112,8 +125,10 @@ class Process:
 
     def __init__(self):
         self.pids = {}  # pid -> last (rss, hwm)
-        self.threads = {}  # (pid, tid) -> last cpu seconds (kept once the thread is gone)
-        self.series = []  # [t, cpu seconds so far, rss kB]
+        self.threads = {}  # (pid, tid) -> last (cpu, run-queue wait) seconds (kept once gone)
+        # [t, cpu seconds so far, rss kB, run-queue wait seconds so far,
+        #  [periods, seconds] throttled so far or None (no CPU limit)]
+        self.series = []
 
     def sample(self, t, pid):
         reading = read_proc(pid)
@@ -121,20 +136,23 @@ class Process:
             return
         threads, rss, hwm = reading
         self.pids[pid] = (rss, hwm)
-        self.threads.update({(pid, tid): cpu for tid, cpu in threads.items()})
+        self.threads.update({(pid, tid): stats for tid, stats in threads.items()})
         # A service's child processes count as its CPU (not as restarts): PostgreSQL's
         # backends, when `make run STORAGE=postgres` runs the database. One that ends
         # between two samples loses at most its last interval.
         for child in descendants(pid):
             try:
-                child_threads = thread_run_seconds(child)
+                child_threads = thread_schedstats(child)
             except OSError:
                 continue
-            self.threads.update({(child, tid): cpu for tid, cpu in child_threads.items()})
-        self.series.append([round(t, 3), round(self.cpu_seconds(), 3), rss])
+            self.threads.update({(child, tid): stats for tid, stats in child_threads.items()})
+        throttled = read_throttling(pid)
+        wait = sum(w for _, w in self.threads.values())
+        self.series.append([round(t, 3), round(self.cpu_seconds(), 3), rss, round(wait, 4),
+                            None if throttled is None else [throttled[0], round(throttled[1], 4)]])
 
     def cpu_seconds(self):
-        return sum(self.threads.values())
+        return sum(cpu for cpu, _ in self.threads.values())
 
     def summary(self):
         return {

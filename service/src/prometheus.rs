@@ -9,10 +9,11 @@ use std::fmt::{Display, Write};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-/// Upper bounds (seconds) of every latency histogram's buckets: from a loopback round
-/// trip (0.5 ms) to past the api's processor timeout's neighbourhood (10 s).
-pub const LATENCY_BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+/// Upper bounds (seconds) of every latency histogram's buckets: from the lb's own answer
+/// to a payment (tens of µs) to past the api's processor timeout's neighbourhood (10 s).
+pub const LATENCY_BUCKETS: [f64; 17] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
 ];
 
 /// A latency histogram with the [`LATENCY_BUCKETS`] layout.
