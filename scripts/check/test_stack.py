@@ -56,6 +56,10 @@ class Stack(unittest.TestCase):
         child = int(self.log.read_text())
         proc.stop(timeout=0.5)
         self.assertFalse(alive(proc.pid))
+        # SIGKILL is queued at once and taken when the child next runs: allow it a moment.
+        deadline = time.monotonic() + 2
+        while alive(child) and time.monotonic() < deadline:
+            time.sleep(0.01)
         self.assertFalse(alive(child))
 
 
