@@ -84,7 +84,7 @@ check: deps
 	$(MAKE) compose-test SCENARIO=preview
 	$(MAKE) compose-test SCENARIO=preview STORAGE=postgres
 	$(MAKE) contest-run SCENARIO=preview
-	$(MAKE) compose-test SCENARIO=final BENCH_FLOOR=0 VERDICT_MAX_LAG=$(FINAL_MAX_LAG)
+	$(MAKE) compose-test SCENARIO=final VERDICT_MAX_LAG=$(FINAL_MAX_LAG)
 
 test: deps
 	@bash scripts/bench/load_test.sh $(WORKERS)
