@@ -3,7 +3,7 @@
 //! in a temporary directory (`TMPDIR`; put it on the data volume's filesystem to measure
 //! that), in batches of 256 as the forwarder retires them. Prints the CPU time per
 //! payment (this thread's, so writeback by the kernel is not in it) and the wall time,
-//! and writes them to `JOURNAL_COST_OUT` (bench/results/latest-journal-cost.txt; the figure of issue 23 is in bench/results/journal-cost.txt).
+//! and writes them to `JOURNAL_COST_OUT` (bench/results/latest-journal-cost.txt; the figure in bench/RESULTS.md's journal section is in bench/results/journal-cost.txt).
 //!
 //! `cargo run --release -p lb --example journal_cost`
 

@@ -9,7 +9,7 @@
 //!   times fewer intake requests. Each batch costs the workers about the same whatever
 //!   its size (an HTTP exchange, two commits, their wake-ups), so at the contest's rate
 //!   (~280 payments/s) 100 ms instead of 20 cut the workers' CPU per run by about a third
-//!   (bench/RESULTS.md, issue 16). The price: a payment waits up to that long in the lb,
+//!   (bench/RESULTS.md, "CPU per payment"). The price: a payment waits up to that long in the lb,
 //!   kept by the journal across a kill (see [`crate::journal`]). 0 sends whatever is
 //!   queued at once.
 //! - **Round robin with failover**: each batch goes to the next worker in turn, and a

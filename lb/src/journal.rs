@@ -256,7 +256,7 @@ impl Ring {
 /// change, and that write faults. On ext4 the fault updates the file's mtime, which takes
 /// a handle of the filesystem's journal and can wait while that journal commits, as the
 /// workers' SQLite commits on the same volume. (The containers' p99 spikes that prompted
-/// this also came with the journal off, so they were not this; bench/RESULTS.md, issue 24.
+/// this also came with the journal off, so they were not this; bench/RESULTS.md, "The wiring refactor".
 /// The thread costs nothing measurable and keeps the wait off the 202 path where it does
 /// happen.) So this thread takes those faults ahead of the 202 path:
 /// every [`AHEAD_EVERY`] it adds 0 to one slot state per page of the next [`AHEAD_SLOTS`]

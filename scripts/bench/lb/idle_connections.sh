@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The lb's peak memory (VmHWM) with many client connections held open (issue 13): two
+# The lb's peak memory (VmHWM) with many client connections held open: two
 # simulators and two api workers on one fresh SQLite file, then for each mode a fresh lb
 # in front and scripts/bench/lb/idle_connections.py holding COUNT connections to it (fresh:
 # connected only; used: one keep-alive request answered, then idle; head: a request head
