@@ -18,9 +18,8 @@
 //!    and sending and d the processor's delay. That needs s + d + ε > lag. So a payment
 //!    free to go anywhere is sent only to a processor whose latency is at most
 //!    `PROCESSOR_LATENCY_MAX_MS` (1,200 ms by default, under the tightest lag we know of,
-//!    1,500 ms, by a margin for s + ε: ε is a commit, and dispatch starts a call while s +
-//!    the processor's expected latency is within `PROCESSOR_LATENCY_MAX_MS` + 250 ms,
-//!    `Policy::stamp_age_max`). A processor that turns slow without notice is the one case no rule can
+//!    1,500 ms, by a margin for s + ε: ε is a commit, and s + the expected latency stays
+//!    within the bound + 250 ms, `Policy::stamp_age_max`). A processor that turns slow without notice is the one case no rule can
 //!    exclude: its calls already in flight land late. Calls overdue by half their expected
 //!    latency plus 100 ms make it *suspect*, and nothing more goes to it until they answer, so
 //!    the calls exposed are those of about that long (an audit every 10 s lands on them with
