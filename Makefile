@@ -32,13 +32,17 @@ API_WORKERS ?= 2
 IMAGE_PREFIX ?=
 TAG ?=
 SUBMISSION_DIR ?=
+# make quick: 1 makes a missing PostgreSQL fail the tests that need it (make check sets
+# it; otherwise they are skipped with a message on stderr).
+REQUIRE_POSTGRES ?=
 
-.PHONY: help deps build release run check test bench stress images compose-test contest-run submission publish
+.PHONY: help deps build release run quick check test bench stress images compose-test contest-run submission publish
 
 help:
 	@echo "make run            build and start the whole stack on this machine (Ctrl-C stops it;"
 	@echo "                    STORAGE=postgres API_WORKERS=N: N workers on a local PostgreSQL)"
-	@echo "make check          install what is missing, then run the whole test suite"
+	@echo "make quick          while working: format, shape, lint, build and the workspace's tests (a few minutes, warm)"
+	@echo "make check          before submitting: install what is missing, then run the whole test suite (~30 min)"
 	@echo "make test           the contest load test against the running stack (WORKERS=N VUs)"
 	@echo "                    SCENARIO=preview (default, 60 s) | final (300 s, what ranked the entries) | final-late,"
 	@echo "                    also for run (the simulators' fees), bench, compose-test, contest-run"
@@ -68,11 +72,18 @@ release:
 run: deps release
 	@STORAGE=$(STORAGE) API_WORKERS=$(API_WORKERS) bash scripts/stack/run.sh
 
-check: deps
+# The loop while working. It needs only the Rust toolchain (PostgreSQL's cases skip
+# loudly without it); make check runs it with PostgreSQL required, then everything else.
+quick:
 	$(CARGO) fmt --all --check
+	python3 scripts/check/code_shape.py
 	$(CARGO) build --workspace --bins
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) test --workspace --no-fail-fast
+	$(CARGO) clippy -p lb -p api --all-targets -- -D warnings -W unreachable_pub
+	REQUIRE_POSTGRES=$(REQUIRE_POSTGRES) $(CARGO) test --workspace --no-fail-fast
+
+check: deps
+	$(MAKE) quick REQUIRE_POSTGRES=1
 	for dir in scripts/check scripts/bench; do BIN_DIR=target/debug python3 -m unittest discover -s $$dir -p 'test_*.py' || exit 1; done
 	k6 run --quiet k6/score_check.js
 	BIN_DIR=target/debug python3 scripts/check/deploy.py

@@ -2,7 +2,7 @@
 # `make bench`: a contest scenario (SCENARIO, scripts/lib/scenario.sh: the preview, k6/contest.js
 # at 550 VUs; the final, k6/final.js at 603) against a fresh stack, then the same scenario
 # against the bare `floor` responder (+ the simulators), for the ratio of our p99 to the
-# floor's. Writes bench/results/<date>-<contest|final|final-late>[-limits|-compose].json
+# floor's. Writes bench/results/runs/<date>-<contest|final|final-late>[-limits|-compose].json
 # (score, p99, lag, inconsistencies, default/fallback counts, per-stage figures, ids stored
 # by both processors, the per-payment check, CPU seconds and peak RSS of every process, the
 # machine) and an SVG of
@@ -64,7 +64,7 @@ name=$base; [ "$limits" = 1 ] && name=$base-limits; [ "$deploy" = compose ] && n
 [ "$deploy" = compose ] && [ "$CONTAINERS_COMPOSE" != compose.yml ] && name=$name-${STORAGE}
 [ "$deploy" = native ] && [ "${STORAGE:-sqlite}" = postgres ] && name=$name-postgres
 [ "$deploy" = native ] && [ "${API_WORKERS:-2}" != 2 ] && name=$name-${API_WORKERS}workers
-out=${BENCH_OUT:-bench/results/$name.json}
+out=${BENCH_OUT:-bench/results/runs/$name.json}
 mkdir -p "$(dirname "$out")"
 work=$(mktemp -d "${TMPDIR:-/tmp}/rinha-bench.XXXXXX")
 # Traversable by others (not listable): under STORAGE=postgres the server runs as the

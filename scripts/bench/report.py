@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Turns one `make bench` work directory into the result file bench/results/<date>-<scenario>.json
+"""Turns one `make bench` work directory into the result file bench/results/runs/<date>-<scenario>.json
 and a short table: the contest score and its parts for our stack, the per-stage figures,
 CPU seconds and peak RSS of every process, the machine, and our p99 as a ratio to the bare
 `floor` responder's.

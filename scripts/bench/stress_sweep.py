@@ -25,7 +25,7 @@ the stack).
 Every run is bounded (STRESS_SECS of load, at most DRAIN_SECS of drain). Each row also
 has the CPU seconds of the generator (rusage of the child) and of every stack process
 (schedstat), per 1,000 payments. Prints a table and writes
-bench/results/<date>-stress.json.
+bench/results/runs/<date>-stress.json.
 
 Variables: STRESS_RATES ("1000 2000 4000 6000 8000 10000 12000"), STRESS_SECS (10),
 STRESS_TOOLS ("k6 open-load"), STRESS_TARGETS ("lb floor"), STRESS_CONNECTIONS (500),
@@ -232,7 +232,7 @@ def report(rows):
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d-%H%M%S")  # seconds: a short sweep takes under a minute
     storage = os.environ.get("STORAGE", "sqlite")
     suffix = ("-realtime" if REALTIME else "") + ("-postgres" if storage == "postgres" else "")
-    out = ROOT / "bench" / "results" / f"{stamp}-stress{suffix}.json"
+    out = ROOT / "bench" / "results" / "runs" / f"{stamp}-stress{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     out.write_text(json.dumps({"commit": commit, "storage": storage, "secs": SECS, "realtime": REALTIME, "connections": CONNECTIONS, "rates": RATES, "best": best, "rows": rows,
