@@ -77,6 +77,7 @@ run: deps release
 quick:
 	$(CARGO) fmt --all --check
 	python3 scripts/check/code_shape.py
+	python3 scripts/check/doc_paths.py
 	$(CARGO) build --workspace --bins
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p lb -p api --all-targets -- -D warnings -W unreachable_pub
