@@ -9,11 +9,11 @@
 //! that fits inside docker's 10 s stop timeout, and a cap on client connections that keeps
 //! the lb inside its 100 MB compose limit whatever the clients do.
 
-use crate::metrics_listener::MetricsListen;
 use crate::workers::WorkerAddr;
 use payment::intake::MAX_BATCH_PAYMENTS;
 use service::config::{checked, millis, millis_or_zero, positive, text};
 use service::flag;
+use service::Address;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -120,6 +120,29 @@ impl JournalAt {
     }
 }
 
+/// `LB_METRICS_LISTEN`: an address, or `off` for no metrics listener at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricsListen {
+    Off,
+    At(Address),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is none of `host:port`, `unix:/path`, `off`")]
+pub struct MetricsListenError(String);
+
+impl MetricsListen {
+    /// A [`service::config::checked`] parser: `off`, or what `service::Address` takes.
+    pub fn parse(text: &str) -> Result<MetricsListen, MetricsListenError> {
+        if text.eq_ignore_ascii_case("off") {
+            return Ok(MetricsListen::Off);
+        }
+        Address::parse(text)
+            .map(MetricsListen::At)
+            .map_err(|_| MetricsListenError(text.to_string()))
+    }
+}
+
 impl Config {
     /// The journal's slots: the queue, the batch the forwarder holds, and one batch of slack.
     pub fn journal_slots(&self) -> usize {
@@ -194,5 +217,21 @@ mod tests {
             config(&[]).unwrap().journal,
             JournalAt::File("data/lb.journal".into())
         );
+    }
+
+    #[test]
+    fn the_listen_value_is_an_address_or_off() {
+        assert_eq!(MetricsListen::parse("off"), Ok(MetricsListen::Off));
+        assert_eq!(
+            MetricsListen::parse("127.0.0.1:9990"),
+            Ok(MetricsListen::At(Address::Tcp("127.0.0.1:9990".into())))
+        );
+        assert_eq!(
+            MetricsListen::parse("unix:/run/rinha/lb-metrics.sock"),
+            Ok(MetricsListen::At(Address::Unix(
+                "/run/rinha/lb-metrics.sock".into()
+            )))
+        );
+        assert!(MetricsListen::parse("9990").is_err());
     }
 }

@@ -39,29 +39,6 @@ const PATH: &str = "/metrics";
 /// slot: a scrape takes milliseconds, a sampler reconnects.
 const SCRAPER_CONNECTION_MAX: Duration = Duration::from_secs(30);
 
-/// `LB_METRICS_LISTEN`: an address, or `off` for no metrics listener at all.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MetricsListen {
-    Off,
-    At(Address),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is none of `host:port`, `unix:/path`, `off`")]
-pub struct MetricsListenError(String);
-
-impl MetricsListen {
-    /// A [`service::config::checked`] parser: `off`, or what `service::Address` takes.
-    pub fn parse(text: &str) -> Result<MetricsListen, MetricsListenError> {
-        if text.eq_ignore_ascii_case("off") {
-            return Ok(MetricsListen::Off);
-        }
-        Address::parse(text)
-            .map(MetricsListen::At)
-            .map_err(|_| MetricsListenError(text.to_string()))
-    }
-}
-
 /// What a scrape reads: the counters, the queue's depth, the client connections open.
 #[derive(Clone)]
 pub struct Gauges {
@@ -183,26 +160,5 @@ impl Listener {
                 Ok(Listener::Unix(UnixListener::bind(path)?))
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_listen_value_is_an_address_or_off() {
-        assert_eq!(MetricsListen::parse("off"), Ok(MetricsListen::Off));
-        assert_eq!(
-            MetricsListen::parse("127.0.0.1:9990"),
-            Ok(MetricsListen::At(Address::Tcp("127.0.0.1:9990".into())))
-        );
-        assert_eq!(
-            MetricsListen::parse("unix:/run/rinha/lb-metrics.sock"),
-            Ok(MetricsListen::At(Address::Unix(
-                "/run/rinha/lb-metrics.sock".into()
-            )))
-        );
-        assert!(MetricsListen::parse("9990").is_err());
     }
 }

@@ -10,14 +10,13 @@
 //!
 //! and our [`DrainOnSignal`] as the server's shutdown trigger.
 
-use crate::config::Config;
-use crate::config::JournalAt;
+use crate::config::{Config, JournalAt, MetricsListen};
 use crate::forwarder::{self, Forwarder};
 use crate::front::{Connections, Front};
 use crate::gateway::Gateway;
 use crate::journal::{Journal, JournalError};
 use crate::metrics::Metrics;
-use crate::metrics_listener::{Gauges, MetricsListen, MetricsListener};
+use crate::metrics_listener::{Gauges, MetricsListener};
 use crate::queue::{self, QueueSender, Queued};
 use crate::shutdown::{DrainOnSignal, Shutdown};
 use crate::workers::{self, ResolveError};
