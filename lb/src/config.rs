@@ -9,7 +9,7 @@
 //! that fits inside docker's 10 s stop timeout, and a cap on client connections that keeps
 //! the lb inside its 100 MB compose limit whatever the clients do.
 
-use crate::workers::WorkerAddr;
+use crate::delivery::workers::WorkerAddr;
 use payment::intake::MAX_BATCH_PAYMENTS;
 use service::config::{checked, millis, millis_or_zero, positive, text};
 use service::flag;
@@ -104,7 +104,7 @@ pub struct Config {
     pub journal: JournalAt,
 }
 
-/// Where the journal is (see [`crate::journal`]).
+/// Where the journal is (see [`crate::delivery::journal`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JournalAt {
     Off,

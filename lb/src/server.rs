@@ -11,15 +11,15 @@
 //! and our [`DrainOnSignal`] as the server's shutdown trigger.
 
 use crate::config::{Config, JournalAt, MetricsListen};
-use crate::forwarder::{self, Forwarder};
+use crate::delivery::forwarder::{self, Forwarder};
+use crate::delivery::journal::{Journal, JournalError};
+use crate::delivery::queue::{self, QueueSender, Queued};
+use crate::delivery::workers::{self, ResolveError};
 use crate::front::{Connections, Front};
 use crate::gateway::Gateway;
-use crate::journal::{Journal, JournalError};
+use crate::metrics::listener::{Gauges, MetricsListener};
 use crate::metrics::Metrics;
-use crate::metrics_listener::{Gauges, MetricsListener};
-use crate::queue::{self, QueueSender, Queued};
 use crate::shutdown::{DrainOnSignal, Shutdown};
-use crate::workers::{self, ResolveError};
 use pingora::lb::discovery::Static;
 use pingora::lb::health_check::TcpHealthCheck;
 use pingora::lb::{selection::RoundRobin, Backend, Backends, LoadBalancer};

@@ -22,8 +22,8 @@
 //! a signal that arrives is kept pending, and the handler lets it through once
 //! installed, which then starts the drain as for any later signal.
 
+use crate::delivery::queue::QueueSender;
 use crate::metrics::Metrics;
-use crate::queue::QueueSender;
 use async_trait::async_trait;
 use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
 use std::io;

@@ -13,7 +13,7 @@
 //! have made), a scan of the bytes for the empty line, and one copy of them: no difference
 //! in CPU or p99 measurable with scripts/bench/lb/ab.sh (bench/RESULTS.md, "Connections and memory").
 
-use crate::idle::{FirstRead, IdleSpot};
+use super::idle::{FirstRead, IdleSpot};
 use pingora::protocols::l4::stream::Stream as TcpStream;
 use pingora::protocols::Stream;
 use std::time::Duration;

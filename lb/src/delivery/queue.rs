@@ -14,7 +14,7 @@
 //! makes a whole batch's worth queued ends that linger, so at high rates batches leave as
 //! soon as they are full instead of piling up for the whole linger and leaving in a burst.
 
-use crate::journal::Seq;
+use super::journal::Seq;
 use payment::intake::Accepted;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

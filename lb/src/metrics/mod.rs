@@ -1,8 +1,10 @@
 //! Counters of what the lb did, served as Prometheus text (`service::prometheus`) on
-//! `GET /metrics` (of [`crate::metrics_listener`]).
+//! `GET /metrics` (of [`crate::metrics::listener`]).
 //!
 //! Plain atomics, updated with relaxed ordering: a scrape that is a few increments
 //! behind is fine, and the accept path must not pay for anything stronger.
+
+pub(crate) mod listener;
 
 use service::prometheus::{Exposition, Histogram, Kind};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

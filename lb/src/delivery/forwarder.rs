@@ -10,7 +10,7 @@
 //!   its size (an HTTP exchange, two commits, their wake-ups), so at the contest's rate
 //!   (~280 payments/s) 100 ms instead of 20 cut the workers' CPU per run by about a third
 //!   (bench/RESULTS.md, "CPU per payment"). The price: a payment waits up to that long in the lb,
-//!   kept by the journal across a kill (see [`crate::journal`]). 0 sends whatever is
+//!   kept by the journal across a kill (see [`crate::delivery::journal`]). 0 sends whatever is
 //!   queued at once.
 //! - **Round robin with failover**: each batch goes to the next worker in turn, and a
 //!   failed attempt is retried on the other worker at once. When every worker failed, it
@@ -33,12 +33,12 @@
 //! - **Drains on shutdown**: when [`Shutdown`] starts draining, it closes the queue (new
 //!   payments get 503) and keeps delivering until the queue is empty, then says so.
 
-use crate::intake_client::{IntakeClient, IntakeReply};
-use crate::journal::Journal;
+use super::intake_client::{IntakeClient, IntakeReply};
+use super::journal::Journal;
+use super::queue::{QueueReceiver, Queued};
+use super::workers::WorkerAddr;
 use crate::metrics::Metrics;
-use crate::queue::{QueueReceiver, Queued};
 use crate::shutdown::Shutdown;
-use crate::workers::WorkerAddr;
 use async_trait::async_trait;
 use bytes::Bytes;
 use payment::intake;

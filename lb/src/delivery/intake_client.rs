@@ -6,7 +6,7 @@
 //! forwarder sends one batch at a time per worker, so one connection per worker is all
 //! it needs, and a failure tells exactly which worker failed.
 
-use crate::workers::WorkerAddr;
+use super::workers::WorkerAddr;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
@@ -119,7 +119,7 @@ fn intake_request(batch: Bytes) -> Request<Full<Bytes>> {
 }
 
 async fn connect(addr: &WorkerAddr) -> Result<SendRequest<Full<Bytes>>, LinkError> {
-    let stream = crate::workers::connect(addr)
+    let stream = super::workers::connect(addr)
         .await
         .map_err(|source| LinkError::Connect {
             addr: addr.clone(),

@@ -8,11 +8,11 @@
 //! (`accepted_at`) and is the lb's responsibility from the moment it is journaled and
 //! queued; a payment that cannot be is refused (503) rather than accepted and lost.
 
-use crate::body;
-use crate::journal::Journal;
+use super::body;
+use super::reply;
+use crate::delivery::journal::Journal;
+use crate::delivery::queue::{PushError, QueueSender, Queued};
 use crate::metrics::{Metrics, Rejection};
-use crate::queue::{PushError, QueueSender, Queued};
-use crate::reply;
 use payment::intake::Accepted;
 use payment::request::MAX_BODY_BYTES;
 use payment::{Millis, PaymentRequest, RequestError};

@@ -12,9 +12,9 @@
 //! - At most [`SCRAPERS_MAX`] connections at once; past that one is closed unanswered,
 //!   so the listener costs bounded memory whoever connects.
 
+use super::Metrics;
+use crate::delivery::queue::QueueSender;
 use crate::front::{Connections, Slots};
-use crate::metrics::Metrics;
-use crate::queue::QueueSender;
 use async_trait::async_trait;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;

@@ -1,5 +1,5 @@
 //! Request bodies, read with a bound: the lb never holds more of a body than its route
-//! takes ([`crate::routes::Route::max_body`]), whatever the client sends or declares.
+//! takes ([`crate::gateway::routes::Route::max_body`]), whatever the client sends or declares.
 
 use bytes::BytesMut;
 use pingora::proxy::Session;

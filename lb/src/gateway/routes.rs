@@ -54,7 +54,7 @@ impl Miss {
     }
 }
 
-/// `GET /metrics` is not here: it has its own listener (`crate::metrics_listener`).
+/// `GET /metrics` is not here: it has its own listener (`crate::metrics::listener`).
 const TABLE: [(&str, Method, Route); 3] = [
     ("/payments", Method::POST, Route::Payments),
     ("/payments-summary", Method::GET, Route::Summary),

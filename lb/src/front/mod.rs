@@ -9,7 +9,7 @@
 //! ones); only when none is idle is the new one answered at once, `503
 //! {"error":"too_many_connections",...}` with `Retry-After: 1` and `Connection: close`,
 //! then closed. The connections being served are never touched.
-//! - Idle means waiting for the next request with no byte of it read ([`crate::idle`]).
+//! - Idle means waiting for the next request with no byte of it read ([`crate::front::idle`]).
 //!   Closing such a connection loses nothing the lb accepted: no payment on it was read,
 //!   so none was answered 202. A client between two requests sees its keep-alive
 //!   connection closed (a FIN), as after any server's keep-alive timeout, and opens a new
@@ -29,15 +29,18 @@
 //!   atomic update below the cap, and the list's lock only at the cap.
 //!
 //! **Per connection**: [`Front`] reads each request's head itself before Pingora sees it
-//! ([`crate::head`]), so a connection between two requests holds no Pingora state and no
+//! ([`crate::front::head`]), so a connection between two requests holds no Pingora state and no
 //! head can grow past 8 KiB; a connection idle for [`IDLE_TIMEOUT`] is closed, as
 //! Pingora's keep-alive would.
 
+mod head;
+mod idle;
+
 use crate::config::LB_MAX_CONNECTIONS;
-use crate::head::{self, Head, HeadBuffer, HEAD_MAX_BYTES};
-use crate::idle::{IdleConnections, IdleSpot};
 use crate::metrics::Metrics;
 use async_trait::async_trait;
+use head::{Head, HeadBuffer, HEAD_MAX_BYTES};
+use idle::{IdleConnections, IdleSpot};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;

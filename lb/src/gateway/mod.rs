@@ -3,9 +3,9 @@
 //!
 //! 1. [`request_filter`](ProxyHttp::request_filter) routes it. `POST /payments` is
 //!    answered right here and never reaches a worker (`GET /metrics` is not on this
-//!    port: see [`crate::metrics_listener`]); unknown paths
+//!    port: see [`crate::metrics::listener`]); unknown paths
 //!    and wrong methods get their 404/405. The routes without a body take at most
-//!    [`NO_BODY_MAX_BYTES`](crate::routes::NO_BODY_MAX_BYTES) of one, read and dropped
+//!    [`NO_BODY_MAX_BYTES`](crate::gateway::routes::NO_BODY_MAX_BYTES) of one, read and dropped
 //!    here; more is 413 and the request goes no further (a purge with a body is refused,
 //!    not performed). [`upstream_request_filter`](ProxyHttp::upstream_request_filter)
 //!    then tells the worker there is no body.
@@ -22,13 +22,15 @@
 //! 5. [`fail_to_proxy`](ProxyHttp::fail_to_proxy) answers what could not be proxied
 //!    with a JSON error, like every other error of ours.
 
-use crate::accept::Acceptor;
-use crate::body;
-use crate::journal::Journal;
+mod accept;
+mod body;
+mod reply;
+mod routes;
+
+use crate::delivery::journal::Journal;
+use crate::delivery::queue::QueueSender;
 use crate::metrics::Metrics;
-use crate::queue::QueueSender;
-use crate::reply;
-use crate::routes::{route, Miss, Route};
+use accept::Acceptor;
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::lb::{selection::RoundRobin, Backend, LoadBalancer};
@@ -37,6 +39,7 @@ use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
+use routes::{route, Miss, Route};
 use std::sync::Arc;
 use std::time::Duration;
 
