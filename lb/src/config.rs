@@ -61,52 +61,52 @@ pub const LB_METRICS_LISTEN: &str = "LB_METRICS_LISTEN";
 pub struct Config {
     /// `host:port` the public HTTP port listens on.
     #[arg(long = flag!(LB_LISTEN), env = LB_LISTEN, default_value = "0.0.0.0:9999", value_parser = checked(text))]
-    pub listen: String,
+    pub(crate) listen: String,
     /// The api workers, comma-separated, each host:port or unix:/path.
     #[arg(long = flag!(API_ADDRS), env = API_ADDRS, default_value = "127.0.0.1:9101,127.0.0.1:9102", value_parser = checked(WorkerAddr::parse_list))]
-    pub workers: Workers,
+    pub(crate) workers: Workers,
     /// Threads of the Pingora HTTP service (the 202 path and the proxy).
     #[arg(long = flag!(LB_THREADS), env = LB_THREADS, default_value = "1", value_parser = checked(positive))]
-    pub threads: usize,
+    pub(crate) threads: usize,
     /// Payments held between the 202 and the workers' intake; beyond that, 503.
     #[arg(long = flag!(LB_QUEUE_CAPACITY), env = LB_QUEUE_CAPACITY, default_value = "65536", value_parser = checked(positive))]
-    pub queue_capacity: usize,
+    pub(crate) queue_capacity: usize,
     /// Most payments in one POST /intake batch (at most what fits in a worker's 1 MiB intake body).
     #[arg(long = flag!(LB_BATCH_MAX), env = LB_BATCH_MAX, default_value = "256", value_parser = checked(batch_size))]
-    pub batch_max: usize,
+    pub(crate) batch_max: usize,
     /// How long (ms) the forwarder waits after the first queued payment for more; 0: none.
     #[arg(long = flag!(LB_BATCH_LINGER_MS), env = LB_BATCH_LINGER_MS, default_value = "100", value_parser = checked(millis_or_zero))]
-    pub batch_linger: Duration,
+    pub(crate) batch_linger: Duration,
     /// An intake round trip (connect, send, answer) not done within this (ms) counts as failed.
     #[arg(long = flag!(LB_FORWARD_TIMEOUT_MS), env = LB_FORWARD_TIMEOUT_MS, default_value = "2000", value_parser = checked(millis))]
-    pub forward_timeout: Duration,
+    pub(crate) forward_timeout: Duration,
     /// Cap (ms) of the exponential backoff between delivery rounds while no worker takes intake.
     #[arg(long = flag!(LB_BACKOFF_MAX_MS), env = LB_BACKOFF_MAX_MS, default_value = "500", value_parser = checked(millis))]
-    pub backoff_max: Duration,
+    pub(crate) backoff_max: Duration,
     /// How long (ms) SIGTERM waits for the queue to reach the workers before the lb exits.
     #[arg(long = flag!(LB_DRAIN_TIMEOUT_MS), env = LB_DRAIN_TIMEOUT_MS, default_value = "8000", value_parser = checked(millis))]
-    pub drain_timeout: Duration,
+    pub(crate) drain_timeout: Duration,
     /// How often (ms) the proxy's health check connects to each worker.
     #[arg(long = flag!(LB_HEALTH_INTERVAL_MS), env = LB_HEALTH_INTERVAL_MS, default_value = "1000", value_parser = checked(millis))]
-    pub health_interval: Duration,
+    pub(crate) health_interval: Duration,
     /// Client connections served at once; one more is answered 503 and closed.
     #[arg(long = flag!(LB_MAX_CONNECTIONS), env = LB_MAX_CONNECTIONS, default_value = "2048", value_parser = checked(positive))]
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// After a worker's intake failed, how long (ms) the forwarder tries the others first.
     #[arg(long = flag!(LB_AVOID_MS), env = LB_AVOID_MS, default_value = "5000", value_parser = checked(millis))]
-    pub avoid: Duration,
+    pub(crate) avoid: Duration,
     /// Where GET /metrics answers, off the public port: host:port, unix:/path, or `off`.
     #[arg(long = flag!(LB_METRICS_LISTEN), env = LB_METRICS_LISTEN, default_value = "127.0.0.1:9990", value_parser = checked(MetricsListen::parse))]
-    pub metrics_listen: MetricsListen,
+    pub(crate) metrics_listen: MetricsListen,
     /// The file (on the data volume) that keeps accepted payments until a worker commits
     /// them, replayed at start; `off`: a killed lb loses the payments it holds.
     #[arg(long = flag!(LB_JOURNAL_PATH), env = LB_JOURNAL_PATH, default_value = "data/lb.journal", value_parser = checked(JournalAt::parse))]
-    pub journal: JournalAt,
+    pub(crate) journal: JournalAt,
 }
 
 /// Where the journal is (see [`crate::delivery::journal`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JournalAt {
+pub(crate) enum JournalAt {
     Off,
     File(PathBuf),
 }
@@ -122,18 +122,18 @@ impl JournalAt {
 
 /// `LB_METRICS_LISTEN`: an address, or `off` for no metrics listener at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MetricsListen {
+pub(crate) enum MetricsListen {
     Off,
     At(Address),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{0}` is none of `host:port`, `unix:/path`, `off`")]
-pub struct MetricsListenError(String);
+pub(crate) struct MetricsListenError(String);
 
 impl MetricsListen {
     /// A [`service::config::checked`] parser: `off`, or what `service::Address` takes.
-    pub fn parse(text: &str) -> Result<MetricsListen, MetricsListenError> {
+    pub(crate) fn parse(text: &str) -> Result<MetricsListen, MetricsListenError> {
         if text.eq_ignore_ascii_case("off") {
             return Ok(MetricsListen::Off);
         }
@@ -145,7 +145,7 @@ impl MetricsListen {
 
 impl Config {
     /// The journal's slots: the queue, the batch the forwarder holds, and one batch of slack.
-    pub fn journal_slots(&self) -> usize {
+    pub(crate) fn journal_slots(&self) -> usize {
         self.queue_capacity + 2 * self.batch_max
     }
 }
@@ -164,7 +164,7 @@ fn batch_size(text: &str) -> Result<usize, String> {
 
 /// The worker list of `API_ADDRS`; named so clap's derive takes it as one value, not as a
 /// repeated flag (which it does for a field spelled `Vec`).
-pub type Workers = std::vec::Vec<WorkerAddr>;
+pub(crate) type Workers = std::vec::Vec<WorkerAddr>;
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,7 @@ use crate::config::{Config, JournalAt, MetricsListen};
 use crate::delivery::forwarder::{self, Forwarder};
 use crate::delivery::journal::{Journal, JournalError};
 use crate::delivery::queue::{self, QueueSender, Queued};
-use crate::delivery::workers::{self, ResolveError};
+use crate::delivery::workers;
 use crate::front::{Connections, Front};
 use crate::gateway::Gateway;
 use crate::metrics::listener::{Gauges, MetricsListener};
@@ -31,6 +31,9 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use std::collections::BTreeSet;
 use std::sync::Arc;
+
+/// A worker address that does not resolve, one way [`run`] fails to start.
+pub use crate::delivery::workers::ResolveError;
 
 /// Buffers of each client connection: no read buffer (Pingora reads a request's head into
 /// its own 4 KiB buffer anyway; its default 64 KiB read buffer per connection cost about

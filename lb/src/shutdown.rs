@@ -64,13 +64,13 @@ fn set_stop_signals_mask(how: libc::c_int) -> io::Result<()> {
 }
 
 /// The drain's two moments, shared by the signal watch and the forwarder.
-pub struct Shutdown {
+pub(crate) struct Shutdown {
     draining: watch::Sender<bool>,
     drained: watch::Sender<bool>,
 }
 
 impl Shutdown {
-    pub fn new() -> Arc<Shutdown> {
+    pub(crate) fn new() -> Arc<Shutdown> {
         Arc::new(Shutdown {
             draining: watch::Sender::new(false),
             drained: watch::Sender::new(false),
@@ -78,16 +78,16 @@ impl Shutdown {
     }
 
     /// Becomes true when the drain starts.
-    pub fn draining(&self) -> watch::Receiver<bool> {
+    pub(crate) fn draining(&self) -> watch::Receiver<bool> {
         self.draining.subscribe()
     }
 
     /// The forwarder calls this once the queue is closed and empty.
-    pub fn mark_drained(&self) {
+    pub(crate) fn mark_drained(&self) {
         self.drained.send_replace(true);
     }
 
-    pub fn is_drained(&self) -> bool {
+    pub(crate) fn is_drained(&self) -> bool {
         *self.drained.borrow()
     }
 
@@ -101,7 +101,7 @@ impl Shutdown {
 }
 
 /// Pingora's shutdown trigger: a signal, then the drain, then Pingora's own shutdown.
-pub struct DrainOnSignal {
+pub(crate) struct DrainOnSignal {
     shutdown: Arc<Shutdown>,
     timeout: Duration,
     queue: QueueSender,
@@ -109,7 +109,7 @@ pub struct DrainOnSignal {
 }
 
 impl DrainOnSignal {
-    pub fn new(
+    pub(crate) fn new(
         shutdown: Arc<Shutdown>,
         timeout: Duration,
         queue: QueueSender,

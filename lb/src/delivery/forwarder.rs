@@ -51,16 +51,16 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 
 /// How the forwarder delivers.
 #[derive(Debug, Clone)]
-pub struct Settings {
-    pub workers: Vec<WorkerAddr>,
-    pub batch_max: usize,
-    pub linger: Duration,
-    pub timeout: Duration,
-    pub backoff_max: Duration,
-    pub avoid: Duration,
+pub(crate) struct Settings {
+    pub(crate) workers: Vec<WorkerAddr>,
+    pub(crate) batch_max: usize,
+    pub(crate) linger: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) avoid: Duration,
 }
 
-pub struct Forwarder {
+pub(crate) struct Forwarder {
     /// Taken once when the service starts.
     queue: Mutex<Option<QueueReceiver>>,
     settings: Settings,
@@ -70,7 +70,7 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    pub fn new(
+    pub(crate) fn new(
         queue: QueueReceiver,
         settings: Settings,
         metrics: Arc<Metrics>,

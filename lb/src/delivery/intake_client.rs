@@ -17,7 +17,7 @@ use std::time::Duration;
 
 /// What a worker said about a batch.
 #[derive(Debug)]
-pub enum IntakeReply {
+pub(crate) enum IntakeReply {
     /// 200: the batch is committed in the worker's database.
     Recorded,
     /// 400: the worker found a malformed line; the body says which.
@@ -30,7 +30,7 @@ pub enum IntakeReply {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum LinkError {
+pub(crate) enum LinkError {
     #[error("cannot connect to worker {addr}: {source}")]
     Connect {
         addr: WorkerAddr,
@@ -45,23 +45,23 @@ pub enum LinkError {
     Timeout { addr: WorkerAddr, timeout: Duration },
 }
 
-pub struct IntakeClient {
+pub(crate) struct IntakeClient {
     addr: WorkerAddr,
     conn: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl IntakeClient {
-    pub fn new(addr: WorkerAddr) -> IntakeClient {
+    pub(crate) fn new(addr: WorkerAddr) -> IntakeClient {
         IntakeClient { addr, conn: None }
     }
 
-    pub fn addr(&self) -> &WorkerAddr {
+    pub(crate) fn addr(&self) -> &WorkerAddr {
         &self.addr
     }
 
     /// Posts one batch (lines in the `payment::intake` format). Any failure drops the
     /// connection, so the next call starts on a fresh one.
-    pub async fn post(
+    pub(crate) async fn post(
         &mut self,
         batch: Bytes,
         timeout: Duration,

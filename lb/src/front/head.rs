@@ -22,12 +22,12 @@ use tokio::time::timeout;
 
 /// The longest request head the lb takes (request line and headers): the contest's are
 /// about 200 bytes, browsers' a few KB.
-pub const HEAD_MAX_BYTES: usize = 8 * 1024;
+pub(crate) const HEAD_MAX_BYTES: usize = 8 * 1024;
 /// The read buffer a connection holds while it waits: room for a whole contest request.
 const FIRST_READ_BYTES: usize = 512;
 
 /// What came of waiting for a request head.
-pub enum Head {
+pub(crate) enum Head {
     /// The whole head (and whatever followed it) is back in the stream, for Pingora.
     Complete(Stream),
     /// No end of the head within [`HEAD_MAX_BYTES`].
@@ -40,10 +40,10 @@ pub enum Head {
 
 /// A connection's read buffer for its request heads, kept from one request to the next
 /// (no allocation per request); it holds [`FIRST_READ_BYTES`] between requests.
-pub struct HeadBuffer(Vec<u8>);
+pub(crate) struct HeadBuffer(Vec<u8>);
 
 impl HeadBuffer {
-    pub fn new() -> HeadBuffer {
+    pub(crate) fn new() -> HeadBuffer {
         HeadBuffer(Vec::with_capacity(FIRST_READ_BYTES))
     }
 }
@@ -56,7 +56,7 @@ impl Default for HeadBuffer {
 
 /// Reads until the head's empty line is in, each read waiting at most `idle`; until the
 /// first byte is read the connection is idle in `spot`, and may be closed.
-pub async fn read(
+pub(crate) async fn read(
     stream: Stream,
     buffer: &mut HeadBuffer,
     idle: Duration,

@@ -31,7 +31,7 @@ fn state(wait: u64, tag: u64) -> u64 {
 
 /// Every connection's wait, in the order they began (stale places included, dropped as
 /// they are met), and how many connections are idle now.
-pub struct IdleConnections {
+pub(crate) struct IdleConnections {
     waits: Mutex<VecDeque<(Arc<Waiter>, u64)>>,
     idle: AtomicUsize,
     /// The list is rid of its stale places when it grows to this.
@@ -40,13 +40,13 @@ pub struct IdleConnections {
 
 /// One connection's state, and its wake-up when it is closed.
 #[derive(Default)]
-pub struct Waiter {
+pub(crate) struct Waiter {
     state: AtomicU64,
     closed: Notify,
 }
 
 /// What came of a connection's wait for its next request.
-pub enum FirstRead<T> {
+pub(crate) enum FirstRead<T> {
     /// The read ended (with bytes, at the end of the stream, or in error).
     Read(T),
     /// The connection was closed to make room, before any byte was read.
@@ -55,7 +55,7 @@ pub enum FirstRead<T> {
 
 impl IdleConnections {
     /// For at most `connections` connections open at once.
-    pub fn new(connections: usize) -> IdleConnections {
+    pub(crate) fn new(connections: usize) -> IdleConnections {
         IdleConnections {
             waits: Mutex::new(VecDeque::new()),
             idle: AtomicUsize::new(0),
@@ -64,12 +64,12 @@ impl IdleConnections {
     }
 
     /// Connections idle now.
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.idle.load(Ordering::Relaxed)
     }
 
     /// Closes the connection idle the longest; false if none is idle.
-    pub fn close_oldest(&self) -> bool {
+    pub(crate) fn close_oldest(&self) -> bool {
         let mut waits = self.lock();
         // Connections whose read is being polled right now (on another thread): not idle
         // at this moment, and back in their place afterwards.
@@ -122,7 +122,7 @@ impl IdleConnections {
 }
 
 /// One connection's part in [`IdleConnections`], for as long as it is open.
-pub struct IdleSpot<'a> {
+pub(crate) struct IdleSpot<'a> {
     all: &'a IdleConnections,
     waiter: Arc<Waiter>,
     /// Its waits so far; the current one if `listed`.
@@ -132,7 +132,7 @@ pub struct IdleSpot<'a> {
 }
 
 impl<'a> IdleSpot<'a> {
-    pub fn new(all: &'a IdleConnections) -> IdleSpot<'a> {
+    pub(crate) fn new(all: &'a IdleConnections) -> IdleSpot<'a> {
         IdleSpot {
             all,
             waiter: Arc::default(),
@@ -143,7 +143,7 @@ impl<'a> IdleSpot<'a> {
 
     /// Runs `read`, the read of the first bytes of the next request, with the connection
     /// idle (closable) while it waits, and never once a poll of `read` returned bytes.
-    pub async fn first_read<F: Future>(&mut self, read: F) -> FirstRead<F::Output> {
+    pub(crate) async fn first_read<F: Future>(&mut self, read: F) -> FirstRead<F::Output> {
         let waiter = self.waiter.clone();
         let mut closed = pin!(waiter.closed.notified());
         let mut read = pin!(read);

@@ -52,7 +52,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
 /// A connection without a new request for this long is closed (Pingora's keep-alive).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// An answer that closes the connection (a refusal, a head too large): longest wait for
 /// the request, for the answer to leave, and for the client to close after it.
 const CLOSING_STEP: Duration = Duration::from_secs(1);
@@ -62,7 +62,7 @@ const REFUSING_MAX: usize = 256;
 
 /// The lb's HTTP service as Pingora runs it: the cap, the head read, then `http` (the
 /// Pingora proxy with our [`crate::gateway::Gateway`]) for each request.
-pub struct Front<A> {
+pub(crate) struct Front<A> {
     http: Arc<A>,
     connections: Arc<Connections>,
     refusing: Slots,
@@ -70,7 +70,7 @@ pub struct Front<A> {
 }
 
 impl<A> Front<A> {
-    pub fn new(http: A, connections: Arc<Connections>, metrics: Arc<Metrics>) -> Front<A> {
+    pub(crate) fn new(http: A, connections: Arc<Connections>, metrics: Arc<Metrics>) -> Front<A> {
         Front {
             http: Arc::new(http),
             connections,
@@ -216,13 +216,13 @@ fn closing_answer(status: &str, kind: &str, message: &str, retry: bool) -> Vec<u
 
 /// The client connections: how many are open, at most `LB_MAX_CONNECTIONS` (plus, for a
 /// moment, those closed for room whose task has not run yet), and which are idle.
-pub struct Connections {
+pub(crate) struct Connections {
     open: Slots,
     idle: IdleConnections,
 }
 
 impl Connections {
-    pub fn new(max: usize) -> Connections {
+    pub(crate) fn new(max: usize) -> Connections {
         Connections {
             open: Slots::new(max),
             idle: IdleConnections::new(max),
@@ -230,12 +230,12 @@ impl Connections {
     }
 
     /// Connections open now.
-    pub fn open(&self) -> usize {
+    pub(crate) fn open(&self) -> usize {
         self.open.held()
     }
 
     /// Connections idle now (open, waiting for a request, no byte of it read).
-    pub fn idle(&self) -> usize {
+    pub(crate) fn idle(&self) -> usize {
         self.idle.count()
     }
 }
@@ -243,24 +243,24 @@ impl Connections {
 /// A count of things held at once with a maximum; taking one past it fails at once.
 /// Lock-free: one atomic update per take and per release.
 #[derive(Debug)]
-pub struct Slots {
+pub(crate) struct Slots {
     held: AtomicUsize,
     max: usize,
 }
 
 /// One held slot, released when dropped.
 #[derive(Debug)]
-pub struct Slot<'a>(&'a Slots);
+pub(crate) struct Slot<'a>(&'a Slots);
 
 impl Slots {
-    pub fn new(max: usize) -> Slots {
+    pub(crate) fn new(max: usize) -> Slots {
         Slots {
             held: AtomicUsize::new(0),
             max,
         }
     }
 
-    pub fn take(&self) -> Option<Slot<'_>> {
+    pub(crate) fn take(&self) -> Option<Slot<'_>> {
         self.held
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
                 (held < self.max).then_some(held + 1)
@@ -271,16 +271,16 @@ impl Slots {
 
     /// A slot even past the maximum: for a connection served in place of one being
     /// closed, which releases its own slot soon after.
-    pub fn take_over(&self) -> Slot<'_> {
+    pub(crate) fn take_over(&self) -> Slot<'_> {
         self.held.fetch_add(1, Ordering::AcqRel);
         Slot(self)
     }
 
-    pub fn held(&self) -> usize {
+    pub(crate) fn held(&self) -> usize {
         self.held.load(Ordering::Relaxed)
     }
 
-    pub fn max(&self) -> usize {
+    pub(crate) fn max(&self) -> usize {
         self.max
     }
 }

@@ -20,7 +20,7 @@ use pingora::proxy::Session;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub struct Acceptor {
+pub(crate) struct Acceptor {
     queue: QueueSender,
     journal: Arc<Journal>,
     metrics: Arc<Metrics>,
@@ -33,7 +33,11 @@ struct Refusal {
 }
 
 impl Acceptor {
-    pub fn new(queue: QueueSender, journal: Arc<Journal>, metrics: Arc<Metrics>) -> Acceptor {
+    pub(crate) fn new(
+        queue: QueueSender,
+        journal: Arc<Journal>,
+        metrics: Arc<Metrics>,
+    ) -> Acceptor {
         Acceptor {
             queue,
             journal,
@@ -44,7 +48,7 @@ impl Acceptor {
     /// Answers one `POST /payments` completely, timed from here to the answer written (an
     /// answer that fails to be written is not timed). An `Err` is an I/O failure on the
     /// client's connection, left to Pingora.
-    pub async fn answer(&self, session: &mut Session) -> pingora::Result<()> {
+    pub(crate) async fn answer(&self, session: &mut Session) -> pingora::Result<()> {
         let started = Instant::now();
         let answered = self.take_and_answer(session).await;
         if answered.is_ok() {

@@ -11,7 +11,7 @@ const TOO_LARGE_DRAIN: Duration = Duration::from_secs(1);
 
 /// The whole request body, or `None` as soon as it is known to exceed `limit` bytes
 /// (from `Content-Length` up front, or while reading a chunked one).
-pub async fn read_limited(
+pub(crate) async fn read_limited(
     session: &mut Session,
     limit: usize,
 ) -> pingora::Result<Option<BytesMut>> {
@@ -40,7 +40,7 @@ pub async fn read_limited(
 /// still arriving makes the kernel reset the connection, and such a client sees only a
 /// broken pipe. Drained in time, the connection can carry the next request; if not,
 /// Pingora closes it after the answer.
-pub async fn discard_rest(session: &mut Session) {
+pub(crate) async fn discard_rest(session: &mut Session) {
     session.set_total_drain_timeout(Some(TOO_LARGE_DRAIN));
     if let Err(e) = session.drain_request_body().await {
         tracing::debug!("the rest of a body too large was not read: {e}");
@@ -49,7 +49,7 @@ pub async fn discard_rest(session: &mut Session) {
 
 /// Whether the request says it carries a body (`Content-Length` above 0, or any
 /// `Transfer-Encoding`).
-pub fn declared(session: &Session) -> bool {
+pub(crate) fn declared(session: &Session) -> bool {
     let headers = &session.req_header().headers;
     headers.contains_key("transfer-encoding")
         || headers

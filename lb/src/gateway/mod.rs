@@ -51,7 +51,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// the request a 502 instead of holding it forever.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub struct Gateway {
+pub(crate) struct Gateway {
     acceptor: Acceptor,
     workers: Arc<LoadBalancer<RoundRobin>>,
     worker_count: usize,
@@ -60,7 +60,7 @@ pub struct Gateway {
 
 /// What one request carries between the filters.
 #[derive(Default)]
-pub struct RequestCtx {
+pub(crate) struct RequestCtx {
     /// The worker the current proxy attempt goes to.
     current: Option<Backend>,
     /// Workers that refused this request's connection.
@@ -72,7 +72,7 @@ pub struct RequestCtx {
 }
 
 impl Gateway {
-    pub fn new(
+    pub(crate) fn new(
         queue: QueueSender,
         journal: Arc<Journal>,
         workers: Arc<LoadBalancer<RoundRobin>>,

@@ -32,7 +32,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 
 /// Connections to the metrics listener served at once.
-pub const SCRAPERS_MAX: usize = 16;
+pub(crate) const SCRAPERS_MAX: usize = 16;
 /// The one path the listener answers.
 const PATH: &str = "/metrics";
 /// A scraper's connection is closed after this long, so a silent one does not keep its
@@ -41,10 +41,10 @@ const SCRAPER_CONNECTION_MAX: Duration = Duration::from_secs(30);
 
 /// What a scrape reads: the counters, the queue's depth, the client connections open.
 #[derive(Clone)]
-pub struct Gauges {
-    pub metrics: Arc<Metrics>,
-    pub queue: QueueSender,
-    pub connections: Arc<Connections>,
+pub(crate) struct Gauges {
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) queue: QueueSender,
+    pub(crate) connections: Arc<Connections>,
 }
 
 impl Gauges {
@@ -55,14 +55,14 @@ impl Gauges {
 }
 
 /// The background service serving `GET /metrics` on `address` until shutdown.
-pub struct MetricsListener {
+pub(crate) struct MetricsListener {
     address: Address,
     gauges: Gauges,
     scrapers: Arc<Slots>,
 }
 
 impl MetricsListener {
-    pub fn new(address: Address, gauges: Gauges) -> MetricsListener {
+    pub(crate) fn new(address: Address, gauges: Gauges) -> MetricsListener {
         MetricsListener {
             address,
             gauges,

@@ -56,7 +56,7 @@ const WRITING: u64 = u64::MAX;
 pub struct Seq(u64);
 
 impl Seq {
-    pub const NONE: Seq = Seq(0);
+    pub(crate) const NONE: Seq = Seq(0);
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +95,7 @@ struct Ring {
 
 impl Journal {
     /// No journal: every payment the lb holds is lost if it is killed.
-    pub fn off() -> Journal {
+    pub(crate) fn off() -> Journal {
         Journal(None)
     }
 
@@ -175,7 +175,7 @@ impl Journal {
     }
 
     /// Frees every slot (a purge): a later replay brings back no payment from before it.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         if let Some(ring) = &self.0 {
             for i in 0..ring.slots {
                 let state = ring.state(i);
@@ -188,8 +188,9 @@ impl Journal {
         }
     }
 
-    /// Payments recorded and not yet retired (a scan of every slot: for tests and logs).
-    pub fn live(&self) -> usize {
+    /// Payments recorded and not yet retired (a scan of every slot).
+    #[cfg(test)]
+    pub(crate) fn live(&self) -> usize {
         self.0.as_ref().map_or(0, |ring| {
             (0..ring.slots)
                 .filter(|&i| !matches!(ring.state(i).load(Ordering::Acquire), FREE | WRITING))
