@@ -5,9 +5,9 @@
 //! tests, `make run` and compose use the same spelling. Defaults are the right values for
 //! the contest: one Pingora service thread (all services share 1.5 CPUs), a queue deep
 //! enough to hold about two minutes of the contest's peak rate while both workers are
-//! down (see [`Config`]), a drain
-//! that fits inside docker's 10 s stop timeout, and a cap on client connections that keeps
-//! the lb inside its 100 MB compose limit whatever the clients do.
+//! down (see [`Config`]), a drain that fits inside docker's 10 s stop timeout, and a cap on
+//! client connections that keeps the lb inside its 100 MB compose limit whatever the
+//! clients do.
 
 use crate::delivery::workers::WorkerAddr;
 use payment::intake::MAX_BATCH_PAYMENTS;
@@ -46,13 +46,12 @@ pub const LB_JOURNAL_PATH: &str = "LB_JOURNAL_PATH";
 /// The variable of [`Config::metrics_listen`].
 pub const LB_METRICS_LISTEN: &str = "LB_METRICS_LISTEN";
 
-/// Why these defaults: about two minutes of the contest's peak rate for the queue
-/// (65,536 / 550 per s ≈ 119 s; 40 bytes each in the queue, 40 more in the journal); for the connections, with every connection inside a request
-/// at once, the most a connection costs (about 23 KB of Pingora's per-request state),
-/// 2,048 took the lb to 58 MiB of RSS (scripts/bench/lb/idle_connections.sh), leaving room
-/// under its 100 MB for the kernel's socket memory (which the container's limit counts
-/// too) and a full queue; idle ones cost about 6 KB each, and the contest's clients hold
-/// about 550. `LB_AVOID_MS` is several forward timeouts: a worker that hangs costs one
+/// Why these defaults: the queue holds about two minutes of the contest's peak rate
+/// (65,536 at 550 per s; 40 bytes each in the queue, 40 more in the journal). The
+/// connection cap leaves room under the lb's 100 MB for every served connection being
+/// inside a request (the most one costs), for the kernel's socket memory (which the
+/// container's limit counts too) and for a full queue (bench/RESULTS.md, "Connections and
+/// memory"). `LB_AVOID_MS` is several forward timeouts: a worker that hangs costs one
 /// timeout per this, not one per batch; a worker that restarts gets intake again soon.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(

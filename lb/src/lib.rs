@@ -3,10 +3,10 @@
 //! the api workers' `POST /intake`, and proxies the summary and the purge to a healthy
 //! worker. Built on Cloudflare's Pingora. Its parts, in the order a payment meets them:
 //!
-//! - [`front`]: the client connections, capped, each request's head read before Pingora;
-//! - [`gateway`]: the routes; `POST /payments` validated, journaled, queued, answered 202;
-//! - [`delivery`]: the [`journal`], the queue and the forwarder that posts to the workers;
-//! - [`metrics`] (and its own listener), [`shutdown`] (the drain on SIGTERM), [`config`],
+//! - `front`: the client connections, capped, each request's head read before Pingora;
+//! - `gateway`: the routes; `POST /payments` validated, journaled, queued, answered 202;
+//! - `delivery`: the [`journal`], the queue and the forwarder that posts to the workers;
+//! - `metrics` (and its own listener), [`shutdown`] (the drain on SIGTERM), [`config`],
 //!   and [`server`], which puts the parts together.
 
 pub mod config;

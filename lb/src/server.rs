@@ -1,14 +1,13 @@
-//! Assembles the lb from its parts and runs it: one Pingora server with three services,
+//! Assembles the lb from its parts and runs it: one Pingora server with
 //!
-//! - the HTTP service on `LB_LISTEN`, on `LB_THREADS` threads: [`Front`] (the cap on
-//!   client connections, the read of each request head) in front of Pingora's proxy with our
-//!   [`Gateway`];
+//! - the HTTP service on `LB_LISTEN`, on `LB_THREADS` threads: `Front` (the cap on client
+//!   connections, the read of each request head) in front of Pingora's proxy with `Gateway`;
 //! - the workers' TCP health check (Pingora's load balancer as a background service),
 //!   which the gateway consults to proxy the summary and the purge;
-//! - the [`Forwarder`], a background service draining the queue into the workers;
-//! - the [`MetricsListener`] on `LB_METRICS_LISTEN` (unless `off`),
+//! - the `Forwarder`, a background service draining the queue into the workers;
+//! - the `MetricsListener` on `LB_METRICS_LISTEN` (unless `off`),
 //!
-//! and our [`DrainOnSignal`] as the server's shutdown trigger.
+//! and `DrainOnSignal` (see [`crate::shutdown`]) as the server's shutdown trigger.
 
 use crate::config::{Config, JournalAt, MetricsListen};
 use crate::delivery::forwarder::{self, Forwarder};

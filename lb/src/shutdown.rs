@@ -1,26 +1,11 @@
 //! Graceful shutdown: on SIGTERM (or SIGINT) stop accepting payments, deliver every
-//! queued one to the workers, then let Pingora close the port and exit.
+//! queued one to the workers (at most `LB_DRAIN_TIMEOUT_MS`), then let Pingora close the
+//! port and exit: Pingora is handed `DrainOnSignal` as its shutdown trigger, which runs the
+//! drain first and only then reports a graceful terminate.
 //!
-//! Why not just Pingora's own SIGTERM handling: it broadcasts shutdown to the services
-//! and then sleeps a *fixed* grace period before tearing the runtimes down (cancelling
-//! whatever still runs), and it treats SIGINT as "drop everything now". We want "as
-//! long as the drain takes, bounded by `LB_DRAIN_TIMEOUT_MS`" for both signals. So the
-//! lb hands Pingora a custom [`ShutdownSignalWatch`], [`DrainOnSignal`], which on a
-//! signal first runs the drain and only then reports `GracefulTerminate`; Pingora is
-//! configured with a zero grace period, so its part (stop listening, close idle
-//! keep-alive connections, stop runtimes) follows at once.
-//!
-//! During the drain the port still answers: the summary keeps working and new payments
-//! get 503 (the queue refuses them from the signal on), so nothing is accepted that
-//! could be lost.
-//!
-//! Until [`DrainOnSignal`] has installed its handler, the default action of SIGTERM is
-//! to kill the process, and the port opens (on a service thread) before Pingora asks
-//! for the trigger (on the main thread): a SIGTERM in that window would skip the drain
-//! (`lb/tests/shutdown.rs` saw it in about 1 start in 30). So `main` first holds both
-//! signals back ([`hold_stop_signals`]): every thread started later inherits the mask,
-//! a signal that arrives is kept pending, and the handler lets it through once
-//! installed, which then starts the drain as for any later signal.
+//! Invariant: no signal skips the drain. During it the port still answers (the summary
+//! works, new payments get 503), and `main` holds both signals pending
+//! ([`hold_stop_signals`]) until the trigger's handler is installed.
 
 use crate::delivery::queue::QueueSender;
 use crate::metrics::Metrics;

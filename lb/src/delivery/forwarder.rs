@@ -1,37 +1,12 @@
 //! The forwarder: a Pingora background service that moves accepted payments from the
-//! queue to the workers' `POST /intake`.
+//! queue to the workers' `POST /intake`, in batches after a short linger
+//! (`LB_BATCH_LINGER_MS`, cut short once `LB_BATCH_MAX` are queued), round robin with
+//! failover, a worker whose intake just failed tried after the others for `LB_AVOID_MS`.
 //!
-//! - **Batches after a short linger**: once a payment is queued it waits
-//!   `LB_BATCH_LINGER_MS` for more to join it, or less once `LB_BATCH_MAX` are queued,
-//!   then takes what is queued (up to `LB_BATCH_MAX`); under load the batches also grow
-//!   while the previous one is in flight. The linger is on the forwarder only, never on
-//!   the 202: it trades some milliseconds before a payment reaches a worker for several
-//!   times fewer intake requests. Each batch costs the workers about the same whatever
-//!   its size (an HTTP exchange, two commits, their wake-ups), so at the contest's rate
-//!   (~280 payments/s) 100 ms instead of 20 cut the workers' CPU per run by about a third
-//!   (bench/RESULTS.md, "CPU per payment"). The price: a payment waits up to that long in the lb,
-//!   kept by the journal across a kill (see [`crate::delivery::journal`]). 0 sends whatever is
-//!   queued at once.
-//! - **Round robin with failover**: each batch goes to the next worker in turn, and a
-//!   failed attempt is retried on the other worker at once. When every worker failed, it
-//!   waits (exponential backoff from 10 ms, capped at `LB_BACKOFF_MAX_MS`) and goes round
-//!   again, for as long as it takes.
-//! - **Avoids a failing worker for a while**: a worker whose intake just failed (refused,
-//!   broken, 5xx, or no answer within `LB_FORWARD_TIMEOUT_MS`) is tried after the others
-//!   for `LB_AVOID_MS`. Without this the rotation came back to it first on every batch,
-//!   and a worker that hangs cost a whole forward timeout per batch. It is put last, never
-//!   left out: when the other workers fail too it is still tried, in the same round, so
-//!   a batch only it can take waits no longer than before.
-//! - **Never drops what got a 202**: a batch leaves the lb only when a worker answered
-//!   200 (committed). Sending a batch twice is harmless, intake is idempotent, so a
-//!   timeout is simply retried. The one exception is a 400, which means the lb and the
-//!   worker disagree on the wire format (a bug): retrying cannot help, so the batch is
-//!   logged as an error with the worker's answer, counted, and dropped. A 413 (a worker
-//!   that takes smaller bodies than `LB_BATCH_MAX` assumes) sends the batch again in
-//!   halves instead of retrying it whole forever. Either way its payments are retired
-//!   from the journal then, and only then.
-//! - **Drains on shutdown**: when [`Shutdown`] starts draining, it closes the queue (new
-//!   payments get 503) and keeps delivering until the queue is empty, then says so.
+//! Invariant: a payment leaves the lb (and the journal) only when a worker answered 200,
+//! or, a bug, refused its batch as malformed (400: logged, counted, dropped); anything else
+//! is retried, for as long as it takes (intake is idempotent), and a 413 is sent again in
+//! halves. On [`Shutdown`] it closes the queue and delivers what is left, then says so.
 
 use super::intake_client::{IntakeClient, IntakeReply};
 use super::journal::Journal;

@@ -1,18 +1,10 @@
-//! The bounded in-memory queue between the 202 and the forwarder.
+//! The bounded in-memory queue between the 202 and the forwarder (a tokio bounded channel).
 //!
-//! The accept path only ever calls [`QueueSender::push`], which never waits: a full
-//! queue is an immediate "no" (the client gets 503 and retries) instead of a payment
-//! accepted that the lb could not keep. It is a tokio bounded channel: `try_send` is a
-//! few atomic operations and shares no lock with the forwarder's network I/O, and
-//! closing the receiving side makes every later push fail while what is already queued
-//! can still be drained, which is exactly what graceful shutdown needs. Because the
-//! forwarder may be busy retrying a batch when shutdown starts, the sending side can
-//! also refuse new payments at once ([`QueueSender::refuse_new`]); the receiver's close
-//! is still what makes the final drain airtight.
-//!
-//! The forwarder lingers for a batch to gather ([`QueueReceiver::linger`]); a push that
-//! makes a whole batch's worth queued ends that linger, so at high rates batches leave as
-//! soon as they are full instead of piling up for the whole linger and leaving in a burst.
+//! Invariant: [`QueueSender::push`] never waits: a full or closed queue is an immediate
+//! "no" (the client gets 503), never a payment accepted that the lb cannot keep. Once
+//! [`QueueReceiver::close`] ran, every later push fails and what is queued can still be
+//! drained; [`QueueSender::refuse_new`] refuses new payments at once, for the drain. The
+//! push that makes a batch's worth queued ends the forwarder's [`QueueReceiver::linger`].
 
 use super::journal::Seq;
 use payment::intake::Accepted;

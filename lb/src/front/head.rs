@@ -1,17 +1,8 @@
 //! The head of each request, read on the bare connection before Pingora sees it, then put
-//! back into the connection for Pingora to parse as usual.
-//!
-//! Two reasons, both about memory ([`crate::front`] says how many connections there are):
-//! - Pingora builds its whole per-request state (a boxed future of several KB and a
-//!   4 KiB head buffer) as soon as it starts waiting for a request. Waiting here instead,
-//!   a connection between two requests holds only a small read buffer.
-//! - Pingora takes a request head of up to 1 MB, growing its buffer as the bytes come,
-//!   so each connection could cost a megabyte. Here the head must end within
-//!   [`HEAD_MAX_BYTES`]; a longer one is answered 431.
-//!
-//! The cost on the 202 path: no extra system call (the read is the one Pingora would
-//! have made), a scan of the bytes for the empty line, and one copy of them: no difference
-//! in CPU or p99 measurable with scripts/bench/lb/ab.sh (bench/RESULTS.md, "Connections and memory").
+//! back into the connection for Pingora to parse as usual: until its first byte comes, the
+//! connection waits here, idle and closable ([`super::idle`]), holding only a small read
+//! buffer instead of Pingora's per-request state. Invariant: a head must end within
+//! [`HEAD_MAX_BYTES`] (a longer one is answered 431), whatever the client sends.
 
 use super::idle::{FirstRead, IdleSpot};
 use pingora::protocols::l4::stream::Stream as TcpStream;

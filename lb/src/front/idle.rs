@@ -1,14 +1,10 @@
 //! The idle client connections: those waiting for their next request with no byte of it
-//! read. At the connection cap the lb closes the one idle the longest to serve a new
-//! client ([`crate::front`] says why that is safe).
+//! read. At the connection cap the lb closes the one idle the longest to serve a new client.
 //!
-//! "No byte read" must hold at the moment of closing, also on several threads: a
-//! connection's state and the read of its first byte change together. Each poll of that
-//! read first moves the connection from idle to reading (one compare-and-swap), so the
-//! closer, which only takes a connection from idle, never closes one whose bytes are
-//! being read; a read that ends with bytes leaves it busy, one that must wait leaves it
-//! idle again. The 202 path pays two atomic stores per request, plus one uncontended lock
-//! when a connection starts waiting (its place in the list, oldest first).
+//! Invariant: "no byte read" holds at the moment of closing, also across threads. Each poll
+//! of a connection's first read moves it from idle to reading (one compare-and-swap), and
+//! the closer only takes a connection from idle, so it never closes one whose bytes are
+//! being read; a read that ends with bytes leaves it busy, one that must wait, idle again.
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};

@@ -1,37 +1,12 @@
-//! The client connections, before Pingora's HTTP layer: how many the lb serves at once,
-//! and what one costs while it waits for its next request.
+//! The client connections, before Pingora's HTTP layer: at most `LB_MAX_CONNECTIONS` served
+//! at once, each request's head read here ([`head`]) so that a connection between two
+//! requests holds no Pingora state and no head grows past [`HEAD_MAX_BYTES`].
 //!
-//! **The cap** (`LB_MAX_CONNECTIONS`). Nothing in Pingora bounds the connections it
-//! accepts, and each one it serves holds memory: 4,000 idle clients took the lb to
-//! 96 MiB, at its 100 MB compose limit, where an OOM kill would lose every payment in the
-//! queue. At the cap, a new connection is served in place of the connection idle the
-//! longest, which is closed (as nginx closes idle keep-alive connections to serve new
-//! ones); only when none is idle is the new one answered at once, `503
-//! {"error":"too_many_connections",...}` with `Retry-After: 1` and `Connection: close`,
-//! then closed. The connections being served are never touched.
-//! - Idle means waiting for the next request with no byte of it read ([`crate::front::idle`]).
-//!   Closing such a connection loses nothing the lb accepted: no payment on it was read,
-//!   so none was answered 202. A client between two requests sees its keep-alive
-//!   connection closed (a FIN), as after any server's keep-alive timeout, and opens a new
-//!   one for its next request (HTTP client pools do this by themselves). The one loser is
-//!   a client that sent a request in the instant its connection, the one idle the
-//!   longest, was closed: its request was never read (the kernel resets the connection
-//!   over the unread bytes), so it gets an error instead of an answer and must send the
-//!   payment again; pools resend by themselves only what they know to be unsent or
-//!   idempotent, and a resent payment is harmless (intake keys it by `correlationId`).
-//!   A connection that has started sending a request is never closed for room: the head
-//!   is read here, before Pingora, so the lb knows which connections have sent nothing.
-//! - Why answer rather than leave new connections in the kernel's accept queue until a
-//!   slot frees: the client learns at once that it may retry, instead of a request that
-//!   hangs on a connection that looks accepted until its own timeout.
-//! - The default leaves room for every connection being inside a request (the most one
-//!   costs, see bench/RESULTS.md), not only for idle ones; the accept path pays one
-//!   atomic update below the cap, and the list's lock only at the cap.
-//!
-//! **Per connection**: [`Front`] reads each request's head itself before Pingora sees it
-//! ([`crate::front::head`]), so a connection between two requests holds no Pingora state and no
-//! head can grow past 8 KiB; a connection idle for [`IDLE_TIMEOUT`] is closed, as
-//! Pingora's keep-alive would.
+//! At the cap a new connection is served in place of the one idle the longest ([`idle`]),
+//! which is closed; only when none is idle is it answered `503 too_many_connections`
+//! (`Retry-After: 1`) and closed. Invariant: a connection that has sent a byte of a request
+//! is never closed for room, so nothing the lb read (and answered 202) is lost; one idle for
+//! [`IDLE_TIMEOUT`] is closed, as Pingora's keep-alive would. docs/architecture.md says why.
 
 mod head;
 mod idle;

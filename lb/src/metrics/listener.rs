@@ -1,16 +1,10 @@
-//! The lb's `GET /metrics` on a listener of its own (`LB_METRICS_LISTEN`), off the
-//! public port: the contest publishes 9999 to anyone, and the counters are for whoever
-//! runs the lb (a bench's sampler, a person with curl), not for its clients.
+//! The lb's `GET /metrics` on a listener of its own (`LB_METRICS_LISTEN`: TCP, by default
+//! `127.0.0.1:9990`, or a Unix socket), off the public port: the counters are for whoever
+//! runs the lb, not for its clients. A Pingora background service with a small hyper server.
 //!
-//! - A Pingora background service with a small hyper server, not a second Pingora HTTP
-//!   service: nothing of the proxy is needed, and a listener that cannot be bound (the
-//!   port taken by another lb on the same machine) is logged and skipped rather than
-//!   stopping the lb: payments matter more than their counters.
-//! - TCP (`127.0.0.1:9990` by default: this host only) or a Unix socket, which the
-//!   compose files put on the volume the lb shares with the workers, so the host reads
-//!   it without any port being published.
-//! - At most [`SCRAPERS_MAX`] connections at once; past that one is closed unanswered,
-//!   so the listener costs bounded memory whoever connects.
+//! Invariant: the listener never costs the lb its payments: one that cannot be bound is
+//! logged and skipped, and at most [`SCRAPERS_MAX`] connections are served at once (past
+//! that one is closed unanswered), so it costs bounded memory whoever connects.
 
 use super::Metrics;
 use crate::delivery::queue::QueueSender;
