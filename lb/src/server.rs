@@ -35,9 +35,9 @@ use std::sync::Arc;
 pub use crate::delivery::workers::ResolveError;
 
 /// Buffers of each client connection: no read buffer (Pingora reads a request's head into
-/// its own 4 KiB buffer anyway; its default 64 KiB read buffer per connection cost about
-/// 11 KB of touched memory per keep-alive client, 6 MB at the contest's 550), and
-/// Pingora's default one-segment write buffer, so an answer leaves in one write.
+/// its own 4 KiB buffer anyway; its default 64 KiB read buffer per connection cost memory
+/// per keep-alive client: bench/RESULTS.md, "Component benchmarks", the lb's "Memory"),
+/// and Pingora's default one-segment write buffer, so an answer leaves in one write.
 const CLIENT_BUFFERS: L4BufferSettings = L4BufferSettings {
     read: Some(0),
     write: None,
@@ -128,8 +128,8 @@ pub fn run(config: Config) -> Result<Exit, StartError> {
     let settings = forwarder::Settings {
         workers: config.workers.clone(),
         batch_max: config.batch_max,
-        linger: config.batch_linger,
-        timeout: config.forward_timeout,
+        batch_linger: config.batch_linger,
+        forward_timeout: config.forward_timeout,
         backoff_max: config.backoff_max,
         avoid: config.avoid,
     };

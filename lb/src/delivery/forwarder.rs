@@ -29,8 +29,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 pub(crate) struct Settings {
     pub(crate) workers: Vec<WorkerAddr>,
     pub(crate) batch_max: usize,
-    pub(crate) linger: Duration,
-    pub(crate) timeout: Duration,
+    pub(crate) batch_linger: Duration,
+    pub(crate) forward_timeout: Duration,
     pub(crate) backoff_max: Duration,
     pub(crate) avoid: Duration,
 }
@@ -72,8 +72,8 @@ impl BackgroundService for Forwarder {
             tracing::error!("forwarder started twice; the second start does nothing");
             return;
         };
-        let mut delivery =
-            Delivery::new(&self.settings, self.metrics.clone(), self.journal.clone());
+        let mut rotation =
+            Rotation::new(&self.settings, self.metrics.clone(), self.journal.clone());
         let mut draining = self.shutdown.draining();
         let mut closed = false;
         let mut batch = Vec::with_capacity(self.settings.batch_max);
@@ -91,13 +91,13 @@ impl BackgroundService for Forwarder {
                     }
                 }
             }
-            if !self.settings.linger.is_zero() && batch.len() < self.settings.batch_max {
+            if !self.settings.batch_linger.is_zero() && batch.len() < self.settings.batch_max {
                 // One wait, then one take: the forwarder is not woken by every payment that
                 // arrives meanwhile, only by the one that completes a batch.
-                queue.linger(self.settings.linger).await;
+                queue.linger(self.settings.batch_linger).await;
                 queue.top_up(&mut batch, self.settings.batch_max).await;
             }
-            delivery.deliver(&batch).await;
+            rotation.deliver(&batch).await;
             batch.clear();
         }
         self.shutdown.mark_drained();
@@ -108,29 +108,29 @@ impl BackgroundService for Forwarder {
 enum Attempt {
     Recorded,
     Malformed,
-    Oversized,
+    TooLarge,
     Failed,
 }
 
 /// A worker found a batch too large to take.
-struct Oversized;
+struct TooLarge;
 
 /// The forwarder's connections and its place in the rotation.
-struct Delivery {
+struct Rotation {
     clients: Vec<IntakeClient>,
     /// Per worker, when its last intake attempt failed, unless one succeeded since.
     failed_at: Vec<Option<Instant>>,
     next: usize,
-    timeout: Duration,
+    forward_timeout: Duration,
     backoff_max: Duration,
     avoid: Duration,
     metrics: Arc<Metrics>,
     journal: Arc<Journal>,
 }
 
-impl Delivery {
-    fn new(settings: &Settings, metrics: Arc<Metrics>, journal: Arc<Journal>) -> Delivery {
-        Delivery {
+impl Rotation {
+    fn new(settings: &Settings, metrics: Arc<Metrics>, journal: Arc<Journal>) -> Rotation {
+        Rotation {
             clients: settings
                 .workers
                 .iter()
@@ -139,7 +139,7 @@ impl Delivery {
                 .collect(),
             failed_at: vec![None; settings.workers.len()],
             next: 0,
-            timeout: settings.timeout,
+            forward_timeout: settings.forward_timeout,
             backoff_max: settings.backoff_max,
             avoid: settings.avoid,
             metrics,
@@ -152,7 +152,7 @@ impl Delivery {
     async fn deliver(&mut self, batch: &[Queued]) {
         let mut parts = vec![batch];
         while let Some(part) = parts.pop() {
-            let Some(Oversized) = self.deliver_whole(part).await else {
+            let Some(TooLarge) = self.deliver_whole(part).await else {
                 continue;
             };
             if part.len() > 1 {
@@ -166,8 +166,8 @@ impl Delivery {
     }
 
     /// Sends `batch` as one intake request until a worker records or refuses it; returns
-    /// `Some(Oversized)` if a worker answered 413 instead.
-    async fn deliver_whole(&mut self, batch: &[Queued]) -> Option<Oversized> {
+    /// `Some(TooLarge)` if a worker answered 413 instead.
+    async fn deliver_whole(&mut self, batch: &[Queued]) -> Option<TooLarge> {
         let mut wire = Vec::with_capacity(batch.len() * 64);
         batch
             .iter()
@@ -180,7 +180,7 @@ impl Delivery {
                 match self.attempt(i, body.clone(), batch.len()).await {
                     Attempt::Recorded => return self.done_with(batch, true),
                     Attempt::Malformed => return self.done_with(batch, false),
-                    Attempt::Oversized => return Some(Oversized),
+                    Attempt::TooLarge => return Some(TooLarge),
                     Attempt::Failed => self.metrics.retried(),
                 }
             }
@@ -190,7 +190,7 @@ impl Delivery {
     }
 
     /// The payments of `batch` leave the lb: recorded by a worker, or dropped as a bug.
-    fn done_with(&self, batch: &[Queued], recorded: bool) -> Option<Oversized> {
+    fn done_with(&self, batch: &[Queued], recorded: bool) -> Option<TooLarge> {
         if !recorded {
             self.metrics.dropped(batch.len());
         }
@@ -203,7 +203,7 @@ impl Delivery {
         self.next = (i + 1) % self.clients.len();
         let started = Instant::now();
         let client = &mut self.clients[i];
-        let outcome = client.post(body, self.timeout).await;
+        let outcome = client.post(body, self.forward_timeout).await;
         let addr = client.addr().clone();
         match outcome {
             Ok(IntakeReply::Recorded) => {
@@ -213,13 +213,13 @@ impl Delivery {
                 }
                 Attempt::Recorded
             }
-            Ok(IntakeReply::Refused(answer)) => {
+            Ok(IntakeReply::Malformed(answer)) => {
                 tracing::error!("worker {addr} refused an intake batch as malformed, dropping its {payments} payments (a bug in lb or api): {answer}");
                 Attempt::Malformed
             }
             Ok(IntakeReply::TooLarge) => {
                 tracing::warn!("worker {addr} found an intake batch of {payments} payments too large; sending it in halves (lower LB_BATCH_MAX)");
-                Attempt::Oversized
+                Attempt::TooLarge
             }
             Ok(IntakeReply::Unavailable(status)) => {
                 self.note_failure(i, || format!("worker {addr} answered intake with {status}"));
@@ -334,12 +334,12 @@ mod tests {
         let settings = Settings {
             workers: vec![worker],
             batch_max: 10,
-            linger: Duration::ZERO,
-            timeout: Duration::from_secs(5),
+            batch_linger: Duration::ZERO,
+            forward_timeout: Duration::from_secs(5),
             backoff_max: Duration::from_millis(100),
             avoid: Duration::from_secs(1),
         };
-        let mut delivery = Delivery::new(&settings, Arc::default(), journal.clone());
+        let mut rotation = Rotation::new(&settings, Arc::default(), journal.clone());
         let batch: Vec<Queued> = (0..10)
             .map(|i| {
                 let accepted = payment::intake::Accepted {
@@ -356,7 +356,7 @@ mod tests {
             })
             .collect();
         // Before the split, a 413 was retried whole, forever.
-        tokio::time::timeout(Duration::from_secs(10), delivery.deliver(&batch))
+        tokio::time::timeout(Duration::from_secs(10), rotation.deliver(&batch))
             .await
             .expect("delivered within 10 s");
         let taken = taken.lock().unwrap().clone();

@@ -21,7 +21,7 @@ pub(crate) enum IntakeReply {
     /// 200: the batch is committed in the worker's database.
     Recorded,
     /// 400: the worker found a malformed line; the body says which.
-    Refused(String),
+    Malformed(String),
     /// 413: the batch is larger than the worker takes (a worker with a smaller limit
     /// than this lb's `LB_BATCH_MAX` assumes): smaller batches will do.
     TooLarge,
@@ -30,7 +30,7 @@ pub(crate) enum IntakeReply {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum LinkError {
+pub(crate) enum IntakeError {
     #[error("cannot connect to worker {addr}: {source}")]
     Connect {
         addr: WorkerAddr,
@@ -65,11 +65,11 @@ impl IntakeClient {
         &mut self,
         batch: Bytes,
         timeout: Duration,
-    ) -> Result<IntakeReply, LinkError> {
+    ) -> Result<IntakeReply, IntakeError> {
         let result = tokio::time::timeout(timeout, self.exchange(batch))
             .await
             .unwrap_or_else(|_| {
-                Err(LinkError::Timeout {
+                Err(IntakeError::Timeout {
                     addr: self.addr.clone(),
                     timeout,
                 })
@@ -80,8 +80,8 @@ impl IntakeClient {
         result
     }
 
-    async fn exchange(&mut self, batch: Bytes) -> Result<IntakeReply, LinkError> {
-        let http = |source| LinkError::Http {
+    async fn exchange(&mut self, batch: Bytes) -> Result<IntakeReply, IntakeError> {
+        let http = |source| IntakeError::Http {
             addr: self.addr.clone(),
             source,
         };
@@ -101,7 +101,7 @@ impl IntakeClient {
             .to_bytes();
         Ok(match status {
             200 => IntakeReply::Recorded,
-            400 => IntakeReply::Refused(String::from_utf8_lossy(&body).into_owned()),
+            400 => IntakeReply::Malformed(String::from_utf8_lossy(&body).into_owned()),
             413 => IntakeReply::TooLarge,
             other => IntakeReply::Unavailable(other),
         })
@@ -118,16 +118,16 @@ fn intake_request(batch: Bytes) -> Request<Full<Bytes>> {
     request
 }
 
-async fn connect(addr: &WorkerAddr) -> Result<SendRequest<Full<Bytes>>, LinkError> {
+async fn connect(addr: &WorkerAddr) -> Result<SendRequest<Full<Bytes>>, IntakeError> {
     let stream = super::workers::connect(addr)
         .await
-        .map_err(|source| LinkError::Connect {
+        .map_err(|source| IntakeError::Connect {
             addr: addr.clone(),
             source,
         })?;
     let (sender, connection) = http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|source| LinkError::Http {
+        .map_err(|source| IntakeError::Http {
             addr: addr.clone(),
             source,
         })?;

@@ -68,7 +68,7 @@ pub(crate) async fn read(
         let read = if bytes.is_empty() {
             match timeout(idle, spot.first_read(tcp.read_buf(bytes))).await {
                 Ok(FirstRead::Read(read)) => Ok(read),
-                Ok(FirstRead::Closed) => return Head::ClosedIdle,
+                Ok(FirstRead::ClosedIdle) => return Head::ClosedIdle,
                 Err(elapsed) => Err(elapsed),
             }
         } else {

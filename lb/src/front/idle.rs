@@ -46,7 +46,7 @@ pub(crate) enum FirstRead<T> {
     /// The read ended (with bytes, at the end of the stream, or in error).
     Read(T),
     /// The connection was closed to make room, before any byte was read.
-    Closed,
+    ClosedIdle,
 }
 
 impl IdleConnections {
@@ -148,7 +148,7 @@ impl<'a> IdleSpot<'a> {
             let _ = closed.as_mut().poll(cx);
             if !self.begin_read() {
                 self.listed = false;
-                return Poll::Ready(FirstRead::Closed);
+                return Poll::Ready(FirstRead::ClosedIdle);
             }
             match read.as_mut().poll(cx) {
                 Poll::Ready(out) => {
@@ -247,7 +247,7 @@ mod tests {
         assert!(all.close_oldest());
         assert!(matches!(
             poll_once(first_wait.as_mut()),
-            Poll::Ready(FirstRead::Closed)
+            Poll::Ready(FirstRead::ClosedIdle)
         ));
         assert!(poll_once(second_wait.as_mut()).is_pending());
         assert_eq!(all.count(), 1);

@@ -40,7 +40,7 @@ const REFUSING_MAX: usize = 256;
 pub(crate) struct Front<A> {
     http: Arc<A>,
     connections: Arc<Connections>,
-    refusing: Slots,
+    refusing: Permits,
     metrics: Arc<Metrics>,
 }
 
@@ -49,7 +49,7 @@ impl<A> Front<A> {
         Front {
             http: Arc::new(http),
             connections,
-            refusing: Slots::new(REFUSING_MAX),
+            refusing: Permits::new(REFUSING_MAX),
             metrics,
         }
     }
@@ -63,11 +63,11 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Front<A> {
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let open = &self.connections.open;
-        let slot = match open.take() {
-            Some(slot) => slot,
+        let permit = match open.take() {
+            Some(permit) => permit,
             None if self.connections.idle.close_oldest() => {
                 self.metrics.idle_connection_closed();
-                // The closed one releases its slot as soon as its task runs.
+                // The closed one releases its permit as soon as its task runs.
                 open.take_over()
             }
             None => {
@@ -76,7 +76,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Front<A> {
             }
         };
         self.serve(stream, shutdown).await;
-        drop(slot);
+        drop(permit);
         None
     }
 
@@ -192,14 +192,14 @@ fn closing_answer(status: &str, kind: &str, message: &str, retry: bool) -> Vec<u
 /// The client connections: how many are open, at most `LB_MAX_CONNECTIONS` (plus, for a
 /// moment, those closed for room whose task has not run yet), and which are idle.
 pub(crate) struct Connections {
-    open: Slots,
+    open: Permits,
     idle: IdleConnections,
 }
 
 impl Connections {
     pub(crate) fn new(max: usize) -> Connections {
         Connections {
-            open: Slots::new(max),
+            open: Permits::new(max),
             idle: IdleConnections::new(max),
         }
     }
@@ -218,37 +218,37 @@ impl Connections {
 /// A count of things held at once with a maximum; taking one past it fails at once.
 /// Lock-free: one atomic update per take and per release.
 #[derive(Debug)]
-pub(crate) struct Slots {
+pub(crate) struct Permits {
     held: AtomicUsize,
     max: usize,
 }
 
-/// One held slot, released when dropped.
+/// One held permit, released when dropped.
 #[derive(Debug)]
-pub(crate) struct Slot<'a>(&'a Slots);
+pub(crate) struct Permit<'a>(&'a Permits);
 
-impl Slots {
-    pub(crate) fn new(max: usize) -> Slots {
-        Slots {
+impl Permits {
+    pub(crate) fn new(max: usize) -> Permits {
+        Permits {
             held: AtomicUsize::new(0),
             max,
         }
     }
 
-    pub(crate) fn take(&self) -> Option<Slot<'_>> {
+    pub(crate) fn take(&self) -> Option<Permit<'_>> {
         self.held
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
                 (held < self.max).then_some(held + 1)
             })
             .ok()
-            .map(|_| Slot(self))
+            .map(|_| Permit(self))
     }
 
-    /// A slot even past the maximum: for a connection served in place of one being
-    /// closed, which releases its own slot soon after.
-    pub(crate) fn take_over(&self) -> Slot<'_> {
+    /// A permit even past the maximum: for a connection served in place of one being
+    /// closed, which releases its own permit soon after.
+    pub(crate) fn take_over(&self) -> Permit<'_> {
         self.held.fetch_add(1, Ordering::AcqRel);
-        Slot(self)
+        Permit(self)
     }
 
     pub(crate) fn held(&self) -> usize {
@@ -260,7 +260,7 @@ impl Slots {
     }
 }
 
-impl Drop for Slot<'_> {
+impl Drop for Permit<'_> {
     fn drop(&mut self) {
         self.0.held.fetch_sub(1, Ordering::AcqRel);
     }
@@ -271,16 +271,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slots_stop_at_the_maximum_and_free_on_drop() {
-        let slots = Slots::new(2);
-        let first = slots.take().expect("first slot");
-        let second = slots.take().expect("second slot");
-        assert!(slots.take().is_none(), "a third is refused");
-        assert_eq!(slots.held(), 2);
+    fn permits_stop_at_the_maximum_and_free_on_drop() {
+        let permits = Permits::new(2);
+        let first = permits.take().expect("first permit");
+        let second = permits.take().expect("second permit");
+        assert!(permits.take().is_none(), "a third is refused");
+        assert_eq!(permits.held(), 2);
         drop(first);
-        let third = slots.take().expect("a slot again after one was freed");
+        let third = permits.take().expect("a permit again after one was freed");
         drop((second, third));
-        assert_eq!(slots.held(), 0);
+        assert_eq!(permits.held(), 0);
     }
 
     #[test]

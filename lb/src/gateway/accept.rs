@@ -6,7 +6,7 @@
 //! I/O. The only shared things are the journal's slot (a few stores into a memory
 //! mapping) and the queue's non-blocking push. A payment is timestamped here
 //! (`accepted_at`) and is the lb's responsibility from the moment it is journaled and
-//! queued; a payment that cannot be is refused (503) rather than accepted and lost.
+//! queued; a payment that cannot be is rejected (503) rather than accepted and lost.
 
 use super::body;
 use super::reply;
@@ -26,8 +26,8 @@ pub(crate) struct Acceptor {
     metrics: Arc<Metrics>,
 }
 
-/// A refused payment: why, and what to tell the client.
-struct Refusal {
+/// A rejected payment: why, and what to tell the client.
+struct Rejected {
     why: Rejection,
     message: String,
 }
@@ -63,7 +63,7 @@ impl Acceptor {
                 self.metrics.accepted();
                 reply::empty(session, 202).await
             }
-            Err(Refusal { why, message }) => {
+            Err(Rejected { why, message }) => {
                 self.metrics.rejected(why);
                 if why == Rejection::BodyTooLarge {
                     body::discard_rest(session).await;
@@ -79,49 +79,51 @@ impl Acceptor {
         }
     }
 
-    async fn take(&self, session: &mut Session) -> pingora::Result<Result<(), Refusal>> {
+    async fn take(&self, session: &mut Session) -> pingora::Result<Result<(), Rejected>> {
         let Some(body) = body::read_limited(session, MAX_BODY_BYTES).await? else {
-            return Ok(Err(refusal(RequestError::TooLarge)));
+            return Ok(Err(invalid(RequestError::TooLarge)));
         };
         let payment = match PaymentRequest::parse(&body) {
             Ok(payment) => payment,
-            Err(e) => return Ok(Err(refusal(e))),
+            Err(e) => return Ok(Err(invalid(e))),
         };
         let accepted = Accepted {
             payment,
             accepted_at: Millis::now(),
         };
         let Some(seq) = self.journal.record(&accepted) else {
-            return Ok(Err(refused(PushError::Full)));
+            return Ok(Err(not_queued(PushError::Full)));
         };
         Ok(self.queue.push(Queued { accepted, seq }).map_err(|e| {
             self.journal.retire(seq);
-            refused(e)
+            not_queued(e)
         }))
     }
 }
 
-fn refused(e: PushError) -> Refusal {
+/// A payment the journal or the queue could not take.
+fn not_queued(e: PushError) -> Rejected {
     match e {
-        PushError::Full => Refusal {
+        PushError::Full => Rejected {
             why: Rejection::QueueFull,
             message: "the lb's queue is full while the workers catch up; retry shortly".into(),
         },
-        PushError::Closed => Refusal {
+        PushError::Closed => Rejected {
             why: Rejection::ShuttingDown,
             message: "the lb is shutting down; retry shortly".into(),
         },
     }
 }
 
-fn refusal(e: RequestError) -> Refusal {
+/// A body that is not a valid payment.
+fn invalid(e: RequestError) -> Rejected {
     let why = match e {
         RequestError::TooLarge => Rejection::BodyTooLarge,
         RequestError::BadJson(_) => Rejection::BadJson,
         RequestError::BadCorrelationId(_) => Rejection::BadCorrelationId,
         RequestError::BadAmount(_) => Rejection::BadAmount,
     };
-    Refusal {
+    Rejected {
         why,
         message: e.to_string(),
     }

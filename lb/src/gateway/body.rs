@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// After a 413, how long the unread rest of the body may take to arrive and be discarded
 /// before the connection is closed instead.
-const TOO_LARGE_DRAIN: Duration = Duration::from_secs(1);
+const DISCARD_MAX: Duration = Duration::from_secs(1);
 
 /// The whole request body, or `None` as soon as it is known to exceed `limit` bytes
 /// (from `Content-Length` up front, or while reading a chunked one).
@@ -35,13 +35,13 @@ pub(crate) async fn read_limited(
 }
 
 /// Before answering 413: reads and discards the rest of the body, for at most
-/// [`TOO_LARGE_DRAIN`]. A client that sends its whole body before it reads (most simple
+/// [`DISCARD_MAX`]. A client that sends its whole body before it reads (most simple
 /// clients do) then gets to read the 413; answering first and closing with the body
 /// still arriving makes the kernel reset the connection, and such a client sees only a
-/// broken pipe. Drained in time, the connection can carry the next request; if not,
+/// broken pipe. Discarded in time, the connection can carry the next request; if not,
 /// Pingora closes it after the answer.
 pub(crate) async fn discard_rest(session: &mut Session) {
-    session.set_total_drain_timeout(Some(TOO_LARGE_DRAIN));
+    session.set_total_drain_timeout(Some(DISCARD_MAX));
     if let Err(e) = session.drain_request_body().await {
         tracing::debug!("the rest of a body too large was not read: {e}");
     }

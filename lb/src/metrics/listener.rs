@@ -8,7 +8,7 @@
 
 use super::Metrics;
 use crate::delivery::queue::QueueSender;
-use crate::front::{Connections, Slots};
+use crate::front::{Connections, Permits};
 use async_trait::async_trait;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -30,7 +30,7 @@ pub(crate) const SCRAPERS_MAX: usize = 16;
 /// The one path the listener answers.
 const PATH: &str = "/metrics";
 /// A scraper's connection is closed after this long, so a silent one does not keep its
-/// slot: a scrape takes milliseconds, a sampler reconnects.
+/// permit: a scrape takes milliseconds, a sampler reconnects.
 const SCRAPER_CONNECTION_MAX: Duration = Duration::from_secs(30);
 
 /// What a scrape reads: the counters, the queue's depth, the client connections open.
@@ -52,7 +52,7 @@ impl Gauges {
 pub(crate) struct MetricsListener {
     address: Address,
     gauges: Gauges,
-    scrapers: Arc<Slots>,
+    scrapers: Arc<Permits>,
 }
 
 impl MetricsListener {
@@ -60,7 +60,7 @@ impl MetricsListener {
         MetricsListener {
             address,
             gauges,
-            scrapers: Arc::new(Slots::new(SCRAPERS_MAX)),
+            scrapers: Arc::new(Permits::new(SCRAPERS_MAX)),
         }
     }
 
@@ -79,7 +79,7 @@ impl MetricsListener {
     {
         let (gauges, scrapers) = (self.gauges.clone(), self.scrapers.clone());
         tokio::spawn(async move {
-            let Some(_slot) = scrapers.take() else {
+            let Some(_permit) = scrapers.take() else {
                 return;
             };
             let answer = service_fn(move |request| {
