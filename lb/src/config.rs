@@ -17,33 +17,33 @@ use service::Address;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The variable of [`Config::listen`].
+/// The variable of `Config::listen`.
 pub const LB_LISTEN: &str = "LB_LISTEN";
-/// The variable of [`Config::workers`].
+/// The variable of `Config::workers`.
 pub const API_ADDRS: &str = "API_ADDRS";
-/// The variable of [`Config::threads`].
+/// The variable of `Config::threads`.
 pub const LB_THREADS: &str = "LB_THREADS";
-/// The variable of [`Config::queue_capacity`].
+/// The variable of `Config::queue_capacity`.
 pub const LB_QUEUE_CAPACITY: &str = "LB_QUEUE_CAPACITY";
-/// The variable of [`Config::batch_max`].
+/// The variable of `Config::batch_max`.
 pub const LB_BATCH_MAX: &str = "LB_BATCH_MAX";
-/// The variable of [`Config::batch_linger`].
+/// The variable of `Config::batch_linger`.
 pub const LB_BATCH_LINGER_MS: &str = "LB_BATCH_LINGER_MS";
-/// The variable of [`Config::forward_timeout`].
+/// The variable of `Config::forward_timeout`.
 pub const LB_FORWARD_TIMEOUT_MS: &str = "LB_FORWARD_TIMEOUT_MS";
-/// The variable of [`Config::backoff_max`].
+/// The variable of `Config::backoff_max`.
 pub const LB_BACKOFF_MAX_MS: &str = "LB_BACKOFF_MAX_MS";
-/// The variable of [`Config::drain_timeout`].
+/// The variable of `Config::drain_timeout`.
 pub const LB_DRAIN_TIMEOUT_MS: &str = "LB_DRAIN_TIMEOUT_MS";
-/// The variable of [`Config::health_interval`].
+/// The variable of `Config::health_interval`.
 pub const LB_HEALTH_INTERVAL_MS: &str = "LB_HEALTH_INTERVAL_MS";
-/// The variable of [`Config::max_connections`].
+/// The variable of `Config::max_connections`.
 pub const LB_MAX_CONNECTIONS: &str = "LB_MAX_CONNECTIONS";
-/// The variable of [`Config::avoid`].
+/// The variable of `Config::avoid`.
 pub const LB_AVOID_MS: &str = "LB_AVOID_MS";
-/// The variable of [`Config::journal`].
+/// The variable of `Config::journal`.
 pub const LB_JOURNAL_PATH: &str = "LB_JOURNAL_PATH";
-/// The variable of [`Config::metrics_listen`].
+/// The variable of `Config::metrics_listen`.
 pub const LB_METRICS_LISTEN: &str = "LB_METRICS_LISTEN";
 
 /// Why these defaults: the queue holds about two minutes of the contest's peak rate

@@ -28,7 +28,7 @@ const AHEAD_EVERY: Duration = Duration::from_millis(50);
 const FREE: u64 = 0;
 const WRITING: u64 = u64::MAX;
 
-/// A payment's place in the journal: its sequence number, or [`Seq::NONE`] when the
+/// A payment's place in the journal: its sequence number, or `Seq::NONE` when the
 /// journal is off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seq(u64);
