@@ -5,54 +5,53 @@
 //! tests, `make run` and compose use the same spelling. Defaults are the right values for
 //! the contest: one Pingora service thread (all services share 1.5 CPUs), a queue deep
 //! enough to hold about two minutes of the contest's peak rate while both workers are
-//! down (see [`Config`]), a drain
-//! that fits inside docker's 10 s stop timeout, and a cap on client connections that keeps
-//! the lb inside its 100 MB compose limit whatever the clients do.
+//! down (see [`Config`]), a drain that fits inside docker's 10 s stop timeout, and a cap on
+//! client connections that keeps the lb inside its 100 MB compose limit whatever the
+//! clients do.
 
-use crate::metrics_listener::MetricsListen;
-use crate::workers::WorkerAddr;
+use crate::delivery::workers::WorkerAddr;
 use payment::intake::MAX_BATCH_PAYMENTS;
 use service::config::{checked, millis, millis_or_zero, positive, text};
 use service::flag;
+use service::Address;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The variable of [`Config::listen`].
+/// The variable of `Config::listen`.
 pub const LB_LISTEN: &str = "LB_LISTEN";
-/// The variable of [`Config::workers`].
+/// The variable of `Config::workers`.
 pub const API_ADDRS: &str = "API_ADDRS";
-/// The variable of [`Config::threads`].
+/// The variable of `Config::threads`.
 pub const LB_THREADS: &str = "LB_THREADS";
-/// The variable of [`Config::queue_capacity`].
+/// The variable of `Config::queue_capacity`.
 pub const LB_QUEUE_CAPACITY: &str = "LB_QUEUE_CAPACITY";
-/// The variable of [`Config::batch_max`].
+/// The variable of `Config::batch_max`.
 pub const LB_BATCH_MAX: &str = "LB_BATCH_MAX";
-/// The variable of [`Config::batch_linger`].
+/// The variable of `Config::batch_linger`.
 pub const LB_BATCH_LINGER_MS: &str = "LB_BATCH_LINGER_MS";
-/// The variable of [`Config::forward_timeout`].
+/// The variable of `Config::forward_timeout`.
 pub const LB_FORWARD_TIMEOUT_MS: &str = "LB_FORWARD_TIMEOUT_MS";
-/// The variable of [`Config::backoff_max`].
+/// The variable of `Config::backoff_max`.
 pub const LB_BACKOFF_MAX_MS: &str = "LB_BACKOFF_MAX_MS";
-/// The variable of [`Config::drain_timeout`].
+/// The variable of `Config::drain_timeout`.
 pub const LB_DRAIN_TIMEOUT_MS: &str = "LB_DRAIN_TIMEOUT_MS";
-/// The variable of [`Config::health_interval`].
+/// The variable of `Config::health_interval`.
 pub const LB_HEALTH_INTERVAL_MS: &str = "LB_HEALTH_INTERVAL_MS";
-/// The variable of [`Config::max_connections`].
+/// The variable of `Config::max_connections`.
 pub const LB_MAX_CONNECTIONS: &str = "LB_MAX_CONNECTIONS";
-/// The variable of [`Config::avoid`].
+/// The variable of `Config::avoid`.
 pub const LB_AVOID_MS: &str = "LB_AVOID_MS";
-/// The variable of [`Config::journal`].
+/// The variable of `Config::journal`.
 pub const LB_JOURNAL_PATH: &str = "LB_JOURNAL_PATH";
-/// The variable of [`Config::metrics_listen`].
+/// The variable of `Config::metrics_listen`.
 pub const LB_METRICS_LISTEN: &str = "LB_METRICS_LISTEN";
 
-/// Why these defaults: about two minutes of the contest's peak rate for the queue
-/// (65,536 / 550 per s ≈ 119 s; 40 bytes each in the queue, 40 more in the journal); for the connections, with every connection inside a request
-/// at once, the most a connection costs (about 23 KB of Pingora's per-request state),
-/// 2,048 took the lb to 58 MiB of RSS (scripts/bench/lb/idle_connections.sh), leaving room
-/// under its 100 MB for the kernel's socket memory (which the container's limit counts
-/// too) and a full queue; idle ones cost about 6 KB each, and the contest's clients hold
-/// about 550. `LB_AVOID_MS` is several forward timeouts: a worker that hangs costs one
+/// Why these defaults: the queue holds about two minutes of the contest's peak rate
+/// (65,536 at 550 per s; 40 bytes each in the queue, 40 more in the journal). The
+/// connection cap leaves room under the lb's 100 MB for every served connection being
+/// inside a request (the most one costs), for the kernel's socket memory (which the
+/// container's limit counts too) and for a full queue (bench/RESULTS.md, "Connections and
+/// memory"). `LB_AVOID_MS` is several forward timeouts: a worker that hangs costs one
 /// timeout per this, not one per batch; a worker that restarts gets intake again soon.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -61,52 +60,52 @@ pub const LB_METRICS_LISTEN: &str = "LB_METRICS_LISTEN";
 pub struct Config {
     /// `host:port` the public HTTP port listens on.
     #[arg(long = flag!(LB_LISTEN), env = LB_LISTEN, default_value = "0.0.0.0:9999", value_parser = checked(text))]
-    pub listen: String,
+    pub(crate) listen: String,
     /// The api workers, comma-separated, each host:port or unix:/path.
     #[arg(long = flag!(API_ADDRS), env = API_ADDRS, default_value = "127.0.0.1:9101,127.0.0.1:9102", value_parser = checked(WorkerAddr::parse_list))]
-    pub workers: Workers,
+    pub(crate) workers: Workers,
     /// Threads of the Pingora HTTP service (the 202 path and the proxy).
     #[arg(long = flag!(LB_THREADS), env = LB_THREADS, default_value = "1", value_parser = checked(positive))]
-    pub threads: usize,
+    pub(crate) threads: usize,
     /// Payments held between the 202 and the workers' intake; beyond that, 503.
     #[arg(long = flag!(LB_QUEUE_CAPACITY), env = LB_QUEUE_CAPACITY, default_value = "65536", value_parser = checked(positive))]
-    pub queue_capacity: usize,
+    pub(crate) queue_capacity: usize,
     /// Most payments in one POST /intake batch (at most what fits in a worker's 1 MiB intake body).
     #[arg(long = flag!(LB_BATCH_MAX), env = LB_BATCH_MAX, default_value = "256", value_parser = checked(batch_size))]
-    pub batch_max: usize,
+    pub(crate) batch_max: usize,
     /// How long (ms) the forwarder waits after the first queued payment for more; 0: none.
     #[arg(long = flag!(LB_BATCH_LINGER_MS), env = LB_BATCH_LINGER_MS, default_value = "100", value_parser = checked(millis_or_zero))]
-    pub batch_linger: Duration,
+    pub(crate) batch_linger: Duration,
     /// An intake round trip (connect, send, answer) not done within this (ms) counts as failed.
     #[arg(long = flag!(LB_FORWARD_TIMEOUT_MS), env = LB_FORWARD_TIMEOUT_MS, default_value = "2000", value_parser = checked(millis))]
-    pub forward_timeout: Duration,
+    pub(crate) forward_timeout: Duration,
     /// Cap (ms) of the exponential backoff between delivery rounds while no worker takes intake.
     #[arg(long = flag!(LB_BACKOFF_MAX_MS), env = LB_BACKOFF_MAX_MS, default_value = "500", value_parser = checked(millis))]
-    pub backoff_max: Duration,
+    pub(crate) backoff_max: Duration,
     /// How long (ms) SIGTERM waits for the queue to reach the workers before the lb exits.
     #[arg(long = flag!(LB_DRAIN_TIMEOUT_MS), env = LB_DRAIN_TIMEOUT_MS, default_value = "8000", value_parser = checked(millis))]
-    pub drain_timeout: Duration,
+    pub(crate) drain_timeout: Duration,
     /// How often (ms) the proxy's health check connects to each worker.
     #[arg(long = flag!(LB_HEALTH_INTERVAL_MS), env = LB_HEALTH_INTERVAL_MS, default_value = "1000", value_parser = checked(millis))]
-    pub health_interval: Duration,
+    pub(crate) health_interval: Duration,
     /// Client connections served at once; one more is answered 503 and closed.
     #[arg(long = flag!(LB_MAX_CONNECTIONS), env = LB_MAX_CONNECTIONS, default_value = "2048", value_parser = checked(positive))]
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// After a worker's intake failed, how long (ms) the forwarder tries the others first.
     #[arg(long = flag!(LB_AVOID_MS), env = LB_AVOID_MS, default_value = "5000", value_parser = checked(millis))]
-    pub avoid: Duration,
+    pub(crate) avoid: Duration,
     /// Where GET /metrics answers, off the public port: host:port, unix:/path, or `off`.
     #[arg(long = flag!(LB_METRICS_LISTEN), env = LB_METRICS_LISTEN, default_value = "127.0.0.1:9990", value_parser = checked(MetricsListen::parse))]
-    pub metrics_listen: MetricsListen,
+    pub(crate) metrics_listen: MetricsListen,
     /// The file (on the data volume) that keeps accepted payments until a worker commits
     /// them, replayed at start; `off`: a killed lb loses the payments it holds.
     #[arg(long = flag!(LB_JOURNAL_PATH), env = LB_JOURNAL_PATH, default_value = "data/lb.journal", value_parser = checked(JournalAt::parse))]
-    pub journal: JournalAt,
+    pub(crate) journal: JournalAt,
 }
 
-/// Where the journal is (see [`crate::journal`]).
+/// Where the journal is (see [`crate::delivery::journal`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JournalAt {
+pub(crate) enum JournalAt {
     Off,
     File(PathBuf),
 }
@@ -120,9 +119,32 @@ impl JournalAt {
     }
 }
 
+/// `LB_METRICS_LISTEN`: an address, or `off` for no metrics listener at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum MetricsListen {
+    Off,
+    At(Address),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is none of `host:port`, `unix:/path`, `off`")]
+pub(crate) struct MetricsListenError(String);
+
+impl MetricsListen {
+    /// A [`service::config::checked`] parser: `off`, or what `service::Address` takes.
+    pub(crate) fn parse(text: &str) -> Result<MetricsListen, MetricsListenError> {
+        if text.eq_ignore_ascii_case("off") {
+            return Ok(MetricsListen::Off);
+        }
+        Address::parse(text)
+            .map(MetricsListen::At)
+            .map_err(|_| MetricsListenError(text.to_string()))
+    }
+}
+
 impl Config {
     /// The journal's slots: the queue, the batch the forwarder holds, and one batch of slack.
-    pub fn journal_slots(&self) -> usize {
+    pub(crate) fn journal_slots(&self) -> usize {
         self.queue_capacity + 2 * self.batch_max
     }
 }
@@ -141,7 +163,7 @@ fn batch_size(text: &str) -> Result<usize, String> {
 
 /// The worker list of `API_ADDRS`; named so clap's derive takes it as one value, not as a
 /// repeated flag (which it does for a field spelled `Vec`).
-pub type Workers = std::vec::Vec<WorkerAddr>;
+pub(crate) type Workers = std::vec::Vec<WorkerAddr>;
 
 #[cfg(test)]
 mod tests {
@@ -194,5 +216,21 @@ mod tests {
             config(&[]).unwrap().journal,
             JournalAt::File("data/lb.journal".into())
         );
+    }
+
+    #[test]
+    fn the_listen_value_is_an_address_or_off() {
+        assert_eq!(MetricsListen::parse("off"), Ok(MetricsListen::Off));
+        assert_eq!(
+            MetricsListen::parse("127.0.0.1:9990"),
+            Ok(MetricsListen::At(Address::Tcp("127.0.0.1:9990".into())))
+        );
+        assert_eq!(
+            MetricsListen::parse("unix:/run/rinha/lb-metrics.sock"),
+            Ok(MetricsListen::At(Address::Unix(
+                "/run/rinha/lb-metrics.sock".into()
+            )))
+        );
+        assert!(MetricsListen::parse("9990").is_err());
     }
 }

@@ -1,26 +1,24 @@
-//! Assembles the lb from its parts and runs it: one Pingora server with three services,
+//! Assembles the lb from its parts and runs it: one Pingora server with
 //!
-//! - the HTTP service on `LB_LISTEN`, on `LB_THREADS` threads: [`Front`] (the cap on
-//!   client connections, the read of each request head) in front of Pingora's proxy with our
-//!   [`Gateway`];
+//! - the HTTP service on `LB_LISTEN`, on `LB_THREADS` threads: `Front` (the cap on client
+//!   connections, the read of each request head) in front of Pingora's proxy with `Gateway`;
 //! - the workers' TCP health check (Pingora's load balancer as a background service),
 //!   which the gateway consults to proxy the summary and the purge;
-//! - the [`Forwarder`], a background service draining the queue into the workers;
-//! - the [`MetricsListener`] on `LB_METRICS_LISTEN` (unless `off`),
+//! - the `Forwarder`, a background service draining the queue into the workers;
+//! - the `MetricsListener` on `LB_METRICS_LISTEN` (unless `off`),
 //!
-//! and our [`DrainOnSignal`] as the server's shutdown trigger.
+//! and `DrainOnSignal` (see [`crate::shutdown`]) as the server's shutdown trigger.
 
-use crate::config::Config;
-use crate::config::JournalAt;
-use crate::forwarder::{self, Forwarder};
+use crate::config::{Config, JournalAt, MetricsListen};
+use crate::delivery::forwarder::{self, Forwarder};
+use crate::delivery::journal::{Journal, JournalError};
+use crate::delivery::queue::{self, QueueSender, Queued};
+use crate::delivery::workers;
 use crate::front::{Connections, Front};
 use crate::gateway::Gateway;
-use crate::journal::{Journal, JournalError};
+use crate::metrics::listener::{Gauges, MetricsListener};
 use crate::metrics::Metrics;
-use crate::metrics_listener::{Gauges, MetricsListen, MetricsListener};
-use crate::queue::{self, QueueSender, Queued};
 use crate::shutdown::{DrainOnSignal, Shutdown};
-use crate::workers::{self, ResolveError};
 use pingora::lb::discovery::Static;
 use pingora::lb::health_check::TcpHealthCheck;
 use pingora::lb::{selection::RoundRobin, Backend, Backends, LoadBalancer};
@@ -33,10 +31,13 @@ use pingora::services::listening::Service;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+/// A worker address that does not resolve, one way [`run`] fails to start.
+pub use crate::delivery::workers::ResolveError;
+
 /// Buffers of each client connection: no read buffer (Pingora reads a request's head into
-/// its own 4 KiB buffer anyway; its default 64 KiB read buffer per connection cost about
-/// 11 KB of touched memory per keep-alive client, 6 MB at the contest's 550), and
-/// Pingora's default one-segment write buffer, so an answer leaves in one write.
+/// its own 4 KiB buffer anyway; its default 64 KiB read buffer per connection cost memory
+/// per keep-alive client: bench/RESULTS.md, "Component benchmarks", the lb's "Memory"),
+/// and Pingora's default one-segment write buffer, so an answer leaves in one write.
 const CLIENT_BUFFERS: L4BufferSettings = L4BufferSettings {
     read: Some(0),
     write: None,
@@ -127,8 +128,8 @@ pub fn run(config: Config) -> Result<Exit, StartError> {
     let settings = forwarder::Settings {
         workers: config.workers.clone(),
         batch_max: config.batch_max,
-        linger: config.batch_linger,
-        timeout: config.forward_timeout,
+        batch_linger: config.batch_linger,
+        forward_timeout: config.forward_timeout,
         backoff_max: config.backoff_max,
         avoid: config.avoid,
     };

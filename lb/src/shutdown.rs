@@ -1,29 +1,14 @@
 //! Graceful shutdown: on SIGTERM (or SIGINT) stop accepting payments, deliver every
-//! queued one to the workers, then let Pingora close the port and exit.
+//! queued one to the workers (at most `LB_DRAIN_TIMEOUT_MS`), then let Pingora close the
+//! port and exit: Pingora is handed `DrainOnSignal` as its shutdown trigger, which runs the
+//! drain first and only then reports a graceful terminate.
 //!
-//! Why not just Pingora's own SIGTERM handling: it broadcasts shutdown to the services
-//! and then sleeps a *fixed* grace period before tearing the runtimes down (cancelling
-//! whatever still runs), and it treats SIGINT as "drop everything now". We want "as
-//! long as the drain takes, bounded by `LB_DRAIN_TIMEOUT_MS`" for both signals. So the
-//! lb hands Pingora a custom [`ShutdownSignalWatch`], [`DrainOnSignal`], which on a
-//! signal first runs the drain and only then reports `GracefulTerminate`; Pingora is
-//! configured with a zero grace period, so its part (stop listening, close idle
-//! keep-alive connections, stop runtimes) follows at once.
-//!
-//! During the drain the port still answers: the summary keeps working and new payments
-//! get 503 (the queue refuses them from the signal on), so nothing is accepted that
-//! could be lost.
-//!
-//! Until [`DrainOnSignal`] has installed its handler, the default action of SIGTERM is
-//! to kill the process, and the port opens (on a service thread) before Pingora asks
-//! for the trigger (on the main thread): a SIGTERM in that window would skip the drain
-//! (`lb/tests/shutdown.rs` saw it in about 1 start in 30). So `main` first holds both
-//! signals back ([`hold_stop_signals`]): every thread started later inherits the mask,
-//! a signal that arrives is kept pending, and the handler lets it through once
-//! installed, which then starts the drain as for any later signal.
+//! Invariant: no signal skips the drain. During it the port still answers (the summary
+//! works, new payments get 503), and `main` holds both signals pending
+//! ([`hold_stop_signals`]) until the trigger's handler is installed.
 
+use crate::delivery::queue::QueueSender;
 use crate::metrics::Metrics;
-use crate::queue::QueueSender;
 use async_trait::async_trait;
 use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
 use std::io;
@@ -64,13 +49,13 @@ fn set_stop_signals_mask(how: libc::c_int) -> io::Result<()> {
 }
 
 /// The drain's two moments, shared by the signal watch and the forwarder.
-pub struct Shutdown {
+pub(crate) struct Shutdown {
     draining: watch::Sender<bool>,
     drained: watch::Sender<bool>,
 }
 
 impl Shutdown {
-    pub fn new() -> Arc<Shutdown> {
+    pub(crate) fn new() -> Arc<Shutdown> {
         Arc::new(Shutdown {
             draining: watch::Sender::new(false),
             drained: watch::Sender::new(false),
@@ -78,16 +63,16 @@ impl Shutdown {
     }
 
     /// Becomes true when the drain starts.
-    pub fn draining(&self) -> watch::Receiver<bool> {
+    pub(crate) fn draining(&self) -> watch::Receiver<bool> {
         self.draining.subscribe()
     }
 
     /// The forwarder calls this once the queue is closed and empty.
-    pub fn mark_drained(&self) {
+    pub(crate) fn mark_drained(&self) {
         self.drained.send_replace(true);
     }
 
-    pub fn is_drained(&self) -> bool {
+    pub(crate) fn is_drained(&self) -> bool {
         *self.drained.borrow()
     }
 
@@ -101,7 +86,7 @@ impl Shutdown {
 }
 
 /// Pingora's shutdown trigger: a signal, then the drain, then Pingora's own shutdown.
-pub struct DrainOnSignal {
+pub(crate) struct DrainOnSignal {
     shutdown: Arc<Shutdown>,
     timeout: Duration,
     queue: QueueSender,
@@ -109,7 +94,7 @@ pub struct DrainOnSignal {
 }
 
 impl DrainOnSignal {
-    pub fn new(
+    pub(crate) fn new(
         shutdown: Arc<Shutdown>,
         timeout: Duration,
         queue: QueueSender,

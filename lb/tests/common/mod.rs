@@ -19,7 +19,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a worker listens: TCP, or a Unix socket (as in the compose deployment); its
 /// `Display` is the `API_LISTEN` / `API_ADDRS` spelling.
-pub use service::Address as Listen;
+pub(crate) use service::Address as Listen;
 
 /// Waits until the worker on `listen` accepts connections.
 fn wait(listen: &Listen) {
@@ -34,14 +34,14 @@ fn wait(listen: &Listen) {
 }
 
 /// Two simulators and a database directory; workers and the lb are started on demand.
-pub struct Stack {
-    pub default: Sim,
-    pub fallback: Sim,
-    pub dir: tempfile::TempDir,
+pub(crate) struct Stack {
+    pub(crate) default: Sim,
+    pub(crate) fallback: Sim,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Stack {
-    pub fn start() -> Stack {
+    pub(crate) fn start() -> Stack {
         Stack {
             default: Sim::start("0.05", &[]),
             fallback: Sim::start("0.15", &[]),
@@ -50,18 +50,18 @@ impl Stack {
     }
 
     /// A fresh TCP address for a worker.
-    pub fn tcp(&self) -> Listen {
+    pub(crate) fn tcp(&self) -> Listen {
         Listen::Tcp(free_addr())
     }
 
     /// A fresh Unix socket path for a worker, inside this stack's directory.
-    pub fn unix(&self, name: &str) -> Listen {
+    pub(crate) fn unix(&self, name: &str) -> Listen {
         Listen::Unix(self.dir.path().join(format!("{name}.sock")))
     }
 
     /// Starts an api worker on `listen` (again after a kill: same address, same
     /// database), with the fast recovery knobs the api's own tests use.
-    pub fn worker(&self, listen: &Listen) -> Service {
+    pub(crate) fn worker(&self, listen: &Listen) -> Service {
         if let Listen::Unix(path) = listen {
             // A killed worker leaves its socket file behind.
             let _ = std::fs::remove_file(path);
@@ -84,33 +84,33 @@ impl Stack {
     }
 
     /// Both simulators' admin summaries, [default, fallback].
-    pub fn sims_summary(&self) -> [Totals; 2] {
+    pub(crate) fn sims_summary(&self) -> [Totals; 2] {
         [self.default.summary(""), self.fallback.summary("")]
     }
 
     /// Payments stored by the two simulators together.
-    pub fn sims_total(&self) -> i64 {
+    pub(crate) fn sims_total(&self) -> i64 {
         self.sims_summary().iter().map(|t| t.requests).sum()
     }
 }
 
 /// The lb process.
-pub struct Lb {
-    pub service: Service,
+pub(crate) struct Lb {
+    pub(crate) service: Service,
     /// The public port.
-    pub addr: String,
+    pub(crate) addr: String,
     /// Its journal file (`LB_JOURNAL_PATH`), in a temporary directory of its own unless
     /// given.
-    pub journal: PathBuf,
+    pub(crate) journal: PathBuf,
     _journal_dir: Option<tempfile::TempDir>,
     /// Where its `GET /metrics` answers (`LB_METRICS_LISTEN`), off the public port: a
     /// free TCP port unless `env` says otherwise.
-    pub metrics_addr: String,
+    pub(crate) metrics_addr: String,
 }
 
 impl Lb {
     /// Starts the lb in front of `workers`, with `env` on top, and a journal of its own.
-    pub fn start(workers: &[&Listen], env: &[(&str, &str)]) -> Lb {
+    pub(crate) fn start(workers: &[&Listen], env: &[(&str, &str)]) -> Lb {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let mut lb = Lb::start_on_journal(workers, env, &dir.path().join("lb.journal"));
         lb._journal_dir = Some(dir);
@@ -118,7 +118,11 @@ impl Lb {
     }
 
     /// Starts the lb with the journal at `journal` (the one a killed lb left).
-    pub fn start_on_journal(workers: &[&Listen], env: &[(&str, &str)], journal: &Path) -> Lb {
+    pub(crate) fn start_on_journal(
+        workers: &[&Listen],
+        env: &[(&str, &str)],
+        journal: &Path,
+    ) -> Lb {
         let addr = free_addr();
         let chosen = env
             .iter()
@@ -152,17 +156,17 @@ impl Lb {
     }
 
     /// `POST /payments` with a raw body.
-    pub fn post(&self, body: &str) -> http::Response {
+    pub(crate) fn post(&self, body: &str) -> http::Response {
         http::post(&self.addr, "/payments", body)
     }
 
     /// Posts one fresh payment of 19.90 and returns the status.
-    pub fn pay(&self) -> u16 {
+    pub(crate) fn pay(&self) -> u16 {
         self.post(&payment_body(Uuid::new_v4(), "19.90")).status
     }
 
     /// Posts `n` fresh payments and returns how many got 202 (panics on any other 2xx).
-    pub fn pay_many(&self, n: usize) -> usize {
+    pub(crate) fn pay_many(&self, n: usize) -> usize {
         (0..n)
             .map(|_| self.pay())
             .inspect(|s| assert!(*s == 202 || *s >= 400, "status {s}"))
@@ -171,7 +175,7 @@ impl Lb {
     }
 
     /// Our summary through the lb, [default, fallback]; panics unless 200.
-    pub fn summary(&self) -> [Totals; 2] {
+    pub(crate) fn summary(&self) -> [Totals; 2] {
         let answer = http::get(&self.addr, "/payments-summary");
         assert_eq!(
             answer.status, 200,
@@ -182,24 +186,24 @@ impl Lb {
     }
 
     /// Payments processed according to our summary.
-    pub fn processed(&self) -> i64 {
+    pub(crate) fn processed(&self) -> i64 {
         self.summary().iter().map(|t| t.requests).sum()
     }
 
     /// One sample of the lb's `/metrics`, e.g. `lb_payments_accepted_total`.
-    pub fn metric(&self, sample: &str) -> u64 {
+    pub(crate) fn metric(&self, sample: &str) -> u64 {
         testkit::processors::metric(&self.metrics_addr, sample) as u64
     }
 }
 
 /// A `POST /payments` body; `amount` is spliced in as written.
-pub fn payment_body(id: Uuid, amount: &str) -> String {
+pub(crate) fn payment_body(id: Uuid, amount: &str) -> String {
     format!(r#"{{"correlationId":"{id}","amount":{amount}}}"#)
 }
 
 /// Waits (bounded) until our summary through the lb and the simulators both count
 /// `n` payments, then asserts they agree per processor, in count and amount.
-pub fn assert_settled(stack: &Stack, lb: &Lb, n: usize, timeout: Duration) {
+pub(crate) fn assert_settled(stack: &Stack, lb: &Lb, n: usize, timeout: Duration) {
     let start = Instant::now();
     wait_for(&format!("{n} payments processed"), timeout, || {
         lb.processed() >= n as i64 && stack.sims_total() >= n as i64
@@ -220,7 +224,7 @@ pub fn assert_settled(stack: &Stack, lb: &Lb, n: usize, timeout: Duration) {
 }
 
 /// Asserts a JSON error answer: status and `error` kind, with a message.
-pub fn assert_error(answer: &http::Response, status: u16, kind: &str, what: &str) {
+pub(crate) fn assert_error(answer: &http::Response, status: u16, kind: &str, what: &str) {
     assert_eq!(answer.status, status, "{what}: {}", answer.body);
     let json = answer.json();
     assert_eq!(json["error"], kind, "{what}: {}", answer.body);
@@ -232,6 +236,6 @@ pub fn assert_error(answer: &http::Response, status: u16, kind: &str, what: &str
 }
 
 /// One api worker's `/metrics` sample, over TCP.
-pub fn worker_metric(addr: &str, sample: &str) -> f64 {
+pub(crate) fn worker_metric(addr: &str, sample: &str) -> f64 {
     testkit::processors::metric(addr, sample)
 }

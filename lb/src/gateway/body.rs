@@ -1,5 +1,5 @@
 //! Request bodies, read with a bound: the lb never holds more of a body than its route
-//! takes ([`crate::routes::Route::max_body`]), whatever the client sends or declares.
+//! takes ([`crate::gateway::routes::Route::max_body`]), whatever the client sends or declares.
 
 use bytes::BytesMut;
 use pingora::proxy::Session;
@@ -7,11 +7,11 @@ use std::time::Duration;
 
 /// After a 413, how long the unread rest of the body may take to arrive and be discarded
 /// before the connection is closed instead.
-const TOO_LARGE_DRAIN: Duration = Duration::from_secs(1);
+const DISCARD_MAX: Duration = Duration::from_secs(1);
 
 /// The whole request body, or `None` as soon as it is known to exceed `limit` bytes
 /// (from `Content-Length` up front, or while reading a chunked one).
-pub async fn read_limited(
+pub(crate) async fn read_limited(
     session: &mut Session,
     limit: usize,
 ) -> pingora::Result<Option<BytesMut>> {
@@ -35,13 +35,13 @@ pub async fn read_limited(
 }
 
 /// Before answering 413: reads and discards the rest of the body, for at most
-/// [`TOO_LARGE_DRAIN`]. A client that sends its whole body before it reads (most simple
+/// [`DISCARD_MAX`]. A client that sends its whole body before it reads (most simple
 /// clients do) then gets to read the 413; answering first and closing with the body
 /// still arriving makes the kernel reset the connection, and such a client sees only a
-/// broken pipe. Drained in time, the connection can carry the next request; if not,
+/// broken pipe. Discarded in time, the connection can carry the next request; if not,
 /// Pingora closes it after the answer.
-pub async fn discard_rest(session: &mut Session) {
-    session.set_total_drain_timeout(Some(TOO_LARGE_DRAIN));
+pub(crate) async fn discard_rest(session: &mut Session) {
+    session.set_total_drain_timeout(Some(DISCARD_MAX));
     if let Err(e) = session.drain_request_body().await {
         tracing::debug!("the rest of a body too large was not read: {e}");
     }
@@ -49,7 +49,7 @@ pub async fn discard_rest(session: &mut Session) {
 
 /// Whether the request says it carries a body (`Content-Length` above 0, or any
 /// `Transfer-Encoding`).
-pub fn declared(session: &Session) -> bool {
+pub(crate) fn declared(session: &Session) -> bool {
     let headers = &session.req_header().headers;
     headers.contains_key("transfer-encoding")
         || headers

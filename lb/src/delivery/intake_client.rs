@@ -6,7 +6,7 @@
 //! forwarder sends one batch at a time per worker, so one connection per worker is all
 //! it needs, and a failure tells exactly which worker failed.
 
-use crate::workers::WorkerAddr;
+use super::workers::WorkerAddr;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
@@ -17,11 +17,11 @@ use std::time::Duration;
 
 /// What a worker said about a batch.
 #[derive(Debug)]
-pub enum IntakeReply {
+pub(crate) enum IntakeReply {
     /// 200: the batch is committed in the worker's database.
     Recorded,
     /// 400: the worker found a malformed line; the body says which.
-    Refused(String),
+    Malformed(String),
     /// 413: the batch is larger than the worker takes (a worker with a smaller limit
     /// than this lb's `LB_BATCH_MAX` assumes): smaller batches will do.
     TooLarge,
@@ -30,7 +30,7 @@ pub enum IntakeReply {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum LinkError {
+pub(crate) enum IntakeError {
     #[error("cannot connect to worker {addr}: {source}")]
     Connect {
         addr: WorkerAddr,
@@ -45,31 +45,31 @@ pub enum LinkError {
     Timeout { addr: WorkerAddr, timeout: Duration },
 }
 
-pub struct IntakeClient {
+pub(crate) struct IntakeClient {
     addr: WorkerAddr,
     conn: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl IntakeClient {
-    pub fn new(addr: WorkerAddr) -> IntakeClient {
+    pub(crate) fn new(addr: WorkerAddr) -> IntakeClient {
         IntakeClient { addr, conn: None }
     }
 
-    pub fn addr(&self) -> &WorkerAddr {
+    pub(crate) fn addr(&self) -> &WorkerAddr {
         &self.addr
     }
 
     /// Posts one batch (lines in the `payment::intake` format). Any failure drops the
     /// connection, so the next call starts on a fresh one.
-    pub async fn post(
+    pub(crate) async fn post(
         &mut self,
         batch: Bytes,
         timeout: Duration,
-    ) -> Result<IntakeReply, LinkError> {
+    ) -> Result<IntakeReply, IntakeError> {
         let result = tokio::time::timeout(timeout, self.exchange(batch))
             .await
             .unwrap_or_else(|_| {
-                Err(LinkError::Timeout {
+                Err(IntakeError::Timeout {
                     addr: self.addr.clone(),
                     timeout,
                 })
@@ -80,8 +80,8 @@ impl IntakeClient {
         result
     }
 
-    async fn exchange(&mut self, batch: Bytes) -> Result<IntakeReply, LinkError> {
-        let http = |source| LinkError::Http {
+    async fn exchange(&mut self, batch: Bytes) -> Result<IntakeReply, IntakeError> {
+        let http = |source| IntakeError::Http {
             addr: self.addr.clone(),
             source,
         };
@@ -101,7 +101,7 @@ impl IntakeClient {
             .to_bytes();
         Ok(match status {
             200 => IntakeReply::Recorded,
-            400 => IntakeReply::Refused(String::from_utf8_lossy(&body).into_owned()),
+            400 => IntakeReply::Malformed(String::from_utf8_lossy(&body).into_owned()),
             413 => IntakeReply::TooLarge,
             other => IntakeReply::Unavailable(other),
         })
@@ -118,16 +118,16 @@ fn intake_request(batch: Bytes) -> Request<Full<Bytes>> {
     request
 }
 
-async fn connect(addr: &WorkerAddr) -> Result<SendRequest<Full<Bytes>>, LinkError> {
-    let stream = crate::workers::connect(addr)
+async fn connect(addr: &WorkerAddr) -> Result<SendRequest<Full<Bytes>>, IntakeError> {
+    let stream = super::workers::connect(addr)
         .await
-        .map_err(|source| LinkError::Connect {
+        .map_err(|source| IntakeError::Connect {
             addr: addr.clone(),
             source,
         })?;
     let (sender, connection) = http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|source| LinkError::Http {
+        .map_err(|source| IntakeError::Http {
             addr: addr.clone(),
             source,
         })?;

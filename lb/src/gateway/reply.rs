@@ -11,14 +11,14 @@ use pingora::proxy::Session;
 use pingora::Result;
 
 /// A status with an empty body (the 202 of an accepted payment).
-pub async fn empty(session: &mut Session, status: u16) -> Result<()> {
+pub(crate) async fn empty(session: &mut Session, status: u16) -> Result<()> {
     let mut header = head(status, 1)?;
     header.insert_header("content-length", "0")?;
     session.write_response_header(Box::new(header), true).await
 }
 
 /// A JSON error body, with `headers` added (`retry-after`, `allow`).
-pub async fn error(
+pub(crate) async fn error(
     session: &mut Session,
     status: u16,
     kind: &str,

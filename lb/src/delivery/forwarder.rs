@@ -1,44 +1,19 @@
 //! The forwarder: a Pingora background service that moves accepted payments from the
-//! queue to the workers' `POST /intake`.
+//! queue to the workers' `POST /intake`, in batches after a short linger
+//! (`LB_BATCH_LINGER_MS`, cut short once `LB_BATCH_MAX` are queued), round robin with
+//! failover, a worker whose intake just failed tried after the others for `LB_AVOID_MS`.
 //!
-//! - **Batches after a short linger**: once a payment is queued it waits
-//!   `LB_BATCH_LINGER_MS` for more to join it, or less once `LB_BATCH_MAX` are queued,
-//!   then takes what is queued (up to `LB_BATCH_MAX`); under load the batches also grow
-//!   while the previous one is in flight. The linger is on the forwarder only, never on
-//!   the 202: it trades some milliseconds before a payment reaches a worker for several
-//!   times fewer intake requests. Each batch costs the workers about the same whatever
-//!   its size (an HTTP exchange, two commits, their wake-ups), so at the contest's rate
-//!   (~280 payments/s) 100 ms instead of 20 cut the workers' CPU per run by about a third
-//!   (bench/RESULTS.md, "CPU per payment"). The price: a payment waits up to that long in the lb,
-//!   kept by the journal across a kill (see [`crate::journal`]). 0 sends whatever is
-//!   queued at once.
-//! - **Round robin with failover**: each batch goes to the next worker in turn, and a
-//!   failed attempt is retried on the other worker at once. When every worker failed, it
-//!   waits (exponential backoff from 10 ms, capped at `LB_BACKOFF_MAX_MS`) and goes round
-//!   again, for as long as it takes.
-//! - **Avoids a failing worker for a while**: a worker whose intake just failed (refused,
-//!   broken, 5xx, or no answer within `LB_FORWARD_TIMEOUT_MS`) is tried after the others
-//!   for `LB_AVOID_MS`. Without this the rotation came back to it first on every batch,
-//!   and a worker that hangs cost a whole forward timeout per batch. It is put last, never
-//!   left out: when the other workers fail too it is still tried, in the same round, so
-//!   a batch only it can take waits no longer than before.
-//! - **Never drops what got a 202**: a batch leaves the lb only when a worker answered
-//!   200 (committed). Sending a batch twice is harmless, intake is idempotent, so a
-//!   timeout is simply retried. The one exception is a 400, which means the lb and the
-//!   worker disagree on the wire format (a bug): retrying cannot help, so the batch is
-//!   logged as an error with the worker's answer, counted, and dropped. A 413 (a worker
-//!   that takes smaller bodies than `LB_BATCH_MAX` assumes) sends the batch again in
-//!   halves instead of retrying it whole forever. Either way its payments are retired
-//!   from the journal then, and only then.
-//! - **Drains on shutdown**: when [`Shutdown`] starts draining, it closes the queue (new
-//!   payments get 503) and keeps delivering until the queue is empty, then says so.
+//! Invariant: a payment leaves the lb (and the journal) only when a worker answered 200,
+//! or, a bug, refused its batch as malformed (400: logged, counted, dropped); anything else
+//! is retried, for as long as it takes (intake is idempotent), and a 413 is sent again in
+//! halves. On [`Shutdown`] it closes the queue and delivers what is left, then says so.
 
-use crate::intake_client::{IntakeClient, IntakeReply};
-use crate::journal::Journal;
+use super::intake_client::{IntakeClient, IntakeReply};
+use super::journal::Journal;
+use super::queue::{QueueReceiver, Queued};
+use super::workers::WorkerAddr;
 use crate::metrics::Metrics;
-use crate::queue::{QueueReceiver, Queued};
 use crate::shutdown::Shutdown;
-use crate::workers::WorkerAddr;
 use async_trait::async_trait;
 use bytes::Bytes;
 use payment::intake;
@@ -51,16 +26,16 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 
 /// How the forwarder delivers.
 #[derive(Debug, Clone)]
-pub struct Settings {
-    pub workers: Vec<WorkerAddr>,
-    pub batch_max: usize,
-    pub linger: Duration,
-    pub timeout: Duration,
-    pub backoff_max: Duration,
-    pub avoid: Duration,
+pub(crate) struct Settings {
+    pub(crate) workers: Vec<WorkerAddr>,
+    pub(crate) batch_max: usize,
+    pub(crate) batch_linger: Duration,
+    pub(crate) forward_timeout: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) avoid: Duration,
 }
 
-pub struct Forwarder {
+pub(crate) struct Forwarder {
     /// Taken once when the service starts.
     queue: Mutex<Option<QueueReceiver>>,
     settings: Settings,
@@ -70,7 +45,7 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    pub fn new(
+    pub(crate) fn new(
         queue: QueueReceiver,
         settings: Settings,
         metrics: Arc<Metrics>,
@@ -97,8 +72,8 @@ impl BackgroundService for Forwarder {
             tracing::error!("forwarder started twice; the second start does nothing");
             return;
         };
-        let mut delivery =
-            Delivery::new(&self.settings, self.metrics.clone(), self.journal.clone());
+        let mut rotation =
+            Rotation::new(&self.settings, self.metrics.clone(), self.journal.clone());
         let mut draining = self.shutdown.draining();
         let mut closed = false;
         let mut batch = Vec::with_capacity(self.settings.batch_max);
@@ -116,13 +91,13 @@ impl BackgroundService for Forwarder {
                     }
                 }
             }
-            if !self.settings.linger.is_zero() && batch.len() < self.settings.batch_max {
+            if !self.settings.batch_linger.is_zero() && batch.len() < self.settings.batch_max {
                 // One wait, then one take: the forwarder is not woken by every payment that
                 // arrives meanwhile, only by the one that completes a batch.
-                queue.linger(self.settings.linger).await;
+                queue.linger(self.settings.batch_linger).await;
                 queue.top_up(&mut batch, self.settings.batch_max).await;
             }
-            delivery.deliver(&batch).await;
+            rotation.deliver(&batch).await;
             batch.clear();
         }
         self.shutdown.mark_drained();
@@ -133,29 +108,29 @@ impl BackgroundService for Forwarder {
 enum Attempt {
     Recorded,
     Malformed,
-    Oversized,
+    TooLarge,
     Failed,
 }
 
 /// A worker found a batch too large to take.
-struct Oversized;
+struct TooLarge;
 
 /// The forwarder's connections and its place in the rotation.
-struct Delivery {
+struct Rotation {
     clients: Vec<IntakeClient>,
     /// Per worker, when its last intake attempt failed, unless one succeeded since.
     failed_at: Vec<Option<Instant>>,
     next: usize,
-    timeout: Duration,
+    forward_timeout: Duration,
     backoff_max: Duration,
     avoid: Duration,
     metrics: Arc<Metrics>,
     journal: Arc<Journal>,
 }
 
-impl Delivery {
-    fn new(settings: &Settings, metrics: Arc<Metrics>, journal: Arc<Journal>) -> Delivery {
-        Delivery {
+impl Rotation {
+    fn new(settings: &Settings, metrics: Arc<Metrics>, journal: Arc<Journal>) -> Rotation {
+        Rotation {
             clients: settings
                 .workers
                 .iter()
@@ -164,7 +139,7 @@ impl Delivery {
                 .collect(),
             failed_at: vec![None; settings.workers.len()],
             next: 0,
-            timeout: settings.timeout,
+            forward_timeout: settings.forward_timeout,
             backoff_max: settings.backoff_max,
             avoid: settings.avoid,
             metrics,
@@ -177,7 +152,7 @@ impl Delivery {
     async fn deliver(&mut self, batch: &[Queued]) {
         let mut parts = vec![batch];
         while let Some(part) = parts.pop() {
-            let Some(Oversized) = self.deliver_whole(part).await else {
+            let Some(TooLarge) = self.deliver_whole(part).await else {
                 continue;
             };
             if part.len() > 1 {
@@ -191,8 +166,8 @@ impl Delivery {
     }
 
     /// Sends `batch` as one intake request until a worker records or refuses it; returns
-    /// `Some(Oversized)` if a worker answered 413 instead.
-    async fn deliver_whole(&mut self, batch: &[Queued]) -> Option<Oversized> {
+    /// `Some(TooLarge)` if a worker answered 413 instead.
+    async fn deliver_whole(&mut self, batch: &[Queued]) -> Option<TooLarge> {
         let mut wire = Vec::with_capacity(batch.len() * 64);
         batch
             .iter()
@@ -205,7 +180,7 @@ impl Delivery {
                 match self.attempt(i, body.clone(), batch.len()).await {
                     Attempt::Recorded => return self.done_with(batch, true),
                     Attempt::Malformed => return self.done_with(batch, false),
-                    Attempt::Oversized => return Some(Oversized),
+                    Attempt::TooLarge => return Some(TooLarge),
                     Attempt::Failed => self.metrics.retried(),
                 }
             }
@@ -215,7 +190,7 @@ impl Delivery {
     }
 
     /// The payments of `batch` leave the lb: recorded by a worker, or dropped as a bug.
-    fn done_with(&self, batch: &[Queued], recorded: bool) -> Option<Oversized> {
+    fn done_with(&self, batch: &[Queued], recorded: bool) -> Option<TooLarge> {
         if !recorded {
             self.metrics.dropped(batch.len());
         }
@@ -228,7 +203,7 @@ impl Delivery {
         self.next = (i + 1) % self.clients.len();
         let started = Instant::now();
         let client = &mut self.clients[i];
-        let outcome = client.post(body, self.timeout).await;
+        let outcome = client.post(body, self.forward_timeout).await;
         let addr = client.addr().clone();
         match outcome {
             Ok(IntakeReply::Recorded) => {
@@ -238,13 +213,13 @@ impl Delivery {
                 }
                 Attempt::Recorded
             }
-            Ok(IntakeReply::Refused(answer)) => {
+            Ok(IntakeReply::Malformed(answer)) => {
                 tracing::error!("worker {addr} refused an intake batch as malformed, dropping its {payments} payments (a bug in lb or api): {answer}");
                 Attempt::Malformed
             }
             Ok(IntakeReply::TooLarge) => {
                 tracing::warn!("worker {addr} found an intake batch of {payments} payments too large; sending it in halves (lower LB_BATCH_MAX)");
-                Attempt::Oversized
+                Attempt::TooLarge
             }
             Ok(IntakeReply::Unavailable(status)) => {
                 self.note_failure(i, || format!("worker {addr} answered intake with {status}"));
@@ -359,12 +334,12 @@ mod tests {
         let settings = Settings {
             workers: vec![worker],
             batch_max: 10,
-            linger: Duration::ZERO,
-            timeout: Duration::from_secs(5),
+            batch_linger: Duration::ZERO,
+            forward_timeout: Duration::from_secs(5),
             backoff_max: Duration::from_millis(100),
             avoid: Duration::from_secs(1),
         };
-        let mut delivery = Delivery::new(&settings, Arc::default(), journal.clone());
+        let mut rotation = Rotation::new(&settings, Arc::default(), journal.clone());
         let batch: Vec<Queued> = (0..10)
             .map(|i| {
                 let accepted = payment::intake::Accepted {
@@ -381,7 +356,7 @@ mod tests {
             })
             .collect();
         // Before the split, a 413 was retried whole, forever.
-        tokio::time::timeout(Duration::from_secs(10), delivery.deliver(&batch))
+        tokio::time::timeout(Duration::from_secs(10), rotation.deliver(&batch))
             .await
             .expect("delivered within 10 s");
         let taken = taken.lock().unwrap().clone();

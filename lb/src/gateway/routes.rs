@@ -8,10 +8,10 @@ use pingora::http::Method;
 
 /// What the summary and the purge take of a body: they need none, and a client that
 /// sends a few bytes anyway (a `{}`) is not refused for it.
-pub const NO_BODY_MAX_BYTES: usize = 64;
+pub(crate) const NO_BODY_MAX_BYTES: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     /// `POST /payments`: answered 202 by the lb, forwarded later.
     Payments,
     /// `GET /payments-summary`: proxied to a worker, query string and all.
@@ -23,7 +23,7 @@ pub enum Route {
 impl Route {
     /// The largest body this route takes; the body is dropped where it means nothing
     /// (`Summary`, `Purge`: never forwarded to a worker).
-    pub fn max_body(self) -> usize {
+    pub(crate) fn max_body(self) -> usize {
         match self {
             Route::Payments => MAX_BODY_BYTES,
             Route::Summary | Route::Purge => NO_BODY_MAX_BYTES,
@@ -33,20 +33,20 @@ impl Route {
 
 /// A request no route takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Miss {
+pub(crate) enum Miss {
     NotFound,
     MethodNotAllowed { allowed: &'static str },
 }
 
 impl Miss {
-    pub fn status(self) -> u16 {
+    pub(crate) fn status(self) -> u16 {
         match self {
             Miss::NotFound => 404,
             Miss::MethodNotAllowed { .. } => 405,
         }
     }
 
-    pub fn kind(self) -> &'static str {
+    pub(crate) fn kind(self) -> &'static str {
         match self {
             Miss::NotFound => "not_found",
             Miss::MethodNotAllowed { .. } => "method_not_allowed",
@@ -54,7 +54,7 @@ impl Miss {
     }
 }
 
-/// `GET /metrics` is not here: it has its own listener (`crate::metrics_listener`).
+/// `GET /metrics` is not here: it has its own listener (`crate::metrics::listener`).
 const TABLE: [(&str, Method, Route); 3] = [
     ("/payments", Method::POST, Route::Payments),
     ("/payments-summary", Method::GET, Route::Summary),
@@ -62,7 +62,7 @@ const TABLE: [(&str, Method, Route); 3] = [
 ];
 
 /// The route for `method path` (path without the query string).
-pub fn route(method: &Method, path: &str) -> Result<Route, Miss> {
+pub(crate) fn route(method: &Method, path: &str) -> Result<Route, Miss> {
     let (_, wanted, route) = TABLE
         .iter()
         .find(|(p, _, _)| *p == path)

@@ -12,7 +12,7 @@ use std::net::ToSocketAddrs;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Where one api worker listens.
-pub type WorkerAddr = service::Address;
+pub(crate) type WorkerAddr = service::Address;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot resolve worker `{addr}`: {source}")]
@@ -22,11 +22,11 @@ pub struct ResolveError {
 }
 
 /// Anything the forwarder can speak HTTP/1.1 over.
-pub trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> ByteStream for T {}
 
 /// The worker as a Pingora backend for the load balancer of the proxied routes.
-pub fn backend(worker: &WorkerAddr) -> Result<Backend, ResolveError> {
+pub(crate) fn backend(worker: &WorkerAddr) -> Result<Backend, ResolveError> {
     let resolve = |source| ResolveError {
         addr: worker.clone(),
         source,
@@ -49,7 +49,7 @@ pub fn backend(worker: &WorkerAddr) -> Result<Backend, ResolveError> {
 }
 
 /// Opens a new connection to the worker (resolving a host name again).
-pub async fn connect(worker: &WorkerAddr) -> std::io::Result<Box<dyn ByteStream>> {
+pub(crate) async fn connect(worker: &WorkerAddr) -> std::io::Result<Box<dyn ByteStream>> {
     match worker {
         WorkerAddr::Tcp(hostport) => {
             let stream = tokio::net::TcpStream::connect(hostport.as_str()).await?;

@@ -6,13 +6,13 @@
 //! I/O. The only shared things are the journal's slot (a few stores into a memory
 //! mapping) and the queue's non-blocking push. A payment is timestamped here
 //! (`accepted_at`) and is the lb's responsibility from the moment it is journaled and
-//! queued; a payment that cannot be is refused (503) rather than accepted and lost.
+//! queued; a payment that cannot be is rejected (503) rather than accepted and lost.
 
-use crate::body;
-use crate::journal::Journal;
+use super::body;
+use super::reply;
+use crate::delivery::journal::Journal;
+use crate::delivery::queue::{PushError, QueueSender, Queued};
 use crate::metrics::{Metrics, Rejection};
-use crate::queue::{PushError, QueueSender, Queued};
-use crate::reply;
 use payment::intake::Accepted;
 use payment::request::MAX_BODY_BYTES;
 use payment::{Millis, PaymentRequest, RequestError};
@@ -20,20 +20,24 @@ use pingora::proxy::Session;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub struct Acceptor {
+pub(crate) struct Acceptor {
     queue: QueueSender,
     journal: Arc<Journal>,
     metrics: Arc<Metrics>,
 }
 
-/// A refused payment: why, and what to tell the client.
-struct Refusal {
+/// A rejected payment: why, and what to tell the client.
+struct Rejected {
     why: Rejection,
     message: String,
 }
 
 impl Acceptor {
-    pub fn new(queue: QueueSender, journal: Arc<Journal>, metrics: Arc<Metrics>) -> Acceptor {
+    pub(crate) fn new(
+        queue: QueueSender,
+        journal: Arc<Journal>,
+        metrics: Arc<Metrics>,
+    ) -> Acceptor {
         Acceptor {
             queue,
             journal,
@@ -44,7 +48,7 @@ impl Acceptor {
     /// Answers one `POST /payments` completely, timed from here to the answer written (an
     /// answer that fails to be written is not timed). An `Err` is an I/O failure on the
     /// client's connection, left to Pingora.
-    pub async fn answer(&self, session: &mut Session) -> pingora::Result<()> {
+    pub(crate) async fn answer(&self, session: &mut Session) -> pingora::Result<()> {
         let started = Instant::now();
         let answered = self.take_and_answer(session).await;
         if answered.is_ok() {
@@ -59,7 +63,7 @@ impl Acceptor {
                 self.metrics.accepted();
                 reply::empty(session, 202).await
             }
-            Err(Refusal { why, message }) => {
+            Err(Rejected { why, message }) => {
                 self.metrics.rejected(why);
                 if why == Rejection::BodyTooLarge {
                     body::discard_rest(session).await;
@@ -75,49 +79,51 @@ impl Acceptor {
         }
     }
 
-    async fn take(&self, session: &mut Session) -> pingora::Result<Result<(), Refusal>> {
+    async fn take(&self, session: &mut Session) -> pingora::Result<Result<(), Rejected>> {
         let Some(body) = body::read_limited(session, MAX_BODY_BYTES).await? else {
-            return Ok(Err(refusal(RequestError::TooLarge)));
+            return Ok(Err(invalid(RequestError::TooLarge)));
         };
         let payment = match PaymentRequest::parse(&body) {
             Ok(payment) => payment,
-            Err(e) => return Ok(Err(refusal(e))),
+            Err(e) => return Ok(Err(invalid(e))),
         };
         let accepted = Accepted {
             payment,
             accepted_at: Millis::now(),
         };
         let Some(seq) = self.journal.record(&accepted) else {
-            return Ok(Err(refused(PushError::Full)));
+            return Ok(Err(not_queued(PushError::Full)));
         };
         Ok(self.queue.push(Queued { accepted, seq }).map_err(|e| {
             self.journal.retire(seq);
-            refused(e)
+            not_queued(e)
         }))
     }
 }
 
-fn refused(e: PushError) -> Refusal {
+/// A payment the journal or the queue could not take.
+fn not_queued(e: PushError) -> Rejected {
     match e {
-        PushError::Full => Refusal {
+        PushError::Full => Rejected {
             why: Rejection::QueueFull,
             message: "the lb's queue is full while the workers catch up; retry shortly".into(),
         },
-        PushError::Closed => Refusal {
+        PushError::Closed => Rejected {
             why: Rejection::ShuttingDown,
             message: "the lb is shutting down; retry shortly".into(),
         },
     }
 }
 
-fn refusal(e: RequestError) -> Refusal {
+/// A body that is not a valid payment.
+fn invalid(e: RequestError) -> Rejected {
     let why = match e {
         RequestError::TooLarge => Rejection::BodyTooLarge,
         RequestError::BadJson(_) => Rejection::BadJson,
         RequestError::BadCorrelationId(_) => Rejection::BadCorrelationId,
         RequestError::BadAmount(_) => Rejection::BadAmount,
     };
-    Refusal {
+    Rejected {
         why,
         message: e.to_string(),
     }

@@ -1,20 +1,12 @@
-//! The bounded in-memory queue between the 202 and the forwarder.
+//! The bounded in-memory queue between the 202 and the forwarder (a tokio bounded channel).
 //!
-//! The accept path only ever calls [`QueueSender::push`], which never waits: a full
-//! queue is an immediate "no" (the client gets 503 and retries) instead of a payment
-//! accepted that the lb could not keep. It is a tokio bounded channel: `try_send` is a
-//! few atomic operations and shares no lock with the forwarder's network I/O, and
-//! closing the receiving side makes every later push fail while what is already queued
-//! can still be drained, which is exactly what graceful shutdown needs. Because the
-//! forwarder may be busy retrying a batch when shutdown starts, the sending side can
-//! also refuse new payments at once ([`QueueSender::refuse_new`]); the receiver's close
-//! is still what makes the final drain airtight.
-//!
-//! The forwarder lingers for a batch to gather ([`QueueReceiver::linger`]); a push that
-//! makes a whole batch's worth queued ends that linger, so at high rates batches leave as
-//! soon as they are full instead of piling up for the whole linger and leaving in a burst.
+//! Invariant: [`QueueSender::push`] never waits: a full or closed queue is an immediate
+//! "no" (the client gets 503), never a payment accepted that the lb cannot keep. Once
+//! [`QueueReceiver::close`] ran, every later push fails and what is queued can still be
+//! drained; [`QueueSender::refuse_new`] refuses new payments at once, for the drain. The
+//! push that makes a batch's worth queued ends the forwarder's [`QueueReceiver::linger`].
 
-use crate::journal::Seq;
+use super::journal::Seq;
 use payment::intake::Accepted;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,14 +16,14 @@ use tokio::sync::{mpsc, Notify};
 /// A payment in the queue: what the client sent, when the lb took it, and where the
 /// journal keeps it until a worker commits it.
 #[derive(Debug, Clone, Copy)]
-pub struct Queued {
-    pub accepted: Accepted,
-    pub seq: Seq,
+pub(crate) struct Queued {
+    pub(crate) accepted: Accepted,
+    pub(crate) seq: Seq,
 }
 
 /// Why a payment could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PushError {
+pub(crate) enum PushError {
     /// The queue holds its capacity already.
     Full,
     /// The lb is shutting down and takes no more payments.
@@ -40,7 +32,7 @@ pub enum PushError {
 
 /// The accept path's end: cheap to clone, never blocks.
 #[derive(Clone)]
-pub struct QueueSender {
+pub(crate) struct QueueSender {
     tx: mpsc::Sender<Queued>,
     refusing: Arc<AtomicBool>,
     batch: usize,
@@ -48,7 +40,7 @@ pub struct QueueSender {
 }
 
 /// The forwarder's end.
-pub struct QueueReceiver {
+pub(crate) struct QueueReceiver {
     rx: mpsc::Receiver<Queued>,
     batch: usize,
     batch_queued: Arc<Notify>,
@@ -56,7 +48,7 @@ pub struct QueueReceiver {
 
 /// A queue holding at most `capacity` payments, whose receiver lingers for `batch`
 /// payments at most.
-pub fn bounded(capacity: usize, batch: usize) -> (QueueSender, QueueReceiver) {
+pub(crate) fn bounded(capacity: usize, batch: usize) -> (QueueSender, QueueReceiver) {
     let (tx, rx) = mpsc::channel(capacity);
     let batch_queued = Arc::new(Notify::new());
     (
@@ -75,7 +67,7 @@ pub fn bounded(capacity: usize, batch: usize) -> (QueueSender, QueueReceiver) {
 }
 
 impl QueueSender {
-    pub fn push(&self, queued: Queued) -> Result<(), PushError> {
+    pub(crate) fn push(&self, queued: Queued) -> Result<(), PushError> {
         if self.refusing.load(Ordering::Relaxed) {
             return Err(PushError::Closed);
         }
@@ -94,12 +86,12 @@ impl QueueSender {
 
     /// Makes every later push (from any clone) fail as closed. A push racing with this
     /// may still land; the receiver's [`QueueReceiver::close`] then drains it.
-    pub fn refuse_new(&self) {
+    pub(crate) fn refuse_new(&self) {
         self.refusing.store(true, Ordering::Relaxed);
     }
 
     /// Payments queued and not yet taken by the forwarder.
-    pub fn depth(&self) -> usize {
+    pub(crate) fn depth(&self) -> usize {
         self.tx.max_capacity() - self.tx.capacity()
     }
 }
@@ -108,20 +100,20 @@ impl QueueReceiver {
     /// Waits until at least one payment is queued, then moves whatever is queued (up to
     /// `max`) into `batch`: no waiting for a batch to fill. Returns 0 once the queue is
     /// closed and empty.
-    pub async fn next_batch(&mut self, batch: &mut Vec<Queued>, max: usize) -> usize {
+    pub(crate) async fn next_batch(&mut self, batch: &mut Vec<Queued>, max: usize) -> usize {
         self.rx.recv_many(batch, max).await
     }
 
     /// Moves whatever is queued now (up to `max` in `batch` in all) into `batch`, without
     /// waiting.
-    pub async fn top_up(&mut self, batch: &mut Vec<Queued>, max: usize) {
+    pub(crate) async fn top_up(&mut self, batch: &mut Vec<Queued>, max: usize) {
         if batch.len() < max && !self.rx.is_empty() {
             self.rx.recv_many(batch, max - batch.len()).await;
         }
     }
 
     /// Waits `linger`, or less if a batch's worth is queued meanwhile.
-    pub async fn linger(&self, linger: Duration) {
+    pub(crate) async fn linger(&self, linger: Duration) {
         let batch_queued = self.batch_queued.notified();
         tokio::pin!(batch_queued);
         // Registered before the check, so a push in between still wakes it.
@@ -136,7 +128,7 @@ impl QueueReceiver {
     }
 
     /// Refuses every later push; what is queued stays available to [`Self::next_batch`].
-    pub fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         self.rx.close();
     }
 }

@@ -1,34 +1,19 @@
-//! The public port: a Pingora [`ProxyHttp`] whose filters read top to bottom like the
-//! life of a request.
-//!
-//! 1. [`request_filter`](ProxyHttp::request_filter) routes it. `POST /payments` is
-//!    answered right here and never reaches a worker (`GET /metrics` is not on this
-//!    port: see [`crate::metrics_listener`]); unknown paths
-//!    and wrong methods get their 404/405. The routes without a body take at most
-//!    [`NO_BODY_MAX_BYTES`](crate::routes::NO_BODY_MAX_BYTES) of one, read and dropped
-//!    here; more is 413 and the request goes no further (a purge with a body is refused,
-//!    not performed). [`upstream_request_filter`](ProxyHttp::upstream_request_filter)
-//!    then tells the worker there is no body.
-//! 2. [`upstream_peer`](ProxyHttp::upstream_peer) picks a worker for the summary and the
-//!    purge: round robin over the workers the health check last saw up, skipping any
-//!    that already refused this request's connection.
-//! 3. [`fail_to_connect`](ProxyHttp::fail_to_connect) marks a refused connection as
-//!    retryable while an untried worker is left, so the summary keeps answering while
-//!    one worker is down, even before the health check notices.
-//! 4. [`response_filter`](ProxyHttp::response_filter) clears the journal once a worker
-//!    answered a purge with 200. A payment of before the purge that still reaches a worker
-//!    (queued here, or replayed after a crash before this clear) is not recorded: the
-//!    workers keep the purge's fence.
-//! 5. [`fail_to_proxy`](ProxyHttp::fail_to_proxy) answers what could not be proxied
-//!    with a JSON error, like every other error of ours.
+//! The public port: a Pingora [`ProxyHttp`] whose filters, in the order Pingora calls them,
+//! read like the life of a request: route it; answer `POST /payments` here ([`accept`]),
+//! never reaching a worker; proxy the summary and the purge to a worker the health check
+//! saw up, retrying a refused connection on another; answer every error with a JSON body.
+//! Invariant: no body larger than its route takes ([`Route::max_body`]) is read, and a
+//! request refused for its body goes no further (a purge with a body is not performed).
 
-use crate::accept::Acceptor;
-use crate::body;
-use crate::journal::Journal;
+mod accept;
+mod body;
+mod reply;
+mod routes;
+
+use crate::delivery::journal::Journal;
+use crate::delivery::queue::QueueSender;
 use crate::metrics::Metrics;
-use crate::queue::QueueSender;
-use crate::reply;
-use crate::routes::{route, Miss, Route};
+use accept::Acceptor;
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::lb::{selection::RoundRobin, Backend, LoadBalancer};
@@ -37,6 +22,7 @@ use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
+use routes::{route, Miss, Route};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,7 +34,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// the request a 502 instead of holding it forever.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub struct Gateway {
+pub(crate) struct Gateway {
     acceptor: Acceptor,
     workers: Arc<LoadBalancer<RoundRobin>>,
     worker_count: usize,
@@ -57,7 +43,7 @@ pub struct Gateway {
 
 /// What one request carries between the filters.
 #[derive(Default)]
-pub struct RequestCtx {
+pub(crate) struct RequestCtx {
     /// The worker the current proxy attempt goes to.
     current: Option<Backend>,
     /// Workers that refused this request's connection.
@@ -69,7 +55,7 @@ pub struct RequestCtx {
 }
 
 impl Gateway {
-    pub fn new(
+    pub(crate) fn new(
         queue: QueueSender,
         journal: Arc<Journal>,
         workers: Arc<LoadBalancer<RoundRobin>>,
@@ -107,6 +93,10 @@ impl ProxyHttp for Gateway {
     /// every response would pass through; our answers are a few bytes.
     fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
+    /// Routes the request: answers `POST /payments` here, unknown paths and wrong methods
+    /// with their 404/405 (`GET /metrics` is not on this port: it has its own listener).
+    /// The routes without a body take at most [`routes::NO_BODY_MAX_BYTES`] of one, read
+    /// and dropped here; more is 413 and the request goes no further.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let header = session.req_header();
         let route = match route(&header.method, header.uri.path()) {
@@ -132,6 +122,7 @@ impl ProxyHttp for Gateway {
         Ok(false)
     }
 
+    /// Tells the worker there is no body when the client's (small) one was dropped.
     async fn upstream_request_filter(
         &self,
         _session: &mut Session,
@@ -145,6 +136,9 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    /// Picks a worker for the summary and the purge: round robin over the workers the
+    /// health check last saw up, skipping any that already refused this request's
+    /// connection.
     async fn upstream_peer(
         &self,
         _session: &mut Session,
@@ -161,6 +155,9 @@ impl ProxyHttp for Gateway {
         Ok(peer)
     }
 
+    /// Clears the journal once a worker answered a purge with 200. A payment of before the
+    /// purge that still reaches a worker (queued here, or replayed after a crash before
+    /// this clear) is not recorded: the workers keep the purge's fence.
     async fn response_filter(
         &self,
         _session: &mut Session,
@@ -173,6 +170,9 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    /// Marks a refused connection as retryable while an untried worker is left, so the
+    /// summary keeps answering while one worker is down, even before the health check
+    /// notices.
     fn fail_to_connect(
         &self,
         _session: &mut Session,
@@ -187,6 +187,7 @@ impl ProxyHttp for Gateway {
         e
     }
 
+    /// Answers what could not be proxied with a JSON error, like every other error of ours.
     async fn fail_to_proxy(
         &self,
         session: &mut Session,

@@ -1,8 +1,10 @@
 //! Counters of what the lb did, served as Prometheus text (`service::prometheus`) on
-//! `GET /metrics` (of [`crate::metrics_listener`]).
+//! `GET /metrics` (of [`crate::metrics::listener`]).
 //!
 //! Plain atomics, updated with relaxed ordering: a scrape that is a few increments
 //! behind is fine, and the accept path must not pay for anything stronger.
+
+pub(crate) mod listener;
 
 use service::prometheus::{Exposition, Histogram, Kind};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -10,7 +12,7 @@ use std::time::Duration;
 
 /// Why `POST /payments` answered something other than 202.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejection {
+pub(crate) enum Rejection {
     BodyTooLarge,
     BadJson,
     BadCorrelationId,
@@ -30,7 +32,7 @@ impl Rejection {
     ];
 
     /// The `error` field of the JSON answer and the `reason` label of the metric.
-    pub fn kind(self) -> &'static str {
+    pub(crate) fn kind(self) -> &'static str {
         match self {
             Rejection::BodyTooLarge => "body_too_large",
             Rejection::BadJson => "bad_json",
@@ -41,7 +43,7 @@ impl Rejection {
         }
     }
 
-    pub fn status(self) -> u16 {
+    pub(crate) fn status(self) -> u16 {
         match self {
             Rejection::BodyTooLarge => 413,
             Rejection::BadJson => 400,
@@ -52,7 +54,7 @@ impl Rejection {
 }
 
 #[derive(Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     accepted: AtomicU64,
     replayed: AtomicU64,
     rejected: [AtomicU64; Rejection::ALL.len()],
@@ -67,62 +69,62 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn accepted(&self) {
+    pub(crate) fn accepted(&self) {
         self.accepted.fetch_add(1, Relaxed);
     }
 
     /// Payments a killed lb accepted and left undelivered, queued again from the journal.
-    pub fn replayed(&self, payments: usize) {
+    pub(crate) fn replayed(&self, payments: usize) {
         self.replayed.fetch_add(payments as u64, Relaxed);
     }
 
     /// A `POST /payments` was answered (202 or a refusal) `took` after its body was first read.
-    pub fn answered(&self, took: Duration) {
+    pub(crate) fn answered(&self, took: Duration) {
         self.answer.observe(took);
     }
 
-    pub fn rejected(&self, why: Rejection) {
+    pub(crate) fn rejected(&self, why: Rejection) {
         self.rejected[why as usize].fetch_add(1, Relaxed);
     }
 
     /// A batch of `payments` was recorded by a worker after `took`.
-    pub fn forwarded(&self, payments: usize, took: Duration) {
+    pub(crate) fn forwarded(&self, payments: usize, took: Duration) {
         self.forwarded.fetch_add(payments as u64, Relaxed);
         self.batches.fetch_add(1, Relaxed);
         self.latency.observe(took);
     }
 
     /// An intake attempt failed and the batch will be sent again.
-    pub fn retried(&self) {
+    pub(crate) fn retried(&self) {
         self.retries.fetch_add(1, Relaxed);
     }
 
     /// A worker refused a batch as malformed (a bug): its payments are gone.
-    pub fn dropped(&self, payments: usize) {
+    pub(crate) fn dropped(&self, payments: usize) {
         self.dropped.fetch_add(payments as u64, Relaxed);
     }
 
     /// A client connection was refused because `LB_MAX_CONNECTIONS` were open; returns
     /// how many were refused so far.
-    pub fn connection_refused(&self) -> u64 {
+    pub(crate) fn connection_refused(&self) -> u64 {
         self.connections_refused.fetch_add(1, Relaxed) + 1
     }
 
     /// An idle client connection was closed to serve a new one at `LB_MAX_CONNECTIONS`.
-    pub fn idle_connection_closed(&self) {
+    pub(crate) fn idle_connection_closed(&self) {
         self.idle_connections_closed.fetch_add(1, Relaxed);
     }
 
     /// Payments answered 202 (by this lb or a killed one) that no worker has recorded yet
     /// (queued or in flight).
-    pub fn undelivered(&self) -> u64 {
+    pub(crate) fn undelivered(&self) -> u64 {
         let done = self.forwarded.load(Relaxed) + self.dropped.load(Relaxed);
         let taken = self.accepted.load(Relaxed) + self.replayed.load(Relaxed);
         taken.saturating_sub(done)
     }
 
     /// The Prometheus text exposition of every metric.
-    pub fn render(
+    pub(crate) fn render(
         &self,
         queue_depth: usize,
         connections_open: usize,

@@ -1,20 +1,14 @@
-//! The lb's `GET /metrics` on a listener of its own (`LB_METRICS_LISTEN`), off the
-//! public port: the contest publishes 9999 to anyone, and the counters are for whoever
-//! runs the lb (a bench's sampler, a person with curl), not for its clients.
+//! The lb's `GET /metrics` on a listener of its own (`LB_METRICS_LISTEN`: TCP, by default
+//! `127.0.0.1:9990`, or a Unix socket), off the public port: the counters are for whoever
+//! runs the lb, not for its clients. A Pingora background service with a small hyper server.
 //!
-//! - A Pingora background service with a small hyper server, not a second Pingora HTTP
-//!   service: nothing of the proxy is needed, and a listener that cannot be bound (the
-//!   port taken by another lb on the same machine) is logged and skipped rather than
-//!   stopping the lb: payments matter more than their counters.
-//! - TCP (`127.0.0.1:9990` by default: this host only) or a Unix socket, which the
-//!   compose files put on the volume the lb shares with the workers, so the host reads
-//!   it without any port being published.
-//! - At most [`SCRAPERS_MAX`] connections at once; past that one is closed unanswered,
-//!   so the listener costs bounded memory whoever connects.
+//! Invariant: the listener never costs the lb its payments: one that cannot be bound is
+//! logged and skipped, and at most [`SCRAPERS_MAX`] connections are served at once (past
+//! that one is closed unanswered), so it costs bounded memory whoever connects.
 
-use crate::front::{Connections, Slots};
-use crate::metrics::Metrics;
-use crate::queue::QueueSender;
+use super::Metrics;
+use crate::delivery::queue::QueueSender;
+use crate::front::{Connections, Permits};
 use async_trait::async_trait;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -32,42 +26,19 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 
 /// Connections to the metrics listener served at once.
-pub const SCRAPERS_MAX: usize = 16;
+pub(crate) const SCRAPERS_MAX: usize = 16;
 /// The one path the listener answers.
 const PATH: &str = "/metrics";
 /// A scraper's connection is closed after this long, so a silent one does not keep its
-/// slot: a scrape takes milliseconds, a sampler reconnects.
+/// permit: a scrape takes milliseconds, a sampler reconnects.
 const SCRAPER_CONNECTION_MAX: Duration = Duration::from_secs(30);
-
-/// `LB_METRICS_LISTEN`: an address, or `off` for no metrics listener at all.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MetricsListen {
-    Off,
-    At(Address),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is none of `host:port`, `unix:/path`, `off`")]
-pub struct MetricsListenError(String);
-
-impl MetricsListen {
-    /// A [`service::config::checked`] parser: `off`, or what `service::Address` takes.
-    pub fn parse(text: &str) -> Result<MetricsListen, MetricsListenError> {
-        if text.eq_ignore_ascii_case("off") {
-            return Ok(MetricsListen::Off);
-        }
-        Address::parse(text)
-            .map(MetricsListen::At)
-            .map_err(|_| MetricsListenError(text.to_string()))
-    }
-}
 
 /// What a scrape reads: the counters, the queue's depth, the client connections open.
 #[derive(Clone)]
-pub struct Gauges {
-    pub metrics: Arc<Metrics>,
-    pub queue: QueueSender,
-    pub connections: Arc<Connections>,
+pub(crate) struct Gauges {
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) queue: QueueSender,
+    pub(crate) connections: Arc<Connections>,
 }
 
 impl Gauges {
@@ -78,18 +49,18 @@ impl Gauges {
 }
 
 /// The background service serving `GET /metrics` on `address` until shutdown.
-pub struct MetricsListener {
+pub(crate) struct MetricsListener {
     address: Address,
     gauges: Gauges,
-    scrapers: Arc<Slots>,
+    scrapers: Arc<Permits>,
 }
 
 impl MetricsListener {
-    pub fn new(address: Address, gauges: Gauges) -> MetricsListener {
+    pub(crate) fn new(address: Address, gauges: Gauges) -> MetricsListener {
         MetricsListener {
             address,
             gauges,
-            scrapers: Arc::new(Slots::new(SCRAPERS_MAX)),
+            scrapers: Arc::new(Permits::new(SCRAPERS_MAX)),
         }
     }
 
@@ -108,7 +79,7 @@ impl MetricsListener {
     {
         let (gauges, scrapers) = (self.gauges.clone(), self.scrapers.clone());
         tokio::spawn(async move {
-            let Some(_slot) = scrapers.take() else {
+            let Some(_permit) = scrapers.take() else {
                 return;
             };
             let answer = service_fn(move |request| {
@@ -183,26 +154,5 @@ impl Listener {
                 Ok(Listener::Unix(UnixListener::bind(path)?))
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_listen_value_is_an_address_or_off() {
-        assert_eq!(MetricsListen::parse("off"), Ok(MetricsListen::Off));
-        assert_eq!(
-            MetricsListen::parse("127.0.0.1:9990"),
-            Ok(MetricsListen::At(Address::Tcp("127.0.0.1:9990".into())))
-        );
-        assert_eq!(
-            MetricsListen::parse("unix:/run/rinha/lb-metrics.sock"),
-            Ok(MetricsListen::At(Address::Unix(
-                "/run/rinha/lb-metrics.sock".into()
-            )))
-        );
-        assert!(MetricsListen::parse("9990").is_err());
     }
 }

@@ -1,19 +1,10 @@
 //! The head of each request, read on the bare connection before Pingora sees it, then put
-//! back into the connection for Pingora to parse as usual.
-//!
-//! Two reasons, both about memory ([`crate::front`] says how many connections there are):
-//! - Pingora builds its whole per-request state (a boxed future of several KB and a
-//!   4 KiB head buffer) as soon as it starts waiting for a request. Waiting here instead,
-//!   a connection between two requests holds only a small read buffer.
-//! - Pingora takes a request head of up to 1 MB, growing its buffer as the bytes come,
-//!   so each connection could cost a megabyte. Here the head must end within
-//!   [`HEAD_MAX_BYTES`]; a longer one is answered 431.
-//!
-//! The cost on the 202 path: no extra system call (the read is the one Pingora would
-//! have made), a scan of the bytes for the empty line, and one copy of them: no difference
-//! in CPU or p99 measurable with scripts/bench/lb/ab.sh (bench/RESULTS.md, "Connections and memory").
+//! back into the connection for Pingora to parse as usual: until its first byte comes, the
+//! connection waits here, idle and closable ([`super::idle`]), holding only a small read
+//! buffer instead of Pingora's per-request state. Invariant: a head must end within
+//! [`HEAD_MAX_BYTES`] (a longer one is answered 431), whatever the client sends.
 
-use crate::idle::{FirstRead, IdleSpot};
+use super::idle::{FirstRead, IdleSpot};
 use pingora::protocols::l4::stream::Stream as TcpStream;
 use pingora::protocols::Stream;
 use std::time::Duration;
@@ -22,12 +13,12 @@ use tokio::time::timeout;
 
 /// The longest request head the lb takes (request line and headers): the contest's are
 /// about 200 bytes, browsers' a few KB.
-pub const HEAD_MAX_BYTES: usize = 8 * 1024;
+pub(crate) const HEAD_MAX_BYTES: usize = 8 * 1024;
 /// The read buffer a connection holds while it waits: room for a whole contest request.
 const FIRST_READ_BYTES: usize = 512;
 
 /// What came of waiting for a request head.
-pub enum Head {
+pub(crate) enum Head {
     /// The whole head (and whatever followed it) is back in the stream, for Pingora.
     Complete(Stream),
     /// No end of the head within [`HEAD_MAX_BYTES`].
@@ -40,10 +31,10 @@ pub enum Head {
 
 /// A connection's read buffer for its request heads, kept from one request to the next
 /// (no allocation per request); it holds [`FIRST_READ_BYTES`] between requests.
-pub struct HeadBuffer(Vec<u8>);
+pub(crate) struct HeadBuffer(Vec<u8>);
 
 impl HeadBuffer {
-    pub fn new() -> HeadBuffer {
+    pub(crate) fn new() -> HeadBuffer {
         HeadBuffer(Vec::with_capacity(FIRST_READ_BYTES))
     }
 }
@@ -56,7 +47,7 @@ impl Default for HeadBuffer {
 
 /// Reads until the head's empty line is in, each read waiting at most `idle`; until the
 /// first byte is read the connection is idle in `spot`, and may be closed.
-pub async fn read(
+pub(crate) async fn read(
     stream: Stream,
     buffer: &mut HeadBuffer,
     idle: Duration,
@@ -77,7 +68,7 @@ pub async fn read(
         let read = if bytes.is_empty() {
             match timeout(idle, spot.first_read(tcp.read_buf(bytes))).await {
                 Ok(FirstRead::Read(read)) => Ok(read),
-                Ok(FirstRead::Closed) => return Head::ClosedIdle,
+                Ok(FirstRead::ClosedIdle) => return Head::ClosedIdle,
                 Err(elapsed) => Err(elapsed),
             }
         } else {

@@ -1,33 +1,11 @@
-//! The payments the lb answered 202 and no worker has committed yet, kept in a file on the
-//! data volume (`LB_JOURNAL_PATH`), so that an lb killed by SIGKILL, the OOM killer or a
-//! panic loses none of them: the next lb replays them to the workers, whose intake is
-//! idempotent.
+//! The payments the lb answered 202 and no worker has committed yet, kept in a shared
+//! memory mapping of a file on the data volume (`LB_JOURNAL_PATH`), so that an lb killed
+//! by SIGKILL, the OOM killer or a panic loses none of them: the next lb replays them to
+//! the workers, whose intake is idempotent. Recording one is a 40-byte store into the
+//! mapping: no system call, no fsync, no lock on the 202 path.
 //!
-//! **Why a shared memory mapping.** The 202 path writes one 40-byte slot into the mapped
-//! file: no system call, no fsync, no lock. A process's stores into a shared file mapping
-//! are in the page cache the moment they are made, so they outlive the process however it
-//! dies; the kernel writes them to disk in the background. Power loss or a kernel crash
-//! before that writeback loses them: out of scope, as for any process-crash guarantee.
-//!
-//! **Layout.** A 64-byte header (magic, slot count), then fixed slots: `state`, the
-//! correlation id, the cents, the accept time. `state` is 0 for a free slot, `WRITING`
-//! while one is being filled, else the payment's sequence number, written last, so a slot
-//! cut short by a kill is never replayed (its payment had no 202 yet).
-//!
-//! **A slot's life.** [`Journal::record`] takes the slot of the next sequence number if it
-//! is free (else the payment gets 503, like a full queue); [`Journal::retire`] frees it
-//! once a worker committed the payment, only if it still holds that sequence number (a
-//! purge may have freed it and a newer payment taken it). There are as many slots as the
-//! queue holds plus two batches (the one in flight and one of slack), so a slot comes
-//! round again long after its payment was delivered.
-//!
-//! **Start.** [`Journal::open`] reads the live slots the previous lb left, writes them in
-//! their order into a fresh file beside it and renames that over the old one (a kill at
-//! any moment leaves one of the two whole), then writes every page once, so the 202 path
-//! takes no page fault. After each background writeback the kernel write-protects a page
-//! to notice its next change, and that fault may wait on the filesystem: a thread of the
-//! journal's own takes it ahead of the 202 path (see `keep_ahead_writable`). An exclusive
-//! `flock` keeps a second lb off the same journal.
+//! Invariant: a payment is recorded before its 202 and retired only after a worker
+//! committed it (or a purge); a slot cut short by a kill is never replayed.
 
 use payment::intake::Accepted;
 use payment::{Cents, Millis, Payment, Uuid};
@@ -50,13 +28,13 @@ const AHEAD_EVERY: Duration = Duration::from_millis(50);
 const FREE: u64 = 0;
 const WRITING: u64 = u64::MAX;
 
-/// A payment's place in the journal: its sequence number, or [`Seq::NONE`] when the
+/// A payment's place in the journal: its sequence number, or `Seq::NONE` when the
 /// journal is off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seq(u64);
 
 impl Seq {
-    pub const NONE: Seq = Seq(0);
+    pub(crate) const NONE: Seq = Seq(0);
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,9 +60,21 @@ pub enum JournalError {
 }
 
 /// The journal, or nothing when it is off.
+///
+/// A slot's life: [`Journal::record`] takes the slot of the next sequence number if it is
+/// free (else the payment gets 503, like a full queue); [`Journal::retire`] frees it once a
+/// worker committed the payment, only if it still holds that sequence number (a purge may
+/// have freed it and a newer payment taken it). There are as many slots as the queue holds
+/// plus two batches (`Config::journal_slots`), so a slot comes round again long after its
+/// payment was delivered.
 pub struct Journal(Option<Arc<Ring>>);
 
 /// The mapped file and the next sequence number.
+///
+/// The file: a [`HEADER_BYTES`] header (magic, slot count), then slots of [`SLOT_BYTES`]:
+/// `state`, the correlation id, the cents, the accept time. `state` is [`FREE`], [`WRITING`]
+/// while the slot is being filled, else the payment's sequence number, written last, so a
+/// slot cut short by a kill is never replayed (its payment had no 202 yet).
 struct Ring {
     map: Mapping,
     slots: u64,
@@ -95,12 +85,17 @@ struct Ring {
 
 impl Journal {
     /// No journal: every payment the lb holds is lost if it is killed.
-    pub fn off() -> Journal {
+    pub(crate) fn off() -> Journal {
         Journal(None)
     }
 
     /// Opens the journal at `path` with room for `slots` payments and returns it with the
     /// payments the previous lb left undelivered, oldest first, already recorded in it.
+    ///
+    /// The live slots of the old file are written in their order into a fresh file beside
+    /// it, renamed over the old one (a kill at any moment leaves one of the two whole); then
+    /// every page is written once, so the 202 path takes no page fault. An exclusive
+    /// `flock` keeps a second lb off the same journal.
     pub fn open(
         path: &Path,
         slots: usize,
@@ -175,7 +170,7 @@ impl Journal {
     }
 
     /// Frees every slot (a purge): a later replay brings back no payment from before it.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         if let Some(ring) = &self.0 {
             for i in 0..ring.slots {
                 let state = ring.state(i);
@@ -188,8 +183,9 @@ impl Journal {
         }
     }
 
-    /// Payments recorded and not yet retired (a scan of every slot: for tests and logs).
-    pub fn live(&self) -> usize {
+    /// Payments recorded and not yet retired (a scan of every slot).
+    #[cfg(test)]
+    pub(crate) fn live(&self) -> usize {
         self.0.as_ref().map_or(0, |ring| {
             (0..ring.slots)
                 .filter(|&i| !matches!(ring.state(i).load(Ordering::Acquire), FREE | WRITING))
@@ -253,14 +249,13 @@ impl Ring {
 /// Starts the thread that keeps the pages the next payments will use dirty and writable.
 ///
 /// Why: once the kernel has written a page back, it write-protects it to notice the next
-/// change, and that write faults. On ext4 the fault updates the file's mtime, which takes
-/// a handle of the filesystem's journal and can wait while that journal commits, as the
-/// workers' SQLite commits on the same volume. (The containers' p99 spikes that prompted
-/// this also came with the journal off, so they were not this; bench/RESULTS.md, "The wiring refactor".
-/// The thread costs nothing measurable and keeps the wait off the 202 path where it does
-/// happen.) So this thread takes those faults ahead of the 202 path:
-/// every [`AHEAD_EVERY`] it adds 0 to one slot state per page of the next [`AHEAD_SLOTS`]
-/// slots (an atomic write that changes nothing). It ends when the journal is dropped.
+/// change, and that write faults; on ext4 the fault updates the file's mtime, which can
+/// wait while the filesystem's journal commits (as the workers' SQLite commits on the same
+/// volume). So this thread takes those faults ahead of the 202 path: every [`AHEAD_EVERY`]
+/// it adds 0 to one slot state per page of the next [`AHEAD_SLOTS`] slots (an atomic write
+/// that changes nothing). It ends when the journal is dropped. The p99 spikes that
+/// prompted it came with the journal off too (bench/RESULTS.md, "No payment lost by a
+/// crash: the lb's journal", and "The wiring refactor changes neither behaviour nor cost").
 fn keep_ahead_writable(ring: Weak<Ring>) {
     let spawned = std::thread::Builder::new()
         .name("lb-journal".into())

@@ -1,43 +1,21 @@
-//! The client connections, before Pingora's HTTP layer: how many the lb serves at once,
-//! and what one costs while it waits for its next request.
+//! The client connections, before Pingora's HTTP layer: at most `LB_MAX_CONNECTIONS` served
+//! at once, each request's head read here ([`head`]) so that a connection between two
+//! requests holds no Pingora state and no head grows past [`HEAD_MAX_BYTES`].
 //!
-//! **The cap** (`LB_MAX_CONNECTIONS`). Nothing in Pingora bounds the connections it
-//! accepts, and each one it serves holds memory: 4,000 idle clients took the lb to
-//! 96 MiB, at its 100 MB compose limit, where an OOM kill would lose every payment in the
-//! queue. At the cap, a new connection is served in place of the connection idle the
-//! longest, which is closed (as nginx closes idle keep-alive connections to serve new
-//! ones); only when none is idle is the new one answered at once, `503
-//! {"error":"too_many_connections",...}` with `Retry-After: 1` and `Connection: close`,
-//! then closed. The connections being served are never touched.
-//! - Idle means waiting for the next request with no byte of it read ([`crate::idle`]).
-//!   Closing such a connection loses nothing the lb accepted: no payment on it was read,
-//!   so none was answered 202. A client between two requests sees its keep-alive
-//!   connection closed (a FIN), as after any server's keep-alive timeout, and opens a new
-//!   one for its next request (HTTP client pools do this by themselves). The one loser is
-//!   a client that sent a request in the instant its connection, the one idle the
-//!   longest, was closed: its request was never read (the kernel resets the connection
-//!   over the unread bytes), so it gets an error instead of an answer and must send the
-//!   payment again; pools resend by themselves only what they know to be unsent or
-//!   idempotent, and a resent payment is harmless (intake keys it by `correlationId`).
-//!   A connection that has started sending a request is never closed for room: the head
-//!   is read here, before Pingora, so the lb knows which connections have sent nothing.
-//! - Why answer rather than leave new connections in the kernel's accept queue until a
-//!   slot frees: the client learns at once that it may retry, instead of a request that
-//!   hangs on a connection that looks accepted until its own timeout.
-//! - The default leaves room for every connection being inside a request (the most one
-//!   costs, see bench/RESULTS.md), not only for idle ones; the accept path pays one
-//!   atomic update below the cap, and the list's lock only at the cap.
-//!
-//! **Per connection**: [`Front`] reads each request's head itself before Pingora sees it
-//! ([`crate::head`]), so a connection between two requests holds no Pingora state and no
-//! head can grow past 8 KiB; a connection idle for [`IDLE_TIMEOUT`] is closed, as
-//! Pingora's keep-alive would.
+//! At the cap a new connection is served in place of the one idle the longest ([`idle`]),
+//! which is closed; only when none is idle is it answered `503 too_many_connections`
+//! (`Retry-After: 1`) and closed. Invariant: a connection that has sent a byte of a request
+//! is never closed for room, so nothing the lb read (and answered 202) is lost; one idle for
+//! [`IDLE_TIMEOUT`] is closed, as Pingora's keep-alive would. docs/architecture.md says why.
+
+mod head;
+mod idle;
 
 use crate::config::LB_MAX_CONNECTIONS;
-use crate::head::{self, Head, HeadBuffer, HEAD_MAX_BYTES};
-use crate::idle::{IdleConnections, IdleSpot};
 use crate::metrics::Metrics;
 use async_trait::async_trait;
+use head::{Head, HeadBuffer, HEAD_MAX_BYTES};
+use idle::{IdleConnections, IdleSpot};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
@@ -49,7 +27,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
 /// A connection without a new request for this long is closed (Pingora's keep-alive).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// An answer that closes the connection (a refusal, a head too large): longest wait for
 /// the request, for the answer to leave, and for the client to close after it.
 const CLOSING_STEP: Duration = Duration::from_secs(1);
@@ -59,19 +37,19 @@ const REFUSING_MAX: usize = 256;
 
 /// The lb's HTTP service as Pingora runs it: the cap, the head read, then `http` (the
 /// Pingora proxy with our [`crate::gateway::Gateway`]) for each request.
-pub struct Front<A> {
+pub(crate) struct Front<A> {
     http: Arc<A>,
     connections: Arc<Connections>,
-    refusing: Slots,
+    refusing: Permits,
     metrics: Arc<Metrics>,
 }
 
 impl<A> Front<A> {
-    pub fn new(http: A, connections: Arc<Connections>, metrics: Arc<Metrics>) -> Front<A> {
+    pub(crate) fn new(http: A, connections: Arc<Connections>, metrics: Arc<Metrics>) -> Front<A> {
         Front {
             http: Arc::new(http),
             connections,
-            refusing: Slots::new(REFUSING_MAX),
+            refusing: Permits::new(REFUSING_MAX),
             metrics,
         }
     }
@@ -85,11 +63,11 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Front<A> {
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let open = &self.connections.open;
-        let slot = match open.take() {
-            Some(slot) => slot,
+        let permit = match open.take() {
+            Some(permit) => permit,
             None if self.connections.idle.close_oldest() => {
                 self.metrics.idle_connection_closed();
-                // The closed one releases its slot as soon as its task runs.
+                // The closed one releases its permit as soon as its task runs.
                 open.take_over()
             }
             None => {
@@ -98,7 +76,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Front<A> {
             }
         };
         self.serve(stream, shutdown).await;
-        drop(slot);
+        drop(permit);
         None
     }
 
@@ -213,26 +191,26 @@ fn closing_answer(status: &str, kind: &str, message: &str, retry: bool) -> Vec<u
 
 /// The client connections: how many are open, at most `LB_MAX_CONNECTIONS` (plus, for a
 /// moment, those closed for room whose task has not run yet), and which are idle.
-pub struct Connections {
-    open: Slots,
+pub(crate) struct Connections {
+    open: Permits,
     idle: IdleConnections,
 }
 
 impl Connections {
-    pub fn new(max: usize) -> Connections {
+    pub(crate) fn new(max: usize) -> Connections {
         Connections {
-            open: Slots::new(max),
+            open: Permits::new(max),
             idle: IdleConnections::new(max),
         }
     }
 
     /// Connections open now.
-    pub fn open(&self) -> usize {
+    pub(crate) fn open(&self) -> usize {
         self.open.held()
     }
 
     /// Connections idle now (open, waiting for a request, no byte of it read).
-    pub fn idle(&self) -> usize {
+    pub(crate) fn idle(&self) -> usize {
         self.idle.count()
     }
 }
@@ -240,49 +218,49 @@ impl Connections {
 /// A count of things held at once with a maximum; taking one past it fails at once.
 /// Lock-free: one atomic update per take and per release.
 #[derive(Debug)]
-pub struct Slots {
+pub(crate) struct Permits {
     held: AtomicUsize,
     max: usize,
 }
 
-/// One held slot, released when dropped.
+/// One held permit, released when dropped.
 #[derive(Debug)]
-pub struct Slot<'a>(&'a Slots);
+pub(crate) struct Permit<'a>(&'a Permits);
 
-impl Slots {
-    pub fn new(max: usize) -> Slots {
-        Slots {
+impl Permits {
+    pub(crate) fn new(max: usize) -> Permits {
+        Permits {
             held: AtomicUsize::new(0),
             max,
         }
     }
 
-    pub fn take(&self) -> Option<Slot<'_>> {
+    pub(crate) fn take(&self) -> Option<Permit<'_>> {
         self.held
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
                 (held < self.max).then_some(held + 1)
             })
             .ok()
-            .map(|_| Slot(self))
+            .map(|_| Permit(self))
     }
 
-    /// A slot even past the maximum: for a connection served in place of one being
-    /// closed, which releases its own slot soon after.
-    pub fn take_over(&self) -> Slot<'_> {
+    /// A permit even past the maximum: for a connection served in place of one being
+    /// closed, which releases its own permit soon after.
+    pub(crate) fn take_over(&self) -> Permit<'_> {
         self.held.fetch_add(1, Ordering::AcqRel);
-        Slot(self)
+        Permit(self)
     }
 
-    pub fn held(&self) -> usize {
+    pub(crate) fn held(&self) -> usize {
         self.held.load(Ordering::Relaxed)
     }
 
-    pub fn max(&self) -> usize {
+    pub(crate) fn max(&self) -> usize {
         self.max
     }
 }
 
-impl Drop for Slot<'_> {
+impl Drop for Permit<'_> {
     fn drop(&mut self) {
         self.0.held.fetch_sub(1, Ordering::AcqRel);
     }
@@ -293,16 +271,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slots_stop_at_the_maximum_and_free_on_drop() {
-        let slots = Slots::new(2);
-        let first = slots.take().expect("first slot");
-        let second = slots.take().expect("second slot");
-        assert!(slots.take().is_none(), "a third is refused");
-        assert_eq!(slots.held(), 2);
+    fn permits_stop_at_the_maximum_and_free_on_drop() {
+        let permits = Permits::new(2);
+        let first = permits.take().expect("first permit");
+        let second = permits.take().expect("second permit");
+        assert!(permits.take().is_none(), "a third is refused");
+        assert_eq!(permits.held(), 2);
         drop(first);
-        let third = slots.take().expect("a slot again after one was freed");
+        let third = permits.take().expect("a permit again after one was freed");
         drop((second, third));
-        assert_eq!(slots.held(), 0);
+        assert_eq!(permits.held(), 0);
     }
 
     #[test]

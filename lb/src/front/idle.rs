@@ -1,14 +1,10 @@
 //! The idle client connections: those waiting for their next request with no byte of it
-//! read. At the connection cap the lb closes the one idle the longest to serve a new
-//! client ([`crate::front`] says why that is safe).
+//! read. At the connection cap the lb closes the one idle the longest to serve a new client.
 //!
-//! "No byte read" must hold at the moment of closing, also on several threads: a
-//! connection's state and the read of its first byte change together. Each poll of that
-//! read first moves the connection from idle to reading (one compare-and-swap), so the
-//! closer, which only takes a connection from idle, never closes one whose bytes are
-//! being read; a read that ends with bytes leaves it busy, one that must wait leaves it
-//! idle again. The 202 path pays two atomic stores per request, plus one uncontended lock
-//! when a connection starts waiting (its place in the list, oldest first).
+//! Invariant: "no byte read" holds at the moment of closing, also across threads. Each poll
+//! of a connection's first read moves it from idle to reading (one compare-and-swap), and
+//! the closer only takes a connection from idle, so it never closes one whose bytes are
+//! being read; a read that ends with bytes leaves it busy, one that must wait, idle again.
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
@@ -31,7 +27,7 @@ fn state(wait: u64, tag: u64) -> u64 {
 
 /// Every connection's wait, in the order they began (stale places included, dropped as
 /// they are met), and how many connections are idle now.
-pub struct IdleConnections {
+pub(crate) struct IdleConnections {
     waits: Mutex<VecDeque<(Arc<Waiter>, u64)>>,
     idle: AtomicUsize,
     /// The list is rid of its stale places when it grows to this.
@@ -40,22 +36,22 @@ pub struct IdleConnections {
 
 /// One connection's state, and its wake-up when it is closed.
 #[derive(Default)]
-pub struct Waiter {
+pub(crate) struct Waiter {
     state: AtomicU64,
     closed: Notify,
 }
 
 /// What came of a connection's wait for its next request.
-pub enum FirstRead<T> {
+pub(crate) enum FirstRead<T> {
     /// The read ended (with bytes, at the end of the stream, or in error).
     Read(T),
     /// The connection was closed to make room, before any byte was read.
-    Closed,
+    ClosedIdle,
 }
 
 impl IdleConnections {
     /// For at most `connections` connections open at once.
-    pub fn new(connections: usize) -> IdleConnections {
+    pub(crate) fn new(connections: usize) -> IdleConnections {
         IdleConnections {
             waits: Mutex::new(VecDeque::new()),
             idle: AtomicUsize::new(0),
@@ -64,12 +60,12 @@ impl IdleConnections {
     }
 
     /// Connections idle now.
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.idle.load(Ordering::Relaxed)
     }
 
     /// Closes the connection idle the longest; false if none is idle.
-    pub fn close_oldest(&self) -> bool {
+    pub(crate) fn close_oldest(&self) -> bool {
         let mut waits = self.lock();
         // Connections whose read is being polled right now (on another thread): not idle
         // at this moment, and back in their place afterwards.
@@ -122,7 +118,7 @@ impl IdleConnections {
 }
 
 /// One connection's part in [`IdleConnections`], for as long as it is open.
-pub struct IdleSpot<'a> {
+pub(crate) struct IdleSpot<'a> {
     all: &'a IdleConnections,
     waiter: Arc<Waiter>,
     /// Its waits so far; the current one if `listed`.
@@ -132,7 +128,7 @@ pub struct IdleSpot<'a> {
 }
 
 impl<'a> IdleSpot<'a> {
-    pub fn new(all: &'a IdleConnections) -> IdleSpot<'a> {
+    pub(crate) fn new(all: &'a IdleConnections) -> IdleSpot<'a> {
         IdleSpot {
             all,
             waiter: Arc::default(),
@@ -143,7 +139,7 @@ impl<'a> IdleSpot<'a> {
 
     /// Runs `read`, the read of the first bytes of the next request, with the connection
     /// idle (closable) while it waits, and never once a poll of `read` returned bytes.
-    pub async fn first_read<F: Future>(&mut self, read: F) -> FirstRead<F::Output> {
+    pub(crate) async fn first_read<F: Future>(&mut self, read: F) -> FirstRead<F::Output> {
         let waiter = self.waiter.clone();
         let mut closed = pin!(waiter.closed.notified());
         let mut read = pin!(read);
@@ -152,7 +148,7 @@ impl<'a> IdleSpot<'a> {
             let _ = closed.as_mut().poll(cx);
             if !self.begin_read() {
                 self.listed = false;
-                return Poll::Ready(FirstRead::Closed);
+                return Poll::Ready(FirstRead::ClosedIdle);
             }
             match read.as_mut().poll(cx) {
                 Poll::Ready(out) => {
@@ -251,7 +247,7 @@ mod tests {
         assert!(all.close_oldest());
         assert!(matches!(
             poll_once(first_wait.as_mut()),
-            Poll::Ready(FirstRead::Closed)
+            Poll::Ready(FirstRead::ClosedIdle)
         ));
         assert!(poll_once(second_wait.as_mut()).is_pending());
         assert_eq!(all.count(), 1);
