@@ -22,8 +22,8 @@ use futures_util::future::BoxFuture;
 use reads::{Read, Reader, Readers};
 use std::sync::Arc;
 use tokio_postgres::Client;
-use writer::{Driver, PgSession, PgWriter, Tx};
-use writes::Statements;
+use writer::{Driver, PgSession, PgWriter};
+use writes::{Statements, Tx};
 
 /// The writer thread and the readers each hold the [`Driver`], which keeps the
 /// connections driven as long as either lives.

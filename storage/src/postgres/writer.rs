@@ -9,20 +9,13 @@
 //! A batch that fails (a deadlock detected by the server, a constraint) is rolled back by
 //! dropping its transaction, and its jobs are retried alone by `crate::writer`.
 
-use super::writes::Statements;
+use super::writes::{Statements, Tx};
 use crate::error::StorageError;
 use crate::writer::{Batching, Failure, Job, Session, Writer};
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Error, Transaction};
-
-/// What a write's statements get: the open transaction, this worker's id, the statements.
-pub struct Tx<'a> {
-    pub tx: &'a Transaction<'a>,
-    pub owner: &'a str,
-    pub sql: &'a Statements,
-}
+use tokio_postgres::{Client, Error};
 
 /// The runtime of one PostgreSQL store: one worker thread driving the connections. Shut
 /// down in the background when the last handle goes, so dropping a store inside async

@@ -28,7 +28,6 @@
 //! Each batch's statements are sent pipelined (all at once, answered in order): one round
 //! trip for a batch of rows, not one per row.
 
-use super::writer::Tx;
 use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Pending, Recorded, Taken};
 use crate::rows::{self, PendingRow};
 use futures_util::future::{try_join_all, BoxFuture};
@@ -37,7 +36,14 @@ use payment::{Millis, Payment, Processor, Uuid};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Error, Row, Statement};
+use tokio_postgres::{Client, Error, Row, Statement, Transaction};
+
+/// What a write's statements get: the open transaction, this worker's id, the statements.
+pub struct Tx<'a> {
+    pub tx: &'a Transaction<'a>,
+    pub owner: &'a str,
+    pub sql: &'a Statements,
+}
 
 /// One statement parameter.
 type Param<'a> = &'a (dyn ToSql + Sync);
