@@ -18,7 +18,7 @@
 //! (SQLite's WAL; PostgreSQL's commit with `synchronous_commit` on); ownership, the
 //! send-time check and claims are atomic between any number of workers (`BEGIN IMMEDIATE`
 //! in SQLite; row locks, `SKIP LOCKED` and a lock on `workers` in PostgreSQL, reasoned
-//! statement by statement in `postgres::writes`); the health-check budget is one row all
+//! statement by statement in `postgres::write_sql`); the health-check budget is one row all
 //! workers update atomically; the summary is one range scan of a covering index.
 //!
 //! What is the same in both is written once: the records ([`Pending`], [`Claimed`] …), the
@@ -39,7 +39,7 @@ mod rows;
 pub mod schema;
 mod sqlite;
 mod store;
-mod writer;
+mod write_thread;
 
 pub use config::{Database, StoreConfig, DEFAULT_LINGER, DEFAULT_MAX_BATCH, DEFAULT_READERS};
 pub use error::StorageError;

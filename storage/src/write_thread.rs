@@ -19,7 +19,7 @@
 //!
 //! This module is the part both databases share: the queue, the batching and the
 //! "retry alone" rule. What a job is and how a transaction is run is the backend's
-//! [`Session`] (`sqlite::writer`, `postgres::writer`).
+//! [`Session`] (`sqlite::write_session`, `postgres::write_session`).
 
 use crate::error::StorageError;
 use std::sync::Arc;

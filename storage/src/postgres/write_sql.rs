@@ -138,7 +138,7 @@ const UNPIN: &str = "UPDATE payments SET pinned = false
 const SET_PURGE_FENCE: &str = "INSERT INTO purge_fence (id, accepted_up_to) VALUES (1, $1)
      ON CONFLICT (id) DO UPDATE SET accepted_up_to = greatest(purge_fence.accepted_up_to, excluded.accepted_up_to)";
 
-/// Never back: see `sqlite::writes::heartbeat`.
+/// Never back: see `sqlite::write_sql::heartbeat`.
 const HEARTBEAT: &str = "INSERT INTO workers (id, heartbeat_at) VALUES ($1, $2)
      ON CONFLICT (id) DO UPDATE SET heartbeat_at = greatest(workers.heartbeat_at, excluded.heartbeat_at)";
 
@@ -178,7 +178,7 @@ pub fn record_pending<'a>(tx: &'a Tx<'a>, batch: Arc<Vec<Accepted>>) -> Written<
     Box::pin(async move { insert_pending(tx, &batch, None).await })
 }
 
-/// See `sqlite::writes::record_for_sending`: the same rules, the same statements.
+/// See `sqlite::write_sql::record_for_sending`: the same rules, the same statements.
 pub fn record_for_sending<'a>(
     tx: &'a Tx<'a>,
     args: Arc<(Vec<Accepted>, Processor)>,
@@ -215,7 +215,7 @@ async fn insert_pending(
         .query_one(&tx.sql.purge_fence, &[&i64::MIN])
         .await?
         .get(0);
-    // Payments a purge forgot (see `sqlite::writes::purge`) are not recorded again.
+    // Payments a purge forgot (see `sqlite::write_sql::purge`) are not recorded again.
     let batch: Vec<&Accepted> = batch.iter().filter(|a| a.accepted_at.0 > fence).collect();
     let params: Vec<[Param; 6]> = batch
         .iter()
@@ -239,7 +239,7 @@ async fn insert_pending(
         .collect())
 }
 
-/// See `sqlite::writes::take_for_sending`: the same rules, the same statement per row.
+/// See `sqlite::write_sql::take_for_sending`: the same rules, the same statement per row.
 pub fn take_for_sending<'a>(
     tx: &'a Tx<'a>,
     batch: Arc<Vec<(Uuid, Processor)>>,
@@ -373,7 +373,7 @@ pub fn claim_orphans<'a>(tx: &'a Tx<'a>, args: Arc<ClaimArgs>) -> Written<'a, Cl
     })
 }
 
-/// See `sqlite::writes::own_pending`: the same rows, pinned the same way.
+/// See `sqlite::write_sql::own_pending`: the same rows, pinned the same way.
 pub fn own_pending<'a>(tx: &'a Tx<'a>, limit: Arc<usize>) -> Written<'a, Vec<Pending>> {
     Box::pin(async move {
         let own = tx
@@ -426,7 +426,7 @@ pub fn save_health<'a>(tx: &'a Tx<'a>, args: Arc<(Processor, HealthRecord)>) -> 
     })
 }
 
-/// See `sqlite::writes::purge`.
+/// See `sqlite::write_sql::purge`.
 pub fn purge<'a>(tx: &'a Tx<'a>, fence: Arc<Millis>) -> Written<'a, ()> {
     Box::pin(async move {
         tx.tx.execute(&tx.sql.set_purge_fence, &[&fence.0]).await?;
@@ -434,7 +434,7 @@ pub fn purge<'a>(tx: &'a Tx<'a>, fence: Arc<Millis>) -> Written<'a, ()> {
     })
 }
 
-/// See `sqlite::writes::unpin`.
+/// See `sqlite::write_sql::unpin`.
 pub fn unpin<'a>(tx: &'a Tx<'a>, batch: Arc<Vec<(Uuid, Processor)>>) -> Written<'a, Vec<Uuid>> {
     Box::pin(async move {
         let names = names(&batch);
