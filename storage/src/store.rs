@@ -6,7 +6,7 @@
 //!
 //! Why one `match` per operation: there are two backends, both known here, so a trait
 //! would only add a layer that forwards; here an operation, its name in errors and both its
-//! bodies are read in one place. `tests/store.rs` runs every test against both.
+//! bodies are read in one place. `tests/store_*.rs` run every test against both.
 
 use crate::config::{Database, StoreConfig};
 use crate::error::StorageError;

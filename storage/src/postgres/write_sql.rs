@@ -1,32 +1,10 @@
-//! The SQL of every PostgreSQL write, prepared once per write connection ([`Statements`]).
-//! Each function runs inside the writer's open transaction (see `writer`), at PostgreSQL's
-//! default isolation, READ COMMITTED: every statement sees what was committed when it
-//! started, and an UPDATE that meets a row another transaction changed waits for it, then
-//! re-checks its WHERE on the row's newest version. Why each write is safe under it:
-//!
-//! - `record_pending`, the heartbeat, the health turn and record: one
-//!   `INSERT … ON CONFLICT` per row, which PostgreSQL guarantees to end in exactly one
-//!   insert or one update (or nothing) even against concurrent inserts of the same key; the
-//!   `DO UPDATE … WHERE` condition is evaluated on the newest row version, under its lock.
-//!   So each payment is new for exactly one worker, and one worker gets the health turn.
-//! - `take_for_sending`, `pin`, `unpin` and `mark_processed`: one `UPDATE … WHERE correlation_id = $1 AND owner = …`
-//!   per row; every condition is on the row itself, so the re-check on the newest version
-//!   is exact: a row claimed meanwhile is not taken.
-//! - `claim_orphans`: its WHERE reads *another* table (the owner's heartbeat), which the
-//!   re-check would read from the statement's older snapshot; a heartbeat renewed just
-//!   after the snapshot could let a live worker's payment be claimed. So a claim first
-//!   takes `workers` in SHARE ROW EXCLUSIVE mode: it waits for every transaction that wrote
-//!   a heartbeat to commit, and keeps heartbeats (and other claims) from changing until it
-//!   commits. Its UPDATE's snapshot, taken after the lock, then holds the heartbeats as they
-//!   are, as in SQLite where a claim and a heartbeat never overlap. `FOR UPDATE SKIP LOCKED`
-//!   passes over rows another transaction is changing (they are claimed next time). A claim
-//!   runs in a transaction of its own, never folded into a batch: the lock is then its
-//!   first, and once it has it, it waits for nothing (SKIP LOCKED), so it cannot close a
-//!   deadlock cycle with batches that write heartbeats (two batches each holding their
-//!   heartbeat write and wanting the other's for their claim would).
-//!
-//! Each batch's statements are sent pipelined (all at once, answered in order): one round
-//! trip for a batch of rows, not one per row.
+//! The SQL of every PostgreSQL write, prepared once per write connection ([`Statements`])
+//! and run inside the writer's open transaction ([`Tx`]) at READ COMMITTED, each batch's
+//! statements pipelined (one round trip for a batch of rows). Invariant, as in SQLite: a
+//! payment is new for exactly one worker, taken only by its owner, claimed by one worker
+//! at most, and one worker gets each health turn; `claim_orphans` locks `workers` first,
+//! in a transaction of its own. Why each statement keeps it: docs/architecture.md,
+//! "PostgreSQL's writes under READ COMMITTED".
 
 use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Pending, Recorded, Taken};
 use crate::rows::{self, PendingRow};
@@ -142,7 +120,7 @@ const SET_PURGE_FENCE: &str = "INSERT INTO purge_fence (id, accepted_up_to) VALU
 const HEARTBEAT: &str = "INSERT INTO workers (id, heartbeat_at) VALUES ($1, $2)
      ON CONFLICT (id) DO UPDATE SET heartbeat_at = greatest(workers.heartbeat_at, excluded.heartbeat_at)";
 
-/// Why the lock first: see the module doc.
+/// Why the lock first: docs/architecture.md, "PostgreSQL's writes under READ COMMITTED".
 const CLAIM_LOCK: &str = "LOCK TABLE workers IN SHARE ROW EXCLUSIVE MODE";
 
 const CLAIM: &str = "UPDATE payments SET owner = $1, pinned = (pinned OR processor IS NOT NULL)
@@ -347,8 +325,8 @@ pub fn retire<'a>(tx: &'a Tx<'a>, _: Arc<()>) -> Written<'a, ()> {
 pub type ClaimArgs = (Millis, Duration, usize);
 
 /// Gives this worker the pending payments whose owner shows no heartbeat newer than
-/// `now - dead_after`; see the module doc for why it locks `workers` first, in a
-/// transaction of its own.
+/// `now - dead_after`; it locks `workers` first, in a transaction of its own (why:
+/// docs/architecture.md, "PostgreSQL's writes under READ COMMITTED").
 pub fn claim_orphans<'a>(tx: &'a Tx<'a>, args: Arc<ClaimArgs>) -> Written<'a, Claimed> {
     Box::pin(async move {
         let (now, dead_after, limit) = *args;
