@@ -2,10 +2,8 @@
 //! four start, stop, fail and report the same way:
 //!
 //! - [`config`]: configuration declared once per binary with clap (flags and environment
-//!   variables), under one rule set: values are trimmed, an empty one means unset, a bad
-//!   one exits 2 naming the variable;
-//! - [`logging`], [`run`], [`exit`]: the rest of every `main`;
-//! - [`signals`]: the SIGTERM and SIGINT handlers;
+//!   variables): values trimmed, an empty one unset, a bad one exits 2 naming the variable;
+//! - [`logging`], [`run`], [`exit`]: the rest of every `main`; [`signals`]: SIGTERM, SIGINT;
 //! - [`reply`]: JSON answers and the one error body `{"error":kind,"message":...}`;
 //! - [`prometheus`]: the text exposition and the one latency histogram layout;
 //! - [`address`]: `host:port` or `unix:/path`, as workers listen and the lb reaches them.

@@ -4,7 +4,7 @@
 //!
 //! A request to `sim` flows `server` → `routes` → `payments` / `health` / `admin`, which
 //! read and change the shared [`state::Sim`]: the `ledger` of stored payments, the run-time
-//! `settings`, the `admission` bound on concurrent payments, the `health` budget and the
+//! `settings`, the `admission` bound on concurrent payments, the `health_budget` and the
 //! `stats` counters.
 
 pub mod admin;
@@ -12,6 +12,7 @@ pub mod admission;
 pub mod body;
 pub mod config;
 pub mod health;
+pub mod health_budget;
 pub mod ledger;
 pub mod payments;
 pub mod routes;

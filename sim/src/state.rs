@@ -2,7 +2,7 @@
 
 use crate::admission::Admission;
 use crate::config::{FeePpm, SimConfig};
-use crate::health::HealthBudget;
+use crate::health_budget::HealthBudget;
 use crate::ledger::Ledger;
 use crate::settings::Settings;
 use crate::stats::Stats;

@@ -1,19 +1,13 @@
-//! A worker-like process for the multi-process tests in `storage/tests/`: it opens the
-//! database given on the command line (a SQLite file's path or a `postgres://` URL) and
-//! writes to it the way an api worker would, reporting on stdout what it saw committed, so
-//! the test (another process) can check the database afterwards. Not part of the product.
+//! A worker-like process for the multi-process tests in `storage/tests/` (not part of the
+//! product): it opens the database given (a SQLite file's path or a `postgres://` URL),
+//! writes to it as an api worker would, and reports on stdout what it saw committed, so
+//! the test can check the database afterwards. Ids are `Uuid::from_u128(n)`, so
+//! processes agree on overlapping ranges. Modes (see [`record`], [`turns`], [`claim`]):
 //!
 //! ```text
-//! writer record  <db> <owner> <first-id> <count> <batch> <tasks>
-//!     record ids first..first+count as pending, in batches, from <tasks> concurrent tasks;
-//!     prints `committed <first> <end>` after each batch commits, `done <new rows>` at the end
-//! writer turns   <db> <owner> <processor> <window-ms> <for-ms>
-//!     hammers take_health_turn for <for-ms>; prints `turn <now-ms>` for each turn it got
-//! writer claim   <db> <owner> <limit>
-//!     heartbeats, then claims orphans <limit> at a time until none are left;
-//!     prints `claimed <uuid>` for each
+//! writer record <db> <owner> <first-id> <count> <batch> <tasks> | turns <db> <owner>
+//!     <processor> <window-ms> <for-ms> | claim <db> <owner> <limit>
 //! ```
-//! Ids are `Uuid::from_u128(n)`, so processes can agree on overlapping ranges.
 
 use payment::intake::Accepted;
 use payment::{Cents, Millis, Payment, Processor, Uuid};
@@ -80,6 +74,9 @@ fn report(line: std::fmt::Arguments<'_>) {
     let _ = out.flush();
 }
 
+/// `record`: records ids first..first+count as pending, in batches, from `tasks` concurrent
+/// tasks; prints `committed <first> <end>` after each batch commits, `done <new rows>` at
+/// the end.
 async fn record(
     store: &Store,
     first: u64,
@@ -120,6 +117,8 @@ async fn record(
     Ok(())
 }
 
+/// `turns`: hammers take_health_turn for `for-ms`; prints `turn <now-ms>` for each turn it
+/// got.
 async fn turns(
     store: &Store,
     processor: Processor,
@@ -137,6 +136,8 @@ async fn turns(
     Ok(())
 }
 
+/// `claim`: heartbeats, then claims orphans `limit` at a time until none are left; prints
+/// `claimed <uuid>` for each.
 async fn claim(store: &Store, limit: u64) -> Result<(), Error> {
     store.heartbeat(Millis::now()).await?;
     loop {

@@ -119,7 +119,7 @@ pub struct StoreConfig {
     /// Max commands folded into one transaction by the writer (group commit).
     pub max_batch: usize,
     /// How long the writer waits after the first write of a batch for more to join it
-    /// (see `writer`): fewer, larger commits at low rates, each write answered up to this later.
+    /// (see `write_thread`): fewer, larger commits at low rates, each write answered up to this later.
     pub linger: Duration,
     /// Read connections for summaries, health and queue depth.
     pub readers: usize,

@@ -1,12 +1,12 @@
 //! [`Store`]: the async API the api worker uses, the same whatever the database. Each
 //! operation is declared here once, with what it guarantees, and holds its body for each
-//! backend the [`Database`] chose: a closure over SQLite's connection (`sqlite::writes`,
+//! backend the [`Database`] chose: a closure over SQLite's connection (`sqlite::write_sql`,
 //! `sqlite::reads`), a function of PostgreSQL's transaction or read connection
-//! (`postgres::writes`, `postgres::reads`).
+//! (`postgres::write_sql`, `postgres::reads`).
 //!
 //! Why one `match` per operation: there are two backends, both known here, so a trait
 //! would only add a layer that forwards; here an operation, its name in errors and both its
-//! bodies are read in one place. `tests/store.rs` runs every test against both.
+//! bodies are read in one place. `tests/store_*.rs` run every test against both.
 
 use crate::config::{Database, StoreConfig};
 use crate::error::StorageError;
@@ -69,12 +69,12 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(db) => {
                 db.write(operation, move |conn, owner| {
-                    sqlite::writes::record_pending(conn, owner, &batch)
+                    sqlite::write_sql::record_pending(conn, owner, &batch)
                 })
                 .await
             }
             Backend::Postgres(db) => {
-                db.write(operation, batch, postgres::writes::record_pending)
+                db.write(operation, batch, postgres::write_sql::record_pending)
                     .await
             }
         }
@@ -96,7 +96,7 @@ impl Store {
         let recorded = match &self.backend {
             Backend::Sqlite(db) => {
                 db.write(operation, move |conn, owner| {
-                    sqlite::writes::record_for_sending(conn, owner, &batch, processor)
+                    sqlite::write_sql::record_for_sending(conn, owner, &batch, processor)
                 })
                 .await
             }
@@ -104,7 +104,7 @@ impl Store {
                 db.write(
                     operation,
                     (batch, processor),
-                    postgres::writes::record_for_sending,
+                    postgres::write_sql::record_for_sending,
                 )
                 .await
             }
@@ -135,12 +135,12 @@ impl Store {
         let taken = match &self.backend {
             Backend::Sqlite(db) => {
                 db.write(operation, move |conn, owner| {
-                    sqlite::writes::take_for_sending(conn, owner, &batch)
+                    sqlite::write_sql::take_for_sending(conn, owner, &batch)
                 })
                 .await
             }
             Backend::Postgres(db) => {
-                db.write(operation, batch, postgres::writes::take_for_sending)
+                db.write(operation, batch, postgres::write_sql::take_for_sending)
                     .await
             }
         }?;
@@ -154,10 +154,12 @@ impl Store {
         let operation = "pin payments to a processor";
         match &self.backend {
             Backend::Sqlite(db) => {
-                db.write(operation, move |conn, _| sqlite::writes::pin(conn, &batch))
-                    .await
+                db.write(operation, move |conn, _| {
+                    sqlite::write_sql::pin(conn, &batch)
+                })
+                .await
             }
-            Backend::Postgres(db) => db.write(operation, batch, postgres::writes::pin).await,
+            Backend::Postgres(db) => db.write(operation, batch, postgres::write_sql::pin).await,
         }
     }
 
@@ -175,11 +177,11 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(db) => {
                 db.write(operation, move |conn, owner| {
-                    sqlite::writes::unpin(conn, owner, &batch)
+                    sqlite::write_sql::unpin(conn, owner, &batch)
                 })
                 .await
             }
-            Backend::Postgres(db) => db.write(operation, batch, postgres::writes::unpin).await,
+            Backend::Postgres(db) => db.write(operation, batch, postgres::write_sql::unpin).await,
         }
     }
 
@@ -195,12 +197,12 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(db) => {
                 db.write(operation, move |conn, _| {
-                    sqlite::writes::mark_processed(conn, &batch)
+                    sqlite::write_sql::mark_processed(conn, &batch)
                 })
                 .await
             }
             Backend::Postgres(db) => {
-                db.write(operation, batch, postgres::writes::mark_processed)
+                db.write(operation, batch, postgres::write_sql::mark_processed)
                     .await
             }
         }
@@ -213,11 +215,14 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(db) => {
                 db.write(operation, move |conn, owner| {
-                    sqlite::writes::heartbeat(conn, owner, now)
+                    sqlite::write_sql::heartbeat(conn, owner, now)
                 })
                 .await
             }
-            Backend::Postgres(db) => db.write(operation, now, postgres::writes::heartbeat).await,
+            Backend::Postgres(db) => {
+                db.write(operation, now, postgres::write_sql::heartbeat)
+                    .await
+            }
         }?;
         self.heartbeat_written(now);
         Ok(())
@@ -241,8 +246,8 @@ impl Store {
     pub async fn retire(&self) -> Result<(), StorageError> {
         let operation = "retire the worker";
         match &self.backend {
-            Backend::Sqlite(db) => db.write(operation, sqlite::writes::retire).await,
-            Backend::Postgres(db) => db.write(operation, (), postgres::writes::retire).await,
+            Backend::Sqlite(db) => db.write(operation, sqlite::write_sql::retire).await,
+            Backend::Postgres(db) => db.write(operation, (), postgres::write_sql::retire).await,
         }
     }
 
@@ -262,16 +267,16 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(db) => {
                 db.write(operation, move |conn, owner| {
-                    sqlite::writes::claim_orphans(conn, owner, now, dead_after, limit)
+                    sqlite::write_sql::claim_orphans(conn, owner, now, dead_after, limit)
                 })
                 .await
             }
-            // In a transaction of its own: see `postgres::writes::claim_orphans`.
+            // In a transaction of its own: see `postgres::write_sql::claim_orphans`.
             Backend::Postgres(db) => {
                 db.write_alone(
                     operation,
                     (now, dead_after, limit),
-                    postgres::writes::claim_orphans,
+                    postgres::write_sql::claim_orphans,
                 )
                 .await
             }
@@ -313,12 +318,12 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(db) => {
                 db.write(operation, move |conn, owner| {
-                    sqlite::writes::own_pending(conn, owner, limit)
+                    sqlite::write_sql::own_pending(conn, owner, limit)
                 })
                 .await
             }
             Backend::Postgres(db) => {
-                db.write(operation, limit, postgres::writes::own_pending)
+                db.write(operation, limit, postgres::write_sql::own_pending)
                     .await
             }
         }
@@ -337,7 +342,7 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(db) => {
                 db.write(operation, move |conn, _| {
-                    sqlite::writes::take_health_turn(conn, processor, now, window)
+                    sqlite::write_sql::take_health_turn(conn, processor, now, window)
                 })
                 .await
             }
@@ -345,7 +350,7 @@ impl Store {
                 db.write(
                     operation,
                     (processor, now, window),
-                    postgres::writes::take_health_turn,
+                    postgres::write_sql::take_health_turn,
                 )
                 .await
             }
@@ -362,7 +367,7 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(db) => {
                 db.write(operation, move |conn, _| {
-                    sqlite::writes::save_health(conn, processor, &record)
+                    sqlite::write_sql::save_health(conn, processor, &record)
                 })
                 .await
             }
@@ -370,7 +375,7 @@ impl Store {
                 db.write(
                     operation,
                     (processor, record),
-                    postgres::writes::save_health,
+                    postgres::write_sql::save_health,
                 )
                 .await
             }
@@ -387,10 +392,12 @@ impl Store {
         let operation = "purge payments";
         match &self.backend {
             Backend::Sqlite(db) => {
-                db.write(operation, move |conn, _| sqlite::writes::purge(conn, fence))
-                    .await
+                db.write(operation, move |conn, _| {
+                    sqlite::write_sql::purge(conn, fence)
+                })
+                .await
             }
-            Backend::Postgres(db) => db.write(operation, fence, postgres::writes::purge).await,
+            Backend::Postgres(db) => db.write(operation, fence, postgres::write_sql::purge).await,
         }
     }
 

@@ -275,6 +275,7 @@ fn processes_claiming_orphans_never_share_a_payment(db: Db) {
 /// once in the server's WAL, not the disk's own flush, which `synchronous_commit` leaves on.)
 #[test]
 fn postgres_a_server_killed_mid_batch_loses_nothing_it_acknowledged() {
+    testkit::skip_without_postgres!();
     let mut server = common::pg::PgServer::dedicated();
     let url = server.create_database();
     let name = url.rsplit('/').next().unwrap().to_string();

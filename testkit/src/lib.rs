@@ -1,13 +1,10 @@
-//! Support for the integration tests in `*/tests/`: they drive the real binaries over
-//! real sockets, so they all need the same things, written once here:
-//!
-//! - [`Service`]: a child process started from `target/<profile>/<bin>`, stopped by PID
-//!   when dropped (also when the test panics);
-//! - [`free_port`] / [`wait_listening`]: no fixed ports, no sleeps-and-hope; [`SilentAddr`]
-//!   where a test needs nobody listening;
-//! - [`http`]: a tiny blocking HTTP/1.1 client, so tests read like curl sessions;
-//! - [`processors`]: the two simulated payment processors and their admin API;
-//! - [`postgres`]: a throwaway PostgreSQL server, shared by the tests of one binary.
+//! Support for the integration tests in `*/tests/`, which drive the real binaries over
+//! real sockets: [`Service`] (a child process from `target/<profile>/<bin>`, stopped by
+//! PID when dropped, also when the test panics), [`free_port`] / [`wait_listening`] (no
+//! fixed ports, no sleeps-and-hope; [`SilentAddr`] where nobody may listen), [`http`] (a
+//! tiny blocking HTTP/1.1 client), [`processors`] (the simulated processors and their
+//! admin API), [`postgres`] (a throwaway server per test binary; tests that need it skip
+//! when PostgreSQL is not installed, unless `REQUIRE_POSTGRES=1`), [`on_both!`].
 //!
 //! Binaries of other crates are not built by `cargo test` of one crate: run
 //! `cargo build --workspace --bins` first (`make check` does).
@@ -31,11 +28,31 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// Whether a test on this backend is skipped: PostgreSQL when it is not installed
+    /// (see [`postgres::skip`]); never SQLite.
+    pub fn skipped(self) -> bool {
+        self == Backend::Postgres && postgres::skip()
+    }
+}
+
+/// Returns from the test it is written in when PostgreSQL is not installed (see
+/// [`postgres::skip`]): the first line of a test that needs PostgreSQL outside `on_both!`.
+#[macro_export]
+macro_rules! skip_without_postgres {
+    () => {
+        if $crate::postgres::skip() {
+            return;
+        }
+    };
+}
+
 /// Writes tests `sqlite::<name>` and `postgres::<name>` for each function named, so every
 /// test body is written once and runs against both databases. Each function takes one
 /// argument built from the [`Backend`] by `From` (the backend itself, or a crate's own
 /// fixture such as storage's fresh database); with `async` first, the functions are
-/// `async` and the tests `#[tokio::test]`s.
+/// `async` and the tests `#[tokio::test]`s. Without PostgreSQL installed, the
+/// `postgres::<name>` tests skip (see [`postgres::skip`]).
 #[macro_export]
 macro_rules! on_both {
     (async $($name:ident),* $(,)?) => {
@@ -50,6 +67,9 @@ macro_rules! on_both {
         mod $module {
             $(#[tokio::test]
             async fn $name() {
+                if $crate::Backend::$backend.skipped() {
+                    return;
+                }
                 super::$name(::core::convert::From::from($crate::Backend::$backend)).await
             })*
         }
@@ -58,6 +78,9 @@ macro_rules! on_both {
         mod $module {
             $(#[test]
             fn $name() {
+                if $crate::Backend::$backend.skipped() {
+                    return;
+                }
                 super::$name(::core::convert::From::from($crate::Backend::$backend))
             })*
         }

@@ -1,20 +1,14 @@
-//! A throwaway PostgreSQL server for the tests of every crate (storage's and api's, one
-//! copy of this code): Debian's binaries, a fresh cluster in a temporary directory
-//! (`initdb`), the server listening only on a unix socket in that directory (no port to
-//! collide with anything), trust authentication for the `postgres` role. The server keeps
-//! PostgreSQL's defaults (fsync and synchronous_commit on): the tests check durability, so
-//! they run with the settings production would have. Only `initdb` skips its final fsync
-//! (`--no-sync`): the cluster is thrown away after the run.
+//! A throwaway PostgreSQL server for the tests of every crate: a fresh cluster (`initdb`)
+//! in a temporary directory, listening only on a unix socket there, trust authentication
+//! for the `postgres` role, PostgreSQL's durable defaults. One server per test binary
+//! ([`server`]), stopped and deleted when its last handle drops; each test gets its own
+//! database. As root, `initdb` and `postgres` run as the `postgres` system user.
 //!
-//! One server serves every test of a binary that runs while it is up: [`server`] hands out
-//! a shared handle, and the last handle dropped (at the end of a test, also one that failed
-//! or panicked) stops the server by its PID (SIGINT, PostgreSQL's fast shutdown, then
-//! SIGKILL if it lingers) and deletes the directory. Each test gets its own database.
-//!
-//! PostgreSQL refuses to run as root: when the tests run as root, `initdb` and `postgres`
-//! run as the `postgres` system user (created by Debian's package), which owns the
-//! directory.
+//! Without the server binaries (`initdb`, `postgres`), a test that needs them skips with a
+//! `SKIPPED` line on stderr ([`skip`], called by `on_both!` and `skip_without_postgres!`);
+//! with `REQUIRE_POSTGRES=1` in the environment it fails instead, with advice.
 
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -242,9 +236,42 @@ fn launch(bin: &Path, dir: &Path, user: Option<(u32, u32)>) -> Child {
         .unwrap_or_else(|e| panic!("cannot start {}/postgres: {e}", bin.display()))
 }
 
-/// The directory of `initdb` and `postgres`: on PATH, else the newest of Debian's
-/// `/usr/lib/postgresql/<version>/bin`. Missing binaries fail the test with advice.
+/// Whether a test that needs PostgreSQL should skip: true when the server binaries are
+/// not installed (see [`bin_dir`]) and `REQUIRE_POSTGRES=1` is not set, after saying so on
+/// stderr, past the test harness's capture. With `REQUIRE_POSTGRES=1`, false: the test
+/// goes on and fails as it starts the server, with advice.
+pub fn skip() -> bool {
+    if required() || find_bin_dir().is_some() {
+        return false;
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    // Not `eprintln!`: the harness captures that and shows it only when a test fails.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: PostgreSQL is not installed (initdb/postgres not found); \
+         set REQUIRE_POSTGRES=1 to make this a failure"
+    );
+    true
+}
+
+/// `REQUIRE_POSTGRES=1`: a test that needs PostgreSQL fails without it (for CI and `make
+/// check`, where a skip would hide a missing dependency).
+fn required() -> bool {
+    std::env::var_os("REQUIRE_POSTGRES").is_some_and(|v| v == "1")
+}
+
+/// The directory of `initdb` and `postgres` (see [`find_bin_dir`]). Missing binaries fail
+/// the test with advice.
 fn bin_dir() -> PathBuf {
+    find_bin_dir().unwrap_or_else(|| panic!("the PostgreSQL server binaries (initdb, postgres) were not found on PATH or in /usr/lib/postgresql/*/bin: {ADVICE}"))
+}
+
+/// The directory of `initdb` and `postgres`: on PATH, else the newest of Debian's
+/// `/usr/lib/postgresql/<version>/bin`; `None` when neither has them.
+fn find_bin_dir() -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH")
         .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
         .unwrap_or_default()
@@ -260,11 +287,14 @@ fn bin_dir() -> PathBuf {
         dirs.sort();
         dirs.pop().map(|(_, bin)| bin)
     };
-    match on_path.or_else(debian) {
-        // The symlinks some machines put on PATH lead to Debian's directory, with psql.
-        Some(dir) => std::fs::canonicalize(dir.join("initdb")).ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or(dir),
-        None => panic!("the PostgreSQL server binaries (initdb, postgres) were not found on PATH or in /usr/lib/postgresql/*/bin: {ADVICE}"),
-    }
+    let dir = on_path.or_else(debian)?;
+    // The symlinks some machines put on PATH lead to Debian's directory, with psql.
+    Some(
+        std::fs::canonicalize(dir.join("initdb"))
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or(dir),
+    )
 }
 
 /// `Some((uid, gid))` of the `postgres` user when we are root, who may not run the server.

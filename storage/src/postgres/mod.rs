@@ -1,29 +1,28 @@
-//! The PostgreSQL backend: one server shared by workers on any number of hosts. The same
-//! shape as SQLite's: one write connection owned by the writer thread, which folds queued
-//! writes into one transaction per batch (`crate::writer`, `writer`), and a few read
-//! connections (`reads`). The connections are driven by the store's own small runtime
-//! ([`writer::Driver`]), so the store works from any caller, async or not, like SQLite's.
-//! Each operation's body is in [`crate::Store`]: a function of `writes` given to
-//! [`Store::write`], or of `reads` given to [`Store::read`]; `writes` says why each
-//! statement keeps [`crate::Store`]'s guarantees between any number of workers.
-//!
-//! The client is `tokio-postgres` without TLS (the workers and the database share a
-//! private network); a URL that requires TLS (`sslmode=require`) fails to connect.
+//! The PostgreSQL backend: one server shared by workers on any number of hosts, in the
+//! same shape as SQLite's: one write connection owned by the writer thread
+//! (`crate::write_thread`, run by `write_session`), a few read connections (`reads`), all
+//! driven by the store's own small runtime (`driver`), so any caller, async or not, can use
+//! the store. Each operation's body is in [`crate::Store`]: a function of `write_sql` given
+//! to [`Store::write`], or of `reads` given to [`Store::read`]; `write_sql` says why each
+//! statement keeps [`crate::Store`]'s guarantees between any number of workers. The client
+//! is `tokio-postgres` without TLS: a URL that requires TLS (`sslmode=require`) fails.
 
+mod driver;
 pub mod reads;
 mod schema;
-mod writer;
-pub mod writes;
+mod write_session;
+pub mod write_sql;
 
 use crate::config::{redact, StoreConfig};
 use crate::error::StorageError;
-use crate::writer::Batching;
+use crate::write_thread::Batching;
+use driver::Driver;
 use futures_util::future::BoxFuture;
 use reads::{Read, Reader, Readers};
 use std::sync::Arc;
 use tokio_postgres::Client;
-use writer::{Driver, PgSession, PgWriter, Tx};
-use writes::Statements;
+use write_session::{PgSession, PgWriter};
+use write_sql::{Statements, Tx};
 
 /// The writer thread and the readers each hold the [`Driver`], which keeps the
 /// connections driven as long as either lives.
@@ -33,7 +32,7 @@ pub struct Store {
     readers: Arc<Readers>,
 }
 
-/// A write's statements, given its arguments (see `writes`).
+/// A write's statements, given its arguments (see `write_sql`).
 type WriteFn<A, T> =
     for<'a> fn(&'a Tx<'a>, Arc<A>) -> BoxFuture<'a, Result<T, tokio_postgres::Error>>;
 
@@ -61,7 +60,7 @@ impl Store {
             database: database.clone(),
             owner,
         };
-        let writer = writer::start(session, batching)?;
+        let writer = write_session::start(session, batching)?;
         let readers = Readers::new(
             readers,
             driver,
@@ -113,7 +112,7 @@ impl Store {
         T: Send + 'static,
     {
         let args = Arc::new(args);
-        writer::run(&self.writer, operation, alone, move |tx| {
+        write_session::run(&self.writer, operation, alone, move |tx| {
             sql(tx, Arc::clone(&args))
         })
         .await
@@ -159,7 +158,7 @@ async fn open_writer(
     owner: &str,
 ) -> Result<(Client, Statements), tokio_postgres::Error> {
     let client = connect(url, owner).await?;
-    client.batch_execute(writer::LOCK_TIMEOUT).await?;
+    client.batch_execute(write_session::LOCK_TIMEOUT).await?;
     let sql = Statements::prepare(&client).await?;
     Ok((client, sql))
 }

@@ -7,7 +7,7 @@
 //! connection found closed (the server restarted) is opened again on the store's runtime
 //! before the query; a query that met the loss fails, and the next one works.
 
-use super::writer::Driver;
+use super::driver::Driver;
 use crate::error::StorageError;
 use crate::model::HealthRecord;
 use crate::rows;

@@ -1,23 +1,23 @@
 //! The SQLite backend: one database file in WAL mode, shared by the worker processes of
 //! one host. Writes go to the single writer thread (`writer`, batching in
-//! `crate::writer`), reads to a small pool of read connections (`reads`); nothing here
+//! `crate::write_thread`), reads to a small pool of read connections (`reads`); nothing here
 //! blocks a runtime thread on SQLite. Each operation's body is in [`crate::Store`]: a
 //! closure over a connection, given to [`Store::write`] or [`Store::read`].
 
 mod busy;
 pub mod reads;
 pub mod schema;
-mod writer;
-pub mod writes;
+mod write_session;
+pub mod write_sql;
 
 use crate::config::StoreConfig;
 use crate::error::StorageError;
-use crate::writer::Batching;
+use crate::write_thread::Batching;
 use reads::Readers;
 use rusqlite::Connection;
 use std::path::PathBuf;
 use std::sync::Arc;
-use writer::SqliteWriter;
+use write_session::SqliteWriter;
 
 #[derive(Clone)]
 pub struct Store {
@@ -33,7 +33,7 @@ impl Store {
             max_batch: config.max_batch,
             linger: config.linger,
         };
-        let writer = writer::start(conn, path, config.owner.clone(), batching)?;
+        let writer = write_session::start(conn, path, config.owner.clone(), batching)?;
         Ok(Store { writer, readers })
     }
 
@@ -44,7 +44,7 @@ impl Store {
         T: Send + 'static,
         F: FnMut(&Connection, &str) -> rusqlite::Result<T> + Send + 'static,
     {
-        writer::run(&self.writer, operation, sql).await
+        write_session::run(&self.writer, operation, sql).await
     }
 
     /// Runs `query` on a read connection, in the blocking pool.

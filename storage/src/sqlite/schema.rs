@@ -1,47 +1,9 @@
 //! Opening the SQLite database file: connection settings (pragmas) and the versioned
-//! schema (`PRAGMA user_version`, see `crate::schema` for the versions).
-//!
-//! Every connection, writer or reader, in either worker process, is opened here so they
-//! all agree on the settings below.
-//!
-//! # Pragmas and durability
-//!
-//! - `journal_mode = WAL`: readers never block the writer and the writer never blocks
-//!   readers, which is what lets two worker processes write the same file while both
-//!   answer summaries. It is a property of the file, so it is set once and kept.
-//! - `synchronous = NORMAL`: in WAL mode a commit appends to the WAL without fsync; the
-//!   WAL is fsynced when it is checkpointed into the database. What a crash can lose:
-//!   * the process dying (SIGKILL, panic, OOM kill): **nothing committed** — the WAL
-//!     frames are in the OS page cache and the next open replays them (tested in
-//!     `tests/processes.rs`, a writer killed with SIGKILL in the middle of batches);
-//!   * the machine dying (power loss, kernel panic, VM reset): the transactions committed
-//!     since the last checkpoint may be lost (never a corrupt file, only a shorter one).
-//!
-//!   We accept the second because the system already does: the lb answers 202 from
-//!   memory (invariant 6, fast accept) and forwards afterwards, so a power loss
-//!   loses the last accepted payments whatever SQLite does. `FULL` would add one fsync
-//!   per batch on the dispatch path (attempts and results) to protect only the part of
-//!   that window which had reached the disk. The known cost: a power loss right after a
-//!   processor was called may forget that attempt, so the payment is sent again after
-//!   restart with a new requestedAt (the processor answers 422 if it goes to the same one).
-//!   A deployment that cannot accept that should change `SYNCHRONOUS` to `FULL`.
-//! - a busy handler that waits about 5 s for the lock (`busy::wait_for_lock`):
-//!   the other worker holds the write lock for one batch (a few milliseconds); waiting is
-//!   right, failing is not. It polls every 100 µs at first (SQLite's own `busy_timeout`
-//!   sleeps 1, 2, 5, 10 … 100 ms, far longer than a batch). `busy::retry` adds a short
-//!   backoff for the few BUSY cases that bypass the handler.
-//! - `cache_size = 8 MiB` per connection (default is 2 MiB): the hot pages are the tail of
-//!   the summary index and of the table; three connections per worker stay far below the
-//!   contest's memory limit, and pages are only allocated when touched.
-//! - `temp_store = MEMORY`: the small GROUP BY / sort structures never touch the disk.
-//! - `wal_autocheckpoint = 10000` pages (40 MiB; default 1000): payment ids are random, so
-//!   each row of a batch dirties its own index page; a longer WAL lets one checkpoint copy
-//!   a page once for many commits. Measured about 1.8× the rows/s with one payment per call
-//!   (`examples/bench.rs`); the price is a longer WAL to replay after a crash and a larger
-//!   checkpoint now and then.
-//! - `journal_size_limit = 64 MiB`: after a checkpoint the WAL file is truncated to this, so a
-//!   burst does not leave a huge WAL behind.
-//! - readers get `query_only = ON`: a read connection that tries to write is a bug.
+//! schema (`PRAGMA user_version`, see `crate::schema` for the versions). Every connection,
+//! writer or reader, in either worker process, is opened here, so all agree on the
+//! settings: WAL, `synchronous = NORMAL` (a killed process loses nothing committed), a
+//! busy handler that waits about 5 s for the lock, read connections `query_only`. Why
+//! each setting: docs/architecture.md, "SQLite's settings".
 
 use crate::error::StorageError;
 use rusqlite::{Connection, OpenFlags};
@@ -49,9 +11,13 @@ use std::path::Path;
 
 use crate::schema::SCHEMA_VERSION;
 
+/// `NORMAL`: a commit appends to the WAL without fsync (see "SQLite's settings").
 const SYNCHRONOUS: &str = "NORMAL";
+/// Per connection (SQLite's default is 2 MiB): the tails of the summary index and table.
 const CACHE_SIZE_KIB: i64 = 8 * 1024;
+/// The WAL file is truncated to this after a checkpoint.
 const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+/// 40 MiB of WAL between checkpoints (SQLite's default is 1000 pages).
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
 
 /// Version 1. Times are integer milliseconds since the epoch (UTC), amounts integer cents.

@@ -164,3 +164,44 @@ pub fn attempt(processor: Processor, at: i64) -> Attempt {
         requested_at: Millis(at),
     }
 }
+
+/// `n` milliseconds.
+pub fn ms(n: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(n)
+}
+
+/// A write lock held on the payments by another connection until [`Lunch::end`].
+pub enum Lunch {
+    Sqlite(rusqlite::Connection),
+    Postgres(tokio_postgres::Client),
+}
+
+impl Lunch {
+    pub async fn start(db: &Db) -> Lunch {
+        match &db.database {
+            Database::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+                Lunch::Sqlite(conn)
+            }
+            Database::Postgres(url) => {
+                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(connection);
+                client
+                    .batch_execute("BEGIN; LOCK TABLE payments IN EXCLUSIVE MODE;")
+                    .await
+                    .unwrap();
+                Lunch::Postgres(client)
+            }
+        }
+    }
+
+    pub async fn end(self) {
+        match self {
+            Lunch::Sqlite(conn) => conn.execute_batch("ROLLBACK").unwrap(),
+            Lunch::Postgres(client) => client.batch_execute("ROLLBACK").await.unwrap(),
+        }
+    }
+}

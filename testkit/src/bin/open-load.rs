@@ -1,21 +1,13 @@
 //! `open-load`: an open-model load of `POST /payments` (a constant arrival rate, whatever
-//! the answers' speed), for rates k6 cannot generate on this machine.
-//!
-//! k6 needs 130–200 µs of CPU per request, so on two cores k6 itself saturates the
-//! machine near 5,000 requests/s and cannot show whether the lb holds 10,000 payments/s.
-//! This generator runs on one thread and needs a fraction of that, so the stack's own
-//! limit shows. k6 (k6/stress.js) stays the reference; scripts/bench/stress_sweep.py runs both.
+//! the answers' speed), for rates k6 cannot generate on this machine (why, and how to run
+//! it: docs/operations.md, "make stress").
 //!
 //! Request `i` is due at `t0 + i / rate`. Every millisecond the due requests go out, each
-//! on the longest-idle keep-alive connection, or a new one up to `--max-connections`;
-//! beyond that the request is dropped and counted, as k6 counts dropped iterations.
-//! `--connections N` opens N connections before the start: the requests then rotate over
-//! all of them, as k6's requests spread over its VUs' connections (500 in k6/stress.js),
-//! so the server sees one request per connection wakeup as it does under k6. Latency is taken
-//! from the write (as k6's `http_req_duration`) and from the due time (which also counts
-//! the wait for a connection).
-//!
-//!   open-load --target http://127.0.0.1:9999 --rate 10000 --secs 10 [--out result.json]
+//! on the longest-idle keep-alive connection (`--connections N` opened before the start),
+//! or a new one up to `--max-connections`; beyond that the request is dropped and counted,
+//! as k6 counts dropped iterations. Latency is taken from the write (as k6's
+//! `http_req_duration`) and from the due time (which also counts the wait for a
+//! connection).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;

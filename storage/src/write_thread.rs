@@ -1,25 +1,11 @@
 //! The single writer of each store, whatever the database: one thread owns the write
-//! connection and commits whatever is queued in one transaction (group commit).
-//!
-//! Why: a commit costs about the same for one row or a thousand (an fsync, a lock round
-//! trip, a network round trip), so the write rate is bounded by batches, not rows. Callers
-//! send a job through a channel and await a oneshot; the thread takes everything queued
-//! (up to `max_batch` jobs), runs it inside one transaction, and answers every caller only
-//! after the commit, so an answer means "durable". A job that fails must not take its
-//! neighbours down with it: the batch is rolled back and its jobs are run again one per
-//! transaction, so each caller gets its own result.
-//!
-//! At a low steady rate (the contest sends a worker one payment every few milliseconds, and
-//! each payment needs two writes: recorded, already taken for sending while the default
-//! is up, then processed; three when it is taken for sending apart) the queue rarely holds more than one job when the
-//! thread wakes, so every write would pay a whole commit. So the thread may *linger*
-//! (`linger`, the api's `WRITE_LINGER_US`): after the first job of a batch it waits that
-//! long for more before committing. Neighbouring payments then share the commit; each
-//! caller waits at most `linger` longer for its answer. Zero turns it off.
-//!
-//! This module is the part both databases share: the queue, the batching and the
-//! "retry alone" rule. What a job is and how a transaction is run is the backend's
-//! [`Session`] (`sqlite::writer`, `postgres::writer`).
+//! connection and commits what is queued (up to `max_batch` jobs, after waiting `linger`
+//! for more) in one transaction, and answers every caller only after the commit, so an
+//! answer means "durable". A job that fails does not fail its neighbours: the batch is
+//! rolled back and its jobs run again one per transaction. What a job is and how a
+//! transaction runs is the backend's [`Session`] (`sqlite::write_session`,
+//! `postgres::write_session`). Why batches and the linger: docs/architecture.md, "The
+//! writer thread".
 
 use crate::error::StorageError;
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! The SQL of every SQLite write. Each function runs inside the writer's open transaction (see
-//! `writer`), so it sees and changes the database atomically with the rest of its batch,
+//! `write_session`), so it sees and changes the database atomically with the rest of its batch,
 //! and two processes never interleave inside one function.
 
 use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Pending, Recorded, Taken};

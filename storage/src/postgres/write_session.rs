@@ -1,4 +1,4 @@
-//! The PostgreSQL side of the writer (see `crate::writer` for the batching): a job is a
+//! The PostgreSQL side of the writer (see `crate::write_thread` for the batching): a job is a
 //! closure that returns the future of its statements, and a transaction is `BEGIN …
 //! COMMIT` on the one write connection, with `synchronous_commit` left at its default
 //! (on): the commit returns once the server has flushed its WAL, so an answered write
@@ -7,67 +7,16 @@
 //! The writer thread is a plain thread, like SQLite's; it runs each batch with
 //! `block_on` on the store's own runtime ([`Driver`]), which also drives the connections.
 //! A batch that fails (a deadlock detected by the server, a constraint) is rolled back by
-//! dropping its transaction, and its jobs are retried alone by `crate::writer`.
+//! dropping its transaction, and its jobs are retried alone by `crate::write_thread`.
 
-use super::writes::Statements;
+use super::driver::Driver;
+use super::write_sql::{Statements, Tx};
 use crate::error::StorageError;
-use crate::writer::{Batching, Failure, Job, Session, Writer};
+use crate::write_thread::{Batching, Failure, Job, Session, Writer};
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Error, Transaction};
-
-/// What a write's statements get: the open transaction, this worker's id, the statements.
-pub struct Tx<'a> {
-    pub tx: &'a Transaction<'a>,
-    pub owner: &'a str,
-    pub sql: &'a Statements,
-}
-
-/// The runtime of one PostgreSQL store: one worker thread driving the connections. Shut
-/// down in the background when the last handle goes, so dropping a store inside async
-/// code does not panic.
-pub struct Driver(Option<tokio::runtime::Runtime>);
-
-impl Driver {
-    pub fn start() -> std::io::Result<Driver> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("storage-postgres")
-            .enable_all()
-            .build()?;
-        Ok(Driver(Some(runtime)))
-    }
-
-    pub fn handle(&self) -> &tokio::runtime::Handle {
-        match &self.0 {
-            Some(runtime) => runtime.handle(),
-            None => unreachable!("the runtime is only taken out when the driver is dropped"),
-        }
-    }
-
-    /// Runs `future` to completion on this runtime from any thread, also from inside
-    /// another runtime (a scoped thread does the blocking): for opening a store.
-    pub fn block_on<F: std::future::Future + Send>(&self, future: F) -> F::Output
-    where
-        F::Output: Send,
-    {
-        std::thread::scope(
-            |scope| match scope.spawn(|| self.handle().block_on(future)).join() {
-                Ok(output) => output,
-                Err(panic) => std::panic::resume_unwind(panic),
-            },
-        )
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
+use tokio_postgres::{Client, Error};
 
 /// One queued write: runs its statements (possibly twice, if its first batch was rolled
 /// back) and then answers its caller.

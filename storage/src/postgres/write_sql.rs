@@ -1,34 +1,11 @@
-//! The SQL of every PostgreSQL write, prepared once per write connection ([`Statements`]).
-//! Each function runs inside the writer's open transaction (see `writer`), at PostgreSQL's
-//! default isolation, READ COMMITTED: every statement sees what was committed when it
-//! started, and an UPDATE that meets a row another transaction changed waits for it, then
-//! re-checks its WHERE on the row's newest version. Why each write is safe under it:
-//!
-//! - `record_pending`, the heartbeat, the health turn and record: one
-//!   `INSERT … ON CONFLICT` per row, which PostgreSQL guarantees to end in exactly one
-//!   insert or one update (or nothing) even against concurrent inserts of the same key; the
-//!   `DO UPDATE … WHERE` condition is evaluated on the newest row version, under its lock.
-//!   So each payment is new for exactly one worker, and one worker gets the health turn.
-//! - `take_for_sending`, `pin`, `unpin` and `mark_processed`: one `UPDATE … WHERE correlation_id = $1 AND owner = …`
-//!   per row; every condition is on the row itself, so the re-check on the newest version
-//!   is exact: a row claimed meanwhile is not taken.
-//! - `claim_orphans`: its WHERE reads *another* table (the owner's heartbeat), which the
-//!   re-check would read from the statement's older snapshot; a heartbeat renewed just
-//!   after the snapshot could let a live worker's payment be claimed. So a claim first
-//!   takes `workers` in SHARE ROW EXCLUSIVE mode: it waits for every transaction that wrote
-//!   a heartbeat to commit, and keeps heartbeats (and other claims) from changing until it
-//!   commits. Its UPDATE's snapshot, taken after the lock, then holds the heartbeats as they
-//!   are, as in SQLite where a claim and a heartbeat never overlap. `FOR UPDATE SKIP LOCKED`
-//!   passes over rows another transaction is changing (they are claimed next time). A claim
-//!   runs in a transaction of its own, never folded into a batch: the lock is then its
-//!   first, and once it has it, it waits for nothing (SKIP LOCKED), so it cannot close a
-//!   deadlock cycle with batches that write heartbeats (two batches each holding their
-//!   heartbeat write and wanting the other's for their claim would).
-//!
-//! Each batch's statements are sent pipelined (all at once, answered in order): one round
-//! trip for a batch of rows, not one per row.
+//! The SQL of every PostgreSQL write, prepared once per write connection ([`Statements`])
+//! and run inside the writer's open transaction ([`Tx`]) at READ COMMITTED, each batch's
+//! statements pipelined (one round trip for a batch of rows). Invariant, as in SQLite: a
+//! payment is new for exactly one worker, taken only by its owner, claimed by one worker
+//! at most, and one worker gets each health turn; `claim_orphans` locks `workers` first,
+//! in a transaction of its own. Why each statement keeps it: docs/architecture.md,
+//! "PostgreSQL's writes under READ COMMITTED".
 
-use super::writer::Tx;
 use crate::model::{Attempt, Claimed, DoubleCharge, HealthRecord, Pending, Recorded, Taken};
 use crate::rows::{self, PendingRow};
 use futures_util::future::{try_join_all, BoxFuture};
@@ -37,7 +14,14 @@ use payment::{Millis, Payment, Processor, Uuid};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Error, Row, Statement};
+use tokio_postgres::{Client, Error, Row, Statement, Transaction};
+
+/// What a write's statements get: the open transaction, this worker's id, the statements.
+pub struct Tx<'a> {
+    pub tx: &'a Transaction<'a>,
+    pub owner: &'a str,
+    pub sql: &'a Statements,
+}
 
 /// One statement parameter.
 type Param<'a> = &'a (dyn ToSql + Sync);
@@ -132,11 +116,11 @@ const UNPIN: &str = "UPDATE payments SET pinned = false
 const SET_PURGE_FENCE: &str = "INSERT INTO purge_fence (id, accepted_up_to) VALUES (1, $1)
      ON CONFLICT (id) DO UPDATE SET accepted_up_to = greatest(purge_fence.accepted_up_to, excluded.accepted_up_to)";
 
-/// Never back: see `sqlite::writes::heartbeat`.
+/// Never back: see `sqlite::write_sql::heartbeat`.
 const HEARTBEAT: &str = "INSERT INTO workers (id, heartbeat_at) VALUES ($1, $2)
      ON CONFLICT (id) DO UPDATE SET heartbeat_at = greatest(workers.heartbeat_at, excluded.heartbeat_at)";
 
-/// Why the lock first: see the module doc.
+/// Why the lock first: docs/architecture.md, "PostgreSQL's writes under READ COMMITTED".
 const CLAIM_LOCK: &str = "LOCK TABLE workers IN SHARE ROW EXCLUSIVE MODE";
 
 const CLAIM: &str = "UPDATE payments SET owner = $1, pinned = (pinned OR processor IS NOT NULL)
@@ -172,7 +156,7 @@ pub fn record_pending<'a>(tx: &'a Tx<'a>, batch: Arc<Vec<Accepted>>) -> Written<
     Box::pin(async move { insert_pending(tx, &batch, None).await })
 }
 
-/// See `sqlite::writes::record_for_sending`: the same rules, the same statements.
+/// See `sqlite::write_sql::record_for_sending`: the same rules, the same statements.
 pub fn record_for_sending<'a>(
     tx: &'a Tx<'a>,
     args: Arc<(Vec<Accepted>, Processor)>,
@@ -209,7 +193,7 @@ async fn insert_pending(
         .query_one(&tx.sql.purge_fence, &[&i64::MIN])
         .await?
         .get(0);
-    // Payments a purge forgot (see `sqlite::writes::purge`) are not recorded again.
+    // Payments a purge forgot (see `sqlite::write_sql::purge`) are not recorded again.
     let batch: Vec<&Accepted> = batch.iter().filter(|a| a.accepted_at.0 > fence).collect();
     let params: Vec<[Param; 6]> = batch
         .iter()
@@ -233,7 +217,7 @@ async fn insert_pending(
         .collect())
 }
 
-/// See `sqlite::writes::take_for_sending`: the same rules, the same statement per row.
+/// See `sqlite::write_sql::take_for_sending`: the same rules, the same statement per row.
 pub fn take_for_sending<'a>(
     tx: &'a Tx<'a>,
     batch: Arc<Vec<(Uuid, Processor)>>,
@@ -341,8 +325,8 @@ pub fn retire<'a>(tx: &'a Tx<'a>, _: Arc<()>) -> Written<'a, ()> {
 pub type ClaimArgs = (Millis, Duration, usize);
 
 /// Gives this worker the pending payments whose owner shows no heartbeat newer than
-/// `now - dead_after`; see the module doc for why it locks `workers` first, in a
-/// transaction of its own.
+/// `now - dead_after`; it locks `workers` first, in a transaction of its own (why:
+/// docs/architecture.md, "PostgreSQL's writes under READ COMMITTED").
 pub fn claim_orphans<'a>(tx: &'a Tx<'a>, args: Arc<ClaimArgs>) -> Written<'a, Claimed> {
     Box::pin(async move {
         let (now, dead_after, limit) = *args;
@@ -367,7 +351,7 @@ pub fn claim_orphans<'a>(tx: &'a Tx<'a>, args: Arc<ClaimArgs>) -> Written<'a, Cl
     })
 }
 
-/// See `sqlite::writes::own_pending`: the same rows, pinned the same way.
+/// See `sqlite::write_sql::own_pending`: the same rows, pinned the same way.
 pub fn own_pending<'a>(tx: &'a Tx<'a>, limit: Arc<usize>) -> Written<'a, Vec<Pending>> {
     Box::pin(async move {
         let own = tx
@@ -420,7 +404,7 @@ pub fn save_health<'a>(tx: &'a Tx<'a>, args: Arc<(Processor, HealthRecord)>) -> 
     })
 }
 
-/// See `sqlite::writes::purge`.
+/// See `sqlite::write_sql::purge`.
 pub fn purge<'a>(tx: &'a Tx<'a>, fence: Arc<Millis>) -> Written<'a, ()> {
     Box::pin(async move {
         tx.tx.execute(&tx.sql.set_purge_fence, &[&fence.0]).await?;
@@ -428,7 +412,7 @@ pub fn purge<'a>(tx: &'a Tx<'a>, fence: Arc<Millis>) -> Written<'a, ()> {
     })
 }
 
-/// See `sqlite::writes::unpin`.
+/// See `sqlite::write_sql::unpin`.
 pub fn unpin<'a>(tx: &'a Tx<'a>, batch: Arc<Vec<(Uuid, Processor)>>) -> Written<'a, Vec<Uuid>> {
     Box::pin(async move {
         let names = names(&batch);

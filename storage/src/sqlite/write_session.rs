@@ -1,4 +1,4 @@
-//! The SQLite side of the writer (see `crate::writer` for the batching): a job is a
+//! The SQLite side of the writer (see `crate::write_thread` for the batching): a job is a
 //! closure over the write connection, and a transaction is `BEGIN IMMEDIATE … COMMIT`.
 //!
 //! The other worker process has its own writer; `BEGIN IMMEDIATE` plus the busy handler
@@ -6,7 +6,7 @@
 
 use super::busy;
 use crate::error::StorageError;
-use crate::writer::{Batching, Failure, Job, Session, Writer};
+use crate::write_thread::{Batching, Failure, Job, Session, Writer};
 use rusqlite::Connection;
 use std::path::PathBuf;
 
