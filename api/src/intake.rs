@@ -13,7 +13,7 @@
 //! sends the batch again (here or to another worker), and the store calls those payments
 //! "not new": pending, owned by this live worker, in no queue, never to be paid. So a
 //! failed write marks the `RecoveryHint`, and the next recovery scan reads back its own
-//! pending payments and queues those it does not hold (`Queue::push_unheld`,
+//! pending payments and queues those it does not hold (`Held::push_unheld`,
 //! `crate::recovery`). We chose this over having a re-sent batch queue them: the lb
 //! re-sends to the other worker first, which may not take a live worker's payments.
 //! The intake task marks the worker, not the request's handler: when the lb's forward
@@ -34,7 +34,7 @@
 //! While the queue holds `DISPATCH_QUEUE_MAX` payments, a batch is answered 503 and
 //! nothing is recorded: the lb keeps it and sends it again (here or to the other worker).
 
-use crate::dispatch::Job;
+use crate::held::Job;
 use crate::routing::Backlog;
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
@@ -75,12 +75,12 @@ impl Intake {
         if batch.is_empty() {
             return reply::json(StatusCode::OK, r#"{"recorded":0}"#);
         }
-        if self.shared.queue.room() == 0 {
+        if self.shared.held.room() == 0 {
             self.shared.metrics.intake_refused.fetch_add(1, Relaxed);
             return reply::error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "queue_full",
-                format!("this worker holds {} payments (DISPATCH_QUEUE_MAX); send later or to the other one", self.shared.queue.capacity()),
+                format!("this worker holds {} payments (DISPATCH_QUEUE_MAX); send later or to the other one", self.shared.held.capacity()),
             );
         }
         let send_to = self.send_to();
@@ -106,7 +106,7 @@ impl Intake {
     /// write that records them. Otherwise they are recorded only, and stamped when sent.
     fn send_to(&self) -> Option<Processor> {
         let backlog = Backlog {
-            waiting: self.shared.queue.waiting_anywhere(),
+            waiting: self.shared.held.waiting_anywhere(),
         };
         if backlog.waiting > 0 {
             return None;
@@ -142,7 +142,7 @@ impl Recording {
             .metrics
             .recorded
             .fetch_add(recorded as u64, Relaxed);
-        self.shared.queue.push_unheld(new);
+        self.shared.held.push_unheld(new);
         Ok(recorded)
     }
 

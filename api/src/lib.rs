@@ -12,6 +12,7 @@
 pub mod config;
 pub mod dispatch;
 pub mod health;
+pub mod held;
 pub mod intake;
 pub mod ledger;
 pub mod metrics;

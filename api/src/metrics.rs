@@ -26,7 +26,7 @@ struct PerProcessor {
 /// The gauges [`Metrics::render`] reads from the parts that own them.
 #[derive(Debug, Clone, Copy)]
 pub struct Gauges {
-    /// The dispatch queue's payments, waiting or in a call (`Queue::held`).
+    /// The dispatch queue's payments, waiting or in a call (`Held::count`).
     pub held: usize,
     /// The queue's payments that may only go to the default, the fallback.
     pub pinned_waiting: [usize; 2],

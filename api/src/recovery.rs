@@ -30,36 +30,18 @@
 //! upsert recreates a deleted row): dispatch sends nothing without the store confirming
 //! ownership first, so the lost payments are dropped from its queue, not sent twice.
 
-use crate::dispatch::Job;
+use crate::held::Job;
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
 use payment::Millis;
+use std::sync::atomic::AtomicI64;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
-use std::sync::atomic::{AtomicBool, AtomicI64};
-use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 use storage::{Claimed, Pending, StorageError, Store};
 
 /// Most payments claimed in one transaction; more are taken in the next one right away.
 const CLAIM_BATCH: usize = 4096;
-
-/// The signal from a write that failed and may have committed anyway (intake's, or a
-/// claim) to the next scan: read back this worker's pending payments. Clones share it.
-#[derive(Clone, Default)]
-pub struct RecoveryHint(Arc<AtomicBool>);
-
-impl RecoveryHint {
-    /// A write's outcome is unknown: the next scan reads back what this worker owns.
-    pub fn mark(&self) {
-        self.0.store(true, SeqCst);
-    }
-
-    /// Whether a write was marked since the last take; clears the mark.
-    pub fn take(&self) -> bool {
-        self.0.swap(false, SeqCst)
-    }
-}
 
 /// The orphan scans of one worker: claims, and reading back after an unsure write.
 pub struct Recovery {
@@ -137,7 +119,7 @@ impl Recovery {
         }
         loop {
             // Claims stop where the queue is full.
-            let limit = self.shared.queue.room().min(CLAIM_BATCH);
+            let limit = self.shared.held.room().min(CLAIM_BATCH);
             if limit == 0 {
                 return Ok(()); // the rest waits for room, at a later scan
             }
@@ -189,17 +171,17 @@ impl Recovery {
             .inspect_err(|_| self.shared.recovery_hint.mark())?;
         let last_alive = Millis(self.lost_claim_last_alive.load(SeqCst));
         let (attempted, fresh) = self.split_attempted(own, Some(last_alive));
-        let mut adopted = self.shared.queue.push_unheld(fresh);
+        let mut adopted = self.shared.held.push_unheld(fresh);
         let wait = self.until_calls_end(last_alive);
         if wait.is_zero() {
-            adopted += self.shared.queue.push_unheld(attempted);
+            adopted += self.shared.held.push_unheld(attempted);
         } else if !attempted.is_empty() {
             tracing::warn!(
                 count = attempted.len(),
                 wait_ms = wait.as_millis() as u64,
                 "payments read back with an attempt wait until a dead worker's calls could have ended"
             );
-            self.shared.queue.push_unheld_after(attempted, wait);
+            self.shared.held.push_unheld_after(attempted, wait);
         }
         if adopted > 0 {
             tracing::warn!(
@@ -248,7 +230,7 @@ impl Recovery {
     /// the dead worker's calls could have ended.
     fn queue_claimed(&self, claimed: Claimed) {
         let (attempted, fresh) = self.split_attempted(claimed.payments, claimed.last_alive);
-        self.shared.queue.push_replacing(fresh);
+        self.shared.held.push_replacing(fresh);
         let wait = claimed
             .last_alive
             .map_or(Duration::ZERO, |alive| self.until_calls_end(alive));
@@ -256,7 +238,7 @@ impl Recovery {
             return;
         }
         if wait.is_zero() {
-            self.shared.queue.push_replacing(attempted);
+            self.shared.held.push_replacing(attempted);
             return;
         }
         tracing::info!(
@@ -264,7 +246,7 @@ impl Recovery {
             wait_ms = wait.as_millis() as u64,
             "claimed payments with an attempt wait until the dead worker's calls could have ended"
         );
-        self.shared.queue.push_replacing_after(attempted, wait);
+        self.shared.held.push_replacing_after(attempted, wait);
     }
 }
 

@@ -209,10 +209,10 @@ async fn route(app: &App, request: Request<Incoming>) -> Reply {
                 tracing::warn!("cannot count pending payments: {e}");
                 -1
             });
-            let queue = &app.shared.queue;
+            let held = &app.shared.held;
             reply::prometheus(app.shared.metrics.render(Gauges {
-                held: queue.held(),
-                pinned_waiting: queue.pinned_waiting(),
+                held: held.count(),
+                pinned_waiting: held.pinned_waiting(),
                 pending_in_db,
             }))
         }

@@ -1,7 +1,7 @@
 //! What a call's answer means for its payment: the one place where "never charge twice"
 //! (invariant 2) is decided, as pure functions with a table test.
 
-use super::queue::Place;
+use crate::held::Place;
 use crate::processor::CallOutcome;
 use payment::Processor;
 use std::time::Duration;

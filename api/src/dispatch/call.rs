@@ -27,8 +27,8 @@
 //!   was charged twice: an error log and `api_double_charges_total`, never silence.
 
 use super::after_call::{after_call, after_unrecorded, Next, RETRY_BACKOFF};
-use super::queue::{Job, Place};
 use super::{Call, Dispatcher};
+use crate::held::{Job, Place};
 use crate::processor::CallOutcome;
 use payment::{Millis, Processor, Uuid};
 use std::collections::HashMap;
@@ -86,7 +86,7 @@ impl Dispatcher {
                 tokio::time::sleep(RETRY_BACKOFF).await;
                 for call in calls {
                     // Nothing was sent: the destination is what it was.
-                    self.shared.queue.requeue(call.job, Place::Front);
+                    self.shared.held.requeue(call.job, Place::Front);
                 }
             }
         }
@@ -117,7 +117,7 @@ impl Dispatcher {
                 None => {
                     lost += 1;
                     self.shared.metrics.lost_ownership.fetch_add(1, Relaxed);
-                    self.shared.queue.done(&call.job);
+                    self.shared.held.done(&call.job);
                 }
             }
         }
@@ -151,7 +151,7 @@ impl Dispatcher {
     ) {
         // The round took one permit per planned call, so this cannot come up short.
         let Some(permit) = permits.split(1) else {
-            self.shared.queue.requeue(call.job, Place::Front);
+            self.shared.held.requeue(call.job, Place::Front);
             return;
         };
         let this = Arc::clone(self);
@@ -167,14 +167,14 @@ impl Dispatcher {
         job.pending.attempt = Some(attempt);
         job.pending.destination = Destination::PinnedTo(attempt.processor);
         job.unanswered_since.get_or_insert_with(Instant::now);
-        self.shared.queue.requeue(job, Place::Front);
+        self.shared.held.requeue(job, Place::Front);
     }
 
     /// One processor call and what follows from its answer. `send_by`: see [`Dispatcher::sendable`].
     async fn call(&self, call: Call, permit: OwnedSemaphorePermit, send_by: Instant) {
         let Some(attempt) = self.sendable(&call.job, send_by) else {
             drop(permit);
-            self.shared.queue.requeue(call.job, Place::Front);
+            self.shared.held.requeue(call.job, Place::Front);
             return;
         };
         let Call { mut job, ticket } = call;
@@ -200,7 +200,7 @@ impl Dispatcher {
         // Held until the answer is recorded: a shutdown's drain waits for it.
         drop(permit);
         match next {
-            Next::Record => self.shared.queue.done(&job),
+            Next::Record => self.shared.held.done(&job),
             Next::Retry {
                 destination,
                 wait,
@@ -259,7 +259,7 @@ impl Dispatcher {
         }
         self.shared.metrics.retries.fetch_add(1, Relaxed);
         tokio::time::sleep(wait).await;
-        self.shared.queue.requeue(job, place);
+        self.shared.held.requeue(job, place);
     }
 
     /// Makes a new pin durable in the payment's row before the payment can be sent again,

@@ -7,8 +7,8 @@
 //! recorded with the processor's own requestedAt and never sent again; not held, it is freed
 //! (in its row first) to go anywhere with a new requestedAt; no usable answer, it stays pinned.
 
-use super::queue::{Job, Place};
 use super::Dispatcher;
+use crate::held::{Job, Place};
 use crate::processor::Lookup;
 use crate::routing::{Access, View};
 use payment::Processor;
@@ -34,7 +34,7 @@ impl Dispatcher {
             let (now, bound) = (Instant::now(), self.late_store_max);
             let jobs = self
                 .shared
-                .queue
+                .held
                 .with_lanes(|lanes| take_settled(lanes.pinned_to(processor), now, bound));
             if jobs.is_empty() {
                 continue;
@@ -73,7 +73,7 @@ impl Dispatcher {
                     stored.push((job, attempt));
                 }
                 Lookup::NotFound => absent.push(job),
-                Lookup::Unknown => self.shared.queue.requeue(job, Place::Back),
+                Lookup::Unknown => self.shared.held.requeue(job, Place::Back),
             }
         }
         tracing::info!(%processor, stored = stored.len(), absent = absent.len(),
@@ -96,14 +96,14 @@ impl Dispatcher {
                 self.alarm(&double);
                 for (job, attempt) in stored {
                     self.shared.metrics.processed(attempt.processor);
-                    self.shared.queue.done(&job);
+                    self.shared.held.done(&job);
                 }
             }
             Err(e) => {
                 tracing::error!("cannot record payments a processor holds, will ask again: {e}");
                 stored
                     .into_iter()
-                    .for_each(|(job, _)| self.shared.queue.requeue(job, Place::Back));
+                    .for_each(|(job, _)| self.shared.held.requeue(job, Place::Back));
             }
         }
     }
@@ -121,19 +121,19 @@ impl Dispatcher {
                 tracing::warn!(%processor, "cannot free pinned payments, will ask again: {e}");
                 absent
                     .into_iter()
-                    .for_each(|job| self.shared.queue.requeue(job, Place::Back));
+                    .for_each(|job| self.shared.held.requeue(job, Place::Back));
                 return;
             }
         };
         for mut job in absent {
             if !freed.contains(&job.id()) {
                 self.shared.metrics.lost_ownership.fetch_add(1, Relaxed);
-                self.shared.queue.done(&job);
+                self.shared.held.done(&job);
                 continue;
             }
             job.pending.destination = Destination::Anywhere;
             job.unanswered_since = None;
-            self.shared.queue.requeue(job, Place::Front);
+            self.shared.held.requeue(job, Place::Front);
         }
     }
 }

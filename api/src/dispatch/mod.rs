@@ -1,13 +1,13 @@
 //! Dispatch: pays the payments of this worker's in-memory queue through the processors.
 //!
-//! Intake and recovery push payments (already pending in SQLite) into the [`Queue`]; one
+//! Intake and recovery push payments (already pending in SQLite) into [`Held`](crate::held); one
 //! dispatcher task takes them in rounds and starts a bounded number of concurrent calls
 //! (`DISPATCH_CONCURRENCY` per processor, as the routing's view allows; the permits bound
 //! both together). Each call holds a routing [`Ticket`] until it ends: the routing counts
 //! calls in flight and learns latencies from them. It is split so that the decisions can
 //! be tested apart from the tasks and the database that carry them out:
 //!
-//! - [`queue`]: the waiting payments, in lanes per destination, and which copy of a
+//! - [`crate::held`]: the waiting payments, in lanes per destination, and which copy of a
 //!   payment is current;
 //! - [`plan`](mod@plan): a pure function choosing a round's calls from the waiting
 //!   payments, the routing's view and the free permits;
@@ -24,17 +24,14 @@ pub mod after_call;
 pub mod call;
 pub mod lookup;
 pub mod plan;
-pub mod queue;
 
-pub use queue::{Job, Queue};
-
+use crate::held::{Job, Place};
 use crate::processor::ProcessorClient;
 use crate::routing::{Backlog, Ticket};
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
 use payment::{Millis, Processor};
 use plan::plan;
-use queue::Place;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -109,7 +106,7 @@ impl Dispatcher {
             self.round(Millis::now());
             self.report(&mut reported);
             tokio::select! {
-                _ = self.shared.queue.changed() => {}
+                _ = self.shared.held.changed() => {}
                 _ = tokio::time::sleep(self.probe_interval) => {}
                 _ = shutdown.recv() => {}
             }
@@ -129,14 +126,14 @@ impl Dispatcher {
     /// here, the store's confirmation and the calls follow in a task of their own.
     fn round(self: &Arc<Self>, now: Millis) {
         let backlog = Backlog {
-            waiting: self.shared.queue.waiting_anywhere(),
+            waiting: self.shared.held.waiting_anywhere(),
         };
         let view = self.shared.routing.view(now, backlog);
         self.look_up_pinned(&view);
         let free = self.permits.available_permits();
         let planned = self
             .shared
-            .queue
+            .held
             .with_lanes(|lanes| plan(lanes, &view, free));
         if planned.is_empty() {
             return;
@@ -147,7 +144,7 @@ impl Dispatcher {
             tracing::error!("the permits of a round are gone; its payments wait");
             planned
                 .into_iter()
-                .for_each(|c| self.shared.queue.requeue(c.job, Place::Front));
+                .for_each(|c| self.shared.held.requeue(c.job, Place::Front));
             return;
         };
         let calls = planned
@@ -177,7 +174,7 @@ impl Dispatcher {
                 "sends taken again: the write that stamped them was too old when their call could start (a busy worker)");
         }
         *last = (Instant::now(), stale);
-        let waiting = self.shared.queue.pinned_waiting();
+        let waiting = self.shared.held.pinned_waiting();
         for processor in Processor::ALL {
             let count = waiting[processor.index()];
             if count > 0 {

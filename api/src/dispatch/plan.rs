@@ -5,7 +5,7 @@
 //! lock, reads no clock and touches neither the store nor the network; the dispatcher
 //! takes the view, runs the plan under the queue's lock and applies it (permits, probes).
 
-use super::queue::{Job, Lanes};
+use crate::held::{Job, Lanes};
 use crate::routing::{Access, View};
 use payment::Processor;
 use std::collections::VecDeque;

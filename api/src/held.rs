@@ -9,11 +9,11 @@
 //! sent just before is stored then with its `requestedAt`; see `crate::routing` on audits).
 //!
 //! Payments may also be set aside to join later (claimed payments waiting out a dead
-//! worker's calls, [`Queue::push_replacing_after`]): they count against `DISPATCH_QUEUE_MAX`
+//! worker's calls, [`Held::push_replacing_after`]): they count against `DISPATCH_QUEUE_MAX`
 //! from the moment they are set aside, so claims and intake stop while the worker holds that
 //! many in any form, and a payment set aside counts as held: reading it back
-//! ([`Queue::push_unheld`]) neither sends it before its time nor queues a second copy. The
-//! queue counts all of it itself ([`Queue::room`], [`Queue::held`]): admission and the
+//! ([`Held::push_unheld`]) neither sends it before its time nor queues a second copy. The
+//! queue counts all of it itself ([`Held::room`], [`Held::count`]): admission and the
 //! `api_payments_held` gauge read the same numbers.
 
 use payment::{Processor, Uuid};
@@ -29,17 +29,17 @@ use tokio::sync::Notify;
 pub struct Job {
     /// The payment as stored, with where it may go (`pending.destination`).
     pub pending: Pending,
-    /// Which copy of the payment this is, set by the queue (see [`Queue::push_replacing`]).
+    /// Which copy of the payment this is, set by the queue (see [`Held::push_replacing`]).
     generation: u64,
     /// Set when intake's write already took the payment for sending (its attempt is in
     /// `pending`): when that write stamped it, on this process's monotonic clock
     /// (`Recorded::alive_at_instant`). Good for the first round that plans the payment only;
     /// after that it goes through the store like any other.
-    pub(super) taken_at: Option<Instant>,
+    pub(crate) taken_at: Option<Instant>,
     /// When its last call without an answer was sent (or could have been, for a payment
     /// claimed or read back with an attempt), on the monotonic clock; None: no such call.
     /// That call may still be stored until `LATE_STORE_MAX_MS` after this (see `lookup`).
-    pub(super) unanswered_since: Option<Instant>,
+    pub(crate) unanswered_since: Option<Instant>,
 }
 
 impl Job {
@@ -125,19 +125,19 @@ impl Lanes {
 }
 
 #[derive(Default)]
-struct Held {
+struct State {
     lanes: Lanes,
     /// Every payment in this worker's hands (waiting or in flight) and its current generation.
     generations: HashMap<Uuid, u64>,
     last_generation: u64,
-    /// Payments set aside to join later ([`Queue::push_replacing_after`]), not yet pushed:
+    /// Payments set aside to join later ([`Held::push_replacing_after`]), not yet pushed:
     /// how many copies of each.
     set_aside: HashMap<Uuid, usize>,
     /// The sum of `set_aside`'s counts.
     set_aside_total: usize,
 }
 
-/// What [`Queue::push`] does with a payment this worker already holds.
+/// What [`Held::push`] does with a payment this worker already holds.
 #[derive(Clone, Copy)]
 enum IfHeld {
     /// The new copy wins (a claim carries the attempt as stored).
@@ -146,8 +146,8 @@ enum IfHeld {
     Keep,
 }
 
-impl Held {
-    /// False for a copy replaced by a newer one (see [`Queue::push_replacing`]).
+impl State {
+    /// False for a copy replaced by a newer one (see [`Held::push_replacing`]).
     fn is_current(&self, job: &Job) -> bool {
         self.generations.get(&job.id()) == Some(&job.generation)
     }
@@ -193,36 +193,36 @@ impl Held {
     }
 }
 
-/// The in-memory queue of one worker.
-pub struct Queue {
-    held: Mutex<Held>,
-    /// `DISPATCH_QUEUE_MAX`: see [`Queue::room`].
+/// The payments one worker holds (in memory): waiting in lanes, in a call, or set aside.
+pub struct Held {
+    state: Mutex<State>,
+    /// `DISPATCH_QUEUE_MAX`: see [`Held::room`].
     capacity: usize,
     wake: Notify,
 }
 
-impl Queue {
-    /// An empty queue for at most `capacity` payments (`DISPATCH_QUEUE_MAX`).
-    pub fn new(capacity: usize) -> Queue {
-        Queue {
-            held: Mutex::new(Held::default()),
+impl Held {
+    /// None held yet, at most `capacity` payments (`DISPATCH_QUEUE_MAX`).
+    pub fn new(capacity: usize) -> Held {
+        Held {
+            state: Mutex::new(State::default()),
             capacity,
             wake: Notify::new(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // Plain deques and a map; a panic elsewhere cannot leave them half-updated.
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `f` on the waiting payments, under the queue's lock.
-    pub(super) fn with_lanes<T>(&self, f: impl FnOnce(&mut Lanes) -> T) -> T {
+    pub(crate) fn with_lanes<T>(&self, f: impl FnOnce(&mut Lanes) -> T) -> T {
         f(&mut self.lock().lanes)
     }
 
     /// Resolves at the next change worth a new round (a push, a put back, a payment done).
-    pub(super) fn changed(&self) -> Notified<'_> {
+    pub(crate) fn changed(&self) -> Notified<'_> {
         self.wake.notified()
     }
 
@@ -238,20 +238,20 @@ impl Queue {
     /// Adds those of `jobs` this worker does not hold (waiting, in flight or set aside);
     /// returns how many. For payments just recorded, and for payments read back as ours after a write
     /// whose outcome we did not learn (see `crate::intake`): a copy already held is the
-    /// current one, and replacing it (as [`Queue::push_replacing`] does) could send a
+    /// current one, and replacing it (as [`Held::push_replacing`] does) could send a
     /// payment while its call is in flight.
     pub fn push_unheld(&self, jobs: impl IntoIterator<Item = Job>) -> usize {
         self.push(jobs, IfHeld::Keep)
     }
 
-    /// [`Queue::push_replacing`] once `wait` has passed (on the monotonic clock). Until then
-    /// the jobs count in [`Queue::room`]: without that, claims would see the room unchanged
+    /// [`Held::push_replacing`] once `wait` has passed (on the monotonic clock). Until then
+    /// the jobs count in [`Held::room`]: without that, claims would see the room unchanged
     /// and take every orphan at once, past `DISPATCH_QUEUE_MAX`.
     pub fn push_replacing_after(self: &Arc<Self>, jobs: Vec<Job>, wait: Duration) {
         self.push_after(jobs, wait, IfHeld::Replace);
     }
 
-    /// [`Queue::push_unheld`] once `wait` has passed, counted in [`Queue::room`] meanwhile.
+    /// [`Held::push_unheld`] once `wait` has passed, counted in [`Held::room`] meanwhile.
     pub fn push_unheld_after(self: &Arc<Self>, jobs: Vec<Job>, wait: Duration) {
         self.push_after(jobs, wait, IfHeld::Keep);
     }
@@ -284,7 +284,7 @@ impl Queue {
 
     /// Returns a payment taken by the dispatcher to its lane, unless a newer copy replaced
     /// it meanwhile.
-    pub(super) fn requeue(&self, job: Job, place: Place) {
+    pub(crate) fn requeue(&self, job: Job, place: Place) {
         let mut held = self.lock();
         if held.is_current(&job) {
             held.lanes.put(job, place);
@@ -307,7 +307,7 @@ impl Queue {
     }
 
     /// Payments in this worker's hands: waiting or in flight (not those set aside).
-    pub fn held(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.lock().generations.len()
     }
 
@@ -324,7 +324,7 @@ impl Queue {
 
     /// A payment left the queue for good (processed, or no longer this worker's to send).
     /// A replaced copy leaves nothing: the payment stays in hand as its newer copy.
-    pub(super) fn done(&self, job: &Job) {
+    pub(crate) fn done(&self, job: &Job) {
         let mut held = self.lock();
         if held.is_current(job) {
             held.generations.remove(&job.id());
@@ -335,4 +335,4 @@ impl Queue {
 }
 
 #[cfg(test)]
-pub(super) mod tests;
+pub(crate) mod tests;
