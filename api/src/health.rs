@@ -19,7 +19,7 @@ use std::time::Duration;
 use storage::HealthRecord;
 
 /// The health polls of one worker, one task per processor.
-pub struct HealthPoller {
+pub(crate) struct HealthPoller {
     shared: Shared,
     /// `HEALTH_WINDOW_MS`: one health call per window per processor, all workers together.
     window: Duration,
@@ -28,7 +28,7 @@ pub struct HealthPoller {
 }
 
 impl HealthPoller {
-    pub fn new(shared: Shared, window: Duration, read_every: Duration) -> HealthPoller {
+    pub(crate) fn new(shared: Shared, window: Duration, read_every: Duration) -> HealthPoller {
         HealthPoller {
             shared,
             window,
@@ -37,7 +37,7 @@ impl HealthPoller {
     }
 
     /// Polls one processor until shutdown.
-    pub async fn run(self: Arc<Self>, client: Arc<ProcessorClient>, shutdown: Shutdown) {
+    pub(crate) async fn run(self: Arc<Self>, client: Arc<ProcessorClient>, shutdown: Shutdown) {
         shutdown
             .every(self.read_every, || async {
                 let saved = self.refresh(&client).await;

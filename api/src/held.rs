@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 
 /// A payment in this worker's hands.
 #[derive(Debug, Clone)]
-pub struct Job {
+pub(crate) struct Job {
     /// The payment as stored, with where it may go (`pending.destination`).
     pub pending: Pending,
     /// Which copy of the payment this is, set by the queue (see [`Held::push_replacing`]).
@@ -44,7 +44,7 @@ pub struct Job {
 
 impl Job {
     /// A payment recorded by intake or claimed from a dead worker, as the store gave it.
-    pub fn new(pending: Pending) -> Job {
+    pub(crate) fn new(pending: Pending) -> Job {
         Job {
             pending,
             generation: 0,
@@ -55,7 +55,7 @@ impl Job {
 
     /// A payment claimed or read back with an attempt: a call of that attempt may have
     /// been sent as late as `at` and not answered yet.
-    pub fn unanswered_since(self, at: Instant) -> Job {
+    pub(crate) fn unanswered_since(self, at: Instant) -> Job {
         Job {
             unanswered_since: Some(at),
             ..self
@@ -64,21 +64,21 @@ impl Job {
 
     /// A payment intake recorded and took for sending in one write
     /// (`Store::record_for_sending`) that stamped it at `stamped` (monotonic).
-    pub fn taken(pending: Pending, stamped: Instant) -> Job {
+    pub(crate) fn taken(pending: Pending, stamped: Instant) -> Job {
         Job {
             taken_at: Some(stamped),
             ..Job::new(pending)
         }
     }
 
-    pub fn id(&self) -> Uuid {
+    pub(crate) fn id(&self) -> Uuid {
         self.pending.payment.correlation_id
     }
 }
 
 /// Where a payment returns to its lane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Place {
+pub(crate) enum Place {
     /// Before what waits there: it is older, and it is the next probe (see the module doc).
     Front,
     /// Behind everything: a payment that must not hold up the others.
@@ -87,7 +87,7 @@ pub enum Place {
 
 /// The waiting payments, by where they may go. The planner takes from these.
 #[derive(Debug, Default)]
-pub struct Lanes {
+pub(crate) struct Lanes {
     /// Payments free to go anywhere.
     pub anywhere: VecDeque<Job>,
     /// Payments pinned to the default, the fallback.
@@ -96,7 +96,7 @@ pub struct Lanes {
 
 impl Lanes {
     /// The lane of the payments pinned to `processor`.
-    pub fn pinned_to(&mut self, processor: Processor) -> &mut VecDeque<Job> {
+    pub(crate) fn pinned_to(&mut self, processor: Processor) -> &mut VecDeque<Job> {
         &mut self.pinned[processor.index()]
     }
 
@@ -107,7 +107,7 @@ impl Lanes {
         }
     }
 
-    pub fn put(&mut self, job: Job, place: Place) {
+    pub(crate) fn put(&mut self, job: Job, place: Place) {
         let lane = self.of(job.pending.destination);
         match place {
             Place::Front => lane.push_front(job),
@@ -194,7 +194,7 @@ impl State {
 }
 
 /// The payments one worker holds (in memory): waiting in lanes, in a call, or set aside.
-pub struct Held {
+pub(crate) struct Held {
     state: Mutex<State>,
     /// `DISPATCH_QUEUE_MAX`: see [`Held::room`].
     capacity: usize,
@@ -203,7 +203,7 @@ pub struct Held {
 
 impl Held {
     /// None held yet, at most `capacity` payments (`DISPATCH_QUEUE_MAX`).
-    pub fn new(capacity: usize) -> Held {
+    pub(crate) fn new(capacity: usize) -> Held {
         Held {
             state: Mutex::new(State::default()),
             capacity,
@@ -231,7 +231,7 @@ impl Held {
     /// that worker died, and this one claimed it back. The claimed copy carries the attempt
     /// as stored (maybe another processor, pinned), so it replaces the old one: a waiting
     /// old copy is removed, one in flight is dropped when its call ends.
-    pub fn push_replacing(&self, jobs: impl IntoIterator<Item = Job>) {
+    pub(crate) fn push_replacing(&self, jobs: impl IntoIterator<Item = Job>) {
         self.push(jobs, IfHeld::Replace);
     }
 
@@ -240,19 +240,19 @@ impl Held {
     /// whose outcome we did not learn (see `crate::intake`): a copy already held is the
     /// current one, and replacing it (as [`Held::push_replacing`] does) could send a
     /// payment while its call is in flight.
-    pub fn push_unheld(&self, jobs: impl IntoIterator<Item = Job>) -> usize {
+    pub(crate) fn push_unheld(&self, jobs: impl IntoIterator<Item = Job>) -> usize {
         self.push(jobs, IfHeld::Keep)
     }
 
     /// [`Held::push_replacing`] once `wait` has passed (on the monotonic clock). Until then
     /// the jobs count in [`Held::room`]: without that, claims would see the room unchanged
     /// and take every orphan at once, past `DISPATCH_QUEUE_MAX`.
-    pub fn push_replacing_after(self: &Arc<Self>, jobs: Vec<Job>, wait: Duration) {
+    pub(crate) fn push_replacing_after(self: &Arc<Self>, jobs: Vec<Job>, wait: Duration) {
         self.push_after(jobs, wait, IfHeld::Replace);
     }
 
     /// [`Held::push_unheld`] once `wait` has passed, counted in [`Held::room`] meanwhile.
-    pub fn push_unheld_after(self: &Arc<Self>, jobs: Vec<Job>, wait: Duration) {
+    pub(crate) fn push_unheld_after(self: &Arc<Self>, jobs: Vec<Job>, wait: Duration) {
         self.push_after(jobs, wait, IfHeld::Keep);
     }
 
@@ -295,29 +295,29 @@ impl Held {
 
     /// How many more payments fit under the capacity (waiting, in flight and set aside to
     /// join later count alike).
-    pub fn room(&self) -> usize {
+    pub(crate) fn room(&self) -> usize {
         let held = self.lock();
         let in_any_form = held.generations.len() + held.set_aside_total;
         self.capacity.saturating_sub(in_any_form)
     }
 
     /// `DISPATCH_QUEUE_MAX`.
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }
 
     /// Payments in this worker's hands: waiting or in flight (not those set aside).
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.lock().generations.len()
     }
 
     /// Payments free to go anywhere that wait (not in flight).
-    pub fn waiting_anywhere(&self) -> usize {
+    pub(crate) fn waiting_anywhere(&self) -> usize {
         self.lock().lanes.anywhere.len()
     }
 
     /// Payments waiting (not in flight) that may only go to the default, the fallback.
-    pub fn pinned_waiting(&self) -> [usize; 2] {
+    pub(crate) fn pinned_waiting(&self) -> [usize; 2] {
         let held = self.lock();
         held.lanes.pinned.each_ref().map(VecDeque::len)
     }

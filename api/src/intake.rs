@@ -46,21 +46,21 @@ use std::sync::atomic::Ordering::Relaxed;
 use storage::{Attempt, Destination, Pending, StorageError};
 
 /// Largest intake body: the wire format's bound, which also bounds `LB_BATCH_MAX`.
-pub const MAX_BODY_BYTES: usize = payment::intake::MAX_BATCH_BYTES;
+pub(crate) const MAX_BODY_BYTES: usize = payment::intake::MAX_BATCH_BYTES;
 
 /// The intake route of one worker.
-pub struct Intake {
+pub(crate) struct Intake {
     shared: Shared,
     /// Once fired, batches are answered 503.
     shutdown: Shutdown,
 }
 
 impl Intake {
-    pub fn new(shared: Shared, shutdown: Shutdown) -> Intake {
+    pub(crate) fn new(shared: Shared, shutdown: Shutdown) -> Intake {
         Intake { shared, shutdown }
     }
 
-    pub async fn handle(&self, body: &[u8]) -> Reply {
+    pub(crate) async fn handle(&self, body: &[u8]) -> Reply {
         if self.shutdown.is_shutdown() {
             return reply::error(
                 StatusCode::SERVICE_UNAVAILABLE,

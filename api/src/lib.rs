@@ -10,19 +10,19 @@
 //! worker until SIGTERM/SIGINT.
 
 pub mod config;
-pub mod dispatch;
-pub mod health;
-pub mod held;
-pub mod intake;
-pub mod ledger;
-pub mod metrics;
-pub mod processor;
-pub mod recovery;
-pub mod routing;
-pub mod server;
-pub mod shared;
-pub mod shutdown;
-pub mod worker;
+mod dispatch;
+mod health;
+mod held;
+mod intake;
+mod ledger;
+mod metrics;
+mod processor;
+mod recovery;
+mod routing;
+mod server;
+mod shared;
+mod shutdown;
+mod worker;
 
 pub use worker::Worker;
 

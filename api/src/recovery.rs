@@ -44,7 +44,7 @@ use storage::{Claimed, Pending, StorageError, Store};
 const CLAIM_BATCH: usize = 4096;
 
 /// The orphan scans of one worker: claims, and reading back after an unsure write.
-pub struct Recovery {
+pub(crate) struct Recovery {
     shared: Shared,
     dead_after: Duration,
     /// How long after its last heartbeat a dead worker may still have sent a call: its
@@ -61,7 +61,7 @@ pub struct Recovery {
 /// Writes the heartbeat until shutdown, whatever happened to the row or our payments
 /// meanwhile; skipped while the writes that take payments for sending renew it anyway (at
 /// contest rates, every few milliseconds).
-pub async fn heartbeat(store: Store, every: Duration, shutdown: Shutdown) {
+pub(crate) async fn heartbeat(store: Store, every: Duration, shutdown: Shutdown) {
     shutdown
         .every(every, || async {
             let now = Millis::now();
@@ -79,7 +79,7 @@ pub async fn heartbeat(store: Store, every: Duration, shutdown: Shutdown) {
 impl Recovery {
     /// `dead_after`: `WORKER_DEAD_AFTER_MS`; a dead worker's calls may start up to
     /// `owned_for` after its last heartbeat and run for `call_timeout`.
-    pub fn new(
+    pub(crate) fn new(
         shared: Shared,
         dead_after: Duration,
         (owned_for, call_timeout): (Duration, Duration),
@@ -94,7 +94,7 @@ impl Recovery {
     }
 
     /// Claims orphans now and then every `every`, until shutdown.
-    pub async fn run(self, every: Duration, shutdown: Shutdown) {
+    pub(crate) async fn run(self, every: Duration, shutdown: Shutdown) {
         shutdown
             .every(every, || async {
                 if let Err(e) = self.claim_all().await {

@@ -88,7 +88,7 @@ const SUSPECT_SLACK_MS: i64 = 100;
 
 /// How a call may reach a processor right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
+pub(crate) enum Access {
     /// The processor is not failing: call it freely.
     Open,
     /// The processor is failing: this call is its one probe.
@@ -97,7 +97,7 @@ pub enum Access {
 
 /// The policy's knobs, in milliseconds (see the README's configuration table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// `PROCESSOR_LATENCY_MAX_MS`: slower processors get no payments free to go anywhere.
     pub latency_max: i64,
     /// `FALLBACK_AFTER_MS`: how long payments wait for a default in trouble.
@@ -112,16 +112,16 @@ pub struct Policy {
 }
 
 /// [`Policy::blip_max`]: see the module doc.
-pub const BLIP_MAX: Duration = Duration::from_secs(7);
+pub(crate) const BLIP_MAX: Duration = Duration::from_secs(7);
 
 /// The margin for a stamp's age above `latency_max` in the audit budget (see the module
 /// doc): a call stamped this long ago is always on time, even to the slowest usable processor.
-pub const STAMP_MARGIN: Duration = Duration::from_millis(250);
+pub(crate) const STAMP_MARGIN: Duration = Duration::from_millis(250);
 
 impl Policy {
     /// Whether payments free to go anywhere may be sent to a processor so observed: not
     /// failing, not slower than the bound, no call overdue.
-    pub fn usable(&self, o: &Observed) -> bool {
+    pub(crate) fn usable(&self, o: &Observed) -> bool {
         let expected = o.latency_ms;
         !o.failing
             && expected.max(o.overdue_ms) <= self.latency_max
@@ -132,7 +132,7 @@ impl Policy {
     /// age and the processor's delay share one audit budget, `latency_max` + [`STAMP_MARGIN`],
     /// so a fast processor leaves the stamp more of it (a slow database needs it), one at the
     /// bound leaves the margin.
-    pub fn stamp_age_max(&self, o: &Observed) -> i64 {
+    pub(crate) fn stamp_age_max(&self, o: &Observed) -> i64 {
         let expected = o.latency_ms.max(o.overdue_ms);
         let margin = STAMP_MARGIN.as_millis() as i64;
         (self.latency_max + margin - expected).max(margin)
@@ -150,7 +150,7 @@ impl Policy {
 
 /// One processor as this worker sees it at one instant: the policy's input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Observed {
+pub(crate) struct Observed {
     /// A 5xx, no answer or the health record said so, and nothing has said otherwise since.
     pub failing: bool,
     /// When failing: whether its one probe may go now (none in flight, the interval over).
@@ -168,14 +168,14 @@ pub struct Observed {
 
 /// The payments free to go anywhere that wait in this worker's queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Backlog {
+pub(crate) struct Backlog {
     pub waiting: usize,
 }
 
 /// What the routing allows at one instant: the input of the dispatcher's planner, which
 /// must not lock or read the clock itself. Arrays are per processor (default, fallback).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct View {
+pub(crate) struct View {
     /// How a call may reach each processor now; None: not now (failing, its probe in
     /// flight or not due).
     pub access: [Option<Access>; 2],
@@ -188,14 +188,14 @@ pub struct View {
 }
 
 impl View {
-    pub fn access(&self, processor: Processor) -> Option<Access> {
+    pub(crate) fn access(&self, processor: Processor) -> Option<Access> {
         self.access[processor.index()]
     }
 
     /// The processor that takes payments free to go anywhere at once, without a probe,
     /// while nothing waits: intake takes new payments for sending there in the write that
     /// records them.
-    pub fn sends_at_once(&self) -> Option<Processor> {
+    pub(crate) fn sends_at_once(&self) -> Option<Processor> {
         Processor::ALL.into_iter().find(|p| {
             let i = p.index();
             self.free[i] > 0 && self.room[i] > 0 && self.access[i] == Some(Access::Open)
@@ -204,7 +204,7 @@ impl View {
 }
 
 /// The policy: see the module doc.
-pub fn route(observed: &[Observed; 2], backlog: Backlog, policy: &Policy) -> View {
+pub(crate) fn route(observed: &[Observed; 2], backlog: Backlog, policy: &Policy) -> View {
     let [default, _] = observed;
     let usable = observed.map(|o| policy.usable(&o));
     let room = observed.map(|o| policy.concurrency.saturating_sub(o.in_flight));
@@ -285,7 +285,7 @@ impl State {
 
 /// The routing state of one worker, shared by its dispatcher, intake, calls and health
 /// pollers.
-pub struct Routing {
+pub(crate) struct Routing {
     policy: Policy,
     probe_interval: i64,
     metrics: Arc<Metrics>,
@@ -303,7 +303,7 @@ struct Shared {
 }
 
 impl Routing {
-    pub fn new(policy: Policy, probe_interval: Duration, metrics: Arc<Metrics>) -> Routing {
+    pub(crate) fn new(policy: Policy, probe_interval: Duration, metrics: Arc<Metrics>) -> Routing {
         Routing {
             policy,
             probe_interval: probe_interval.as_millis() as i64,
@@ -323,7 +323,7 @@ impl Routing {
 
     /// What the policy allows at `now` for this backlog; also starts or ends each
     /// processor's trouble: it runs while the processor is not usable and the other is.
-    pub fn view(&self, now: Millis, backlog: Backlog) -> View {
+    pub(crate) fn view(&self, now: Millis, backlog: Backlog) -> View {
         self.with(|shared| {
             let states = &mut shared.states;
             let mut observed = states
@@ -362,7 +362,7 @@ impl Routing {
     }
 
     /// [`Policy::stamp_age_max`] for `processor` as observed at `now`.
-    pub fn stamp_age_max(&self, processor: Processor, now: Millis) -> Duration {
+    pub(crate) fn stamp_age_max(&self, processor: Processor, now: Millis) -> Duration {
         let observed =
             self.with(|shared| shared.states[processor.index()].observe(now, self.probe_interval));
         let ms = self.policy.stamp_age_max(&observed);
@@ -371,7 +371,12 @@ impl Routing {
 
     /// A call the view allowed is planned: it counts as in flight (and, as a probe, holds
     /// the processor's one probe slot) until its ticket is reported or dropped.
-    pub fn start(self: &Arc<Self>, processor: Processor, access: Access, now: Millis) -> Ticket {
+    pub(crate) fn start(
+        self: &Arc<Self>,
+        processor: Processor,
+        access: Access,
+        now: Millis,
+    ) -> Ticket {
         let key = self.with(|shared| {
             shared.last_call += 1;
             let state = &mut shared.states[processor.index()];
@@ -422,7 +427,7 @@ impl Routing {
 
     /// A shared health record: its failing flag applies if it is newer than what decided
     /// the state, its `minResponseTime` if newer than the latency evidence.
-    pub fn apply_health(&self, processor: Processor, record: &HealthRecord) {
+    pub(crate) fn apply_health(&self, processor: Processor, record: &HealthRecord) {
         self.with(|shared| {
             let state = &mut shared.states[processor.index()];
             state.learn(Evidence {
@@ -437,7 +442,7 @@ impl Routing {
 }
 
 /// A planned call to one processor, counted in flight until reported (or dropped unsent).
-pub struct Ticket {
+pub(crate) struct Ticket {
     routing: Arc<Routing>,
     processor: Processor,
     access: Access,
@@ -446,16 +451,12 @@ pub struct Ticket {
 }
 
 impl Ticket {
-    pub fn processor(&self) -> Processor {
+    pub(crate) fn processor(&self) -> Processor {
         self.processor
     }
 
-    pub fn access(&self) -> Access {
-        self.access
-    }
-
     /// What the call answered, at `now`.
-    pub fn report(mut self, outcome: CallOutcome, now: Millis) {
+    pub(crate) fn report(mut self, outcome: CallOutcome, now: Millis) {
         self.ended = true;
         self.routing.end(&self, Some(outcome), now);
     }

@@ -31,14 +31,14 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 
 /// What the routes need.
-pub struct App {
+pub(crate) struct App {
     intake: Intake,
     shared: Shared,
 }
 
 impl App {
     /// The routes of a worker; intake answers 503 once `shutdown` fires.
-    pub fn new(shared: Shared, shutdown: Shutdown) -> App {
+    pub(crate) fn new(shared: Shared, shutdown: Shutdown) -> App {
         App {
             intake: Intake::new(shared.clone(), shutdown),
             shared,
@@ -47,7 +47,7 @@ impl App {
 }
 
 /// A bound listener.
-pub enum Listener {
+pub(crate) enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
 }
@@ -55,7 +55,7 @@ pub enum Listener {
 impl Listener {
     /// Binds; for a Unix socket the directory is created if missing and a stale socket
     /// file left by a killed worker is removed first.
-    pub async fn bind(listen: &Listen) -> std::io::Result<Listener> {
+    pub(crate) async fn bind(listen: &Listen) -> std::io::Result<Listener> {
         match listen {
             Listen::Tcp(hostport) => Ok(Listener::Tcp(TcpListener::bind(hostport.as_str()).await?)),
             Listen::Unix(path) => {
@@ -73,7 +73,7 @@ impl Listener {
 
     /// The TCP address bound, with the port the system chose for port 0; None for a
     /// Unix socket.
-    pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
+    pub(crate) fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
         match self {
             Listener::Tcp(listener) => listener.local_addr().ok(),
             Listener::Unix(_) => None,
@@ -82,7 +82,7 @@ impl Listener {
 }
 
 /// Accepts connections until shutdown.
-pub async fn serve(listener: Listener, app: Arc<App>, mut shutdown: Shutdown) {
+pub(crate) async fn serve(listener: Listener, app: Arc<App>, mut shutdown: Shutdown) {
     loop {
         tokio::select! {
             accepted = accept(&listener, &app) => {

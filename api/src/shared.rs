@@ -18,7 +18,7 @@ use storage::Store;
 
 /// The handles a worker's parts share; cheap to clone (every clone sees the same ones).
 #[derive(Clone)]
-pub struct Shared {
+pub(crate) struct Shared {
     /// The database all workers share.
     pub store: Store,
     /// The payments this worker holds, waiting or in a call.
@@ -35,7 +35,12 @@ impl Shared {
     /// The handles of a worker on `store`: new metrics, no payments held, at most
     /// `queue_max` payments (`DISPATCH_QUEUE_MAX`), a routing with `policy` that probes a
     /// failing processor at most every `probe_interval`.
-    pub fn new(store: Store, queue_max: usize, policy: Policy, probe_interval: Duration) -> Shared {
+    pub(crate) fn new(
+        store: Store,
+        queue_max: usize,
+        policy: Policy,
+        probe_interval: Duration,
+    ) -> Shared {
         let metrics = Arc::new(Metrics::default());
         let routing = Routing::new(policy, probe_interval, Arc::clone(&metrics));
         Shared {
@@ -51,16 +56,16 @@ impl Shared {
 /// The signal from a write that failed and may have committed anyway (intake's, or a
 /// claim) to the next scan: read back this worker's pending payments. Clones share it.
 #[derive(Clone, Default)]
-pub struct RecoveryHint(Arc<AtomicBool>);
+pub(crate) struct RecoveryHint(Arc<AtomicBool>);
 
 impl RecoveryHint {
     /// A write's outcome is unknown: the next scan reads back what this worker owns.
-    pub fn mark(&self) {
+    pub(crate) fn mark(&self) {
         self.0.store(true, SeqCst);
     }
 
     /// Whether a write was marked since the last take; clears the mark.
-    pub fn take(&self) -> bool {
+    pub(crate) fn take(&self) -> bool {
         self.0.swap(false, SeqCst)
     }
 }

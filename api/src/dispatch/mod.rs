@@ -20,10 +20,10 @@
 //! A round ends when what the routing lets through is planned; the rest waits for the
 //! next wake-up (a push, a finished call, or the probe timer).
 
-pub mod after_call;
-pub mod call;
-pub mod lookup;
-pub mod plan;
+pub(crate) mod after_call;
+pub(crate) mod call;
+pub(crate) mod lookup;
+pub(crate) mod plan;
 
 use crate::held::{Job, Place};
 use crate::processor::ProcessorClient;
@@ -43,7 +43,7 @@ use tokio::sync::Semaphore;
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// The dispatcher of one worker: its rounds, and everything its call tasks need.
-pub struct Dispatcher {
+pub(crate) struct Dispatcher {
     shared: Shared,
     /// The default's client, the fallback's.
     clients: [Arc<ProcessorClient>; 2],
@@ -79,7 +79,7 @@ impl Dispatcher {
     /// `per_processor`: calls in flight at once per processor (`DISPATCH_CONCURRENCY`);
     /// a round runs at least every `probe_interval`; for `owned_for` and
     /// `late_store_max` see the fields.
-    pub fn new(
+    pub(crate) fn new(
         shared: Shared,
         clients: [Arc<ProcessorClient>; 2],
         per_processor: usize,
@@ -100,7 +100,7 @@ impl Dispatcher {
     }
 
     /// Runs rounds until shutdown. Calls already started keep running; see [`Dispatcher::drain`].
-    pub async fn run(self: Arc<Self>, mut shutdown: Shutdown) {
+    pub(crate) async fn run(self: Arc<Self>, mut shutdown: Shutdown) {
         let mut reported = (Instant::now(), 0);
         while !shutdown.is_shutdown() {
             self.round(Millis::now());
@@ -115,7 +115,7 @@ impl Dispatcher {
 
     /// Waits until every started call finished, at most until `deadline`. True if all did.
     /// Only once [`Dispatcher::run`] has returned: no round may take permits meanwhile.
-    pub async fn drain(&self, deadline: tokio::time::Instant) -> bool {
+    pub(crate) async fn drain(&self, deadline: tokio::time::Instant) -> bool {
         let all = u32::try_from(self.concurrency).unwrap_or(u32::MAX);
         tokio::time::timeout_at(deadline, self.permits.acquire_many(all))
             .await

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 /// One call the planner decided to make.
 #[derive(Debug)]
-pub struct PlannedCall {
+pub(crate) struct PlannedCall {
     pub job: Job,
     pub processor: Processor,
     /// Open, or the processor's one probe (report it as such).
@@ -33,7 +33,7 @@ pub struct PlannedCall {
 ///
 /// A processor that is not failing takes as many as its room; a failing one only its
 /// probe, when the view grants it (one per processor and round).
-pub fn plan(lanes: &mut Lanes, view: &View, permits: usize) -> Vec<PlannedCall> {
+pub(crate) fn plan(lanes: &mut Lanes, view: &View, permits: usize) -> Vec<PlannedCall> {
     let mut grants = Grants {
         access: view.access,
         room: view.room,

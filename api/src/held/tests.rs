@@ -7,7 +7,7 @@ use Destination::*;
 use Processor::*;
 
 /// A payment as the store gives it, numbered `id`.
-pub fn pending(id: u128, destination: Destination) -> Pending {
+pub(crate) fn pending(id: u128, destination: Destination) -> Pending {
     Pending {
         payment: Payment {
             correlation_id: Uuid::from_u128(id),
