@@ -13,7 +13,7 @@
 //! - Intake may do the same in the write that records the payments, when the routing sends
 //!   payments free to go anywhere to an open processor (`Store::record_for_sending`): one
 //!   row write per payment fewer. The first round that plans such a payment to that
-//!   processor sends it on that write's proof ([`Dispatcher::call_taken_at_intake`]).
+//!   processor sends it on that write's proof ([`Caller::call_taken_at_intake`]).
 //! - The same write renews this worker's heartbeat: no other worker can claim the payments
 //!   for `WORKER_DEAD_AFTER_MS` after it. A call starts only within half of that (else the
 //!   payment goes back to be taken again), so a worker stalled between the check and the
@@ -27,9 +27,11 @@
 //!   was charged twice: an error log and `api_double_charges_total`, never silence.
 
 use super::after_call::{after_call, after_unrecorded, Next, RETRY_BACKOFF};
-use super::{Call, Dispatcher};
+use super::Call;
 use crate::held::{Job, Place};
-use crate::processor::CallOutcome;
+use crate::metrics::Metrics;
+use crate::processor::{CallOutcome, ProcessorClient};
+use crate::shared::Shared;
 use payment::{Millis, Processor, Uuid};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -38,10 +40,35 @@ use std::time::{Duration, Instant};
 use storage::{Attempt, Destination, DoubleCharge, Taken};
 use tokio::sync::OwnedSemaphorePermit;
 
-impl Dispatcher {
+/// Makes a round's calls: takes their payments for sending, sends what is still this
+/// worker's, and carries out what each answer means.
+pub(super) struct Caller {
+    shared: Shared,
+    /// The default's client, the fallback's.
+    clients: [Arc<ProcessorClient>; 2],
+    /// A call must start within this of the write that proved this worker owns the payment:
+    /// half of `WORKER_DEAD_AFTER_MS` (before that no other worker can have claimed it).
+    /// One that write stamped must also start within what the audit budget leaves (see
+    /// [`Caller::send_windows`]).
+    owned_for: Duration,
+}
+
+impl Caller {
+    pub(super) fn new(
+        shared: Shared,
+        clients: [Arc<ProcessorClient>; 2],
+        owned_for: Duration,
+    ) -> Caller {
+        Caller {
+            shared,
+            clients,
+            owned_for,
+        }
+    }
+
     /// Starts at once the calls whose payment intake already took for sending to the
     /// processor planned (attempt and proof of ownership in one write with the record, see
-    /// `Store::record_for_sending`); returns the others, for [`Dispatcher::take_then_call`].
+    /// `Store::record_for_sending`); returns the others, for [`Caller::take_then_call`].
     /// A proof is used by one round only: a payment that comes back is taken again.
     pub(super) fn call_taken_at_intake(
         self: &Arc<Self>,
@@ -170,7 +197,7 @@ impl Dispatcher {
         self.shared.held.requeue(job, Place::Front);
     }
 
-    /// One processor call and what follows from its answer. `send_by`: see [`Dispatcher::sendable`].
+    /// One processor call and what follows from its answer. `send_by`: see [`Caller::sendable`].
     async fn call(&self, call: Call, permit: OwnedSemaphorePermit, send_by: Instant) {
         let Some(attempt) = self.sendable(&call.job, send_by) else {
             drop(permit);
@@ -210,7 +237,7 @@ impl Dispatcher {
     }
 
     /// The attempt to send with, unless it is past `send_by`, the deadline the write that
-    /// proved the payment ours (and stamped its requestedAt) set ([`Dispatcher::send_windows`]):
+    /// proved the payment ours (and stamped its requestedAt) set ([`Caller::send_windows`]):
     /// the payment goes back to be taken again, counted in `api_stale_proofs_total` (logged
     /// now and then, not per payment). The deadline is on the monotonic clock and counts
     /// from the moment the write stamped (`Taken::alive_at_instant`), not from when it was
@@ -237,7 +264,7 @@ impl Dispatcher {
             .await
         {
             Ok(double) => {
-                self.alarm(&double);
+                alarm(&self.shared.metrics, &double);
                 self.shared.metrics.processed(processor);
                 Next::Record
             }
@@ -273,18 +300,18 @@ impl Dispatcher {
             tokio::time::sleep(RETRY_BACKOFF).await;
         }
     }
+}
 
-    /// A payment charged by both processors: never expected, always loud.
-    pub(super) fn alarm(&self, double: &[DoubleCharge]) {
-        for d in double {
-            self.shared.metrics.double_charges.fetch_add(1, Relaxed);
-            tracing::error!(
-                payment = %d.payment.correlation_id,
-                recorded_at = %d.recorded_at,
-                also_at = %d.also_at,
-                "payment charged by BOTH processors: our summary counts it at {}, {} answered success too",
-                d.recorded_at, d.also_at
-            );
-        }
+/// A payment charged by both processors: never expected, always loud.
+pub(super) fn alarm(metrics: &Metrics, double: &[DoubleCharge]) {
+    for d in double {
+        metrics.double_charges.fetch_add(1, Relaxed);
+        tracing::error!(
+            payment = %d.payment.correlation_id,
+            recorded_at = %d.recorded_at,
+            also_at = %d.also_at,
+            "payment charged by BOTH processors: our summary counts it at {}, {} answered success too",
+            d.recorded_at, d.also_at
+        );
     }
 }

@@ -7,12 +7,14 @@
 //! recorded with the processor's own requestedAt and never sent again; not held, it is freed
 //! (in its row first) to go anywhere with a new requestedAt; no usable answer, it stays pinned.
 
-use super::Dispatcher;
+use super::call::alarm;
 use crate::held::{Job, Place};
-use crate::processor::Lookup;
+use crate::processor::{Lookup, ProcessorClient};
 use crate::routing::{Access, View};
+use crate::shared::Shared;
 use payment::Processor;
 use std::collections::VecDeque;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,12 +24,37 @@ use tokio::task::JoinSet;
 /// Most payments asked about at once, per processor.
 const LOOKUP_BATCH: usize = 64;
 
-impl Dispatcher {
+/// The lookups of one worker's pinned payments, at most one running per processor.
+pub(super) struct Lookups {
+    shared: Shared,
+    /// The default's client, the fallback's.
+    clients: [Arc<ProcessorClient>; 2],
+    /// How long after it was sent a call without an answer may still be stored
+    /// (`LATE_STORE_MAX_MS`, at least the call timeout).
+    late_store_max: Duration,
+    /// Per processor: a lookup is running.
+    running: [AtomicBool; 2],
+}
+
+impl Lookups {
+    pub(super) fn new(
+        shared: Shared,
+        clients: [Arc<ProcessorClient>; 2],
+        late_store_max: Duration,
+    ) -> Lookups {
+        Lookups {
+            shared,
+            clients,
+            late_store_max,
+            running: Default::default(),
+        }
+    }
+
     /// For each processor the view does not call freely (failing), with no lookup running:
     /// starts one over its pinned payments whose unanswered calls can no longer be stored.
     pub(super) fn look_up_pinned(self: &Arc<Self>, view: &View) {
         for processor in Processor::ALL {
-            let running = &self.lookups[processor.index()];
+            let running = &self.running[processor.index()];
             if view.access(processor) == Some(Access::Open) || running.load(SeqCst) {
                 continue;
             }
@@ -43,7 +70,7 @@ impl Dispatcher {
             let this = Arc::clone(self);
             tokio::spawn(async move {
                 this.look_up(processor, jobs).await;
-                this.lookups[processor.index()].store(false, SeqCst);
+                this.running[processor.index()].store(false, SeqCst);
             });
         }
     }
@@ -93,7 +120,7 @@ impl Dispatcher {
             .collect();
         match self.shared.store.mark_processed(batch).await {
             Ok(double) => {
-                self.alarm(&double);
+                alarm(&self.shared.metrics, &double);
                 for (job, attempt) in stored {
                     self.shared.metrics.processed(attempt.processor);
                     self.shared.held.done(&job);

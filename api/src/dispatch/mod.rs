@@ -30,9 +30,10 @@ use crate::processor::ProcessorClient;
 use crate::routing::{Backlog, Ticket};
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
+use call::Caller;
+use lookup::Lookups;
 use payment::{Millis, Processor};
 use plan::plan;
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,25 +43,16 @@ use tokio::sync::Semaphore;
 /// taken again for a stale stamp, are logged.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
-/// The dispatcher of one worker: its rounds, and everything its call tasks need.
+/// The dispatcher of one worker: its rounds, which hand their calls to the [`Caller`] and
+/// their pinned payments to the [`Lookups`].
 pub(crate) struct Dispatcher {
     shared: Shared,
-    /// The default's client, the fallback's.
-    clients: [Arc<ProcessorClient>; 2],
+    caller: Arc<Caller>,
+    lookups: Arc<Lookups>,
     /// Calls in flight at once, all processors together: the permits of `permits`.
     concurrency: usize,
     permits: Arc<Semaphore>,
     probe_interval: Duration,
-    /// A call must start within this of the write that proved this worker owns the payment:
-    /// half of `WORKER_DEAD_AFTER_MS` (before that no other worker can have claimed it).
-    /// One that write stamped must also start within what the audit budget leaves (see
-    /// `call`).
-    owned_for: Duration,
-    /// How long after it was sent a call without an answer may still be stored
-    /// (`LATE_STORE_MAX_MS`, at least the call timeout): see [`lookup`].
-    late_store_max: Duration,
-    /// Per processor: a lookup is running.
-    lookups: [AtomicBool; 2],
 }
 
 /// A planned call, counted by the routing as in flight until it ends (its ticket).
@@ -77,8 +69,8 @@ impl Call {
 
 impl Dispatcher {
     /// `per_processor`: calls in flight at once per processor (`DISPATCH_CONCURRENCY`);
-    /// a round runs at least every `probe_interval`; for `owned_for` and
-    /// `late_store_max` see the fields.
+    /// a round runs at least every `probe_interval`; `owned_for` bounds each send (see
+    /// [`Caller`]), `late_store_max` each lookup (see [`Lookups`]).
     pub(crate) fn new(
         shared: Shared,
         clients: [Arc<ProcessorClient>; 2],
@@ -88,14 +80,12 @@ impl Dispatcher {
     ) -> Dispatcher {
         let concurrency = per_processor * clients.len();
         Dispatcher {
+            caller: Arc::new(Caller::new(shared.clone(), clients.clone(), owned_for)),
+            lookups: Arc::new(Lookups::new(shared.clone(), clients, late_store_max)),
             shared,
-            clients,
             concurrency,
             permits: Arc::new(Semaphore::new(concurrency)),
             probe_interval,
-            owned_for,
-            late_store_max,
-            lookups: Default::default(),
         }
     }
 
@@ -124,12 +114,12 @@ impl Dispatcher {
 
     /// Plans the calls of this round and starts them: their permits and tickets are taken
     /// here, the store's confirmation and the calls follow in a task of their own.
-    fn round(self: &Arc<Self>, now: Millis) {
+    fn round(&self, now: Millis) {
         let backlog = Backlog {
             waiting: self.shared.held.waiting_anywhere(),
         };
         let view = self.shared.routing.view(now, backlog);
-        self.look_up_pinned(&view);
+        self.lookups.look_up_pinned(&view);
         let free = self.permits.available_permits();
         let planned = self
             .shared
@@ -154,12 +144,12 @@ impl Dispatcher {
                 ticket: self.shared.routing.start(c.processor, c.access, now),
             })
             .collect();
-        let to_take = self.call_taken_at_intake(calls, &mut permits);
+        let to_take = self.caller.call_taken_at_intake(calls, &mut permits);
         if to_take.is_empty() {
             return;
         }
-        let this = Arc::clone(self);
-        tokio::spawn(async move { this.take_then_call(to_take, permits).await });
+        let caller = Arc::clone(&self.caller);
+        tokio::spawn(async move { caller.take_then_call(to_take, permits).await });
     }
 
     /// Logs, now and then, the payments that wait for a processor they are pinned to, and
