@@ -35,11 +35,11 @@ pub(crate) struct Job {
     /// `pending`): when that write stamped it, on this process's monotonic clock
     /// (`Recorded::alive_at_instant`). Good for the first round that plans the payment only;
     /// after that it goes through the store like any other.
-    pub(crate) taken_at: Option<Instant>,
+    pub(crate) taken_at_instant: Option<Instant>,
     /// When its last call without an answer was sent (or could have been, for a payment
     /// claimed or read back with an attempt), on the monotonic clock; None: no such call.
     /// That call may still be stored until `LATE_STORE_MAX_MS` after this (see `lookup`).
-    pub(crate) unanswered_since: Option<Instant>,
+    pub(crate) unanswered_since_instant: Option<Instant>,
 }
 
 impl Job {
@@ -48,25 +48,25 @@ impl Job {
         Job {
             pending,
             generation: 0,
-            taken_at: None,
-            unanswered_since: None,
+            taken_at_instant: None,
+            unanswered_since_instant: None,
         }
     }
 
     /// A payment claimed or read back with an attempt: a call of that attempt may have
     /// been sent as late as `at` and not answered yet.
-    pub(crate) fn unanswered_since(self, at: Instant) -> Job {
+    pub(crate) fn unanswered_since_instant(self, at: Instant) -> Job {
         Job {
-            unanswered_since: Some(at),
+            unanswered_since_instant: Some(at),
             ..self
         }
     }
 
     /// A payment intake recorded and took for sending in one write
-    /// (`Store::record_for_sending`) that stamped it at `stamped` (monotonic).
-    pub(crate) fn taken(pending: Pending, stamped: Instant) -> Job {
+    /// (`Store::record_for_sending`) that stamped it at `alive_at_instant` (monotonic).
+    pub(crate) fn taken(pending: Pending, alive_at_instant: Instant) -> Job {
         Job {
-            taken_at: Some(stamped),
+            taken_at_instant: Some(alive_at_instant),
             ..Job::new(pending)
         }
     }

@@ -55,7 +55,7 @@ pub(crate) struct Recovery {
     calls_outlive_heartbeat_by: Duration,
     /// The latest heartbeat (ms) a worker whose payments a failed claim may have taken
     /// can have written (0: no failed claim). Wall clock, as in the database.
-    lost_claim_last_alive: AtomicI64,
+    lost_claim_last_alive_at: AtomicI64,
 }
 
 /// Writes the heartbeat until shutdown, whatever happened to the row or our payments
@@ -89,7 +89,7 @@ impl Recovery {
             dead_after,
             sends_outlive_heartbeat_by: owned_for,
             calls_outlive_heartbeat_by: owned_for + call_timeout,
-            lost_claim_last_alive: AtomicI64::new(0),
+            lost_claim_last_alive_at: AtomicI64::new(0),
         }
     }
 
@@ -146,9 +146,10 @@ impl Recovery {
     /// [`Recovery::adopt_own`]. The workers it may have taken from were last alive at
     /// `now - dead_after` at the latest.
     fn claim_unsure(&self, now: Millis) {
-        let dead_since = now.0.saturating_sub(self.dead_after.as_millis() as i64);
+        let dead_since_at = now.0.saturating_sub(self.dead_after.as_millis() as i64);
         // Before the flag: a scan that sees the flag sees this too.
-        self.lost_claim_last_alive.fetch_max(dead_since, SeqCst);
+        self.lost_claim_last_alive_at
+            .fetch_max(dead_since_at, SeqCst);
         self.shared.recovery_hint.mark();
     }
 
@@ -169,10 +170,10 @@ impl Recovery {
             .own_pending(usize::MAX)
             .await
             .inspect_err(|_| self.shared.recovery_hint.mark())?;
-        let last_alive = Millis(self.lost_claim_last_alive.load(SeqCst));
-        let (attempted, fresh) = self.split_attempted(own, Some(last_alive));
+        let last_alive_at = Millis(self.lost_claim_last_alive_at.load(SeqCst));
+        let (attempted, fresh) = self.split_attempted(own, Some(last_alive_at));
         let mut adopted = self.shared.held.push_unheld(fresh);
-        let wait = self.until_calls_end(last_alive);
+        let wait = self.until_calls_end(last_alive_at);
         if wait.is_zero() {
             adopted += self.shared.held.push_unheld(attempted);
         } else if !attempted.is_empty() {
@@ -192,27 +193,27 @@ impl Recovery {
         Ok(())
     }
 
-    /// How long from now until the calls of a worker last alive at `last_alive` could
-    /// have ended. Wall clock on purpose: `last_alive` is a heartbeat time shared through
+    /// How long from now until the calls of a worker last alive at `last_alive_at` could
+    /// have ended. Wall clock on purpose: `last_alive_at` is a heartbeat time shared through
     /// the database (written by another process, or the bound of one), and only our own
     /// wall clock compares with it (the workers' clocks must agree, see `storage`). The
     /// wait itself then runs on the monotonic clock (`tokio::time`): a later clock step
     /// does not move it.
-    fn until_calls_end(&self, last_alive: Millis) -> Duration {
+    fn until_calls_end(&self, last_alive_at: Millis) -> Duration {
         let outlive = self.calls_outlive_heartbeat_by.as_millis() as i64;
-        let until = last_alive.0.saturating_add(outlive);
+        let until = last_alive_at.0.saturating_add(outlive);
         Duration::from_millis(u64::try_from(until.saturating_sub(Millis::now().0)).unwrap_or(0))
     }
 
     /// The payments with an attempt, each marked with the latest time a dead worker last
-    /// alive at `last_alive` (now, if unknown) could have sent it; and the others.
+    /// alive at `last_alive_at` (now, if unknown) could have sent it; and the others.
     fn split_attempted(
         &self,
         payments: Vec<Pending>,
-        last_alive: Option<Millis>,
+        last_alive_at: Option<Millis>,
     ) -> (Vec<Job>, Vec<Job>) {
         let sends_outlive = self.sends_outlive_heartbeat_by.as_millis() as i64;
-        let sends_until = last_alive.map_or_else(Instant::now, |alive| {
+        let sends_until_instant = last_alive_at.map_or_else(Instant::now, |alive| {
             instant_of(Millis(alive.0.saturating_add(sends_outlive)))
         });
         let (attempted, fresh): (Vec<_>, Vec<_>) = payments
@@ -221,7 +222,7 @@ impl Recovery {
             .partition(|job| job.pending.attempt.is_some());
         let attempted = attempted
             .into_iter()
-            .map(|job| job.unanswered_since(sends_until))
+            .map(|job| job.unanswered_since_instant(sends_until_instant))
             .collect();
         (attempted, fresh)
     }

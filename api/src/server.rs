@@ -3,8 +3,8 @@
 //! | route | method | what |
 //! |---|---|---|
 //! | `/intake` | POST | batch from the lb (see `intake`) |
-//! | `/payments-summary` | GET | the contest summary (see `ledger`) |
-//! | `/purge-payments` | POST | deletes all payments (see `ledger`) |
+//! | `/payments-summary` | GET | the contest summary (see `records`) |
+//! | `/purge-payments` | POST | deletes all payments (see `records`) |
 //! | `/metrics` | GET | Prometheus text (see `metrics`) |
 //!
 //! An unknown path is 404, a known path with another method 405, both with JSON bodies.
@@ -14,8 +14,8 @@
 
 use crate::config::Listen;
 use crate::intake::{self, Intake};
-use crate::ledger;
 use crate::metrics::Gauges;
+use crate::records;
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
 use http_body_util::BodyExt;
@@ -202,8 +202,8 @@ async fn route(app: &App, request: Request<Incoming>) -> Reply {
     };
     match endpoint {
         Endpoint::Intake => app.intake.handle(&body).await,
-        Endpoint::Summary => ledger::summary(&app.shared.store, head.uri.query()).await,
-        Endpoint::Purge => ledger::purge(&app.shared.store).await,
+        Endpoint::Summary => records::summary(&app.shared.store, head.uri.query()).await,
+        Endpoint::Purge => records::purge(&app.shared.store).await,
         Endpoint::Metrics => {
             let pending_in_db = app.shared.store.pending_count().await.unwrap_or_else(|e| {
                 tracing::warn!("cannot count pending payments: {e}");

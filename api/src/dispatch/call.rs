@@ -78,13 +78,15 @@ impl Caller {
         let mut to_take = Vec::new();
         let mut send_windows = None; // read from the routing once a round, if needed
         for mut call in calls {
-            let taken_at = call.job.taken_at.take();
+            let taken_at_instant = call.job.taken_at_instant.take();
             let attempt = call.job.pending.attempt;
-            match (taken_at, attempt) {
-                (Some(stamped), Some(attempt)) if attempt.processor == call.processor() => {
+            match (taken_at_instant, attempt) {
+                (Some(taken_at_instant), Some(attempt))
+                    if attempt.processor == call.processor() =>
+                {
                     let windows = send_windows.get_or_insert_with(|| self.send_windows());
-                    let send_by = stamped + windows[attempt.processor.index()];
-                    self.start_call(call, permits, send_by)
+                    let send_by_instant = taken_at_instant + windows[attempt.processor.index()];
+                    self.start_call(call, permits, send_by_instant)
                 }
                 _ => to_take.push(call),
             }
@@ -169,12 +171,12 @@ impl Caller {
     }
 
     /// Starts one call in a task of its own, with one of the round's permits; it goes back
-    /// to be taken again if it cannot start by `send_by`.
+    /// to be taken again if it cannot start by `send_by_instant`.
     fn start_call(
         self: &Arc<Self>,
         call: Call,
         permits: &mut OwnedSemaphorePermit,
-        send_by: Instant,
+        send_by_instant: Instant,
     ) {
         // The round took one permit per planned call, so this cannot come up short.
         let Some(permit) = permits.split(1) else {
@@ -182,7 +184,7 @@ impl Caller {
             return;
         };
         let this = Arc::clone(self);
-        tokio::spawn(async move { this.call(call, permit, send_by).await });
+        tokio::spawn(async move { this.call(call, permit, send_by_instant).await });
     }
 
     /// A payment whose row is pinned to another processor than planned (this copy did not
@@ -193,13 +195,14 @@ impl Caller {
         let mut job = call.job;
         job.pending.attempt = Some(attempt);
         job.pending.destination = Destination::PinnedTo(attempt.processor);
-        job.unanswered_since.get_or_insert_with(Instant::now);
+        job.unanswered_since_instant
+            .get_or_insert_with(Instant::now);
         self.shared.held.requeue(job, Place::Front);
     }
 
-    /// One processor call and what follows from its answer. `send_by`: see [`Caller::sendable`].
-    async fn call(&self, call: Call, permit: OwnedSemaphorePermit, send_by: Instant) {
-        let Some(attempt) = self.sendable(&call.job, send_by) else {
+    /// One processor call and what follows from its answer. `send_by_instant`: see [`Caller::sendable`].
+    async fn call(&self, call: Call, permit: OwnedSemaphorePermit, send_by_instant: Instant) {
+        let Some(attempt) = self.sendable(&call.job, send_by_instant) else {
             drop(permit);
             self.shared.held.requeue(call.job, Place::Front);
             return;
@@ -218,7 +221,7 @@ impl Caller {
             .call(processor, outcome, started.elapsed());
         ticket.report(outcome, Millis::now());
         if outcome == CallOutcome::NoAnswer {
-            job.unanswered_since = Some(started);
+            job.unanswered_since_instant = Some(started);
         }
         let next = match after_call(outcome, job.pending.destination, processor) {
             Next::Record => self.record(&job, attempt).await,
@@ -236,17 +239,17 @@ impl Caller {
         }
     }
 
-    /// The attempt to send with, unless it is past `send_by`, the deadline the write that
+    /// The attempt to send with, unless it is past `send_by_instant`, the deadline the write that
     /// proved the payment ours (and stamped its requestedAt) set ([`Caller::send_windows`]):
     /// the payment goes back to be taken again, counted in `api_stale_proofs_total` (logged
     /// now and then, not per payment). The deadline is on the monotonic clock and counts
     /// from the moment the write stamped (`Taken::alive_at_instant`), not from when it was
     /// queued: the wait behind other writes is part of neither bound, and counting it let a
     /// slow database livelock dispatch (every take stale on arrival, taken again and again).
-    fn sendable(&self, job: &Job, send_by: Instant) -> Option<Attempt> {
+    fn sendable(&self, job: &Job, send_by_instant: Instant) -> Option<Attempt> {
         // take_then_call always sets the attempt before a call.
         let attempt = job.pending.attempt?;
-        if Instant::now() > send_by {
+        if Instant::now() > send_by_instant {
             self.shared.metrics.stale_proofs.fetch_add(1, Relaxed);
             return None;
         }

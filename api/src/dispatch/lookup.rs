@@ -159,7 +159,7 @@ impl Lookups {
                 continue;
             }
             job.pending.destination = Destination::Anywhere;
-            job.unanswered_since = None;
+            job.unanswered_since_instant = None;
             self.shared.held.requeue(job, Place::Front);
         }
     }
@@ -170,7 +170,7 @@ impl Lookups {
 /// the rest.
 fn take_settled(lane: &mut VecDeque<Job>, now: Instant, bound: Duration) -> Vec<Job> {
     let settled = |job: &Job| {
-        job.unanswered_since
+        job.unanswered_since_instant
             .is_none_or(|at| now.saturating_duration_since(at) >= bound)
     };
     if !lane.iter().any(settled) {

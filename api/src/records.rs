@@ -1,4 +1,4 @@
-//! The ledger's two routes: `GET /payments-summary?from&to` reads the processed payments'
+//! The two routes on the recorded payments: `GET /payments-summary?from&to` reads the processed payments'
 //! totals, `POST /purge-payments` deletes every payment.
 //!
 //! Both are answered from the database, not from this worker's memory, so both workers
