@@ -1,20 +1,10 @@
-//! The payments this worker holds, waiting or in flight: the lanes they wait in, which copy
-//! of each is current, and how many more fit under `DISPATCH_QUEUE_MAX`.
-//!
-//! Waiting payments sit in lanes: one for payments free to go anywhere, one per processor
-//! for payments pinned to it, so a round can serve what may go now without scanning what
-//! may not. A payment that comes back from a call goes to the FRONT of its lane, so while a
-//! processor is failing every probe is the SAME payment: it is older than those behind it,
-//! and only one payment at a time is exposed to the moment the processor recovers (a probe
-//! sent just before is stored then with its `requestedAt`; see `crate::routing` on audits).
-//!
-//! Payments may also be set aside to join later (claimed payments waiting out a dead
-//! worker's calls, [`Held::push_replacing_after`]): they count against `DISPATCH_QUEUE_MAX`
-//! from the moment they are set aside, so claims and intake stop while the worker holds that
-//! many in any form, and a payment set aside counts as held: reading it back
-//! ([`Held::push_unheld`]) neither sends it before its time nor queues a second copy. The
-//! queue counts all of it itself ([`Held::room`], [`Held::count`]): admission and the
-//! `api_payments_held` gauge read the same numbers.
+//! The payments this worker holds ([`Held`]), waiting or in a call or set aside: the lanes
+//! they wait in (anywhere, or pinned to a processor), which copy of each is current, and
+//! how many more fit under `DISPATCH_QUEUE_MAX`. Keeps: a payment is held once (a newer
+//! copy replaces, a read-back copy of one held is not added), a payment back from a call
+//! goes to the front of its lane (the next probe), and set-aside payments count as held.
+//! Admission and the `api_payments_held` gauge read the same counts. Why: docs/architecture.md,
+//! "The life of a payment", step 4.
 
 use payment::{Processor, Uuid};
 use std::collections::{HashMap, VecDeque};
@@ -29,12 +19,10 @@ use tokio::sync::Notify;
 pub(crate) struct Job {
     /// The payment as stored, with where it may go (`pending.destination`).
     pub pending: Pending,
-    /// Which copy of the payment this is, set by the queue (see [`Held::push_replacing`]).
+    /// Which copy of the payment this is, set by [`Held`] (see [`Held::push_replacing`]).
     generation: u64,
-    /// Set when intake's write already took the payment for sending (its attempt is in
-    /// `pending`): when that write stamped it, on this process's monotonic clock
-    /// (`Recorded::alive_at_instant`). Good for the first round that plans the payment only;
-    /// after that it goes through the store like any other.
+    /// When intake's write took the payment for sending (`Recorded::alive_at_instant`,
+    /// monotonic); good for the first round only (docs/architecture.md, step 3).
     pub(crate) taken_at_instant: Option<Instant>,
     /// When its last call without an answer was sent (or could have been, for a payment
     /// claimed or read back with an attempt), on the monotonic clock; None: no such call.
@@ -62,8 +50,7 @@ impl Job {
         }
     }
 
-    /// A payment intake recorded and took for sending in one write
-    /// (`Store::record_for_sending`) that stamped it at `alive_at_instant` (monotonic).
+    /// A payment intake recorded for sending in one write stamped at `alive_at_instant`.
     pub(crate) fn taken(pending: Pending, alive_at_instant: Instant) -> Job {
         Job {
             taken_at_instant: Some(alive_at_instant),

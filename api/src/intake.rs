@@ -1,38 +1,11 @@
-//! `POST /intake`: the lb forwards accepted payments here in batches
-//! (`payment::intake` lines). The answer `200 {"recorded":n}` is sent only after the batch
-//! is committed as pending, so an answered batch is never lost; then the new payments
-//! join this worker's dispatch queue. A re-sent batch records nothing new (idempotent).
-//!
-//! The write and the queueing run in a task of their own: if the client (the lb) gives up
-//! and closes the connection while the write waits (a slow disk, a held lock), the batch
-//! is still queued once it is committed, instead of being left pending in the database
-//! with this worker as its owner and in no queue, where nothing would ever send it.
-//!
-//! A write can also fail after it committed: on PostgreSQL the connection may drop after
-//! COMMIT was sent, and the caller hears only the error. Intake then answers 503, the lb
-//! sends the batch again (here or to another worker), and the store calls those payments
-//! "not new": pending, owned by this live worker, in no queue, never to be paid. So a
-//! failed write marks the `RecoveryHint`, and the next recovery scan reads back its own
-//! pending payments and queues those it does not hold (`Held::push_unheld`,
-//! `crate::recovery`). We chose this over having a re-sent batch queue them: the lb
-//! re-sends to the other worker first, which may not take a live worker's payments.
-//! The intake task marks the worker, not the request's handler: when the lb's forward
-//! timeout closed the connection first, no handler is left to hear the error.
-//! Exactly once still holds: a payment already held (waiting or in flight) is never
-//! queued twice, and a copy read back just before its payment was processed or claimed
-//! is dropped unsent, because dispatch sends nothing the store does not confirm as this
-//! worker's and pending; one with an attempt keeps its processor and `requestedAt`.
-//!
-//! When the routing sends payments free to go anywhere to a processor that is up, the write
-//! that records the batch also takes its new payments for sending there
-//! (`Store::record_for_sending`: the attempt in the inserted rows, the heartbeat renewed in
-//! the same transaction), and dispatch sends them on that proof without writing again: one
-//! row write per payment fewer, and one commit fewer per batch. From that write on such a
-//! payment counts as attempted: if this worker dies before sending it, a claim gives it
-//! back pinned to that processor (a liveness cost only while that processor is down).
-//!
-//! While the queue holds `DISPATCH_QUEUE_MAX` payments, a batch is answered 503 and
-//! nothing is recorded: the lb keeps it and sends it again (here or to the other worker).
+//! `POST /intake`: the lb forwards accepted payments here in batches (`payment::intake`
+//! lines). Keeps: the answer `200 {"recorded":n}` is sent only once the batch is committed
+//! as pending, so an answered batch is never lost; a re-sent batch records nothing new
+//! (idempotent). The new payments then join what the worker holds, from a task of their
+//! own so a closed connection cannot leave them in no queue; a failed write that may have
+//! committed marks the `RecoveryHint`; while the worker holds `DISPATCH_QUEUE_MAX`, a batch
+//! is 503. Recording for sending in the same write, and why: docs/architecture.md, "The
+//! life of a payment", step 3.
 
 use crate::held::Job;
 use crate::routing::Backlog;

@@ -1,34 +1,9 @@
-//! Restart recovery: claims the pending payments of dead workers and queues them here, and
+//! Restart recovery: claims the pending payments of dead workers and queues them here,
 //! reads back this worker's own after a write whose outcome it did not learn
-//! ([`RecoveryHint`]). So no payment stays with a dead worker, or in no queue.
-//!
-//! Each worker writes a heartbeat every `HEARTBEAT_MS`, unless the writes that take payments
-//! for sending renewed it since. At start and every `ORPHAN_SCAN_MS` it looks (a read)
-//! for pending payments of workers whose heartbeat is older than `WORKER_DEAD_AFTER_MS`,
-//! and if there are any claims them (a write, atomic), and queues them keeping their
-//! attempt: they go back to the same processor with the same `requestedAt`, where a 422
-//! means "already paid" (see `dispatch`). A worker that shuts down cleanly retires its
-//! heartbeat so the other one claims its leftovers at once.
-//!
-//! Claimed payments with an attempt on record come back pinned to that processor (the
-//! store does it). They are not sent again before the dead worker's calls could have
-//! ended: it may have started one up to its send deadline (half of the dead-after) after
-//! its last heartbeat, and a call lasts at most `PROCESSOR_TIMEOUT_MS`. Sending the same
-//! payment while its earlier call may still be running would let the processor store it
-//! long after our requestedAt, which an audit would see. Payments never sent go at once.
-//! Claims are taken in pages, only as far as the dispatch queue has room; payments waiting
-//! out the dead worker's calls take room too.
-//!
-//! A claim is a write, and on PostgreSQL its commit can succeed with its answer lost: the
-//! claimed rows are then this worker's, in no queue. So a failed claim marks the
-//! [`RecoveryHint`], as a failed intake write does (see `crate::intake`), and the next scan
-//! reads back this worker's pending payments. Those with an attempt wait, as claimed ones do,
-//! until the calls of any worker dead at the time of that claim could have ended.
-//!
-//! A live worker whose heartbeat stalls (CPU starvation, a slow disk) can lose payments it
-//! still holds in its queue this way. It simply carries on writing its heartbeat (the
-//! upsert recreates a deleted row): dispatch sends nothing without the store confirming
-//! ownership first, so the lost payments are dropped from its queue, not sent twice.
+//! ([`RecoveryHint`](crate::shared::RecoveryHint)), and writes the heartbeat. Keeps: no
+//! payment stays with a dead worker, or in no queue, and a claimed or read-back payment
+//! with an attempt is not sent again before the dead worker's calls could have ended.
+//! Why: docs/architecture.md, "The life of a payment", on a worker that dies.
 
 use crate::held::Job;
 use crate::shared::Shared;

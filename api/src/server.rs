@@ -7,10 +7,7 @@
 //! | `/purge-payments` | POST | deletes all payments (see `records`) |
 //! | `/metrics` | GET | Prometheus text (see `metrics`) |
 //!
-//! An unknown path is 404, a known path with another method 405, both with JSON bodies.
-//! On shutdown the server stops accepting connections; open ones keep being served (intake
-//! then answers 503) until the process exits (or, for a worker run inside a test, until its
-//! runtime is dropped).
+//! Else 404 (405: another method), JSON bodies. Shutdown stops accepting; open ones go on.
 
 use crate::config::Listen;
 use crate::intake::{self, Intake};
@@ -81,7 +78,8 @@ impl Listener {
     }
 }
 
-/// Accepts connections until shutdown.
+/// Accepts connections until shutdown. Open ones keep being served (intake then answers
+/// 503) until the process exits, or, for a worker run inside a test, its runtime is dropped.
 pub(crate) async fn serve(listener: Listener, app: Arc<App>, mut shutdown: Shutdown) {
     loop {
         tokio::select! {

@@ -1,30 +1,9 @@
-//! Making a round's calls, and carrying out what their answers mean.
-//!
-//! - **Ownership is checked at every send.** Another worker may claim this worker's payments
-//!   while they wait in its queue (its heartbeat stalled past `WORKER_DEAD_AFTER_MS`: CPU
-//!   starvation, a slow disk, SIGSTOP). So every payment of a round, first sends and retries
-//!   alike, goes through one `take_for_sending` (one group commit per round): it makes the
-//!   attempt (processor, `requestedAt` = now) durable on the rows this worker still owns,
-//!   and returns only those, with the attempt as stored. Only those are sent; the others
-//!   are dropped from the queue (another worker owns them now, or a purge forgot them),
-//!   counted in `api_payments_lost_ownership_total`. A payment that waited is thus dated by
-//!   its send, not by its arrival; a pinned payment (an earlier call's outcome unknown)
-//!   keeps the `requestedAt` of that call, which the processor may hold.
-//! - Intake may do the same in the write that records the payments, when the routing sends
-//!   payments free to go anywhere to an open processor (`Store::record_for_sending`): one
-//!   row write per payment fewer. The first round that plans such a payment to that
-//!   processor sends it on that write's proof ([`Caller::call_taken_at_intake`]).
-//! - The same write renews this worker's heartbeat: no other worker can claim the payments
-//!   for `WORKER_DEAD_AFTER_MS` after it. A call starts only within half of that (else the
-//!   payment goes back to be taken again), so a worker stalled between the check and the
-//!   send cannot race the one that took its payments over; and within what the audit budget
-//!   leaves a fresh stamp (see `crate::routing` on audits).
-//! - What an answer means is decided by [`after_call`]; here it is carried out: a success
-//!   is recorded (`mark_processed`), a new pin is written to the payment's row before it
-//!   can be sent again (`Store::pin`), so a restart, a claim and the next take keep it. Payments claimed from a dead worker
-//!   with an attempt come back pinned by the store.
-//! - A success recorded for a payment already processed at the other processor means it
-//!   was charged twice: an error log and `api_double_charges_total`, never silence.
+//! The [`Caller`]: makes a round's calls and carries out what their answers mean (decided
+//! in `after_call`). Keeps: nothing is sent that the store did not just confirm as this
+//! worker's (`take_for_sending`, or intake's `record_for_sending`), and a call starts only
+//! within its send window of that write: half the dead-after, and what the audit budget
+//! leaves the stamp. A new pin is durable before the payment can be sent again; a double
+//! charge is always loud. Why: docs/architecture.md, "The life of a payment", step 4.
 
 use super::after_call::{after_call, after_unrecorded, Next, RETRY_BACKOFF};
 use super::Call;
@@ -66,10 +45,9 @@ impl Caller {
         }
     }
 
-    /// Starts at once the calls whose payment intake already took for sending to the
-    /// processor planned (attempt and proof of ownership in one write with the record, see
-    /// `Store::record_for_sending`); returns the others, for [`Caller::take_then_call`].
-    /// A proof is used by one round only: a payment that comes back is taken again.
+    /// Starts at once the calls whose payment intake already took for sending to the planned
+    /// processor (docs/architecture.md, step 3); returns the others, for
+    /// [`Caller::take_then_call`].
     pub(super) fn call_taken_at_intake(
         self: &Arc<Self>,
         calls: Vec<Call>,
@@ -239,13 +217,11 @@ impl Caller {
         }
     }
 
-    /// The attempt to send with, unless it is past `send_by_instant`, the deadline the write that
-    /// proved the payment ours (and stamped its requestedAt) set ([`Caller::send_windows`]):
-    /// the payment goes back to be taken again, counted in `api_stale_proofs_total` (logged
-    /// now and then, not per payment). The deadline is on the monotonic clock and counts
-    /// from the moment the write stamped (`Taken::alive_at_instant`), not from when it was
-    /// queued: the wait behind other writes is part of neither bound, and counting it let a
-    /// slow database livelock dispatch (every take stale on arrival, taken again and again).
+    /// The attempt to send with, unless it is past `send_by_instant`, the deadline the write
+    /// that proved the payment ours (and stamped its requestedAt) set, on the monotonic clock
+    /// from that write's stamp ([`Caller::send_windows`]): the payment then goes back to be
+    /// taken again, counted in `api_stale_proofs_total` (logged now and then, not per
+    /// payment). Why from the stamp: docs/architecture.md, step 4.
     fn sendable(&self, job: &Job, send_by_instant: Instant) -> Option<Attempt> {
         // take_then_call always sets the attempt before a call.
         let attempt = job.pending.attempt?;

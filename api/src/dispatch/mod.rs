@@ -1,24 +1,10 @@
-//! Dispatch: pays the payments of this worker's in-memory queue through the processors.
-//!
-//! Intake and recovery push payments (already pending in SQLite) into [`Held`](crate::held); one
-//! dispatcher task takes them in rounds and starts a bounded number of concurrent calls
-//! (`DISPATCH_CONCURRENCY` per processor, as the routing's view allows; the permits bound
-//! both together). Each call holds a routing [`Ticket`] until it ends: the routing counts
-//! calls in flight and learns latencies from them. It is split so that the decisions can
-//! be tested apart from the tasks and the database that carry them out:
-//!
-//! - [`crate::held`]: the waiting payments, in lanes per destination, and which copy of a
-//!   payment is current;
-//! - [`plan`](mod@plan): a pure function choosing a round's calls from the waiting
-//!   payments, the routing's view and the free permits;
-//! - [`call`]: making a planned call, once the store confirmed the payment is still this
-//!   worker's, and carrying out what its answer means;
-//! - [`after_call`](mod@after_call): what an answer means, as pure functions: the one
-//!   place where a payment is kept from being charged twice (invariant 2);
-//! - [`lookup`]: asking a failing processor about the payments pinned to it.
-//!
-//! A round ends when what the routing lets through is planned; the rest waits for the
-//! next wake-up (a push, a finished call, or the probe timer).
+//! Dispatch: pays the payments this worker holds ([`crate::held`]) through the processors.
+//! The [`Dispatcher`] plans rounds and holds the permits (`DISPATCH_CONCURRENCY` per
+//! processor); each call holds a routing [`Ticket`] until it ends. The decisions are pure
+//! and tested apart: [`plan`](mod@plan) chooses a round's calls, [`after_call`](mod@after_call)
+//! what an answer means (the one place "never charge twice", invariant 2, is decided);
+//! [`call`] carries them out, [`lookup`] asks a failing processor about its pinned payments.
+//! Rounds and lanes: docs/architecture.md, "The life of a payment", step 4.
 
 pub(crate) mod after_call;
 pub(crate) mod call;

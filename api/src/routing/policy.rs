@@ -120,8 +120,7 @@ impl View {
     }
 
     /// The processor that takes payments free to go anywhere at once, without a probe,
-    /// while nothing waits: intake takes new payments for sending there in the write that
-    /// records them.
+    /// while nothing waits: where intake records for sending (docs/architecture.md, step 3).
     pub(crate) fn sends_at_once(&self) -> Option<Processor> {
         Processor::ALL.into_iter().find(|p| {
             let i = p.index();
