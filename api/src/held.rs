@@ -203,7 +203,7 @@ impl Held {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `f` on the waiting payments, under the queue's lock.
+    /// Runs `f` on the waiting payments, under the lock.
     pub(crate) fn with_lanes<T>(&self, f: impl FnOnce(&mut Lanes) -> T) -> T {
         f(&mut self.lock().lanes)
     }
@@ -309,7 +309,7 @@ impl Held {
         held.lanes.pinned.each_ref().map(VecDeque::len)
     }
 
-    /// A payment left the queue for good (processed, or no longer this worker's to send).
+    /// A payment is no longer held (processed, or no longer this worker's to send).
     /// A replaced copy leaves nothing: the payment stays in hand as its newer copy.
     pub(crate) fn done(&self, job: &Job) {
         let mut held = self.lock();

@@ -26,9 +26,9 @@ struct PerProcessor {
 /// The gauges [`Metrics::render`] reads from the parts that own them.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Gauges {
-    /// The dispatch queue's payments, waiting or in a call (`Held::count`).
+    /// The payments this worker holds, waiting or in a call (`Held::count`).
     pub held: usize,
-    /// The queue's payments that may only go to the default, the fallback.
+    /// The held payments that may only go to the default, the fallback.
     pub pinned_waiting: [usize; 2],
     /// Pending rows in the database, every worker's (-1: could not be read).
     pub pending_in_db: i64,

@@ -1,5 +1,5 @@
-//! [`Shared`]: the handles every part of a worker works with (the store, the dispatch
-//! queue, the routing, the metrics and the recovery hint), made once when the worker
+//! [`Shared`]: the handles every part of a worker works with (the store, the payments it
+//! holds, the routing, the metrics and the recovery hint), made once when the worker
 //! starts.
 //!
 //! Why one named set: intake, dispatch, recovery, the health pollers and the server act on

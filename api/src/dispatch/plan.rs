@@ -3,7 +3,8 @@
 //! A pure function of the waiting payments, the routing's view of one instant and the free
 //! call permits, so every routing situation can be checked in a table test. It takes no
 //! lock, reads no clock and touches neither the store nor the network; the dispatcher
-//! takes the view, runs the plan under the queue's lock and applies it (permits, probes).
+//! takes the view, runs the plan under the lock of what the worker holds and applies it
+//! (permits, probes).
 
 use crate::held::{Job, Lanes};
 use crate::routing::{Access, View};
