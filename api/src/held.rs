@@ -3,8 +3,8 @@
 //! how many more fit under `DISPATCH_QUEUE_MAX`. Keeps: a payment is held once (a newer
 //! copy replaces, a read-back copy of one held is not added), a payment back from a call
 //! goes to the front of its lane (the next probe), and set-aside payments count as held.
-//! Admission and the `api_payments_held` gauge read the same counts. Why: docs/architecture.md,
-//! "The life of a payment", step 4.
+//! Admission and the `api_payments_held` gauge read the same counts. Why:
+//! docs/architecture.md, "The life of a payment", step 4.
 
 use payment::{Processor, Uuid};
 use std::collections::{HashMap, VecDeque};

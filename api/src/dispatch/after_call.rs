@@ -9,7 +9,7 @@ use storage::Destination;
 
 /// Wait before re-queueing a payment a processor answered 429, or one whose database
 /// write failed: long enough not to spin, short against the contest's 1.5 s audit lag.
-pub(crate) const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+pub(super) const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Wait before retrying a payment the processor refused as malformed (a 4xx other than
 /// 422/429: a bug on one side; the payment stays pending, retried now and then).
@@ -17,7 +17,7 @@ const REJECTED_BACKOFF: Duration = Duration::from_secs(1);
 
 /// What happens to a payment after a call to a processor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Next {
+pub(super) enum Next {
     /// Paid there (200, or 422: it already had it): record it processed at that processor.
     Record,
     /// Back to its lane with this destination, after `wait`.
@@ -40,7 +40,7 @@ pub(crate) enum Next {
 /// connection) may mean stored: the payment is pinned there for good, since sending it to
 /// the other processor could charge it twice. A payment already pinned keeps its pin: it
 /// was only sent where it is pinned, and an earlier pin is never moved.
-pub(crate) fn after_call(
+pub(super) fn after_call(
     outcome: CallOutcome,
     destination: Destination,
     processor: Processor,
@@ -72,7 +72,7 @@ pub(crate) fn after_call(
 /// A payment `processor` answered 200 or 422 for, which could not be recorded (the
 /// database refused): the processor has it, so only it may be asked again (its 422
 /// confirms), once the database had a moment.
-pub(crate) fn after_unrecorded(processor: Processor) -> Next {
+pub(super) fn after_unrecorded(processor: Processor) -> Next {
     Next::Retry {
         destination: Destination::PinnedTo(processor),
         wait: RETRY_BACKOFF,

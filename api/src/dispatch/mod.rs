@@ -1,15 +1,16 @@
 //! Dispatch: pays the payments this worker holds ([`crate::held`]) through the processors.
 //! The [`Dispatcher`] plans rounds and holds the permits (`DISPATCH_CONCURRENCY` per
 //! processor); each call holds a routing [`Ticket`] until it ends. The decisions are pure
-//! and tested apart: [`plan`](mod@plan) chooses a round's calls, [`after_call`](mod@after_call)
-//! what an answer means (the one place "never charge twice", invariant 2, is decided);
-//! [`call`] carries them out, [`lookup`] asks a failing processor about its pinned payments.
+//! and tested apart: [`plan`](mod@plan) chooses a round's calls,
+//! [`after_call`](mod@after_call) what an answer means (the one place "never charge twice",
+//! invariant 2, is decided); [`call`] carries them out, [`lookup`] asks a failing
+//! processor about its pinned payments.
 //! Rounds and lanes: docs/architecture.md, "The life of a payment", step 4.
 
-pub(crate) mod after_call;
-pub(crate) mod call;
-pub(crate) mod lookup;
-pub(crate) mod plan;
+mod after_call;
+mod call;
+mod lookup;
+mod plan;
 
 use crate::held::{Job, Place};
 use crate::processor::ProcessorClient;
@@ -42,7 +43,7 @@ pub(crate) struct Dispatcher {
 }
 
 /// A planned call, counted by the routing as in flight until it ends (its ticket).
-pub(crate) struct Call {
+struct Call {
     job: Job,
     ticket: Ticket,
 }

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 
 /// One call the planner decided to make.
 #[derive(Debug)]
-pub(crate) struct PlannedCall {
+pub(super) struct PlannedCall {
     pub job: Job,
     pub processor: Processor,
     /// Open, or the processor's one probe (report it as such).
@@ -34,7 +34,7 @@ pub(crate) struct PlannedCall {
 ///
 /// A processor that is not failing takes as many as its room; a failing one only its
 /// probe, when the view grants it (one per processor and round).
-pub(crate) fn plan(lanes: &mut Lanes, view: &View, permits: usize) -> Vec<PlannedCall> {
+pub(super) fn plan(lanes: &mut Lanes, view: &View, permits: usize) -> Vec<PlannedCall> {
     let mut grants = Grants {
         access: view.access,
         room: view.room,
