@@ -66,7 +66,7 @@ impl Job {
 /// Where a payment returns to its lane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Place {
-    /// Before what waits there: it is older, and it is the next probe (see the module doc).
+    /// Before what waits there: it is older, and it is the next probe (docs/architecture.md, step 4).
     Front,
     /// Behind everything: a payment that must not hold up the others.
     Back,

@@ -92,7 +92,7 @@ impl Intake {
 }
 
 /// The intake task's share of the worker: the task runs to its end even when the request
-/// that started it is gone (see the module doc).
+/// that started it is gone (docs/architecture.md, step 3).
 struct Recording {
     shared: Shared,
 }
