@@ -66,7 +66,8 @@ impl Job {
 /// Where a payment returns to its lane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Place {
-    /// Before what waits there: it is older, and it is the next probe (docs/architecture.md, step 4).
+    /// Before what waits there: it is older, and it is the next probe
+    /// (docs/architecture.md, step 4).
     Front,
     /// Behind everything: a payment that must not hold up the others.
     Back,
