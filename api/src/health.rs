@@ -1,14 +1,10 @@
 //! The health poller: keeps this worker's routing view in step with the processors'
-//! `GET /payments/service-health`, without ever exceeding its budget.
-//!
-//! The processors allow one health call per 5 s per processor, shared by BOTH workers. So
-//! a worker calls only when `store.take_health_turn` grants it the turn (an atomic check
-//! and update of one row in the shared SQLite file: whoever takes it, the other waits a
-//! whole window), saves the answer with `store.save_health`, and every worker reads the
-//! saved record every `HEALTH_READ_MS` and applies it to its routing (a newer record wins
-//! over an older call answer, never the reverse). Taking the turn is a write, so a worker
-//! tries only once the saved record is a window old: most reads then end the round. A 429
-//! here would be a bug: it is logged as a warning and counted in `/metrics`.
+//! `GET /payments/service-health`, without ever exceeding its budget. Keeps: one call per
+//! 5 s per processor across BOTH workers, by taking the turn in the database
+//! (`store.take_health_turn`) before calling; every worker reads the saved record every
+//! `HEALTH_READ_MS` and applies it (a newer record wins over an older call answer, never
+//! the reverse). A 429 here would be a bug: logged as a warning and counted in `/metrics`.
+//! Why: docs/architecture.md, "Decisions and why".
 
 use crate::processor::{HealthError, ProcessorClient};
 use crate::shared::Shared;
@@ -19,7 +15,7 @@ use std::time::Duration;
 use storage::HealthRecord;
 
 /// The health polls of one worker, one task per processor.
-pub struct HealthPoller {
+pub(crate) struct HealthPoller {
     shared: Shared,
     /// `HEALTH_WINDOW_MS`: one health call per window per processor, all workers together.
     window: Duration,
@@ -28,7 +24,7 @@ pub struct HealthPoller {
 }
 
 impl HealthPoller {
-    pub fn new(shared: Shared, window: Duration, read_every: Duration) -> HealthPoller {
+    pub(crate) fn new(shared: Shared, window: Duration, read_every: Duration) -> HealthPoller {
         HealthPoller {
             shared,
             window,
@@ -37,7 +33,7 @@ impl HealthPoller {
     }
 
     /// Polls one processor until shutdown.
-    pub async fn run(self: Arc<Self>, client: Arc<ProcessorClient>, shutdown: Shutdown) {
+    pub(crate) async fn run(self: Arc<Self>, client: Arc<ProcessorClient>, shutdown: Shutdown) {
         shutdown
             .every(self.read_every, || async {
                 let saved = self.refresh(&client).await;

@@ -1,40 +1,13 @@
-//! `POST /intake`: the lb forwards accepted payments here in batches
-//! (`payment::intake` lines). The answer `200 {"recorded":n}` is sent only after the batch
-//! is committed as pending, so an answered batch is never lost; then the new payments
-//! join this worker's dispatch queue. A re-sent batch records nothing new (idempotent).
-//!
-//! The write and the queueing run in a task of their own: if the client (the lb) gives up
-//! and closes the connection while the write waits (a slow disk, a held lock), the batch
-//! is still queued once it is committed, instead of being left pending in the database
-//! with this worker as its owner and in no queue, where nothing would ever send it.
-//!
-//! A write can also fail after it committed: on PostgreSQL the connection may drop after
-//! COMMIT was sent, and the caller hears only the error. Intake then answers 503, the lb
-//! sends the batch again (here or to another worker), and the store calls those payments
-//! "not new": pending, owned by this live worker, in no queue, never to be paid. So a
-//! failed write marks the `RecoveryHint`, and the next recovery scan reads back its own
-//! pending payments and queues those it does not hold (`Queue::push_unheld`,
-//! `crate::recovery`). We chose this over having a re-sent batch queue them: the lb
-//! re-sends to the other worker first, which may not take a live worker's payments.
-//! The intake task marks the worker, not the request's handler: when the lb's forward
-//! timeout closed the connection first, no handler is left to hear the error.
-//! Exactly once still holds: a payment already held (waiting or in flight) is never
-//! queued twice, and a copy read back just before its payment was processed or claimed
-//! is dropped unsent, because dispatch sends nothing the store does not confirm as this
-//! worker's and pending; one with an attempt keeps its processor and `requestedAt`.
-//!
-//! When the routing sends payments free to go anywhere to a processor that is up, the write
-//! that records the batch also takes its new payments for sending there
-//! (`Store::record_for_sending`: the attempt in the inserted rows, the heartbeat renewed in
-//! the same transaction), and dispatch sends them on that proof without writing again: one
-//! row write per payment fewer, and one commit fewer per batch. From that write on such a
-//! payment counts as attempted: if this worker dies before sending it, a claim gives it
-//! back pinned to that processor (a liveness cost only while that processor is down).
-//!
-//! While the queue holds `DISPATCH_QUEUE_MAX` payments, a batch is answered 503 and
-//! nothing is recorded: the lb keeps it and sends it again (here or to the other worker).
+//! `POST /intake`: the lb forwards accepted payments here in batches (`payment::intake`
+//! lines). Keeps: the answer `200 {"recorded":n}` is sent only once the batch is committed
+//! as pending, so an answered batch is never lost; a re-sent batch records nothing new
+//! (idempotent). The new payments then join what the worker holds, from a task of their
+//! own so a closed connection cannot leave them in no queue; a failed write that may have
+//! committed marks the `RecoveryHint`; while the worker holds `DISPATCH_QUEUE_MAX`, a batch
+//! is 503. Recording for sending in the same write, and why: docs/architecture.md, "The
+//! life of a payment", step 3.
 
-use crate::dispatch::Job;
+use crate::held::Job;
 use crate::routing::Backlog;
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
@@ -46,21 +19,21 @@ use std::sync::atomic::Ordering::Relaxed;
 use storage::{Attempt, Destination, Pending, StorageError};
 
 /// Largest intake body: the wire format's bound, which also bounds `LB_BATCH_MAX`.
-pub const MAX_BODY_BYTES: usize = payment::intake::MAX_BATCH_BYTES;
+pub(crate) const MAX_BODY_BYTES: usize = payment::intake::MAX_BATCH_BYTES;
 
 /// The intake route of one worker.
-pub struct Intake {
+pub(crate) struct Intake {
     shared: Shared,
     /// Once fired, batches are answered 503.
     shutdown: Shutdown,
 }
 
 impl Intake {
-    pub fn new(shared: Shared, shutdown: Shutdown) -> Intake {
+    pub(crate) fn new(shared: Shared, shutdown: Shutdown) -> Intake {
         Intake { shared, shutdown }
     }
 
-    pub async fn handle(&self, body: &[u8]) -> Reply {
+    pub(crate) async fn handle(&self, body: &[u8]) -> Reply {
         if self.shutdown.is_shutdown() {
             return reply::error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -75,12 +48,12 @@ impl Intake {
         if batch.is_empty() {
             return reply::json(StatusCode::OK, r#"{"recorded":0}"#);
         }
-        if self.shared.queue.room() == 0 {
+        if self.shared.held.room() == 0 {
             self.shared.metrics.intake_refused.fetch_add(1, Relaxed);
             return reply::error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "queue_full",
-                format!("this worker holds {} payments (DISPATCH_QUEUE_MAX); send later or to the other one", self.shared.queue.capacity()),
+                format!("this worker holds {} payments (DISPATCH_QUEUE_MAX); send later or to the other one", self.shared.held.capacity()),
             );
         }
         let send_to = self.send_to();
@@ -106,7 +79,7 @@ impl Intake {
     /// write that records them. Otherwise they are recorded only, and stamped when sent.
     fn send_to(&self) -> Option<Processor> {
         let backlog = Backlog {
-            waiting: self.shared.queue.waiting_anywhere(),
+            waiting: self.shared.held.waiting_anywhere(),
         };
         if backlog.waiting > 0 {
             return None;
@@ -119,7 +92,7 @@ impl Intake {
 }
 
 /// The intake task's share of the worker: the task runs to its end even when the request
-/// that started it is gone (see the module doc).
+/// that started it is gone (docs/architecture.md, step 3).
 struct Recording {
     shared: Shared,
 }
@@ -142,7 +115,7 @@ impl Recording {
             .metrics
             .recorded
             .fetch_add(recorded as u64, Relaxed);
-        self.shared.queue.push_unheld(new);
+        self.shared.held.push_unheld(new);
         Ok(recorded)
     }
 

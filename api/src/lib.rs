@@ -2,7 +2,7 @@
 //! file (crate `storage`): each records the payments the lb forwards (`intake`), pays them
 //! through the processors (`dispatch`, `processor`) as the policy says (`routing`, fed by
 //! call answers and the shared `health` records), takes over the payments of a dead worker
-//! (`recovery`), and answers the summary and the purge from the database (`ledger`), so
+//! (`recovery`), and answers the summary and the purge from the database (`records`), so
 //! both agree.
 //!
 //! [`Worker`] builds the parts from one set of shared handles (`shared`), owns every
@@ -10,18 +10,19 @@
 //! worker until SIGTERM/SIGINT.
 
 pub mod config;
-pub mod dispatch;
-pub mod health;
-pub mod intake;
-pub mod ledger;
-pub mod metrics;
-pub mod processor;
-pub mod recovery;
-pub mod routing;
-pub mod server;
-pub mod shared;
-pub mod shutdown;
-pub mod worker;
+mod dispatch;
+mod health;
+mod held;
+mod intake;
+mod metrics;
+mod processor;
+mod records;
+mod recovery;
+mod routing;
+mod server;
+mod shared;
+mod shutdown;
+mod worker;
 
 pub use worker::Worker;
 

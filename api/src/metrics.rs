@@ -25,10 +25,10 @@ struct PerProcessor {
 
 /// The gauges [`Metrics::render`] reads from the parts that own them.
 #[derive(Debug, Clone, Copy)]
-pub struct Gauges {
-    /// The dispatch queue's payments, waiting or in a call (`Queue::held`).
+pub(crate) struct Gauges {
+    /// The payments this worker holds, waiting or in a call (`Held::count`).
     pub held: usize,
-    /// The queue's payments that may only go to the default, the fallback.
+    /// The held payments that may only go to the default, the fallback.
     pub pinned_waiting: [usize; 2],
     /// Pending rows in the database, every worker's (-1: could not be read).
     pub pending_in_db: i64,
@@ -36,7 +36,7 @@ pub struct Gauges {
 
 /// All counters of one worker process.
 #[derive(Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     processors: [PerProcessor; 2],
     /// Calls that did not pay the payment, which was queued again.
     pub retries: AtomicU64,
@@ -60,7 +60,7 @@ impl Metrics {
         &self.processors[processor.index()]
     }
 
-    pub fn call(&self, processor: Processor, outcome: CallOutcome, latency: Duration) {
+    pub(crate) fn call(&self, processor: Processor, outcome: CallOutcome, latency: Duration) {
         let p = self.of(processor);
         let slot = CallOutcome::ALL
             .iter()
@@ -70,36 +70,36 @@ impl Metrics {
         p.latency.observe(latency);
     }
 
-    pub fn processed(&self, processor: Processor) {
+    pub(crate) fn processed(&self, processor: Processor) {
         self.of(processor).processed.fetch_add(1, Relaxed);
     }
 
-    pub fn health_call(&self, processor: Processor) {
+    pub(crate) fn health_call(&self, processor: Processor) {
         self.of(processor).health_calls.fetch_add(1, Relaxed);
     }
 
-    pub fn pinned(&self, processor: Processor) {
+    pub(crate) fn pinned(&self, processor: Processor) {
         self.of(processor).pins.fetch_add(1, Relaxed);
     }
 
     /// A call to `processor` was planned (`started`) or ended (`!started`).
-    pub fn in_flight(&self, processor: Processor, started: bool) {
+    pub(crate) fn in_flight(&self, processor: Processor, started: bool) {
         self.of(processor)
             .in_flight
             .fetch_add(if started { 1 } else { -1 }, Relaxed);
     }
 
-    pub fn resend(&self, processor: Processor) {
+    pub(crate) fn resend(&self, processor: Processor) {
         self.of(processor).resends.fetch_add(1, Relaxed);
     }
 
-    pub fn health_429(&self, processor: Processor) {
+    pub(crate) fn health_429(&self, processor: Processor) {
         self.of(processor).health_429.fetch_add(1, Relaxed);
     }
 
     /// The Prometheus text exposition: these counters, and the gauges read from their
     /// owners (the queue, the database) for this rendering.
-    pub fn render(&self, gauges: Gauges) -> String {
+    pub(crate) fn render(&self, gauges: Gauges) -> String {
         let Gauges {
             held,
             pinned_waiting,

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 /// How a payment call ended: what the processor's answer (or its absence) says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallOutcome {
+pub(crate) enum CallOutcome {
     /// 200: stored now.
     Processed,
     /// 422: it already had the payment (counts as processed there).
@@ -36,7 +36,7 @@ pub enum CallOutcome {
 
 impl CallOutcome {
     /// Every outcome, in the order `metrics` counts them.
-    pub const ALL: [CallOutcome; 6] = [
+    pub(crate) const ALL: [CallOutcome; 6] = [
         CallOutcome::Processed,
         CallOutcome::AlreadyProcessed,
         CallOutcome::Failed,
@@ -48,7 +48,7 @@ impl CallOutcome {
 
 /// What `GET /payments/{id}` said of one payment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lookup {
+pub(crate) enum Lookup {
     /// 200: the processor holds it, with this requestedAt and amount.
     Stored { requested_at: Millis, amount: Cents },
     /// 404: it does not hold it (now).
@@ -66,13 +66,13 @@ struct StoredBody {
 
 /// What `GET /payments/service-health` said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Health {
+pub(crate) struct Health {
     pub failing: bool,
     pub min_response_time_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum HealthError {
+pub(crate) enum HealthError {
     #[error("{processor} health check answered 429: the shared health budget was exceeded")]
     TooManyRequests { processor: Processor },
     #[error("{processor} health check answered {status}")]
@@ -94,7 +94,7 @@ struct HealthBody {
 }
 
 /// A client for one processor.
-pub struct ProcessorClient {
+pub(crate) struct ProcessorClient {
     processor: Processor,
     payments_uri: Uri,
     health_uri: Uri,
@@ -104,7 +104,7 @@ pub struct ProcessorClient {
 
 impl ProcessorClient {
     /// `base_url` is `http://host:port` (validated by config).
-    pub fn new(
+    pub(crate) fn new(
         processor: Processor,
         base_url: &str,
         timeout: Duration,
@@ -126,12 +126,12 @@ impl ProcessorClient {
         })
     }
 
-    pub fn processor(&self) -> Processor {
+    pub(crate) fn processor(&self) -> Processor {
         self.processor
     }
 
     /// Sends one payment with its `requestedAt`.
-    pub async fn pay(&self, payment: &Payment, requested_at: Millis) -> CallOutcome {
+    pub(crate) async fn pay(&self, payment: &Payment, requested_at: Millis) -> CallOutcome {
         let body = format!(
             r#"{{"correlationId":"{}","amount":{},"requestedAt":"{}"}}"#,
             payment.correlation_id, payment.amount, requested_at
@@ -171,7 +171,7 @@ impl ProcessorClient {
 
     /// Asks whether the processor holds a payment (`GET /payments/{id}`), within the call
     /// timeout. Whether an earlier call can still be stored is the caller's business.
-    pub async fn lookup(&self, id: Uuid) -> Lookup {
+    pub(crate) async fn lookup(&self, id: Uuid) -> Lookup {
         let uri = format!("{}/{id}", self.payments_uri);
         let request = Request::builder()
             .method(Method::GET)
@@ -193,7 +193,7 @@ impl ProcessorClient {
     }
 
     /// Calls the health endpoint. The caller must hold the shared health turn.
-    pub async fn health(&self) -> Result<Health, HealthError> {
+    pub(crate) async fn health(&self) -> Result<Health, HealthError> {
         let processor = self.processor;
         let request = Request::builder()
             .method(Method::GET)

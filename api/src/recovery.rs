@@ -1,42 +1,16 @@
-//! Restart recovery: claims the pending payments of dead workers and queues them here, and
+//! Restart recovery: claims the pending payments of dead workers and queues them here,
 //! reads back this worker's own after a write whose outcome it did not learn
-//! ([`RecoveryHint`]). So no payment stays with a dead worker, or in no queue.
-//!
-//! Each worker writes a heartbeat every `HEARTBEAT_MS`, unless the writes that take payments
-//! for sending renewed it since. At start and every `ORPHAN_SCAN_MS` it looks (a read)
-//! for pending payments of workers whose heartbeat is older than `WORKER_DEAD_AFTER_MS`,
-//! and if there are any claims them (a write, atomic), and queues them keeping their
-//! attempt: they go back to the same processor with the same `requestedAt`, where a 422
-//! means "already paid" (see `dispatch`). A worker that shuts down cleanly retires its
-//! heartbeat so the other one claims its leftovers at once.
-//!
-//! Claimed payments with an attempt on record come back pinned to that processor (the
-//! store does it). They are not sent again before the dead worker's calls could have
-//! ended: it may have started one up to its send deadline (half of the dead-after) after
-//! its last heartbeat, and a call lasts at most `PROCESSOR_TIMEOUT_MS`. Sending the same
-//! payment while its earlier call may still be running would let the processor store it
-//! long after our requestedAt, which an audit would see. Payments never sent go at once.
-//! Claims are taken in pages, only as far as the dispatch queue has room; payments waiting
-//! out the dead worker's calls take room too.
-//!
-//! A claim is a write, and on PostgreSQL its commit can succeed with its answer lost: the
-//! claimed rows are then this worker's, in no queue. So a failed claim marks the
-//! [`RecoveryHint`], as a failed intake write does (see `crate::intake`), and the next scan
-//! reads back this worker's pending payments. Those with an attempt wait, as claimed ones do,
-//! until the calls of any worker dead at the time of that claim could have ended.
-//!
-//! A live worker whose heartbeat stalls (CPU starvation, a slow disk) can lose payments it
-//! still holds in its queue this way. It simply carries on writing its heartbeat (the
-//! upsert recreates a deleted row): dispatch sends nothing without the store confirming
-//! ownership first, so the lost payments are dropped from its queue, not sent twice.
+//! ([`RecoveryHint`](crate::shared::RecoveryHint)), and writes the heartbeat. Keeps: no
+//! payment stays with a dead worker, or in no queue, and a claimed or read-back payment
+//! with an attempt is not sent again before the dead worker's calls could have ended.
+//! Why: docs/architecture.md, "The life of a payment", on a worker that dies.
 
-use crate::dispatch::Job;
+use crate::held::Job;
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
 use payment::Millis;
+use std::sync::atomic::AtomicI64;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
-use std::sync::atomic::{AtomicBool, AtomicI64};
-use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 use storage::{Claimed, Pending, StorageError, Store};
@@ -44,25 +18,8 @@ use storage::{Claimed, Pending, StorageError, Store};
 /// Most payments claimed in one transaction; more are taken in the next one right away.
 const CLAIM_BATCH: usize = 4096;
 
-/// The signal from a write that failed and may have committed anyway (intake's, or a
-/// claim) to the next scan: read back this worker's pending payments. Clones share it.
-#[derive(Clone, Default)]
-pub struct RecoveryHint(Arc<AtomicBool>);
-
-impl RecoveryHint {
-    /// A write's outcome is unknown: the next scan reads back what this worker owns.
-    pub fn mark(&self) {
-        self.0.store(true, SeqCst);
-    }
-
-    /// Whether a write was marked since the last take; clears the mark.
-    pub fn take(&self) -> bool {
-        self.0.swap(false, SeqCst)
-    }
-}
-
 /// The orphan scans of one worker: claims, and reading back after an unsure write.
-pub struct Recovery {
+pub(crate) struct Recovery {
     shared: Shared,
     dead_after: Duration,
     /// How long after its last heartbeat a dead worker may still have sent a call: its
@@ -73,13 +30,13 @@ pub struct Recovery {
     calls_outlive_heartbeat_by: Duration,
     /// The latest heartbeat (ms) a worker whose payments a failed claim may have taken
     /// can have written (0: no failed claim). Wall clock, as in the database.
-    lost_claim_last_alive: AtomicI64,
+    lost_claim_last_alive_at: AtomicI64,
 }
 
 /// Writes the heartbeat until shutdown, whatever happened to the row or our payments
 /// meanwhile; skipped while the writes that take payments for sending renew it anyway (at
 /// contest rates, every few milliseconds).
-pub async fn heartbeat(store: Store, every: Duration, shutdown: Shutdown) {
+pub(crate) async fn heartbeat(store: Store, every: Duration, shutdown: Shutdown) {
     shutdown
         .every(every, || async {
             let now = Millis::now();
@@ -97,7 +54,7 @@ pub async fn heartbeat(store: Store, every: Duration, shutdown: Shutdown) {
 impl Recovery {
     /// `dead_after`: `WORKER_DEAD_AFTER_MS`; a dead worker's calls may start up to
     /// `owned_for` after its last heartbeat and run for `call_timeout`.
-    pub fn new(
+    pub(crate) fn new(
         shared: Shared,
         dead_after: Duration,
         (owned_for, call_timeout): (Duration, Duration),
@@ -107,12 +64,12 @@ impl Recovery {
             dead_after,
             sends_outlive_heartbeat_by: owned_for,
             calls_outlive_heartbeat_by: owned_for + call_timeout,
-            lost_claim_last_alive: AtomicI64::new(0),
+            lost_claim_last_alive_at: AtomicI64::new(0),
         }
     }
 
     /// Claims orphans now and then every `every`, until shutdown.
-    pub async fn run(self, every: Duration, shutdown: Shutdown) {
+    pub(crate) async fn run(self, every: Duration, shutdown: Shutdown) {
         shutdown
             .every(every, || async {
                 if let Err(e) = self.claim_all().await {
@@ -137,7 +94,7 @@ impl Recovery {
         }
         loop {
             // Claims stop where the queue is full.
-            let limit = self.shared.queue.room().min(CLAIM_BATCH);
+            let limit = self.shared.held.room().min(CLAIM_BATCH);
             if limit == 0 {
                 return Ok(()); // the rest waits for room, at a later scan
             }
@@ -164,9 +121,10 @@ impl Recovery {
     /// [`Recovery::adopt_own`]. The workers it may have taken from were last alive at
     /// `now - dead_after` at the latest.
     fn claim_unsure(&self, now: Millis) {
-        let dead_since = now.0.saturating_sub(self.dead_after.as_millis() as i64);
+        let dead_since_at = now.0.saturating_sub(self.dead_after.as_millis() as i64);
         // Before the flag: a scan that sees the flag sees this too.
-        self.lost_claim_last_alive.fetch_max(dead_since, SeqCst);
+        self.lost_claim_last_alive_at
+            .fetch_max(dead_since_at, SeqCst);
         self.shared.recovery_hint.mark();
     }
 
@@ -187,19 +145,19 @@ impl Recovery {
             .own_pending(usize::MAX)
             .await
             .inspect_err(|_| self.shared.recovery_hint.mark())?;
-        let last_alive = Millis(self.lost_claim_last_alive.load(SeqCst));
-        let (attempted, fresh) = self.split_attempted(own, Some(last_alive));
-        let mut adopted = self.shared.queue.push_unheld(fresh);
-        let wait = self.until_calls_end(last_alive);
+        let last_alive_at = Millis(self.lost_claim_last_alive_at.load(SeqCst));
+        let (attempted, fresh) = self.split_attempted(own, Some(last_alive_at));
+        let mut adopted = self.shared.held.push_unheld(fresh);
+        let wait = self.until_calls_end(last_alive_at);
         if wait.is_zero() {
-            adopted += self.shared.queue.push_unheld(attempted);
+            adopted += self.shared.held.push_unheld(attempted);
         } else if !attempted.is_empty() {
             tracing::warn!(
                 count = attempted.len(),
                 wait_ms = wait.as_millis() as u64,
                 "payments read back with an attempt wait until a dead worker's calls could have ended"
             );
-            self.shared.queue.push_unheld_after(attempted, wait);
+            self.shared.held.push_unheld_after(attempted, wait);
         }
         if adopted > 0 {
             tracing::warn!(
@@ -210,27 +168,27 @@ impl Recovery {
         Ok(())
     }
 
-    /// How long from now until the calls of a worker last alive at `last_alive` could
-    /// have ended. Wall clock on purpose: `last_alive` is a heartbeat time shared through
+    /// How long from now until the calls of a worker last alive at `last_alive_at` could
+    /// have ended. Wall clock on purpose: `last_alive_at` is a heartbeat time shared through
     /// the database (written by another process, or the bound of one), and only our own
     /// wall clock compares with it (the workers' clocks must agree, see `storage`). The
     /// wait itself then runs on the monotonic clock (`tokio::time`): a later clock step
     /// does not move it.
-    fn until_calls_end(&self, last_alive: Millis) -> Duration {
+    fn until_calls_end(&self, last_alive_at: Millis) -> Duration {
         let outlive = self.calls_outlive_heartbeat_by.as_millis() as i64;
-        let until = last_alive.0.saturating_add(outlive);
+        let until = last_alive_at.0.saturating_add(outlive);
         Duration::from_millis(u64::try_from(until.saturating_sub(Millis::now().0)).unwrap_or(0))
     }
 
     /// The payments with an attempt, each marked with the latest time a dead worker last
-    /// alive at `last_alive` (now, if unknown) could have sent it; and the others.
+    /// alive at `last_alive_at` (now, if unknown) could have sent it; and the others.
     fn split_attempted(
         &self,
         payments: Vec<Pending>,
-        last_alive: Option<Millis>,
+        last_alive_at: Option<Millis>,
     ) -> (Vec<Job>, Vec<Job>) {
         let sends_outlive = self.sends_outlive_heartbeat_by.as_millis() as i64;
-        let sends_until = last_alive.map_or_else(Instant::now, |alive| {
+        let sends_until_instant = last_alive_at.map_or_else(Instant::now, |alive| {
             instant_of(Millis(alive.0.saturating_add(sends_outlive)))
         });
         let (attempted, fresh): (Vec<_>, Vec<_>) = payments
@@ -239,7 +197,7 @@ impl Recovery {
             .partition(|job| job.pending.attempt.is_some());
         let attempted = attempted
             .into_iter()
-            .map(|job| job.unanswered_since(sends_until))
+            .map(|job| job.unanswered_since_instant(sends_until_instant))
             .collect();
         (attempted, fresh)
     }
@@ -248,7 +206,7 @@ impl Recovery {
     /// the dead worker's calls could have ended.
     fn queue_claimed(&self, claimed: Claimed) {
         let (attempted, fresh) = self.split_attempted(claimed.payments, claimed.last_alive);
-        self.shared.queue.push_replacing(fresh);
+        self.shared.held.push_replacing(fresh);
         let wait = claimed
             .last_alive
             .map_or(Duration::ZERO, |alive| self.until_calls_end(alive));
@@ -256,7 +214,7 @@ impl Recovery {
             return;
         }
         if wait.is_zero() {
-            self.shared.queue.push_replacing(attempted);
+            self.shared.held.push_replacing(attempted);
             return;
         }
         tracing::info!(
@@ -264,7 +222,7 @@ impl Recovery {
             wait_ms = wait.as_millis() as u64,
             "claimed payments with an attempt wait until the dead worker's calls could have ended"
         );
-        self.shared.queue.push_replacing_after(attempted, wait);
+        self.shared.held.push_replacing_after(attempted, wait);
     }
 }
 

@@ -3,19 +3,16 @@
 //! | route | method | what |
 //! |---|---|---|
 //! | `/intake` | POST | batch from the lb (see `intake`) |
-//! | `/payments-summary` | GET | the contest summary (see `ledger`) |
-//! | `/purge-payments` | POST | deletes all payments (see `ledger`) |
+//! | `/payments-summary` | GET | the contest summary (see `records`) |
+//! | `/purge-payments` | POST | deletes all payments (see `records`) |
 //! | `/metrics` | GET | Prometheus text (see `metrics`) |
 //!
-//! An unknown path is 404, a known path with another method 405, both with JSON bodies.
-//! On shutdown the server stops accepting connections; open ones keep being served (intake
-//! then answers 503) until the process exits (or, for a worker run inside a test, until its
-//! runtime is dropped).
+//! Else 404 (405: another method), JSON bodies. Shutdown stops accepting; open ones go on.
 
 use crate::config::Listen;
 use crate::intake::{self, Intake};
-use crate::ledger;
 use crate::metrics::Gauges;
+use crate::records;
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
 use http_body_util::BodyExt;
@@ -31,14 +28,14 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 
 /// What the routes need.
-pub struct App {
+pub(crate) struct App {
     intake: Intake,
     shared: Shared,
 }
 
 impl App {
     /// The routes of a worker; intake answers 503 once `shutdown` fires.
-    pub fn new(shared: Shared, shutdown: Shutdown) -> App {
+    pub(crate) fn new(shared: Shared, shutdown: Shutdown) -> App {
         App {
             intake: Intake::new(shared.clone(), shutdown),
             shared,
@@ -47,7 +44,7 @@ impl App {
 }
 
 /// A bound listener.
-pub enum Listener {
+pub(crate) enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
 }
@@ -55,7 +52,7 @@ pub enum Listener {
 impl Listener {
     /// Binds; for a Unix socket the directory is created if missing and a stale socket
     /// file left by a killed worker is removed first.
-    pub async fn bind(listen: &Listen) -> std::io::Result<Listener> {
+    pub(crate) async fn bind(listen: &Listen) -> std::io::Result<Listener> {
         match listen {
             Listen::Tcp(hostport) => Ok(Listener::Tcp(TcpListener::bind(hostport.as_str()).await?)),
             Listen::Unix(path) => {
@@ -73,7 +70,7 @@ impl Listener {
 
     /// The TCP address bound, with the port the system chose for port 0; None for a
     /// Unix socket.
-    pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
+    pub(crate) fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
         match self {
             Listener::Tcp(listener) => listener.local_addr().ok(),
             Listener::Unix(_) => None,
@@ -81,8 +78,9 @@ impl Listener {
     }
 }
 
-/// Accepts connections until shutdown.
-pub async fn serve(listener: Listener, app: Arc<App>, mut shutdown: Shutdown) {
+/// Accepts connections until shutdown. Open ones keep being served (intake then answers
+/// 503) until the process exits, or, for a worker run inside a test, its runtime is dropped.
+pub(crate) async fn serve(listener: Listener, app: Arc<App>, mut shutdown: Shutdown) {
     loop {
         tokio::select! {
             accepted = accept(&listener, &app) => {
@@ -202,17 +200,17 @@ async fn route(app: &App, request: Request<Incoming>) -> Reply {
     };
     match endpoint {
         Endpoint::Intake => app.intake.handle(&body).await,
-        Endpoint::Summary => ledger::summary(&app.shared.store, head.uri.query()).await,
-        Endpoint::Purge => ledger::purge(&app.shared.store).await,
+        Endpoint::Summary => records::summary(&app.shared.store, head.uri.query()).await,
+        Endpoint::Purge => records::purge(&app.shared.store).await,
         Endpoint::Metrics => {
             let pending_in_db = app.shared.store.pending_count().await.unwrap_or_else(|e| {
                 tracing::warn!("cannot count pending payments: {e}");
                 -1
             });
-            let queue = &app.shared.queue;
+            let held = &app.shared.held;
             reply::prometheus(app.shared.metrics.render(Gauges {
-                held: queue.held(),
-                pinned_waiting: queue.pinned_waiting(),
+                held: held.count(),
+                pinned_waiting: held.pinned_waiting(),
                 pending_in_db,
             }))
         }

@@ -5,38 +5,38 @@
 use tokio::sync::watch;
 
 /// Fires the shutdown; dropping it without firing also counts as a shutdown.
-pub struct Trigger(watch::Sender<bool>);
+pub(crate) struct Trigger(watch::Sender<bool>);
 
 /// A task's view of the shutdown.
 #[derive(Clone)]
-pub struct Shutdown(watch::Receiver<bool>);
+pub(crate) struct Shutdown(watch::Receiver<bool>);
 
 /// A new, not yet fired, trigger and its listener.
-pub fn channel() -> (Trigger, Shutdown) {
+pub(crate) fn channel() -> (Trigger, Shutdown) {
     let (tx, rx) = watch::channel(false);
     (Trigger(tx), Shutdown(rx))
 }
 
 impl Trigger {
-    pub fn fire(&self) {
+    pub(crate) fn fire(&self) {
         self.0.send_replace(true);
     }
 }
 
 impl Shutdown {
-    pub fn is_shutdown(&self) -> bool {
+    pub(crate) fn is_shutdown(&self) -> bool {
         *self.0.borrow()
     }
 
     /// Returns once the shutdown was fired (at once if it already was).
-    pub async fn recv(&mut self) {
+    pub(crate) async fn recv(&mut self) {
         // An error means the trigger is gone, which also means: stop.
         let _ = self.0.wait_for(|fired| *fired).await;
     }
 
     /// Runs `tick` at once and then every `every` until the shutdown. A tick that ran late
     /// delays the next one rather than being followed by a burst of catch-up ticks.
-    pub async fn every<F: std::future::Future<Output = ()>>(
+    pub(crate) async fn every<F: std::future::Future<Output = ()>>(
         mut self,
         every: std::time::Duration,
         mut tick: impl FnMut() -> F,

@@ -1,7 +1,7 @@
 //! What a call's answer means for its payment: the one place where "never charge twice"
 //! (invariant 2) is decided, as pure functions with a table test.
 
-use super::queue::Place;
+use crate::held::Place;
 use crate::processor::CallOutcome;
 use payment::Processor;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use storage::Destination;
 
 /// Wait before re-queueing a payment a processor answered 429, or one whose database
 /// write failed: long enough not to spin, short against the contest's 1.5 s audit lag.
-pub const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+pub(super) const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Wait before retrying a payment the processor refused as malformed (a 4xx other than
 /// 422/429: a bug on one side; the payment stays pending, retried now and then).
@@ -17,7 +17,7 @@ const REJECTED_BACKOFF: Duration = Duration::from_secs(1);
 
 /// What happens to a payment after a call to a processor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
+pub(super) enum Next {
     /// Paid there (200, or 422: it already had it): record it processed at that processor.
     Record,
     /// Back to its lane with this destination, after `wait`.
@@ -40,7 +40,11 @@ pub enum Next {
 /// connection) may mean stored: the payment is pinned there for good, since sending it to
 /// the other processor could charge it twice. A payment already pinned keeps its pin: it
 /// was only sent where it is pinned, and an earlier pin is never moved.
-pub fn after_call(outcome: CallOutcome, destination: Destination, processor: Processor) -> Next {
+pub(super) fn after_call(
+    outcome: CallOutcome,
+    destination: Destination,
+    processor: Processor,
+) -> Next {
     let retry = |destination, wait, place| Next::Retry {
         destination,
         wait,
@@ -68,7 +72,7 @@ pub fn after_call(outcome: CallOutcome, destination: Destination, processor: Pro
 /// A payment `processor` answered 200 or 422 for, which could not be recorded (the
 /// database refused): the processor has it, so only it may be asked again (its 422
 /// confirms), once the database had a moment.
-pub fn after_unrecorded(processor: Processor) -> Next {
+pub(super) fn after_unrecorded(processor: Processor) -> Next {
     Next::Retry {
         destination: Destination::PinnedTo(processor),
         wait: RETRY_BACKOFF,

@@ -1,35 +1,16 @@
-//! Making a round's calls, and carrying out what their answers mean.
-//!
-//! - **Ownership is checked at every send.** Another worker may claim this worker's payments
-//!   while they wait in its queue (its heartbeat stalled past `WORKER_DEAD_AFTER_MS`: CPU
-//!   starvation, a slow disk, SIGSTOP). So every payment of a round, first sends and retries
-//!   alike, goes through one `take_for_sending` (one group commit per round): it makes the
-//!   attempt (processor, `requestedAt` = now) durable on the rows this worker still owns,
-//!   and returns only those, with the attempt as stored. Only those are sent; the others
-//!   are dropped from the queue (another worker owns them now, or a purge forgot them),
-//!   counted in `api_payments_lost_ownership_total`. A payment that waited is thus dated by
-//!   its send, not by its arrival; a pinned payment (an earlier call's outcome unknown)
-//!   keeps the `requestedAt` of that call, which the processor may hold.
-//! - Intake may do the same in the write that records the payments, when the routing sends
-//!   payments free to go anywhere to an open processor (`Store::record_for_sending`): one
-//!   row write per payment fewer. The first round that plans such a payment to that
-//!   processor sends it on that write's proof ([`Dispatcher::call_taken_at_intake`]).
-//! - The same write renews this worker's heartbeat: no other worker can claim the payments
-//!   for `WORKER_DEAD_AFTER_MS` after it. A call starts only within half of that (else the
-//!   payment goes back to be taken again), so a worker stalled between the check and the
-//!   send cannot race the one that took its payments over; and within what the audit budget
-//!   leaves a fresh stamp (see `crate::routing` on audits).
-//! - What an answer means is decided by [`after_call`]; here it is carried out: a success
-//!   is recorded (`mark_processed`), a new pin is written to the payment's row before it
-//!   can be sent again (`Store::pin`), so a restart, a claim and the next take keep it. Payments claimed from a dead worker
-//!   with an attempt come back pinned by the store.
-//! - A success recorded for a payment already processed at the other processor means it
-//!   was charged twice: an error log and `api_double_charges_total`, never silence.
+//! The [`Caller`]: makes a round's calls and carries out what their answers mean (decided
+//! in `after_call`). Keeps: nothing is sent that the store did not just confirm as this
+//! worker's (`take_for_sending`, or intake's `record_for_sending`), and a call starts only
+//! within its send window of that write: half the dead-after, and what the audit budget
+//! leaves the stamp. A new pin is durable before the payment can be sent again; a double
+//! charge is always loud. Why: docs/architecture.md, "The life of a payment", step 4.
 
 use super::after_call::{after_call, after_unrecorded, Next, RETRY_BACKOFF};
-use super::queue::{Job, Place};
-use super::{Call, Dispatcher};
-use crate::processor::CallOutcome;
+use super::Call;
+use crate::held::{Job, Place};
+use crate::metrics::Metrics;
+use crate::processor::{CallOutcome, ProcessorClient};
+use crate::shared::Shared;
 use payment::{Millis, Processor, Uuid};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -38,11 +19,35 @@ use std::time::{Duration, Instant};
 use storage::{Attempt, Destination, DoubleCharge, Taken};
 use tokio::sync::OwnedSemaphorePermit;
 
-impl Dispatcher {
-    /// Starts at once the calls whose payment intake already took for sending to the
-    /// processor planned (attempt and proof of ownership in one write with the record, see
-    /// `Store::record_for_sending`); returns the others, for [`Dispatcher::take_then_call`].
-    /// A proof is used by one round only: a payment that comes back is taken again.
+/// Makes a round's calls: takes their payments for sending, sends what is still this
+/// worker's, and carries out what each answer means.
+pub(super) struct Caller {
+    shared: Shared,
+    /// The default's client, the fallback's.
+    clients: [Arc<ProcessorClient>; 2],
+    /// A call must start within this of the write that proved this worker owns the payment:
+    /// half of `WORKER_DEAD_AFTER_MS` (before that no other worker can have claimed it).
+    /// One that write stamped must also start within what the audit budget leaves (see
+    /// [`Caller::send_windows`]).
+    owned_for: Duration,
+}
+
+impl Caller {
+    pub(super) fn new(
+        shared: Shared,
+        clients: [Arc<ProcessorClient>; 2],
+        owned_for: Duration,
+    ) -> Caller {
+        Caller {
+            shared,
+            clients,
+            owned_for,
+        }
+    }
+
+    /// Starts at once the calls whose payment intake already took for sending to the planned
+    /// processor (docs/architecture.md, step 3); returns the others, for
+    /// [`Caller::take_then_call`].
     pub(super) fn call_taken_at_intake(
         self: &Arc<Self>,
         calls: Vec<Call>,
@@ -51,13 +56,15 @@ impl Dispatcher {
         let mut to_take = Vec::new();
         let mut send_windows = None; // read from the routing once a round, if needed
         for mut call in calls {
-            let taken_at = call.job.taken_at.take();
+            let taken_at_instant = call.job.taken_at_instant.take();
             let attempt = call.job.pending.attempt;
-            match (taken_at, attempt) {
-                (Some(stamped), Some(attempt)) if attempt.processor == call.processor() => {
+            match (taken_at_instant, attempt) {
+                (Some(taken_at_instant), Some(attempt))
+                    if attempt.processor == call.processor() =>
+                {
                     let windows = send_windows.get_or_insert_with(|| self.send_windows());
-                    let send_by = stamped + windows[attempt.processor.index()];
-                    self.start_call(call, permits, send_by)
+                    let send_by_instant = taken_at_instant + windows[attempt.processor.index()];
+                    self.start_call(call, permits, send_by_instant)
                 }
                 _ => to_take.push(call),
             }
@@ -86,7 +93,7 @@ impl Dispatcher {
                 tokio::time::sleep(RETRY_BACKOFF).await;
                 for call in calls {
                     // Nothing was sent: the destination is what it was.
-                    self.shared.queue.requeue(call.job, Place::Front);
+                    self.shared.held.requeue(call.job, Place::Front);
                 }
             }
         }
@@ -117,7 +124,7 @@ impl Dispatcher {
                 None => {
                     lost += 1;
                     self.shared.metrics.lost_ownership.fetch_add(1, Relaxed);
-                    self.shared.queue.done(&call.job);
+                    self.shared.held.done(&call.job);
                 }
             }
         }
@@ -142,20 +149,20 @@ impl Dispatcher {
     }
 
     /// Starts one call in a task of its own, with one of the round's permits; it goes back
-    /// to be taken again if it cannot start by `send_by`.
+    /// to be taken again if it cannot start by `send_by_instant`.
     fn start_call(
         self: &Arc<Self>,
         call: Call,
         permits: &mut OwnedSemaphorePermit,
-        send_by: Instant,
+        send_by_instant: Instant,
     ) {
         // The round took one permit per planned call, so this cannot come up short.
         let Some(permit) = permits.split(1) else {
-            self.shared.queue.requeue(call.job, Place::Front);
+            self.shared.held.requeue(call.job, Place::Front);
             return;
         };
         let this = Arc::clone(self);
-        tokio::spawn(async move { this.call(call, permit, send_by).await });
+        tokio::spawn(async move { this.call(call, permit, send_by_instant).await });
     }
 
     /// A payment whose row is pinned to another processor than planned (this copy did not
@@ -166,15 +173,16 @@ impl Dispatcher {
         let mut job = call.job;
         job.pending.attempt = Some(attempt);
         job.pending.destination = Destination::PinnedTo(attempt.processor);
-        job.unanswered_since.get_or_insert_with(Instant::now);
-        self.shared.queue.requeue(job, Place::Front);
+        job.unanswered_since_instant
+            .get_or_insert_with(Instant::now);
+        self.shared.held.requeue(job, Place::Front);
     }
 
-    /// One processor call and what follows from its answer. `send_by`: see [`Dispatcher::sendable`].
-    async fn call(&self, call: Call, permit: OwnedSemaphorePermit, send_by: Instant) {
-        let Some(attempt) = self.sendable(&call.job, send_by) else {
+    /// One processor call and what follows from its answer. `send_by_instant`: see [`Caller::sendable`].
+    async fn call(&self, call: Call, permit: OwnedSemaphorePermit, send_by_instant: Instant) {
+        let Some(attempt) = self.sendable(&call.job, send_by_instant) else {
             drop(permit);
-            self.shared.queue.requeue(call.job, Place::Front);
+            self.shared.held.requeue(call.job, Place::Front);
             return;
         };
         let Call { mut job, ticket } = call;
@@ -191,7 +199,7 @@ impl Dispatcher {
             .call(processor, outcome, started.elapsed());
         ticket.report(outcome, Millis::now());
         if outcome == CallOutcome::NoAnswer {
-            job.unanswered_since = Some(started);
+            job.unanswered_since_instant = Some(started);
         }
         let next = match after_call(outcome, job.pending.destination, processor) {
             Next::Record => self.record(&job, attempt).await,
@@ -200,7 +208,7 @@ impl Dispatcher {
         // Held until the answer is recorded: a shutdown's drain waits for it.
         drop(permit);
         match next {
-            Next::Record => self.shared.queue.done(&job),
+            Next::Record => self.shared.held.done(&job),
             Next::Retry {
                 destination,
                 wait,
@@ -209,17 +217,15 @@ impl Dispatcher {
         }
     }
 
-    /// The attempt to send with, unless it is past `send_by`, the deadline the write that
-    /// proved the payment ours (and stamped its requestedAt) set ([`Dispatcher::send_windows`]):
-    /// the payment goes back to be taken again, counted in `api_stale_proofs_total` (logged
-    /// now and then, not per payment). The deadline is on the monotonic clock and counts
-    /// from the moment the write stamped (`Taken::alive_at_instant`), not from when it was
-    /// queued: the wait behind other writes is part of neither bound, and counting it let a
-    /// slow database livelock dispatch (every take stale on arrival, taken again and again).
-    fn sendable(&self, job: &Job, send_by: Instant) -> Option<Attempt> {
+    /// The attempt to send with, unless it is past `send_by_instant`, the deadline the write
+    /// that proved the payment ours (and stamped its requestedAt) set, on the monotonic clock
+    /// from that write's stamp ([`Caller::send_windows`]): the payment then goes back to be
+    /// taken again, counted in `api_stale_proofs_total` (logged now and then, not per
+    /// payment). Why from the stamp: docs/architecture.md, step 4.
+    fn sendable(&self, job: &Job, send_by_instant: Instant) -> Option<Attempt> {
         // take_then_call always sets the attempt before a call.
         let attempt = job.pending.attempt?;
-        if Instant::now() > send_by {
+        if Instant::now() > send_by_instant {
             self.shared.metrics.stale_proofs.fetch_add(1, Relaxed);
             return None;
         }
@@ -237,7 +243,7 @@ impl Dispatcher {
             .await
         {
             Ok(double) => {
-                self.alarm(&double);
+                alarm(&self.shared.metrics, &double);
                 self.shared.metrics.processed(processor);
                 Next::Record
             }
@@ -259,7 +265,7 @@ impl Dispatcher {
         }
         self.shared.metrics.retries.fetch_add(1, Relaxed);
         tokio::time::sleep(wait).await;
-        self.shared.queue.requeue(job, place);
+        self.shared.held.requeue(job, place);
     }
 
     /// Makes a new pin durable in the payment's row before the payment can be sent again,
@@ -273,18 +279,18 @@ impl Dispatcher {
             tokio::time::sleep(RETRY_BACKOFF).await;
         }
     }
+}
 
-    /// A payment charged by both processors: never expected, always loud.
-    pub(super) fn alarm(&self, double: &[DoubleCharge]) {
-        for d in double {
-            self.shared.metrics.double_charges.fetch_add(1, Relaxed);
-            tracing::error!(
-                payment = %d.payment.correlation_id,
-                recorded_at = %d.recorded_at,
-                also_at = %d.also_at,
-                "payment charged by BOTH processors: our summary counts it at {}, {} answered success too",
-                d.recorded_at, d.also_at
-            );
-        }
+/// A payment charged by both processors: never expected, always loud.
+pub(super) fn alarm(metrics: &Metrics, double: &[DoubleCharge]) {
+    for d in double {
+        metrics.double_charges.fetch_add(1, Relaxed);
+        tracing::error!(
+            payment = %d.payment.correlation_id,
+            recorded_at = %d.recorded_at,
+            also_at = %d.also_at,
+            "payment charged by BOTH processors: our summary counts it at {}, {} answered success too",
+            d.recorded_at, d.also_at
+        );
     }
 }

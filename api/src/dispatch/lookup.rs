@@ -7,12 +7,14 @@
 //! recorded with the processor's own requestedAt and never sent again; not held, it is freed
 //! (in its row first) to go anywhere with a new requestedAt; no usable answer, it stays pinned.
 
-use super::queue::{Job, Place};
-use super::Dispatcher;
-use crate::processor::Lookup;
+use super::call::alarm;
+use crate::held::{Job, Place};
+use crate::processor::{Lookup, ProcessorClient};
 use crate::routing::{Access, View};
+use crate::shared::Shared;
 use payment::Processor;
 use std::collections::VecDeque;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,19 +24,44 @@ use tokio::task::JoinSet;
 /// Most payments asked about at once, per processor.
 const LOOKUP_BATCH: usize = 64;
 
-impl Dispatcher {
+/// The lookups of one worker's pinned payments, at most one running per processor.
+pub(super) struct Lookups {
+    shared: Shared,
+    /// The default's client, the fallback's.
+    clients: [Arc<ProcessorClient>; 2],
+    /// How long after it was sent a call without an answer may still be stored
+    /// (`LATE_STORE_MAX_MS`, at least the call timeout).
+    late_store_max: Duration,
+    /// Per processor: a lookup is running.
+    running: [AtomicBool; 2],
+}
+
+impl Lookups {
+    pub(super) fn new(
+        shared: Shared,
+        clients: [Arc<ProcessorClient>; 2],
+        late_store_max: Duration,
+    ) -> Lookups {
+        Lookups {
+            shared,
+            clients,
+            late_store_max,
+            running: Default::default(),
+        }
+    }
+
     /// For each processor the view does not call freely (failing), with no lookup running:
     /// starts one over its pinned payments whose unanswered calls can no longer be stored.
     pub(super) fn look_up_pinned(self: &Arc<Self>, view: &View) {
         for processor in Processor::ALL {
-            let running = &self.lookups[processor.index()];
+            let running = &self.running[processor.index()];
             if view.access(processor) == Some(Access::Open) || running.load(SeqCst) {
                 continue;
             }
             let (now, bound) = (Instant::now(), self.late_store_max);
             let jobs = self
                 .shared
-                .queue
+                .held
                 .with_lanes(|lanes| take_settled(lanes.pinned_to(processor), now, bound));
             if jobs.is_empty() {
                 continue;
@@ -43,7 +70,7 @@ impl Dispatcher {
             let this = Arc::clone(self);
             tokio::spawn(async move {
                 this.look_up(processor, jobs).await;
-                this.lookups[processor.index()].store(false, SeqCst);
+                this.running[processor.index()].store(false, SeqCst);
             });
         }
     }
@@ -73,7 +100,7 @@ impl Dispatcher {
                     stored.push((job, attempt));
                 }
                 Lookup::NotFound => absent.push(job),
-                Lookup::Unknown => self.shared.queue.requeue(job, Place::Back),
+                Lookup::Unknown => self.shared.held.requeue(job, Place::Back),
             }
         }
         tracing::info!(%processor, stored = stored.len(), absent = absent.len(),
@@ -93,17 +120,17 @@ impl Dispatcher {
             .collect();
         match self.shared.store.mark_processed(batch).await {
             Ok(double) => {
-                self.alarm(&double);
+                alarm(&self.shared.metrics, &double);
                 for (job, attempt) in stored {
                     self.shared.metrics.processed(attempt.processor);
-                    self.shared.queue.done(&job);
+                    self.shared.held.done(&job);
                 }
             }
             Err(e) => {
                 tracing::error!("cannot record payments a processor holds, will ask again: {e}");
                 stored
                     .into_iter()
-                    .for_each(|(job, _)| self.shared.queue.requeue(job, Place::Back));
+                    .for_each(|(job, _)| self.shared.held.requeue(job, Place::Back));
             }
         }
     }
@@ -121,19 +148,19 @@ impl Dispatcher {
                 tracing::warn!(%processor, "cannot free pinned payments, will ask again: {e}");
                 absent
                     .into_iter()
-                    .for_each(|job| self.shared.queue.requeue(job, Place::Back));
+                    .for_each(|job| self.shared.held.requeue(job, Place::Back));
                 return;
             }
         };
         for mut job in absent {
             if !freed.contains(&job.id()) {
                 self.shared.metrics.lost_ownership.fetch_add(1, Relaxed);
-                self.shared.queue.done(&job);
+                self.shared.held.done(&job);
                 continue;
             }
             job.pending.destination = Destination::Anywhere;
-            job.unanswered_since = None;
-            self.shared.queue.requeue(job, Place::Front);
+            job.unanswered_since_instant = None;
+            self.shared.held.requeue(job, Place::Front);
         }
     }
 }
@@ -143,7 +170,7 @@ impl Dispatcher {
 /// the rest.
 fn take_settled(lane: &mut VecDeque<Job>, now: Instant, bound: Duration) -> Vec<Job> {
     let settled = |job: &Job| {
-        job.unanswered_since
+        job.unanswered_since_instant
             .is_none_or(|at| now.saturating_duration_since(at) >= bound)
     };
     if !lane.iter().any(settled) {

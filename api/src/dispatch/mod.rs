@@ -1,41 +1,26 @@
-//! Dispatch: pays the payments of this worker's in-memory queue through the processors.
-//!
-//! Intake and recovery push payments (already pending in SQLite) into the [`Queue`]; one
-//! dispatcher task takes them in rounds and starts a bounded number of concurrent calls
-//! (`DISPATCH_CONCURRENCY` per processor, as the routing's view allows; the permits bound
-//! both together). Each call holds a routing [`Ticket`] until it ends: the routing counts
-//! calls in flight and learns latencies from them. It is split so that the decisions can
-//! be tested apart from the tasks and the database that carry them out:
-//!
-//! - [`queue`]: the waiting payments, in lanes per destination, and which copy of a
-//!   payment is current;
-//! - [`plan`](mod@plan): a pure function choosing a round's calls from the waiting
-//!   payments, the routing's view and the free permits;
-//! - [`call`]: making a planned call, once the store confirmed the payment is still this
-//!   worker's, and carrying out what its answer means;
-//! - [`after_call`](mod@after_call): what an answer means, as pure functions: the one
-//!   place where a payment is kept from being charged twice (invariant 2);
-//! - [`lookup`]: asking a failing processor about the payments pinned to it.
-//!
-//! A round ends when what the routing lets through is planned; the rest waits for the
-//! next wake-up (a push, a finished call, or the probe timer).
+//! Dispatch: pays the payments this worker holds ([`crate::held`]) through the processors.
+//! The [`Dispatcher`] plans rounds and holds the permits (`DISPATCH_CONCURRENCY` per
+//! processor); each call holds a routing [`Ticket`] until it ends. The decisions are pure
+//! and tested apart: [`plan`](mod@plan) chooses a round's calls,
+//! [`after_call`](mod@after_call) what an answer means (the one place "never charge twice",
+//! invariant 2, is decided); [`call`] carries them out, [`lookup`] asks a failing
+//! processor about its pinned payments.
+//! Rounds and lanes: docs/architecture.md, "The life of a payment", step 4.
 
-pub mod after_call;
-pub mod call;
-pub mod lookup;
-pub mod plan;
-pub mod queue;
+mod after_call;
+mod call;
+mod lookup;
+mod plan;
 
-pub use queue::{Job, Queue};
-
+use crate::held::{Job, Place};
 use crate::processor::ProcessorClient;
 use crate::routing::{Backlog, Ticket};
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
+use call::Caller;
+use lookup::Lookups;
 use payment::{Millis, Processor};
 use plan::plan;
-use queue::Place;
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,29 +30,20 @@ use tokio::sync::Semaphore;
 /// taken again for a stale stamp, are logged.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
-/// The dispatcher of one worker: its rounds, and everything its call tasks need.
-pub struct Dispatcher {
+/// The dispatcher of one worker: its rounds, which hand their calls to the [`Caller`] and
+/// their pinned payments to the [`Lookups`].
+pub(crate) struct Dispatcher {
     shared: Shared,
-    /// The default's client, the fallback's.
-    clients: [Arc<ProcessorClient>; 2],
+    caller: Arc<Caller>,
+    lookups: Arc<Lookups>,
     /// Calls in flight at once, all processors together: the permits of `permits`.
     concurrency: usize,
     permits: Arc<Semaphore>,
     probe_interval: Duration,
-    /// A call must start within this of the write that proved this worker owns the payment:
-    /// half of `WORKER_DEAD_AFTER_MS` (before that no other worker can have claimed it).
-    /// One that write stamped must also start within what the audit budget leaves (see
-    /// `call`).
-    owned_for: Duration,
-    /// How long after it was sent a call without an answer may still be stored
-    /// (`LATE_STORE_MAX_MS`, at least the call timeout): see [`lookup`].
-    late_store_max: Duration,
-    /// Per processor: a lookup is running.
-    lookups: [AtomicBool; 2],
 }
 
 /// A planned call, counted by the routing as in flight until it ends (its ticket).
-pub(crate) struct Call {
+struct Call {
     job: Job,
     ticket: Ticket,
 }
@@ -80,9 +56,9 @@ impl Call {
 
 impl Dispatcher {
     /// `per_processor`: calls in flight at once per processor (`DISPATCH_CONCURRENCY`);
-    /// a round runs at least every `probe_interval`; for `owned_for` and
-    /// `late_store_max` see the fields.
-    pub fn new(
+    /// a round runs at least every `probe_interval`; `owned_for` bounds each send (see
+    /// [`Caller`]), `late_store_max` each lookup (see [`Lookups`]).
+    pub(crate) fn new(
         shared: Shared,
         clients: [Arc<ProcessorClient>; 2],
         per_processor: usize,
@@ -91,25 +67,23 @@ impl Dispatcher {
     ) -> Dispatcher {
         let concurrency = per_processor * clients.len();
         Dispatcher {
+            caller: Arc::new(Caller::new(shared.clone(), clients.clone(), owned_for)),
+            lookups: Arc::new(Lookups::new(shared.clone(), clients, late_store_max)),
             shared,
-            clients,
             concurrency,
             permits: Arc::new(Semaphore::new(concurrency)),
             probe_interval,
-            owned_for,
-            late_store_max,
-            lookups: Default::default(),
         }
     }
 
     /// Runs rounds until shutdown. Calls already started keep running; see [`Dispatcher::drain`].
-    pub async fn run(self: Arc<Self>, mut shutdown: Shutdown) {
+    pub(crate) async fn run(self: Arc<Self>, mut shutdown: Shutdown) {
         let mut reported = (Instant::now(), 0);
         while !shutdown.is_shutdown() {
             self.round(Millis::now());
             self.report(&mut reported);
             tokio::select! {
-                _ = self.shared.queue.changed() => {}
+                _ = self.shared.held.changed() => {}
                 _ = tokio::time::sleep(self.probe_interval) => {}
                 _ = shutdown.recv() => {}
             }
@@ -118,7 +92,7 @@ impl Dispatcher {
 
     /// Waits until every started call finished, at most until `deadline`. True if all did.
     /// Only once [`Dispatcher::run`] has returned: no round may take permits meanwhile.
-    pub async fn drain(&self, deadline: tokio::time::Instant) -> bool {
+    pub(crate) async fn drain(&self, deadline: tokio::time::Instant) -> bool {
         let all = u32::try_from(self.concurrency).unwrap_or(u32::MAX);
         tokio::time::timeout_at(deadline, self.permits.acquire_many(all))
             .await
@@ -127,16 +101,16 @@ impl Dispatcher {
 
     /// Plans the calls of this round and starts them: their permits and tickets are taken
     /// here, the store's confirmation and the calls follow in a task of their own.
-    fn round(self: &Arc<Self>, now: Millis) {
+    fn round(&self, now: Millis) {
         let backlog = Backlog {
-            waiting: self.shared.queue.waiting_anywhere(),
+            waiting: self.shared.held.waiting_anywhere(),
         };
         let view = self.shared.routing.view(now, backlog);
-        self.look_up_pinned(&view);
+        self.lookups.look_up_pinned(&view);
         let free = self.permits.available_permits();
         let planned = self
             .shared
-            .queue
+            .held
             .with_lanes(|lanes| plan(lanes, &view, free));
         if planned.is_empty() {
             return;
@@ -147,7 +121,7 @@ impl Dispatcher {
             tracing::error!("the permits of a round are gone; its payments wait");
             planned
                 .into_iter()
-                .for_each(|c| self.shared.queue.requeue(c.job, Place::Front));
+                .for_each(|c| self.shared.held.requeue(c.job, Place::Front));
             return;
         };
         let calls = planned
@@ -157,12 +131,12 @@ impl Dispatcher {
                 ticket: self.shared.routing.start(c.processor, c.access, now),
             })
             .collect();
-        let to_take = self.call_taken_at_intake(calls, &mut permits);
+        let to_take = self.caller.call_taken_at_intake(calls, &mut permits);
         if to_take.is_empty() {
             return;
         }
-        let this = Arc::clone(self);
-        tokio::spawn(async move { this.take_then_call(to_take, permits).await });
+        let caller = Arc::clone(&self.caller);
+        tokio::spawn(async move { caller.take_then_call(to_take, permits).await });
     }
 
     /// Logs, now and then, the payments that wait for a processor they are pinned to, and
@@ -177,7 +151,7 @@ impl Dispatcher {
                 "sends taken again: the write that stamped them was too old when their call could start (a busy worker)");
         }
         *last = (Instant::now(), stale);
-        let waiting = self.shared.queue.pinned_waiting();
+        let waiting = self.shared.held.pinned_waiting();
         for processor in Processor::ALL {
             let count = waiting[processor.index()];
             if count > 0 {

@@ -3,16 +3,17 @@
 //! A pure function of the waiting payments, the routing's view of one instant and the free
 //! call permits, so every routing situation can be checked in a table test. It takes no
 //! lock, reads no clock and touches neither the store nor the network; the dispatcher
-//! takes the view, runs the plan under the queue's lock and applies it (permits, probes).
+//! takes the view, runs the plan under the lock of what the worker holds and applies it
+//! (permits, probes).
 
-use super::queue::{Job, Lanes};
+use crate::held::{Job, Lanes};
 use crate::routing::{Access, View};
 use payment::Processor;
 use std::collections::VecDeque;
 
 /// One call the planner decided to make.
 #[derive(Debug)]
-pub struct PlannedCall {
+pub(super) struct PlannedCall {
     pub job: Job,
     pub processor: Processor,
     /// Open, or the processor's one probe (report it as such).
@@ -33,7 +34,7 @@ pub struct PlannedCall {
 ///
 /// A processor that is not failing takes as many as its room; a failing one only its
 /// probe, when the view grants it (one per processor and round).
-pub fn plan(lanes: &mut Lanes, view: &View, permits: usize) -> Vec<PlannedCall> {
+pub(super) fn plan(lanes: &mut Lanes, view: &View, permits: usize) -> Vec<PlannedCall> {
     let mut grants = Grants {
         access: view.access,
         room: view.room,

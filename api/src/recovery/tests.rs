@@ -72,7 +72,7 @@ async fn claims_waiting_out_a_dead_workers_calls_stop_at_the_queue_bound() {
         "claimed no more than DISPATCH_QUEUE_MAX, waiting ones included"
     );
     assert_eq!(
-        recovery.shared.queue.room(),
+        recovery.shared.held.room(),
         0,
         "intake is refused meanwhile"
     );
@@ -115,16 +115,16 @@ async fn payments_read_back_after_a_lost_claim_wait_out_the_dead_workers_calls()
     recovery.adopt_own().await.expect("read back");
 
     assert_eq!(
-        recovery.shared.queue.waiting_anywhere(),
+        recovery.shared.held.waiting_anywhere(),
         5,
         "the never-sent ones go at once"
     );
     assert_eq!(
-        recovery.shared.queue.pinned_waiting(),
+        recovery.shared.held.pinned_waiting(),
         [0, 0],
         "those the dead worker may be sending wait"
     );
-    assert_eq!(recovery.shared.queue.room(), 85, "and take room meanwhile");
+    assert_eq!(recovery.shared.held.room(), 85, "and take room meanwhile");
 }
 
 #[tokio::test]
@@ -146,13 +146,13 @@ async fn payments_set_aside_after_a_claim_are_not_read_back_before_their_time() 
     recovery.adopt_own().await.expect("read back");
 
     assert_eq!(
-        recovery.shared.queue.pinned_waiting(),
+        recovery.shared.held.pinned_waiting(),
         [0, 0],
         "none queued while the dead worker's calls may run"
     );
-    assert_eq!(recovery.shared.queue.held(), 0, "none in hand either");
+    assert_eq!(recovery.shared.held.count(), 0, "none in hand either");
     assert_eq!(
-        recovery.shared.queue.room(),
+        recovery.shared.held.room(),
         90,
         "each set aside once, not twice"
     );

@@ -128,7 +128,7 @@ fn where_payments_go_in_each_stage() {
         ("the default up, the fallback failing: not probed", ok(1), failing(1, 0), 10, Goes::Default, &[]),
     ];
     for (situation, default, fallback, waiting, want, probed) in table {
-        let view = route(&[default, fallback], Backlog { waiting }, &POLICY);
+        let view = choose(&[default, fallback], Backlog { waiting }, &POLICY);
         assert_eq!(goes(&view), want, "{situation}: where free payments go");
         let got: Vec<Processor> = Processor::ALL
             .into_iter()
@@ -170,13 +170,13 @@ fn access_and_room_follow_failing_probes_and_calls_in_flight() {
         probe_due: false,
         ..failing(1, 1)
     };
-    let view = route(&[busy_default, probing], Backlog::default(), &POLICY);
+    let view = choose(&[busy_default, probing], Backlog::default(), &POLICY);
     assert_eq!(view.access, [Some(Access::Open), None]);
     assert_eq!(view.room, [250, 400]);
-    let view = route(&[failing(1, 1), ok(1)], Backlog::default(), &POLICY);
+    let view = choose(&[failing(1, 1), ok(1)], Backlog::default(), &POLICY);
     assert_eq!(view.access, [Some(Access::Probe), Some(Access::Open)]);
     assert_eq!(view.sends_at_once(), None, "a probe is not a send at once");
-    let view = route(&[ok(1), ok(1)], Backlog::default(), &POLICY);
+    let view = choose(&[ok(1), ok(1)], Backlog::default(), &POLICY);
     assert_eq!(view.sends_at_once(), Some(Default));
 }
 

@@ -16,14 +16,14 @@ use std::time::Duration;
 use testkit::postgres::PgServer;
 use testkit::{free_addr, http, wait_for, wait_listening, Service};
 
-pub use testkit::{on_both, Backend};
+pub(crate) use testkit::{on_both, Backend};
 
-pub use testkit::processors::{Sim, Stored, Totals};
+pub(crate) use testkit::processors::{Sim, Stored, Totals};
 
 /// One payment as our database holds it (what `assert_settled` compares with the
 /// processors').
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OurRow {
+pub(crate) struct OurRow {
     pub amount: Cents,
     /// `pending` or `processed`.
     pub status: String,
@@ -41,7 +41,7 @@ const OUR_ROWS: &str =
     "SELECT correlation_id, amount, status, processor, requested_at FROM payments";
 
 /// Two simulators and a database; workers are started on demand.
-pub struct Stack {
+pub(crate) struct Stack {
     pub default: Sim,
     pub fallback: Sim,
     pub dir: tempfile::TempDir,
@@ -53,12 +53,12 @@ pub struct Stack {
 
 impl Stack {
     /// On SQLite; `sim_env` is given to both simulators.
-    pub fn start(sim_env: &[(&str, &str)]) -> Stack {
+    pub(crate) fn start(sim_env: &[(&str, &str)]) -> Stack {
         Stack::on(Backend::Sqlite, sim_env)
     }
 
     /// On `backend` (PostgreSQL: a new database on this test binary's shared server).
-    pub fn on(backend: Backend, sim_env: &[(&str, &str)]) -> Stack {
+    pub(crate) fn on(backend: Backend, sim_env: &[(&str, &str)]) -> Stack {
         match backend {
             Backend::Sqlite => Stack::with(None, sim_env),
             Backend::Postgres => Stack::with(Some(testkit::postgres::server()), sim_env),
@@ -66,7 +66,7 @@ impl Stack {
     }
 
     /// On a new database of `server` (e.g. a dedicated one, for a test that disturbs it).
-    pub fn on_server(server: Arc<PgServer>, sim_env: &[(&str, &str)]) -> Stack {
+    pub(crate) fn on_server(server: Arc<PgServer>, sim_env: &[(&str, &str)]) -> Stack {
         Stack::with(Some(server), sim_env)
     }
 
@@ -80,11 +80,11 @@ impl Stack {
         }
     }
 
-    pub fn db(&self) -> String {
+    pub(crate) fn db(&self) -> String {
         self.dir.path().join("payments.db").display().to_string()
     }
 
-    pub fn sim(&self, processor: Processor) -> &Sim {
+    pub(crate) fn sim(&self, processor: Processor) -> &Sim {
         match processor {
             Processor::Default => &self.default,
             Processor::Fallback => &self.fallback,
@@ -93,7 +93,7 @@ impl Stack {
 
     /// The configuration of a worker on this stack: the defaults, fast recovery knobs for
     /// tests, then `tweak`.
-    pub fn config(&self, tweak: impl FnOnce(&mut Config)) -> Config {
+    pub(crate) fn config(&self, tweak: impl FnOnce(&mut Config)) -> Config {
         let mut config: Config =
             service::config::from_flags("api", &[]).expect("the default api configuration");
         config.listen = Listen::Tcp(free_addr());
@@ -109,29 +109,29 @@ impl Stack {
     }
 
     /// An api worker inside this test process (see [`Stack::config`] for `tweak`).
-    pub fn worker(&self, tweak: impl FnOnce(&mut Config)) -> Worker {
+    pub(crate) fn worker(&self, tweak: impl FnOnce(&mut Config)) -> Worker {
         Worker::in_process(self.config(tweak))
     }
 
     /// An api worker process, for a test that signals or kills it.
-    pub fn worker_process(&self, tweak: impl FnOnce(&mut Config)) -> Worker {
+    pub(crate) fn worker_process(&self, tweak: impl FnOnce(&mut Config)) -> Worker {
         Worker::process(self.config(tweak))
     }
 
     /// Both simulators' admin summaries for `query`.
-    pub fn sims_summary(&self, query: &str) -> [Totals; 2] {
+    pub(crate) fn sims_summary(&self, query: &str) -> [Totals; 2] {
         [self.default.summary(query), self.fallback.summary(query)]
     }
 
     /// Payments stored by the two simulators together.
-    pub fn sims_total(&self) -> i64 {
+    pub(crate) fn sims_total(&self) -> i64 {
         self.sims_summary("").iter().map(|t| t.requests).sum()
     }
 
     /// The end state every scenario must reach: our summary equals the simulators' per
     /// processor, in count and amount, and together they hold each payment exactly once;
     /// then, payment by payment (what no total shows), see [`Stack::assert_each_payment`].
-    pub fn assert_settled(&self, worker: &Worker, sent: &[Accepted]) {
+    pub(crate) fn assert_settled(&self, worker: &Worker, sent: &[Accepted]) {
         let ours = worker.summary("");
         let theirs = self.sims_summary("");
         assert_eq!(
@@ -157,7 +157,7 @@ impl Stack {
     /// that processor with the very `requestedAt` and amount the processor stored (a
     /// payment stored with another `requestedAt` than ours changes no total, but moves it
     /// between an audit's windows).
-    pub fn assert_each_payment(&self, sent: &[Accepted]) {
+    pub(crate) fn assert_each_payment(&self, sent: &[Accepted]) {
         let stored = Processor::ALL.map(|p| self.sim(p).payments());
         let ours = self.our_rows();
         let mut problems = Vec::new();
@@ -233,7 +233,7 @@ impl Stack {
     }
 
     /// Every row of our `payments` table, by id (see [`OUR_ROWS`]).
-    pub fn our_rows(&self) -> HashMap<Uuid, OurRow> {
+    pub(crate) fn our_rows(&self) -> HashMap<Uuid, OurRow> {
         let rows: Vec<[String; 5]> = match (&self.server, &self.database_url) {
             (Some(server), Some(url)) => {
                 let name = url.rsplit('/').next().expect("a database name in the URL");
@@ -306,7 +306,7 @@ impl Stack {
 }
 
 /// One api worker, in this process or in its own.
-pub struct Worker {
+pub(crate) struct Worker {
     /// Where it listens (`host:port`, or the socket path).
     pub addr: String,
     run: Run,
@@ -340,7 +340,7 @@ impl Drop for InProcess {
 
 impl Worker {
     /// Starts `config` inside this process; it answers as soon as this returns.
-    pub fn in_process(config: Config) -> Worker {
+    pub(crate) fn in_process(config: Config) -> Worker {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -364,7 +364,7 @@ impl Worker {
     }
 
     /// Starts `config` as an `api` process on a free port, once it listens.
-    pub fn process(mut config: Config) -> Worker {
+    pub(crate) fn process(mut config: Config) -> Worker {
         let addr = free_addr();
         config.listen = Listen::parse(&addr).expect("free_addr gives ip:port");
         let env = environment(&config);
@@ -378,7 +378,7 @@ impl Worker {
     }
 
     /// Shuts down a worker running in this process, as SIGTERM does a worker process.
-    pub fn shutdown(&mut self) {
+    pub(crate) fn shutdown(&mut self) {
         match &mut self.run {
             Run::InProcess(worker) => worker.shutdown(),
             Run::Process(_) => panic!("signal a worker process instead"),
@@ -386,14 +386,14 @@ impl Worker {
     }
 
     /// The process of a worker started by [`Worker::process`].
-    pub fn service(&self) -> &Service {
+    pub(crate) fn service(&self) -> &Service {
         match &self.run {
             Run::Process(service) => service,
             Run::InProcess(_) => panic!("this worker runs inside the test process"),
         }
     }
 
-    pub fn service_mut(&mut self) -> &mut Service {
+    pub(crate) fn service_mut(&mut self) -> &mut Service {
         match &mut self.run {
             Run::Process(service) => service,
             Run::InProcess(_) => panic!("this worker runs inside the test process"),
@@ -401,7 +401,7 @@ impl Worker {
     }
 
     /// Posts one intake batch and returns the answer.
-    pub fn intake(&self, batch: &[Accepted]) -> http::Response {
+    pub(crate) fn intake(&self, batch: &[Accepted]) -> http::Response {
         let mut body = Vec::new();
         batch.iter().for_each(|a| intake::encode(a, &mut body));
         http::request(&self.addr, "POST", "/intake", &[], &body)
@@ -409,7 +409,7 @@ impl Worker {
     }
 
     /// Posts `payments` in batches of `batch`, each answered 200 with all of them new.
-    pub fn send(&self, payments: &[Accepted], batch: usize) {
+    pub(crate) fn send(&self, payments: &[Accepted], batch: usize) {
         for chunk in payments.chunks(batch) {
             let answer = self.intake(chunk);
             assert_eq!(answer.status, 200, "{}", answer.body);
@@ -418,31 +418,31 @@ impl Worker {
     }
 
     /// Our summary for `query`, per processor [default, fallback].
-    pub fn summary(&self, query: &str) -> [Totals; 2] {
+    pub(crate) fn summary(&self, query: &str) -> [Totals; 2] {
         let answer = http::get(&self.addr, &format!("/payments-summary{query}"));
         assert_eq!(answer.status, 200, "{}", answer.body);
         Totals::pair(&answer.json())
     }
 
-    pub fn processed(&self) -> i64 {
+    pub(crate) fn processed(&self) -> i64 {
         self.summary("").iter().map(|t| t.requests).sum()
     }
 
     /// Waits (bounded) until `n` payments are processed in all.
-    pub fn wait_processed(&self, n: usize, timeout: Duration) {
+    pub(crate) fn wait_processed(&self, n: usize, timeout: Duration) {
         wait_for(&format!("{n} payments processed"), timeout, || {
             self.processed() >= n as i64
         });
     }
 
     /// One sample of `/metrics`, e.g. `api_health_429_total{processor="default"}`.
-    pub fn metric(&self, sample: &str) -> f64 {
+    pub(crate) fn metric(&self, sample: &str) -> f64 {
         testkit::processors::metric(&self.addr, sample)
     }
 }
 
 /// `n` fresh payments with varied amounts (so amounts are checked, not just counts).
-pub fn payments(n: usize) -> Vec<Accepted> {
+pub(crate) fn payments(n: usize) -> Vec<Accepted> {
     let now = Millis::now();
     (0..n)
         .map(|i| Accepted {
@@ -456,7 +456,7 @@ pub fn payments(n: usize) -> Vec<Accepted> {
 }
 
 /// `?from=..&to=..` for a window, the `:` percent-encoded as a browser would.
-pub fn window(from: Millis, to: Millis) -> String {
+pub(crate) fn window(from: Millis, to: Millis) -> String {
     let enc = |m: Millis| m.to_string().replace(':', "%3A");
     format!("?from={}&to={}", enc(from), enc(to))
 }

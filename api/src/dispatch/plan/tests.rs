@@ -1,8 +1,8 @@
 //! The planner's table: what a round sends in each routing situation.
 
 use super::*;
-use crate::dispatch::queue::tests::pending;
-use crate::dispatch::queue::Place;
+use crate::held::tests::pending;
+use crate::held::Place;
 use storage::Destination::{self, *};
 use Access::*;
 use Processor::*;

@@ -1,20 +1,10 @@
-//! The payments this worker holds, waiting or in flight: the lanes they wait in, which copy
-//! of each is current, and how many more fit under `DISPATCH_QUEUE_MAX`.
-//!
-//! Waiting payments sit in lanes: one for payments free to go anywhere, one per processor
-//! for payments pinned to it, so a round can serve what may go now without scanning what
-//! may not. A payment that comes back from a call goes to the FRONT of its lane, so while a
-//! processor is failing every probe is the SAME payment: it is older than those behind it,
-//! and only one payment at a time is exposed to the moment the processor recovers (a probe
-//! sent just before is stored then with its `requestedAt`; see `crate::routing` on audits).
-//!
-//! Payments may also be set aside to join later (claimed payments waiting out a dead
-//! worker's calls, [`Queue::push_replacing_after`]): they count against `DISPATCH_QUEUE_MAX`
-//! from the moment they are set aside, so claims and intake stop while the worker holds that
-//! many in any form, and a payment set aside counts as held: reading it back
-//! ([`Queue::push_unheld`]) neither sends it before its time nor queues a second copy. The
-//! queue counts all of it itself ([`Queue::room`], [`Queue::held`]): admission and the
-//! `api_payments_held` gauge read the same numbers.
+//! The payments this worker holds ([`Held`]), waiting or in a call or set aside: the lanes
+//! they wait in (anywhere, or pinned to a processor), which copy of each is current, and
+//! how many more fit under `DISPATCH_QUEUE_MAX`. Keeps: a payment is held once (a newer
+//! copy replaces, a read-back copy of one held is not added), a payment back from a call
+//! goes to the front of its lane (the next probe), and set-aside payments count as held.
+//! Admission and the `api_payments_held` gauge read the same counts. Why:
+//! docs/architecture.md, "The life of a payment", step 4.
 
 use payment::{Processor, Uuid};
 use std::collections::{HashMap, VecDeque};
@@ -26,60 +16,58 @@ use tokio::sync::Notify;
 
 /// A payment in this worker's hands.
 #[derive(Debug, Clone)]
-pub struct Job {
+pub(crate) struct Job {
     /// The payment as stored, with where it may go (`pending.destination`).
     pub pending: Pending,
-    /// Which copy of the payment this is, set by the queue (see [`Queue::push_replacing`]).
+    /// Which copy of the payment this is, set by [`Held`] (see [`Held::push_replacing`]).
     generation: u64,
-    /// Set when intake's write already took the payment for sending (its attempt is in
-    /// `pending`): when that write stamped it, on this process's monotonic clock
-    /// (`Recorded::alive_at_instant`). Good for the first round that plans the payment only;
-    /// after that it goes through the store like any other.
-    pub(super) taken_at: Option<Instant>,
+    /// When intake's write took the payment for sending (`Recorded::alive_at_instant`,
+    /// monotonic); good for the first round only (docs/architecture.md, step 3).
+    pub(crate) taken_at_instant: Option<Instant>,
     /// When its last call without an answer was sent (or could have been, for a payment
     /// claimed or read back with an attempt), on the monotonic clock; None: no such call.
     /// That call may still be stored until `LATE_STORE_MAX_MS` after this (see `lookup`).
-    pub(super) unanswered_since: Option<Instant>,
+    pub(crate) unanswered_since_instant: Option<Instant>,
 }
 
 impl Job {
     /// A payment recorded by intake or claimed from a dead worker, as the store gave it.
-    pub fn new(pending: Pending) -> Job {
+    pub(crate) fn new(pending: Pending) -> Job {
         Job {
             pending,
             generation: 0,
-            taken_at: None,
-            unanswered_since: None,
+            taken_at_instant: None,
+            unanswered_since_instant: None,
         }
     }
 
     /// A payment claimed or read back with an attempt: a call of that attempt may have
     /// been sent as late as `at` and not answered yet.
-    pub fn unanswered_since(self, at: Instant) -> Job {
+    pub(crate) fn unanswered_since_instant(self, at: Instant) -> Job {
         Job {
-            unanswered_since: Some(at),
+            unanswered_since_instant: Some(at),
             ..self
         }
     }
 
-    /// A payment intake recorded and took for sending in one write
-    /// (`Store::record_for_sending`) that stamped it at `stamped` (monotonic).
-    pub fn taken(pending: Pending, stamped: Instant) -> Job {
+    /// A payment intake recorded for sending in one write stamped at `alive_at_instant`.
+    pub(crate) fn taken(pending: Pending, alive_at_instant: Instant) -> Job {
         Job {
-            taken_at: Some(stamped),
+            taken_at_instant: Some(alive_at_instant),
             ..Job::new(pending)
         }
     }
 
-    pub fn id(&self) -> Uuid {
+    pub(crate) fn id(&self) -> Uuid {
         self.pending.payment.correlation_id
     }
 }
 
 /// Where a payment returns to its lane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Place {
-    /// Before what waits there: it is older, and it is the next probe (see the module doc).
+pub(crate) enum Place {
+    /// Before what waits there: it is older, and it is the next probe
+    /// (docs/architecture.md, step 4).
     Front,
     /// Behind everything: a payment that must not hold up the others.
     Back,
@@ -87,7 +75,7 @@ pub enum Place {
 
 /// The waiting payments, by where they may go. The planner takes from these.
 #[derive(Debug, Default)]
-pub struct Lanes {
+pub(crate) struct Lanes {
     /// Payments free to go anywhere.
     pub anywhere: VecDeque<Job>,
     /// Payments pinned to the default, the fallback.
@@ -96,7 +84,7 @@ pub struct Lanes {
 
 impl Lanes {
     /// The lane of the payments pinned to `processor`.
-    pub fn pinned_to(&mut self, processor: Processor) -> &mut VecDeque<Job> {
+    pub(crate) fn pinned_to(&mut self, processor: Processor) -> &mut VecDeque<Job> {
         &mut self.pinned[processor.index()]
     }
 
@@ -107,7 +95,7 @@ impl Lanes {
         }
     }
 
-    pub fn put(&mut self, job: Job, place: Place) {
+    pub(crate) fn put(&mut self, job: Job, place: Place) {
         let lane = self.of(job.pending.destination);
         match place {
             Place::Front => lane.push_front(job),
@@ -125,19 +113,19 @@ impl Lanes {
 }
 
 #[derive(Default)]
-struct Held {
+struct State {
     lanes: Lanes,
     /// Every payment in this worker's hands (waiting or in flight) and its current generation.
     generations: HashMap<Uuid, u64>,
     last_generation: u64,
-    /// Payments set aside to join later ([`Queue::push_replacing_after`]), not yet pushed:
+    /// Payments set aside to join later ([`Held::push_replacing_after`]), not yet pushed:
     /// how many copies of each.
     set_aside: HashMap<Uuid, usize>,
     /// The sum of `set_aside`'s counts.
     set_aside_total: usize,
 }
 
-/// What [`Queue::push`] does with a payment this worker already holds.
+/// What [`Held::push`] does with a payment this worker already holds.
 #[derive(Clone, Copy)]
 enum IfHeld {
     /// The new copy wins (a claim carries the attempt as stored).
@@ -146,8 +134,8 @@ enum IfHeld {
     Keep,
 }
 
-impl Held {
-    /// False for a copy replaced by a newer one (see [`Queue::push_replacing`]).
+impl State {
+    /// False for a copy replaced by a newer one (see [`Held::push_replacing`]).
     fn is_current(&self, job: &Job) -> bool {
         self.generations.get(&job.id()) == Some(&job.generation)
     }
@@ -193,36 +181,36 @@ impl Held {
     }
 }
 
-/// The in-memory queue of one worker.
-pub struct Queue {
-    held: Mutex<Held>,
-    /// `DISPATCH_QUEUE_MAX`: see [`Queue::room`].
+/// The payments one worker holds (in memory): waiting in lanes, in a call, or set aside.
+pub(crate) struct Held {
+    state: Mutex<State>,
+    /// `DISPATCH_QUEUE_MAX`: see [`Held::room`].
     capacity: usize,
     wake: Notify,
 }
 
-impl Queue {
-    /// An empty queue for at most `capacity` payments (`DISPATCH_QUEUE_MAX`).
-    pub fn new(capacity: usize) -> Queue {
-        Queue {
-            held: Mutex::new(Held::default()),
+impl Held {
+    /// None held yet, at most `capacity` payments (`DISPATCH_QUEUE_MAX`).
+    pub(crate) fn new(capacity: usize) -> Held {
+        Held {
+            state: Mutex::new(State::default()),
             capacity,
             wake: Notify::new(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // Plain deques and a map; a panic elsewhere cannot leave them half-updated.
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `f` on the waiting payments, under the queue's lock.
-    pub(super) fn with_lanes<T>(&self, f: impl FnOnce(&mut Lanes) -> T) -> T {
+    /// Runs `f` on the waiting payments, under the lock.
+    pub(crate) fn with_lanes<T>(&self, f: impl FnOnce(&mut Lanes) -> T) -> T {
         f(&mut self.lock().lanes)
     }
 
     /// Resolves at the next change worth a new round (a push, a put back, a payment done).
-    pub(super) fn changed(&self) -> Notified<'_> {
+    pub(crate) fn changed(&self) -> Notified<'_> {
         self.wake.notified()
     }
 
@@ -231,28 +219,28 @@ impl Queue {
     /// that worker died, and this one claimed it back. The claimed copy carries the attempt
     /// as stored (maybe another processor, pinned), so it replaces the old one: a waiting
     /// old copy is removed, one in flight is dropped when its call ends.
-    pub fn push_replacing(&self, jobs: impl IntoIterator<Item = Job>) {
+    pub(crate) fn push_replacing(&self, jobs: impl IntoIterator<Item = Job>) {
         self.push(jobs, IfHeld::Replace);
     }
 
     /// Adds those of `jobs` this worker does not hold (waiting, in flight or set aside);
     /// returns how many. For payments just recorded, and for payments read back as ours after a write
     /// whose outcome we did not learn (see `crate::intake`): a copy already held is the
-    /// current one, and replacing it (as [`Queue::push_replacing`] does) could send a
+    /// current one, and replacing it (as [`Held::push_replacing`] does) could send a
     /// payment while its call is in flight.
-    pub fn push_unheld(&self, jobs: impl IntoIterator<Item = Job>) -> usize {
+    pub(crate) fn push_unheld(&self, jobs: impl IntoIterator<Item = Job>) -> usize {
         self.push(jobs, IfHeld::Keep)
     }
 
-    /// [`Queue::push_replacing`] once `wait` has passed (on the monotonic clock). Until then
-    /// the jobs count in [`Queue::room`]: without that, claims would see the room unchanged
+    /// [`Held::push_replacing`] once `wait` has passed (on the monotonic clock). Until then
+    /// the jobs count in [`Held::room`]: without that, claims would see the room unchanged
     /// and take every orphan at once, past `DISPATCH_QUEUE_MAX`.
-    pub fn push_replacing_after(self: &Arc<Self>, jobs: Vec<Job>, wait: Duration) {
+    pub(crate) fn push_replacing_after(self: &Arc<Self>, jobs: Vec<Job>, wait: Duration) {
         self.push_after(jobs, wait, IfHeld::Replace);
     }
 
-    /// [`Queue::push_unheld`] once `wait` has passed, counted in [`Queue::room`] meanwhile.
-    pub fn push_unheld_after(self: &Arc<Self>, jobs: Vec<Job>, wait: Duration) {
+    /// [`Held::push_unheld`] once `wait` has passed, counted in [`Held::room`] meanwhile.
+    pub(crate) fn push_unheld_after(self: &Arc<Self>, jobs: Vec<Job>, wait: Duration) {
         self.push_after(jobs, wait, IfHeld::Keep);
     }
 
@@ -284,7 +272,7 @@ impl Queue {
 
     /// Returns a payment taken by the dispatcher to its lane, unless a newer copy replaced
     /// it meanwhile.
-    pub(super) fn requeue(&self, job: Job, place: Place) {
+    pub(crate) fn requeue(&self, job: Job, place: Place) {
         let mut held = self.lock();
         if held.is_current(&job) {
             held.lanes.put(job, place);
@@ -295,36 +283,36 @@ impl Queue {
 
     /// How many more payments fit under the capacity (waiting, in flight and set aside to
     /// join later count alike).
-    pub fn room(&self) -> usize {
+    pub(crate) fn room(&self) -> usize {
         let held = self.lock();
         let in_any_form = held.generations.len() + held.set_aside_total;
         self.capacity.saturating_sub(in_any_form)
     }
 
     /// `DISPATCH_QUEUE_MAX`.
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }
 
     /// Payments in this worker's hands: waiting or in flight (not those set aside).
-    pub fn held(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.lock().generations.len()
     }
 
     /// Payments free to go anywhere that wait (not in flight).
-    pub fn waiting_anywhere(&self) -> usize {
+    pub(crate) fn waiting_anywhere(&self) -> usize {
         self.lock().lanes.anywhere.len()
     }
 
     /// Payments waiting (not in flight) that may only go to the default, the fallback.
-    pub fn pinned_waiting(&self) -> [usize; 2] {
+    pub(crate) fn pinned_waiting(&self) -> [usize; 2] {
         let held = self.lock();
         held.lanes.pinned.each_ref().map(VecDeque::len)
     }
 
-    /// A payment left the queue for good (processed, or no longer this worker's to send).
+    /// A payment is no longer held (processed, or no longer this worker's to send).
     /// A replaced copy leaves nothing: the payment stays in hand as its newer copy.
-    pub(super) fn done(&self, job: &Job) {
+    pub(crate) fn done(&self, job: &Job) {
         let mut held = self.lock();
         if held.is_current(job) {
             held.generations.remove(&job.id());
@@ -335,4 +323,4 @@ impl Queue {
 }
 
 #[cfg(test)]
-pub(super) mod tests;
+pub(crate) mod tests;

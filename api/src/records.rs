@@ -1,4 +1,4 @@
-//! The ledger's two routes: `GET /payments-summary?from&to` reads the processed payments'
+//! The two routes on the recorded payments: `GET /payments-summary?from&to` reads the processed payments'
 //! totals, `POST /purge-payments` deletes every payment.
 //!
 //! Both are answered from the database, not from this worker's memory, so both workers
@@ -11,7 +11,7 @@ use service::reply::{self, Reply};
 use storage::Store;
 
 /// `GET /payments-summary`: the totals per processor in the query's window.
-pub async fn summary(store: &Store, query: Option<&str>) -> Reply {
+pub(crate) async fn summary(store: &Store, query: Option<&str>) -> Reply {
     let window = match Window::parse(query) {
         Ok(window) => window,
         Err(e) => return reply::error(StatusCode::BAD_REQUEST, "bad_query", e),
@@ -29,7 +29,7 @@ pub async fn summary(store: &Store, query: Option<&str>) -> Reply {
 /// `Store::purge`). The answer waits until the clock is past the fence, so a payment
 /// accepted after the 200 is never forgotten. The fence is this worker's clock and the
 /// acceptance time the lb's: on one host they are the same clock.
-pub async fn purge(store: &Store) -> Reply {
+pub(crate) async fn purge(store: &Store) -> Reply {
     let fence = Millis::now();
     let purged = store.purge(fence).await;
     while Millis::now() <= fence {
