@@ -394,6 +394,7 @@ impl LostCommitAnswers {
 
 #[test]
 fn a_batch_committed_but_answered_with_an_error_after_its_sender_gave_up_is_still_paid() {
+    testkit::skip_without_postgres!();
     // As below, but the lb's forward timeout closed the connection while the commit
     // waited: no request is left to hear that the write failed. The lb sends the batch
     // again, which finds nothing new: the payments must be paid all the same, each once.
@@ -415,6 +416,7 @@ fn a_batch_committed_but_answered_with_an_error_after_its_sender_gave_up_is_stil
 
 #[test]
 fn payments_claimed_by_a_commit_whose_answer_was_lost_are_still_paid() {
+    testkit::skip_without_postgres!();
     // A claim is a write too: its commit can succeed and its answer be lost. The claimed
     // payments are then this live worker's, in no queue: they must be paid all the same,
     // each once, those the dead worker had sent included.
@@ -470,6 +472,7 @@ fn only_intake_writes(c: &mut Config) {
 
 #[test]
 fn a_payment_read_back_then_sent_without_answer_keeps_the_requested_at_the_processor_stored() {
+    testkit::skip_without_postgres!();
     // The batch's commit succeeds with its answer lost, so the payments are read back (each
     // stamped for the default by that write). Their first call gets no answer (the default
     // is slower than the call timeout) yet is stored; the next, answered 422, must be
@@ -494,6 +497,7 @@ fn a_payment_read_back_then_sent_without_answer_keeps_the_requested_at_the_proce
 
 #[test]
 fn a_batch_committed_but_answered_with_an_error_is_still_paid() {
+    testkit::skip_without_postgres!();
     // On PostgreSQL a commit can succeed and its answer be lost (the connection drops after
     // COMMIT was sent). Provoked for real: the server waits after each commit for a
     // synchronous standby that does not exist, and the waiting backend is terminated, which
