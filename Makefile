@@ -79,8 +79,7 @@ quick:
 	python3 scripts/check/code_shape.py
 	python3 scripts/check/doc_paths.py
 	$(CARGO) build --workspace --bins
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy -p lb -p api -- -D warnings -W unreachable_pub
+	$(CARGO) clippy --workspace --all-targets -- -D warnings -W unreachable_pub
 	REQUIRE_POSTGRES=$(REQUIRE_POSTGRES) $(CARGO) test --workspace --no-fail-fast
 
 check: deps

@@ -7,7 +7,7 @@ use payment::{Cents, Millis, Payment, Processor, ProcessorTotals, Summary, Uuid}
 use std::time::Duration;
 
 /// The columns of a pending row, as read back from a claim.
-pub struct PendingRow<'a> {
+pub(crate) struct PendingRow<'a> {
     pub correlation_id: Uuid,
     pub amount: i64,
     pub accepted_at: i64,
@@ -19,7 +19,7 @@ pub struct PendingRow<'a> {
 impl PendingRow<'_> {
     /// A row has an attempt once it has both the processor and the requestedAt; it is
     /// pinned only to the processor of an attempt.
-    pub fn into_pending(self) -> Pending {
+    pub(crate) fn into_pending(self) -> Pending {
         let attempt = match (
             self.processor.and_then(Processor::from_name),
             self.requested_at,
@@ -48,7 +48,7 @@ impl PendingRow<'_> {
 
 /// The attempt a take-for-sending stored: the processor in the row (`asked` if the name is
 /// unknown, which the table's CHECK forbids) and its requestedAt.
-pub fn stored_attempt(processor: &str, requested_at: i64, asked: Processor) -> Attempt {
+pub(crate) fn stored_attempt(processor: &str, requested_at: i64, asked: Processor) -> Attempt {
     Attempt {
         processor: Processor::from_name(processor).unwrap_or(asked),
         requested_at: Millis(requested_at),
@@ -57,7 +57,7 @@ pub fn stored_attempt(processor: &str, requested_at: i64, asked: Processor) -> A
 
 /// A success at `attempt.processor` for a row already processed at `recorded`: the
 /// payment was charged twice. The same processor again (a 422 after a lost answer) is not.
-pub fn double_charge(
+pub(crate) fn double_charge(
     payment: &Payment,
     attempt: &Attempt,
     recorded: Option<&str>,
@@ -73,27 +73,27 @@ pub fn double_charge(
 }
 
 /// Heartbeats at or before this are stale: their owner's payments may be claimed.
-pub fn claim_threshold(now: Millis, dead_after: Duration) -> i64 {
+pub(crate) fn claim_threshold(now: Millis, dead_after: Duration) -> i64 {
     now.0.saturating_sub(millis(dead_after))
 }
 
 /// A span as the database compares it with its times: whole milliseconds.
-pub fn millis(span: Duration) -> i64 {
+pub(crate) fn millis(span: Duration) -> i64 {
     i64::try_from(span.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// A claim's `LIMIT`.
-pub fn claim_limit(limit: usize) -> i64 {
+pub(crate) fn claim_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
 /// The summary's `BETWEEN` bounds: a missing one is open.
-pub fn summary_bounds(from: Option<Millis>, to: Option<Millis>) -> (i64, i64) {
+pub(crate) fn summary_bounds(from: Option<Millis>, to: Option<Millis>) -> (i64, i64) {
     (from.map_or(i64::MIN, |m| m.0), to.map_or(i64::MAX, |m| m.0))
 }
 
 /// Adds one `GROUP BY processor` row to the summary; unknown names are ignored.
-pub fn add_totals(summary: &mut Summary, processor: &str, requests: i64, amount: i64) {
+pub(crate) fn add_totals(summary: &mut Summary, processor: &str, requests: i64, amount: i64) {
     if let Some(processor) = Processor::from_name(processor) {
         *summary.get_mut(processor) = ProcessorTotals {
             requests,
@@ -103,11 +103,15 @@ pub fn add_totals(summary: &mut Summary, processor: &str, requests: i64, amount:
 }
 
 /// `min_response_time_ms` as stored (a signed integer column).
-pub fn stored_response_time(record: &HealthRecord) -> i64 {
+pub(crate) fn stored_response_time(record: &HealthRecord) -> i64 {
     i64::try_from(record.min_response_time_ms).unwrap_or(i64::MAX)
 }
 
-pub fn health_record(failing: bool, min_response_time_ms: i64, checked_at: i64) -> HealthRecord {
+pub(crate) fn health_record(
+    failing: bool,
+    min_response_time_ms: i64,
+    checked_at: i64,
+) -> HealthRecord {
     HealthRecord {
         failing,
         min_response_time_ms: u64::try_from(min_response_time_ms).unwrap_or(0),

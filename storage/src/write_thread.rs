@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Why a batch's transaction did not commit.
-pub enum Failure<E> {
+pub(crate) enum Failure<E> {
     /// Every job fails with this, none is retried alone: the transaction could not even
     /// start or could not have its lock (running each job alone would only fail the same
     /// way, once per job), or its commit was sent and not answered (it may have committed:
@@ -24,7 +24,7 @@ pub enum Failure<E> {
 }
 
 impl<E> Failure<E> {
-    pub fn into_error(self) -> E {
+    pub(crate) fn into_error(self) -> E {
         match self {
             Failure::Whole(e) | Failure::Work(e) => e,
         }
@@ -32,7 +32,7 @@ impl<E> Failure<E> {
 }
 
 /// A backend's write connection, owned by the writer thread.
-pub trait Session: Send + 'static {
+pub(crate) trait Session: Send + 'static {
     type Job: Send + 'static;
     type Error: std::fmt::Display;
     /// Runs `jobs` in one transaction and commits it; rolled back on failure.
@@ -49,7 +49,7 @@ pub trait Session: Send + 'static {
 
 /// One queued write as both backends hold it: its SQL `sql` (a closure over the backend's
 /// connection), where its output waits for the commit, and its caller's reply channel.
-pub struct Job<T, F> {
+pub(crate) struct Job<T, F> {
     pub operation: &'static str,
     pub sql: F,
     pub output: Option<T>,
@@ -59,7 +59,7 @@ pub struct Job<T, F> {
 }
 
 impl<T, F> Job<T, F> {
-    pub fn new(
+    pub(crate) fn new(
         operation: &'static str,
         sql: F,
         reply: oneshot::Sender<Result<T, StorageError>>,
@@ -74,7 +74,7 @@ impl<T, F> Job<T, F> {
     }
 
     /// Answers the caller: `None` after a successful commit, else what went wrong.
-    pub fn answer(self, failure: Option<StorageError>) {
+    pub(crate) fn answer(self, failure: Option<StorageError>) {
         let result = match (failure, self.output) {
             (Some(e), _) => Err(e),
             (None, Some(output)) => Ok(output),
@@ -89,7 +89,7 @@ impl<T, F> Job<T, F> {
 
 /// How the thread forms a batch: at most `max_batch` jobs, waiting `linger` after the first.
 #[derive(Clone, Copy)]
-pub struct Batching {
+pub(crate) struct Batching {
     pub max_batch: usize,
     pub linger: Duration,
 }
@@ -101,7 +101,7 @@ enum Message<J> {
 }
 
 /// The handle to the writer thread; cheap to clone.
-pub struct Writer<J> {
+pub(crate) struct Writer<J> {
     queue: mpsc::Sender<Message<J>>,
     /// The database, as said in errors.
     database: Arc<str>,
@@ -118,7 +118,7 @@ impl<J> Clone for Writer<J> {
 
 impl<J: Send + 'static> Writer<J> {
     /// Starts the writer thread on `session` (already migrated).
-    pub fn start<S: Session<Job = J>>(
+    pub(crate) fn start<S: Session<Job = J>>(
         session: S,
         database: String,
         batching: Batching,
@@ -143,7 +143,7 @@ impl<J: Send + 'static> Writer<J> {
     }
 
     /// Queues the job `make` builds around its reply channel, and waits for its answer.
-    pub async fn call<T>(
+    pub(crate) async fn call<T>(
         &self,
         operation: &'static str,
         make: impl FnOnce(oneshot::Sender<Result<T, StorageError>>) -> J,
@@ -161,7 +161,7 @@ impl<J: Send + 'static> Writer<J> {
     }
 
     /// Flushes everything queued so far and stops the thread; later writes get `Closed`.
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         let (ack, done) = oneshot::channel();
         if self.queue.send(Message::Close(ack)).await.is_ok() {
             // An error here means the thread is already gone, which is what we want.

@@ -11,22 +11,22 @@ use std::time::Duration;
 use testkit::http::{self, Response};
 use testkit::Service;
 
-pub const TOKEN: &str = "test-token";
-pub const AT: &str = "2025-07-10T12:34:56.789Z";
+pub(crate) const TOKEN: &str = "test-token";
+pub(crate) const AT: &str = "2025-07-10T12:34:56.789Z";
 
-pub struct TestSim {
+pub(crate) struct TestSim {
     pub addr: String,
     _service: Service,
 }
 
 impl TestSim {
     /// A simulator with the contest's limits and token [`TOKEN`].
-    pub fn start() -> TestSim {
+    pub(crate) fn start() -> TestSim {
         TestSim::start_with(&[], &[])
     }
 
     /// A simulator with extra flags and environment (added after the defaults, so they win).
-    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> TestSim {
+    pub(crate) fn start_with(args: &[&str], env: &[(&str, &str)]) -> TestSim {
         let addr = testkit::free_addr();
         let mut all_env = vec![(SIM_LISTEN, addr.as_str()), (SIM_TOKEN, TOKEN)];
         all_env.extend_from_slice(env);
@@ -39,7 +39,7 @@ impl TestSim {
     }
 
     /// A simulator whose concurrency bound is `running` + `waiting`.
-    pub fn start_limited(running: &str, waiting: &str) -> TestSim {
+    pub(crate) fn start_limited(running: &str, waiting: &str) -> TestSim {
         TestSim::start_with(
             &[],
             &[(SIM_MAX_RUNNING, running), (SIM_MAX_WAITING, waiting)],
@@ -47,11 +47,11 @@ impl TestSim {
     }
 
     /// A simulator with a health window of `secs` seconds.
-    pub fn start_health_window(secs: &str) -> TestSim {
+    pub(crate) fn start_health_window(secs: &str) -> TestSim {
         TestSim::start_with(&[], &[(SIM_HEALTH_WINDOW_SECS, secs)])
     }
 
-    pub fn pay(&self, id: &Uuid, amount: &str, requested_at: &str) -> Response {
+    pub(crate) fn pay(&self, id: &Uuid, amount: &str, requested_at: &str) -> Response {
         http::post(
             &self.addr,
             "/payments",
@@ -59,16 +59,16 @@ impl TestSim {
         )
     }
 
-    pub fn payment(&self, id: &Uuid) -> Response {
+    pub(crate) fn payment(&self, id: &Uuid) -> Response {
         http::get(&self.addr, &format!("/payments/{id}"))
     }
 
     /// An admin call with the right token.
-    pub fn admin(&self, method: &str, path: &str, body: &str) -> Response {
+    pub(crate) fn admin(&self, method: &str, path: &str, body: &str) -> Response {
         self.admin_as(TOKEN, method, path, body)
     }
 
-    pub fn admin_as(&self, token: &str, method: &str, path: &str, body: &str) -> Response {
+    pub(crate) fn admin_as(&self, token: &str, method: &str, path: &str, body: &str) -> Response {
         http::request(
             &self.addr,
             method,
@@ -79,7 +79,7 @@ impl TestSim {
         .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
-    pub fn set_delay(&self, ms: u64) {
+    pub(crate) fn set_delay(&self, ms: u64) {
         let r = self.admin(
             "PUT",
             "/admin/configurations/delay",
@@ -88,7 +88,7 @@ impl TestSim {
         assert_eq!(r.status, 200, "{}", r.body);
     }
 
-    pub fn set_failure(&self, failing: bool) {
+    pub(crate) fn set_failure(&self, failing: bool) {
         let r = self.admin(
             "PUT",
             "/admin/configurations/failure",
@@ -97,20 +97,20 @@ impl TestSim {
         assert_eq!(r.status, 200, "{}", r.body);
     }
 
-    pub fn stats(&self) -> Value {
+    pub(crate) fn stats(&self) -> Value {
         let r = self.admin("GET", "/admin/stats", "");
         assert_eq!(r.status, 200, "{}", r.body);
         r.json()
     }
 
-    pub fn summary(&self, query: &str) -> Value {
+    pub(crate) fn summary(&self, query: &str) -> Value {
         let r = self.admin("GET", &format!("/admin/payments-summary{query}"), "");
         assert_eq!(r.status, 200, "{}", r.body);
         r.json()
     }
 
     /// Waits until `n` payment requests hold a running slot (i.e. are in their delay).
-    pub fn wait_running(&self, n: u64) {
+    pub(crate) fn wait_running(&self, n: u64) {
         testkit::wait_for(
             &format!("{n} payments running"),
             Duration::from_secs(10),
@@ -119,12 +119,12 @@ impl TestSim {
     }
 }
 
-pub fn payment_body(id: &Uuid, amount: &str, requested_at: &str) -> String {
+pub(crate) fn payment_body(id: &Uuid, amount: &str, requested_at: &str) -> String {
     format!(r#"{{"correlationId":"{id}","amount":{amount},"requestedAt":"{requested_at}"}}"#)
 }
 
 /// Asserts a 4xx/5xx with the JSON error body every service uses.
-pub fn assert_json_error(r: &Response, status: u16) {
+pub(crate) fn assert_json_error(r: &Response, status: u16) {
     assert_eq!(r.status, status, "{}", r.body);
     let body = r.json();
     assert!(

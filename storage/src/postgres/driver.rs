@@ -4,10 +4,10 @@
 /// The runtime of one PostgreSQL store: one worker thread driving the connections. Shut
 /// down in the background when the last handle goes, so dropping a store inside async
 /// code does not panic.
-pub struct Driver(Option<tokio::runtime::Runtime>);
+pub(crate) struct Driver(Option<tokio::runtime::Runtime>);
 
 impl Driver {
-    pub fn start() -> std::io::Result<Driver> {
+    pub(crate) fn start() -> std::io::Result<Driver> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("storage-postgres")
@@ -16,7 +16,7 @@ impl Driver {
         Ok(Driver(Some(runtime)))
     }
 
-    pub fn handle(&self) -> &tokio::runtime::Handle {
+    pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
         match &self.0 {
             Some(runtime) => runtime.handle(),
             None => unreachable!("the runtime is only taken out when the driver is dropped"),
@@ -25,7 +25,7 @@ impl Driver {
 
     /// Runs `future` to completion on this runtime from any thread, also from inside
     /// another runtime (a scoped thread does the blocking): for opening a store.
-    pub fn block_on<F: std::future::Future + Send>(&self, future: F) -> F::Output
+    pub(crate) fn block_on<F: std::future::Future + Send>(&self, future: F) -> F::Output
     where
         F::Output: Send,
     {

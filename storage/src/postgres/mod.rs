@@ -8,10 +8,10 @@
 //! is `tokio-postgres` without TLS: a URL that requires TLS (`sslmode=require`) fails.
 
 mod driver;
-pub mod reads;
+pub(crate) mod reads;
 mod schema;
 mod write_session;
-pub mod write_sql;
+pub(crate) mod write_sql;
 
 use crate::config::{redact, StoreConfig};
 use crate::error::StorageError;
@@ -27,7 +27,7 @@ use write_sql::{Statements, Tx};
 /// The writer thread and the readers each hold the [`Driver`], which keeps the
 /// connections driven as long as either lives.
 #[derive(Clone)]
-pub struct Store {
+pub(crate) struct Store {
     writer: PgWriter,
     readers: Arc<Readers>,
 }
@@ -39,7 +39,7 @@ type WriteFn<A, T> =
 impl Store {
     /// Creates or migrates the schema, then connects the writer and the readers (on the
     /// store's own runtime, blocking this thread meanwhile, as opening a file does).
-    pub fn open(url: &str, config: &StoreConfig) -> Result<Store, StorageError> {
+    pub(crate) fn open(url: &str, config: &StoreConfig) -> Result<Store, StorageError> {
         let database = redact(url);
         let runtime_error = |source| StorageError::WriterThread {
             database: database.clone(),
@@ -73,7 +73,7 @@ impl Store {
 
     /// Queues the write `sql` of `args`, to be folded with others into one transaction, and
     /// waits until it is committed (or failed).
-    pub async fn write<A, T>(
+    pub(crate) async fn write<A, T>(
         &self,
         operation: &'static str,
         args: A,
@@ -87,7 +87,7 @@ impl Store {
     }
 
     /// [`Store::write`] in a transaction of its own.
-    pub async fn write_alone<A, T>(
+    pub(crate) async fn write_alone<A, T>(
         &self,
         operation: &'static str,
         args: A,
@@ -119,7 +119,7 @@ impl Store {
     }
 
     /// Runs `query` on a read connection.
-    pub async fn read<T>(
+    pub(crate) async fn read<T>(
         &self,
         operation: &'static str,
         query: impl for<'a> FnOnce(&'a Reader) -> Read<'a, T>,
@@ -127,7 +127,7 @@ impl Store {
         self.readers.run(operation, query).await
     }
 
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         self.writer.close().await;
     }
 }

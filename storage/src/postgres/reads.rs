@@ -31,7 +31,7 @@ const SUMMARY: &str = "SELECT processor, count(*), coalesce(sum(amount), 0)::big
        AND requested_at BETWEEN $1 AND $2
      GROUP BY processor";
 
-pub struct Reader {
+pub(crate) struct Reader {
     client: Client,
     summary: Statement,
     health: Statement,
@@ -40,7 +40,7 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub async fn open(url: &str, owner: &str) -> Result<Reader, tokio_postgres::Error> {
+    pub(crate) async fn open(url: &str, owner: &str) -> Result<Reader, tokio_postgres::Error> {
         let client = super::connect(url, owner).await?;
         Ok(Reader {
             summary: client.prepare(SUMMARY).await?,
@@ -54,7 +54,7 @@ impl Reader {
     }
 }
 
-pub struct Readers {
+pub(crate) struct Readers {
     slots: Vec<Mutex<Arc<Reader>>>,
     next: AtomicUsize,
     driver: Arc<Driver>,
@@ -67,7 +67,7 @@ pub struct Readers {
 
 impl Readers {
     /// `readers` must not be empty.
-    pub fn new(
+    pub(crate) fn new(
         readers: Vec<Reader>,
         driver: Arc<Driver>,
         url: String,
@@ -114,7 +114,7 @@ impl Readers {
     }
 
     /// Runs `query` on the next connection in turn.
-    pub async fn run<T>(
+    pub(crate) async fn run<T>(
         &self,
         operation: &'static str,
         query: impl for<'a> FnOnce(&'a Reader) -> Read<'a, T>,
@@ -127,10 +127,14 @@ impl Readers {
 }
 
 /// A read's statements on one connection.
-pub type Read<'a, T> = BoxFuture<'a, Result<T, tokio_postgres::Error>>;
+pub(crate) type Read<'a, T> = BoxFuture<'a, Result<T, tokio_postgres::Error>>;
 
 /// Totals of processed payments per processor with `requested_at` in `[from, to]`.
-pub fn summary(reader: &Reader, from: Option<Millis>, to: Option<Millis>) -> Read<'_, Summary> {
+pub(crate) fn summary(
+    reader: &Reader,
+    from: Option<Millis>,
+    to: Option<Millis>,
+) -> Read<'_, Summary> {
     Box::pin(async move {
         let (from, to) = rows::summary_bounds(from, to);
         let found = reader.client.query(&reader.summary, &[&from, &to]).await?;
@@ -142,7 +146,7 @@ pub fn summary(reader: &Reader, from: Option<Millis>, to: Option<Millis>) -> Rea
     })
 }
 
-pub fn health(reader: &Reader, processor: Processor) -> Read<'_, Option<HealthRecord>> {
+pub(crate) fn health(reader: &Reader, processor: Processor) -> Read<'_, Option<HealthRecord>> {
     Box::pin(async move {
         let found = reader
             .client
@@ -152,7 +156,7 @@ pub fn health(reader: &Reader, processor: Processor) -> Read<'_, Option<HealthRe
     })
 }
 
-pub fn pending_count(reader: &Reader) -> Read<'_, i64> {
+pub(crate) fn pending_count(reader: &Reader) -> Read<'_, i64> {
     Box::pin(async move {
         Ok(reader
             .client
@@ -163,7 +167,7 @@ pub fn pending_count(reader: &Reader) -> Read<'_, i64> {
 }
 
 /// See `sqlite::reads::orphans_exist`.
-pub fn orphans_exist(reader: &Reader, now: Millis, dead_after: Duration) -> Read<'_, bool> {
+pub(crate) fn orphans_exist(reader: &Reader, now: Millis, dead_after: Duration) -> Read<'_, bool> {
     Box::pin(async move {
         let threshold = rows::claim_threshold(now, dead_after);
         Ok(reader

@@ -92,7 +92,7 @@ FROM payments;
 "#;
 
 /// Creates or upgrades the schema in one transaction, under the migration lock.
-pub async fn migrate(client: &mut Client, database: &str) -> Result<(), StorageError> {
+pub(super) async fn migrate(client: &mut Client, database: &str) -> Result<(), StorageError> {
     let err = |e| StorageError::postgres(database, "create or migrate the schema", Arc::new(e));
     let tx = client.transaction().await.map_err(err)?;
     tx.batch_execute(&format!(

@@ -20,7 +20,7 @@ use tokio_postgres::{Client, Error};
 
 /// One queued write: runs its statements (possibly twice, if its first batch was rolled
 /// back) and then answers its caller.
-pub trait Queued: Send {
+pub(super) trait Queued: Send {
     fn run<'a>(&'a mut self, tx: &'a Tx<'a>) -> BoxFuture<'a, Result<(), Error>>;
     fn answer(self: Box<Self>, database: &str, failure: Option<Arc<Error>>);
     fn alone(&self) -> bool;
@@ -48,10 +48,10 @@ where
     }
 }
 
-pub type PgWriter = Writer<Box<dyn Queued>>;
+pub(super) type PgWriter = Writer<Box<dyn Queued>>;
 
 /// The write connection, owned by the writer thread.
-pub struct PgSession {
+pub(super) struct PgSession {
     pub client: Client,
     pub sql: Statements,
     pub driver: Arc<Driver>,
@@ -62,14 +62,14 @@ pub struct PgSession {
     pub owner: String,
 }
 
-pub fn start(session: PgSession, batching: Batching) -> Result<PgWriter, StorageError> {
+pub(super) fn start(session: PgSession, batching: Batching) -> Result<PgWriter, StorageError> {
     let database = session.database.clone();
     Writer::start(session, database, batching)
 }
 
 /// Queues `sql` and waits until it is committed (or failed); `alone`: in a transaction of
 /// its own.
-pub async fn run<T, F>(
+pub(super) async fn run<T, F>(
     writer: &PgWriter,
     operation: &'static str,
     alone: bool,
@@ -153,7 +153,7 @@ fn is_conflict(e: &Error) -> bool {
 /// How long a write waits for a lock someone else holds before it fails, like SQLite's
 /// busy handler: another worker's batch holds its locks for milliseconds; a lock held
 /// longer is someone at the `psql` prompt, and the caller should hear so.
-pub const LOCK_TIMEOUT: &str = "SET lock_timeout = '5s'";
+pub(super) const LOCK_TIMEOUT: &str = "SET lock_timeout = '5s'";
 
 /// A connection that cannot begin, a lock that could not be had, or a commit without an
 /// answer fail the whole batch (see [`Failure::Whole`]); a statement that fails rolls the

@@ -17,7 +17,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Error, Row, Statement, Transaction};
 
 /// What a write's statements get: the open transaction, this worker's id, the statements.
-pub struct Tx<'a> {
+pub(crate) struct Tx<'a> {
     pub tx: &'a Transaction<'a>,
     pub owner: &'a str,
     pub sql: &'a Statements,
@@ -45,7 +45,7 @@ async fn each_change<const N: usize>(
 }
 
 /// The writer's statements, prepared on its connection when it opens.
-pub struct Statements {
+pub(crate) struct Statements {
     record_pending: Statement,
     take_for_sending: Statement,
     pin: Statement,
@@ -65,7 +65,7 @@ pub struct Statements {
 }
 
 impl Statements {
-    pub async fn prepare(client: &Client) -> Result<Statements, Error> {
+    pub(crate) async fn prepare(client: &Client) -> Result<Statements, Error> {
         Ok(Statements {
             record_pending: client.prepare(RECORD_PENDING).await?,
             take_for_sending: client.prepare(TAKE_FOR_SENDING).await?,
@@ -152,12 +152,15 @@ const SAVE_HEALTH: &str =
 type Written<'a, T> = BoxFuture<'a, Result<T, Error>>;
 
 /// Inserts the payments as pending, owned by this worker; returns those that were new.
-pub fn record_pending<'a>(tx: &'a Tx<'a>, batch: Arc<Vec<Accepted>>) -> Written<'a, Vec<Accepted>> {
+pub(crate) fn record_pending<'a>(
+    tx: &'a Tx<'a>,
+    batch: Arc<Vec<Accepted>>,
+) -> Written<'a, Vec<Accepted>> {
     Box::pin(async move { insert_pending(tx, &batch, None).await })
 }
 
 /// See `sqlite::write_sql::record_for_sending`: the same rules, the same statements.
-pub fn record_for_sending<'a>(
+pub(crate) fn record_for_sending<'a>(
     tx: &'a Tx<'a>,
     args: Arc<(Vec<Accepted>, Processor)>,
 ) -> Written<'a, Recorded> {
@@ -218,7 +221,7 @@ async fn insert_pending(
 }
 
 /// See `sqlite::write_sql::take_for_sending`: the same rules, the same statement per row.
-pub fn take_for_sending<'a>(
+pub(crate) fn take_for_sending<'a>(
     tx: &'a Tx<'a>,
     batch: Arc<Vec<(Uuid, Processor)>>,
 ) -> Written<'a, Taken> {
@@ -257,7 +260,7 @@ fn names(batch: &[(Uuid, Processor)]) -> Vec<&'static str> {
 }
 
 /// Pins pending payments to the processor of their attempt; returns how many were pinned.
-pub fn pin<'a>(tx: &'a Tx<'a>, batch: Arc<Vec<(Uuid, Processor)>>) -> Written<'a, usize> {
+pub(crate) fn pin<'a>(tx: &'a Tx<'a>, batch: Arc<Vec<(Uuid, Processor)>>) -> Written<'a, usize> {
     Box::pin(async move {
         let names = names(&batch);
         let params: Vec<[Param; 2]> = batch
@@ -274,7 +277,7 @@ pub fn pin<'a>(tx: &'a Tx<'a>, batch: Arc<Vec<(Uuid, Processor)>>) -> Written<'a
 }
 
 /// Marks pending payments processed (a purged row stays forgotten); reports double charges.
-pub fn mark_processed<'a>(
+pub(crate) fn mark_processed<'a>(
     tx: &'a Tx<'a>,
     batch: Arc<Vec<(Payment, Attempt)>>,
 ) -> Written<'a, Vec<DoubleCharge>> {
@@ -308,7 +311,7 @@ pub fn mark_processed<'a>(
     })
 }
 
-pub fn heartbeat<'a>(tx: &'a Tx<'a>, now: Arc<Millis>) -> Written<'a, ()> {
+pub(crate) fn heartbeat<'a>(tx: &'a Tx<'a>, now: Arc<Millis>) -> Written<'a, ()> {
     Box::pin(async move {
         tx.tx
             .execute(&tx.sql.heartbeat, &[&tx.owner, &now.0])
@@ -317,17 +320,17 @@ pub fn heartbeat<'a>(tx: &'a Tx<'a>, now: Arc<Millis>) -> Written<'a, ()> {
     })
 }
 
-pub fn retire<'a>(tx: &'a Tx<'a>, _: Arc<()>) -> Written<'a, ()> {
+pub(crate) fn retire<'a>(tx: &'a Tx<'a>, _: Arc<()>) -> Written<'a, ()> {
     Box::pin(async move { tx.tx.execute(&tx.sql.retire, &[&tx.owner]).await.map(drop) })
 }
 
 /// What a claim is asked: now, dead-after, at most how many.
-pub type ClaimArgs = (Millis, Duration, usize);
+pub(crate) type ClaimArgs = (Millis, Duration, usize);
 
 /// Gives this worker the pending payments whose owner shows no heartbeat newer than
 /// `now - dead_after`; it locks `workers` first, in a transaction of its own (why:
 /// docs/architecture.md, "PostgreSQL's writes under READ COMMITTED").
-pub fn claim_orphans<'a>(tx: &'a Tx<'a>, args: Arc<ClaimArgs>) -> Written<'a, Claimed> {
+pub(crate) fn claim_orphans<'a>(tx: &'a Tx<'a>, args: Arc<ClaimArgs>) -> Written<'a, Claimed> {
     Box::pin(async move {
         let (now, dead_after, limit) = *args;
         let threshold = rows::claim_threshold(now, dead_after);
@@ -352,7 +355,7 @@ pub fn claim_orphans<'a>(tx: &'a Tx<'a>, args: Arc<ClaimArgs>) -> Written<'a, Cl
 }
 
 /// See `sqlite::write_sql::own_pending`: the same rows, pinned the same way.
-pub fn own_pending<'a>(tx: &'a Tx<'a>, limit: Arc<usize>) -> Written<'a, Vec<Pending>> {
+pub(crate) fn own_pending<'a>(tx: &'a Tx<'a>, limit: Arc<usize>) -> Written<'a, Vec<Pending>> {
     Box::pin(async move {
         let own = tx
             .tx
@@ -378,10 +381,10 @@ fn pending_from_row(row: &Row) -> Pending {
 }
 
 /// What a health turn is asked: for which processor, now, the window.
-pub type TurnArgs = (Processor, Millis, Duration);
+pub(crate) type TurnArgs = (Processor, Millis, Duration);
 
 /// True iff nobody took a turn for the processor in the last window; then records now.
-pub fn take_health_turn<'a>(tx: &'a Tx<'a>, args: Arc<TurnArgs>) -> Written<'a, bool> {
+pub(crate) fn take_health_turn<'a>(tx: &'a Tx<'a>, args: Arc<TurnArgs>) -> Written<'a, bool> {
     Box::pin(async move {
         let (processor, now, window) = *args;
         let taken = tx
@@ -395,7 +398,10 @@ pub fn take_health_turn<'a>(tx: &'a Tx<'a>, args: Arc<TurnArgs>) -> Written<'a, 
     })
 }
 
-pub fn save_health<'a>(tx: &'a Tx<'a>, args: Arc<(Processor, HealthRecord)>) -> Written<'a, ()> {
+pub(crate) fn save_health<'a>(
+    tx: &'a Tx<'a>,
+    args: Arc<(Processor, HealthRecord)>,
+) -> Written<'a, ()> {
     Box::pin(async move {
         let (processor, record) = &*args;
         let (name, response_time) = (processor.name(), rows::stored_response_time(record));
@@ -405,7 +411,7 @@ pub fn save_health<'a>(tx: &'a Tx<'a>, args: Arc<(Processor, HealthRecord)>) -> 
 }
 
 /// See `sqlite::write_sql::purge`.
-pub fn purge<'a>(tx: &'a Tx<'a>, fence: Arc<Millis>) -> Written<'a, ()> {
+pub(crate) fn purge<'a>(tx: &'a Tx<'a>, fence: Arc<Millis>) -> Written<'a, ()> {
     Box::pin(async move {
         tx.tx.execute(&tx.sql.set_purge_fence, &[&fence.0]).await?;
         tx.tx.execute(&tx.sql.purge, &[]).await.map(drop)
@@ -413,7 +419,10 @@ pub fn purge<'a>(tx: &'a Tx<'a>, fence: Arc<Millis>) -> Written<'a, ()> {
 }
 
 /// See `sqlite::write_sql::unpin`.
-pub fn unpin<'a>(tx: &'a Tx<'a>, batch: Arc<Vec<(Uuid, Processor)>>) -> Written<'a, Vec<Uuid>> {
+pub(crate) fn unpin<'a>(
+    tx: &'a Tx<'a>,
+    batch: Arc<Vec<(Uuid, Processor)>>,
+) -> Written<'a, Vec<Uuid>> {
     Box::pin(async move {
         let names = names(&batch);
         let params: Vec<[Param; 3]> = batch

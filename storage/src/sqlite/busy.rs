@@ -18,7 +18,7 @@ const LONG_WAIT: Duration = Duration::from_millis(1);
 
 /// SQLite's busy handler for every connection: `attempts` is how many times it was called
 /// for this lock; returning false gives up with `SQLITE_BUSY`.
-pub fn wait_for_lock(attempts: i32) -> bool {
+pub(super) fn wait_for_lock(attempts: i32) -> bool {
     let wait = match attempts {
         n if n < SHORT_WAITS => SHORT_WAIT,
         n if n < SHORT_WAITS + LONG_WAITS => LONG_WAIT,
@@ -35,7 +35,7 @@ const QUICK_FAILURE: Duration = Duration::from_secs(1);
 
 /// Runs `op` until it succeeds, fails with something other than a quick busy, or the
 /// attempts run out.
-pub fn retry<T>(mut op: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+pub(super) fn retry<T>(mut op: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
     let start = Instant::now();
     let mut attempt = 0;
     loop {

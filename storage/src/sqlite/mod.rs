@@ -5,10 +5,10 @@
 //! closure over a connection, given to [`Store::write`] or [`Store::read`].
 
 mod busy;
-pub mod reads;
-pub mod schema;
+pub(crate) mod reads;
+pub(crate) mod schema;
 mod write_session;
-pub mod write_sql;
+pub(crate) mod write_sql;
 
 use crate::config::StoreConfig;
 use crate::error::StorageError;
@@ -20,13 +20,13 @@ use std::sync::Arc;
 use write_session::SqliteWriter;
 
 #[derive(Clone)]
-pub struct Store {
+pub(crate) struct Store {
     writer: SqliteWriter,
     readers: Arc<Readers>,
 }
 
 impl Store {
-    pub fn open(path: PathBuf, config: &StoreConfig) -> Result<Store, StorageError> {
+    pub(crate) fn open(path: PathBuf, config: &StoreConfig) -> Result<Store, StorageError> {
         let conn = schema::open_writer(&path)?;
         let readers = Readers::open(path.clone(), config.readers)?;
         let batching = Batching {
@@ -39,7 +39,11 @@ impl Store {
 
     /// Queues `sql` for the writer thread and waits until it is committed (or failed).
     /// `sql` gets the open transaction's connection and the store's owner id.
-    pub async fn write<T, F>(&self, operation: &'static str, sql: F) -> Result<T, StorageError>
+    pub(crate) async fn write<T, F>(
+        &self,
+        operation: &'static str,
+        sql: F,
+    ) -> Result<T, StorageError>
     where
         T: Send + 'static,
         F: FnMut(&Connection, &str) -> rusqlite::Result<T> + Send + 'static,
@@ -48,7 +52,7 @@ impl Store {
     }
 
     /// Runs `query` on a read connection, in the blocking pool.
-    pub async fn read<T: Send + 'static>(
+    pub(crate) async fn read<T: Send + 'static>(
         &self,
         operation: &'static str,
         query: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -56,7 +60,7 @@ impl Store {
         self.readers.run(operation, query).await
     }
 
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         self.writer.close().await;
     }
 }

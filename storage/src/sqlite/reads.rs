@@ -15,14 +15,14 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// Read connections handed out one per query; at most `readers` queries run at once.
-pub struct Readers {
+pub(crate) struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     permits: Semaphore,
 }
 
 impl Readers {
-    pub fn open(path: PathBuf, count: usize) -> Result<Arc<Readers>, StorageError> {
+    pub(crate) fn open(path: PathBuf, count: usize) -> Result<Arc<Readers>, StorageError> {
         let count = count.max(1);
         let idle = (0..count)
             .map(|_| super::schema::open_reader(&path))
@@ -35,7 +35,7 @@ impl Readers {
     }
 
     /// Runs `query` on an idle read connection in the blocking pool.
-    pub async fn run<T: Send + 'static>(
+    pub(crate) async fn run<T: Send + 'static>(
         self: &Arc<Self>,
         operation: &'static str,
         query: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -80,7 +80,7 @@ impl Readers {
 /// Totals of processed payments per processor with `requested_at` in `[from, to]`
 /// (inclusive; a missing bound is open). One range scan of the covering index per
 /// processor; naming both processors lets SQLite use the index order for the grouping.
-pub fn summary(
+pub(crate) fn summary(
     conn: &Connection,
     from: Option<Millis>,
     to: Option<Millis>,
@@ -101,7 +101,10 @@ pub fn summary(
     Ok(summary)
 }
 
-pub fn health(conn: &Connection, processor: Processor) -> rusqlite::Result<Option<HealthRecord>> {
+pub(crate) fn health(
+    conn: &Connection,
+    processor: Processor,
+) -> rusqlite::Result<Option<HealthRecord>> {
     conn.prepare_cached(
         "SELECT failing, min_response_time_ms, checked_at FROM health_records WHERE processor = ?1",
     )?
@@ -114,7 +117,7 @@ pub fn health(conn: &Connection, processor: Processor) -> rusqlite::Result<Optio
 /// Whether some pending payment's owner shows no heartbeat newer than `now - dead_after`
 /// (or none at all, or there is no owner): whether a claim would take anything. A read, so
 /// a worker can look every scan and write only when there is something to claim.
-pub fn orphans_exist(
+pub(crate) fn orphans_exist(
     conn: &Connection,
     now: Millis,
     dead_after: Duration,
@@ -128,7 +131,7 @@ pub fn orphans_exist(
     .query_row(params![rows::claim_threshold(now, dead_after)], |row| row.get(0))
 }
 
-pub fn pending_count(conn: &Connection) -> rusqlite::Result<i64> {
+pub(crate) fn pending_count(conn: &Connection) -> rusqlite::Result<i64> {
     conn.prepare_cached("SELECT count(*) FROM payments WHERE status = 'pending'")?
         .query_row([], |row| row.get(0))
 }

@@ -98,7 +98,7 @@ FROM payments;
 
 /// Opens the write connection: creates the directory and the file if missing, sets WAL
 /// and the pragmas, creates or migrates the schema.
-pub fn open_writer(path: &Path) -> Result<Connection, StorageError> {
+pub(crate) fn open_writer(path: &Path) -> Result<Connection, StorageError> {
     create_parent_dir(path)?;
     let err = |operation| move |e| StorageError::sqlite(path, operation, e);
     let conn = Connection::open(path).map_err(err("open the database file"))?;
@@ -109,7 +109,7 @@ pub fn open_writer(path: &Path) -> Result<Connection, StorageError> {
 }
 
 /// Opens a read connection on a database `open_writer` already prepared.
-pub fn open_reader(path: &Path) -> Result<Connection, StorageError> {
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, StorageError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| StorageError::sqlite(path, "open a read connection", e))?;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 /// One queued write: runs its SQL (possibly twice, if its first batch was rolled back)
 /// and then answers its caller.
-pub trait Queued: Send {
+pub(super) trait Queued: Send {
     fn run(&mut self, conn: &Connection, owner: &str) -> rusqlite::Result<()>;
     /// `None` after a successful commit, else what went wrong.
     fn answer(self: Box<Self>, path: &std::path::Path, failure: Option<rusqlite::Error>);
@@ -34,10 +34,10 @@ where
     }
 }
 
-pub type SqliteWriter = Writer<Box<dyn Queued>>;
+pub(super) type SqliteWriter = Writer<Box<dyn Queued>>;
 
 /// Starts the writer thread on `conn` (already migrated, see `schema::open_writer`).
-pub fn start(
+pub(super) fn start(
     conn: Connection,
     path: PathBuf,
     owner: String,
@@ -49,7 +49,7 @@ pub fn start(
 
 /// Queues `sql` and waits until it is committed (or failed). `sql` gets the open
 /// transaction's connection and the store's owner id.
-pub async fn run<T, F>(
+pub(super) async fn run<T, F>(
     writer: &SqliteWriter,
     operation: &'static str,
     sql: F,

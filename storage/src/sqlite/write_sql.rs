@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::time::{Duration, Instant};
 
 /// Inserts the payments as pending, owned by `owner`; returns those that were new.
-pub fn record_pending(
+pub(crate) fn record_pending(
     conn: &Connection,
     owner: &str,
     batch: &[Accepted],
@@ -22,7 +22,7 @@ pub fn record_pending(
 /// [`take_for_sending`] would right after it: the attempt (requestedAt = the time of this
 /// write) is in the inserted row, and the owner's heartbeat, renewed to that time, is the
 /// proof of ownership. One row write per payment instead of two.
-pub fn record_for_sending(
+pub(crate) fn record_for_sending(
     conn: &Connection,
     owner: &str,
     batch: &[Accepted],
@@ -86,7 +86,7 @@ fn insert_pending(
 /// not returned. In the same transaction the owner's heartbeat is renewed to the time of
 /// the write, returned as the proof of ownership: no other worker can claim these rows
 /// until that heartbeat is older than its dead-after.
-pub fn take_for_sending(
+pub(crate) fn take_for_sending(
     conn: &Connection,
     owner: &str,
     batch: &[(Uuid, Processor)],
@@ -121,7 +121,7 @@ pub fn take_for_sending(
 
 /// Pins pending payments to the processor of their attempt: a call there may have stored
 /// them (see [`crate::Destination`]). Returns how many rows were pinned.
-pub fn pin(conn: &Connection, batch: &[(Uuid, Processor)]) -> rusqlite::Result<usize> {
+pub(crate) fn pin(conn: &Connection, batch: &[(Uuid, Processor)]) -> rusqlite::Result<usize> {
     let mut update = conn.prepare_cached(
         "UPDATE payments SET pinned = 1 WHERE correlation_id = ?1 AND status = 'pending' AND processor = ?2",
     )?;
@@ -134,7 +134,7 @@ pub fn pin(conn: &Connection, batch: &[(Uuid, Processor)]) -> rusqlite::Result<u
 
 /// Frees pending payments of `owner` pinned to `processor`: that processor was asked and
 /// does not hold them, and no earlier call to it can still land. Returns those freed.
-pub fn unpin(
+pub(crate) fn unpin(
     conn: &Connection,
     owner: &str,
     batch: &[(Uuid, Processor)],
@@ -155,7 +155,7 @@ pub fn unpin(
 /// Marks pending payments processed. A row already processed is unchanged; if it was
 /// processed at the other processor, the payment was charged twice and is returned (the
 /// caller raises the alarm). A row purged meanwhile stays forgotten.
-pub fn mark_processed(
+pub(crate) fn mark_processed(
     conn: &Connection,
     batch: &[(Payment, Attempt)],
 ) -> rusqlite::Result<Vec<DoubleCharge>> {
@@ -189,7 +189,7 @@ pub fn mark_processed(
 /// stalled can run after a take that stamped a later proof of ownership, and must not make
 /// that proof's payments claimable before it is `dead_after` old. The value stays wall-clock
 /// time: other processes compare it with their own clocks.
-pub fn heartbeat(conn: &Connection, owner: &str, now: Millis) -> rusqlite::Result<()> {
+pub(crate) fn heartbeat(conn: &Connection, owner: &str, now: Millis) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO workers (id, heartbeat_at) VALUES (?1, ?2)
          ON CONFLICT (id) DO UPDATE SET heartbeat_at = max(heartbeat_at, excluded.heartbeat_at)",
@@ -198,7 +198,7 @@ pub fn heartbeat(conn: &Connection, owner: &str, now: Millis) -> rusqlite::Resul
     Ok(())
 }
 
-pub fn retire(conn: &Connection, owner: &str) -> rusqlite::Result<()> {
+pub(crate) fn retire(conn: &Connection, owner: &str) -> rusqlite::Result<()> {
     conn.prepare_cached("DELETE FROM workers WHERE id = ?1")?
         .execute(params![owner])?;
     Ok(())
@@ -209,7 +209,7 @@ pub fn retire(conn: &Connection, owner: &str) -> rusqlite::Result<()> {
 /// IMMEDIATE transaction: no other process can claim the same rows in between. A row with
 /// an attempt on record is pinned to that processor: the dead worker may have been in the
 /// middle of that call.
-pub fn claim_orphans(
+pub(crate) fn claim_orphans(
     conn: &Connection,
     owner: &str,
     now: Millis,
@@ -242,7 +242,11 @@ pub fn claim_orphans(
 /// The pending payments `owner` holds, as [`claim_orphans`] would return them: a row with
 /// an attempt on record is pinned to its processor, in the row too, so the pin in memory
 /// and the one in the database never differ (a take then keeps its requestedAt).
-pub fn own_pending(conn: &Connection, owner: &str, limit: usize) -> rusqlite::Result<Vec<Pending>> {
+pub(crate) fn own_pending(
+    conn: &Connection,
+    owner: &str,
+    limit: usize,
+) -> rusqlite::Result<Vec<Pending>> {
     let mut own = conn.prepare_cached(
         "UPDATE payments SET pinned = (pinned = 1 OR processor IS NOT NULL)
          WHERE rowid IN (SELECT rowid FROM payments WHERE status = 'pending' AND owner = ?1 LIMIT ?2)
@@ -270,7 +274,7 @@ fn pending_from_row(row: &Row<'_>) -> rusqlite::Result<Pending> {
 }
 
 /// True iff nobody took a turn for `processor` in the last `window`; then records `now`.
-pub fn take_health_turn(
+pub(crate) fn take_health_turn(
     conn: &Connection,
     processor: Processor,
     now: Millis,
@@ -290,7 +294,7 @@ pub fn take_health_turn(
     .map(|taken| taken.is_some())
 }
 
-pub fn save_health(
+pub(crate) fn save_health(
     conn: &Connection,
     processor: Processor,
     record: &HealthRecord,
@@ -313,7 +317,7 @@ pub fn save_health(
 
 /// Forgets every payment accepted at or before `fence`: deletes them all and records the
 /// fence, so a batch of them that arrives later is not recorded (see [`purge_fence`]).
-pub fn purge(conn: &Connection, fence: Millis) -> rusqlite::Result<()> {
+pub(crate) fn purge(conn: &Connection, fence: Millis) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO purge_fence (id, accepted_up_to) VALUES (1, ?1)
          ON CONFLICT (id) DO UPDATE SET accepted_up_to = max(accepted_up_to, excluded.accepted_up_to)",
@@ -330,6 +334,6 @@ fn purge_fence(conn: &Connection) -> rusqlite::Result<i64> {
 }
 
 /// The text form stored in `correlation_id`: lowercase, hyphenated, as a person types it.
-pub fn id_text(id: &Uuid) -> String {
+pub(crate) fn id_text(id: &Uuid) -> String {
     id.hyphenated().to_string()
 }

@@ -3,7 +3,7 @@
 //! that processes can agree on (`Uuid::from_u128(n)`, the same as `examples/writer.rs`).
 #![allow(dead_code)] // each test file uses its own subset
 
-pub use testkit::postgres as pg;
+pub(crate) use testkit::postgres as pg;
 
 use payment::intake::Accepted;
 use payment::{Cents, Millis, Payment, Processor, Uuid};
@@ -11,11 +11,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use storage::{Attempt, Database, Store, StoreConfig};
 
-pub use testkit::{on_both, Backend};
+pub(crate) use testkit::{on_both, Backend};
 
 /// A fresh, empty database for one test: a SQLite file in a temp dir (not created yet),
 /// or a new database on the test binary's PostgreSQL server.
-pub struct Db {
+pub(crate) struct Db {
     pub backend: Backend,
     pub database: Database,
     /// The SQLite file's directory; kept for PostgreSQL too (a place for scratch files).
@@ -31,7 +31,7 @@ impl From<Backend> for Db {
 }
 
 impl Db {
-    pub fn new(backend: Backend) -> Db {
+    pub(crate) fn new(backend: Backend) -> Db {
         let dir = tempfile::tempdir().expect("a temporary directory");
         match backend {
             Backend::Sqlite => {
@@ -56,16 +56,16 @@ impl Db {
         }
     }
 
-    pub fn config(&self, owner: &str) -> StoreConfig {
+    pub(crate) fn config(&self, owner: &str) -> StoreConfig {
         StoreConfig::with_database(self.database.clone(), owner)
     }
 
-    pub fn open(&self, owner: &str) -> Store {
+    pub(crate) fn open(&self, owner: &str) -> Store {
         Store::open(self.config(owner)).expect("open the store")
     }
 
     /// What a child process is told to open: the file's path or the URL.
-    pub fn arg(&self) -> String {
+    pub(crate) fn arg(&self) -> String {
         match &self.database {
             Database::Sqlite(path) => path.display().to_string(),
             Database::Postgres(url) => url.clone(),
@@ -73,7 +73,7 @@ impl Db {
     }
 
     /// A PostgreSQL URL, with a password, on which no server answers.
-    pub fn nowhere(&self) -> String {
+    pub(crate) fn nowhere(&self) -> String {
         self.server
             .as_ref()
             .expect("a PostgreSQL-only check ran against SQLite")
@@ -81,7 +81,7 @@ impl Db {
     }
 
     /// The SQLite file (panics for PostgreSQL: the test is SQLite's only).
-    pub fn path(&self) -> PathBuf {
+    pub(crate) fn path(&self) -> PathBuf {
         match &self.database {
             Database::Sqlite(path) => path.clone(),
             Database::Postgres(_) => panic!("a SQLite-only check ran against PostgreSQL"),
@@ -90,7 +90,7 @@ impl Db {
 
     /// Runs `sql` at the prompt a person would use, `sqlite3` or `psql`, on a connection
     /// of its own: what any other process sees. Rows as `a|b|c`, NULL as nothing.
-    pub fn query(&self, sql: &str) -> Vec<String> {
+    pub(crate) fn query(&self, sql: &str) -> Vec<String> {
         match (&self.database, &self.server) {
             (Database::Postgres(url), Some(server)) => {
                 let name = url.rsplit('/').next().unwrap_or_default();
@@ -117,14 +117,14 @@ impl Db {
         }
     }
 
-    pub fn count(&self, sql: &str) -> i64 {
+    pub(crate) fn count(&self, sql: &str) -> i64 {
         let rows = self.query(sql);
         rows.first()
             .and_then(|r| r.parse().ok())
             .unwrap_or_else(|| panic!("{sql} gave {rows:?}, not a number"))
     }
 
-    pub fn schema_version(&self) -> i64 {
+    pub(crate) fn schema_version(&self) -> i64 {
         match self.backend {
             Backend::Sqlite => self.count("PRAGMA user_version"),
             Backend::Postgres => self.count("SELECT version FROM schema_version"),
@@ -132,7 +132,7 @@ impl Db {
     }
 
     /// The statement that records schema version `n`.
-    pub fn set_schema_version_sql(&self, n: i64) -> String {
+    pub(crate) fn set_schema_version_sql(&self, n: i64) -> String {
         match self.backend {
             Backend::Sqlite => format!("PRAGMA user_version = {n};"),
             Backend::Postgres => format!("UPDATE schema_version SET version = {n};"),
@@ -140,25 +140,25 @@ impl Db {
     }
 }
 
-pub fn id(n: u64) -> Uuid {
+pub(crate) fn id(n: u64) -> Uuid {
     Uuid::from_u128(u128::from(n))
 }
 
-pub fn payment(n: u64, cents: i64) -> Payment {
+pub(crate) fn payment(n: u64, cents: i64) -> Payment {
     Payment {
         correlation_id: id(n),
         amount: Cents(cents),
     }
 }
 
-pub fn accepted(n: u64, cents: i64, at: i64) -> Accepted {
+pub(crate) fn accepted(n: u64, cents: i64, at: i64) -> Accepted {
     Accepted {
         payment: payment(n, cents),
         accepted_at: Millis(at),
     }
 }
 
-pub fn attempt(processor: Processor, at: i64) -> Attempt {
+pub(crate) fn attempt(processor: Processor, at: i64) -> Attempt {
     Attempt {
         processor,
         requested_at: Millis(at),
@@ -166,18 +166,18 @@ pub fn attempt(processor: Processor, at: i64) -> Attempt {
 }
 
 /// `n` milliseconds.
-pub fn ms(n: u64) -> std::time::Duration {
+pub(crate) fn ms(n: u64) -> std::time::Duration {
     std::time::Duration::from_millis(n)
 }
 
 /// A write lock held on the payments by another connection until [`Lunch::end`].
-pub enum Lunch {
+pub(crate) enum Lunch {
     Sqlite(rusqlite::Connection),
     Postgres(tokio_postgres::Client),
 }
 
 impl Lunch {
-    pub async fn start(db: &Db) -> Lunch {
+    pub(crate) async fn start(db: &Db) -> Lunch {
         match &db.database {
             Database::Sqlite(path) => {
                 let conn = rusqlite::Connection::open(path).unwrap();
@@ -198,7 +198,7 @@ impl Lunch {
         }
     }
 
-    pub async fn end(self) {
+    pub(crate) async fn end(self) {
         match self {
             Lunch::Sqlite(conn) => conn.execute_batch("ROLLBACK").unwrap(),
             Lunch::Postgres(client) => client.batch_execute("ROLLBACK").await.unwrap(),
