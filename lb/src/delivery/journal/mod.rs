@@ -69,6 +69,21 @@ pub enum JournalError {
 /// payment was delivered.
 pub struct Journal(Option<Arc<Ring>>);
 
+/// Dropping the journal releases its file: the page thread ([`keep_ahead_writable`]) may
+/// hold the ring for the instant of one pass, so the drop waits that instant out, and a
+/// journal opened again on the same path right after does not find its lock still held.
+impl Drop for Journal {
+    fn drop(&mut self) {
+        let Some(mut ring) = self.0.take() else {
+            return;
+        };
+        while let Err(shared) = Arc::try_unwrap(ring) {
+            ring = shared;
+            std::thread::yield_now();
+        }
+    }
+}
+
 /// The mapped file and the next sequence number.
 ///
 /// The file: a [`HEADER_BYTES`] header (magic, slot count), then slots of [`SLOT_BYTES`]:
