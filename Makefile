@@ -74,6 +74,8 @@ run: deps release
 
 # The loop while working. It needs only the Rust toolchain (PostgreSQL's cases skip
 # loudly without it); make check runs it with PostgreSQL required, then everything else.
+# No test is behind #[ignore]: the workspace's tests take about two minutes, so the loop
+# runs them all (about three minutes warm, with the build and clippy).
 quick:
 	$(CARGO) fmt --all --check
 	python3 scripts/check/code_shape.py
