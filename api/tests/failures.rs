@@ -145,6 +145,38 @@ fn a_default_slower_than_the_latency_bound_is_waited_for_then_left_to_the_fallba
     assert_eq!(stack.fallback.summary("").requests, 110 - at_default);
 }
 
+#[test]
+fn a_failing_default_slower_than_the_latency_bound_is_not_probed_and_its_health_record_brings_it_back(
+) {
+    // A probe is a payment: one sent to a default that fails after 2 s, and stops failing
+    // during that delay, is stored 2 s after its requestedAt, later than an audit's lag. So
+    // such a default gets no probe; its health record says when it is back.
+    let stack = Stack::start(&[]);
+    stack.default.set_delay(2000);
+    stack.default.set_failure(true);
+    let worker = stack.worker(|c| c.fallback_after = ms(60_000));
+    let sent = payments(50);
+    worker.send(&sent, 50);
+    // Calls received: ended with a 500 or still in their delay.
+    let calls = || stack.default.stat("payments500") + stack.default.stat("paymentsRunning");
+    // The first calls (unless the health record came first) learn that it fails after 2 s.
+    std::thread::sleep(Duration::from_millis(2500));
+    let learned = calls();
+    std::thread::sleep(Duration::from_millis(4500));
+    assert_eq!(
+        calls() - learned,
+        0,
+        "probes sent to a default failing after 2 s (one every 2 s would be 2 or more)"
+    );
+    assert_eq!(worker.processed(), 0);
+
+    stack.default.set_delay(0);
+    stack.default.set_failure(false);
+    worker.wait_processed(sent.len(), SETTLE);
+    stack.assert_settled(&worker, &sent);
+    assert_eq!(stack.fallback.summary("").requests, 0);
+}
+
 fn a_timed_out_payment_goes_back_only_to_its_processor(backend: Backend) {
     let stack = Stack::on(backend, &[]);
     // Slower than our timeout: every call times out, yet the processor stores the payment.

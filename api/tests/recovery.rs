@@ -90,7 +90,8 @@ fn a_killed_workers_payments_pinned_to_a_default_failing_to_the_end_are_paid_in_
 fn sigterm_refuses_new_intake_exits_0_and_the_other_worker_takes_over_at_once() {
     let stack = Stack::start(&[]);
     stack.default.set_failure(true);
-    stack.default.set_delay(1500);
+    // Failing after 1 s, within the latency bound: probed, so a call is in flight.
+    stack.default.set_delay(1000);
     // Workers are dead only after a minute here: the takeover below is due to retiring.
     let never_stale = |c: &mut Config| c.worker_dead_after = Duration::from_secs(60);
     let mut leaving = stack.worker_process(never_stale);

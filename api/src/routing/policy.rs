@@ -55,14 +55,15 @@ impl Policy {
             && o.overdue_ms <= expected + expected / 2 + SUSPECT_SLACK_MS
     }
 
-    /// How old (ms) the requestedAt a call carries may be when the call starts: the stamp's
-    /// age and the processor's delay share one audit budget, `latency_max` + [`STAMP_MARGIN`],
-    /// so a fast processor leaves the stamp more of it (a slow database needs it), one at the
-    /// bound leaves the margin.
+    /// How old (ms) the requestedAt a call carries may be when the call starts. The stamp's
+    /// age, the processor's delay and the recording of its answer share one audit budget,
+    /// `latency_max` + [`STAMP_MARGIN`]: what the delay leaves is split evenly between the
+    /// stamp (a slow database needs it) and the recording (a starved worker is late at
+    /// both), and the stamp gets at least the margin.
     pub(crate) fn stamp_age_max(&self, o: &Observed) -> i64 {
         let expected = o.latency_ms.max(o.overdue_ms);
         let margin = STAMP_MARGIN.as_millis() as i64;
-        (self.latency_max + margin - expected).max(margin)
+        ((self.latency_max + margin - expected) / 2).max(margin)
     }
 
     /// How many of `waiting` payments the default would not start within `overflow_after`:
@@ -154,8 +155,13 @@ pub(crate) fn choose(observed: &[Observed; 2], backlog: Backlog, policy: &Policy
         access,
         room,
         free,
-        // A fallback probe that answers 200 pays the higher fee, and a fallback back from an
-        // outage only starts the wait again: its return is read from the health record.
-        wanted: [default.failing, false],
+        // A probe is a payment: one that answers 200 later than the bound is stored later than
+        // an audit allows, so a failing default that slow is not probed. A fallback probe that
+        // answers 200 pays the higher fee, and a fallback back from an outage only starts the
+        // wait again. Those returns are read from the health record.
+        wanted: [
+            default.failing && default.latency_ms <= policy.latency_max,
+            false,
+        ],
     }
 }

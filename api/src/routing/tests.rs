@@ -83,21 +83,23 @@ fn where_payments_go_in_each_stage() {
         ("preview 0-10: both fast", ok(1), ok(1), 0, Goes::Default, &[]),
         ("preview 10-20: default at 100 ms", ok(100), ok(1), 0, Goes::Default, &[]),
         ("preview 20-30: default failing 3 s: wait, probing it", failing(100, 3_000), ok(1), 50, Goes::Wait, &[Default]),
-        ("preview 30-40: both failing (no trouble count: nothing to trade): probe the default",
-            failing(2000, 0), failing(1000, 0), 900, Goes::Wait, &[Default]),
+        ("preview 30-40: both failing (no trouble count: nothing to trade), the default too slow to probe",
+            failing(2000, 0), failing(1000, 0), 900, Goes::Wait, &[]),
         ("preview 40: the fallback back first, the default still failing: wait again",
-            failing(2000, 500), ok(20), 5000, Goes::Wait, &[Default]),
+            failing(2000, 500), ok(20), 5000, Goes::Wait, &[]),
+        ("preview 40: the default's health record says it is back, failing after 20 ms at the last probe",
+            failing(20, 500), ok(20), 5000, Goes::Wait, &[Default]),
         ("preview 40-50: both back at 20 ms", ok(20), ok(20), 2000, Goes::Default, &[]),
         ("preview 50-60: the fallback slow, unused anyway", ok(1), slow(5000, 5_000), 0, Goes::Default, &[]),
         // The final (stages of 30 s).
         ("final 0-30: both fast", ok(1), ok(1), 0, Goes::Default, &[]),
         ("final 30-60: default at 1,000 ms, within the bound", ok(1000), ok(1), 0, Goes::Default, &[]),
         ("final 60-90: default at 500 ms", ok(500), ok(1), 0, Goes::Default, &[]),
-        ("final 90-120: default failing after 2 s, 5 s into it: wait",
-            failing(2000, 5_000), ok(1000), 1000, Goes::Wait, &[Default]),
-        ("final 90-120: 12 s into it: the fallback, still probing the default",
-            failing(2000, 12_000), ok(1000), 2000, Goes::Fallback, &[Default]),
-        ("final 120-150: default failing after 5 s", failing(5000, 40_000), ok(5), 0, Goes::Fallback, &[Default]),
+        ("final 90-120: default failing after 2 s, 5 s into it: wait, too slow to probe",
+            failing(2000, 5_000), ok(1000), 1000, Goes::Wait, &[]),
+        ("final 90-120: 12 s into it: the fallback",
+            failing(2000, 12_000), ok(1000), 2000, Goes::Fallback, &[]),
+        ("final 120-150: default failing after 5 s", failing(5000, 40_000), ok(5), 0, Goes::Fallback, &[]),
         ("final 150-180: default back, fallback failing: not wanted", ok(1), failing(5, 2_000), 3000, Goes::Default, &[]),
         ("final 180-210: default at 100 ms", ok(100), ok(5), 0, Goes::Default, &[]),
         ("final 210-240", ok(50), ok(1), 0, Goes::Default, &[]),
@@ -105,10 +107,13 @@ fn where_payments_go_in_each_stage() {
         ("final 270-300: default slow (2 s) for 3 s: wait, no probe", slow(2000, 3_000), ok(1), 1500, Goes::Wait, &[]),
         ("final 270-300: slow for 10 s: the fallback", slow(2000, 10_000), ok(1), 5000, Goes::Fallback, &[]),
         // The final with the default failing in its last 30 s, to the end.
-        ("outage to the end, 9 s in: wait", failing(2000, 9_000), ok(1), 5000, Goes::Wait, &[Default]),
-        ("outage to the end, 10 s in: the fallback", failing(2000, 10_000), ok(1), 5500, Goes::Fallback, &[Default]),
+        ("outage to the end, 9 s in: wait", failing(2000, 9_000), ok(1), 5000, Goes::Wait, &[]),
+        ("outage to the end, 10 s in: the fallback", failing(2000, 10_000), ok(1), 5500, Goes::Fallback, &[]),
         // The edges of each rule.
         ("exactly at the latency bound: usable", ok(1200), ok(1), 0, Goes::Default, &[]),
+        ("failing at the latency bound: probed", failing(1200, 0), ok(1), 10, Goes::Wait, &[Default]),
+        ("failing past the bound: a probe answering 200 would be stored too late for the audits",
+            failing(1201, 0), ok(1), 10, Goes::Wait, &[]),
         ("a call overdue by more than half its latency + 100 ms: suspect, wait",
             Observed { overdue_ms: 255, ..ok(103) }, ok(1), 10, Goes::Wait, &[]),
         ("a call overdue within the slack: still the default",
@@ -139,8 +144,9 @@ fn where_payments_go_in_each_stage() {
 }
 
 #[test]
-fn a_stamp_may_be_as_old_as_the_audit_budget_leaves_after_the_processor_s_latency() {
-    // latency_max 1200 + the 250 ms margin: 1450 ms for the stamp's age and the delay.
+fn a_stamp_may_take_half_of_what_the_processor_s_latency_leaves_of_the_audit_budget() {
+    // latency_max 1200 + the 250 ms margin: 1450 ms for the stamp's age, the delay and the
+    // recording of the answer.
     let overdue = Observed {
         overdue_ms: 900,
         ..ok(20)
@@ -148,12 +154,12 @@ fn a_stamp_may_be_as_old_as_the_audit_budget_leaves_after_the_processor_s_latenc
     let rows = [
         (
             ok(20),
-            1430,
-            "a fast processor leaves the stamp most of the budget",
+            715,
+            "a fast processor leaves the stamp half the budget, the recording the other half",
         ),
         (ok(1200), 250, "a processor at the bound leaves the margin"),
         (slow(3000, 0), 250, "never less than the margin"),
-        (overdue, 550, "a call overdue counts as the latency"),
+        (overdue, 275, "a call overdue counts as the latency"),
     ];
     for (observed, age_max, why) in rows {
         assert_eq!(POLICY.stamp_age_max(&observed), age_max, "{why}");
