@@ -63,20 +63,24 @@ impl Acceptor {
                 self.metrics.accepted();
                 reply::empty(session, 202).await
             }
-            Err(Rejected { why, message }) => {
-                self.metrics.rejected(why);
-                if why == Rejection::BodyTooLarge {
-                    body::discard_rest(session).await;
-                }
-                // A client told 503 may try again shortly: the queue drains fast.
-                let retry: &[(&str, &str)] = if why.status() == 503 {
-                    &[("retry-after", "1")]
-                } else {
-                    &[]
-                };
-                reply::error(session, why.status(), why.kind(), &message, retry).await
-            }
+            // Boxed: the 202's future stays small (see `Gateway::request_filter`).
+            Err(rejected) => Box::pin(self.reject(session, rejected)).await,
         }
+    }
+
+    async fn reject(&self, session: &mut Session, rejected: Rejected) -> pingora::Result<()> {
+        let Rejected { why, message } = rejected;
+        self.metrics.rejected(why);
+        if why == Rejection::BodyTooLarge {
+            body::discard_rest(session).await;
+        }
+        // A client told 503 may try again shortly: the queue drains fast.
+        let retry: &[(&str, &str)] = if why.status() == 503 {
+            &[("retry-after", "1")]
+        } else {
+            &[]
+        };
+        reply::error(session, why.status(), why.kind(), &message, retry).await
     }
 
     async fn take(&self, session: &mut Session) -> pingora::Result<Result<(), Rejected>> {

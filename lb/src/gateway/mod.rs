@@ -102,7 +102,7 @@ impl ProxyHttp for Gateway {
         let route = match route(&header.method, header.uri.path()) {
             Ok(route) => route,
             Err(miss) => {
-                answer_miss(session, miss).await?;
+                Box::pin(answer_miss(session, miss)).await?;
                 return Ok(true);
             }
         };
@@ -110,16 +110,9 @@ impl ProxyHttp for Gateway {
             self.acceptor.answer(session).await?;
             return Ok(true);
         }
-        ctx.body_dropped = body::declared(session);
-        ctx.purge = route == Route::Purge;
-        if body::read_limited(session, route.max_body())
-            .await?
-            .is_none()
-        {
-            answer_too_large(session, route.max_body()).await?;
-            return Ok(true);
-        }
-        Ok(false)
+        // Every path but the 202's is boxed: Pingora boxes this filter's future for each
+        // request, and one under 1 KiB comes from the allocator's per-thread cache.
+        Box::pin(read_for_worker(session, ctx, route)).await
     }
 
     /// Tells the worker there is no body when the client's (small) one was dropped.
@@ -225,6 +218,25 @@ impl ProxyHttp for Gateway {
 }
 
 /// 404 or 405 (with `Allow`).
+/// Reads the body a proxied route may carry and drops it; more than the route takes is
+/// answered 413 here (true: answered).
+async fn read_for_worker(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    route: Route,
+) -> Result<bool> {
+    ctx.body_dropped = body::declared(session);
+    ctx.purge = route == Route::Purge;
+    if body::read_limited(session, route.max_body())
+        .await?
+        .is_none()
+    {
+        answer_too_large(session, route.max_body()).await?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
 async fn answer_miss(session: &mut Session, miss: Miss) -> Result<()> {
     let path = session.req_header().uri.path();
     let (message, allow) = match miss {
