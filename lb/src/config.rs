@@ -11,7 +11,7 @@
 
 use crate::delivery::workers::WorkerAddr;
 use payment::intake::MAX_BATCH_PAYMENTS;
-use service::config::{checked, millis, millis_or_zero, positive, text};
+use service::config::{checked, micros_or_zero, millis, millis_or_zero, positive, text};
 use service::flag;
 use service::Address;
 use std::path::PathBuf;
@@ -45,6 +45,8 @@ pub const LB_AVOID_MS: &str = "LB_AVOID_MS";
 pub const LB_JOURNAL_PATH: &str = "LB_JOURNAL_PATH";
 /// The variable of `Config::metrics_listen`.
 pub const LB_METRICS_LISTEN: &str = "LB_METRICS_LISTEN";
+/// The variable of `Config::slice`.
+pub const LB_SLICE_US: &str = "LB_SLICE_US";
 
 /// Why these defaults: the queue holds about two minutes of the contest's peak rate
 /// (65,536 at 550 per s; 40 bytes each in the queue, 40 more in the journal). The
@@ -101,6 +103,10 @@ pub struct Config {
     /// them, replayed at start; `off`: a killed lb loses the payments it holds.
     #[arg(long = flag!(LB_JOURNAL_PATH), env = LB_JOURNAL_PATH, default_value = "data/lb.journal", value_parser = checked(JournalAt::parse))]
     pub(crate) journal: JournalAt,
+    /// The CPU slice (µs) the lb's threads ask of the kernel, so a woken one runs before
+    /// a busy neighbour's slice ends (see [`crate::slice`]); 0: the kernel's default.
+    #[arg(long = flag!(LB_SLICE_US), env = LB_SLICE_US, default_value = "100", value_parser = checked(micros_or_zero))]
+    pub(crate) slice: Duration,
 }
 
 /// Where the journal is (see [`crate::delivery::journal`]).

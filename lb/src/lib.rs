@@ -6,8 +6,8 @@
 //! - `front`: the client connections, capped, each request's head read before Pingora;
 //! - `gateway`: the routes; `POST /payments` validated, journaled, queued, answered 202;
 //! - `delivery`: the [`journal`], the queue and the forwarder that posts to the workers;
-//! - `metrics` (and its own listener), [`shutdown`] (the drain on SIGTERM), [`config`],
-//!   and [`server`], which puts the parts together.
+//! - `metrics`, [`shutdown`] (the drain on SIGTERM), `slice` (the lb's turn on a busy
+//!   core), [`config`], and [`server`], which puts the parts together.
 
 pub mod config;
 mod delivery;
@@ -16,5 +16,6 @@ mod gateway;
 mod metrics;
 pub mod server;
 pub mod shutdown;
+mod slice;
 
 pub use delivery::journal;

@@ -19,6 +19,7 @@ use crate::gateway::Gateway;
 use crate::metrics::listener::{Gauges, MetricsListener};
 use crate::metrics::Metrics;
 use crate::shutdown::{DrainOnSignal, Shutdown};
+use crate::slice;
 use pingora::lb::discovery::Static;
 use pingora::lb::health_check::TcpHealthCheck;
 use pingora::lb::{selection::RoundRobin, Backend, Backends, LoadBalancer};
@@ -76,6 +77,12 @@ impl Exit {
 
 /// Runs the lb until SIGTERM/SIGINT and its drain are over.
 pub fn run(config: Config) -> Result<Exit, StartError> {
+    // Before any of the lb's threads exists: they inherit it.
+    if !config.slice.is_zero() {
+        if let Err(e) = slice::ask_for(config.slice) {
+            tracing::warn!("{e}");
+        }
+    }
     let server_conf = ServerConf {
         threads: config.threads,
         // Our drain already ran when Pingora hears about the shutdown (see `shutdown`).
