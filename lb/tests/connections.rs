@@ -116,18 +116,9 @@ impl Client {
     }
 }
 
-/// An lb without workers (the payments are only queued: no worker is needed for the
-/// 202) serving at most `max` client connections.
+/// An lb without workers serving at most `max` client connections.
 fn lb_with_cap(max: &str, nowhere: &SilentAddr) -> Lb {
-    let nowhere = nowhere.to_string();
-    Lb::start(
-        &[],
-        &[
-            (lb_env::API_ADDRS, &nowhere),
-            (lb_env::LB_MAX_CONNECTIONS, max),
-            (lb_env::LB_DRAIN_TIMEOUT_MS, "300"),
-        ],
-    )
+    Lb::start_without_workers(nowhere, &[(lb_env::LB_MAX_CONNECTIONS, max)])
 }
 
 /// Waits until the lb counts `idle` idle connections and `closed` closed for room.

@@ -23,17 +23,9 @@ fn slices(pid: i32) -> Option<Vec<u64>> {
     Some(found)
 }
 
-/// An lb without workers (a 202 needs none), with `LB_SLICE_US` at `slice`.
+/// An lb without workers, with `LB_SLICE_US` at `slice`.
 fn lb_with_slice(slice: &str, nowhere: &SilentAddr) -> Lb {
-    let nowhere = nowhere.to_string();
-    Lb::start(
-        &[],
-        &[
-            (lb_env::API_ADDRS, &nowhere),
-            (lb_env::LB_SLICE_US, slice),
-            (lb_env::LB_DRAIN_TIMEOUT_MS, "300"),
-        ],
-    )
+    Lb::start_without_workers(nowhere, &[(lb_env::LB_SLICE_US, slice)])
 }
 
 #[test]

@@ -11,7 +11,7 @@ use lb::config as lb_env;
 use payment::Uuid;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use testkit::{free_addr, http, wait_for, wait_listening, Service};
+use testkit::{free_addr, http, wait_for, wait_listening, Service, SilentAddr};
 
 use testkit::processors::{Sim, Totals};
 
@@ -115,6 +115,18 @@ impl Lb {
         let mut lb = Lb::start_on_journal(workers, env, &dir.path().join("lb.journal"));
         lb._journal_dir = Some(dir);
         lb
+    }
+
+    /// Starts the lb with one worker address that accepts and never answers (a 202 needs
+    /// no worker: the payments are only queued), a short drain, and `env` on top.
+    pub(crate) fn start_without_workers(nowhere: &SilentAddr, env: &[(&str, &str)]) -> Lb {
+        let nowhere = nowhere.to_string();
+        let mut all = vec![
+            (lb_env::API_ADDRS, nowhere.as_str()),
+            (lb_env::LB_DRAIN_TIMEOUT_MS, "300"),
+        ];
+        all.extend_from_slice(env);
+        Lb::start(&[], &all)
     }
 
     /// Starts the lb with the journal at `journal` (the one a killed lb left).
