@@ -8,7 +8,8 @@
 #                             starts BINARY with ENV, logs in $work/NAME.log, waits for PORT;
 #                             an lb gets the journal $work/NAME.journal unless ENV names one
 #   start_backend             two simulators (5 %, 15 %) and two workers on one database in
-#                             $work, on free ports; sets $workers (the lb's API_ADDRS)
+#                             $work, on free ports; sets $workers (the lb's API_ADDRS) and
+#                             $worker_pids
 #
 # On success the work directory is removed; on failure it is kept and named.
 
@@ -55,9 +56,11 @@ start_backend() {
   start sim-default "$p_default" "$BIN_DIR/sim" SIM_LISTEN="127.0.0.1:$p_default" SIM_FEE=0.05
   start sim-fallback "$p_fallback" "$BIN_DIR/sim" SIM_LISTEN="127.0.0.1:$p_fallback" SIM_FEE=0.15
   workers="127.0.0.1:$p_api1,127.0.0.1:$p_api2"
+  worker_pids=()
   for n in 1 2; do
     local port_var=p_api$n
     start "api-$n" "${!port_var}" "$BIN_DIR/api" API_LISTEN="127.0.0.1:${!port_var}" DATABASE_PATH="$work/payments.db" \
       PROCESSOR_DEFAULT_URL="http://127.0.0.1:$p_default" PROCESSOR_FALLBACK_URL="http://127.0.0.1:$p_fallback"
+    worker_pids+=("${pids[-1]}")
   done
 }

@@ -20,7 +20,6 @@ SLICES=${SLICES:-0 100} RATE=${RATE:-600} SECS=${BENCH_SECONDS:-20} ROUNDS=${ROU
 source scripts/bench/lb/lib.sh
 bench_start lb-sched sim api lb open-load
 start_backend
-api_pids=("${pids[2]}" "${pids[3]}")
 
 # "cpu_ns wait_ns voluntary involuntary" summed over the threads of the PIDs given.
 counts() {
@@ -44,12 +43,13 @@ run() {
     LB_METRICS_LISTEN=off LB_SLICE_US="$slice"
   lb_pid=${pids[-1]}
   read -ra lb0 < <(counts "$lb_pid")
-  read -ra api0 < <(counts "${api_pids[@]}")
+  read -ra api0 < <(counts "${worker_pids[@]}")
   "$BIN_DIR/open-load" --target "http://127.0.0.1:$port" --rate "$RATE" --secs "$SECS" \
     --connections 50 >"$work/load.txt"
   read -ra lb1 < <(counts "$lb_pid")
-  read -ra api1 < <(counts "${api_pids[@]}")
+  read -ra api1 < <(counts "${worker_pids[@]}")
   kill -TERM "$lb_pid" && wait "$lb_pid" || true
+  unset 'pids[-1]'
   echo "   slice $slice µs: lb cpu $(( (lb1[0] - lb0[0]) / 1000000 )) ms, wait $(( (lb1[1] - lb0[1]) / 1000000 )) ms," \
     "switches $((lb1[2] - lb0[2])) voluntary, $((lb1[3] - lb0[3])) involuntary;" \
     "workers cpu $(( (api1[0] - api0[0]) / 1000000 )) ms, wait $(( (api1[1] - api0[1]) / 1000000 )) ms," \
